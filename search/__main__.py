@@ -1,0 +1,98 @@
+"""``python -m search``: the Hydra entry point of the search engine.
+
+Examples::
+
+    python -m search                                   # embedded default, best-of-N
+    python -m search +strategy=beam strategy.n=8 aggregation=prod
+    python -m search -m +strategy=beam strategy.n=4,8,16 aggregation=min,prod
+    python -m search --config-dir MY_DIR scorer=my_prm  # a PRM of your own
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from search.config import SearchConfig, register_configs, validate
+
+log = logging.getLogger("search")
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
+register_configs()
+
+
+def describe(config: SearchConfig, raw: DictConfig) -> dict[str, Any]:
+    scorer = raw.get("scorer")
+    return {
+        "strategy": config.strategy.name.value,
+        "n": config.strategy.n,
+        "select": config.strategy.select.value,
+        "aggregation": config.aggregation.value,
+        "dataset": config.dataset.name,
+        "policy": config.policy.model,
+        "scorer": None if scorer is None else scorer.get("_target_"),
+        "seed": config.seed,
+        "config": OmegaConf.to_container(raw, resolve=True),
+    }
+
+
+def print_summary(metrics: dict[str, Any]) -> None:
+    rows = [
+        ("strategy", f"{metrics['strategy']} (n={metrics['n']}, select={metrics['select']}, "
+                     f"aggregation={metrics['aggregation']})"),
+        ("problems", str(metrics["num_problems"])),
+        ("accuracy", f"{metrics['accuracy']:.3f}"),
+    ]
+    for rule, value in metrics.get("accuracy_by_rule", {}).items():
+        rows.append((f"  {rule}", f"{value:.3f}"))
+    rows += [
+        ("pass@n", f"{metrics['pass_at_n']:.3f}"),
+        ("mean sample accuracy", f"{metrics['mean_sample_accuracy']:.3f}"),
+        ("policy tokens", str(metrics["policy_tokens"])),
+        ("prm tokens", str(metrics["prm_tokens"])),
+        ("wall s", f"{metrics['wall_s']:.1f}"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    print("\n".join(f"{name:<{width}}  {value}" for name, value in rows))
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+def main(raw: DictConfig) -> None:
+    config: SearchConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
+    validate(config)  # before any model is loaded
+
+    from search.data import load_problems
+    from search.generators import build_generator
+    from search.run import run_search
+    from search.strategies import build_strategy
+
+    loaded = load_problems(config.dataset)
+    if loaded.skipped:
+        log.warning("skipped %d bad rows: %s", loaded.skipped, loaded.skipped_reasons[:5])
+    generator = build_generator(config.policy, seed=config.seed)
+    scorer = None if raw.scorer is None else instantiate(raw.scorer)
+    strategy = build_strategy(config.strategy, config.aggregation)
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    metrics = run_search(
+        loaded.problems,
+        generator,
+        scorer,
+        strategy,
+        output_dir,
+        describe=describe(config, raw) | {"skipped_rows": loaded.skipped},
+        batch_problems=config.batch_problems,
+        grading_timeout_s=config.grading_timeout_s,
+        progress=config.progress,
+    )
+    print_summary(metrics)
+    print(f"results: {output_dir}")
+
+
+if __name__ == "__main__":
+    main()

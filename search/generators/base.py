@@ -1,0 +1,102 @@
+"""What every generator backend shares: sampling settings, prompt rendering, and turning
+raw sampled text into a ``Continuation``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from search.prompting import DEFAULT_SYSTEM_PROMPT, render_prompt
+from search.types import STEP_SEPARATOR, Continuation, FinishReason, Prefix, Until, split_steps
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationSettings:
+    """Per-request sampling parameters (the engine's, not the model's).
+
+    ``max_step_tokens`` caps one step (``Until.step``); ``max_tokens`` caps the rest of a
+    solution (``Until.end``). ``temperature=0`` is greedy.
+    """
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_step_tokens: int = 64
+    max_tokens: int = 512
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise ValueError(f"expected temperature >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"expected 0 < top_p <= 1, got {self.top_p}")
+        if self.max_step_tokens < 1 or self.max_tokens < 1:
+            raise ValueError(
+                "expected max_step_tokens >= 1 and max_tokens >= 1, got "
+                f"{self.max_step_tokens} and {self.max_tokens}"
+            )
+
+    def limit(self, until: Until, prompt_tokens: int) -> int:
+        del prompt_tokens  # limits are on new tokens; the context check is the backend's
+        return self.max_step_tokens if until is Until.step else self.max_tokens
+
+
+class PromptRenderer:
+    """Renders a prefix into prompt token ids: the chat template when the tokenizer has one
+    (``use_chat_template=None``), else ``search.prompting.PLAIN_TEMPLATE``."""
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        use_chat_template: bool | None = None,
+        system_prompt: str | None = None,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.use_chat_template = use_chat_template
+        self.system_prompt = DEFAULT_SYSTEM_PROMPT if system_prompt is None else system_prompt
+
+    def text(self, prefix: Prefix) -> str:
+        return render_prompt(
+            prefix.problem.question,
+            prefix.steps,
+            tokenizer=self.tokenizer,
+            system_prompt=self.system_prompt,
+            use_chat_template=self.use_chat_template,
+        )
+
+    def encode(self, prefix: Prefix) -> list[int]:
+        ids = self.tokenizer(self.text(prefix), add_special_tokens=False)["input_ids"]
+        return list(ids)
+
+    def eos_ids(self, extra: int | list[int] | None = None) -> frozenset[int]:
+        """End-of-solution token ids: the tokenizer's eos plus the model's generation-config
+        eos (instruct models end a turn with e.g. ``<|im_end|>``)."""
+        ids: set[int] = set()
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(int(self.tokenizer.eos_token_id))
+        if isinstance(extra, int):
+            ids.add(extra)
+        elif extra:
+            ids.update(int(x) for x in extra)
+        if not ids:
+            raise ValueError(
+                "expected the tokenizer or the model's generation config to name an eos token, "
+                "got none; fix: set eos_token in the tokenizer config"
+            )
+        return frozenset(ids)
+
+    @staticmethod
+    def ends_step(text: str) -> bool:
+        return STEP_SEPARATOR in text
+
+
+def make_continuation(
+    text: str, reason: FinishReason, num_tokens: int, until: Until
+) -> Continuation:
+    """A ``Continuation`` from sampled text: in step mode the text is cut just after the first
+    blank line (a token may run past it); the blank line is kept."""
+    if until is Until.step and reason is FinishReason.step:
+        cut = text.find(STEP_SEPARATOR)
+        if cut >= 0:
+            text = text[: cut + len(STEP_SEPARATOR)]
+    return Continuation(
+        text=text, steps=split_steps(text), finish_reason=reason, num_tokens=num_tokens
+    )

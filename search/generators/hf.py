@@ -1,0 +1,218 @@
+"""transformers backend: batched sampling with left padding and a KV cache.
+
+Every prefix is expanded ``n`` times and sequences run in chunks of ``batch_size``. Each
+sequence stops on its own (end of step, eos, or its token limit); a chunk ends when all of
+its sequences have stopped, and finished rows are dropped from the batch and its cache as
+they stop. Sampling draws from a local ``torch.Generator`` seeded once, so a run is
+reproducible without touching global RNG state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from search.generators.base import GenerationSettings, PromptRenderer, make_continuation
+from search.protocols import TokenCounter
+from search.types import FinishReason, Generation, Prefix, Until
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_dtype(dtype: str, device: str) -> Any:
+    import torch
+
+    if dtype == "auto":
+        if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    choices = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype not in choices:
+        raise ValueError(f"expected dtype in {['auto', *choices]}, got {dtype!r}")
+    return choices[dtype]
+
+
+@dataclass
+class _Row:
+    """One sequence being sampled: which request it belongs to and what it has so far."""
+
+    request: int
+    generated: list[int]
+    reason: FinishReason | None = None
+
+
+class HFGenerator:
+    """Generator on a transformers causal LM (``AutoModelForCausalLM``).
+
+    ``model`` is a local directory or, when online, a hub name. Implements
+    ``search.protocols.Generator``.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_step_tokens: int = 64,
+        max_tokens: int = 512,
+        batch_size: int = 256,
+        seed: int = 0,
+        dtype: str = "auto",
+        device: str = "auto",
+        use_chat_template: bool | None = None,
+        system_prompt: str | None = None,
+        trust_remote_code: bool = False,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.settings = GenerationSettings(
+            temperature=temperature,
+            top_p=top_p,
+            max_step_tokens=max_step_tokens,
+            max_tokens=max_tokens,
+        )
+        if batch_size < 1:
+            raise ValueError(f"expected batch_size >= 1, got {batch_size}")
+        self.batch_size = batch_size
+        self.device = resolve_device(device)
+        self.tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
+        self.model = AutoModelForCausalLM.from_pretrained(
+            model, dtype=resolve_dtype(dtype, self.device), trust_remote_code=trust_remote_code
+        ).to(self.device)
+        self.model.eval()
+        self.renderer = PromptRenderer(self.tokenizer, use_chat_template, system_prompt)
+        self.eos_ids = self.renderer.eos_ids(self.model.generation_config.eos_token_id)
+        self.pad_id = self.tokenizer.pad_token_id
+        if self.pad_id is None:
+            self.pad_id = next(iter(self.eos_ids))
+        self.rng = torch.Generator(device=self.device).manual_seed(seed)
+        self.usage = TokenCounter()
+        self._newline_tokens: dict[int, bool] = {}
+
+    # -- protocol -----------------------------------------------------------------------
+    def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
+        if n < 1:
+            raise ValueError(f"expected n >= 1, got {n}")
+        until = Until(until)
+        prompts = [self.renderer.encode(prefix) for prefix in prefixes]
+        limits = [self.settings.limit(until, len(ids)) for ids in prompts]
+        rows = [_Row(request=i, generated=[]) for i in range(len(prefixes)) for _ in range(n)]
+        for start in range(0, len(rows), self.batch_size):
+            self._run_chunk(rows[start : start + self.batch_size], prompts, limits, until)
+        self.usage.calls += 1
+        self.usage.tokens += sum(len(ids) for ids in prompts)
+        self.usage.new_tokens += sum(len(ids) for ids in prompts)
+        self.usage.generated_tokens += sum(len(row.generated) for row in rows)
+        out: list[Generation] = []
+        for index, ids in enumerate(prompts):
+            mine = rows[index * n : (index + 1) * n]
+            continuations = tuple(
+                make_continuation(
+                    self.tokenizer.decode(row.generated, skip_special_tokens=True),
+                    row.reason or FinishReason.length,
+                    len(row.generated),
+                    until,
+                )
+                for row in mine
+            )
+            out.append(Generation(prompt_tokens=len(ids), continuations=continuations))
+        return out
+
+    # -- sampling -----------------------------------------------------------------------
+    def _ends_line(self, token: int) -> bool:
+        known = self._newline_tokens.get(token)
+        if known is None:
+            known = "\n" in self.tokenizer.decode([token])
+            self._newline_tokens[token] = known
+        return known
+
+    def _run_chunk(
+        self, rows: list[_Row], prompts: list[list[int]], limits: list[int], until: Until
+    ) -> None:
+        import torch
+
+        ids = [prompts[row.request] for row in rows]
+        width = max(len(x) for x in ids)
+        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, x in enumerate(ids):
+            input_ids[r, width - len(x) :] = torch.tensor(x, dtype=torch.long)
+            attention[r, width - len(x) :] = 1
+        input_ids = input_ids.to(self.device)
+        attention = attention.to(self.device)
+        live = list(range(len(rows)))  # positions in `rows` of the sequences still running
+        cache: Any = None
+        step_input = input_ids
+        with torch.inference_mode():
+            while live:
+                positions = (attention.cumsum(-1) - 1).clamp(min=0)
+                positions = positions[:, -step_input.shape[1] :]
+                out = self.model(
+                    input_ids=step_input,
+                    attention_mask=attention,
+                    position_ids=positions,
+                    past_key_values=cache,
+                    use_cache=True,
+                    logits_to_keep=1,
+                )
+                cache = out.past_key_values
+                tokens = self._sample(out.logits[:, -1, :].float())
+                keep: list[int] = []
+                for slot, token in enumerate(tokens.tolist()):
+                    row = rows[live[slot]]
+                    row.generated.append(token)
+                    row.reason = self._stop_reason(row, token, until, limits[row.request])
+                    if row.reason is None:
+                        keep.append(slot)
+                if len(keep) < len(live):
+                    if not keep:
+                        break
+                    index = torch.tensor(keep, device=self.device)
+                    cache.batch_select_indices(index)
+                    attention = attention[index]
+                    tokens = tokens[index]
+                    live = [live[slot] for slot in keep]
+                attention = torch.cat(
+                    [attention, torch.ones((len(live), 1), dtype=attention.dtype,
+                                           device=self.device)],
+                    dim=-1,
+                )
+                step_input = tokens.unsqueeze(-1)
+
+    def _sample(self, logits: Any) -> Any:
+        import torch
+
+        temperature = self.settings.temperature
+        if temperature == 0.0:
+            return logits.argmax(dim=-1)
+        probs = torch.softmax(logits / temperature, dim=-1)
+        if self.settings.top_p < 1.0:
+            sorted_probs, order = probs.sort(dim=-1, descending=True)
+            cumulative = sorted_probs.cumsum(dim=-1)
+            sorted_probs[(cumulative - sorted_probs) > self.settings.top_p] = 0.0
+            probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+        return torch.multinomial(probs, 1, generator=self.rng).squeeze(-1)
+
+    def _stop_reason(
+        self, row: _Row, token: int, until: Until, limit: int
+    ) -> FinishReason | None:
+        if token in self.eos_ids:  # kept in `generated`: it was sampled, so it is counted
+            return FinishReason.eos
+        if until is Until.step and self._ends_line(token):
+            text = self.tokenizer.decode(row.generated, skip_special_tokens=True)
+            if self.renderer.ends_step(text):
+                return FinishReason.step
+        if len(row.generated) >= limit:
+            return FinishReason.length
+        return None

@@ -1,0 +1,57 @@
+"""The seams of the engine. Every backend and strategy is batch-first.
+
+The engine never knows which model is behind a ``Generator`` or a ``Scorer``; a user plugs
+in their own class by satisfying these protocols (see README, "Plugging in a custom PRM").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from search.types import Generation, Prefix, Problem, SearchResult, Until
+
+
+@dataclass
+class TokenCounter:
+    """Running totals a backend keeps of what it actually processed."""
+
+    calls: int = 0
+    tokens: int = 0  # tokens encoded (prompt/prefix tokens the model ran over)
+    new_tokens: int = 0  # of those, tokens not seen before (the rest could be prefix-cached)
+    generated_tokens: int = 0  # tokens sampled (generators only)
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """Samples continuations of many partial solutions at once."""
+
+    def generate(
+        self, prefixes: Sequence[Prefix], n: int, until: Until
+    ) -> list[Generation]:
+        """``n`` continuations of every prefix: ``len(out) == len(prefixes)`` and
+        ``len(out[i].continuations) == n``. ``until=Until.step`` stops each continuation at
+        the end of its next step (the blank line is kept in ``text``); ``Until.end`` lets it
+        run to the end of the solution. Sampling is seeded by the generator's own seed."""
+        ...
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """A process reward model: one probability of correctness per step."""
+
+    def score(self, prefixes: Sequence[Prefix]) -> list[list[float]]:
+        """One score in [0, 1] per step: ``len(out[i]) == len(prefixes[i].steps)``."""
+        ...
+
+
+class Strategy(Protocol):
+    """A test-time search method, batched across problems."""
+
+    def run(
+        self, problems: Sequence[Problem], generator: Generator, scorer: Scorer | None
+    ) -> list[SearchResult]:
+        """One result per problem, in order; each with exactly the strategy's budget of
+        candidates."""
+        ...

@@ -1,0 +1,190 @@
+"""The engine loop: problems in batches through a strategy, graded, appended to
+``results.jsonl``, summarised in ``metrics.json``. Usable from Python without Hydra::
+
+    from search.run import run_search
+    metrics = run_search(problems, generator, scorer, strategy, Path("out"), describe={})
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from search.grading import answers_match
+from search.protocols import Generator, Scorer, Strategy
+from search.scoring import ScoreOutput, call_scorer
+from search.results import ResultsFile, result_to_record, write_metrics
+from search.types import Generation, Prefix, Problem, SearchResult, Until
+
+log = logging.getLogger(__name__)
+
+
+class CallCounter:
+    """Wraps a generator and a scorer to count the engine's calls into them."""
+
+    def __init__(self) -> None:
+        self.generate_calls = 0
+        self.score_calls = 0
+
+
+class CountingGenerator:
+    def __init__(self, inner: Generator, counter: CallCounter) -> None:
+        self.inner = inner
+        self.counter = counter
+
+    def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
+        self.counter.generate_calls += 1
+        return self.inner.generate(prefixes, n, until)
+
+
+class CountingScorer:
+    """Counts calls; forwards through ``call_scorer`` so usage stays unknown (``None``) for a
+    scorer that does not report it."""
+
+    def __init__(self, inner: Scorer, counter: CallCounter) -> None:
+        self.inner = inner
+        self.counter = counter
+
+    def score(self, prefixes: Sequence[Prefix]) -> list[list[float]]:
+        return self.score_with_usage(prefixes).scores
+
+    def score_with_usage(self, prefixes: Sequence[Prefix]) -> ScoreOutput:
+        self.counter.score_calls += 1
+        return call_scorer(self.inner, prefixes)
+
+
+def grade(result: SearchResult, timeout_s: float) -> tuple[SearchResult, dict[str, bool]]:
+    """Mark every candidate and every selection rule's pick right or wrong."""
+    gold = result.problem.answer
+    candidates = tuple(
+        replace(c, correct=answers_match(c.answer, gold, timeout_s=timeout_s))
+        for c in result.candidates
+    )
+    correct = {
+        rule: answers_match(pick, gold, timeout_s=timeout_s)
+        for rule, pick in result.predictions.items()
+    }
+    correct["selected"] = answers_match(result.prediction, gold, timeout_s=timeout_s)
+    return replace(result, candidates=candidates), correct
+
+
+def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Accuracy of the selected pick and of every rule, pass@N, mean single-sample accuracy,
+    and the compute spent, over all records of a run (resumed ones included)."""
+    count = len(records)
+    if count == 0:
+        return {"num_problems": 0, "accuracy": None}
+
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values) if values else float("nan")
+
+    rules = sorted({rule for record in records for rule in record["correct_by_rule"]})
+    prm_tokens = [record["usage"]["prm_tokens"] for record in records]
+    prm_new = [record["usage"]["prm_new_tokens"] for record in records]
+    return {
+        "num_problems": count,
+        "accuracy": mean([float(record["correct"]) for record in records]),
+        "accuracy_by_rule": {
+            rule: mean([float(r["correct_by_rule"][rule]) for r in records if rule in
+                        r["correct_by_rule"]])
+            for rule in rules
+        },
+        "pass_at_n": mean(
+            [float(any(c["correct"] for c in record["candidates"])) for record in records]
+        ),
+        "mean_sample_accuracy": mean(
+            [
+                mean([float(bool(c["correct"])) for c in record["candidates"]])
+                for record in records
+                if record["candidates"]
+            ]
+        ),
+        "finished_share": mean(
+            [float(c["finished"]) for record in records for c in record["candidates"]]
+        ),
+        "policy_tokens": sum(record["usage"]["policy_tokens"] for record in records),
+        "policy_prompt_tokens": sum(record["usage"]["prompt_tokens"] for record in records),
+        "policy_generated_tokens": sum(
+            record["usage"]["generated_tokens"] for record in records
+        ),
+        "prm_tokens": None if None in prm_tokens else sum(prm_tokens),
+        "prm_new_tokens": None if None in prm_new else sum(prm_new),
+        "wall_s": sum(record["wall_s"] for record in records),
+    }
+
+
+def run_search(
+    problems: Sequence[Problem],
+    generator: Generator,
+    scorer: Scorer | None,
+    strategy: Strategy,
+    output_dir: Path,
+    describe: dict[str, Any],
+    batch_problems: int = 64,
+    grading_timeout_s: float = 5.0,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Run ``strategy`` over ``problems`` in batches, resuming from ``output_dir``.
+
+    ``describe`` (strategy, n, aggregation, models, config...) is copied into metrics.json so
+    that every run's metrics say what produced them.
+    """
+    if batch_problems < 1:
+        raise ValueError(f"expected batch_problems >= 1, got {batch_problems}")
+    ids = [problem.id for problem in problems]
+    if len(set(ids)) != len(ids):
+        raise ValueError("expected unique problem ids; got duplicates, so resume is ambiguous")
+    results = ResultsFile(output_dir)
+    done = results.done_ids
+    todo = [problem for problem in problems if problem.id not in done]
+    if done:
+        log.info("resuming: %d problems already in %s, %d to go", len(done), results.path,
+                 len(todo))
+    counter = CallCounter()
+    counted = CountingGenerator(generator, counter)
+    counted_scorer = None if scorer is None else CountingScorer(scorer, counter)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(problems), initial=len(problems) - len(todo), desc="problems")
+    start = time.perf_counter()
+    for begin in range(0, len(todo), batch_problems):
+        batch = todo[begin : begin + batch_problems]
+        outcomes = strategy.run(batch, counted, counted_scorer)
+        if len(outcomes) != len(batch):
+            raise RuntimeError(
+                f"strategy returned {len(outcomes)} results for {len(batch)} problems"
+            )
+        records = []
+        for problem, outcome in zip(batch, outcomes, strict=True):
+            if outcome.problem.id != problem.id:
+                raise RuntimeError(
+                    f"strategy returned results out of order: {outcome.problem.id} for "
+                    f"{problem.id}"
+                )
+            graded, correct = grade(outcome, grading_timeout_s)
+            records.append(result_to_record(graded, correct))
+            if outcome.tree is not None:
+                from search.trees import save_tree
+
+                save_tree(graded, output_dir / "trees")
+        results.append(records)
+        if bar is not None:
+            bar.update(len(batch))
+            accuracy = sum(r["correct"] for r in results.records) / len(results.records)
+            bar.set_postfix(accuracy=f"{accuracy:.3f}")
+    if bar is not None:
+        bar.close()
+    wanted = set(ids)
+    metrics = summarise([r for r in results.records if str(r["id"]) in wanted])
+    metrics.update(describe)
+    metrics["generate_calls_this_invocation"] = counter.generate_calls
+    metrics["score_calls_this_invocation"] = counter.score_calls
+    metrics["invocation_wall_s"] = time.perf_counter() - start
+    write_metrics(output_dir, metrics)
+    return metrics

@@ -1,0 +1,70 @@
+"""Calling a scorer from the engine: shape and range checks, and token accounting.
+
+A scorer only has to implement ``Scorer.score``. One that also implements
+``score_with_usage`` (every scorer in this repo does) reports the tokens it encoded for each
+prefix; for one that does not, the engine records PRM tokens as unknown (``None``), not 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from search.protocols import Scorer
+from search.types import Prefix
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreOutput:
+    """Scores of a batch of prefixes with what each cost the PRM.
+
+    ``tokens[i]``: tokens the PRM encoded for prefix ``i``; ``new_tokens[i]``: of those,
+    tokens not already encoded for an earlier prefix of the same solution (what a prefix
+    cache would have to compute). Both are ``None`` when the scorer does not report them.
+    """
+
+    scores: list[list[float]]
+    tokens: list[int] | None = None
+    new_tokens: list[int] | None = None
+
+
+@runtime_checkable
+class ReportsUsage(Protocol):
+    def score_with_usage(self, prefixes: Sequence[Prefix]) -> ScoreOutput: ...
+
+
+def call_scorer(scorer: Scorer, prefixes: Sequence[Prefix]) -> ScoreOutput:
+    """Score ``prefixes`` and check the output: one score in [0, 1] per step."""
+    if not prefixes:
+        return ScoreOutput(scores=[], tokens=[], new_tokens=[])
+    if isinstance(scorer, ReportsUsage):
+        out = scorer.score_with_usage(prefixes)
+    else:
+        out = ScoreOutput(scores=scorer.score(prefixes))
+    name = type(scorer).__name__
+    if len(out.scores) != len(prefixes):
+        raise ValueError(
+            f"{name}.score returned {len(out.scores)} score lists for {len(prefixes)} "
+            "prefixes; expected one list per prefix"
+        )
+    for index, (prefix, scores) in enumerate(zip(prefixes, out.scores, strict=True)):
+        if len(scores) != len(prefix.steps):
+            raise ValueError(
+                f"{name}.score returned {len(scores)} scores for prefix {index} with "
+                f"{len(prefix.steps)} steps; expected len(out[i]) == len(prefixes[i].steps)"
+            )
+        for value in scores:
+            if not (0.0 <= value <= 1.0) or math.isnan(value):
+                raise ValueError(
+                    f"{name}.score returned {value!r} for prefix {index}; expected a "
+                    "probability in [0, 1] (apply a sigmoid or softmax to logits)"
+                )
+    for label, counts in (("tokens", out.tokens), ("new_tokens", out.new_tokens)):
+        if counts is not None and len(counts) != len(prefixes):
+            raise ValueError(
+                f"{name}.score_with_usage returned {len(counts)} {label} for "
+                f"{len(prefixes)} prefixes; expected one count per prefix"
+            )
+    return out

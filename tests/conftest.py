@@ -1,0 +1,35 @@
+"""Shared fixtures: tiny models built from a config in seconds (no hub)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+POLICY_DIR = REPO_ROOT / "checkpoints" / "arith-policy"
+PRM_DIR = REPO_ROOT / "checkpoints" / "arith-prm"
+
+
+@pytest.fixture(scope="session")
+def tiny_policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 2-layer Qwen2 causal LM with the embedded tokenizer
+    (head_dim 64, as vLLM's CPU attention needs)."""
+    from search.arith.tokenizer import build_tokenizer
+    from search.arith.train_policy import ModelShape, build_model
+
+    out = tmp_path_factory.mktemp("tiny-policy")
+    tokenizer = build_tokenizer()
+    shape = ModelShape(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=1,
+        num_key_value_heads=1,
+        max_position_embeddings=256,
+    )
+    model = build_model(tokenizer, shape, seed=0)
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    return out

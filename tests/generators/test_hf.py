@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from search.arith.world import make_split
+from search.generators.base import GenerationSettings, make_continuation
+from search.generators.hf import HFGenerator
+from search.prompting import PLAIN_TEMPLATE, render_prompt
+from search.types import FinishReason, Prefix, Until
+
+
+@pytest.fixture(scope="module")
+def prefixes() -> list[Prefix]:
+    problems = make_split("test", size=3)
+    return [Prefix(problems[0]), Prefix(problems[1], ("1 + 1 = 2",)), Prefix(problems[2])]
+
+
+def test_shapes_counts_and_stop_reasons(tiny_policy_dir: Path, prefixes: list[Prefix]) -> None:
+    gen = HFGenerator(str(tiny_policy_dir), max_step_tokens=12, max_tokens=30, seed=1)
+    out = gen.generate(prefixes, n=4, until=Until.step)
+    assert len(out) == 3
+    assert all(len(g.continuations) == 4 for g in out)
+    for prefix, generation in zip(prefixes, out, strict=True):
+        ids = gen.renderer.encode(prefix)
+        assert generation.prompt_tokens == len(ids)
+        for c in generation.continuations:
+            assert 1 <= c.num_tokens <= 12
+            if c.finish_reason is FinishReason.step:
+                assert c.text.endswith("\n\n") and c.text.count("\n\n") == 1
+            if c.finish_reason is FinishReason.length:
+                assert c.num_tokens == 12
+    assert gen.usage.calls == 1
+    assert gen.usage.generated_tokens == sum(
+        c.num_tokens for g in out for c in g.continuations
+    )
+    assert gen.usage.tokens == sum(g.prompt_tokens for g in out)
+
+
+def test_until_end_runs_past_step_boundaries(tiny_policy_dir: Path,
+                                             prefixes: list[Prefix]) -> None:
+    gen = HFGenerator(str(tiny_policy_dir), max_step_tokens=5, max_tokens=40, seed=0)
+    out = gen.generate(prefixes, n=3, until=Until.end)
+    for g in out:
+        for c in g.continuations:
+            assert c.finish_reason in (FinishReason.eos, FinishReason.length)
+            assert c.num_tokens <= 40
+            assert c.finish_reason is not FinishReason.length or c.num_tokens == 40
+
+
+def test_seeded_and_batch_size_invariant_when_greedy(tiny_policy_dir: Path,
+                                                     prefixes: list[Prefix]) -> None:
+    a = HFGenerator(str(tiny_policy_dir), temperature=1.0, max_tokens=20, seed=7)
+    b = HFGenerator(str(tiny_policy_dir), temperature=1.0, max_tokens=20, seed=7)
+    assert a.generate(prefixes, 2, Until.end) == b.generate(prefixes, 2, Until.end)
+    small = HFGenerator(str(tiny_policy_dir), temperature=0.0, max_tokens=20, batch_size=2)
+    large = HFGenerator(str(tiny_policy_dir), temperature=0.0, max_tokens=20, batch_size=64)
+    assert small.generate(prefixes, 2, Until.end) == large.generate(prefixes, 2, Until.end)
+
+
+def test_left_padding_matches_unpadded_greedy(tiny_policy_dir: Path,
+                                              prefixes: list[Prefix]) -> None:
+    """A prompt batched with longer ones decodes exactly as it does alone."""
+    batched = HFGenerator(str(tiny_policy_dir), temperature=0.0, max_tokens=25)
+    together = batched.generate(prefixes, 1, Until.end)
+    for prefix, expected in zip(prefixes, together, strict=True):
+        alone = batched.generate([prefix], 1, Until.end)[0]
+        assert alone == expected
+
+
+def test_invalid_arguments(tiny_policy_dir: Path, prefixes: list[Prefix]) -> None:
+    with pytest.raises(ValueError, match="temperature"):
+        GenerationSettings(temperature=-1)
+    gen = HFGenerator(str(tiny_policy_dir))
+    with pytest.raises(ValueError, match="n >= 1"):
+        gen.generate(prefixes, 0, Until.step)
+
+
+def test_make_continuation_cuts_after_the_first_blank_line() -> None:
+    c = make_continuation("2 + 2 = 4\n\nThe", FinishReason.step, 5, Until.step)
+    assert c.text == "2 + 2 = 4\n\n" and c.steps == ("2 + 2 = 4",)
+    end = make_continuation("a\n\nb", FinishReason.eos, 3, Until.end)
+    assert end.steps == ("a", "b") and end.finished
+
+
+def test_plain_and_chat_prompts() -> None:
+    from search.arith.tokenizer import build_tokenizer
+
+    plain = render_prompt("Q?", ["s1"], tokenizer=build_tokenizer())
+    assert plain == PLAIN_TEMPLATE.format(question="Q?") + "s1\n\n"
+    tok = build_tokenizer()
+    tok.chat_template = (
+        "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    )
+    chat = render_prompt("Q?", ["s1", "s2"], tokenizer=tok, system_prompt="SYS")
+    assert chat == "<|system|>SYS\n<|user|>Q?\n<|assistant|>s1\n\ns2\n\n"
+    with pytest.raises(ValueError, match="chat template"):
+        render_prompt("Q?", [], tokenizer=build_tokenizer(), use_chat_template=True)
