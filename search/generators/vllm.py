@@ -130,3 +130,14 @@ class VLLMGenerator:
             c.num_tokens for g in result for c in g.continuations
         )
         return result
+
+    def close(self) -> None:
+        """Stop the engine's worker process now rather than at interpreter exit."""
+        shutdown_engine(self.llm)
+
+
+def shutdown_engine(llm: Any) -> None:
+    engine = getattr(llm, "llm_engine", None)
+    core = getattr(engine, "engine_core", None)
+    if core is not None and hasattr(core, "shutdown"):
+        core.shutdown()
