@@ -32,7 +32,7 @@ def describe(config: SearchConfig, raw: DictConfig) -> dict[str, Any]:
     return {
         "strategy": config.strategy.name.value,
         "n": config.strategy.n,
-        "select": config.strategy.select.value,
+        "select": config.strategy.selection(has_scorer=config.scorer is not None).value,
         "aggregation": config.aggregation.value,
         "dataset": config.dataset.name,
         "policy": config.policy.model,

@@ -9,7 +9,7 @@ must be ``The answer is \\boxed{v}.``. Kinds of error:
 - ``arithmetic``: the step has the right operands and operation but a wrong result;
 - ``logic``: right arithmetic on the wrong operand or operation, a wrong left-hand value,
   a skipped or duplicated step, or an answer stated too early or too late;
-- ``format``: the step cannot be read as an operation or an answer;
+- ``malformed``: the step cannot be read as an operation or an answer;
 - ``wrong_answer``: the answer step states a value other than the chain's result;
 - ``incomplete``: the solution stops before stating an answer (first_error = len(steps)).
 """
@@ -32,7 +32,7 @@ _ANSWER = re.compile(r"^\s*The answer is \\boxed\{(-?\d+)\}\.\s*$")
 class ErrorKind(str, Enum):
     arithmetic = "arithmetic"
     logic = "logic"
-    format = "format"
+    malformed = "malformed"
     wrong_answer = "wrong_answer"
     incomplete = "incomplete"
 
@@ -90,7 +90,7 @@ def check_solution(problem: Problem, steps: tuple[str, ...] | list[str]) -> Step
         if index == len(chain):  # the answer step
             stated = _ANSWER.match(step)
             if stated is None:
-                kind = ErrorKind.logic if _STEP.match(step) else ErrorKind.format
+                kind = ErrorKind.logic if _STEP.match(step) else ErrorKind.malformed
                 return fail(index, kind)
             if int(stated.group(1)) != values[-1]:
                 return fail(index, ErrorKind.wrong_answer)
@@ -101,7 +101,7 @@ def check_solution(problem: Problem, steps: tuple[str, ...] | list[str]) -> Step
             return fail(index, ErrorKind.logic)
         parsed = _STEP.match(step)
         if parsed is None:
-            kind = ErrorKind.logic if _ANSWER.match(step) else ErrorKind.format
+            kind = ErrorKind.logic if _ANSWER.match(step) else ErrorKind.malformed
             return fail(index, kind)  # an answer stated before the chain is done: logic
         left, symbol, right, result = (
             int(parsed.group(1)),

@@ -45,12 +45,12 @@ class ModelShape:
 @dataclass
 class PolicyTrainConfig:
     output_dir: str = "checkpoints/arith-policy"
-    num_steps: int = 2400
+    num_steps: int = 600
     batch_size: int = 64
     learning_rate: float = 3e-3
     warmup_steps: int = 100
     weight_decay: float = 0.01
-    eval_every: int = 250
+    eval_every: int = 100
     eval_problems: int = 200
     num_train_problems: int = 200_000
     seed: int = 0
@@ -109,8 +109,11 @@ def collate(examples: list[tuple[list[int], list[int]]], pad_id: int) -> dict[st
     return {"input_ids": input_ids, "labels": labels, "attention_mask": mask}
 
 
-def greedy_accuracy(model: Any, tokenizer: Any, problems: list[Problem]) -> float:
-    """Share of problems whose greedy solution ends with the gold answer."""
+def solve_rate(
+    model: Any, tokenizer: Any, problems: list[Problem], temperature: float = 0.0, seed: int = 0
+) -> float:
+    """Share of problems whose solution (greedy, or sampled at ``temperature``) ends with the
+    gold answer."""
     import torch
 
     from search.arith.checker import check_solution
@@ -118,13 +121,16 @@ def greedy_accuracy(model: Any, tokenizer: Any, problems: list[Problem]) -> floa
     from search.types import split_steps
 
     model.eval()
+    torch.manual_seed(seed)
     prompts = [render_prompt(p.question, (), tokenizer=None) for p in problems]
     batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     with torch.no_grad():
         out = model.generate(
             **batch,
             max_new_tokens=128,
-            do_sample=False,
+            do_sample=temperature > 0,
+            temperature=temperature if temperature > 0 else None,
+            top_k=0 if temperature > 0 else None,
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
         )
@@ -195,16 +201,19 @@ def train_policy(config: PolicyTrainConfig) -> Path:
         last = step + 1 == config.num_steps
         if (step + 1) % config.eval_every == 0 or last:
             span = config.eval_every if not last else (step % config.eval_every) + 1
-            accuracy = greedy_accuracy(model, tokenizer, val)
+            accuracy = solve_rate(model, tokenizer, val)
+            sampled = solve_rate(model, tokenizer, val, temperature=1.0, seed=step)
             elapsed = time.perf_counter() - start
             row = {
                 "step": step + 1,
                 "loss": running / span,
                 "val_greedy_accuracy": accuracy,
+                "val_sampled_accuracy": sampled,
                 "minutes": elapsed / 60,
             }
             running = 0.0
             history.append(row)
+            model.save_pretrained(str(out / "steps" / f"step-{step + 1}"))
             log.info(json.dumps(row))
             if not math.isfinite(row["loss"]):
                 raise RuntimeError(f"training diverged at step {step + 1}; lower learning_rate")

@@ -86,7 +86,7 @@ def problem():  # type: ignore[no-untyped-def]
         # answer stated too early
         (["7 + 5 = 12", "The answer is \\boxed{12}."], 1, ErrorKind.logic, False),
         # unreadable step
-        (["7 + 5 = 12", "blah"], 1, ErrorKind.format, False),
+        (["7 + 5 = 12", "blah"], 1, ErrorKind.malformed, False),
         # wrong value in the answer step
         (["7 + 5 = 12", "12 - 3 = 9", "9 + 8 = 17", "The answer is \\boxed{16}."], 3,
          ErrorKind.wrong_answer, False),

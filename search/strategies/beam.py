@@ -1,0 +1,112 @@
+"""Step-level beam search with a PRM (Snell et al. 2024, arXiv 2408.03314, Sec. 5.1).
+
+Symbols: N = ``strategy.n``, M = ``strategy.beam_width``, k = ``strategy.lookahead``.
+
+1. Sample N first steps of each problem.
+2. Score every new prefix; set the finished ones (the policy ended the solution) aside as
+   candidates, and the ones cut by the token limit as dead ends.
+3. Keep the N/M best of the rest by aggregated PRM score (``strategy.aggregation``, the same
+   rule as the final pick); sample M next steps of each; go to 2.
+4. Stop when N candidates have finished, no beam is left, or after ``max_steps`` depths.
+   The result is the N best finished candidates by aggregated score; when fewer than N
+   finished, the best unfinished prefixes (dead ends and the last depth's beams) fill up to
+   exactly N, with ``finished=False``. (Every depth keeps finished + unfinished >= N, so
+   there are always enough.)
+
+Budget per problem: at most N step generations per depth (exactly N at the first; M times
+min(N/M, live beams) after), so at most N * max_steps step generations in all; with
+lookahead, each child that goes on is rolled out up to k more steps (at most
+N * (k + 1) * max_steps step generations). One generate call (k + 1 with lookahead) and one
+score call per depth for every live beam of every problem.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from search.aggregation import Aggregation
+from search.protocols import Generator, Scorer
+from search.strategies.calls import Backends
+from search.strategies.common import build_results
+from search.strategies.config import StrategyConfig
+from search.strategies.expansion import expand
+from search.strategies.nodes import Node, SearchTree
+from search.strategies.selection import predictions
+from search.types import Candidate, Problem, SearchResult
+
+
+def _best_first(nodes: Sequence[Node], by_search_score: bool = False) -> list[Node]:
+    """Highest score first; ties keep creation order."""
+
+    def key(node: Node) -> float:
+        value = node.search_score if by_search_score else node.score
+        assert value is not None, "every expanded node is scored"
+        return -value
+
+    return sorted(nodes, key=key)
+
+
+class BeamSearch:
+    def __init__(self, config: StrategyConfig, aggregation: Aggregation) -> None:
+        self.config = config
+        self.aggregation = Aggregation(aggregation)
+
+    def run(
+        self, problems: Sequence[Problem], generator: Generator, scorer: Scorer | None
+    ) -> list[SearchResult]:
+        config = self.config
+        config.validate(has_scorer=scorer is not None)
+        rule = config.selection(has_scorer=scorer is not None)
+        if not problems:
+            return []
+        start = time.perf_counter()
+        n, width = config.n, config.beam_width
+        keep = n // width
+        backends = Backends(generator, scorer, config.batch_size, len(problems))
+        trees = [SearchTree(problem) for problem in problems]
+        finished: list[list[Node]] = [[] for _ in problems]
+        dead_ends: list[list[Node]] = [[] for _ in problems]
+        last_beams: list[list[Node]] = [[] for _ in problems]
+        frontier: list[list[Node]] = [[tree.root] for tree in trees]
+
+        for depth in range(config.max_steps):
+            parents = [
+                (index, node)
+                for index in range(len(problems))
+                if len(finished[index]) < n
+                for node in frontier[index]
+            ]
+            if not parents:
+                break
+            children = expand(
+                backends,
+                trees,
+                parents,
+                n if depth == 0 else width,
+                self.aggregation,
+                config.lookahead,
+            )
+            new: dict[int, list[Node]] = {}
+            for (index, _), kids in zip(parents, children, strict=True):
+                new.setdefault(index, []).extend(kids)
+            for index, kids in new.items():
+                finished[index].extend(kid for kid in kids if kid.finished)
+                dead_ends[index].extend(kid for kid in kids if kid.terminal and not kid.finished)
+                beams = [kid for kid in kids if not kid.terminal]
+                last_beams[index] = beams
+                frontier[index] = _best_first(beams, by_search_score=True)[:keep]
+
+        candidates: list[tuple[Candidate, ...]] = []
+        for index, tree in enumerate(trees):
+            chosen = _best_first(finished[index])[:n]
+            if len(chosen) < n:
+                chosen += _best_first(dead_ends[index] + last_beams[index])[: n - len(chosen)]
+            assert len(chosen) == n, "finished + unfinished >= N at every depth"
+            candidates.append(tuple(tree.candidate(node, self.aggregation) for node in chosen))
+        picks = [predictions(c, has_scorer=True) for c in candidates]
+        tree_data: list[dict[str, Any] | None] = [
+            tree.to_data() if config.save_trees else None for tree in trees
+        ]
+        return build_results(problems, candidates, picks, rule.value, backends, start, tree_data)

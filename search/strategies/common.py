@@ -1,0 +1,40 @@
+"""Turning a finished search into ``SearchResult``s, the same way for every strategy."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from search.strategies.calls import Backends
+from search.types import Candidate, Problem, SearchResult
+
+
+def build_results(
+    problems: Sequence[Problem],
+    candidates: Sequence[tuple[Candidate, ...]],
+    picks: Sequence[dict[str, str | None]],
+    rule: str,
+    backends: Backends,
+    start: float,
+    trees: Sequence[dict[str, Any] | None] | None = None,
+) -> list[SearchResult]:
+    """One result per problem. ``wall_s``: the batch's wall time (from ``start``, a
+    ``time.perf_counter()`` reading, to now) split evenly over its problems, since every call
+    served all of them at once."""
+    wall_s = (time.perf_counter() - start) / max(1, len(problems))
+    tree_data = trees if trees is not None else [None] * len(problems)
+    return [
+        SearchResult(
+            problem=problem,
+            candidates=problem_candidates,
+            prediction=problem_picks[rule],
+            predictions=problem_picks,
+            usage=backends.usage(index),
+            wall_s=wall_s,
+            tree=tree,
+        )
+        for index, (problem, problem_candidates, problem_picks, tree) in enumerate(
+            zip(problems, candidates, picks, tree_data, strict=True)
+        )
+    ]

@@ -1,0 +1,137 @@
+"""The strategy config: one flat schema for every search strategy.
+
+One dataclass backs the whole ``strategy`` group, so ``strategy=beam`` (or ``+strategy=beam``)
+merges ``conf/strategy/beam.yaml`` over the same schema and a typo fails at the command line.
+Fields that a strategy does not use are ignored by it (see docs/strategies.md for which
+strategy reads which field and what each one spends).
+
+Paper symbols: ``n`` is N (the budget, number of final candidates), ``beam_width`` is M
+(children per kept beam, Snell et al. 2024, arXiv 2408.03314), ``lookahead`` is k.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class StrategyName(str, Enum):
+    best_of_n = "best_of_n"
+    beam = "beam"
+    dvts = "dvts"
+    mcts = "mcts"
+
+
+class Select(str, Enum):
+    """How the final answer is picked from the candidates (best_of_n, beam, dvts)."""
+
+    prm = "prm"  # the candidate with the highest aggregated PRM score
+    weighted = "weighted"  # the answer class with the largest sum of aggregated scores
+    majority = "majority"  # the most frequent answer class (self-consistency)
+
+
+class MctsFinal(str, Enum):
+    """How MCTS ranks its finished paths; the top one is the prediction."""
+
+    most_visited = "most_visited"  # visits, then value
+    best_value = "best_value"  # value (the path's aggregated PRM score), then visits
+
+
+class Prior(str, Enum):
+    """The prior P of PUCT over the children of one expansion."""
+
+    uniform = "uniform"  # 1 / number of children
+    score = "score"  # each child's aggregated PRM score, normalised over its siblings
+
+
+_NEEDS_SCORER = {StrategyName.beam, StrategyName.dvts, StrategyName.mcts}
+_WIDTH_STRATEGIES = {StrategyName.beam, StrategyName.dvts}
+
+
+@dataclass
+class StrategyConfig:
+    """Knobs of every strategy (mutable: Hydra overrides it).
+
+    ``select`` is the pick of best_of_n, beam and dvts (``None``: ``prm`` when a scorer is
+    configured, ``majority`` otherwise); mcts picks by ``mcts_final`` instead. Every result
+    reports all the picks in ``SearchResult.predictions`` either way.
+    ``max_steps`` caps the search depth (step generations along one path) of beam, dvts and
+    mcts; 10 is enough for the arithmetic world (at most 6 operations and the answer step),
+    raise it (e.g. 40) for MATH-style solutions. ``batch_size`` caps the prefixes sent in one
+    generate or score call; a search depth is split into several calls only above it.
+    """
+
+    name: StrategyName = StrategyName.best_of_n
+    n: int = 16
+    select: Select | None = None
+    beam_width: int = 4
+    lookahead: int = 0
+    max_steps: int = 10
+    batch_size: int = 256
+    num_simulations: int = 32
+    children_per_expansion: int = 4
+    c_puct: float = 1.0
+    prior: Prior = Prior.uniform
+    mcts_final: MctsFinal = MctsFinal.most_visited
+    save_trees: bool = False
+
+    def __post_init__(self) -> None:
+        self.name = StrategyName(self.name)
+        self.select = None if self.select is None else Select(self.select)
+        self.prior = Prior(self.prior)
+        self.mcts_final = MctsFinal(self.mcts_final)
+        positive = {
+            "n": self.n,
+            "beam_width": self.beam_width,
+            "max_steps": self.max_steps,
+            "batch_size": self.batch_size,
+            "num_simulations": self.num_simulations,
+            "children_per_expansion": self.children_per_expansion,
+        }
+        for key, value in positive.items():
+            if value < 1:
+                raise ValueError(
+                    f"expected strategy.{key} >= 1, got {value}; fix: strategy.{key}=1 or more"
+                )
+        if self.lookahead < 0:
+            raise ValueError(
+                f"expected strategy.lookahead >= 0, got {self.lookahead}; fix: strategy.lookahead=0"
+            )
+        if self.c_puct < 0:
+            raise ValueError(
+                f"expected strategy.c_puct >= 0, got {self.c_puct}; fix: strategy.c_puct=1.0"
+            )
+        if self.name in _WIDTH_STRATEGIES and self.n % self.beam_width:
+            lower = max(self.beam_width, self.n - self.n % self.beam_width)
+            raise ValueError(
+                f"expected strategy.n to be a multiple of strategy.beam_width for "
+                f"{self.name.value}, got n={self.n}, beam_width={self.beam_width}; "
+                f"fix: strategy.n={lower} or a beam_width that divides {self.n}"
+            )
+        if self.lookahead and self.name not in _WIDTH_STRATEGIES:
+            raise ValueError(
+                f"expected strategy.lookahead=0 for {self.name.value}, got {self.lookahead}; "
+                "lookahead applies to beam and dvts only; fix: strategy.lookahead=0"
+            )
+
+    def validate(self, has_scorer: bool) -> None:
+        """Checks that need the rest of the run's config; raises ValueError naming the fix."""
+        self.__post_init__()
+        if has_scorer:
+            return
+        if self.name in _NEEDS_SCORER:
+            raise ValueError(
+                f"expected a scorer (PRM) for strategy {self.name.value}, got scorer=null; "
+                "fix: choose scorer=... or strategy=best_of_n with strategy.select=majority"
+            )
+        if self.select in (Select.prm, Select.weighted):
+            raise ValueError(
+                f"expected a scorer (PRM) for strategy.select={self.select.value}, got "
+                "scorer=null; fix: choose scorer=... or strategy.select=majority"
+            )
+
+    def selection(self, has_scorer: bool) -> Select:
+        """The selection rule in effect: ``select``, or its default for this run."""
+        if self.select is not None:
+            return self.select
+        return Select.prm if has_scorer else Select.majority

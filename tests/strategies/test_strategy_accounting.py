@@ -1,0 +1,175 @@
+"""Batching across problems, chunking, and usage that adds up to what the backends counted."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import networkx as nx
+import pytest
+
+from search.aggregation import Aggregation
+from search.fakes import FakeGenerator, FakeScorer
+from search.scoring import ScoreOutput, call_scorer
+from search.strategies import StrategyConfig, build_strategy
+from search.types import Generation, Prefix, Problem, SearchResult, Until
+
+TREE_STRATEGIES = ["beam", "dvts", "mcts"]
+ALL_STRATEGIES = ["best_of_n", *TREE_STRATEGIES]
+
+
+class RecordingGenerator:
+    """Forwards to a FakeGenerator and records the problems and n of every call."""
+
+    def __init__(self, inner: FakeGenerator) -> None:
+        self.inner = inner
+        self.calls: list[tuple[list[str], int, Until]] = []
+
+    def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
+        self.calls.append(([p.problem.id for p in prefixes], n, until))
+        return self.inner.generate(prefixes, n, until)
+
+
+class RecordingScorer:
+    def __init__(self, inner: FakeScorer) -> None:
+        self.inner = inner
+        self.calls: list[list[str]] = []
+
+    def score(self, prefixes: Sequence[Prefix]) -> list[list[float]]:
+        return self.score_with_usage(prefixes).scores
+
+    def score_with_usage(self, prefixes: Sequence[Prefix]) -> ScoreOutput:
+        self.calls.append([p.problem.id for p in prefixes])
+        return call_scorer(self.inner, prefixes)
+
+
+class ScoresOnly:
+    """A custom PRM that reports no usage (only ``score``)."""
+
+    def __init__(self) -> None:
+        self.inner = FakeScorer()
+
+    def score(self, prefixes: Sequence[Prefix]) -> list[list[float]]:
+        return self.inner.score(prefixes)
+
+
+def _run(
+    config: StrategyConfig, problems: list[Problem], batch_size: int = 256
+) -> tuple[list[SearchResult], RecordingGenerator, RecordingScorer]:
+    config.batch_size = batch_size
+    generator = RecordingGenerator(FakeGenerator(seed=7, error_rate=0.3))
+    scorer = RecordingScorer(FakeScorer(noise=0.05))
+    results = build_strategy(config, Aggregation.min).run(problems, generator, scorer)
+    return results, generator, scorer
+
+
+def _max_depth(result: SearchResult) -> int:
+    assert result.tree is not None
+    graph = nx.node_link_graph(result.tree, edges="links")
+    return max(depth for _, depth in graph.nodes(data="depth"))
+
+
+def test_best_of_n_is_one_generate_and_one_score_call(
+    problems: list[Problem], make_config: Callable[..., StrategyConfig]
+) -> None:
+    results, generator, scorer = _run(make_config("best_of_n", n=5), problems)
+    assert len(generator.calls) == 1 and len(scorer.calls) == 1
+    ids, n, until = generator.calls[0]
+    assert (ids, n, until) == ([p.id for p in problems], 5, Until.end)
+    assert len(scorer.calls[0]) == 5 * len(problems)
+    assert all(r.usage.generate_calls == 1 and r.usage.score_calls == 1 for r in results)
+
+
+@pytest.mark.parametrize("name", ["beam", "dvts"])
+def test_one_generate_and_one_score_call_per_depth(
+    name: str, problems: list[Problem], make_config: Callable[..., StrategyConfig]
+) -> None:
+    config = make_config(name, n=4, beam_width=2, save_trees=True)
+    results, generator, scorer = _run(config, problems)
+    depths = max(_max_depth(r) for r in results)
+    assert len(generator.calls) == len(scorer.calls) == depths
+    assert generator.inner.usage.calls == depths
+    # Every problem was in the first call, and each problem's own count is the calls it was
+    # in, so the calls were shared: far fewer than the per-problem counts added up.
+    assert sorted(set(generator.calls[0][0])) == sorted(p.id for p in problems)
+    assert max(r.usage.generate_calls for r in results) == depths
+    assert sum(r.usage.generate_calls for r in results) >= len(problems) * 3 > depths
+    for result in results:
+        assert result.usage.generate_calls == _max_depth(result)
+        assert result.usage.score_calls == result.usage.generate_calls
+
+
+def test_mcts_one_round_one_call(
+    problems: list[Problem], make_config: Callable[..., StrategyConfig]
+) -> None:
+    config = make_config("mcts", num_simulations=6, children_per_expansion=2)
+    results, generator, scorer = _run(config, problems)
+    assert 1 <= len(generator.calls) == len(scorer.calls) <= 6
+    assert sorted(generator.calls[0][0]) == sorted(p.id for p in problems)
+    assert all(n == 2 and until is Until.step for _, n, until in generator.calls)
+    assert max(r.usage.generate_calls for r in results) == len(generator.calls)
+
+
+@pytest.mark.parametrize("name", ALL_STRATEGIES)
+def test_chunking_by_batch_size_changes_calls_not_results(
+    name: str, problems: list[Problem], make_config: Callable[..., StrategyConfig]
+) -> None:
+    whole, whole_generator, _ = _run(make_config(name), problems)
+    chunked, chunked_generator, chunked_scorer = _run(make_config(name), problems, batch_size=3)
+    assert [r.candidates for r in chunked] == [r.candidates for r in whole]
+    assert all(len(ids) <= 3 for ids, _, _ in chunked_generator.calls)
+    assert all(len(ids) <= 3 for ids in chunked_scorer.calls)
+    assert len(chunked_generator.calls) > len(whole_generator.calls)
+    live_per_call = [len(ids) for ids, _, _ in whole_generator.calls]
+    assert len(chunked_generator.calls) == sum(math.ceil(live / 3) for live in live_per_call)
+
+
+@pytest.mark.parametrize(
+    ("name", "lookahead"), [(name, 0) for name in ALL_STRATEGIES] + [("beam", 2), ("dvts", 2)]
+)
+def test_usage_adds_up_to_the_backends_counts(
+    name: str,
+    lookahead: int,
+    problems: list[Problem],
+    make_config: Callable[..., StrategyConfig],
+) -> None:
+    results, generator, scorer = _run(make_config(name, lookahead=lookahead), problems)
+    generated = generator.inner.usage
+    scored = scorer.inner.usage
+    assert sum(r.usage.prompt_tokens for r in results) == generated.tokens
+    assert sum(r.usage.generated_tokens for r in results) == generated.generated_tokens
+    assert sum(r.usage.prm_tokens or 0 for r in results) == scored.tokens
+    assert sum(r.usage.prm_new_tokens or 0 for r in results) == scored.new_tokens
+    assert 0 < scored.new_tokens <= scored.tokens
+    assert all(r.usage.prm_tokens is not None for r in results)
+    wall = {r.wall_s for r in results}
+    assert len(wall) == 1 and wall.pop() > 0  # the batch's time, split evenly
+
+
+def test_lookahead_spends_extra_generate_calls_not_kept_steps(
+    problems: list[Problem], make_config: Callable[..., StrategyConfig]
+) -> None:
+    config = make_config("beam", n=4, beam_width=2, lookahead=2, save_trees=True)
+    results, generator, scorer = _run(config, problems)
+    assert all(len(r.candidates) == 4 for r in results)
+    # Per depth: the step itself plus up to two rollout steps, then one score call.
+    depths = max(_max_depth(r) for r in results)
+    assert len(scorer.calls) == depths
+    assert depths < len(generator.calls) <= 3 * depths
+    assert [n for _, n, _ in generator.calls].count(1) == len(generator.calls) - depths
+    # Rollout tokens are paid for but are not on any candidate's path.
+    for result in results:
+        assert result.tree is not None
+        tree_tokens = sum(node["num_tokens"] for node in result.tree["nodes"])
+        assert result.usage.generated_tokens > tree_tokens
+
+
+@pytest.mark.parametrize("name", ALL_STRATEGIES)
+def test_scorer_without_usage_gives_unknown_prm_tokens(
+    name: str, problems: list[Problem], make_config: Callable[..., StrategyConfig]
+) -> None:
+    results = build_strategy(make_config(name), Aggregation.min).run(
+        problems, FakeGenerator(), ScoresOnly()
+    )
+    assert all(r.usage.prm_tokens is None and r.usage.prm_new_tokens is None for r in results)
+    assert all(r.usage.score_calls >= 1 for r in results)

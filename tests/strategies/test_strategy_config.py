@@ -1,0 +1,124 @@
+"""StrategyConfig: cross-field checks with expected/got/fix messages, the yaml group, dispatch."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from search.aggregation import Aggregation
+from search.strategies import (
+    BeamSearch,
+    BestOfN,
+    Dvts,
+    Mcts,
+    Select,
+    StrategyConfig,
+    StrategyName,
+    build_strategy,
+)
+
+CONF = Path(__file__).resolve().parents[2] / "conf" / "strategy"
+
+
+@pytest.mark.parametrize("name", ["beam", "dvts"])
+def test_n_must_be_a_multiple_of_beam_width(name: str) -> None:
+    with pytest.raises(
+        ValueError, match=r"multiple of strategy.beam_width.*n=10.*fix: strategy.n=8"
+    ):
+        StrategyConfig(name=StrategyName(name), n=10, beam_width=4)
+
+
+def test_best_of_n_and_mcts_ignore_beam_width() -> None:
+    StrategyConfig(name=StrategyName.best_of_n, n=10, beam_width=4)
+    StrategyConfig(name=StrategyName.mcts, n=10, beam_width=4)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("n", 0),
+        ("beam_width", 0),
+        ("max_steps", 0),
+        ("batch_size", 0),
+        ("num_simulations", 0),
+        ("children_per_expansion", 0),
+        ("lookahead", -1),
+        ("c_puct", -0.5),
+    ],
+)
+def test_ranges(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=rf"strategy.{field}.*got {value}.*fix"):
+        StrategyConfig(**{field: value})  # type: ignore[arg-type]
+
+
+def test_validate_changes_made_after_construction() -> None:
+    config = StrategyConfig(name=StrategyName.beam, n=8, beam_width=4)
+    config.n = 6  # as a Hydra override or a user in Python would
+    with pytest.raises(ValueError, match="multiple"):
+        config.validate(has_scorer=True)
+
+
+@pytest.mark.parametrize("name", ["beam", "dvts", "mcts"])
+def test_tree_strategies_need_a_scorer(name: str) -> None:
+    config = StrategyConfig(name=StrategyName(name), n=4, beam_width=2)
+    config.validate(has_scorer=True)
+    with pytest.raises(
+        ValueError, match=rf"scorer \(PRM\) for strategy {name}.*fix: choose scorer="
+    ):
+        config.validate(has_scorer=False)
+
+
+@pytest.mark.parametrize("select", ["prm", "weighted"])
+def test_scored_selection_needs_a_scorer(select: str) -> None:
+    config = StrategyConfig(select=Select(select))
+    with pytest.raises(ValueError, match=r"fix: choose scorer=\.\.\. or strategy\.select=majority"):
+        config.validate(has_scorer=False)
+
+
+def test_default_selection_follows_the_scorer() -> None:
+    config = StrategyConfig()
+    config.validate(has_scorer=False)
+    assert config.selection(has_scorer=False) is Select.majority
+    assert config.selection(has_scorer=True) is Select.prm
+    assert StrategyConfig(select=Select.weighted).selection(has_scorer=True) is Select.weighted
+
+
+def test_lookahead_only_for_beam_and_dvts() -> None:
+    StrategyConfig(name=StrategyName.dvts, n=4, beam_width=2, lookahead=2)
+    with pytest.raises(ValueError, match="lookahead applies to beam and dvts only"):
+        StrategyConfig(name=StrategyName.mcts, lookahead=1)
+
+
+def test_strings_become_enums() -> None:
+    config = StrategyConfig(name="beam", select="majority", n=4, beam_width=2)  # type: ignore[arg-type]
+    assert config.name is StrategyName.beam and config.select is Select.majority
+
+
+@pytest.mark.parametrize("name", [member.value for member in StrategyName])
+def test_yaml_merges_over_the_schema(name: str) -> None:
+    """Every key of conf/strategy/<name>.yaml is a StrategyConfig field, and the merged
+    config builds the strategy it names (what `strategy=<name>` does in Hydra)."""
+    path = CONF / f"{name}.yaml"
+    loaded = OmegaConf.load(path)
+    assert set(loaded.keys()) <= {f.name for f in fields(StrategyConfig)}
+    merged = OmegaConf.merge(OmegaConf.structured(StrategyConfig), loaded)
+    config = OmegaConf.to_object(merged)
+    assert isinstance(config, StrategyConfig)
+    assert config.name is StrategyName(name)
+    expected = {"best_of_n": BestOfN, "beam": BeamSearch, "dvts": Dvts, "mcts": Mcts}[name]
+    assert isinstance(build_strategy(config, Aggregation.min), expected)
+
+
+def test_hydra_style_override_of_an_enum() -> None:
+    merged = OmegaConf.merge(
+        OmegaConf.structured(StrategyConfig),
+        OmegaConf.from_dotlist(["name=dvts", "select=weighted", "n=8", "beam_width=2"]),
+    )
+    config = OmegaConf.to_object(merged)
+    assert isinstance(config, StrategyConfig)
+    assert (config.name, config.select) == (StrategyName.dvts, Select.weighted)
+    with pytest.raises(Exception, match="best_of_n"):  # omegaconf lists the valid members
+        OmegaConf.merge(OmegaConf.structured(StrategyConfig), {"name": "beamsearch"})

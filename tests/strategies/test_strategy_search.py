@@ -1,0 +1,230 @@
+"""What each search does: one aggregation for pruning and picking, DVTS subtrees, MCTS
+visit counts, beam ranking."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import networkx as nx
+import pytest
+
+from search.aggregation import Aggregation
+from search.fakes import FakeGenerator, FakeScorer
+from search.strategies import MctsFinal, Prior, StrategyConfig, build_strategy
+from search.types import (
+    STEP_SEPARATOR,
+    Continuation,
+    FinishReason,
+    Generation,
+    Prefix,
+    Problem,
+    Until,
+)
+
+SCRIPTED = Problem(id="scripted", question="Which path?", answer="2")
+
+
+class ScriptedGenerator:
+    """Continuation j of a prefix is ``options[last step][j % len]``; a step with a
+    ``\\boxed`` answer ends the solution."""
+
+    def __init__(self, options: dict[str, list[str]]) -> None:
+        self.options = options
+
+    def _step(self, last: str, j: int) -> str:
+        choices = self.options[last]
+        return choices[j % len(choices)]
+
+    def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
+        out = []
+        for prefix in prefixes:
+            continuations = []
+            for j in range(n):
+                steps: list[str] = []
+                last = prefix.steps[-1] if prefix.steps else ""
+                while True:
+                    last = self._step(last, j)
+                    steps.append(last)
+                    if "boxed" in last or until is Until.step:
+                        break
+                ended = "boxed" in last
+                text = STEP_SEPARATOR.join(steps) + ("" if ended else STEP_SEPARATOR)
+                reason = FinishReason.eos if ended else FinishReason.step
+                continuations.append(Continuation(text, tuple(steps), reason, len(steps)))
+            out.append(Generation(prompt_tokens=1, continuations=tuple(continuations)))
+        return out
+
+
+class TableScorer:
+    """Each step scores its entry in ``table``, whatever came before it."""
+
+    def __init__(self, table: dict[str, float]) -> None:
+        self.table = table
+
+    def score(self, prefixes: Sequence[Prefix]) -> list[list[float]]:
+        return [[self.table[step] for step in prefix.steps] for prefix in prefixes]
+
+
+# Path X scores [0.2, 0.95, ...] and path Y [0.6, 0.7, ...]: "last" prefers X, "min" Y.
+OPTIONS = {
+    "": ["x1", "y1", "z1", "z1"],
+    "x1": ["x2"],
+    "y1": ["y2"],
+    "z1": ["z2"],
+    "x2": ["x \\boxed{1}"],
+    "y2": ["y \\boxed{2}"],
+    "z2": ["z \\boxed{3}"],
+}
+TABLE = {
+    "x1": 0.2,
+    "x2": 0.95,
+    "y1": 0.6,
+    "y2": 0.7,
+    "z1": 0.1,
+    "z2": 0.1,
+    "x \\boxed{1}": 0.99,
+    "y \\boxed{2}": 0.99,
+    "z \\boxed{3}": 0.99,
+}
+
+
+@pytest.mark.parametrize(("aggregation", "answer"), [("last", "1"), ("min", "2")])
+def test_beam_prunes_and_picks_with_the_configured_aggregation(
+    aggregation: str, answer: str
+) -> None:
+    """Depth 1 has X and Y prefixes; only 2 of 4 survive. The survivors (and so every
+    candidate) follow the path the aggregation prefers."""
+    config = StrategyConfig(name="beam", n=4, beam_width=2)  # type: ignore[arg-type]
+    [result] = build_strategy(config, aggregation).run(
+        [SCRIPTED], ScriptedGenerator(OPTIONS), TableScorer(TABLE)
+    )
+    assert [c.answer for c in result.candidates] == [answer] * 4
+    assert result.prediction == answer
+
+
+@pytest.mark.parametrize(("aggregation", "answer"), [("last", "1"), ("min", "2")])
+def test_best_of_n_prm_pick_uses_the_configured_aggregation(aggregation: str, answer: str) -> None:
+    config = StrategyConfig(name="best_of_n", n=4)  # type: ignore[arg-type]
+    [result] = build_strategy(config, aggregation).run(
+        [SCRIPTED], ScriptedGenerator(OPTIONS), TableScorer(TABLE)
+    )
+    assert sorted(c.answer or "" for c in result.candidates) == ["1", "2", "3", "3"]
+    assert result.predictions["prm"] == answer
+    assert result.predictions["majority"] == "3"  # the most frequent, whatever the PRM says
+    assert result.prediction == answer  # select defaults to prm with a scorer
+
+
+def test_weighted_pick_sums_scores_per_answer() -> None:
+    config = StrategyConfig(name="best_of_n", n=4, select="weighted")  # type: ignore[arg-type]
+    # last: X 0.99, Y 0.99, Z 0.99 + 0.99 -> answer 3 wins by weight.
+    [result] = build_strategy(config, "last").run(
+        [SCRIPTED], ScriptedGenerator(OPTIONS), TableScorer(TABLE)
+    )
+    assert result.prediction == result.predictions["weighted"] == "3"
+
+
+def test_dvts_candidates_are_the_last_expansion_of_each_subtree(
+    problems: list[Problem], make_config: Callable[..., StrategyConfig]
+) -> None:
+    config = make_config("dvts", n=6, beam_width=3)
+    results = build_strategy(config, Aggregation.min).run(
+        problems, FakeGenerator(seed=3, error_rate=0.4), FakeScorer(noise=0.05)
+    )
+    for result in results:
+        blocks = [result.candidates[i : i + 3] for i in range(0, 6, 3)]
+        for block in blocks:
+            # Siblings: same parent prefix, one new step each.
+            parents = {c.steps[:-1] for c in block}
+            assert len(parents) == 1
+            # The subtree stopped because its best child (by the aggregated score) finished.
+            best = max(block, key=lambda c: c.score or 0.0)
+            assert best.finished
+
+
+def test_dvts_subtrees_search_independently(
+    problems: list[Problem], make_config: Callable[..., StrategyConfig]
+) -> None:
+    """Subtrees share only the root; below it each subtree expands one node per depth."""
+    config = make_config("dvts", n=8, beam_width=2, save_trees=True)
+    [result] = build_strategy(config, Aggregation.min).run(
+        problems[:1], FakeGenerator(seed=0, error_rate=0.5), FakeScorer()
+    )
+    assert result.tree is not None
+    graph = nx.node_link_graph(result.tree, edges="links")
+    assert graph.out_degree(0) == 8  # 4 subtrees x M=2 first steps
+    expanded = [v for v in graph if v != 0 and graph.out_degree(v)]
+    assert all(graph.out_degree(v) == 2 for v in expanded)
+    depths = [graph.nodes[v]["depth"] for v in expanded]
+    assert max(depths.count(depth) for depth in set(depths)) <= 4
+    assert len(expanded) > 4  # the subtrees went deeper than one expansion
+
+
+@pytest.mark.parametrize("prior", list(Prior))
+@pytest.mark.parametrize("simulations", [1, 5, 12])
+def test_mcts_visits_add_up(
+    prior: Prior,
+    simulations: int,
+    problems: list[Problem],
+    make_config: Callable[..., StrategyConfig],
+) -> None:
+    """Root visits = simulations; every node's visits = simulations that ended at it plus
+    its children's visits, so the excesses add up to the simulations again."""
+    config = make_config("mcts", num_simulations=simulations, prior=prior, save_trees=True)
+    results = build_strategy(config, Aggregation.min).run(
+        problems, FakeGenerator(seed=1, error_rate=0.3), FakeScorer(noise=0.1)
+    )
+    for result in results:
+        assert result.tree is not None
+        graph = nx.node_link_graph(result.tree, edges="links")
+        assert nx.is_arborescence(graph)
+        visits = dict(graph.nodes(data="visits"))
+        assert visits[0] == simulations
+        excess = [visits[v] - sum(visits[c] for c in graph.successors(v)) for v in graph]
+        assert min(excess) >= 0
+        assert sum(excess) == simulations
+        for node in graph:
+            children = list(graph.successors(node))
+            if children:
+                priors = [graph.nodes[c]["prior"] for c in children]
+                assert sum(priors) == pytest.approx(1.0)
+                if prior is Prior.uniform:
+                    assert priors == pytest.approx([1 / len(children)] * len(children))
+
+
+@pytest.mark.parametrize("final", list(MctsFinal))
+def test_mcts_ranks_finished_paths_by_the_final_rule(
+    final: MctsFinal, problems: list[Problem], make_config: Callable[..., StrategyConfig]
+) -> None:
+    config = make_config("mcts", n=6, num_simulations=24, mcts_final=final, save_trees=True)
+    results = build_strategy(config, Aggregation.min).run(
+        problems, FakeGenerator(seed=2, error_rate=0.3), FakeScorer(noise=0.1)
+    )
+    for result in results:
+        assert result.prediction == result.predictions[final.value]
+        assert result.tree is not None
+        graph = nx.node_link_graph(result.tree, edges="links")
+        done = [graph.nodes[v] for v in graph if graph.nodes[v]["finished"]]
+        if final is MctsFinal.most_visited:
+            keys = [(d["visits"], d["value"]) for d in done]
+        else:
+            keys = [(d["value"], d["visits"]) for d in done]
+        finished = [c for c in result.candidates if c.finished]
+        assert len(finished) == min(len(done), 6)
+        # The first candidate is a top-ranked finished path.
+        if done:
+            top = max(keys)
+            tops = [d for d, key in zip(done, keys, strict=True) if key == top]
+            assert result.candidates[0].steps[-1] in {d["step"] for d in tops}
+
+
+def test_beam_returns_finished_candidates_best_first(
+    problems: list[Problem], make_config: Callable[..., StrategyConfig]
+) -> None:
+    config = make_config("beam", n=8, beam_width=2)
+    results = build_strategy(config, Aggregation.mean).run(
+        problems, FakeGenerator(seed=4, error_rate=0.4), FakeScorer(noise=0.1)
+    )
+    for result in results:
+        scores = [c.score or 0.0 for c in result.candidates if c.finished]
+        assert scores == sorted(scores, reverse=True)
+        assert result.candidates[0].finished
