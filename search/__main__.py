@@ -20,6 +20,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from search.config import SearchConfig, register_configs, validate
+from search.strategies.config import StrategyName
 
 log = logging.getLogger("search")
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
@@ -28,11 +29,18 @@ register_configs()
 
 
 def describe(config: SearchConfig, raw: DictConfig) -> dict[str, Any]:
+    """What produced a run, for metrics.json. ``select`` names the rule whose pick is the
+    prediction (a key of ``accuracy_by_rule``): ``mcts_final`` for mcts."""
     scorer = raw.get("scorer")
+    strategy = config.strategy
+    if strategy.name is StrategyName.mcts:
+        select = strategy.mcts_final.value
+    else:
+        select = strategy.selection(has_scorer=config.scorer is not None).value
     return {
-        "strategy": config.strategy.name.value,
-        "n": config.strategy.n,
-        "select": config.strategy.selection(has_scorer=config.scorer is not None).value,
+        "strategy": strategy.name.value,
+        "n": strategy.n,
+        "select": select,
         "aggregation": config.aggregation.value,
         "dataset": config.dataset.name,
         "policy": config.policy.model,
@@ -42,20 +50,27 @@ def describe(config: SearchConfig, raw: DictConfig) -> dict[str, Any]:
     }
 
 
+def _fraction(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def print_summary(metrics: dict[str, Any]) -> None:
     rows = [
-        ("strategy", f"{metrics['strategy']} (n={metrics['n']}, select={metrics['select']}, "
-                     f"aggregation={metrics['aggregation']})"),
+        (
+            "strategy",
+            f"{metrics['strategy']} (n={metrics['n']}, select={metrics['select']}, "
+            f"aggregation={metrics['aggregation']})",
+        ),
         ("problems", str(metrics["num_problems"])),
-        ("accuracy", f"{metrics['accuracy']:.3f}"),
+        ("accuracy", _fraction(metrics["accuracy"])),
     ]
-    for rule, value in metrics.get("accuracy_by_rule", {}).items():
-        rows.append((f"  {rule}", f"{value:.3f}"))
+    for rule, value in metrics["accuracy_by_rule"].items():
+        rows.append((f"  {rule}", _fraction(value)))
     rows += [
-        ("pass@n", f"{metrics['pass_at_n']:.3f}"),
-        ("mean sample accuracy", f"{metrics['mean_sample_accuracy']:.3f}"),
+        ("pass@n", _fraction(metrics["pass_at_n"])),
+        ("mean sample accuracy", _fraction(metrics["mean_sample_accuracy"])),
         ("policy tokens", str(metrics["policy_tokens"])),
-        ("prm tokens", str(metrics["prm_tokens"])),
+        ("prm tokens", "unknown" if metrics["prm_tokens"] is None else str(metrics["prm_tokens"])),
         ("wall s", f"{metrics['wall_s']:.1f}"),
     ]
     width = max(len(name) for name, _ in rows)

@@ -63,14 +63,30 @@ class ResultsFile:
 
     def _read_back(self) -> None:
         raw = self.path.read_bytes()
+        parts = raw.split(b"\n")  # JSON escapes \r and \n inside strings
+        lines = [part + b"\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
         good_end = 0
-        for line in raw.splitlines(keepends=True):
-            if not line.endswith(b"\n"):
+        for number, line in enumerate(lines, start=1):
+            last = number == len(lines)
+            if last and not line.endswith(b"\n"):
                 break
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError:
-                break
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                if last:
+                    break
+                raise ValueError(
+                    f"expected one JSON object per line in {self.path}, got an unreadable "
+                    f"line {number} of {len(lines)} ({error}); only the last line can be "
+                    "torn by a killed run, so this file was changed by something else; "
+                    "fix: delete that line (its problem will be run again) or use a new "
+                    "output directory"
+                ) from error
+            if not isinstance(record, dict) or "id" not in record:
+                raise ValueError(
+                    f"expected a result record with an 'id' on line {number} of {self.path}, "
+                    f"got {str(record)[:80]!r}; fix: point the run at its own output directory"
+                )
             self.records.append(record)
             good_end += len(line)
         if good_end < len(raw):

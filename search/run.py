@@ -16,8 +16,8 @@ from typing import Any
 
 from search.grading import answers_match
 from search.protocols import Generator, Scorer, Strategy
-from search.scoring import ScoreOutput, call_scorer
 from search.results import ResultsFile, result_to_record, write_metrics
+from search.scoring import ScoreOutput, call_scorer
 from search.types import Generation, Prefix, Problem, SearchResult, Until
 
 log = logging.getLogger(__name__)
@@ -79,8 +79,9 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     if count == 0:
         return {"num_problems": 0, "accuracy": None}
 
-    def mean(values: list[float]) -> float:
-        return sum(values) / len(values) if values else float("nan")
+    def mean(values: list[float]) -> float | None:
+        # None, not NaN, for an empty list: NaN is not valid JSON in metrics.json
+        return sum(values) / len(values) if values else None
 
     rules = sorted({rule for record in records for rule in record["correct_by_rule"]})
     prm_tokens = [record["usage"]["prm_tokens"] for record in records]
@@ -89,8 +90,9 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "num_problems": count,
         "accuracy": mean([float(record["correct"]) for record in records]),
         "accuracy_by_rule": {
-            rule: mean([float(r["correct_by_rule"][rule]) for r in records if rule in
-                        r["correct_by_rule"]])
+            rule: mean(
+                [float(r["correct_by_rule"][rule]) for r in records if rule in r["correct_by_rule"]]
+            )
             for rule in rules
         },
         "pass_at_n": mean(
@@ -98,7 +100,7 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         ),
         "mean_sample_accuracy": mean(
             [
-                mean([float(bool(c["correct"])) for c in record["candidates"]])
+                sum(bool(c["correct"]) for c in record["candidates"]) / len(record["candidates"])
                 for record in records
                 if record["candidates"]
             ]
@@ -108,13 +110,39 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         ),
         "policy_tokens": sum(record["usage"]["policy_tokens"] for record in records),
         "policy_prompt_tokens": sum(record["usage"]["prompt_tokens"] for record in records),
-        "policy_generated_tokens": sum(
-            record["usage"]["generated_tokens"] for record in records
-        ),
+        "policy_generated_tokens": sum(record["usage"]["generated_tokens"] for record in records),
         "prm_tokens": None if None in prm_tokens else sum(prm_tokens),
         "prm_new_tokens": None if None in prm_new else sum(prm_new),
         "wall_s": sum(record["wall_s"] for record in records),
     }
+
+
+def run_batch(
+    batch: Sequence[Problem],
+    strategy: Strategy,
+    generator: Generator,
+    scorer: Scorer | None,
+    output_dir: Path,
+    grading_timeout_s: float,
+) -> list[dict[str, Any]]:
+    """Search and grade one batch of problems: one ``results.jsonl`` record per problem, in
+    order; search trees (when the strategy keeps them) go to ``output_dir/trees``."""
+    outcomes = strategy.run(batch, generator, scorer)
+    if len(outcomes) != len(batch):
+        raise RuntimeError(f"strategy returned {len(outcomes)} results for {len(batch)} problems")
+    records = []
+    for problem, outcome in zip(batch, outcomes, strict=True):
+        if outcome.problem.id != problem.id:
+            raise RuntimeError(
+                f"strategy returned results out of order: {outcome.problem.id} for {problem.id}"
+            )
+        graded, correct = grade(outcome, grading_timeout_s)
+        records.append(result_to_record(graded, correct))
+        if outcome.tree is not None:
+            from search.trees import save_tree
+
+            save_tree(graded, output_dir / "trees")
+    return records
 
 
 def run_search(
@@ -130,57 +158,55 @@ def run_search(
 ) -> dict[str, Any]:
     """Run ``strategy`` over ``problems`` in batches, resuming from ``output_dir``.
 
+    Problems already in ``output_dir/results.jsonl`` are skipped; each batch's records are
+    appended and flushed as soon as it is graded, so a killed run loses at most one batch.
     ``describe`` (strategy, n, aggregation, models, config...) is copied into metrics.json so
-    that every run's metrics say what produced them.
+    that every run's metrics say what produced them; the metrics cover all of ``problems``
+    (resumed ones included), the ``*_this_invocation`` counts only this call's work.
     """
     if batch_problems < 1:
         raise ValueError(f"expected batch_problems >= 1, got {batch_problems}")
+    if not problems:
+        raise ValueError(
+            "expected at least one problem, got none; fix: check dataset.path, "
+            "dataset.limit and the skipped rows logged by the loader"
+        )
     ids = [problem.id for problem in problems]
     if len(set(ids)) != len(ids):
         raise ValueError("expected unique problem ids; got duplicates, so resume is ambiguous")
+    wanted = set(ids)
     results = ResultsFile(output_dir)
-    done = results.done_ids
+    done = results.done_ids & wanted
     todo = [problem for problem in problems if problem.id not in done]
     if done:
-        log.info("resuming: %d problems already in %s, %d to go", len(done), results.path,
-                 len(todo))
+        log.info(
+            "resuming: %d problems already in %s, %d to go", len(done), results.path, len(todo)
+        )
     counter = CallCounter()
     counted = CountingGenerator(generator, counter)
     counted_scorer = None if scorer is None else CountingScorer(scorer, counter)
+    # the bar's running accuracy is over this run's problems, resumed ones included
+    num_correct = sum(bool(r["correct"]) for r in results.records if str(r["id"]) in done)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(problems), initial=len(problems) - len(todo), desc="problems")
+        bar = tqdm(total=len(problems), initial=len(done), desc="problems")
     start = time.perf_counter()
-    for begin in range(0, len(todo), batch_problems):
-        batch = todo[begin : begin + batch_problems]
-        outcomes = strategy.run(batch, counted, counted_scorer)
-        if len(outcomes) != len(batch):
-            raise RuntimeError(
-                f"strategy returned {len(outcomes)} results for {len(batch)} problems"
+    try:
+        for begin in range(0, len(todo), batch_problems):
+            batch = todo[begin : begin + batch_problems]
+            records = run_batch(
+                batch, strategy, counted, counted_scorer, output_dir, grading_timeout_s
             )
-        records = []
-        for problem, outcome in zip(batch, outcomes, strict=True):
-            if outcome.problem.id != problem.id:
-                raise RuntimeError(
-                    f"strategy returned results out of order: {outcome.problem.id} for "
-                    f"{problem.id}"
-                )
-            graded, correct = grade(outcome, grading_timeout_s)
-            records.append(result_to_record(graded, correct))
-            if outcome.tree is not None:
-                from search.trees import save_tree
-
-                save_tree(graded, output_dir / "trees")
-        results.append(records)
+            results.append(records)
+            num_correct += sum(bool(r["correct"]) for r in records)
+            if bar is not None:
+                bar.update(len(batch))
+                bar.set_postfix(accuracy=f"{num_correct / bar.n:.3f}")
+    finally:
         if bar is not None:
-            bar.update(len(batch))
-            accuracy = sum(r["correct"] for r in results.records) / len(results.records)
-            bar.set_postfix(accuracy=f"{accuracy:.3f}")
-    if bar is not None:
-        bar.close()
-    wanted = set(ids)
+            bar.close()
     metrics = summarise([r for r in results.records if str(r["id"]) in wanted])
     metrics.update(describe)
     metrics["generate_calls_this_invocation"] = counter.generate_calls

@@ -1,0 +1,109 @@
+"""Accuracy of the embedded policy on the arithmetic test split: the targets of the
+foundation issue (single-sample accuracy at temperature 1.0 between 25% and 75%, pass@16 at
+least 1.5 times that), with the error kinds the ground-truth checker finds.
+
+    python benchmarks/policy_accuracy.py [--problems 500] [--samples 16] [--split test]
+
+Writes benchmarks/results/policy_accuracy.json and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+from search.arith.checker import check_solution
+from search.arith.world import make_split
+from search.generators import PolicyConfig, build_generator
+from search.types import Prefix, Until
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples with c correct (Chen et al. 2021)."""
+    if n - c < k:
+        return 1.0
+    result = 1.0
+    for i in range(n - c + 1, n + 1):
+        result *= 1.0 - k / i
+    return 1.0 - result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--problems", type=int, default=500)
+    parser.add_argument("--samples", type=int, default=16)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--model", default="checkpoints/arith-policy")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    problems = make_split(args.split, size=args.problems)
+    policy = PolicyConfig(model=args.model, temperature=1.0, max_tokens=160, dtype="float32",
+                          use_chat_template=False, batch_size=1024)
+    generator = build_generator(policy, seed=args.seed)
+    greedy = build_generator(
+        PolicyConfig(model=args.model, temperature=0.0, max_tokens=160, dtype="float32",
+                     use_chat_template=False, batch_size=1024),
+        seed=args.seed,
+    )
+    start = time.perf_counter()
+    sampled = generator.generate([Prefix(p) for p in problems], args.samples, Until.end)
+    greedy_out = greedy.generate([Prefix(p) for p in problems], 1, Until.end)
+    wall_s = time.perf_counter() - start
+
+    kinds: Counter[str] = Counter()
+    correct_counts = []
+    right_answer_wrong_process = 0
+    total = 0
+    for problem, generation in zip(problems, sampled, strict=True):
+        correct = 0
+        for continuation in generation.continuations:
+            check = check_solution(problem, continuation.steps)
+            correct += check.answer_correct
+            total += 1
+            right_answer_wrong_process += check.right_answer_wrong_process
+            kinds[check.kind.value if check.kind else "none"] += 1
+        correct_counts.append(correct)
+    greedy_correct = sum(
+        check_solution(p, g.continuations[0].steps).answer_correct
+        for p, g in zip(problems, greedy_out, strict=True)
+    )
+    n = args.samples
+    single = sum(c / n for c in correct_counts) / len(problems)
+    curve = {
+        k: sum(pass_at_k(n, c, k) for c in correct_counts) / len(problems)
+        for k in (1, 2, 4, 8, 16, 32, 64)
+        if k <= n
+    }
+    report = {
+        "split": args.split,
+        "problems": len(problems),
+        "samples": n,
+        "temperature": 1.0,
+        "greedy_accuracy": greedy_correct / len(problems),
+        "single_sample_accuracy": single,
+        "pass_at_k": curve,
+        "pass_at_n_over_single": curve[max(curve)] / single if single else None,
+        "error_kinds_share": {k: v / total for k, v in sorted(kinds.items())},
+        "right_answer_wrong_process_share": right_answer_wrong_process / total,
+        "wall_s": wall_s,
+        "model": args.model,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"policy_accuracy_{args.split}.json").write_text(json.dumps(report, indent=2))
+    print(f"| split | greedy | single sample (T=1) | pass@{n} | pass@{n} / single |")
+    print("|---|---|---|---|---|")
+    print(
+        f"| {args.split} | {report['greedy_accuracy']:.3f} | {single:.3f} | "
+        f"{curve[max(curve)]:.3f} | {report['pass_at_n_over_single']:.2f} |"
+    )
+    print("error kinds (share of samples):", json.dumps(report["error_kinds_share"]))
+
+
+if __name__ == "__main__":
+    main()

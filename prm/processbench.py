@@ -1,0 +1,329 @@
+"""``python -m prm.processbench``: how well a PRM finds the first wrong step (ProcessBench,
+arXiv 2412.06559, the benchmark arXiv 2501.07301 reports its PRMs on).
+
+    python -m prm.processbench scorer=qwen25_math_prm_7b                # the four subsets
+    python -m prm.processbench scorer=arith_prm subsets=[runs/processbench/arith_test.json]
+    python -m prm.processbench scorer=qwen25_math_prm_7b subsets=[gsm8k] limit=50 threshold=0.6
+
+A subset is a JSON list of objects with ``problem``, ``steps`` (list of strings) and
+``label``, the index of the first wrong step or -1 when every step is right (optional:
+``id``, ``final_answer_correct``). The PRM (any ``Scorer``: the ``scorer`` group, a
+``_target_`` node, as for ``python -m search``) scores every step of each solution in batches
+of ``batch_size`` solutions; the predicted label is the first step scoring below
+``threshold``, -1 when none does. Per subset:
+
+- ``error_accuracy``: on the erroneous samples, prediction == label;
+- ``correct_accuracy``: on the correct samples, prediction == -1;
+- ``f1``: the harmonic mean of the two (ProcessBench's score); ``mean_f1`` over subsets;
+- ``rawp_*``: on "right answer, wrong process" samples (``final_answer_correct`` and a
+  wrong step), the share the PRM flags at all and the share it flags at the right step;
+- ``min_on_final_step_share``: ``search.metrics.min_on_final_step_share``.
+
+Writes ``processbench.json`` (all of the above and the config) and ``predictions.jsonl``
+(one line per sample: label, prediction and step scores, for threshold sweeps) to
+``output_dir`` (default: the Hydra run directory).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from search.metrics import min_on_final_step_share
+from search.protocols import Scorer
+from search.scoring import call_scorer
+from search.types import Prefix, Problem
+
+log = logging.getLogger("prm.processbench")
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+SUBSETS = ("gsm8k", "math", "olympiadbench", "omnimath")
+
+
+@dataclass
+class ProcessBenchConfig:
+    """Top level of ``conf/processbench.yaml``. A ``subsets`` entry ending in ``.json`` or
+    holding a ``/`` is a file path; any other is ``data_dir/<name>.json``."""
+
+    subsets: list[str] = field(default_factory=lambda: list(SUBSETS))
+    data_dir: str = "../shared/data/processbench"
+    limit: int | None = None  # k samples of each subset, drawn with ``seed``
+    seed: int = 0
+    threshold: float = 0.5
+    batch_size: int = 64  # solutions per scorer call
+    output_dir: str | None = None  # null: the Hydra run directory
+    progress: bool = True
+    scorer: Any = None
+
+    def __post_init__(self) -> None:
+        if not self.subsets:
+            raise ValueError(
+                f"expected at least one subset, got none; fix: subsets=[{','.join(SUBSETS)}]"
+            )
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"expected 0 <= threshold <= 1, got {self.threshold}")
+        if self.batch_size < 1:
+            raise ValueError(f"expected batch_size >= 1, got {self.batch_size}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"expected limit >= 1 or null (every sample), got {self.limit}")
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessBenchSample:
+    """One solution with its first wrong step (``label``, -1 when all steps are right)."""
+
+    id: str
+    problem: str
+    steps: tuple[str, ...]
+    label: int
+    final_answer_correct: bool | None = None
+
+    @property
+    def prefix(self) -> Prefix:
+        return Prefix(Problem(id=self.id, question=self.problem, answer=""), self.steps)
+
+
+@dataclass(frozen=True, slots=True)
+class SubsetResult:
+    """ProcessBench metrics of one subset; accuracies are ``None`` with no such sample."""
+
+    subset: str
+    num_samples: int
+    num_erroneous: int
+    num_correct: int
+    error_accuracy: float | None
+    correct_accuracy: float | None
+    f1: float | None
+    num_rawp: int
+    rawp_flagged: float | None
+    rawp_exact: float | None
+    min_on_final_step_share: float | None
+
+
+def resolve_subset(entry: str, data_dir: Path) -> tuple[str, Path]:
+    """(subset name, file) of one ``subsets`` entry."""
+    if entry.endswith(".json") or "/" in entry:
+        path = Path(entry).expanduser()
+        return path.stem, path
+    return entry, data_dir / f"{entry}.json"
+
+
+def load_subset(path: Path, limit: int | None = None, seed: int = 0) -> list[ProcessBenchSample]:
+    """The samples of a ProcessBench-format file, checked; with ``limit``, that many drawn
+    at random (``random.Random(seed)``) and kept in file order. (ProcessBench lists its
+    erroneous samples first, so the first k would all be erroneous.)"""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"expected a ProcessBench file at {path} (resolved: {path.resolve()}), got none; "
+            "fix: set data_dir (or PRM_SEARCH_DATA) or pass subsets=[/path/to/subset.json]"
+        )
+    rows = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(rows, list):
+        raise ValueError(f"{path}: expected a JSON list of samples, got {type(rows).__name__}")
+    indices = list(range(len(rows)))
+    if limit is not None and limit < len(rows):
+        indices = sorted(random.Random(seed).sample(indices, limit))
+    return [_sample(rows[i], f"{path.stem}-{i}", f"{path}[{i}]") for i in indices]
+
+
+def _sample(row: Any, default_id: str, where: str) -> ProcessBenchSample:
+    if not isinstance(row, dict):
+        raise ValueError(f"{where}: expected an object, got {type(row).__name__}")
+    problem, steps, label = row.get("problem"), row.get("steps"), row.get("label")
+    if not isinstance(problem, str) or not problem.strip():
+        raise ValueError(f"{where}: expected a non-empty string 'problem', got {problem!r:.60}")
+    if not isinstance(steps, list) or not steps or not all(isinstance(s, str) for s in steps):
+        raise ValueError(f"{where}: expected 'steps' to be a non-empty list of strings")
+    if isinstance(label, bool) or not isinstance(label, int) or not -1 <= label < len(steps):
+        raise ValueError(
+            f"{where}: expected 'label' in [-1, {len(steps) - 1}] (index of the first wrong "
+            f"step, -1 for none), got {label!r}"
+        )
+    final = row.get("final_answer_correct")
+    return ProcessBenchSample(
+        id=str(row.get("id", default_id)),
+        problem=problem,
+        steps=tuple(steps),
+        label=label,
+        final_answer_correct=final if isinstance(final, bool) else None,
+    )
+
+
+def score_samples(
+    scorer: Scorer,
+    samples: Sequence[ProcessBenchSample],
+    batch_size: int,
+    progress: bool = False,
+    description: str = "scoring",
+) -> list[list[float]]:
+    """Step scores of every sample: one ``call_scorer`` per ``batch_size`` samples."""
+    chunks = [samples[i : i + batch_size] for i in range(0, len(samples), batch_size)]
+    iterator: Any = chunks
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(chunks, desc=description, unit="batch")
+    scores: list[list[float]] = []
+    for chunk in iterator:
+        scores += call_scorer(scorer, [sample.prefix for sample in chunk]).scores
+    return scores
+
+
+def predict_label(step_scores: Sequence[float], threshold: float) -> int:
+    """Index of the first step scoring below ``threshold``; -1 when none does."""
+    return next((i for i, score in enumerate(step_scores) if score < threshold), -1)
+
+
+def harmonic_mean(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None:
+        return None
+    return 0.0 if a + b == 0 else 2 * a * b / (a + b)
+
+
+def _share(hits: Sequence[bool]) -> float | None:
+    return sum(hits) / len(hits) if hits else None
+
+
+def subset_metrics(
+    subset: str,
+    samples: Sequence[ProcessBenchSample],
+    predictions: Sequence[int],
+    step_scores: Sequence[Sequence[float]],
+) -> SubsetResult:
+    """ProcessBench accuracies and F1, and the diagnostics (see the module docstring)."""
+    pairs = list(zip(samples, predictions, strict=True))
+    erroneous = [p == s.label for s, p in pairs if s.label != -1]
+    correct = [p == -1 for s, p in pairs if s.label == -1]
+    rawp = [(s, p) for s, p in pairs if s.final_answer_correct and s.label != -1]
+    error_accuracy, correct_accuracy = _share(erroneous), _share(correct)
+    return SubsetResult(
+        subset=subset,
+        num_samples=len(samples),
+        num_erroneous=len(erroneous),
+        num_correct=len(correct),
+        error_accuracy=error_accuracy,
+        correct_accuracy=correct_accuracy,
+        f1=harmonic_mean(error_accuracy, correct_accuracy),
+        num_rawp=len(rawp),
+        rawp_flagged=_share([p != -1 for _, p in rawp]),
+        rawp_exact=_share([p == s.label for s, p in rawp]),
+        min_on_final_step_share=min_on_final_step_share(step_scores),
+    )
+
+
+def evaluate_subset(
+    subset: str,
+    samples: Sequence[ProcessBenchSample],
+    scorer: Scorer,
+    threshold: float = 0.5,
+    batch_size: int = 64,
+    progress: bool = False,
+) -> tuple[SubsetResult, list[dict[str, Any]]]:
+    """Score one subset; its metrics and one prediction record per sample."""
+    scores = score_samples(scorer, samples, batch_size, progress, description=subset)
+    predictions = [predict_label(s, threshold) for s in scores]
+    records = [
+        {
+            "subset": subset,
+            "id": sample.id,
+            "label": sample.label,
+            "prediction": prediction,
+            "final_answer_correct": sample.final_answer_correct,
+            "step_scores": step_scores,
+        }
+        for sample, prediction, step_scores in zip(samples, predictions, scores, strict=True)
+    ]
+    return subset_metrics(subset, samples, predictions, scores), records
+
+
+def mean_f1(results: Sequence[SubsetResult]) -> float | None:
+    """Mean F1 over the subsets (``None`` when a subset has no F1)."""
+    values = [r.f1 for r in results]
+    if not values or any(v is None for v in values):
+        return None
+    return sum(v for v in values if v is not None) / len(values)
+
+
+def markdown_table(results: Sequence[SubsetResult]) -> str:
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.1f}"
+
+    lines = [
+        "| subset | samples | error acc | correct acc | F1 | RAWP flagged |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.subset} | {r.num_samples} | {cell(r.error_accuracy)} | "
+            f"{cell(r.correct_accuracy)} | {cell(r.f1)} | {cell(r.rawp_flagged)} |"
+        )
+    lines.append(f"| mean F1 | | | | {cell(mean_f1(results))} | |")
+    return "\n".join(lines)
+
+
+def run_processbench(
+    config: ProcessBenchConfig, scorer: Scorer, output_dir: Path
+) -> dict[str, Any]:
+    """Evaluate ``scorer`` on every subset; write the report and predictions; return it."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = Path(config.data_dir).expanduser()
+    results: list[SubsetResult] = []
+    records: list[dict[str, Any]] = []
+    for entry in config.subsets:
+        name, path = resolve_subset(entry, data_dir)
+        samples = load_subset(path, config.limit, config.seed)
+        result, predictions = evaluate_subset(
+            name, samples, scorer, config.threshold, config.batch_size, config.progress
+        )
+        log.info("%s: F1 %s over %d samples", name, result.f1, result.num_samples)
+        results.append(result)
+        records += predictions
+    report = {
+        "scorer": type(scorer).__name__,
+        "threshold": config.threshold,
+        "limit": config.limit,
+        "seed": config.seed,
+        "subsets": [asdict(r) for r in results],
+        "mean_f1": mean_f1(results),
+    }
+    (output_dir / "processbench.json").write_text(json.dumps(report, indent=2) + "\n")
+    with (output_dir / "predictions.jsonl").open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record) + "\n")
+    return report
+
+
+def register_configs() -> None:
+    ConfigStore.instance().store(name="processbench_schema", node=ProcessBenchConfig)
+
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="processbench")
+def main(raw: DictConfig) -> None:
+    config: ProcessBenchConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
+    if raw.scorer is None:
+        raise ValueError(
+            "expected a scorer, got scorer=null; fix: scorer=qwen25_math_prm_7b, "
+            "scorer=arith_prm, or a _target_ node of your own PRM"
+        )
+    scorer = instantiate(raw.scorer)
+    output_dir = Path(config.output_dir or HydraConfig.get().runtime.output_dir)
+    report = run_processbench(config, scorer, output_dir)
+    print(markdown_table([SubsetResult(**row) for row in report["subsets"]]))
+    print(f"report: {output_dir / 'processbench.json'}")
+
+
+if __name__ == "__main__":
+    main()

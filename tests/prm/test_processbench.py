@@ -1,0 +1,203 @@
+"""``python -m prm.processbench``: metrics on hand-built scores, batching, file checks, the
+real ProcessBench GSM8K file, and the CLI end to end on an exported arithmetic file."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from prm.processbench import (
+    CONF_DIR,
+    ProcessBenchConfig,
+    ProcessBenchSample,
+    evaluate_subset,
+    harmonic_mean,
+    load_subset,
+    mean_f1,
+    predict_label,
+    resolve_subset,
+    subset_metrics,
+)
+from search.arith.export import ExportConfig, export_processbench
+from search.types import Prefix
+
+PROCESSBENCH = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "processbench"
+SCORERS = sorted(p.stem for p in (CONF_DIR / "scorer").glob("*.yaml"))
+
+
+class LabelScorer:
+    """Knows the answer: 0.9 before a sample's label step, 0.1 from it on (``score`` only,
+    no usage), and records the size of every call."""
+
+    def __init__(self, labels: dict[str, int]) -> None:
+        self.labels = labels
+        self.calls: list[int] = []
+
+    def score(self, prefixes: Sequence[Prefix]) -> list[list[float]]:
+        self.calls.append(len(prefixes))
+        out = []
+        for prefix in prefixes:
+            label = self.labels[prefix.problem.id]
+            out.append([0.1 if 0 <= label <= i else 0.9 for i in range(len(prefix.steps))])
+        return out
+
+
+class ConstantScorer:
+    def __init__(self, value: float = 0.9) -> None:
+        self.value = value
+
+    def score(self, prefixes: Sequence[Prefix]) -> list[list[float]]:
+        return [[self.value] * len(prefix.steps) for prefix in prefixes]
+
+
+def make_samples() -> list[ProcessBenchSample]:
+    labels = [-1, 0, 2, -1, 1, -1, 3, -1]
+    finals = [True, False, True, True, False, True, True, True]  # 2 and 6: right answer,
+    return [  # wrong process
+        ProcessBenchSample(
+            f"s{i}", f"problem {i}", tuple(f"step {j}" for j in range(4)), label, final
+        )
+        for i, (label, final) in enumerate(zip(labels, finals, strict=True))
+    ]
+
+
+def test_predict_label() -> None:
+    assert predict_label([0.9, 0.7, 0.4, 0.1], 0.5) == 2
+    assert predict_label([0.9, 0.7], 0.5) == -1
+    assert predict_label([0.5], 0.5) == -1  # below, not at, the threshold
+    assert predict_label([0.3, 0.9], 0.2) == -1
+
+
+def test_perfect_scorer_has_f1_one_and_batches() -> None:
+    samples = make_samples()
+    scorer = LabelScorer({s.id: s.label for s in samples})
+    result, records = evaluate_subset("hand", samples, scorer, threshold=0.5, batch_size=3)
+    assert scorer.calls == [3, 3, 2]
+    assert (result.num_erroneous, result.num_correct) == (4, 4)
+    assert result.error_accuracy == result.correct_accuracy == result.f1 == 1.0
+    assert result.num_rawp == 2 and result.rawp_flagged == 1.0 and result.rawp_exact == 1.0
+    assert [r["prediction"] for r in records] == [s.label for s in samples]
+
+
+def test_always_positive_scorer_has_f1_zero() -> None:
+    result, _ = evaluate_subset("hand", make_samples(), ConstantScorer(0.9))
+    assert result.error_accuracy == 0.0 and result.correct_accuracy == 1.0
+    assert result.f1 == 0.0
+    assert result.rawp_flagged == 0.0
+    assert result.min_on_final_step_share == 0.0  # flat scores: the minimum is not strictly last
+
+
+def test_metrics_on_hand_built_predictions() -> None:
+    samples = make_samples()  # labels -1 0 2 -1 1 -1 3 -1
+    predictions = [-1, 0, 1, 2, 1, -1, -1, -1]
+    scores = [[0.9, 0.8, 0.7, 0.1]] * len(samples)
+    result = subset_metrics("hand", samples, predictions, scores)
+    assert result.error_accuracy == pytest.approx(2 / 4)  # s1, s4 right; s2 early, s6 missed
+    assert result.correct_accuracy == pytest.approx(3 / 4)  # s3 flagged wrongly
+    assert result.f1 == pytest.approx(2 * 0.5 * 0.75 / 1.25)
+    assert result.rawp_flagged == pytest.approx(1 / 2) and result.rawp_exact == 0.0
+    assert result.min_on_final_step_share == 1.0
+    assert harmonic_mean(None, 1.0) is None and harmonic_mean(0.0, 0.0) == 0.0
+    assert mean_f1([result, result]) == pytest.approx(result.f1)
+
+
+def test_bad_files_are_named(tmp_path: Path) -> None:
+    good = {"problem": "p", "steps": ["a", "b"], "label": -1}
+    for row, message in [
+        ({**good, "label": 2}, r"label' in \[-1, 1\]"),
+        ({**good, "steps": "a"}, "non-empty list of strings"),
+        ({**good, "problem": ""}, "non-empty string 'problem'"),
+    ]:
+        path = tmp_path / "bad.json"
+        path.write_text(json.dumps([good, row]))
+        with pytest.raises(ValueError, match=rf"bad.json\[1\]: expected .*{message}"):
+            load_subset(path)
+    with pytest.raises(FileNotFoundError, match="fix: set data_dir"):
+        load_subset(tmp_path / "missing.json")
+    assert resolve_subset("gsm8k", tmp_path) == ("gsm8k", tmp_path / "gsm8k.json")
+    assert resolve_subset("x/arith.json", tmp_path) == ("arith", Path("x/arith.json"))
+
+
+def test_config_checks() -> None:
+    for kwargs, message in [
+        ({"threshold": 1.5}, "threshold"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"limit": 0}, "limit"),
+        ({"subsets": []}, "at least one subset"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            ProcessBenchConfig(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(not (PROCESSBENCH / "gsm8k.json").is_file(), reason="no ProcessBench data")
+def test_real_gsm8k_subset_with_a_trivial_scorer() -> None:
+    samples = load_subset(PROCESSBENCH / "gsm8k.json", limit=20, seed=0)
+    assert len(samples) == 20
+    labels = {s.label for s in samples}
+    assert -1 in labels and labels - {-1}  # the seeded draw mixes both kinds (the file
+    assert [s.id for s in samples] == sorted(  # lists errors first), in file order
+        (s.id for s in samples), key=lambda i: int(i.rsplit("-", 1)[1])
+    )
+    assert samples == load_subset(PROCESSBENCH / "gsm8k.json", limit=20, seed=0)
+    result, records = evaluate_subset("gsm8k", samples, ConstantScorer(0.9), batch_size=8)
+    assert result.num_samples == 20 and result.error_accuracy == 0.0 and result.f1 == 0.0
+    assert all(len(r["step_scores"]) == len(s.steps) for r, s in zip(records, samples, strict=True))
+    result, _ = evaluate_subset("gsm8k", samples, ConstantScorer(0.1), batch_size=8)
+    assert result.correct_accuracy == 0.0  # everything flagged at step 0
+    expected = sum(s.label == 0 for s in samples) / result.num_erroneous
+    assert result.error_accuracy == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("scorer", SCORERS)
+def test_every_scorer_option_composes(scorer: str) -> None:
+    import prm.processbench  # noqa: F401  (registers the schema)
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        raw = compose("processbench", overrides=[f"scorer={scorer}"])
+    config = OmegaConf.to_object(raw)
+    assert isinstance(config, ProcessBenchConfig)
+    assert config.subsets == ["gsm8k", "math", "olympiadbench", "omnimath"]
+    assert config.data_dir.endswith("/processbench")
+    assert (raw.scorer is None) == (scorer == "none")
+
+
+def test_cli_end_to_end_on_an_arith_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import prm.processbench as entry
+
+    exported, summary = export_processbench(
+        ExportConfig(count=40, output=str(tmp_path / "arith.json"))
+    )
+    assert summary["right_answer_wrong_process"] > 0
+    out = tmp_path / "out"
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "prm.processbench",
+            "~scorer",
+            "scorer={_target_:search.fakes.FakeScorer}",
+            f"subsets=[{exported}]",
+            f"output_dir={out}",
+            "batch_size=16",
+            "progress=false",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+        ],
+    )
+    entry.main()
+    report = json.loads((out / "processbench.json").read_text())
+    (arith,) = report["subsets"]
+    # FakeScorer knows the checker: perfect on the true labels, rawp included.
+    assert arith["subset"] == "arith" and arith["num_samples"] == 40
+    assert arith["f1"] == 1.0 and report["mean_f1"] == 1.0 and arith["rawp_flagged"] == 1.0
+    assert arith["num_rawp"] == summary["right_answer_wrong_process"]
+    lines = (out / "predictions.jsonl").read_text().splitlines()
+    assert len(lines) == 40
+    assert "| arith | 40 | 100.0 | 100.0 | 100.0 | 100.0 |" in capsys.readouterr().out

@@ -1,0 +1,208 @@
+"""``python -m search.evaluate``: reading both line formats, bad lines, metrics on hand-built
+lines, aggregation changing rm@k, agreement with the engine's own picks, the CLI end to end."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from search.aggregation import Aggregation
+from search.arith.world import make_split
+from search.evaluate import (
+    BadLineError,
+    CompletionSet,
+    EvaluateConfig,
+    InputFormat,
+    evaluate_sets,
+    read_completion_sets,
+    run_evaluation,
+)
+from search.fakes import FakeGenerator, FakeScorer
+from search.run import run_search
+from search.strategies import StrategyConfig, build_strategy
+
+
+def write_jsonl(path: Path, rows: list[Any]) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+# Gold 2. Completions: right, wrong (3), right ("answer is"), wrong (3), right (####).
+LINE_ONE = {
+    "problem": "1 + 1?",
+    "answer": "2",
+    "completions": ["so \\boxed{2}", "\\boxed{3}", "The answer is 2.", "\\boxed{3}", "#### 2"],
+    "scores": [[0.9, 0.8], 0.1, [0.5, 0.9, 0.7], 0.95, 0.3],
+}
+# Gold 1/2. Completions: 0.5 (right), 1/3, \frac12 (right, same class as 0.5), none, 2.
+LINE_TWO = {
+    "problem": "half?",
+    "answer": "\\frac{1}{2}",
+    "completions": ["\\boxed{0.5}", "\\boxed{1/3}", "\\boxed{\\frac12}", "no idea", "\\boxed{2}"],
+    "scores": [0.2, 0.9, 0.3, 0.8, 0.1],
+}
+
+
+def at_k(report: dict[str, Any], k: int) -> dict[str, float]:
+    return next(row for row in report["metrics"] if row["k"] == k)
+
+
+def test_hand_built_lines(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "hand.jsonl", [LINE_ONE, LINE_TWO])
+    loaded = read_completion_sets(path, aggregation="min")
+    assert loaded.skipped == 0 and len(loaded.sets) == 2
+    assert loaded.sets[0].scores == (0.8, 0.1, 0.5, 0.95, 0.3)  # min of the step lists
+    report = evaluate_sets(loaded.sets, num_subsets=32, seed=0)
+    assert [row["k"] for row in report["metrics"]] == [1, 2, 4, 5]
+    assert [p["num_correct"] for p in report["per_problem"]] == [3, 2]
+    assert at_k(report, 1)["pass@k"] == pytest.approx((3 / 5 + 2 / 5) / 2)
+    assert at_k(report, 2)["pass@k"] == pytest.approx((1 - 1 / 10 + 1 - 3 / 10) / 2)
+    full = at_k(report, 5)
+    assert full["pass@k"] == 1.0
+    assert full["maj@k"] == 1.0  # 2 beats 3 (3 to 2); 0.5 ~ \frac12 beats the singletons
+    assert full["rm@k"] == 0.0  # best scores: 0.95 on "3", 0.9 on "1/3" (0.8 has no answer)
+    assert full["weighted@k"] == 0.5  # 2: 1.6 > 3: 1.05; but 1/3 (0.9) > 1/2 (0.5)
+    # Step scores given for two completions: [0.9, 0.8] ends on its minimum, the other not.
+    assert report["diagnostics"]["min_on_final_step_share"] == 0.5
+    assert report["diagnostics"]["num_with_step_scores"] == 2
+
+
+def test_aggregation_changes_rm_at_k(tmp_path: Path) -> None:
+    # The right completion dips early and ends high; the wrong one is flat at 0.6.
+    row = {
+        "problem": "p",
+        "answer": "7",
+        "completions": ["x\n\n\\boxed{7}", "y\n\n\\boxed{8}"],
+        "scores": [[0.2, 0.9], [0.6, 0.6]],
+    }
+    path = write_jsonl(tmp_path / "agg.jsonl", [row])
+    expected = {"min": 0.0, "last": 1.0, "prod": 0.0, "mean": 0.0}  # mean: 0.55 < 0.6
+    for how, value in expected.items():
+        sets = read_completion_sets(path, aggregation=how).sets
+        report = evaluate_sets(sets)
+        assert at_k(report, 2)["rm@k"] == value, how
+        assert at_k(report, 2)["maj@k"] == 1.0  # tie 1-1: the earliest class, the right one
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("{not json", "malformed JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        (json.dumps({"problem": "p", "completions": ["a"]}), "field 'answer'"),
+        (json.dumps({"problem": "p", "answer": "1", "completions": []}), "non-empty list"),
+        (
+            json.dumps({"problem": "p", "answer": "1", "completions": ["a"], "scores": [0.1, 0.2]}),
+            "list of 1 entries",
+        ),
+        (
+            json.dumps({"problem": "p", "answer": "1", "completions": ["a"], "scores": [1.5]}),
+            r"in \[0, 1\]",
+        ),
+    ],
+)
+def test_bad_line_names_file_and_line(tmp_path: Path, bad: str, message: str) -> None:
+    path = write_jsonl(tmp_path / "bad.jsonl", [LINE_ONE, "", bad, LINE_TWO])
+    with pytest.raises(BadLineError, match=rf"bad.jsonl:3: bad line.*{message}.*on_bad_row=skip"):
+        read_completion_sets(path)
+    loaded = read_completion_sets(path, on_bad_row="skip")
+    assert len(loaded.sets) == 2 and loaded.skipped == 1
+    assert loaded.skipped_reasons[0].startswith(f"{path}:3:")
+
+
+def test_scores_on_some_lines_only_is_an_error(tmp_path: Path) -> None:
+    unscored = {k: v for k, v in LINE_TWO.items() if k != "scores"}
+    path = write_jsonl(tmp_path / "mixed.jsonl", [LINE_ONE, unscored])
+    with pytest.raises(ValueError, match="1 of 2 lines with scores"):
+        read_completion_sets(path)
+    report = evaluate_sets(read_completion_sets(write_jsonl(tmp_path / "u.jsonl", [unscored])).sets)
+    assert set(report["metrics"][0]) == {"k", "pass@k", "maj@k"}
+    assert report["diagnostics"]["min_on_final_step_share"] is None
+
+
+@pytest.fixture(scope="module")
+def engine_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """A best-of-8 run of the engine on the fakes, with noisy step scores."""
+    out = tmp_path_factory.mktemp("engine")
+    strategy = build_strategy(StrategyConfig(n=8), Aggregation.min)
+    metrics = run_search(
+        make_split("test", size=12),
+        FakeGenerator(seed=1, error_rate=0.3),
+        FakeScorer(seed=1, noise=0.3),
+        strategy,
+        out,
+        describe={},
+    )
+    return out / "results.jsonl", metrics
+
+
+def test_engine_format_matches_the_engines_own_picks(
+    engine_run: tuple[Path, dict[str, Any]],
+) -> None:
+    path, metrics = engine_run
+    loaded = read_completion_sets(path, InputFormat.engine, Aggregation.min)
+    assert len(loaded.sets) == 12 and all(len(s.completions) == 8 for s in loaded.sets)
+    report = evaluate_sets(loaded.sets)
+    full = at_k(report, 8)
+    by_rule = metrics["accuracy_by_rule"]
+    assert full["maj@k"] == pytest.approx(by_rule["majority"])
+    assert full["rm@k"] == pytest.approx(by_rule["prm"])
+    assert full["weighted@k"] == pytest.approx(by_rule["weighted"])
+    assert full["pass@k"] == pytest.approx(metrics["pass_at_n"])
+    assert at_k(report, 1)["pass@k"] == pytest.approx(metrics["mean_sample_accuracy"])
+
+
+def test_cli_end_to_end(
+    engine_run: tuple[Path, dict[str, Any]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import search.evaluate as entry
+
+    path, _ = engine_run
+    output = tmp_path / "report.json"
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "search.evaluate",
+            f"path={path}",
+            "format=engine",
+            "aggregation=last",
+            f"output={output}",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+        ],
+    )
+    entry.main()
+    printed = capsys.readouterr().out
+    assert "| k | pass@k | maj@k | rm@k | weighted@k |" in printed
+    assert "| 8 |" in printed and str(output) in printed
+    report = json.loads(output.read_text())
+    assert report["aggregation"] == "last" and report["format"] == "engine"
+    assert report["num_problems"] == 12 and [r["k"] for r in report["metrics"]] == [1, 2, 4, 8]
+    expected = evaluate_sets(read_completion_sets(path, "engine", "last").sets)
+    assert report["metrics"] == expected["metrics"]
+
+
+def test_default_output_is_next_to_the_input(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "hand.jsonl", [LINE_ONE])
+    report, output = run_evaluation(EvaluateConfig(path=str(path), num_subsets=0))
+    assert output == tmp_path / "hand.eval.json"
+    assert json.loads(output.read_text())["metrics"] == report["metrics"]
+    assert report["subsets"] == "first k"
+
+
+def test_config_rejects_negative_subsets() -> None:
+    with pytest.raises(ValueError, match="num_subsets >= 0"):
+        EvaluateConfig(path="x", num_subsets=-1)
+
+
+def test_completion_set_is_frozen() -> None:
+    item = CompletionSet("p", "1", ("\\boxed{1}",))
+    with pytest.raises(AttributeError):
+        item.gold = "2"  # type: ignore[misc]

@@ -1,0 +1,240 @@
+"""The engine loop (``search.run.run_search``): resume, torn lines, killed runs, accounting.
+
+Everything runs on the fake backends (``search.fakes``), so no model is needed; the fakes
+keep their own usage counters, which the runner's metrics must match exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from search.aggregation import Aggregation
+from search.arith.world import make_split
+from search.fakes import FakeGenerator, FakeScorer
+from search.protocols import Generator, Scorer
+from search.results import METRICS_FILE, RESULTS_FILE
+from search.run import run_search
+from search.strategies import StrategyConfig, StrategyName, build_strategy
+from search.types import Generation, Prefix, Problem, SearchResult, Until
+
+BATCH = 4
+
+
+class RecordingGenerator(FakeGenerator):
+    """The fake policy, remembering which problems it was asked to continue."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__(seed=seed)
+        self.problem_ids: list[str] = []
+
+    def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
+        self.problem_ids.extend(prefix.problem.id for prefix in prefixes)
+        return super().generate(prefixes, n, until)
+
+
+class ScoreOnly:
+    """A user's PRM that implements only ``Scorer.score`` (no usage report)."""
+
+    def __init__(self) -> None:
+        self.inner = FakeScorer()
+
+    def score(self, prefixes: Sequence[Prefix]) -> list[list[float]]:
+        return self.inner.score(prefixes)
+
+
+class FailsOnCall:
+    """A strategy that works until its ``fail_on``-th batch, then raises (a killed run)."""
+
+    def __init__(self, inner: Any, fail_on: int) -> None:
+        self.inner = inner
+        self.fail_on = fail_on
+        self.calls = 0
+
+    def run(
+        self, problems: Sequence[Problem], generator: Generator, scorer: Scorer | None
+    ) -> list[SearchResult]:
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise RuntimeError("killed")
+        return self.inner.run(problems, generator, scorer)
+
+
+@pytest.fixture(scope="module")
+def problems() -> list[Problem]:
+    return make_split("test", size=14)
+
+
+def strategy(name: str = "best_of_n") -> Any:
+    config = StrategyConfig(
+        name=StrategyName(name), n=4, beam_width=2, num_simulations=4, children_per_expansion=2
+    )
+    return build_strategy(config, Aggregation.min)
+
+
+def read_records(directory: Path) -> list[dict[str, Any]]:
+    lines = (directory / RESULTS_FILE).read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def run(
+    problems: Sequence[Problem],
+    directory: Path,
+    generator: Generator | None = None,
+    scorer: Any = "fake",
+    search: Any = None,
+) -> dict[str, Any]:
+    return run_search(
+        problems,
+        generator or RecordingGenerator(),
+        FakeScorer() if scorer == "fake" else scorer,
+        search or strategy(),
+        directory,
+        describe={"strategy": "test"},
+        batch_problems=BATCH,
+    )
+
+
+def test_resume_skips_done_problems_and_covers_all(problems: list[Problem], tmp_path: Path) -> None:
+    first = RecordingGenerator()
+    metrics = run(problems[:10], tmp_path, first)
+    assert first.usage.calls == 3  # batches of 4, 4, 2: one generate call each (best-of-N)
+    assert metrics["generate_calls_this_invocation"] == 3
+    assert metrics["num_problems"] == 10
+    before = (tmp_path / RESULTS_FILE).read_bytes()
+
+    second = RecordingGenerator()
+    metrics = run(problems, tmp_path, second)
+    assert second.usage.calls == 1  # only the 4 new problems, one batch
+    assert metrics["generate_calls_this_invocation"] == 1
+    assert set(second.problem_ids) == {p.id for p in problems[10:]}
+
+    after = (tmp_path / RESULTS_FILE).read_bytes()
+    assert after.startswith(before)  # the first run's lines are kept byte for byte
+    records = read_records(tmp_path)
+    assert [r["id"] for r in records] == [p.id for p in problems]
+    assert metrics["num_problems"] == 14
+    assert metrics["accuracy"] == pytest.approx(sum(r["correct"] for r in records) / 14)
+    assert metrics["policy_tokens"] == sum(r["usage"]["policy_tokens"] for r in records)
+    assert metrics["strategy"] == "test"
+    assert json.loads((tmp_path / METRICS_FILE).read_text()) == metrics
+
+    third = RecordingGenerator()
+    metrics = run(problems, tmp_path, third)  # all done: nothing is generated
+    assert third.usage.calls == 0
+    assert metrics["num_problems"] == 14
+    assert (tmp_path / RESULTS_FILE).read_bytes() == after
+
+
+def test_metrics_cover_only_the_problems_asked_for(problems: list[Problem], tmp_path: Path) -> None:
+    run(problems[:10], tmp_path)
+    metrics = run(problems[:6], tmp_path)
+    assert metrics["num_problems"] == 6
+    records = read_records(tmp_path)[:6]
+    assert metrics["accuracy"] == pytest.approx(sum(r["correct"] for r in records) / 6)
+
+
+def test_torn_last_line_is_cut_and_rerun(problems: list[Problem], tmp_path: Path) -> None:
+    run(problems[:10], tmp_path)
+    reference = tmp_path / "reference"
+    run(problems[:11], reference)
+    torn = (reference / RESULTS_FILE).read_bytes().splitlines(keepends=True)[10]
+    assert json.loads(torn)["id"] == problems[10].id
+    with (tmp_path / RESULTS_FILE).open("ab") as handle:
+        handle.write(torn[: len(torn) // 2])  # killed half way through the 11th line
+
+    generator = RecordingGenerator()
+    metrics = run(problems[:11], tmp_path, generator)
+    assert set(generator.problem_ids) == {problems[10].id}
+    records = read_records(tmp_path)  # every line parses: the torn half is gone
+    assert [r["id"] for r in records] == [p.id for p in problems[:11]]
+    assert metrics["num_problems"] == 11
+
+
+def test_unreadable_middle_line_is_an_error_not_a_truncation(
+    problems: list[Problem], tmp_path: Path
+) -> None:
+    run(problems[:4], tmp_path)
+    path = tmp_path / RESULTS_FILE
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[1] = b"{not json\n"
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(ValueError, match="line 2 of 4"):
+        run(problems[:4], tmp_path)
+    assert path.read_bytes() == b"".join(lines)  # nothing was cut
+
+
+def test_killed_run_keeps_finished_batches(problems: list[Problem], tmp_path: Path) -> None:
+    failing = FailsOnCall(strategy(), fail_on=2)
+    with pytest.raises(RuntimeError, match="killed"):
+        run(problems[:10], tmp_path, search=failing)
+    records = read_records(tmp_path)
+    assert [r["id"] for r in records] == [p.id for p in problems[:BATCH]]
+    assert not (tmp_path / METRICS_FILE).exists()
+
+    generator = RecordingGenerator()
+    metrics = run(problems[:10], tmp_path, generator)
+    assert set(generator.problem_ids) == {p.id for p in problems[BATCH:10]}
+    assert [r["id"] for r in read_records(tmp_path)] == [p.id for p in problems[:10]]
+    assert metrics["num_problems"] == 10
+
+
+@pytest.mark.parametrize("name", ["best_of_n", "beam", "mcts"])
+def test_metrics_match_the_backends_own_counters(
+    name: str, problems: list[Problem], tmp_path: Path
+) -> None:
+    generator = RecordingGenerator()
+    scorer = FakeScorer(noise=0.05)
+    metrics = run(problems[:6], tmp_path, generator, scorer, strategy(name))
+    assert metrics["policy_prompt_tokens"] == generator.usage.tokens
+    assert metrics["policy_generated_tokens"] == generator.usage.generated_tokens
+    assert metrics["policy_tokens"] == generator.usage.tokens + generator.usage.generated_tokens
+    assert metrics["prm_tokens"] == scorer.usage.tokens
+    assert metrics["prm_new_tokens"] == scorer.usage.new_tokens
+    assert metrics["generate_calls_this_invocation"] == generator.usage.calls
+    assert metrics["score_calls_this_invocation"] == scorer.usage.calls
+    assert generator.usage.calls >= 2  # two batches of problems
+    assert scorer.usage.tokens > 0
+
+
+def test_scorer_without_usage_gives_unknown_prm_tokens(
+    problems: list[Problem], tmp_path: Path
+) -> None:
+    scorer = ScoreOnly()
+    generator = RecordingGenerator()
+    metrics = run(problems[:5], tmp_path, generator, scorer, strategy("beam"))
+    on_disk = json.loads((tmp_path / METRICS_FILE).read_text())
+    assert "prm_tokens" in on_disk
+    assert on_disk["prm_tokens"] is None  # unknown, not 0
+    assert on_disk["prm_new_tokens"] is None
+    assert metrics["prm_tokens"] is None
+    assert scorer.inner.usage.tokens > 0  # the PRM did run
+    assert on_disk["score_calls_this_invocation"] == scorer.inner.usage.calls
+    assert on_disk["policy_tokens"] == generator.usage.tokens + generator.usage.generated_tokens
+    assert all(r["usage"]["prm_tokens"] is None for r in read_records(tmp_path))
+
+
+def test_resumed_unknown_prm_tokens_stay_unknown(problems: list[Problem], tmp_path: Path) -> None:
+    run(problems[:4], tmp_path, scorer=ScoreOnly())
+    metrics = run(problems[:8], tmp_path)  # now with a scorer that reports usage
+    assert metrics["prm_tokens"] is None
+
+
+def test_no_scorer_spends_no_prm_tokens(problems: list[Problem], tmp_path: Path) -> None:
+    metrics = run(problems[:4], tmp_path, scorer=None)
+    assert metrics["prm_tokens"] == 0
+    assert metrics["score_calls_this_invocation"] == 0
+    assert set(metrics["accuracy_by_rule"]) == {"majority"}
+
+
+def test_bad_arguments_fail_before_any_work(problems: list[Problem], tmp_path: Path) -> None:
+    generator = RecordingGenerator()
+    with pytest.raises(ValueError, match="at least one problem"):
+        run([], tmp_path / "empty", generator)
+    with pytest.raises(ValueError, match="unique problem ids"):
+        run([problems[0], problems[0]], tmp_path / "dupes", generator)
+    assert generator.usage.calls == 0
