@@ -137,7 +137,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def markdown(table: list[dict[str, Any]]) -> str:
     lines = [
-        "| strategy | aggregation | N | accuracy (mean ± std over seeds) | policy tokens / problem |",
+        "| strategy | aggregation | N | accuracy (mean ± std, seeds) | policy tokens / problem |",
         "|---|---|---|---|---|",
     ]
     for row in table:
@@ -200,25 +200,44 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     start = time.perf_counter()
     for seed in args.seeds:
-        policy = PolicyConfig(model=args.policy, max_tokens=160, max_step_tokens=32,
-                              dtype="float32", use_chat_template=False, batch_size=1024)
+        policy = PolicyConfig(
+            model=args.policy,
+            max_tokens=160,
+            max_step_tokens=32,
+            dtype="float32",
+            use_chat_template=False,
+            batch_size=1024,
+        )
         generator = build_generator(policy, seed=seed)
-        bon = build_strategy(StrategyConfig(name=StrategyName.best_of_n, n=args.max_n),
-                             Aggregation.min)
+        bon = build_strategy(
+            StrategyConfig(name=StrategyName.best_of_n, n=args.max_n), Aggregation.min
+        )
         results = bon.run(problems, generator, scorer)
         rows += best_of_n_rows(problems, results, ns, seed)
         log.info("seed %d best_of_n done", seed)
         for name in args.strategies:
             for how in args.aggregations:
                 for n in args.search_ns:
-                    row = search_rows(StrategyName(name), problems, generator, scorer, n,
-                                      Aggregation(how), seed, args.beam_width)
+                    row = search_rows(
+                        StrategyName(name),
+                        problems,
+                        generator,
+                        scorer,
+                        n,
+                        Aggregation(how),
+                        seed,
+                        args.beam_width,
+                    )
                     log.info(json.dumps(row))
                     rows.append(row)
     table = summarise(rows)
     RESULTS.mkdir(exist_ok=True)
-    report = {"args": vars(args), "rows": rows, "table": table,
-              "wall_s": time.perf_counter() - start}
+    report = {
+        "args": vars(args),
+        "rows": rows,
+        "table": table,
+        "wall_s": time.perf_counter() - start,
+    }
     (RESULTS / "accuracy_vs_compute.json").write_text(json.dumps(report, indent=2))
     text = markdown(table)
     (RESULTS / "accuracy_vs_compute.md").write_text(text + "\n")

@@ -43,12 +43,24 @@ def main() -> None:
     args = parser.parse_args()
 
     problems = make_split(args.split, size=args.problems)
-    policy = PolicyConfig(model=args.model, temperature=1.0, max_tokens=160, dtype="float32",
-                          use_chat_template=False, batch_size=1024)
+    policy = PolicyConfig(
+        model=args.model,
+        temperature=1.0,
+        max_tokens=160,
+        dtype="float32",
+        use_chat_template=False,
+        batch_size=1024,
+    )
     generator = build_generator(policy, seed=args.seed)
     greedy = build_generator(
-        PolicyConfig(model=args.model, temperature=0.0, max_tokens=160, dtype="float32",
-                     use_chat_template=False, batch_size=1024),
+        PolicyConfig(
+            model=args.model,
+            temperature=0.0,
+            max_tokens=160,
+            dtype="float32",
+            use_chat_template=False,
+            batch_size=1024,
+        ),
         seed=args.seed,
     )
     start = time.perf_counter()

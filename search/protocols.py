@@ -27,9 +27,7 @@ class TokenCounter:
 class Generator(Protocol):
     """Samples continuations of many partial solutions at once."""
 
-    def generate(
-        self, prefixes: Sequence[Prefix], n: int, until: Until
-    ) -> list[Generation]:
+    def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
         """``n`` continuations of every prefix: ``len(out) == len(prefixes)`` and
         ``len(out[i].continuations) == n``. ``until=Until.step`` stops each continuation at
         the end of its next step (the blank line is kept in ``text``); ``Until.end`` lets it

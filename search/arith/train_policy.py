@@ -80,7 +80,7 @@ def build_model(tokenizer: Any, shape: ModelShape, seed: int) -> Any:
         bos_token_id=tokenizer.eos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        torch_dtype="float32",
+        torch_dtype="float32",  # type: ignore[call-arg]
     )
     torch.manual_seed(seed)
     return Qwen2ForCausalLM(config)
@@ -91,7 +91,7 @@ def encode_example(tokenizer: Any, problem: Problem) -> tuple[list[int], list[in
     prompt, solution = render_training_text(problem.question, problem.gold_steps)
     prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     solution_ids = tokenizer(solution, add_special_tokens=False)["input_ids"]
-    solution_ids = solution_ids + [tokenizer.eos_token_id]
+    solution_ids = [*solution_ids, tokenizer.eos_token_id]
     return prompt_ids + solution_ids, [-100] * len(prompt_ids) + solution_ids
 
 
@@ -160,7 +160,8 @@ def train_policy(config: PolicyTrainConfig) -> Path:
     rng = random.Random(config.seed)
     examples = [encode_example(tokenizer, p) for p in problems]
 
-    decay, no_decay = [], []
+    decay: list[Any] = []
+    no_decay: list[Any] = []
     for name, param in model.named_parameters():
         (no_decay if param.ndim < 2 or "norm" in name else decay).append(param)
     optimizer = torch.optim.AdamW(
@@ -238,8 +239,16 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     defaults = PolicyTrainConfig()
-    for name in ("output_dir", "num_steps", "batch_size", "learning_rate", "eval_every",
-                 "num_train_problems", "seed", "num_threads"):
+    for name in (
+        "output_dir",
+        "num_steps",
+        "batch_size",
+        "learning_rate",
+        "eval_every",
+        "num_train_problems",
+        "seed",
+        "num_threads",
+    ):
         value = getattr(defaults, name)
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     args = parser.parse_args()

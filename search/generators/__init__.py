@@ -65,38 +65,43 @@ def resolve_model_path(model: str) -> str:
 
 def build_generator(config: PolicyConfig, seed: int) -> Generator:
     backend = Backend(config.backend)
-    common = dict(
-        temperature=config.temperature,
-        top_p=config.top_p,
-        max_step_tokens=config.max_step_tokens,
-        max_tokens=config.max_tokens,
-        seed=seed,
-    )
     if backend is Backend.fake:
         from search.fakes import FakeGenerator
 
         return FakeGenerator(seed=seed)
     model = resolve_model_path(config.model)
-    chat = dict(
-        dtype=config.dtype,
-        use_chat_template=config.use_chat_template,
-        system_prompt=config.system_prompt,
-        trust_remote_code=config.trust_remote_code,
-    )
     if backend is Backend.hf:
         from search.generators.hf import HFGenerator
 
         return HFGenerator(
-            model, batch_size=config.batch_size, device=config.device, **common, **chat
+            model,
+            temperature=config.temperature,
+            top_p=config.top_p,
+            max_step_tokens=config.max_step_tokens,
+            max_tokens=config.max_tokens,
+            batch_size=config.batch_size,
+            seed=seed,
+            dtype=config.dtype,
+            device=config.device,
+            use_chat_template=config.use_chat_template,
+            system_prompt=config.system_prompt,
+            trust_remote_code=config.trust_remote_code,
         )
     from search.generators.vllm import VLLMGenerator
 
     return VLLMGenerator(
         model,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        max_step_tokens=config.max_step_tokens,
+        max_tokens=config.max_tokens,
+        seed=seed,
+        dtype=config.dtype,
         gpu_memory_utilization=config.gpu_memory_utilization,
         max_model_len=config.max_model_len,
         enable_prefix_caching=config.enable_prefix_caching,
+        use_chat_template=config.use_chat_template,
+        system_prompt=config.system_prompt,
+        trust_remote_code=config.trust_remote_code,
         cpu_kvcache_space_gib=config.cpu_kvcache_space_gib,
-        **common,
-        **chat,
     )

@@ -87,9 +87,10 @@ class HFGenerator:
         self.batch_size = batch_size
         self.device = resolve_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
-        self.model = AutoModelForCausalLM.from_pretrained(
+        loaded: Any = AutoModelForCausalLM.from_pretrained(
             model, dtype=resolve_dtype(dtype, self.device), trust_remote_code=trust_remote_code
-        ).to(self.device)
+        )
+        self.model: Any = loaded.to(self.device)
         self.model.eval()
         self.renderer = PromptRenderer(self.tokenizer, use_chat_template, system_prompt)
         self.eos_ids = self.renderer.eos_ids(self.model.generation_config.eos_token_id)
@@ -119,7 +120,7 @@ class HFGenerator:
             mine = rows[index * n : (index + 1) * n]
             continuations = tuple(
                 make_continuation(
-                    self.tokenizer.decode(row.generated, skip_special_tokens=True),
+                    str(self.tokenizer.decode(row.generated, skip_special_tokens=True)),
                     row.reason or FinishReason.length,
                     len(row.generated),
                     until,
@@ -184,8 +185,10 @@ class HFGenerator:
                     tokens = tokens[index]
                     live = [live[slot] for slot in keep]
                 attention = torch.cat(
-                    [attention, torch.ones((len(live), 1), dtype=attention.dtype,
-                                           device=self.device)],
+                    [
+                        attention,
+                        torch.ones((len(live), 1), dtype=attention.dtype, device=self.device),
+                    ],
                     dim=-1,
                 )
                 step_input = tokens.unsqueeze(-1)
@@ -204,13 +207,11 @@ class HFGenerator:
             probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
         return torch.multinomial(probs, 1, generator=self.rng).squeeze(-1)
 
-    def _stop_reason(
-        self, row: _Row, token: int, until: Until, limit: int
-    ) -> FinishReason | None:
+    def _stop_reason(self, row: _Row, token: int, until: Until, limit: int) -> FinishReason | None:
         if token in self.eos_ids:  # kept in `generated`: it was sampled, so it is counted
             return FinishReason.eos
         if until is Until.step and self._ends_line(token):
-            text = self.tokenizer.decode(row.generated, skip_special_tokens=True)
+            text = str(self.tokenizer.decode(row.generated, skip_special_tokens=True))
             if self.renderer.ends_step(text):
                 return FinishReason.step
         if len(row.generated) >= limit:

@@ -73,7 +73,7 @@ class VLLMGenerator:
             enforce_eager = not torch.cuda.is_available()
         self.llm = LLM(
             model=model,
-            dtype=dtype,
+            dtype=dtype,  # type: ignore[arg-type]
             seed=seed,
             gpu_memory_utilization=gpu_memory_utilization,
             max_model_len=max_model_len,
@@ -126,9 +126,7 @@ class VLLMGenerator:
         self.usage.tokens += sum(len(ids) for ids in prompts)
         cached = sum(output.num_cached_tokens or 0 for output in outputs)
         self.usage.new_tokens += sum(len(ids) for ids in prompts) - cached
-        self.usage.generated_tokens += sum(
-            c.num_tokens for g in result for c in g.continuations
-        )
+        self.usage.generated_tokens += sum(c.num_tokens for g in result for c in g.continuations)
         return result
 
     def close(self) -> None:

@@ -45,8 +45,9 @@ def test_hard_split_has_longer_chains() -> None:
 def test_knobs_operations_and_ranges() -> None:
     import random
 
-    config = WorldConfig(min_steps=3, max_steps=3, min_operand=10, max_operand=12,
-                         operations=("mul",))
+    config = WorldConfig(
+        min_steps=3, max_steps=3, min_operand=10, max_operand=12, operations=("mul",)
+    )
     chain = sample_chain(random.Random(0), config)
     assert chain.ops == ("mul", "mul", "mul")
     assert all(10 <= x <= 12 for x in chain.operands)
@@ -72,11 +73,19 @@ def problem():  # type: ignore[no-untyped-def]
     ("steps", "first_error", "kind", "answer_correct"),
     [
         (["7 + 5 = 12", "12 - 3 = 9", "9 + 8 = 17", "The answer is \\boxed{17}."], -1, None, True),
-        (["7 + 5 = 13", "13 - 3 = 10", "10 + 8 = 18", "The answer is \\boxed{18}."], 0,
-         ErrorKind.arithmetic, False),
+        (
+            ["7 + 5 = 13", "13 - 3 = 10", "10 + 8 = 18", "The answer is \\boxed{18}."],
+            0,
+            ErrorKind.arithmetic,
+            False,
+        ),
         # right arithmetic on the wrong operand
-        (["7 + 5 = 12", "12 - 8 = 4", "4 + 8 = 12", "The answer is \\boxed{12}."], 1,
-         ErrorKind.logic, False),
+        (
+            ["7 + 5 = 12", "12 - 8 = 4", "4 + 8 = 12", "The answer is \\boxed{12}."],
+            1,
+            ErrorKind.logic,
+            False,
+        ),
         # wrong operation
         (["7 + 5 = 12", "12 + 3 = 15", "The answer is \\boxed{15}."], 1, ErrorKind.logic, False),
         # skipped step
@@ -88,13 +97,21 @@ def problem():  # type: ignore[no-untyped-def]
         # unreadable step
         (["7 + 5 = 12", "blah"], 1, ErrorKind.malformed, False),
         # wrong value in the answer step
-        (["7 + 5 = 12", "12 - 3 = 9", "9 + 8 = 17", "The answer is \\boxed{16}."], 3,
-         ErrorKind.wrong_answer, False),
+        (
+            ["7 + 5 = 12", "12 - 3 = 9", "9 + 8 = 17", "The answer is \\boxed{16}."],
+            3,
+            ErrorKind.wrong_answer,
+            False,
+        ),
         # stops before the answer
         (["7 + 5 = 12", "12 - 3 = 9"], 2, ErrorKind.incomplete, False),
         # right final answer, wrong process: two slips that cancel out
-        (["7 + 5 = 13", "13 - 3 = 9", "9 + 8 = 17", "The answer is \\boxed{17}."], 0,
-         ErrorKind.arithmetic, True),
+        (
+            ["7 + 5 = 13", "13 - 3 = 9", "9 + 8 = 17", "The answer is \\boxed{17}."],
+            0,
+            ErrorKind.arithmetic,
+            True,
+        ),
     ],
 )
 def test_checker(problem, steps, first_error, kind, answer_correct) -> None:  # type: ignore[no-untyped-def]

@@ -32,14 +32,11 @@ def test_shapes_counts_and_stop_reasons(tiny_policy_dir: Path, prefixes: list[Pr
             if c.finish_reason is FinishReason.length:
                 assert c.num_tokens == 12
     assert gen.usage.calls == 1
-    assert gen.usage.generated_tokens == sum(
-        c.num_tokens for g in out for c in g.continuations
-    )
+    assert gen.usage.generated_tokens == sum(c.num_tokens for g in out for c in g.continuations)
     assert gen.usage.tokens == sum(g.prompt_tokens for g in out)
 
 
-def test_until_end_runs_past_step_boundaries(tiny_policy_dir: Path,
-                                             prefixes: list[Prefix]) -> None:
+def test_until_end_runs_past_step_boundaries(tiny_policy_dir: Path, prefixes: list[Prefix]) -> None:
     gen = HFGenerator(str(tiny_policy_dir), max_step_tokens=5, max_tokens=40, seed=0)
     out = gen.generate(prefixes, n=3, until=Until.end)
     for g in out:
@@ -49,8 +46,9 @@ def test_until_end_runs_past_step_boundaries(tiny_policy_dir: Path,
             assert c.finish_reason is not FinishReason.length or c.num_tokens == 40
 
 
-def test_seeded_and_batch_size_invariant_when_greedy(tiny_policy_dir: Path,
-                                                     prefixes: list[Prefix]) -> None:
+def test_seeded_and_batch_size_invariant_when_greedy(
+    tiny_policy_dir: Path, prefixes: list[Prefix]
+) -> None:
     a = HFGenerator(str(tiny_policy_dir), temperature=1.0, max_tokens=20, seed=7)
     b = HFGenerator(str(tiny_policy_dir), temperature=1.0, max_tokens=20, seed=7)
     assert a.generate(prefixes, 2, Until.end) == b.generate(prefixes, 2, Until.end)
@@ -59,8 +57,9 @@ def test_seeded_and_batch_size_invariant_when_greedy(tiny_policy_dir: Path,
     assert small.generate(prefixes, 2, Until.end) == large.generate(prefixes, 2, Until.end)
 
 
-def test_left_padding_matches_unpadded_greedy(tiny_policy_dir: Path,
-                                              prefixes: list[Prefix]) -> None:
+def test_left_padding_matches_unpadded_greedy(
+    tiny_policy_dir: Path, prefixes: list[Prefix]
+) -> None:
     """A prompt batched with longer ones decodes exactly as it does alone."""
     batched = HFGenerator(str(tiny_policy_dir), temperature=0.0, max_tokens=25)
     together = batched.generate(prefixes, 1, Until.end)

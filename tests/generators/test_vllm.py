@@ -51,12 +51,16 @@ def prefixes() -> list[Prefix]:
     ]
 
 
-def test_greedy_parity_with_transformers(vllm_greedy, policy_dir: Path,  # type: ignore[no-untyped-def]
-                                         prefixes: list[Prefix]) -> None:
+def test_greedy_parity_with_transformers(
+    vllm_greedy,
+    policy_dir: Path,  # type: ignore[no-untyped-def]
+    prefixes: list[Prefix],
+) -> None:
     from search.generators.hf import HFGenerator
 
-    hf = HFGenerator(str(policy_dir), temperature=0.0, max_step_tokens=32, max_tokens=100,
-                     dtype="float32")
+    hf = HFGenerator(
+        str(policy_dir), temperature=0.0, max_step_tokens=32, max_tokens=100, dtype="float32"
+    )
     for until in (Until.step, Until.end):
         got = vllm_greedy.generate(prefixes, 1, until)
         want = hf.generate(prefixes, 1, until)
@@ -64,12 +68,17 @@ def test_greedy_parity_with_transformers(vllm_greedy, policy_dir: Path,  # type:
         for a, b in zip(got, want, strict=True):
             (ca,), (cb,) = a.continuations, b.continuations
             assert (ca.text, ca.finish_reason, ca.num_tokens) == (
-                cb.text, cb.finish_reason, cb.num_tokens
+                cb.text,
+                cb.finish_reason,
+                cb.num_tokens,
             )
 
 
-def test_sampling_n_and_step_stops(vllm_greedy, policy_dir: Path,  # type: ignore[no-untyped-def]
-                                   prefixes: list[Prefix]) -> None:
+def test_sampling_n_and_step_stops(
+    vllm_greedy,
+    policy_dir: Path,  # type: ignore[no-untyped-def]
+    prefixes: list[Prefix],
+) -> None:
     from vllm import SamplingParams  # noqa: F401  (the engine is already up)
 
     vllm_greedy.settings = type(vllm_greedy.settings)(
