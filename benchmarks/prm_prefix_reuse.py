@@ -23,7 +23,6 @@ import re
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from prm.model import EMBEDDED_PRM_FORMAT, build_random_prm, save_prm
 from prm.scoring import HFScorer, StepTagScorer, VLLMScorer
@@ -67,7 +66,9 @@ def beam_workload(problems: list[Problem], beam_width: int, seed: int) -> list[l
                 continue
             prefixes.append(Prefix(problem, gold[:depth]))
             for _ in range(beam_width - 1):
-                prefixes.append(Prefix(problem, (*gold[: depth - 1], perturb(gold[depth - 1], rng))))
+                prefixes.append(
+                    Prefix(problem, (*gold[: depth - 1], perturb(gold[depth - 1], rng)))
+                )
         calls.append(prefixes)
     return calls
 

@@ -1,0 +1,125 @@
+"""conf/scorer/*.yaml: every config binds to build_scorer, instantiates, and names its model."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import pytest
+from omegaconf import OmegaConf
+from tiny_prms import embedded_prm, save
+
+from prm.scoring import HFScorer, PRMFamily, PRMFormat, build_scorer
+from prm.scoring.checkpoint import REPO_ROOT, resolve_model_path
+from prm.scoring.factory import _HF_KEYS, _VLLM_KEYS
+from search.protocols import Scorer
+from search.scoring import call_scorer
+from search.types import Prefix, Problem
+
+SCORER_DIR = REPO_ROOT / "conf" / "scorer"
+PRM_CONFIGS = sorted(  # the step-tag PRMs (fake.yaml and none.yaml are someone else's)
+    p for p in SCORER_DIR.glob("*.yaml") if "prm.scoring.build_scorer" in p.read_text()
+)
+FORMAT_KEYS = set(inspect.signature(PRMFormat).parameters)
+
+
+def test_every_prm_config_is_shipped() -> None:
+    assert {p.stem for p in PRM_CONFIGS} >= {
+        "arith_prm",
+        "qwen25_math_prm_7b",
+        "qwen25_math_prm_72b",
+        "math_shepherd",
+    }
+
+
+@pytest.mark.parametrize("path", PRM_CONFIGS, ids=lambda p: p.stem)
+def test_config_binds_to_build_scorer_and_makes_a_valid_format(path: Path) -> None:
+    loaded = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    assert isinstance(loaded, dict)
+    config: dict[str, Any] = {str(key): value for key, value in loaded.items()}
+    assert config.pop("_target_") == "prm.scoring.build_scorer"
+    config.pop("_convert_", None)
+    inspect.signature(build_scorer).bind(**config)  # no unknown or missing keys
+    assert set(config.get("hf", {})) <= set(_HF_KEYS)
+    assert set(config.get("vllm", {})) <= set(_VLLM_KEYS)
+    assert config["backend"] in ("hf", "vllm")
+    fmt = PRMFormat(**{k: v for k, v in config.items() if k in FORMAT_KEYS})
+    if fmt.use_chat_template:
+        assert fmt.system_prompt == (
+            "Please reason step by step, and put your final answer within \\boxed{}."
+        )
+
+
+def test_public_prm_layouts_follow_their_cards() -> None:
+    def load(name: str) -> dict:
+        config = OmegaConf.to_container(OmegaConf.load(SCORER_DIR / f"{name}.yaml"))
+        assert isinstance(config, dict)
+        return config
+
+    for name in ("qwen25_math_prm_7b", "qwen25_math_prm_72b"):
+        qwen = load(name)
+        assert (qwen["step_tag"], qwen["step_template"], qwen["use_chat_template"]) == (
+            "<extra_0>",
+            "{step}{tag}",
+            True,
+        )
+        assert qwen["trust_remote_code"] and qwen["hf"]["auto_class"] == "AutoModel"
+    shepherd = load("math_shepherd")
+    assert shepherd["family"] == PRMFamily.label_token.value
+    assert (shepherd["step_tag"], shepherd["good_token"], shepherd["bad_token"]) == ("ки", "+", "-")
+    assert shepherd["prompt_template"] + shepherd["step_template"] == "{question} {step} {tag}\n"
+    arith = load("arith_prm")
+    assert arith["model"] == "checkpoints/arith-prm"
+    assert arith["prompt_template"] == "Question: {question}\nAnswer:\n"
+
+
+def test_none_selects_no_scorer() -> None:
+    text = (SCORER_DIR / "none.yaml").read_text()
+    assert text.startswith("# @package _global_")
+    assert OmegaConf.load(SCORER_DIR / "none.yaml").scorer is None
+
+
+def test_arith_config_instantiates_on_a_checkpoint(tmp_path: Path) -> None:
+    from hydra.utils import instantiate
+
+    model, tokenizer = embedded_prm()
+    path = save(model, tokenizer, tmp_path / "arith-prm")
+    config = OmegaConf.load(SCORER_DIR / "arith_prm.yaml")
+    config.model = str(path)
+    scorer = instantiate(config)
+    assert isinstance(scorer, HFScorer) and isinstance(scorer, Scorer)
+    assert scorer.batch_size == config.hf.batch_size
+    problem = Problem("p", "Compute 1 + 2.", "3")
+    out = call_scorer(scorer, [Prefix(problem, ("1 + 2 = 3",))])
+    assert len(out.scores[0]) == 1 and out.tokens == out.new_tokens
+
+
+def test_unknown_backend_options_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown \\['batchsize'\\]"):
+        build_scorer("checkpoints/arith-prm", hf={"batchsize": 4})
+    with pytest.raises(ValueError, match="expected backend hf or vllm"):
+        build_scorer("checkpoints/arith-prm", backend="onnx")
+
+
+def test_model_paths_resolve_locally_then_against_the_repo_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "mine").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model_path("mine") == str(tmp_path / "mine")
+    assert resolve_model_path("search") == str(REPO_ROOT / "search")  # found from elsewhere
+    with pytest.raises(FileNotFoundError, match="checkpoints/no-such-prm.*fix"):
+        resolve_model_path("checkpoints/no-such-prm")
+    assert resolve_model_path("Qwen/Qwen2.5-Math-PRM-7B") == "Qwen/Qwen2.5-Math-PRM-7B"
+
+
+def test_the_custom_scorer_example_is_a_scorer() -> None:
+    from custom_scorer_example import LengthPenaltyScorer
+
+    scorer = LengthPenaltyScorer(max_chars=20)
+    assert isinstance(scorer, Scorer)
+    problem = Problem("p", "Compute 1 + 2.", "3")
+    out = call_scorer(scorer, [Prefix(problem, ("1 + 2 = 3", "x" * 30)), Prefix(problem)])
+    assert out.scores == [[pytest.approx(1 - 9 / 20), 0.05], []]
+    assert out.tokens is None  # no score_with_usage: PRM tokens unknown, not 0
