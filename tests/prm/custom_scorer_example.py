@@ -1,4 +1,4 @@
-"""A PRM of your own, as docs/custom_scorer.md shows: any class with ``score``.
+"""A PRM of your own, as README ("Plugging in a custom PRM") shows: any class with ``score``.
 
 Copy this file next to a ``scorer/length_penalty.yaml`` in your config directory and run
 ``python -m search --config-dir YOUR_DIR scorer=length_penalty``.
