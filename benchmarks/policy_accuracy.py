@@ -108,13 +108,24 @@ def main() -> None:
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"policy_accuracy_{args.split}.json").write_text(json.dumps(report, indent=2))
-    print(f"| split | greedy | single sample (T=1) | pass@{n} | pass@{n} / single |")
-    print("|---|---|---|---|---|")
-    print(
+    kinds_text = ", ".join(f"{k} {v:.1%}" for k, v in report["error_kinds_share"].items())
+    lines = [
+        f"{len(problems)} problems of the {args.split} split, {n} samples each at temperature "
+        f"1.0 ({wall_s:.0f} s).",
+        "",
+        f"| split | greedy | single sample (T=1) | pass@{n} | pass@{n} / single |",
+        "|---|---|---|---|---|",
         f"| {args.split} | {report['greedy_accuracy']:.3f} | {single:.3f} | "
-        f"{curve[max(curve)]:.3f} | {report['pass_at_n_over_single']:.2f} |"
-    )
-    print("error kinds (share of samples):", json.dumps(report["error_kinds_share"]))
+        f"{curve[max(curve)]:.3f} | {report['pass_at_n_over_single']:.2f} |",
+        "",
+        "pass@k: " + ", ".join(f"k={k}: {v:.3f}" for k, v in curve.items()),
+        "",
+        f"Samples by the checker's verdict: {kinds_text}; right answer with a wrong process: "
+        f"{report['right_answer_wrong_process_share']:.1%}.",
+    ]
+    text = "\n".join(lines)
+    (RESULTS / "policy_accuracy.md").write_text(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":

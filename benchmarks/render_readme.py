@@ -1,0 +1,105 @@
+"""Regenerate README's results section from the files the benchmark scripts wrote.
+
+    python benchmarks/render_readme.py
+
+Each block below names the command that produced it; a missing result is said to be missing,
+never filled in by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+BEGIN, END = "<!-- RESULTS:BEGIN -->", "<!-- RESULTS:END -->"
+
+SECTIONS: list[tuple[str, str, str]] = [
+    (
+        "The embedded policy",
+        "python benchmarks/policy_accuracy.py",
+        "policy_accuracy.md",
+    ),
+    (
+        "PRM training data: label quality against the ground-truth checker",
+        "python benchmarks/label_quality.py",
+        "label_quality.md",
+    ),
+    (
+        "Accuracy versus compute",
+        "python benchmarks/accuracy_vs_compute.py",
+        "accuracy_vs_compute.md",
+    ),
+    (
+        "Step-error identification (ProcessBench format)",
+        "python benchmarks/prm_processbench.py",
+        "prm_processbench.md",
+    ),
+    (
+        "The paper's lessons, in miniature",
+        "python benchmarks/lessons.py",
+        "lessons.md",
+    ),
+    (
+        "Throughput",
+        "python benchmarks/throughput.py",
+        "throughput.md",
+    ),
+    (
+        "PRM prefix reuse",
+        "python benchmarks/prm_prefix_reuse.py --dataset arith --problems 64",
+        "prm_prefix_reuse.md",
+    ),
+]
+
+
+def policy_curve() -> str:
+    log_path = ROOT / "checkpoints" / "arith-policy" / "training_log.json"
+    if not log_path.exists():
+        return ""
+    log = json.loads(log_path.read_text())
+    lines = [
+        f"Training curve ({log['num_parameters']:,} parameters, {log['minutes']:.1f} min on "
+        "this machine's 2 CPU cores, `python -m search.arith.train_policy`):",
+        "",
+        "| step | loss | validation greedy accuracy | validation sampled accuracy (T=1) |",
+        "|---|---|---|---|",
+    ]
+    for row in log["history"]:
+        lines.append(
+            f"| {row['step']} | {row['loss']:.3f} | {row['val_greedy_accuracy']:.3f} | "
+            f"{row.get('val_sampled_accuracy', float('nan')):.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def render() -> str:
+    blocks = []
+    for title, command, filename in SECTIONS:
+        path = RESULTS / filename
+        body = path.read_text().strip() if path.exists() else "_Not run yet._"
+        block = f"### {title}\n\n`{command}`\n\n{body}"
+        if filename == "policy_accuracy.md":
+            curve = policy_curve()
+            if curve:
+                block += "\n\n" + curve
+        if filename == "accuracy_vs_compute.md" and (RESULTS / "accuracy_vs_compute.png").exists():
+            block += "\n\n![accuracy versus compute](benchmarks/results/accuracy_vs_compute.png)"
+        blocks.append(block)
+    return "\n\n".join(blocks)
+
+
+def main() -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"README.md has no {BEGIN} ... {END} block; add one where results go")
+    readme.write_text(pattern.sub(lambda _: f"{BEGIN}\n{render()}\n{END}", text))
+    print(f"updated {readme}")
+
+
+if __name__ == "__main__":
+    main()

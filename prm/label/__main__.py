@@ -1,0 +1,236 @@
+"""``python -m prm.label``: label a samples file with one labeller (``conf/prm_label.yaml``).
+
+    python -m prm.label labeller=mc                      # Monte Carlo, policy rollouts
+    python -m prm.label labeller=calculator report=true  # calculator judge + quality table
+    python -m prm.label labeller=consensus labeller.mc_records=runs/prm/labels/mc/records.jsonl
+    python -m prm.label labeller=judge labeller.critic.base_url=http://HOST:8000/v1
+    python -m prm.label labeller=judge_local labeller.critic.policy.model=PATH
+
+Writes to ``output_dir`` (default ``runs/prm/labels/<labeller>``):
+
+- ``records.jsonl``: one record per solution, labelled or not (``prm.label.records``); a
+  rerun skips the solutions already there, so a killed run resumes;
+- ``usage.jsonl``: the cost of each chunk (rollout tokens, critiques);
+- ``stepwise.jsonl``: the training set (``prm.stepwise``), rebuilt from the records;
+- ``metrics.json``: counts, retention, reasons for missing labels, total cost;
+- with ``report=true`` (arithmetic world only): ``quality.json`` and a markdown table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from prm.label.calculator import CalculatorConfig, CalculatorLabeller
+from prm.label.consensus import ConsensusConfig, ConsensusLabeller, JudgeKind
+from prm.label.judge import JudgeConfig, JudgeLabeller
+from prm.label.mc import MCConfig, MCLabeller
+from prm.label.records import Labeller, LabelRecord, to_stepwise
+from prm.quality import markdown_table, quality_from_records, write_quality
+from prm.sample import CONF_DIR, SampledSolution, read_samples
+from prm.stepwise import append_jsonl, read_jsonl, write_stepwise
+from search.generators import PolicyConfig
+
+log = logging.getLogger("prm.label")
+
+
+@dataclass
+class LabelConfig:
+    """Top level of ``conf/prm_label.yaml``. ``policy`` (the engine's policy group) is the
+    model MC rolls out; ``labeller`` is one of ``conf/labeller``."""
+
+    samples: str = "runs/prm/samples/samples.jsonl"
+    output_dir: str = "runs/prm/labels/mc"
+    labeller: Any = None
+    chunk_solutions: int = 64
+    limit: int | None = None
+    keep_after_first_error: bool = False
+    report: bool = False
+    seed: int = 0
+    progress: bool = True
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+
+    def __post_init__(self) -> None:
+        if self.chunk_solutions < 1:
+            raise ValueError(f"expected chunk_solutions >= 1, got {self.chunk_solutions}")
+
+
+def register_configs() -> None:
+    store = ConfigStore.instance()
+    store.store(name="prm_label_schema", node=LabelConfig)
+    for name, node in (
+        ("mc_schema", MCConfig),
+        ("judge_schema", JudgeConfig),
+        ("calculator_schema", CalculatorConfig),
+        ("consensus_schema", ConsensusConfig),
+    ):
+        store.store(group="labeller", name=name, node=node)
+
+
+def build_critic(node: dict[str, Any]) -> Any:
+    if "_target_" not in node:
+        raise ValueError(
+            f"expected labeller.critic to be a _target_ node building a Critic, got keys "
+            f"{sorted(node)}; fix: use labeller=judge (an OpenAI-compatible endpoint) or "
+            "labeller=judge_local (a generator), or set labeller.critic._target_"
+        )
+    return instantiate(node)
+
+
+def build_labeller(config: LabelConfig) -> Labeller:
+    """The labeller a config names; models are loaded here, only when needed."""
+    from search.generators import build_generator
+
+    chosen = config.labeller
+    match chosen:
+        case MCConfig():
+            return MCLabeller(build_generator(config.policy, seed=config.seed), chosen)
+        case JudgeConfig():
+            return JudgeLabeller(build_critic(chosen.critic), name=chosen.name)
+        case CalculatorConfig():
+            return CalculatorLabeller(name=chosen.name)
+        case ConsensusConfig():
+            if chosen.judge is JudgeKind.calculator:
+                judge: Labeller = CalculatorLabeller()
+            else:
+                judge = JudgeLabeller(build_critic(chosen.critic))
+            if chosen.mc_records:
+                rows = read_jsonl(Path(chosen.mc_records))
+                if not rows:
+                    raise FileNotFoundError(
+                        f"expected MC records at {chosen.mc_records}, got none; fix: run "
+                        "`python -m prm.label labeller=mc` first or set labeller.mc_records=null"
+                    )
+                records = [LabelRecord.from_record(row) for row in rows]
+                return ConsensusLabeller({r.key: r for r in records}, judge, chosen.name)
+            mc = MCLabeller(build_generator(config.policy, seed=config.seed), chosen.mc)
+            return ConsensusLabeller(mc, judge, chosen.name)
+    raise ValueError(
+        f"expected a labeller config from conf/labeller, got {type(chosen).__name__}; "
+        "fix: labeller=mc|judge|judge_local|calculator|consensus"
+    )
+
+
+def flat_counts(usage: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of a (nested) usage dict, keyed ``outer.inner``."""
+    out: dict[str, float] = {}
+    for key, value in usage.items():
+        if isinstance(value, dict):
+            out |= flat_counts(value, f"{prefix}{key}.")
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def total_usage(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Sum of the per-chunk costs in ``usage.jsonl`` (every run, resumed ones included)."""
+    total: Counter[str] = Counter()
+    for row in rows:
+        total.update(row)
+    return dict(total)
+
+
+def run_labelling(
+    solutions: list[SampledSolution],
+    labeller: Labeller,
+    output_dir: Path,
+    chunk_solutions: int,
+    keep_after_first_error: bool = False,
+    progress: bool = False,
+    describe: dict[str, Any] | None = None,
+) -> tuple[list[LabelRecord], dict[str, Any]]:
+    """Label the solutions not yet in ``records.jsonl`` chunk by chunk, then rebuild
+    ``stepwise.jsonl`` and ``metrics.json`` (with ``describe`` merged in) from every record
+    of these solutions."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    records_path = output_dir / "records.jsonl"
+    done = {LabelRecord.from_record(row).key for row in read_jsonl(records_path)}
+    todo = [s for s in solutions if s.key not in done]
+    if done:
+        log.info("resuming: %d solutions already labelled, %d to go", len(done), len(todo))
+    chunks = [todo[i : i + chunk_solutions] for i in range(0, len(todo), chunk_solutions)]
+    iterator: Any = chunks
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(chunks, desc=f"labelling ({labeller.name})", unit="chunk")
+    before = flat_counts(labeller.usage())
+    for chunk in iterator:
+        records = labeller.label(chunk)
+        append_jsonl(records_path, (record.to_record() for record in records))
+        after = flat_counts(labeller.usage())
+        spent = {key: value - before.get(key, 0) for key, value in after.items()}
+        append_jsonl(output_dir / "usage.jsonl", [spent | {"solutions": len(chunk)}])
+        before = after
+
+    by_key = {r.key: r for r in map(LabelRecord.from_record, read_jsonl(records_path))}
+    records = [by_key[s.key] for s in solutions]
+    examples = [
+        example
+        for solution, record in zip(solutions, records, strict=True)
+        if (example := to_stepwise(solution, record, keep_after_first_error)) is not None
+    ]
+    write_stepwise(output_dir / "stepwise.jsonl", examples)
+    kept = sum(r.labelled for r in records)
+    metrics = {
+        "labeller": labeller.name,
+        "num_solutions": len(solutions),
+        "num_labelled": kept,
+        "retention": kept / len(solutions) if solutions else None,
+        "no_label_reasons": dict(Counter(r.reason for r in records if not r.labelled)),
+        "num_examples": len(examples),
+        "num_steps": sum(len(e.completions) for e in examples),
+        "fully_correct_share": (
+            sum(e.first_error == -1 for e in examples) / len(examples) if examples else None
+        ),
+        "usage": total_usage(read_jsonl(output_dir / "usage.jsonl")),
+    } | (describe or {})
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return records, metrics
+
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="prm_label")
+def main(raw: DictConfig) -> None:
+    config: LabelConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
+    solutions = read_samples(Path(config.samples))
+    if config.limit is not None:
+        solutions = solutions[: config.limit]
+    labeller = build_labeller(config)
+    output_dir = Path(config.output_dir)
+    records, metrics = run_labelling(
+        solutions,
+        labeller,
+        output_dir,
+        chunk_solutions=config.chunk_solutions,
+        keep_after_first_error=config.keep_after_first_error,
+        progress=config.progress,
+        describe={"config": OmegaConf.to_container(raw, resolve=True)},
+    )
+    print(json.dumps({k: v for k, v in metrics.items() if k != "config"}, indent=2))
+    if config.report:
+        try:
+            rows = quality_from_records(solutions, records)
+        except ValueError as error:
+            raise ValueError(
+                f"{error}; fix: report=true needs arithmetic-world samples (their ground truth "
+                "is search.arith.checker), set report=false for other datasets"
+            ) from error
+        write_quality(output_dir / "quality.json", rows)
+        print(markdown_table(rows))
+    print(f"stepwise dataset: {output_dir / 'stepwise.jsonl'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Monte Carlo step labels (Math-Shepherd, arXiv 2312.08935; arXiv 2501.07301, section 2.1).
+
+For the prefix ending at step ``i`` of a solution, the policy completes the solution
+``num_rollouts`` times (the paper's K, 8 by default). The soft label of step ``i`` is the
+fraction of completions whose final answer matches the gold answer; its hard label is
+``soft > threshold`` (threshold 0, the paper's "hard estimation": right when any completion
+reaches the answer). The last step of a solution the policy finished is graded directly: its
+completion is the solution itself. A completion that runs out of tokens counts as wrong.
+
+All prefixes of all solutions in one ``label`` call go to the policy in a single generate
+call; identical prefixes (samples of one problem often share their first steps) are rolled
+out once when ``dedupe_prefixes`` is on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from prm.label.records import LabelRecord, unlabelled
+from prm.sample import SampledSolution
+from prm.stepwise import first_error_of
+from search.answers import extract_answer
+from search.grading import answers_match
+from search.prompting import join_steps
+from search.protocols import Generator
+from search.types import Continuation, Prefix, Until
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MCConfig:
+    """``conf/labeller/mc.yaml``."""
+
+    name: str = "mc"
+    num_rollouts: int = 8
+    threshold: float = 0.0
+    dedupe_prefixes: bool = True
+    grading_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.num_rollouts < 1:
+            raise ValueError(f"expected num_rollouts >= 1, got {self.num_rollouts}")
+        if not 0.0 <= self.threshold < 1.0:
+            raise ValueError(
+                f"expected 0 <= threshold < 1 (hard label = fraction correct > threshold), "
+                f"got {self.threshold}"
+            )
+
+
+@dataclass
+class RolloutUsage:
+    generate_calls: int = 0
+    prefixes: int = 0  # prefixes that needed rollouts
+    prefixes_rolled_out: int = 0  # after de-duplication
+    rollouts: int = 0
+    prompt_tokens: int = 0
+    rollout_tokens: int = 0  # tokens the policy sampled
+
+
+class MCLabeller:
+    """Monte Carlo labeller; implements ``prm.label.records.Labeller``."""
+
+    def __init__(self, generator: Generator, config: MCConfig | None = None) -> None:
+        self.generator = generator
+        self.config = config or MCConfig()
+        self.name = self.config.name
+        self._usage = RolloutUsage()
+        self._graded: dict[tuple[str | None, str], bool] = {}
+
+    def usage(self) -> dict[str, Any]:
+        return dict(vars(self._usage))
+
+    def _is_correct(self, text: str, gold: str) -> bool:
+        prediction = extract_answer(text)
+        key = (prediction, gold)
+        if key not in self._graded:
+            self._graded[key] = answers_match(
+                prediction, gold, timeout_s=self.config.grading_timeout_s
+            )
+        return self._graded[key]
+
+    def _rollout_correct(self, prefix: Prefix, continuation: Continuation) -> bool:
+        if not continuation.finished:
+            return False
+        return self._is_correct(
+            join_steps(prefix.steps + continuation.steps), prefix.problem.answer
+        )
+
+    def soft_labels(self, solutions: Sequence[SampledSolution]) -> list[tuple[float, ...]]:
+        """Fraction of correct completions after every step of every solution."""
+        wanted: dict[tuple[str, str, tuple[str, ...]], int] = {}
+        prefixes: list[Prefix] = []
+        slots: list[list[int | float]] = []  # per step: index into prefixes, or a direct grade
+        for solution in solutions:
+            row: list[int | float] = []
+            for end in range(1, len(solution.steps) + 1):
+                if end == len(solution.steps) and solution.finished:
+                    row.append(float(self._is_correct(solution.text, solution.problem.answer)))
+                    continue
+                key = (solution.problem.id, solution.problem.question, solution.steps[:end])
+                self._usage.prefixes += 1
+                if self.config.dedupe_prefixes and key in wanted:
+                    row.append(wanted[key])
+                    continue
+                wanted[key] = len(prefixes)
+                row.append(len(prefixes))
+                prefixes.append(Prefix(solution.problem, solution.steps[:end]))
+            slots.append(row)
+        fractions = self._rollout(prefixes)
+        return [
+            tuple(slot if isinstance(slot, float) else fractions[slot] for slot in row)
+            for row in slots
+        ]
+
+    def _rollout(self, prefixes: list[Prefix]) -> list[float]:
+        if not prefixes:
+            return []
+        k = self.config.num_rollouts
+        generations = self.generator.generate(prefixes, n=k, until=Until.end)
+        if len(generations) != len(prefixes):
+            raise ValueError(
+                f"expected one Generation per prefix ({len(prefixes)}), got {len(generations)} "
+                f"from {type(self.generator).__name__}"
+            )
+        usage = self._usage
+        usage.generate_calls += 1
+        usage.prefixes_rolled_out += len(prefixes)
+        fractions = []
+        for prefix, generation in zip(prefixes, generations, strict=True):
+            if len(generation.continuations) != k:
+                raise ValueError(
+                    f"expected {k} continuations per prefix, got "
+                    f"{len(generation.continuations)} from {type(self.generator).__name__}"
+                )
+            usage.rollouts += k
+            usage.prompt_tokens += generation.prompt_tokens
+            usage.rollout_tokens += sum(c.num_tokens for c in generation.continuations)
+            right = sum(self._rollout_correct(prefix, c) for c in generation.continuations)
+            fractions.append(right / k)
+        return fractions
+
+    def label(self, solutions: Sequence[SampledSolution]) -> list[LabelRecord]:
+        soft = self.soft_labels(solutions)
+        records = []
+        for solution, fractions in zip(solutions, soft, strict=True):
+            if not fractions:
+                records.append(unlabelled(solution, self.name, "empty solution"))
+                continue
+            labels = tuple(value > self.config.threshold for value in fractions)
+            records.append(
+                LabelRecord(
+                    problem_id=solution.problem.id,
+                    sample_index=solution.sample_index,
+                    labeller=self.name,
+                    first_error=first_error_of(labels),
+                    labels=labels,
+                    soft_labels=fractions,
+                )
+            )
+        return records

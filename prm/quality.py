@@ -1,0 +1,137 @@
+"""How good are the labels? Each labeller against the arithmetic world's ground truth.
+
+The truth of a solution is ``search.arith.checker.check_solution``: the index of its first
+wrong step, -1 when every step is right. A solution that stops before stating an answer
+(checker kind ``incomplete``) has no wrong *written* step, so its truth is -1 here, the same
+as a labeller that sees nothing wrong in it.
+
+Per labeller, over the solutions it labels (those it retains):
+
+- ``retention``: share of solutions with a label;
+- ``first_error_accuracy``: share whose first-error location (or "none") matches the truth;
+- ``step_precision`` / ``step_recall`` of "this step is wrong": a step counts as flagged when
+  it is the labeller's first error and as wrong when it is the truth's first error; only
+  the steps up to the earlier of the two first errors are scored (what comes after a first
+  error is labelled by neither in the same way);
+- ``rawp``: right-answer-wrong-process solutions among the retained (the paper's worry with
+  MC labels), ``rawp_passed``: the share of them labelled fully correct, and
+  ``positives_rawp_share``: the share of fully-correct labels that are such solutions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from prm.label.records import LabelRecord
+from prm.sample import SampledSolution
+from search.arith.checker import StepCheck, check_solution
+
+
+@dataclass(frozen=True, slots=True)
+class LabelQuality:
+    labeller: str
+    num_solutions: int
+    retained: int
+    retention: float
+    first_error_accuracy: float | None
+    step_precision: float | None
+    step_recall: float | None
+    rawp: int
+    rawp_passed: float | None
+    positives_rawp_share: float | None
+
+
+def truth_first_error(check: StepCheck, num_steps: int) -> int:
+    """The checker's first error with "stopped before the answer" read as no wrong step."""
+    return -1 if check.first_error >= num_steps else check.first_error
+
+
+def _ratio(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def label_quality(
+    name: str, solutions: Sequence[SampledSolution], first_errors: Sequence[int | None]
+) -> LabelQuality:
+    """Quality of one labeller's first errors (``None``: no label) against the checker."""
+    checks = [check_solution(s.problem, s.steps) for s in solutions]
+    retained = right = tp = fp = fn = rawp = rawp_passed = positives = positives_rawp = 0
+    for solution, check, predicted in zip(solutions, checks, first_errors, strict=True):
+        if predicted is None:
+            continue
+        retained += 1
+        n = len(solution.steps)
+        truth = truth_first_error(check, n)
+        right += predicted == truth
+        last = min(x if x >= 0 else n - 1 for x in (predicted, truth))
+        for index in range(last + 1):
+            flagged, wrong = index == predicted, index == truth
+            tp += flagged and wrong
+            fp += flagged and not wrong
+            fn += wrong and not flagged
+        if predicted == -1:
+            positives += 1
+            positives_rawp += check.right_answer_wrong_process
+        if check.right_answer_wrong_process:
+            rawp += 1
+            rawp_passed += predicted == -1
+    return LabelQuality(
+        labeller=name,
+        num_solutions=len(solutions),
+        retained=retained,
+        retention=retained / len(solutions) if solutions else 0.0,
+        first_error_accuracy=_ratio(right, retained),
+        step_precision=_ratio(tp, tp + fp),
+        step_recall=_ratio(tp, tp + fn),
+        rawp=rawp,
+        rawp_passed=_ratio(rawp_passed, rawp),
+        positives_rawp_share=_ratio(positives_rawp, positives),
+    )
+
+
+def quality_from_records(
+    solutions: Sequence[SampledSolution], records: Sequence[LabelRecord]
+) -> list[LabelQuality]:
+    """One row for the records' labeller, plus one per component labeller of a consensus
+    run (its MC and judge first errors are kept in ``components``)."""
+    by_key = {record.key: record for record in records}
+    missing = [s.key for s in solutions if s.key not in by_key]
+    if missing:
+        raise ValueError(
+            f"expected a record for every solution, got none for {len(missing)} "
+            f"(first: {missing[0]}); fix: finish the labelling run first"
+        )
+    ordered = [by_key[s.key] for s in solutions]
+    names = list(dict.fromkeys(name for r in ordered for name in r.components))
+    rows = [
+        label_quality(name, solutions, [r.components.get(name) for r in ordered]) for name in names
+    ]
+    label = ordered[0].labeller if ordered else "none"
+    rows.append(label_quality(label, solutions, [r.first_error for r in ordered]))
+    return rows
+
+
+def markdown_table(rows: Sequence[LabelQuality]) -> str:
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    lines = [
+        "| labeller | retained | retention | first-error acc | step precision | step recall "
+        "| RAWP | RAWP passed | RAWP share of positives |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row.labeller} | {row.retained}/{row.num_solutions} | {cell(row.retention)} | "
+            f"{cell(row.first_error_accuracy)} | {cell(row.step_precision)} | "
+            f"{cell(row.step_recall)} | {row.rawp} | {cell(row.rawp_passed)} | "
+            f"{cell(row.positives_rawp_share)} |"
+        )
+    return "\n".join(lines)
+
+
+def write_quality(path: Path, rows: Sequence[LabelQuality]) -> None:
+    Path(path).write_text(json.dumps([asdict(row) for row in rows], indent=2))

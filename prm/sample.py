@@ -1,0 +1,270 @@
+"""Stage 1 of the PRM data pipeline: the policy writes K solutions per training problem.
+
+Problems are ``search.arith.world.make_split(split)[start : start + count]`` (the train split
+never holds a validation, test or hard question). Each problem is sampled ``num_samples``
+times to the end (``Until.end``) through one ``Generator``, ``chunk_problems`` problems per
+generate call, and every solution is split into steps at blank lines.
+
+    python -m prm.sample                                  # conf/prm_sample.yaml
+    python -m prm.sample count=400 num_samples=8 output_dir=runs/prm/samples
+
+Writes to ``output_dir``: ``samples.jsonl`` (one solution a line: ``problem_id``,
+``question``, ``answer`` (gold), ``sample_index``, ``steps``, ``finished``, ``num_tokens``,
+``policy``) and ``metrics.json``. A rerun skips the problems already in ``samples.jsonl``, so
+a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prm.stepwise import append_jsonl, read_jsonl
+from search.answers import extract_answer
+from search.arith.world import Split, make_split
+from search.generators import PolicyConfig
+from search.grading import answers_match
+from search.prompting import join_steps
+from search.protocols import Generator
+from search.types import Prefix, Problem, Until
+
+log = logging.getLogger(__name__)
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+@dataclass(frozen=True, slots=True)
+class SampledSolution:
+    """One solution the policy wrote for ``problem`` (its ``sample_index``-th sample).
+
+    ``finished`` is true when the policy ended the solution itself (eos); ``num_tokens`` is
+    the number of tokens it sampled.
+    """
+
+    problem: Problem
+    sample_index: int
+    steps: tuple[str, ...]
+    finished: bool
+    num_tokens: int
+    policy: str = ""
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.problem.id, self.sample_index)
+
+    @property
+    def prefix(self) -> Prefix:
+        return Prefix(self.problem, self.steps)
+
+    @property
+    def text(self) -> str:
+        return join_steps(self.steps)
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "problem_id": self.problem.id,
+            "question": self.problem.question,
+            "answer": self.problem.answer,
+            "sample_index": self.sample_index,
+            "steps": list(self.steps),
+            "finished": self.finished,
+            "num_tokens": self.num_tokens,
+            "policy": self.policy,
+        }
+
+    @classmethod
+    def from_record(cls, row: dict[str, Any]) -> SampledSolution:
+        return cls(
+            problem=Problem(
+                id=str(row["problem_id"]), question=row["question"], answer=str(row["answer"])
+            ),
+            sample_index=int(row["sample_index"]),
+            steps=tuple(row["steps"]),
+            finished=bool(row["finished"]),
+            num_tokens=int(row["num_tokens"]),
+            policy=str(row.get("policy", "")),
+        )
+
+
+def read_samples(path: Path) -> list[SampledSolution]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"expected sampled solutions at {path}, got no file; fix: run "
+            "`python -m prm.sample` first or pass samples=PATH"
+        )
+    return [SampledSolution.from_record(row) for row in read_jsonl(path)]
+
+
+def select_problems(split: Split | str, start: int, count: int) -> list[Problem]:
+    """Problems ``start .. start + count - 1`` of a fixed split."""
+    if start < 0 or count < 1:
+        raise ValueError(f"expected start >= 0 and count >= 1, got start={start} count={count}")
+    return make_split(split, size=start + count)[start:]
+
+
+def sample_solutions(
+    problems: Sequence[Problem], generator: Generator, num_samples: int, policy: str = ""
+) -> tuple[list[SampledSolution], int]:
+    """``num_samples`` solutions of every problem in one generate call; returns them and the
+    prompt tokens the policy read."""
+    prefixes = [Prefix(problem) for problem in problems]
+    generations = generator.generate(prefixes, n=num_samples, until=Until.end)
+    if len(generations) != len(problems):
+        raise ValueError(
+            f"expected one Generation per prefix ({len(problems)}), got {len(generations)} "
+            f"from {type(generator).__name__}"
+        )
+    solutions: list[SampledSolution] = []
+    prompt_tokens = 0
+    for problem, generation in zip(problems, generations, strict=True):
+        if len(generation.continuations) != num_samples:
+            raise ValueError(
+                f"expected {num_samples} continuations for {problem.id}, got "
+                f"{len(generation.continuations)} from {type(generator).__name__}"
+            )
+        prompt_tokens += generation.prompt_tokens
+        for index, continuation in enumerate(generation.continuations):
+            solutions.append(
+                SampledSolution(
+                    problem=problem,
+                    sample_index=index,
+                    steps=continuation.steps,
+                    finished=continuation.finished,
+                    num_tokens=continuation.num_tokens,
+                    policy=policy,
+                )
+            )
+    return solutions, prompt_tokens
+
+
+def summarise_samples(solutions: Sequence[SampledSolution]) -> dict[str, Any]:
+    """Counts and answer accuracy of a samples file (graded against the gold answers)."""
+    correct = sum(
+        s.finished and answers_match(extract_answer(s.text), s.problem.answer) for s in solutions
+    )
+    count = max(1, len(solutions))
+    return {
+        "num_problems": len({s.problem.id for s in solutions}),
+        "num_solutions": len(solutions),
+        "finished_share": sum(s.finished for s in solutions) / count,
+        "answer_accuracy": correct / count,
+        "mean_steps": sum(len(s.steps) for s in solutions) / count,
+        "generated_tokens": sum(s.num_tokens for s in solutions),
+    }
+
+
+def run_sampling(
+    problems: Sequence[Problem],
+    generator: Generator,
+    output_dir: Path,
+    num_samples: int,
+    chunk_problems: int,
+    policy: str = "",
+    progress: bool = False,
+    describe: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Sample every problem not yet in ``output_dir/samples.jsonl``, a chunk per generate call,
+    appending as it goes; then write ``metrics.json`` over the whole file (with ``describe``
+    merged in)."""
+    if num_samples < 1 or chunk_problems < 1:
+        raise ValueError(
+            f"expected num_samples >= 1 and chunk_problems >= 1, got {num_samples} and "
+            f"{chunk_problems}"
+        )
+    output = Path(output_dir) / "samples.jsonl"
+    done = {row["problem_id"] for row in read_jsonl(output)}
+    todo = [problem for problem in problems if problem.id not in done]
+    if done:
+        log.info("resuming: %d problems already sampled, %d to go", len(done), len(todo))
+    chunks = [todo[i : i + chunk_problems] for i in range(0, len(todo), chunk_problems)]
+    start = time.perf_counter()
+    prompt_tokens = 0
+    iterator: Any = chunks
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(chunks, desc="sampling", unit="chunk")
+    for chunk in iterator:
+        solutions, read = sample_solutions(chunk, generator, num_samples, policy)
+        prompt_tokens += read
+        append_jsonl(output, (s.to_record() for s in solutions))
+    wanted = {problem.id for problem in problems}
+    written = [
+        s
+        for s in (SampledSolution.from_record(r) for r in read_jsonl(output))
+        if s.problem.id in wanted
+    ]
+    metrics = (
+        summarise_samples(written)
+        | {
+            "policy": policy,
+            "num_samples": num_samples,
+            "prompt_tokens_this_run": prompt_tokens,
+            "wall_s_this_run": time.perf_counter() - start,
+        }
+        | (describe or {})
+    )
+    (Path(output_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+# -- entry point ----------------------------------------------------------------------------
+@dataclass
+class SampleConfig:
+    """``conf/prm_sample.yaml``. ``policy`` is the engine's policy group (``conf/policy``)."""
+
+    output_dir: str = "runs/prm/samples"
+    split: Split = Split.train
+    start: int = 0
+    count: int = 200
+    num_samples: int = 8
+    chunk_problems: int = 64
+    seed: int = 0
+    progress: bool = True
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+
+
+def policy_name(policy: PolicyConfig) -> str:
+    """Provenance of the samples: the model, or ``fake`` for the fake policy."""
+    from search.generators import Backend
+
+    return "fake" if Backend(policy.backend) is Backend.fake else policy.model
+
+
+def main() -> None:
+    import hydra
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import DictConfig, OmegaConf
+
+    ConfigStore.instance().store(name="prm_sample_schema", node=SampleConfig)
+
+    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="prm_sample")
+    def run(raw: DictConfig) -> None:
+        from search.generators import build_generator
+
+        config: SampleConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
+        problems = select_problems(config.split, config.start, config.count)
+        generator = build_generator(config.policy, seed=config.seed)
+        metrics = run_sampling(
+            problems,
+            generator,
+            Path(config.output_dir),
+            num_samples=config.num_samples,
+            chunk_problems=config.chunk_problems,
+            policy=policy_name(config.policy),
+            progress=config.progress,
+            describe={"config": OmegaConf.to_container(raw, resolve=True)},
+        )
+        print(json.dumps({k: v for k, v in metrics.items() if k != "config"}, indent=2))
+        print(f"samples: {Path(config.output_dir) / 'samples.jsonl'}")
+
+    run()
+
+
+if __name__ == "__main__":
+    main()

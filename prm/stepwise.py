@@ -1,0 +1,300 @@
+"""The stepwise-supervision dataset every PRM labeller writes and the trainer reads.
+
+One example is one solution: TRL's stepwise-supervision columns (``prompt``: the question,
+``completions``: the steps, ``labels``: one boolean per step, true when the step is right)
+plus ``soft_labels`` (the MC estimate in [0, 1], or 0/1 for hard labellers) and provenance
+(``labeller``, ``policy``, ``problem_id``, ``sample_index``, ``answer``: the gold answer,
+``first_error``: index of the first step labelled wrong, -1 when none is).
+
+On disk it is JSON Lines, one example a line; ``load_stepwise_dataset`` turns a file into a
+``datasets.Dataset``. Converters bring public PRM data into the same format:
+
+- PRM800K (arXiv 2305.20050), phase-2 rows: ``question.problem``, and ``label.steps[i]`` with
+  ``completions[j].rating`` in {-1, 0, 1}, ``chosen_completion`` and ``human_completion``;
+- Math-Shepherd (arXiv 2312.08935) rows: ``input`` with a ``ки`` tag after every step and
+  ``label``, the same text with ``+`` / ``-`` in place of each tag.
+
+    python -m prm.stepwise prm800k phase2_train.jsonl runs/prm/prm800k.jsonl
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+MATH_SHEPHERD_TAG = "ки"
+_SHEPHERD_STEP_ONE = re.compile(r"Step 1\s*:")
+
+
+# -- JSON Lines -----------------------------------------------------------------------------
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Every row of a JSON Lines file; a missing file reads as no rows."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise ValueError(
+                    f"expected one JSON object per line in {path}, got unreadable line "
+                    f"{number} ({error}); fix: delete the partial last line of a killed run"
+                ) from error
+    return rows
+
+
+def append_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    """Append rows and flush, so a killed run keeps everything written before."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        handle.flush()
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+# -- the example ----------------------------------------------------------------------------
+def first_error_of(labels: Sequence[bool]) -> int:
+    """Index of the first false label, -1 when every label is true."""
+    return next((index for index, label in enumerate(labels) if not label), -1)
+
+
+@dataclass(frozen=True, slots=True)
+class StepwiseExample:
+    """One labelled solution (see the module docstring for the columns)."""
+
+    prompt: str
+    completions: tuple[str, ...]
+    labels: tuple[bool, ...]
+    soft_labels: tuple[float, ...]
+    labeller: str = ""
+    policy: str = ""
+    problem_id: str = ""
+    sample_index: int = 0
+    answer: str = ""
+
+    def __post_init__(self) -> None:
+        sizes = (len(self.completions), len(self.labels), len(self.soft_labels))
+        if len(set(sizes)) != 1 or not self.completions:
+            raise ValueError(
+                "expected as many labels and soft_labels as completions (at least one), got "
+                f"{sizes[0]} completions, {sizes[1]} labels, {sizes[2]} soft_labels "
+                f"for problem {self.problem_id!r}"
+            )
+
+    @property
+    def first_error(self) -> int:
+        return first_error_of(self.labels)
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "prompt": self.prompt,
+            "completions": list(self.completions),
+            "labels": list(self.labels),
+            "soft_labels": list(self.soft_labels),
+            "first_error": self.first_error,
+            "labeller": self.labeller,
+            "policy": self.policy,
+            "problem_id": self.problem_id,
+            "sample_index": self.sample_index,
+            "answer": self.answer,
+        }
+
+    @classmethod
+    def from_record(cls, row: dict[str, Any]) -> StepwiseExample:
+        labels = tuple(bool(x) for x in row["labels"])
+        soft = row.get("soft_labels")
+        return cls(
+            prompt=str(row["prompt"]),
+            completions=tuple(str(x) for x in row["completions"]),
+            labels=labels,
+            soft_labels=tuple(float(x) for x in soft) if soft else tuple(map(float, labels)),
+            labeller=str(row.get("labeller", "")),
+            policy=str(row.get("policy", "")),
+            problem_id=str(row.get("problem_id", "")),
+            sample_index=int(row.get("sample_index", 0)),
+            answer=str(row.get("answer", "")),
+        )
+
+
+def write_stepwise(path: Path, examples: Iterable[StepwiseExample]) -> None:
+    write_jsonl(path, (example.to_record() for example in examples))
+
+
+def read_stepwise(path: Path) -> list[StepwiseExample]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"expected a stepwise dataset (JSON Lines) at {path}, got no file; fix: run "
+            "`python -m prm.label` first or pass the path of its stepwise.jsonl"
+        )
+    return [StepwiseExample.from_record(row) for row in read_jsonl(path)]
+
+
+def load_stepwise_dataset(path: Path) -> Any:
+    """The file as a ``datasets.Dataset`` with the columns of ``StepwiseExample.to_record``."""
+    from datasets import Dataset
+
+    return Dataset.from_list([example.to_record() for example in read_stepwise(path)])
+
+
+# -- converters -----------------------------------------------------------------------------
+def from_prm800k(row: dict[str, Any], neutral_is_positive: bool = True) -> StepwiseExample | None:
+    """One PRM800K phase-2 row as the path its labeller followed.
+
+    At each step the chosen completion is taken (its rating -1/0/1 is the label; rating 0,
+    "neutral", counts as right when ``neutral_is_positive``); a step with a human-written
+    completion is right. Where the labeller stopped (no chosen completion), the first
+    completion rated -1 ends the example as its wrong step. Returns ``None`` for a row with
+    no rated step.
+    """
+    try:
+        question = row["question"]["problem"]
+        steps = row["label"]["steps"]
+    except (KeyError, TypeError) as error:
+        raise ValueError(
+            "expected a PRM800K phase-2 row with question.problem and label.steps, got keys "
+            f"{sorted(row)}; fix: pass rows of phase1/phase2_*.jsonl"
+        ) from error
+
+    def is_right(rating: int | None) -> bool:
+        return rating == 1 or (rating == 0 and neutral_is_positive)
+
+    texts: list[str] = []
+    labels: list[bool] = []
+    for step in steps:
+        completions = step.get("completions") or []
+        chosen = step.get("chosen_completion")
+        human = step.get("human_completion")
+        if chosen is not None:
+            picked = completions[chosen]
+            texts.append(picked["text"])
+            labels.append(is_right(picked.get("rating")))
+        elif human is not None:
+            texts.append(human["text"] if isinstance(human, dict) else str(human))
+            labels.append(True)
+        else:
+            wrong = next((c for c in completions if c.get("rating") == -1), None)
+            if wrong is not None:
+                texts.append(wrong["text"])
+                labels.append(False)
+            break
+        if not labels[-1]:
+            break
+    if not texts:
+        return None
+    answer = row["question"].get("ground_truth_answer") or ""
+    return StepwiseExample(
+        prompt=question,
+        completions=tuple(texts),
+        labels=tuple(labels),
+        soft_labels=tuple(float(x) for x in labels),
+        labeller="prm800k",
+        policy="gpt-4",
+        problem_id=str(row["question"].get("unique_id", "")),
+        answer=str(answer),
+    )
+
+
+def from_math_shepherd(row: dict[str, Any]) -> StepwiseExample:
+    """One Math-Shepherd row: the question is the text before ``Step 1:``; every ``ки`` ends
+    a step and the character at the same place in ``label`` (``+`` or ``-``) labels it."""
+    text, marked = row.get("input"), row.get("label")
+    if not isinstance(text, str) or not isinstance(marked, str):
+        raise ValueError(
+            f"expected a Math-Shepherd row with string fields input and label, got keys "
+            f"{sorted(row)}; fix: pass rows of peiyi9979/Math-Shepherd"
+        )
+    # "ки" is two characters, "+"/"-" one: walk both strings segment by segment.
+    segments = text.split(MATH_SHEPHERD_TAG)
+    steps_with_question, labels, cursor = [], [], 0
+    for segment in segments[:-1]:
+        if marked[cursor : cursor + len(segment)] != segment:
+            raise ValueError(
+                f"expected label to repeat input with +/- in place of each {MATH_SHEPHERD_TAG}, "
+                f"got a mismatch near {segment[:40]!r}"
+            )
+        cursor += len(segment)
+        sign = marked[cursor : cursor + 1]
+        if sign not in ("+", "-"):
+            raise ValueError(f"expected '+' or '-' after a step in label, got {sign!r}")
+        labels.append(sign == "+")
+        steps_with_question.append(segment)
+        cursor += 1
+    if not labels:
+        raise ValueError(f"expected at least one {MATH_SHEPHERD_TAG} step tag in input, got none")
+    head = _SHEPHERD_STEP_ONE.search(steps_with_question[0])
+    if head is None:
+        raise ValueError(
+            f"expected the first step to start with 'Step 1:', got {steps_with_question[0][:80]!r}"
+        )
+    question = steps_with_question[0][: head.start()].strip()
+    steps = [steps_with_question[0][head.start() :], *steps_with_question[1:]]
+    return StepwiseExample(
+        prompt=question,
+        completions=tuple(step.strip() for step in steps),
+        labels=tuple(labels),
+        soft_labels=tuple(float(x) for x in labels),
+        labeller="math-shepherd",
+        policy=str(row.get("task", "")),
+    )
+
+
+class SourceFormat(str, Enum):
+    prm800k = "prm800k"
+    math_shepherd = "math_shepherd"
+
+
+def convert_jsonl(source: Path, output: Path, fmt: SourceFormat) -> tuple[int, int]:
+    """Convert a file of PRM800K or Math-Shepherd rows; returns (written, skipped)."""
+    examples: list[StepwiseExample] = []
+    skipped = 0
+    for row in read_jsonl(source):
+        example = from_prm800k(row) if fmt is SourceFormat.prm800k else from_math_shepherd(row)
+        if example is None:
+            skipped += 1
+        else:
+            examples.append(example)
+    write_stepwise(output, examples)
+    return len(examples), skipped
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Convert public PRM data to stepwise JSONL.")
+    parser.add_argument("format", choices=[f.value for f in SourceFormat])
+    parser.add_argument("source", type=Path)
+    parser.add_argument("output", type=Path)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    written, skipped = convert_jsonl(args.source, args.output, SourceFormat(args.format))
+    log.info(
+        "wrote %d examples to %s (%d rows without a rated step)", written, args.output, skipped
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from prm.label.mc import MCConfig, MCLabeller
+from prm.label.records import LabelRecord, to_stepwise
+from prm.sample import SampledSolution
+from search.types import (
+    Continuation,
+    FinishReason,
+    Generation,
+    Prefix,
+    Problem,
+    Until,
+    split_steps,
+)
+
+PROBLEM = Problem(id="p0", question="Compute 4 + 3 - 2.", answer="5")
+RIGHT = ("4 + 3 = 7", "7 - 2 = 5", "The answer is \\boxed{5}.")
+SLIP = ("4 + 3 = 8", "8 - 2 = 6", "The answer is \\boxed{6}.")
+
+
+def solution(steps: tuple[str, ...], index: int = 0, finished: bool = True) -> SampledSolution:
+    return SampledSolution(PROBLEM, index, steps, finished, num_tokens=30, policy="toy")
+
+
+class ScriptedRollouts:
+    """From a prefix with steps s, ``right[s]`` of the n completions reach the gold answer
+    and end (eos); of the rest, one reaches it but runs out of tokens (``length``: must
+    count as wrong) and the others state a wrong answer."""
+
+    def __init__(self, right: dict[tuple[str, ...], int]) -> None:
+        self.right = right
+        self.calls: list[tuple[list[Prefix], int, Until]] = []
+
+    def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
+        self.calls.append((list(prefixes), n, until))
+        out = []
+        for prefix in prefixes:
+            m = self.right[prefix.steps]
+            continuations = []
+            for index in range(n):
+                if index < m:
+                    answer, reason = prefix.problem.answer, FinishReason.eos
+                elif index == m:
+                    answer, reason = prefix.problem.answer, FinishReason.length
+                else:
+                    answer, reason = "999", FinishReason.eos
+                text = f"The answer is \\boxed{{{answer}}}."
+                continuations.append(Continuation(text, split_steps(text), reason, 3))
+            out.append(Generation(prompt_tokens=10, continuations=tuple(continuations)))
+        return out
+
+
+def test_fractions_are_exact_and_the_finished_last_step_is_graded_directly() -> None:
+    generator = ScriptedRollouts({RIGHT[:1]: 8, RIGHT[:2]: 3})
+    labeller = MCLabeller(generator, MCConfig(num_rollouts=8))
+    (record,) = labeller.label([solution(RIGHT)])
+    assert record.soft_labels == (1.0, 3 / 8, 1.0)
+    assert record.labels == (True, True, True) and record.first_error == -1
+    # the last step of a finished solution is not rolled out
+    ((prefixes, n, until),) = generator.calls
+    assert [p.steps for p in prefixes] == [RIGHT[:1], RIGHT[:2]]
+    assert n == 8 and until is Until.end
+    usage = labeller.usage()
+    assert usage["rollouts"] == 16 and usage["rollout_tokens"] == 16 * 3
+    assert usage["prompt_tokens"] == 20 and usage["generate_calls"] == 1
+
+
+def test_threshold_and_first_error() -> None:
+    generator = ScriptedRollouts({SLIP[:1]: 1, SLIP[:2]: 0, RIGHT[:1]: 8, RIGHT[:2]: 3})
+    strict = MCLabeller(generator, MCConfig(num_rollouts=8, threshold=0.5))
+    slip, right = strict.label([solution(SLIP), solution(RIGHT, 1)])
+    assert slip.soft_labels == (1 / 8, 0.0, 0.0)
+    assert slip.labels == (False, False, False) and slip.first_error == 0
+    assert right.labels == (True, False, True) and right.first_error == 1
+    lenient = MCLabeller(generator, MCConfig(num_rollouts=8, threshold=0.0))
+    slip, right = lenient.label([solution(SLIP), solution(RIGHT, 1)])
+    assert slip.labels == (True, False, False) and slip.first_error == 1
+    assert right.first_error == -1
+
+
+def test_all_prefixes_in_one_call_with_dedupe() -> None:
+    generator = ScriptedRollouts({RIGHT[:1]: 2, RIGHT[:2]: 2, SLIP[:1]: 0, SLIP[:2]: 0})
+    labeller = MCLabeller(generator, MCConfig(num_rollouts=4))
+    records = labeller.label([solution(RIGHT, 0), solution(RIGHT, 1), solution(SLIP, 2)])
+    assert len(generator.calls) == 1
+    assert len(generator.calls[0][0]) == 4  # RIGHT's two prefixes once, SLIP's two
+    assert [r.sample_index for r in records] == [0, 1, 2]
+    assert records[0].soft_labels == records[1].soft_labels == (0.5, 0.5, 1.0)
+    assert labeller.usage()["prefixes"] == 6 and labeller.usage()["prefixes_rolled_out"] == 4
+    no_dedupe = ScriptedRollouts(generator.right)
+    MCLabeller(no_dedupe, MCConfig(num_rollouts=4, dedupe_prefixes=False)).label(
+        [solution(RIGHT, 0), solution(RIGHT, 1)]
+    )
+    assert len(no_dedupe.calls[0][0]) == 4
+
+
+def test_unfinished_solution_rolls_out_its_last_step_and_wrong_answer_scores_zero() -> None:
+    generator = ScriptedRollouts({RIGHT[:1]: 4, RIGHT[:2]: 2, SLIP[:1]: 0, SLIP[:2]: 0})
+    labeller = MCLabeller(generator, MCConfig(num_rollouts=4))
+    cut, slip = labeller.label([solution(RIGHT[:2], finished=False), solution(SLIP, 1)])
+    assert cut.soft_labels == (1.0, 0.5)
+    assert slip.soft_labels == (0.0, 0.0, 0.0)  # final answer 6 is graded wrong directly
+
+
+def test_drop_after_first_negative_and_keep() -> None:
+    generator = ScriptedRollouts({SLIP[:1]: 2, SLIP[:2]: 0})
+    (record,) = MCLabeller(generator, MCConfig(num_rollouts=4)).label([solution(SLIP)])
+    assert record.first_error == 1
+    dropped = to_stepwise(solution(SLIP), record)
+    assert dropped is not None
+    assert dropped.completions == SLIP[:2] and dropped.labels == (True, False)
+    assert dropped.soft_labels == (0.5, 0.0) and dropped.labeller == "mc"
+    assert dropped.policy == "toy" and dropped.problem_id == "p0" and dropped.answer == "5"
+    kept = to_stepwise(solution(SLIP), record, keep_after_first_error=True)
+    assert kept is not None and kept.completions == SLIP and kept.labels == (True, False, False)
+
+
+def test_empty_solution_gets_no_label_and_bad_generators_are_reported() -> None:
+    generator = ScriptedRollouts({})
+    (record,) = MCLabeller(generator, MCConfig(num_rollouts=2)).label([solution(())])
+    assert record.first_error is None and record.reason == "empty solution"
+    assert to_stepwise(solution(()), record) is None
+
+    class Short(ScriptedRollouts):
+        def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
+            return super().generate(prefixes, n - 1, until)
+
+    with pytest.raises(ValueError, match="expected 2 continuations"):
+        MCLabeller(Short({RIGHT[:1]: 1, RIGHT[:2]: 1}), MCConfig(num_rollouts=2)).label(
+            [solution(RIGHT)]
+        )
+
+
+def test_config_checks_and_record_roundtrip() -> None:
+    with pytest.raises(ValueError, match="threshold"):
+        MCConfig(threshold=1.0)
+    with pytest.raises(ValueError, match="num_rollouts"):
+        MCConfig(num_rollouts=0)
+    record = LabelRecord("p", 1, "mc", 1, (True, False), (0.5, 0.0))
+    assert LabelRecord.from_record(record.to_record()) == record
+    with pytest.raises(ValueError, match="first false label"):
+        LabelRecord("p", 1, "mc", 0, (True, False), (0.5, 0.0))

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from prm.label.records import LabelRecord, judged_record
+from prm.quality import (
+    label_quality,
+    markdown_table,
+    quality_from_records,
+    truth_first_error,
+    write_quality,
+)
+from prm.sample import SampledSolution
+from search.arith.checker import check_solution
+from search.types import Problem
+
+PROBLEM = Problem(id="p0", question="Compute 4 + 3 - 2.", answer="5")
+CASES = {
+    "right": (("4 + 3 = 7", "7 - 2 = 5", "The answer is \\boxed{5}."), True),
+    "slip": (("4 + 3 = 8", "8 - 2 = 6", "The answer is \\boxed{6}."), True),
+    "logic": (("4 + 3 = 7", "7 - 3 = 4", "The answer is \\boxed{4}."), True),
+    "rawp": (("4 + 3 = 8", "7 - 2 = 5", "The answer is \\boxed{5}."), True),
+    "incomplete": (("4 + 3 = 7",), False),
+}
+SOLUTIONS = [
+    SampledSolution(PROBLEM, index, steps, finished, 10)
+    for index, (steps, finished) in enumerate(CASES.values())
+]
+
+
+def test_ground_truth_of_the_cases() -> None:
+    truths = [truth_first_error(check_solution(PROBLEM, s.steps), len(s.steps)) for s in SOLUTIONS]
+    assert truths == [-1, 0, 1, 0, -1]
+    assert check_solution(PROBLEM, SOLUTIONS[3].steps).right_answer_wrong_process
+
+
+def test_a_lenient_labeller() -> None:
+    quality = label_quality("lenient", SOLUTIONS, [-1, 0, -1, -1, -1])
+    assert quality.retained == 5 and quality.retention == 1.0
+    assert quality.first_error_accuracy == pytest.approx(3 / 5)
+    assert quality.step_precision == 1.0  # its one flag is right
+    assert quality.step_recall == pytest.approx(1 / 3)  # misses the logic error and the rawp
+    assert quality.rawp == 1 and quality.rawp_passed == 1.0
+    assert quality.positives_rawp_share == pytest.approx(1 / 4)
+
+
+def test_a_strict_labeller_with_missing_labels() -> None:
+    quality = label_quality("strict", SOLUTIONS, [2, 1, None, 0, None])
+    assert quality.retained == 3 and quality.retention == pytest.approx(0.6)
+    assert quality.first_error_accuracy == pytest.approx(1 / 3)
+    assert quality.step_precision == pytest.approx(1 / 2)  # flags step 2 of a right solution
+    assert quality.step_recall == pytest.approx(1 / 2)  # flags the slip one step late
+    assert quality.rawp == 1 and quality.rawp_passed == 0.0
+    assert quality.positives_rawp_share is None  # labels nothing fully correct
+
+
+def test_quality_from_consensus_records_has_a_row_per_source(tmp_path: Path) -> None:
+    mc_errors, calc_errors = [-1, 0, -1, -1, -1], [-1, 0, -1, 0, -1]
+    records = []
+    for solution, mc, calc in zip(SOLUTIONS, mc_errors, calc_errors, strict=True):
+        base = judged_record(solution, "consensus", mc)
+        records.append(
+            LabelRecord(
+                base.problem_id,
+                base.sample_index,
+                "consensus",
+                mc if mc == calc else None,
+                base.labels if mc == calc else (),
+                base.soft_labels if mc == calc else (),
+                components={"mc": mc, "calculator": calc},
+            )
+        )
+    rows = quality_from_records(SOLUTIONS, list(reversed(records)))  # order does not matter
+    assert [row.labeller for row in rows] == ["mc", "calculator", "consensus"]
+    assert rows[0] == label_quality("mc", SOLUTIONS, mc_errors)
+    assert rows[2].retained == 4 and rows[2].rawp == 0
+    table = markdown_table(rows)
+    assert table.count("\n") == 4 and "| consensus | 4/5 | 0.800 |" in table
+    write_quality(tmp_path / "quality.json", rows)
+    assert json.loads((tmp_path / "quality.json").read_text())[1]["labeller"] == "calculator"
+    with pytest.raises(ValueError, match="record for every solution"):
+        quality_from_records(SOLUTIONS, records[:2])

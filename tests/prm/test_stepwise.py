@@ -1,0 +1,202 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from prm.stepwise import (
+    SourceFormat,
+    StepwiseExample,
+    append_jsonl,
+    convert_jsonl,
+    first_error_of,
+    from_math_shepherd,
+    from_prm800k,
+    load_stepwise_dataset,
+    read_jsonl,
+    read_stepwise,
+    write_stepwise,
+)
+
+
+def example(labels: tuple[bool, ...], **kwargs: object) -> StepwiseExample:
+    steps = tuple(f"step {i}" for i in range(len(labels)))
+    return StepwiseExample(
+        prompt="Compute 1 + 2.",
+        completions=steps,
+        labels=labels,
+        soft_labels=tuple(0.9 if x else 0.0 for x in labels),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_first_error_of() -> None:
+    assert first_error_of([True, True]) == -1
+    assert first_error_of([True, False, True]) == 1
+    assert first_error_of([False]) == 0
+
+
+def test_roundtrip_and_datasets_loader(tmp_path: Path) -> None:
+    rows = [
+        example(
+            (True, True), labeller="mc", policy="p", problem_id="a", sample_index=3, answer="3"
+        ),
+        example((True, False), labeller="mc", problem_id="b"),
+    ]
+    path = tmp_path / "d" / "stepwise.jsonl"
+    write_stepwise(path, rows)
+    assert read_stepwise(path) == rows
+    raw = read_jsonl(path)
+    assert raw[1]["first_error"] == 1 and raw[0]["first_error"] == -1
+    dataset = load_stepwise_dataset(path)
+    assert len(dataset) == 2
+    for column in (
+        "prompt",
+        "completions",
+        "labels",
+        "soft_labels",
+        "labeller",
+        "policy",
+        "problem_id",
+        "first_error",
+    ):
+        assert column in dataset.column_names
+    assert dataset[1]["labels"] == [True, False]
+    assert dataset[0]["soft_labels"] == pytest.approx([0.9, 0.9])
+
+
+def test_example_rejects_mismatched_lengths() -> None:
+    with pytest.raises(ValueError, match="as many labels"):
+        StepwiseExample(prompt="q", completions=("a", "b"), labels=(True,), soft_labels=(1.0,))
+    with pytest.raises(ValueError, match="at least one"):
+        StepwiseExample(prompt="q", completions=(), labels=(), soft_labels=())
+
+
+def test_soft_labels_default_to_hard_labels() -> None:
+    row = {"prompt": "q", "completions": ["a", "b"], "labels": [True, False]}
+    assert StepwiseExample.from_record(row).soft_labels == (1.0, 0.0)
+
+
+def test_read_jsonl_reports_a_partial_line(tmp_path: Path) -> None:
+    path = tmp_path / "x.jsonl"
+    append_jsonl(path, [{"a": 1}])
+    with path.open("a") as handle:
+        handle.write('{"a": ')
+    with pytest.raises(ValueError, match="line 2"):
+        read_jsonl(path)
+    assert read_jsonl(tmp_path / "missing.jsonl") == []
+
+
+def prm800k_row(steps: list[dict[str, object]]) -> dict[str, object]:
+    return {
+        "labeler": "x",
+        "question": {
+            "problem": "What is 2 + 3 * 4?",
+            "ground_truth_answer": "14",
+            "unique_id": "test/1.json",
+        },
+        "label": {"steps": steps, "finish_reason": "found_error"},
+    }
+
+
+def completion(text: str, rating: int | None) -> dict[str, object]:
+    return {"text": text, "rating": rating, "flagged": False}
+
+
+def test_prm800k_follows_the_chosen_path_and_stops_at_the_error() -> None:
+    row = prm800k_row(
+        [
+            {
+                "completions": [completion("3 * 4 = 12.", 1)],
+                "chosen_completion": 0,
+                "human_completion": None,
+            },
+            {
+                "completions": [completion("So 2 + 12 = 15.", -1), completion("Hmm.", 0)],
+                "chosen_completion": 1,
+                "human_completion": None,
+            },
+            {
+                "completions": [completion("Then 2 + 12 = 14.", 1)],
+                "chosen_completion": None,
+                "human_completion": {"text": "We add: 2 + 12 = 14.", "rating": None},
+            },
+            {
+                "completions": [
+                    completion("The answer is 14.", 1),
+                    completion("The answer is 15.", -1),
+                ],
+                "chosen_completion": None,
+                "human_completion": None,
+            },
+            {
+                "completions": [completion("never reached", 1)],
+                "chosen_completion": 0,
+                "human_completion": None,
+            },
+        ]
+    )
+    converted = from_prm800k(row)
+    assert converted is not None
+    assert converted.prompt == "What is 2 + 3 * 4?"
+    assert converted.completions == (
+        "3 * 4 = 12.",
+        "Hmm.",
+        "We add: 2 + 12 = 14.",
+        "The answer is 15.",
+    )
+    assert converted.labels == (True, True, True, False)
+    assert converted.first_error == 3
+    assert converted.answer == "14" and converted.labeller == "prm800k"
+    strict = from_prm800k(row, neutral_is_positive=False)
+    assert strict is not None
+    assert strict.completions == ("3 * 4 = 12.", "Hmm.") and strict.labels == (True, False)
+
+
+def test_prm800k_edge_rows() -> None:
+    nothing = prm800k_row(
+        [{"completions": [completion("a", 1)], "chosen_completion": None, "human_completion": None}]
+    )
+    assert from_prm800k(nothing) is None
+    with pytest.raises(ValueError, match=r"question\.problem"):
+        from_prm800k({"foo": 1})
+
+
+SHEPHERD = {
+    "input": "Tom has 3 apples and buys 2 more. How many? Step 1: 3 + 2 = 5 ки\n"
+    "Step 2: He has 6 apples. ки\nStep 3: The answer is: 6 ки",
+    "label": "Tom has 3 apples and buys 2 more. How many? Step 1: 3 + 2 = 5 +\n"
+    "Step 2: He has 6 apples. -\nStep 3: The answer is: 6 -",
+    "task": "GSM8K",
+}
+
+
+def test_math_shepherd_row() -> None:
+    converted = from_math_shepherd(SHEPHERD)
+    assert converted.prompt == "Tom has 3 apples and buys 2 more. How many?"
+    assert converted.completions == (
+        "Step 1: 3 + 2 = 5",
+        "Step 2: He has 6 apples.",
+        "Step 3: The answer is: 6",
+    )
+    assert converted.labels == (True, False, False)
+    assert converted.first_error == 1
+
+
+def test_math_shepherd_rejects_misaligned_rows() -> None:
+    bad = dict(SHEPHERD, label=SHEPHERD["label"].replace("How many?", "How much?"))
+    with pytest.raises(ValueError, match="mismatch"):
+        from_math_shepherd(bad)
+    with pytest.raises(ValueError, match="Step 1"):
+        from_math_shepherd({"input": "q a ки", "label": "q a +"})
+    with pytest.raises(ValueError, match="step tag"):
+        from_math_shepherd({"input": "q", "label": "q"})
+
+
+def test_convert_jsonl(tmp_path: Path) -> None:
+    source = tmp_path / "shepherd.jsonl"
+    source.write_text(json.dumps(SHEPHERD, ensure_ascii=False) + "\n")
+    written, skipped = convert_jsonl(source, tmp_path / "out.jsonl", SourceFormat.math_shepherd)
+    assert (written, skipped) == (1, 0)
+    assert load_stepwise_dataset(tmp_path / "out.jsonl")[0]["labels"] == [True, False, False]

@@ -1,0 +1,266 @@
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import prm.train as train_module
+from prm.model import EMBEDDED_PRM_FORMAT
+from prm.scoring.encoding import PrefixEncoder
+from prm.stepwise import StepwiseExample, write_stepwise
+from prm.train import (
+    LossKind,
+    TrainConfig,
+    collate,
+    encode_examples,
+    predicted_first_error,
+    processbench_f1,
+    split_by_problem,
+    tag_loss,
+    train_prm,
+)
+from search.arith.tokenizer import STEP_TAG, build_tokenizer
+from search.arith.world import make_split
+
+
+def slipped(steps: tuple[str, ...]) -> tuple[str, ...]:
+    """The first step with its result off by one."""
+    left, result = steps[0].rsplit("= ", 1)
+    return (f"{left}= {int(result) + 1}",)
+
+
+def tiny_dataset(count: int) -> list[StepwiseExample]:
+    """Gold solutions (all right) and their first step slipped (wrong), alternately."""
+    examples = []
+    for index, problem in enumerate(make_split("train", size=count)):
+        wrong = index % 2 == 1
+        steps = slipped(problem.gold_steps) if wrong else problem.gold_steps
+        labels = (False,) if wrong else (True,) * len(steps)
+        examples.append(
+            StepwiseExample(
+                prompt=problem.question,
+                completions=steps,
+                labels=labels,
+                soft_labels=tuple(0.1 if not x else 0.9 for x in labels),
+                labeller="test",
+                problem_id=problem.id,
+                answer=problem.answer,
+            )
+        )
+    return examples
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "stepwise.jsonl"
+    write_stepwise(path, tiny_dataset(24))
+    return path
+
+
+def config(policy: Path, data: Path, out: Path, **overrides: Any) -> TrainConfig:
+    settings: dict[str, Any] = dict(
+        train_data=str(data),
+        output_dir=str(out),
+        policy_dir=str(policy),
+        epochs=3,
+        batch_size=8,
+        learning_rate=3e-3,
+        warmup_ratio=0.0,
+        val_fraction=0.25,
+        progress=False,
+        num_threads=1,
+        device="cpu",
+    )
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+def test_encoding_is_the_scorers_and_labels_sit_on_the_tags() -> None:
+    tokenizer = build_tokenizer()
+    encoder = PrefixEncoder(tokenizer, EMBEDDED_PRM_FORMAT, max_length=10**9)
+    examples = tiny_dataset(4)
+    encoded, dropped = encode_examples(examples, encoder, max_length=512)
+    assert dropped == 0
+    tag = tokenizer.convert_tokens_to_ids(STEP_TAG)
+    first = encoded[0]
+    assert [first.token_ids[p] for p in first.tag_positions] == [tag] * len(examples[0].labels)
+    text = tokenizer.decode(list(first.token_ids))
+    assert text.startswith(f"Question: {examples[0].prompt}\nAnswer:\n")
+    assert f"{examples[0].completions[0]}{STEP_TAG}\n\n" in text
+    batch = collate(encoded[:2], tokenizer.pad_token_id, positive_label=1)
+    labelled = (batch["labels"] != -100).nonzero().tolist()
+    expected = [[row, p] for row, e in enumerate(encoded[:2]) for p in e.tag_positions]
+    assert labelled == expected
+    assert batch["labels"][1, encoded[1].tag_positions[0]] == 0  # wrong step -> class 0
+    assert batch["soft_targets"][1, encoded[1].tag_positions[0]] == pytest.approx(0.1)
+    short, dropped = encode_examples(examples, encoder, max_length=20)
+    assert short == [] and dropped == 4
+
+
+def test_soft_loss_is_the_hard_loss_on_0_1_targets_and_bce_otherwise() -> None:
+    import torch
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 2)
+    labels = torch.full((2, 5), -100)
+    soft = torch.full((2, 5), -1.0)
+    labels[0, 1], labels[1, 3] = 1, 0
+    soft[0, 1], soft[1, 3] = 1.0, 0.0
+    batch = {"labels": labels, "soft_targets": soft}
+    hard = tag_loss(logits, batch, LossKind.hard, positive_label=1)
+    assert float(tag_loss(logits, batch, LossKind.soft, 1)) == pytest.approx(float(hard))
+    soft[0, 1], soft[1, 3] = 0.7, 0.2
+    p_pos = torch.softmax(logits, -1)[..., 1]
+    bce = torch.nn.functional.binary_cross_entropy(
+        torch.stack([p_pos[0, 1], p_pos[1, 3]]), torch.tensor([0.7, 0.2])
+    )
+    assert float(tag_loss(logits, batch, LossKind.soft, 1)) == pytest.approx(float(bce), 1e-5)
+
+
+def test_processbench_f1_and_prediction() -> None:
+    assert predicted_first_error([0.9, 0.4, 0.2]) == 1
+    assert predicted_first_error([0.9, 0.6]) == -1
+    scores = processbench_f1(predicted=[1, -1, 2, -1, -1], gold=[1, 0, 2, -1, -1])
+    assert scores["error_accuracy"] == pytest.approx(2 / 3)
+    assert scores["correct_accuracy"] == 1.0
+    assert scores["f1"] == pytest.approx(2 * (2 / 3) / (2 / 3 + 1))
+    assert processbench_f1([0], [0])["f1"] is None
+
+
+def test_split_keeps_problems_whole_and_is_seeded() -> None:
+    examples = tiny_dataset(40) + tiny_dataset(40)  # two samples of every problem
+    train, val = split_by_problem(examples, 0.25, seed=0)
+    assert {e.problem_id for e in train}.isdisjoint({e.problem_id for e in val})
+    assert len(train) + len(val) == 80 and 0 < len(val) < 40
+    assert split_by_problem(examples, 0.25, seed=0) == (train, val)
+    assert split_by_problem(examples, 0.25, seed=1) != (train, val)
+
+
+def test_config_needs_exactly_one_starting_point() -> None:
+    with pytest.raises(ValueError, match="exactly one of policy_dir and init_checkpoint"):
+        TrainConfig(policy_dir="a", init_checkpoint="b")
+    with pytest.raises(ValueError, match="exactly one"):
+        TrainConfig(policy_dir=None)
+
+
+def test_training_learns_and_the_checkpoint_loads_in_the_scorer(
+    tiny_policy_dir: Path, data: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "prm"
+    log = train_prm(config(tiny_policy_dir, data, out, epochs=4))
+    history = log["history"]
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert log["num_val"] > 0 and "val_f1" in history[-1] and "val_step_accuracy" in history[0]
+    assert json.loads((out / "training_log.json").read_text())["total_steps"] == log["total_steps"]
+    from prm.scoring.factory import build_scorer
+    from search.types import Prefix, Problem
+
+    scorer = build_scorer(str(out), "hf", hf={"device": "cpu"})
+    problem = make_split("train", size=1)[0]
+    scores = scorer.score(
+        [Prefix(Problem("x", problem.question, problem.answer), problem.gold_steps)]
+    )
+    assert len(scores[0]) == len(problem.gold_steps)
+    assert all(0.0 <= s <= 1.0 for s in scores[0])
+
+
+def test_resume_continues_from_the_saved_step(
+    tiny_policy_dir: Path, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+    from transformers import AutoModelForTokenClassification
+
+    whole = tmp_path / "whole"
+    train_prm(config(tiny_policy_dir, data, whole, save_every=2))
+
+    killed = tmp_path / "killed"
+    real_loss = train_module.tag_loss
+    calls = {"train": 0}
+
+    def dies_in_step_6(logits: Any, batch: Any, loss: Any, positive: int) -> Any:
+        if torch.is_grad_enabled():
+            calls["train"] += 1
+            if calls["train"] == 6:
+                raise KeyboardInterrupt
+        return real_loss(logits, batch, loss, positive)
+
+    monkeypatch.setattr(train_module, "tag_loss", dies_in_step_6)
+    with pytest.raises(KeyboardInterrupt):
+        train_prm(config(tiny_policy_dir, data, killed, save_every=2))
+    state = torch.load(killed / "checkpoint-last" / "trainer_state.pt", weights_only=False)
+    steps_per_epoch = state["total_steps"] // 3
+    assert steps_per_epoch == 3  # 18 training examples, batch 8
+    assert state["step"] == 4  # saved every 2 steps and at the end of epoch 1: mid-epoch 2
+    resumed_steps = []
+
+    def counted(logits: Any, batch: Any, loss: Any, positive: int) -> Any:
+        if torch.is_grad_enabled():
+            resumed_steps.append(1)
+        return real_loss(logits, batch, loss, positive)
+
+    monkeypatch.setattr(train_module, "tag_loss", counted)
+    log = train_prm(config(tiny_policy_dir, data, killed, save_every=2))
+    assert len(resumed_steps) == log["total_steps"] - 4  # continued, did not start over
+    assert [row["epoch"] for row in log["history"]] == [1, 2, 3]
+
+    a = AutoModelForTokenClassification.from_pretrained(str(whole))
+    b = AutoModelForTokenClassification.from_pretrained(str(killed))
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.allclose(x, y, atol=1e-5), name
+
+
+def test_cli_end_to_end(
+    tiny_policy_dir: Path, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "cli"
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "prm.train",
+            f"train_data={data}",
+            f"output_dir={out}",
+            f"policy_dir={tiny_policy_dir}",
+            "epochs=1",
+            "batch_size=8",
+            "loss=soft",
+            "progress=false",
+            "num_threads=1",
+            "device=cpu",
+            f"export_dir={tmp_path / 'export'}",
+        ],
+    )
+    train_module.main()
+    assert (out / "config.json").exists() and (out / "training_log.json").exists()
+    assert (out / "checkpoint-last" / "trainer_state.pt").exists()
+    logged = json.loads((out / "training_log.json").read_text())
+    assert logged["config"]["loss"] == "soft"
+    exported = sorted(path.name for path in (tmp_path / "export").iterdir())
+    assert "config.json" in exported and "training_log.json" in exported
+    assert "checkpoint-last" not in exported and "init" not in exported
+
+
+def test_continue_from_a_prm_checkpoint(data: Path, tmp_path: Path) -> None:
+    from prm.model import build_random_prm, save_prm
+
+    tokenizer = build_tokenizer()
+    start = save_prm(build_random_prm(tokenizer, seed=1), tokenizer, tmp_path / "start")
+    out = tmp_path / "continued"
+    log = train_prm(
+        TrainConfig(
+            train_data=str(data),
+            output_dir=str(out),
+            policy_dir=None,
+            init_checkpoint=str(start),
+            epochs=1,
+            batch_size=8,
+            progress=False,
+            device="cpu",
+        )
+    )
+    assert log["history"][0]["epoch"] == 1 and not (out / "init").exists()
+    assert (out / "model.safetensors").exists()
