@@ -55,6 +55,7 @@ class PolicyTrainConfig:
     num_train_problems: int = 200_000
     seed: int = 0
     num_threads: int = 0  # 0: torch's default
+    init_from: str = ""  # continue from this checkpoint instead of a fresh model
     model: ModelShape = field(default_factory=ModelShape)
 
 
@@ -151,7 +152,13 @@ def train_policy(config: PolicyTrainConfig) -> Path:
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer()
-    model = build_model(tokenizer, config.model, config.seed)
+    if config.init_from:
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(config.init_from, dtype=torch.float32)
+        torch.manual_seed(config.seed)
+    else:
+        model = build_model(tokenizer, config.model, config.seed)
     num_params = sum(p.numel() for p in model.parameters())
     log.info("policy: %d parameters", num_params)
 
@@ -248,6 +255,8 @@ def main() -> None:
         "num_train_problems",
         "seed",
         "num_threads",
+        "init_from",
+        "warmup_steps",
     ):
         value = getattr(defaults, name)
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
