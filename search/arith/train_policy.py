@@ -7,7 +7,13 @@ with the loss and validation-accuracy curve.
 
 Rebuild the shipped policy with::
 
-    python -m search.arith.train_policy            # defaults below; see conf/train_policy.yaml
+    python -m search.arith.train_policy       # the defaults below: 22 min on 2 CPU cores
+
+The schedule is 600 steps (warmup, then linear decay) and the shipped policy is the model
+after 400 of them (``stop_after``): run to the end, the policy is right 81% of the time when
+sampling on validation problems, which leaves search no room (the project's target is a
+single-sample accuracy between 25% and 75% with pass@16 at least 1.5 times higher).
+``training_log.json`` records the curve.
 """
 
 from __future__ import annotations
@@ -45,7 +51,8 @@ class ModelShape:
 @dataclass
 class PolicyTrainConfig:
     output_dir: str = "checkpoints/arith-policy"
-    num_steps: int = 600
+    num_steps: int = 600  # length of the learning-rate schedule (warmup, then linear decay)
+    stop_after: int = 400  # stop (and save) after this many steps; 0: run the whole schedule
     batch_size: int = 64
     learning_rate: float = 3e-3
     warmup_steps: int = 100
@@ -191,7 +198,13 @@ def train_policy(config: PolicyTrainConfig) -> Path:
     start = time.perf_counter()
     model.train()
     running = 0.0
-    for step in range(config.num_steps):
+    total = config.stop_after or config.num_steps
+    if not 0 < total <= config.num_steps:
+        raise ValueError(
+            f"expected 0 < stop_after <= num_steps, got {config.stop_after} and "
+            f"{config.num_steps}; fix: --stop-after 0 runs the whole schedule"
+        )
+    for step in range(total):
         if len(order) < config.batch_size:
             fresh = list(range(len(examples)))
             rng.shuffle(fresh)
@@ -206,7 +219,7 @@ def train_policy(config: PolicyTrainConfig) -> Path:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         running += loss.item()
-        last = step + 1 == config.num_steps
+        last = step + 1 == total
         if (step + 1) % config.eval_every == 0 or last:
             span = config.eval_every if not last else (step % config.eval_every) + 1
             accuracy = solve_rate(model, tokenizer, val)
@@ -249,6 +262,7 @@ def main() -> None:
     for name in (
         "output_dir",
         "num_steps",
+        "stop_after",
         "batch_size",
         "learning_rate",
         "eval_every",

@@ -36,6 +36,7 @@ def test_trains_saves_and_continues(tmp_path: Path) -> None:
     config = PolicyTrainConfig(
         output_dir=str(out),
         num_steps=4,
+        stop_after=0,
         batch_size=8,
         eval_every=2,
         eval_problems=3,
@@ -54,7 +55,8 @@ def test_trains_saves_and_continues(tmp_path: Path) -> None:
     # continuing from the saved checkpoint uses the same code path
     again = PolicyTrainConfig(
         output_dir=str(tmp_path / "more"),
-        num_steps=2,
+        num_steps=3,
+        stop_after=2,
         batch_size=8,
         eval_every=2,
         eval_problems=2,
@@ -64,4 +66,6 @@ def test_trains_saves_and_continues(tmp_path: Path) -> None:
         model=TINY,
     )
     train_policy(again)
+    continued = json.loads((tmp_path / "more" / "training_log.json").read_text())
+    assert [row["step"] for row in continued["history"]] == [2]  # stopped before the schedule
     assert (tmp_path / "more" / "model.safetensors").exists()
