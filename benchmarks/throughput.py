@@ -134,14 +134,22 @@ def main() -> None:
     from prm.scoring import build_scorer
 
     problems = make_split("test", size=args.problems)
-    policy = PolicyConfig(model=args.policy, max_tokens=160, max_step_tokens=32,
-                          dtype="float32", use_chat_template=False, batch_size=1024)
+    policy = PolicyConfig(
+        model=args.policy,
+        max_tokens=160,
+        max_step_tokens=32,
+        dtype="float32",
+        use_chat_template=False,
+        batch_size=1024,
+    )
     generator = build_generator(policy, seed=0)
     assert isinstance(generator, HFGenerator)
     scorer = build_scorer(model=args.prm, backend="hf")
 
-    rows = [overhead(StrategyName(name), problems, generator, scorer, args.n)
-            for name in ("best_of_n", "beam", "dvts", "mcts")]
+    rows = [
+        overhead(StrategyName(name), problems, generator, scorer, args.n)
+        for name in ("best_of_n", "beam", "dvts", "mcts")
+    ]
 
     # Best-of-N generation against the raw backend, same prompts and N.
     start = time.perf_counter()
@@ -157,8 +165,9 @@ def main() -> None:
     }
 
     # Beam: batched across problems versus one problem at a time.
-    beam = build_strategy(StrategyConfig(name=StrategyName.beam, n=args.n, beam_width=4),
-                          Aggregation.min)
+    beam = build_strategy(
+        StrategyConfig(name=StrategyName.beam, n=args.n, beam_width=4), Aggregation.min
+    )
     start = time.perf_counter()
     batched = beam.run(problems, generator, scorer)
     batched_s = time.perf_counter() - start

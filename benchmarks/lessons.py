@@ -1,0 +1,195 @@
+"""The paper's main ablations (arXiv 2501.07301), in miniature, with this repo's pipeline.
+
+PRMs trained on the same sampled solutions with MC, judge (the arithmetic calculator) and
+consensus labels, hard and soft, with the same training budget (optimizer steps), compared
+on best-of-N accuracy (the same N candidates for every PRM) and on step-error F1 (ProcessBench
+format, true labels from the checker); then product versus min versus last aggregation.
+
+Needs the labelled data of `make prm` (runs/prm/labels/{mc,calculator,consensus}) and the
+ProcessBench export of `python benchmarks/prm_processbench.py` (runs/processbench).
+
+    python benchmarks/lessons.py [--steps 120] [--problems 200] [--n 16]
+
+Writes benchmarks/results/lessons.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from prm.processbench import evaluate_subset, load_subset
+from prm.scoring import build_scorer
+from prm.stepwise import read_stepwise
+from prm.train import LossKind, TrainConfig, train_prm
+from search.aggregation import Aggregation, aggregate
+from search.arith.world import make_split
+from search.generators import PolicyConfig, build_generator
+from search.grading import answers_match
+from search.scoring import call_scorer
+from search.strategies.config import Select
+from search.strategies.selection import pick
+from search.types import Candidate, Prefix, Until
+
+RESULTS = Path(__file__).resolve().parent / "results"
+VARIANTS = [
+    ("mc", "hard"),
+    ("mc", "soft"),
+    ("calculator", "hard"),
+    ("consensus", "hard"),
+    ("consensus", "soft"),
+]
+
+
+def train_variant(labels: Path, loss: str, steps: int, batch_size: int, out: Path) -> Path:
+    examples = read_stepwise(labels)
+    epochs = max(1, math.ceil(steps * batch_size / max(1, len(examples))))
+    config = TrainConfig(
+        train_data=str(labels),
+        output_dir=str(out),
+        export_dir=str(out / "final"),
+        loss=LossKind(loss),
+        epochs=epochs,
+        batch_size=batch_size,
+        progress=False,
+        resume=True,
+    )
+    train_prm(config)
+    return out / "final"
+
+
+def best_of_n(scorer: Any, problems: list[Any], generations: list[Any], how: Aggregation) -> float:
+    solutions = [
+        Prefix(p, c.steps)
+        for p, g in zip(problems, generations, strict=True)
+        for c in g.continuations
+    ]
+    scores = call_scorer(scorer, solutions).scores
+    n = len(generations[0].continuations)
+    right = 0
+    for index, (problem, generation) in enumerate(zip(problems, generations, strict=True)):
+        candidates = tuple(
+            Candidate(
+                steps=c.steps,
+                finished=c.finished,
+                num_tokens=c.num_tokens,
+                answer=None,
+                step_scores=tuple(s),
+                score=aggregate(s, how),
+            )
+            for c, s in zip(
+                generation.continuations, scores[index * n : (index + 1) * n], strict=True
+            )
+        )
+        from search.answers import extract_answer
+
+        candidates = tuple(
+            replace(c, answer=extract_answer(c.steps[-1]) if c.steps else None) for c in candidates
+        )
+        right += answers_match(pick(candidates, Select.prm), problem.answer)
+    return right / len(problems)
+
+
+def majority(problems: list[Any], generations: list[Any]) -> float:
+    from search.answers import extract_answer
+
+    right = 0
+    for problem, generation in zip(problems, generations, strict=True):
+        candidates = tuple(
+            Candidate(
+                steps=c.steps,
+                finished=c.finished,
+                num_tokens=c.num_tokens,
+                answer=extract_answer(c.steps[-1]) if c.steps else None,
+            )
+            for c in generation.continuations
+        )
+        right += answers_match(pick(candidates, Select.majority), problem.answer)
+    return right / len(problems)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--labels", default="runs/prm/labels")
+    parser.add_argument("--processbench", default="runs/processbench/arith-test-policy.json")
+    parser.add_argument("--workdir", default="runs/lessons")
+    parser.add_argument("--steps", type=int, default=120)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--problems", type=int, default=200)
+    parser.add_argument("--n", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    start = time.perf_counter()
+    labels = Path(args.labels)
+    workdir = Path(args.workdir)
+
+    problems = make_split("test", size=args.problems)
+    policy = PolicyConfig(max_tokens=160, dtype="float32", use_chat_template=False, batch_size=1024)
+    generator = build_generator(policy, seed=args.seed)
+    generations = generator.generate([Prefix(p) for p in problems], args.n, Until.end)
+    bench = load_subset(Path(args.processbench))
+
+    rows = []
+    for labeller, loss in VARIANTS:
+        data = labels / labeller / "stepwise.jsonl"
+        size = len(read_stepwise(data))
+        model = train_variant(
+            data, loss, args.steps, args.batch_size, workdir / f"{labeller}-{loss}"
+        )
+        scorer = build_scorer(model=str(model), backend="hf")
+        result, _ = evaluate_subset("arith", bench, scorer, batch_size=128)
+        row: dict[str, Any] = {
+            "labels": labeller,
+            "loss": loss,
+            "train_solutions": size,
+            "f1": result.f1,
+            "error_accuracy": result.error_accuracy,
+            "correct_accuracy": result.correct_accuracy,
+        }
+        for how in (Aggregation.min, Aggregation.prod, Aggregation.last):
+            row[f"bon_{how.value}"] = best_of_n(scorer, problems, generations, how)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    baseline = majority(problems, generations)
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.1f}"
+
+    lines = [
+        f"{args.problems} test problems, best-of-{args.n} (the same candidates for every PRM; "
+        f"majority vote {pct(baseline)}); step-error F1 on the policy's own test solutions "
+        f"({len(bench)} samples). Every PRM: {args.steps} optimizer steps of batch "
+        f"{args.batch_size}, initialised from the policy. Numbers in %.",
+        "",
+        "| labels | loss | solutions kept | step F1 | BoN min | BoN prod | BoN last |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['labels']} | {row['loss']} | {row['train_solutions']} | {pct(row['f1'])} | "
+            f"{pct(row['bon_min'])} | {pct(row['bon_prod'])} | {pct(row['bon_last'])} |"
+        )
+    text = "\n".join(lines)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "lessons.json").write_text(
+        json.dumps(
+            {
+                "args": vars(args),
+                "rows": rows,
+                "majority": baseline,
+                "wall_s": time.perf_counter() - start,
+            },
+            indent=2,
+        )
+    )
+    (RESULTS / "lessons.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
