@@ -52,13 +52,4 @@ policy: install
 	$(BIN)/python -m search.arith.train_policy --output-dir checkpoints/arith-policy
 
 prm: install
-	$(BIN)/python -m prm.sample output_dir=$(PRM_RUN)/samples count=$(PRM_PROBLEMS) num_samples=8
-	$(BIN)/python -m prm.label labeller=mc samples=$(PRM_RUN)/samples/samples.jsonl \
-		output_dir=$(PRM_RUN)/labels/mc chunk_solutions=256 report=true
-	$(BIN)/python -m prm.label labeller=calculator samples=$(PRM_RUN)/samples/samples.jsonl \
-		output_dir=$(PRM_RUN)/labels/calculator report=true
-	$(BIN)/python -m prm.label labeller=consensus samples=$(PRM_RUN)/samples/samples.jsonl \
-		output_dir=$(PRM_RUN)/labels/consensus \
-		labeller.mc_records=$(PRM_RUN)/labels/mc/records.jsonl report=true
-	$(BIN)/python -m prm.train train_data=$(PRM_RUN)/labels/consensus/stepwise.jsonl \
-		output_dir=$(PRM_RUN)/model export_dir=checkpoints/arith-prm
+	PY=$(BIN)/python RUN=$(PRM_RUN) PROBLEMS=$(PRM_PROBLEMS) bash benchmarks/build_prm.sh

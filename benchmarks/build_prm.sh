@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Rebuild the shipped PRM with this repository's own pipeline (`make prm` runs this):
+# sample -> label (mc, calculator judge, consensus) -> train on consensus hard labels.
+# Each stage's wall time goes to $RUN/stages.log ("STAGE name SECONDS n"), which
+# benchmarks/prm_pipeline_times.py turns into README's table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+RUN=${RUN:-runs/prm}
+PROBLEMS=${PROBLEMS:-200}
+EXPORT=${EXPORT:-checkpoints/arith-prm}
+mkdir -p "$RUN"
+: > "$RUN/stages.log"
+stage() {
+  local name=$1; shift
+  local start; start=$(date +%s)
+  "$@"
+  echo "STAGE $name SECONDS $(( $(date +%s) - start ))" | tee -a "$RUN/stages.log"
+}
+stage sample "$PY" -m prm.sample output_dir="$RUN/samples" count="$PROBLEMS" num_samples=8 progress=false
+stage mc "$PY" -m prm.label labeller=mc samples="$RUN/samples/samples.jsonl" \
+  output_dir="$RUN/labels/mc" chunk_solutions=256 report=true progress=false
+stage calculator "$PY" -m prm.label labeller=calculator samples="$RUN/samples/samples.jsonl" \
+  output_dir="$RUN/labels/calculator" report=true progress=false
+stage consensus "$PY" -m prm.label labeller=consensus samples="$RUN/samples/samples.jsonl" \
+  output_dir="$RUN/labels/consensus" labeller.mc_records="$RUN/labels/mc/records.jsonl" \
+  report=true progress=false
+stage train "$PY" -m prm.train train_data="$RUN/labels/consensus/stepwise.jsonl" \
+  output_dir="$RUN/model" export_dir="$EXPORT" epochs=5 progress=false

@@ -1,0 +1,95 @@
+"""What each stage of `make prm` cost on this machine, read from the files the stages wrote
+(their metrics.json and the PRM's training log), so the figures in README are the run's own.
+
+    python benchmarks/prm_pipeline_times.py [--run runs/prm] [--prm checkpoints/arith-prm]
+
+Writes benchmarks/results/prm_pipeline.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def read(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise FileNotFoundError(f"expected {path} from `make prm`, got no file; fix: run it")
+    return dict(json.loads(path.read_text()))
+
+
+def stage_seconds(path: Path) -> dict[str, int]:
+    """``STAGE name SECONDS n`` lines of benchmarks/build_prm.sh."""
+    seconds: dict[str, int] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 4 and parts[0] == "STAGE" and parts[2] == "SECONDS":
+                seconds[parts[1]] = int(parts[3])
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", default="runs/prm")
+    parser.add_argument("--prm", default="checkpoints/arith-prm")
+    args = parser.parse_args()
+    run = Path(args.run)
+    times = stage_seconds(run / "stages.log")
+    sample = read(run / "samples" / "metrics.json")
+    rows: list[dict[str, Any]] = [
+        {
+            "stage": "sample",
+            "command": f"python -m prm.sample count={sample['num_problems']} "
+            f"num_samples={sample['num_samples']}",
+            "seconds": times.get("sample", sample["wall_s_this_run"]),
+            "detail": f"{sample['num_solutions']} solutions, "
+            f"{sample['generated_tokens']} tokens, answer accuracy "
+            f"{sample['answer_accuracy']:.3f}",
+        }
+    ]
+    for name in ("mc", "calculator", "consensus"):
+        metrics = read(run / "labels" / name / "metrics.json")
+        usage = metrics.get("usage", {})
+        detail = (
+            f"{metrics['num_labelled']} of {metrics['num_solutions']} solutions labelled, "
+            f"{metrics['num_steps']} steps"
+        )
+        if usage.get("rollouts"):
+            detail += f", {usage['rollouts']} rollouts, {usage['rollout_tokens']} rollout tokens"
+        rows.append(
+            {
+                "stage": f"label {name}",
+                "command": f"python -m prm.label labeller={name}",
+                "seconds": times.get(name),
+                "detail": detail,
+            }
+        )
+    train = read(Path(args.prm) / "training_log.json")
+    val_f1 = train["history"][-1].get("val_f1")
+    rows.append(
+        {
+            "stage": "train",
+            "command": "python -m prm.train",
+            "seconds": times.get("train", 60 * train["history"][-1]["minutes"]),
+            "detail": f"{train['num_train']} training solutions, {train['total_steps']} steps, "
+            f"validation step-error F1 {'-' if val_f1 is None else f'{val_f1:.3f}'}",
+        }
+    )
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "prm_pipeline.json").write_text(json.dumps(rows, indent=2))
+    lines = ["| stage | command | seconds | what |", "|---|---|---:|---|"]
+    for row in rows:
+        seconds = "-" if row["seconds"] is None else f"{row['seconds']:.0f}"
+        lines.append(f"| {row['stage']} | `{row['command']}` | {seconds} | {row['detail']} |")
+    text = "\n".join(lines)
+    (RESULTS / "prm_pipeline.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
