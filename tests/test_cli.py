@@ -120,7 +120,7 @@ def test_tree_strategies_run_and_save_trees(name: str, tmp_path: Path) -> None:
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["strategy"] == name
     # "select" names the rule that made the prediction: mcts ranks by mcts_final
-    assert metrics["select"] == ("most_visited" if name == "mcts" else "prm")
+    assert metrics["select"] == ("most_visited" if name == "mcts" else "weighted")
     assert metrics["accuracy"] == metrics["accuracy_by_rule"][metrics["select"]]
     records = read_jsonl(out / "results.jsonl")
     assert len(records) == 2

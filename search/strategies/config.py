@@ -52,7 +52,7 @@ _WIDTH_STRATEGIES = {StrategyName.beam, StrategyName.dvts}
 class StrategyConfig:
     """Knobs of every strategy (mutable: Hydra overrides it).
 
-    ``select`` is the pick of best_of_n, beam and dvts (``None``: ``prm`` when a scorer is
+    ``select`` is the pick of best_of_n, beam and dvts (``None``: ``weighted``, the PRM-weighted vote, when a scorer is
     configured, ``majority`` otherwise); mcts picks by ``mcts_final`` instead. Every result
     reports all the picks in ``SearchResult.predictions`` either way.
     ``max_steps`` caps the search depth (step generations along one path) of beam, dvts and
@@ -134,4 +134,4 @@ class StrategyConfig:
         """The selection rule in effect: ``select``, or its default for this run."""
         if self.select is not None:
             return self.select
-        return Select.prm if has_scorer else Select.majority
+        return Select.weighted if has_scorer else Select.majority

@@ -82,8 +82,8 @@ def test_default_selection_follows_the_scorer() -> None:
     config = StrategyConfig()
     config.validate(has_scorer=False)
     assert config.selection(has_scorer=False) is Select.majority
-    assert config.selection(has_scorer=True) is Select.prm
-    assert StrategyConfig(select=Select.weighted).selection(has_scorer=True) is Select.weighted
+    assert config.selection(has_scorer=True) is Select.weighted
+    assert StrategyConfig(select=Select.prm).selection(has_scorer=True) is Select.prm
 
 
 def test_lookahead_only_for_beam_and_dvts() -> None:

@@ -104,14 +104,14 @@ def test_beam_prunes_and_picks_with_the_configured_aggregation(
 
 @pytest.mark.parametrize(("aggregation", "answer"), [("last", "1"), ("min", "2")])
 def test_best_of_n_prm_pick_uses_the_configured_aggregation(aggregation: str, answer: str) -> None:
-    config = StrategyConfig(name="best_of_n", n=4)  # type: ignore[arg-type]
+    config = StrategyConfig(name="best_of_n", n=4, select="prm")  # type: ignore[arg-type]
     [result] = build_strategy(config, aggregation).run(
         [SCRIPTED], ScriptedGenerator(OPTIONS), TableScorer(TABLE)
     )
     assert sorted(c.answer or "" for c in result.candidates) == ["1", "2", "3", "3"]
     assert result.predictions["prm"] == answer
     assert result.predictions["majority"] == "3"  # the most frequent, whatever the PRM says
-    assert result.prediction == answer  # select defaults to prm with a scorer
+    assert result.prediction == answer  # select=prm
 
 
 def test_weighted_pick_sums_scores_per_answer() -> None:
