@@ -53,7 +53,8 @@ class StrategyConfig:
     """Knobs of every strategy (mutable: Hydra overrides it).
 
     ``select`` is the pick of best_of_n, beam and dvts (``None``: ``weighted``, the
-    PRM-weighted vote, when a scorer is configured, ``majority`` otherwise); mcts picks by ``mcts_final`` instead. Every result
+    PRM-weighted vote, when a scorer is configured, ``majority`` otherwise); mcts picks by
+    ``mcts_final`` instead. Every result
     reports all the picks in ``SearchResult.predictions`` either way.
     ``max_steps`` caps the search depth (step generations along one path) of beam, dvts and
     mcts; 10 is enough for the arithmetic world (at most 6 operations and the answer step),
