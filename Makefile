@@ -28,8 +28,8 @@ run: install
 	$(BIN)/python -m search
 
 lint: install
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check search prm tests benchmarks
+	$(BIN)/ruff format --check search prm tests benchmarks
 
 typecheck: install
 	$(BIN)/mypy search prm benchmarks
