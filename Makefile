@@ -47,7 +47,7 @@ clean:
 
 # Rebuild the shipped checkpoints with this repo's own code (times on this machine: README).
 PRM_RUN ?= runs/prm
-PRM_PROBLEMS ?= 200
+PRM_PROBLEMS ?= 400
 policy: install
 	$(BIN)/python -m search.arith.train_policy --output-dir checkpoints/arith-policy
 

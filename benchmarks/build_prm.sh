@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 RUN=${RUN:-runs/prm}
-PROBLEMS=${PROBLEMS:-200}
+PROBLEMS=${PROBLEMS:-400}
 EXPORT=${EXPORT:-checkpoints/arith-prm}
 mkdir -p "$RUN"
 : > "$RUN/stages.log"

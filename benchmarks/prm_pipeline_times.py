@@ -23,13 +23,14 @@ def read(path: Path) -> dict[str, Any]:
 
 
 def stage_seconds(path: Path) -> dict[str, int]:
-    """``STAGE name SECONDS n`` lines of benchmarks/build_prm.sh."""
+    """``STAGE name SECONDS n`` lines of benchmarks/build_prm.sh, summed over resumed runs
+    of the same stage (every stage resumes where an earlier run stopped)."""
     seconds: dict[str, int] = {}
     if path.exists():
         for line in path.read_text().splitlines():
             parts = line.split()
             if len(parts) == 4 and parts[0] == "STAGE" and parts[2] == "SECONDS":
-                seconds[parts[1]] = int(parts[3])
+                seconds[parts[1]] = seconds.get(parts[1], 0) + int(parts[3])
     return seconds
 
 
@@ -64,7 +65,8 @@ def main() -> None:
         rows.append(
             {
                 "stage": f"label {name}",
-                "command": f"python -m prm.label labeller={name}",
+                "command": f"python -m prm.label labeller={name}"
+                + (f" limit={limit}" if (limit := metrics["config"].get("limit")) else ""),
                 "seconds": times.get(name),
                 "detail": detail,
             }
