@@ -31,6 +31,9 @@ def main() -> None:
     args = parser.parse_args()
     solutions = read_samples(Path(args.samples))
     records = [LabelRecord.from_record(row) for row in read_jsonl(Path(args.consensus))]
+    # the labelling runs may cover the first `limit` samples only: judge those
+    labelled = {record.key for record in records}
+    solutions = [s for s in solutions if s.key in labelled]
     rows = quality_from_records(solutions, records)
     RESULTS.mkdir(exist_ok=True)
     write_quality(RESULTS / "label_quality.json", rows)
