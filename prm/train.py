@@ -47,6 +47,7 @@ from prm.scoring.checkpoint import resolve_model_path
 from prm.scoring.encoding import PrefixEncoder
 from prm.scoring.format import PRMFamily, PRMFormat
 from prm.stepwise import StepwiseExample, read_stepwise
+from search.optim import adamw_without_decay_on_norms
 from search.types import Prefix, Problem
 
 log = logging.getLogger(__name__)
@@ -370,17 +371,7 @@ def train_prm(config: TrainConfig) -> dict[str, Any]:
             return config.learning_rate * (step + 1) / warmup
         return config.learning_rate * max(0.0, (total_steps - step) / max(1, total_steps - warmup))
 
-    decay: list[Any] = []
-    no_decay: list[Any] = []
-    for name, param in model.named_parameters():
-        (no_decay if param.ndim < 2 or "norm" in name else decay).append(param)
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": config.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=config.learning_rate,
-    )
+    optimizer = adamw_without_decay_on_norms(model, config.learning_rate, config.weight_decay)
     history: list[dict[str, Any]] = []
     step = 0
     if resuming:

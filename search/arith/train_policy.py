@@ -29,6 +29,7 @@ from typing import Any
 
 from search.arith.tokenizer import build_tokenizer
 from search.arith.world import Split, make_split
+from search.optim import adamw_without_decay_on_norms
 from search.prompting import render_training_text
 from search.types import Problem
 
@@ -174,17 +175,8 @@ def train_policy(config: PolicyTrainConfig) -> Path:
     rng = random.Random(config.seed)
     examples = [encode_example(tokenizer, p) for p in problems]
 
-    decay: list[Any] = []
-    no_decay: list[Any] = []
-    for name, param in model.named_parameters():
-        (no_decay if param.ndim < 2 or "norm" in name else decay).append(param)
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": config.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=config.learning_rate,
-        betas=(0.9, 0.98),
+    optimizer = adamw_without_decay_on_norms(
+        model, config.learning_rate, config.weight_decay, betas=(0.9, 0.98)
     )
 
     def lr_at(step: int) -> float:
