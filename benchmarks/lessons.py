@@ -8,7 +8,7 @@ format, true labels from the checker); then product versus min versus last aggre
 Needs the labelled data of `make prm` (runs/prm/labels/{mc,calculator,consensus}) and the
 ProcessBench export of `python benchmarks/prm_processbench.py` (runs/processbench).
 
-    python benchmarks/lessons.py [--steps 120] [--problems 200] [--n 16]
+    python benchmarks/lessons.py [--steps 150] [--problems 200] [--n 16]
 
 Writes benchmarks/results/lessons.{json,md}.
 """
@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--labels", default="runs/prm/labels")
     parser.add_argument("--processbench", default="runs/processbench/arith-test-policy.json")
     parser.add_argument("--workdir", default="runs/lessons")
-    parser.add_argument("--steps", type=int, default=120)
+    parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--problems", type=int, default=200)
     parser.add_argument("--n", type=int, default=16)
