@@ -26,11 +26,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from search.aggregation import Aggregation
 from search.protocols import Generator, Scorer
 from search.strategies.calls import Backends
-from search.strategies.common import build_results
-from search.strategies.config import StrategyConfig
+from search.strategies.common import StrategyBase, build_results
 from search.strategies.expansion import expand
 from search.strategies.nodes import Node, SearchTree
 from search.strategies.selection import predictions
@@ -48,17 +46,12 @@ def _best_first(nodes: Sequence[Node], by_search_score: bool = False) -> list[No
     return sorted(nodes, key=key)
 
 
-class BeamSearch:
-    def __init__(self, config: StrategyConfig, aggregation: Aggregation) -> None:
-        self.config = config
-        self.aggregation = Aggregation(aggregation)
-
+class BeamSearch(StrategyBase):
     def run(
         self, problems: Sequence[Problem], generator: Generator, scorer: Scorer | None
     ) -> list[SearchResult]:
         config = self.config
-        config.validate(has_scorer=scorer is not None)
-        rule = config.selection(has_scorer=scorer is not None)
+        rule = self.begin(scorer)
         if not problems:
             return []
         start = time.perf_counter()

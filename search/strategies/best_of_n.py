@@ -12,27 +12,20 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from search.aggregation import Aggregation
 from search.protocols import Generator, Scorer
 from search.strategies.calls import Backends
-from search.strategies.common import build_results
-from search.strategies.config import StrategyConfig
+from search.strategies.common import StrategyBase, build_results
 from search.strategies.nodes import make_candidate
 from search.strategies.selection import predictions
 from search.types import Candidate, Prefix, Problem, SearchResult, Until
 
 
-class BestOfN:
-    def __init__(self, config: StrategyConfig, aggregation: Aggregation) -> None:
-        self.config = config
-        self.aggregation = Aggregation(aggregation)
-
+class BestOfN(StrategyBase):
     def run(
         self, problems: Sequence[Problem], generator: Generator, scorer: Scorer | None
     ) -> list[SearchResult]:
         config = self.config
-        config.validate(has_scorer=scorer is not None)
-        rule = config.selection(has_scorer=scorer is not None)
+        rule = self.begin(scorer)
         if not problems:
             return []
         start = time.perf_counter()

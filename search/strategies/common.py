@@ -6,7 +6,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from search.aggregation import Aggregation
+from search.protocols import Scorer
 from search.strategies.calls import Backends
+from search.strategies.config import Select, StrategyConfig
 from search.types import Candidate, Problem, SearchResult
 
 
@@ -38,3 +41,16 @@ def build_results(
             zip(problems, candidates, picks, tree_data, strict=True)
         )
     ]
+
+
+class StrategyBase:
+    """What every strategy holds: its config and the one aggregation it prunes and picks with."""
+
+    def __init__(self, config: StrategyConfig, aggregation: Aggregation | str) -> None:
+        self.config = config
+        self.aggregation = Aggregation(aggregation)
+
+    def begin(self, scorer: Scorer | None) -> Select:
+        """Check the config against this run (scorer or not); the selection rule in effect."""
+        self.config.validate(has_scorer=scorer is not None)
+        return self.config.selection(has_scorer=scorer is not None)

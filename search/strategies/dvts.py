@@ -26,11 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from search.aggregation import Aggregation
 from search.protocols import Generator, Scorer
 from search.strategies.calls import Backends
-from search.strategies.common import build_results
-from search.strategies.config import StrategyConfig
+from search.strategies.common import StrategyBase, build_results
 from search.strategies.expansion import expand
 from search.strategies.nodes import Node, SearchTree
 from search.strategies.selection import predictions
@@ -54,17 +52,12 @@ def _best(nodes: Sequence[Node]) -> Node:
     return best
 
 
-class Dvts:
-    def __init__(self, config: StrategyConfig, aggregation: Aggregation) -> None:
-        self.config = config
-        self.aggregation = Aggregation(aggregation)
-
+class Dvts(StrategyBase):
     def run(
         self, problems: Sequence[Problem], generator: Generator, scorer: Scorer | None
     ) -> list[SearchResult]:
         config = self.config
-        config.validate(has_scorer=scorer is not None)
-        rule = config.selection(has_scorer=scorer is not None)
+        rule = self.begin(scorer)
         if not problems:
             return []
         start = time.perf_counter()

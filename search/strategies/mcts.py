@@ -38,11 +38,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from search.aggregation import Aggregation
 from search.protocols import Generator, Scorer
 from search.strategies.calls import Backends
-from search.strategies.common import build_results
-from search.strategies.config import MctsFinal, Prior, StrategyConfig
+from search.strategies.common import StrategyBase, build_results
+from search.strategies.config import MctsFinal, Prior
 from search.strategies.expansion import expand
 from search.strategies.nodes import Node, SearchTree
 from search.strategies.selection import predictions
@@ -75,11 +74,7 @@ def _set_priors(children: Sequence[Node], prior: Prior) -> None:
             child.prior = 1.0 / len(children)
 
 
-class Mcts:
-    def __init__(self, config: StrategyConfig, aggregation: Aggregation) -> None:
-        self.config = config
-        self.aggregation = Aggregation(aggregation)
-
+class Mcts(StrategyBase):
     def _select(self, root: Node) -> list[Node]:
         """The path from the root to the leaf PUCT selects."""
         path = [root]
@@ -97,7 +92,7 @@ class Mcts:
         self, problems: Sequence[Problem], generator: Generator, scorer: Scorer | None
     ) -> list[SearchResult]:
         config = self.config
-        config.validate(has_scorer=scorer is not None)
+        self.begin(scorer)
         if not problems:
             return []
         start = time.perf_counter()
