@@ -28,6 +28,11 @@ SECTIONS: list[tuple[str, str, str]] = [
         "label_quality.md",
     ),
     (
+        "Building the shipped PRM: stage times on this machine",
+        "python benchmarks/prm_pipeline_times.py",
+        "prm_pipeline.md",
+    ),
+    (
         "Accuracy versus compute",
         "python benchmarks/accuracy_vs_compute.py",
         "accuracy_vs_compute.md",
