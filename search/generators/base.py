@@ -34,8 +34,8 @@ class GenerationSettings:
                 f"{self.max_step_tokens} and {self.max_tokens}"
             )
 
-    def limit(self, until: Until, prompt_tokens: int) -> int:
-        del prompt_tokens  # limits are on new tokens; the context check is the backend's
+    def limit(self, until: Until) -> int:
+        """New tokens allowed for one continuation."""
         return self.max_step_tokens if until is Until.step else self.max_tokens
 
 

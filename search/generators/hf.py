@@ -107,10 +107,10 @@ class HFGenerator:
             raise ValueError(f"expected n >= 1, got {n}")
         until = Until(until)
         prompts = [self.renderer.encode(prefix) for prefix in prefixes]
-        limits = [self.settings.limit(until, len(ids)) for ids in prompts]
+        limit = self.settings.limit(until)
         rows = [_Row(request=i, generated=[]) for i in range(len(prefixes)) for _ in range(n)]
         for start in range(0, len(rows), self.batch_size):
-            self._run_chunk(rows[start : start + self.batch_size], prompts, limits, until)
+            self._run_chunk(rows[start : start + self.batch_size], prompts, limit, until)
         self.usage.calls += 1
         self.usage.tokens += sum(len(ids) for ids in prompts)
         self.usage.new_tokens += sum(len(ids) for ids in prompts)
@@ -139,7 +139,7 @@ class HFGenerator:
         return known
 
     def _run_chunk(
-        self, rows: list[_Row], prompts: list[list[int]], limits: list[int], until: Until
+        self, rows: list[_Row], prompts: list[list[int]], limit: int, until: Until
     ) -> None:
         import torch
 
@@ -173,7 +173,7 @@ class HFGenerator:
                 for slot, token in enumerate(tokens.tolist()):
                     row = rows[live[slot]]
                     row.generated.append(token)
-                    row.reason = self._stop_reason(row, token, until, limits[row.request])
+                    row.reason = self._stop_reason(row, token, until, limit)
                     if row.reason is None:
                         keep.append(slot)
                 if len(keep) < len(live):

@@ -102,7 +102,7 @@ class VLLMGenerator:
                 n=n,
                 temperature=self.settings.temperature,
                 top_p=self.settings.top_p,
-                max_tokens=self.settings.limit(until, len(ids)),
+                max_tokens=self.settings.limit(until),
                 stop=[STEP_SEPARATOR] if until is Until.step else None,
                 include_stop_str_in_output=True,
                 seed=self.rng.randrange(2**31),
