@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from search.aggregation import Aggregation, aggregate
-from search.arith.world import make_split
-from search.generators import PolicyConfig, build_generator
+from search.envs.arith.world import make_split
+from search.generators import build_generator
 from search.grading import answers_match
 from search.protocols import Scorer
 from search.strategies import build_strategy
@@ -200,15 +200,15 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     start = time.perf_counter()
     for seed in args.seeds:
-        policy = PolicyConfig(
-            model=args.policy,
+        generator = build_generator(
+            args.policy,
+            seed=seed,
             max_tokens=160,
             max_step_tokens=32,
             dtype="float32",
             use_chat_template=False,
-            batch_size=1024,
+            hf={"batch_size": 1024},
         )
-        generator = build_generator(policy, seed=seed)
         bon = build_strategy(
             StrategyConfig(name=StrategyName.best_of_n, n=args.max_n), Aggregation.min
         )

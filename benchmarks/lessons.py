@@ -28,10 +28,10 @@ from prm.scoring import build_scorer
 from prm.stepwise import read_stepwise
 from prm.train import LossKind, TrainConfig, train_prm
 from search.aggregation import Aggregation, aggregate
-from search.arith.world import make_split
-from search.generators import PolicyConfig, build_generator
+from search.envs.arith.world import make_split
+from search.generators import build_generator
 from search.grading import answers_match
-from search.scoring import call_scorer
+from search.guards import call_scorer
 from search.strategies.config import Select
 from search.strategies.selection import pick
 from search.types import Candidate, Prefix, Until
@@ -129,8 +129,14 @@ def main() -> None:
     workdir = Path(args.workdir)
 
     problems = make_split("test", size=args.problems)
-    policy = PolicyConfig(max_tokens=160, dtype="float32", use_chat_template=False, batch_size=1024)
-    generator = build_generator(policy, seed=args.seed)
+    generator = build_generator(
+        "checkpoints/arith-policy",
+        seed=args.seed,
+        max_tokens=160,
+        dtype="float32",
+        use_chat_template=False,
+        hf={"batch_size": 1024},
+    )
     generations = generator.generate([Prefix(p) for p in problems], args.n, Until.end)
     bench = load_subset(Path(args.processbench))
 

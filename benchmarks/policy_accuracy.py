@@ -14,10 +14,11 @@ import json
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
-from search.arith.checker import check_solution
-from search.arith.world import make_split
-from search.generators import PolicyConfig, build_generator
+from search.envs.arith.checker import check_solution
+from search.envs.arith.world import make_split
+from search.generators import build_generator
 from search.types import Prefix, Until
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -43,26 +44,14 @@ def main() -> None:
     args = parser.parse_args()
 
     problems = make_split(args.split, size=args.problems)
-    policy = PolicyConfig(
-        model=args.model,
-        temperature=1.0,
-        max_tokens=160,
-        dtype="float32",
-        use_chat_template=False,
-        batch_size=1024,
-    )
-    generator = build_generator(policy, seed=args.seed)
-    greedy = build_generator(
-        PolicyConfig(
-            model=args.model,
-            temperature=0.0,
-            max_tokens=160,
-            dtype="float32",
-            use_chat_template=False,
-            batch_size=1024,
-        ),
-        seed=args.seed,
-    )
+    policy: dict[str, Any] = {
+        "max_tokens": 160,
+        "dtype": "float32",
+        "use_chat_template": False,
+        "hf": {"batch_size": 1024},
+    }
+    generator = build_generator(args.model, seed=args.seed, temperature=1.0, **policy)
+    greedy = build_generator(args.model, seed=args.seed, temperature=0.0, **policy)
     start = time.perf_counter()
     sampled = generator.generate([Prefix(p) for p in problems], args.samples, Until.end)
     greedy_out = greedy.generate([Prefix(p) for p in problems], 1, Until.end)

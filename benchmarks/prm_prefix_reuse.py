@@ -26,8 +26,8 @@ from pathlib import Path
 
 from prm.model import EMBEDDED_PRM_FORMAT, build_random_prm, save_prm
 from prm.scoring import HFScorer, StepTagScorer, VLLMScorer
-from search.arith.tokenizer import build_tokenizer
-from search.arith.world import Split, make_split
+from search.envs.arith.tokenizer import build_tokenizer
+from search.envs.arith.world import Split, make_split
 from search.types import Prefix, Problem, split_steps
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -22,16 +22,21 @@ from typing import Any
 
 from prm.processbench import evaluate_subset, load_subset, markdown_table, mean_f1
 from prm.scoring import build_scorer
-from search.arith.export import ExportConfig, Source, export_processbench
-from search.arith.world import Split
-from search.generators import PolicyConfig
+from search.envs.arith.export import ExportConfig, Source, export_processbench
+from search.envs.arith.world import Split
 from search.metrics import min_on_final_step_share
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def evaluate(prm: str, count: int, workdir: Path, threshold: float) -> dict[str, Any]:
-    policy = PolicyConfig(max_tokens=160, dtype="float32", use_chat_template=False)
+    policy = {
+        "_target_": "search.generators.build_generator",
+        "model": "checkpoints/arith-policy",
+        "max_tokens": 160,
+        "dtype": "float32",
+        "use_chat_template": False,
+    }
     subsets = [
         (
             "arith-test-policy",

@@ -67,7 +67,7 @@ def policy_curve() -> str:
     log = json.loads(log_path.read_text())
     lines = [
         f"Training curve ({log['num_parameters']:,} parameters, {log['minutes']:.1f} min on "
-        "this machine's 2 CPU cores, `python -m search.arith.train_policy`):",
+        "this machine's 2 CPU cores, `python -m search.envs.arith.train_policy`):",
         "",
         "| step | loss | validation greedy accuracy | validation sampled accuracy (T=1) |",
         "|---|---|---|---|",

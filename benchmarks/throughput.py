@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from search.aggregation import Aggregation
-from search.arith.world import make_split
-from search.generators import PolicyConfig, build_generator
+from search.envs.arith.world import make_split
+from search.generators import build_generator
 from search.generators.hf import HFGenerator
 from search.grading import answers_match
 from search.protocols import Generator, Scorer
@@ -134,15 +134,15 @@ def main() -> None:
     from prm.scoring import build_scorer
 
     problems = make_split("test", size=args.problems)
-    policy = PolicyConfig(
-        model=args.policy,
+    generator = build_generator(
+        args.policy,
+        seed=0,
         max_tokens=160,
         max_step_tokens=32,
         dtype="float32",
         use_chat_template=False,
-        batch_size=1024,
+        hf={"batch_size": 1024},
     )
-    generator = build_generator(policy, seed=0)
     assert isinstance(generator, HFGenerator)
     scorer = build_scorer(model=args.prm, backend="hf")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from prm.scoring.format import PRMFamily, PRMFormat, lookup_single_token
-from search.arith.tokenizer import STEP_TAG, build_tokenizer
+from search.envs.arith.tokenizer import STEP_TAG, build_tokenizer
 from search.prompting import PLAIN_TEMPLATE
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def init_prm_from_policy(policy_dir: Path, output_dir: Path, seed: int = 0) -> P
     if not (policy_dir / "config.json").exists():
         raise FileNotFoundError(
             f"expected a policy checkpoint (config.json) in {policy_dir}, got none; fix: train "
-            "it with `python -m search.arith.train_policy`"
+            "it with `python -m search.envs.arith.train_policy`"
         )
     tokenizer = AutoTokenizer.from_pretrained(str(policy_dir))
     _check_tokenizer(tokenizer)

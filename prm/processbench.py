@@ -40,9 +40,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from search.guards import call_scorer
 from search.metrics import min_on_final_step_share
 from search.protocols import Scorer
-from search.scoring import call_scorer
 from search.types import Prefix, Problem
 
 log = logging.getLogger("prm.processbench")

@@ -1,6 +1,6 @@
 """How good are the labels? Each labeller against the arithmetic world's ground truth.
 
-The truth of a solution is ``search.arith.checker.check_solution``: the index of its first
+The truth of a solution is ``search.envs.arith.checker.check_solution``: the index of its first
 wrong step, -1 when every step is right. A solution that stops before stating an answer
 (checker kind ``incomplete``) has no wrong *written* step, so its truth is -1 here, the same
 as a labeller that sees nothing wrong in it.
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from prm.label.records import LabelRecord
 from prm.sample import SampledSolution
-from search.arith.checker import StepCheck, check_solution
+from search.envs.arith.checker import StepCheck, check_solution
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """Stage 1 of the PRM data pipeline: the policy writes K solutions per training problem.
 
-Problems are ``search.arith.world.make_split(split)[start : start + count]`` (the train split
+Problems are ``search.envs.arith.world.make_split(split)[start : start + count]`` (the train split
 never holds a validation, test or hard question). Each problem is sampled ``num_samples``
 times to the end (``Until.end``) through one ``Generator``, ``chunk_problems`` problems per
 generate call, and every solution is split into steps at blank lines.
@@ -20,14 +20,13 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from prm.stepwise import append_jsonl, read_jsonl
 from search.answers import extract_answer
-from search.arith.world import Split, make_split
-from search.generators import PolicyConfig
+from search.envs.arith.world import Split, make_split
 from search.grading import answers_match
 from search.prompting import join_steps
 from search.protocols import Generator
@@ -216,7 +215,8 @@ def run_sampling(
 # -- entry point ----------------------------------------------------------------------------
 @dataclass
 class SampleConfig:
-    """``conf/prm_sample.yaml``. ``policy`` is the engine's policy group (``conf/policy``)."""
+    """``conf/prm_sample.yaml``. ``policy`` is the engine's policy group (``conf/policy``): a
+    ``_target_`` node built with the run's seed."""
 
     output_dir: str = "runs/prm/samples"
     split: Split = Split.train
@@ -226,14 +226,7 @@ class SampleConfig:
     chunk_problems: int = 64
     seed: int = 0
     progress: bool = True
-    policy: PolicyConfig = field(default_factory=PolicyConfig)
-
-
-def policy_name(policy: PolicyConfig) -> str:
-    """Provenance of the samples: the model, or ``fake`` for the fake policy."""
-    from search.generators import Backend
-
-    return "fake" if Backend(policy.backend) is Backend.fake else policy.model
+    policy: Any = None
 
 
 def main() -> None:
@@ -245,18 +238,20 @@ def main() -> None:
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="prm_sample")
     def run(raw: DictConfig) -> None:
-        from search.generators import build_generator
+        from hydra.utils import instantiate
+
+        from search.config import component_name
 
         config: SampleConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
         problems = select_problems(config.split, config.start, config.count)
-        generator = build_generator(config.policy, seed=config.seed)
+        generator = instantiate(raw.policy, seed=config.seed)
         metrics = run_sampling(
             problems,
             generator,
             Path(config.output_dir),
             num_samples=config.num_samples,
             chunk_problems=config.chunk_problems,
-            policy=policy_name(config.policy),
+            policy=component_name(raw.policy) or "",
             progress=config.progress,
             describe={"config": OmegaConf.to_container(raw, resolve=True)},
         )

@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from search.config import SearchConfig, register_configs, validate
+from search.config import SearchConfig, component_name, register_configs, validate
 from search.strategies.config import StrategyName
 
 log = logging.getLogger("search")
@@ -43,7 +43,7 @@ def describe(config: SearchConfig, raw: DictConfig) -> dict[str, Any]:
         "select": select,
         "aggregation": config.aggregation.value,
         "dataset": config.dataset.name,
-        "policy": config.policy.model,
+        "policy": component_name(raw.policy),
         "scorer": None if scorer is None else scorer.get("_target_"),
         "seed": config.seed,
         "config": OmegaConf.to_container(raw, resolve=True),
@@ -83,14 +83,13 @@ def main(raw: DictConfig) -> None:
     validate(config)  # before any model is loaded
 
     from search.data import load_problems
-    from search.generators import build_generator
     from search.run import run_search
     from search.strategies import build_strategy
 
     loaded = load_problems(config.dataset)
     if loaded.skipped:
         log.warning("skipped %d bad rows: %s", loaded.skipped, loaded.skipped_reasons[:5])
-    generator = build_generator(config.policy, seed=config.seed)
+    generator = instantiate(raw.policy, seed=config.seed)
     scorer = None if raw.scorer is None else instantiate(raw.scorer)
     strategy = build_strategy(config.strategy, config.aggregation)
     output_dir = Path(HydraConfig.get().runtime.output_dir)

@@ -7,18 +7,20 @@ type fails at the command line with Hydra's own message. Cross-field rules are c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from search.aggregation import Aggregation
 from search.data import DatasetConfig
-from search.generators import PolicyConfig
 from search.strategies.config import StrategyConfig
 
 
 @dataclass
 class SearchConfig:
-    """Top level. ``scorer`` is a ``_target_`` node (any class satisfying ``Scorer``) or null.
+    """Top level. ``policy`` is a ``_target_`` node (any class satisfying ``Generator``
+    whose constructor takes ``seed``); ``scorer`` one (any class satisfying ``Scorer``) or
+    null.
 
     ``batch_problems``: problems per engine batch; results are appended and flushed after
     each batch, so a killed run loses at most one batch.
@@ -30,7 +32,7 @@ class SearchConfig:
     grading_timeout_s: float = 5.0
     progress: bool = True
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    policy: Any = None
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     scorer: Any = None
 
@@ -48,4 +50,32 @@ def validate(config: SearchConfig) -> None:
         raise ValueError(
             f"expected batch_problems >= 1, got {config.batch_problems}; fix: batch_problems=64"
         )
+    if config.policy is None:
+        raise ValueError(
+            "expected a policy (a _target_ node building a Generator), got policy=null; "
+            "fix: policy=arith_tiny or another file of conf/policy"
+        )
     config.strategy.validate(has_scorer=config.scorer is not None)
+
+
+def backend_options(
+    component: str, backend: str, given: Mapping[str, Any] | None, allowed: tuple[str, ...]
+) -> dict[str, Any]:
+    """The ``component.backend`` sub-block of a config (``policy.hf``, ``scorer.vllm``...) as
+    keyword arguments; an unknown key is an error naming it."""
+    options = dict(given or {})
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"expected {component}.{backend} options among {list(allowed)}, got unknown "
+            f"{unknown}; fix: check the spelling under {component}.{backend}"
+        )
+    return options
+
+
+def component_name(node: Mapping[str, Any] | None) -> str | None:
+    """What a ``_target_`` node builds, for provenance: its ``model``, else its target."""
+    if node is None:
+        return None
+    model = node.get("model")
+    return str(model) if model is not None else str(node.get("_target_"))

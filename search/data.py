@@ -172,7 +172,7 @@ def load_problems(config: DatasetConfig) -> LoadedProblems:
     """Read the problems ``config`` names; see the module docstring for the sources."""
     name = DatasetName(config.name)
     if name is DatasetName.arith:
-        from search.arith.world import make_split
+        from search.envs.arith.world import make_split
 
         return LoadedProblems(tuple(make_split(config.split, size=config.limit)))
     fields = _fields(name, config)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from search.types import Generation, Prefix, Problem, SearchResult, Until
+from search.types import Generation, Prefix, Problem, ScoreOutput, SearchResult, Until
 
 
 @dataclass
@@ -42,6 +42,14 @@ class Scorer(Protocol):
     def score(self, prefixes: Sequence[Prefix]) -> list[list[float]]:
         """One score in [0, 1] per step: ``len(out[i]) == len(prefixes[i].steps)``."""
         ...
+
+
+@runtime_checkable
+class ReportsUsage(Protocol):
+    """Optional for a scorer: scores plus the tokens it encoded for each prefix (every scorer
+    in this repo has it; without it the engine records PRM tokens as unknown, not 0)."""
+
+    def score_with_usage(self, prefixes: Sequence[Prefix]) -> ScoreOutput: ...
 
 
 class Strategy(Protocol):

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from search.grading import answers_match
+from search.guards import call_scorer
 from search.protocols import Generator, Scorer, Strategy
 from search.results import ResultsFile, result_to_record, write_metrics
-from search.scoring import ScoreOutput, call_scorer
-from search.types import Generation, Prefix, Problem, SearchResult, Until
+from search.types import Generation, Prefix, Problem, ScoreOutput, SearchResult, Until
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def run_batch(
         graded, correct = grade(outcome, grading_timeout_s)
         records.append(result_to_record(graded, correct))
         if outcome.tree is not None:
-            from search.trees import save_tree
+            from search.strategies.tree import save_tree
 
             save_tree(graded, output_dir / "trees")
     return records

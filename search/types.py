@@ -101,6 +101,20 @@ class Candidate:
 
 
 @dataclass(frozen=True, slots=True)
+class ScoreOutput:
+    """Scores of a batch of prefixes with what each cost the PRM.
+
+    ``tokens[i]``: tokens the PRM encoded for prefix ``i``; ``new_tokens[i]``: of those,
+    tokens not already encoded for an earlier prefix of the same solution (what a prefix
+    cache would have to compute). Both are ``None`` when the scorer does not report them.
+    """
+
+    scores: list[list[float]]
+    tokens: list[int] | None = None
+    new_tokens: list[int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     """Compute spent on one problem (or a whole run, summed).
 

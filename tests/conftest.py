@@ -16,8 +16,8 @@ PRM_DIR = REPO_ROOT / "checkpoints" / "arith-prm"
 def tiny_policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised 2-layer Qwen2 causal LM with the embedded tokenizer
     (head_dim 64, as vLLM's CPU attention needs)."""
-    from search.arith.tokenizer import build_tokenizer
-    from search.arith.train_policy import ModelShape, build_model
+    from search.envs.arith.tokenizer import build_tokenizer
+    from search.envs.arith.train_policy import ModelShape, build_model
 
     out = tmp_path_factory.mktemp("tiny-policy")
     tokenizer = build_tokenizer()

@@ -63,7 +63,7 @@ def test_last_boxed_balances_nested_braces() -> None:
 
 
 def test_arith_gold_solutions_extract_their_answer() -> None:
-    from search.arith.world import make_split
+    from search.envs.arith.world import make_split
     from search.types import STEP_SEPARATOR
 
     for problem in make_split("test", size=20):

@@ -17,8 +17,8 @@ from typing import Any
 import networkx as nx
 import pytest
 
-from search.generators import PolicyConfig, build_generator
-from search.trees import load_tree
+from search.generators import build_generator
+from search.strategies.tree import load_tree
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FAKE = ["policy=fake", "scorer=fake", "strategy.n=4"]
@@ -88,7 +88,8 @@ def test_default_run_writes_self_describing_metrics(default_run: tuple[Path, Com
     records = read_jsonl(out / "results.jsonl")
     assert metrics["accuracy"] == pytest.approx(sum(r["correct"] for r in records) / 3)
     assert metrics["policy_tokens"] > 0 and metrics["prm_tokens"] > 0
-    assert metrics["config"]["policy"]["backend"] == "fake"
+    assert metrics["config"]["policy"]["_target_"] == "search.envs.arith.fakes.FakeGenerator"
+    assert metrics["policy"] == "search.envs.arith.fakes.FakeGenerator"
     assert f"accuracy              {metrics['accuracy']:.3f}" in done.stdout
 
 
@@ -185,7 +186,7 @@ def test_bad_overrides_fail_with_hydra_message(override: str, message: str, tmp_
 def test_bad_beam_width_fails_before_loading_a_model(tmp_path: Path) -> None:
     # Loading this policy would fail with "expected a model checkpoint" (the control below).
     with pytest.raises(FileNotFoundError, match="expected a model checkpoint"):
-        build_generator(PolicyConfig(model="/nonexistent"), seed=0)
+        build_generator(model="/nonexistent", seed=0)
     out = tmp_path / "run"
     done = run_cli(
         "+strategy=beam",

@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 from search.aggregation import Aggregation
 from search.config import SearchConfig, register_configs, validate
 from search.data import DatasetConfig, DatasetName
-from search.generators import Backend, PolicyConfig
+from search.generators import HF_KEYS, VLLM_KEYS, Backend
 from search.strategies import StrategyConfig, StrategyName
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -61,7 +61,8 @@ def test_default_config_is_valid() -> None:
     assert config.strategy.name is StrategyName.best_of_n
     assert config.aggregation is Aggregation.min
     assert config.dataset.name == "arith"
-    assert config.policy.backend is Backend.hf
+    assert config.policy["_target_"] == "search.generators.build_generator"
+    assert Backend(config.policy["backend"]) is Backend.hf
     assert config.scorer["_target_"] == "prm.scoring.build_scorer"
 
 
@@ -92,11 +93,17 @@ def test_jsonl_without_path_fails() -> None:
 def test_policy_options_compose(name: str) -> None:
     config = compose_search(f"policy={name}")
     validate(config)
-    assert isinstance(config.policy, PolicyConfig)
-    assert isinstance(config.policy.backend, Backend)
+    assert isinstance(config.policy, dict)
     expected = option_yaml("policy", name)
-    assert config.policy.backend.value == expected["backend"]
-    assert config.policy.model == expected["model"]
+    assert config.policy == expected
+    target = get_method(config.policy["_target_"])  # importable, without loading a model
+    arguments = {k: v for k, v in config.policy.items() if not k.startswith("_")}
+    inspect.signature(target).bind(seed=0, **arguments)  # every key is a parameter
+    if "backend" in arguments:  # the shared builder: backend and sub-blocks are checked
+        assert Backend(arguments["backend"]) in set(Backend)
+        build_generator_options = {"hf": HF_KEYS, "vllm": VLLM_KEYS}
+        for backend, allowed in build_generator_options.items():
+            assert set(arguments.get(backend, {})) <= set(allowed)
 
 
 @pytest.mark.parametrize("name", options("scorer"))

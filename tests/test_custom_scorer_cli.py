@@ -63,8 +63,8 @@ def test_custom_scorer_object_from_python(tmp_path: Path) -> None:
     finally:
         sys.path.pop(0)
     from search.aggregation import Aggregation
-    from search.arith.world import make_split
-    from search.fakes import FakeGenerator
+    from search.envs.arith.fakes import FakeGenerator
+    from search.envs.arith.world import make_split
     from search.strategies import build_strategy
     from search.strategies.config import StrategyConfig, StrategyName
 

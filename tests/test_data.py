@@ -85,7 +85,7 @@ def test_limit_keeps_the_first_problems(name: str) -> None:
 
 @pytest.mark.parametrize("split", ["train", "validation", "test", "hard"])
 def test_arith_splits(split: str) -> None:
-    from search.arith.world import make_split
+    from search.envs.arith.world import make_split
 
     loaded = load_problems(DatasetConfig(name="arith", split=split, limit=5))
     assert loaded.problems == tuple(make_split(split, size=5))

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from search.aggregation import Aggregation
-from search.arith.world import make_split
+from search.envs.arith.fakes import FakeGenerator, FakeScorer
+from search.envs.arith.world import make_split
 from search.evaluate import (
     BadLineError,
     CompletionSet,
@@ -21,7 +22,6 @@ from search.evaluate import (
     read_completion_sets,
     run_evaluation,
 )
-from search.fakes import FakeGenerator, FakeScorer
 from search.run import run_search
 from search.strategies import StrategyConfig, build_strategy
 

@@ -1,6 +1,6 @@
 """The engine loop (``search.run.run_search``): resume, torn lines, killed runs, accounting.
 
-Everything runs on the fake backends (``search.fakes``), so no model is needed; the fakes
+Everything runs on the fake backends (``search.envs.arith.fakes``), so no model is needed; the fakes
 keep their own usage counters, which the runner's metrics must match exactly.
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from search.aggregation import Aggregation
-from search.arith.world import make_split
-from search.fakes import FakeGenerator, FakeScorer
+from search.envs.arith.fakes import FakeGenerator, FakeScorer
+from search.envs.arith.world import make_split
 from search.protocols import Generator, Scorer
 from search.results import METRICS_FILE, RESULTS_FILE
 from search.run import run_search

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from prm.label.records import Labeller, LabelRecord, to_stepwise
 from prm.quality import markdown_table, quality_from_records, write_quality
 from prm.sample import CONF_DIR, SampledSolution, read_samples
 from prm.stepwise import append_jsonl, read_jsonl, write_stepwise
-from search.generators import PolicyConfig
+from search.protocols import Generator
 
 log = logging.getLogger("prm.label")
 
@@ -57,7 +57,7 @@ class LabelConfig:
     report: bool = False
     seed: int = 0
     progress: bool = True
-    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    policy: Any = None
 
     def __post_init__(self) -> None:
         if self.chunk_solutions < 1:
@@ -88,12 +88,15 @@ def build_critic(node: dict[str, Any]) -> Any:
 
 def build_labeller(config: LabelConfig) -> Labeller:
     """The labeller a config names; models are loaded here, only when needed."""
-    from search.generators import build_generator
+
+    def build_generator() -> Generator:
+        generator: Generator = instantiate(config.policy, seed=config.seed)
+        return generator
 
     chosen = config.labeller
     match chosen:
         case MCConfig():
-            return MCLabeller(build_generator(config.policy, seed=config.seed), chosen)
+            return MCLabeller(build_generator(), chosen)
         case JudgeConfig():
             return JudgeLabeller(build_critic(chosen.critic), name=chosen.name)
         case CalculatorConfig():
@@ -112,7 +115,7 @@ def build_labeller(config: LabelConfig) -> Labeller:
                     )
                 records = [LabelRecord.from_record(row) for row in rows]
                 return ConsensusLabeller({r.key: r for r in records}, judge, chosen.name)
-            mc = MCLabeller(build_generator(config.policy, seed=config.seed), chosen.mc)
+            mc = MCLabeller(build_generator(), chosen.mc)
             return ConsensusLabeller(mc, judge, chosen.name)
     raise ValueError(
         f"expected a labeller config from conf/labeller, got {type(chosen).__name__}; "
@@ -225,7 +228,7 @@ def main(raw: DictConfig) -> None:
         except ValueError as error:
             raise ValueError(
                 f"{error}; fix: report=true needs arithmetic-world samples (their ground truth "
-                "is search.arith.checker), set report=false for other datasets"
+                "is search.envs.arith.checker), set report=false for other datasets"
             ) from error
         write_quality(output_dir / "quality.json", rows)
         print(markdown_table(rows))

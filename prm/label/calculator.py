@@ -3,7 +3,7 @@
 The first step with a wrong equation is the first error. It catches arithmetic slips but is
 blind to logic errors (the wrong operand, a skipped operation, a wrong final answer), so on
 the arithmetic world it behaves like an imperfect LLM judge whose mistakes we can measure
-against ``search.arith.checker``. Needs no model.
+against ``search.envs.arith.checker``. Needs no model.
 """
 
 from __future__ import annotations

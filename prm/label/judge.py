@@ -116,13 +116,6 @@ class GeneratorCritic:
     def __init__(self, generator: Generator) -> None:
         self.generator = generator
 
-    @classmethod
-    def from_policy(cls, policy: dict[str, Any], seed: int = 0) -> GeneratorCritic:
-        """Build the generator from a ``conf/policy``-style mapping (``search.generators``)."""
-        from search.generators import PolicyConfig, build_generator
-
-        return cls(build_generator(PolicyConfig(**policy), seed=seed))
-
     def critique(self, prompts: Sequence[str]) -> list[Critique]:
         prefixes = [
             Prefix(Problem(id=f"judge-{index}", question=prompt, answer=""))

@@ -16,8 +16,7 @@ from prm.scoring.encoding import EncodedPrefix, PrefixEncoder
 from prm.scoring.format import PRMFormat
 from prm.scoring.ledger import TokenLedger
 from search.protocols import TokenCounter
-from search.scoring import ScoreOutput
-from search.types import Prefix
+from search.types import Prefix, ScoreOutput
 
 
 def positive_probability(pair_logits: np.ndarray) -> list[float]:

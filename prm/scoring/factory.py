@@ -16,6 +16,7 @@ from typing import Any
 from prm.scoring.base import StepTagScorer
 from prm.scoring.encoding import OverflowPolicy
 from prm.scoring.format import PRMFamily, PRMFormat
+from search.config import backend_options
 from search.prompting import DEFAULT_SYSTEM_PROMPT, PLAIN_TEMPLATE
 
 
@@ -34,17 +35,6 @@ _VLLM_KEYS = (
     "kv_cache_space_gib",
     "seed",
 )
-
-
-def _options(name: str, given: Mapping[str, Any] | None, allowed: tuple[str, ...]) -> dict:
-    options = dict(given or {})
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ValueError(
-            f"expected {name} options among {list(allowed)}, got unknown {unknown}; "
-            f"fix: check the spelling under scorer.{name}"
-        )
-    return options
 
 
 def build_scorer(
@@ -99,8 +89,8 @@ def build_scorer(
         bad_token=bad_token,
         add_bos_token=add_bos_token,
     )
-    hf_options = _options("hf", hf, _HF_KEYS)
-    vllm_options = _options("vllm", vllm, _VLLM_KEYS)
+    hf_options = backend_options("scorer", "hf", hf, _HF_KEYS)
+    vllm_options = backend_options("scorer", "vllm", vllm, _VLLM_KEYS)
     common: dict[str, Any] = {
         "tokenizer": tokenizer,
         "dtype": dtype,

@@ -1,13 +1,26 @@
-"""Generator backends behind ``search.protocols.Generator``: transformers (``hf``), vLLM
-(``vllm``) and a fake one for tests (``fake``). Heavy libraries are imported only when a
-backend is built."""
+"""Generator backends behind ``search.protocols.Generator``: transformers (``hf``) and vLLM
+(``vllm``). Heavy libraries are imported only when a backend is built.
+
+A policy is a ``_target_`` node (``conf/policy/*.yaml``), like a scorer; entry points build
+it with ``hydra.utils.instantiate(node, seed=seed)``. The local-model backends share one
+builder, ``build_generator``: the keys every backend understands are flat, the ones only one
+backend understands sit under ``hf:`` / ``vllm:``, so switching backend is one override::
+
+    python -m search policy.backend=vllm
+
+A backend with other settings (a remote server, the fake policy of the arithmetic world)
+is one class satisfying ``Generator`` whose constructor takes ``seed``, and one YAML file
+whose ``_target_`` names that class.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
+from search.config import backend_options
 from search.protocols import Generator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -16,37 +29,17 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 class Backend(str, Enum):
     hf = "hf"
     vllm = "vllm"
-    fake = "fake"
 
 
-@dataclass
-class PolicyConfig:
-    """The policy model and how it samples (``conf/policy/*.yaml``).
-
-    ``model`` is a local directory (relative paths are tried from the working directory,
-    then from the repository root, where the embedded checkpoints live) or a hub name.
-    ``max_step_tokens`` caps one step, ``max_tokens`` the rest of a solution.
-    ``use_chat_template: null`` uses the tokenizer's chat template when it has one.
-    """
-
-    backend: Backend = Backend.hf
-    model: str = "checkpoints/arith-policy"
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_step_tokens: int = 64
-    max_tokens: int = 256
-    dtype: str = "auto"
-    use_chat_template: bool | None = None
-    system_prompt: str | None = None
-    trust_remote_code: bool = False
-    # transformers backend
-    batch_size: int = 256
-    device: str = "auto"
-    # vLLM backend
-    gpu_memory_utilization: float = 0.9
-    max_model_len: int | None = None
-    enable_prefix_caching: bool = True
-    cpu_kvcache_space_gib: int = 1
+HF_KEYS = ("batch_size", "device")
+VLLM_KEYS = (
+    "gpu_memory_utilization",
+    "max_model_len",
+    "enable_prefix_caching",
+    "cpu_kvcache_space_gib",
+    "enforce_eager",
+    "tensor_parallel_size",
+)
 
 
 def resolve_model_path(model: str) -> str:
@@ -58,50 +51,64 @@ def resolve_model_path(model: str) -> str:
         raise FileNotFoundError(
             f"expected a model checkpoint (a directory with config.json) at {model!r}, "
             f"got nothing there (also tried {REPO_ROOT / model}); fix: pass policy.model=PATH "
-            "or rebuild the embedded policy with `python -m search.arith.train_policy`"
+            "or rebuild the embedded policy with `python -m search.envs.arith.train_policy`"
         )
     return model
 
 
-def build_generator(config: PolicyConfig, seed: int) -> Generator:
-    backend = Backend(config.backend)
-    if backend is Backend.fake:
-        from search.fakes import FakeGenerator
+def build_generator(
+    model: str,
+    backend: Backend | str = Backend.hf,
+    *,
+    seed: int = 0,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    max_step_tokens: int = 64,
+    max_tokens: int = 256,
+    dtype: str = "auto",
+    use_chat_template: bool | None = None,
+    system_prompt: str | None = None,
+    trust_remote_code: bool = False,
+    hf: Mapping[str, Any] | None = None,
+    vllm: Mapping[str, Any] | None = None,
+) -> Generator:
+    """Load the policy ``model`` (a local directory, relative paths also tried from the
+    repository root where the embedded checkpoints live, or a hub name) on ``backend``.
 
-        return FakeGenerator(seed=seed)
-    model = resolve_model_path(config.model)
-    if backend is Backend.hf:
+    ``max_step_tokens`` caps one step, ``max_tokens`` the rest of a solution;
+    ``use_chat_template=None`` uses the tokenizer's chat template when it has one.
+    ``hf`` options: ``batch_size``, ``device`` (see ``HFGenerator``); ``vllm`` options:
+    ``gpu_memory_utilization``, ``max_model_len``, ``enable_prefix_caching``,
+    ``cpu_kvcache_space_gib``, ``enforce_eager``, ``tensor_parallel_size`` (see
+    ``VLLMGenerator``). The options of the backend not chosen are checked and ignored, so
+    one config serves both.
+    """
+    try:
+        chosen = Backend(backend)
+    except ValueError:
+        choices = [member.value for member in Backend]
+        raise ValueError(
+            f"expected policy.backend in {choices}, got {backend!r}; fix: policy.backend=hf, "
+            "or a policy config whose _target_ is your own Generator class"
+        ) from None
+    hf_options = backend_options("policy", "hf", hf, HF_KEYS)
+    vllm_options = backend_options("policy", "vllm", vllm, VLLM_KEYS)
+    common: dict[str, Any] = {
+        "temperature": temperature,
+        "top_p": top_p,
+        "max_step_tokens": max_step_tokens,
+        "max_tokens": max_tokens,
+        "seed": seed,
+        "dtype": dtype,
+        "use_chat_template": use_chat_template,
+        "system_prompt": system_prompt,
+        "trust_remote_code": trust_remote_code,
+    }
+    path = resolve_model_path(model)
+    if chosen is Backend.hf:
         from search.generators.hf import HFGenerator
 
-        return HFGenerator(
-            model,
-            temperature=config.temperature,
-            top_p=config.top_p,
-            max_step_tokens=config.max_step_tokens,
-            max_tokens=config.max_tokens,
-            batch_size=config.batch_size,
-            seed=seed,
-            dtype=config.dtype,
-            device=config.device,
-            use_chat_template=config.use_chat_template,
-            system_prompt=config.system_prompt,
-            trust_remote_code=config.trust_remote_code,
-        )
+        return HFGenerator(path, **common, **hf_options)
     from search.generators.vllm import VLLMGenerator
 
-    return VLLMGenerator(
-        model,
-        temperature=config.temperature,
-        top_p=config.top_p,
-        max_step_tokens=config.max_step_tokens,
-        max_tokens=config.max_tokens,
-        seed=seed,
-        dtype=config.dtype,
-        gpu_memory_utilization=config.gpu_memory_utilization,
-        max_model_len=config.max_model_len,
-        enable_prefix_caching=config.enable_prefix_caching,
-        use_chat_template=config.use_chat_template,
-        system_prompt=config.system_prompt,
-        trust_remote_code=config.trust_remote_code,
-        cpu_kvcache_space_gib=config.cpu_kvcache_space_gib,
-    )
+    return VLLMGenerator(path, **common, **vllm_options)

@@ -22,17 +22,11 @@ score call per depth for every live beam of every problem.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from typing import Any
 
-from search.protocols import Generator, Scorer
-from search.strategies.calls import Backends
-from search.strategies.common import StrategyBase, build_results
-from search.strategies.expansion import expand
-from search.strategies.nodes import Node, SearchTree
-from search.strategies.selection import predictions
-from search.types import Candidate, Problem, SearchResult
+from search.strategies.base import Calls, Outcome, SearchStrategy
+from search.strategies.tree import Node, SearchTree, expand
+from search.types import Problem
 
 
 def _best_first(nodes: Sequence[Node], by_search_score: bool = False) -> list[Node]:
@@ -46,18 +40,11 @@ def _best_first(nodes: Sequence[Node], by_search_score: bool = False) -> list[No
     return sorted(nodes, key=key)
 
 
-class BeamSearch(StrategyBase):
-    def run(
-        self, problems: Sequence[Problem], generator: Generator, scorer: Scorer | None
-    ) -> list[SearchResult]:
+class BeamSearch(SearchStrategy):
+    def search(self, problems: Sequence[Problem], calls: Calls) -> list[Outcome]:
         config = self.config
-        rule = self.begin(scorer)
-        if not problems:
-            return []
-        start = time.perf_counter()
         n, width = config.n, config.beam_width
         keep = n // width
-        backends = Backends(generator, scorer, config.batch_size, len(problems))
         trees = [SearchTree(problem) for problem in problems]
         finished: list[list[Node]] = [[] for _ in problems]
         dead_ends: list[list[Node]] = [[] for _ in problems]
@@ -74,7 +61,7 @@ class BeamSearch(StrategyBase):
             if not parents:
                 break
             children = expand(
-                backends,
+                calls,
                 trees,
                 parents,
                 n if depth == 0 else width,
@@ -91,15 +78,12 @@ class BeamSearch(StrategyBase):
                 last_beams[index] = beams
                 frontier[index] = _best_first(beams, by_search_score=True)[:keep]
 
-        candidates: list[tuple[Candidate, ...]] = []
+        outcomes = []
         for index, tree in enumerate(trees):
             chosen = _best_first(finished[index])[:n]
             if len(chosen) < n:
                 chosen += _best_first(dead_ends[index] + last_beams[index])[: n - len(chosen)]
             assert len(chosen) == n, "finished + unfinished >= N at every depth"
-            candidates.append(tuple(tree.candidate(node, self.aggregation) for node in chosen))
-        picks = [predictions(c, has_scorer=True) for c in candidates]
-        tree_data: list[dict[str, Any] | None] = [
-            tree.to_data() if config.save_trees else None for tree in trees
-        ]
-        return build_results(problems, candidates, picks, rule.value, backends, start, tree_data)
+            candidates = tuple(tree.candidate(node, self.aggregation) for node in chosen)
+            outcomes.append(Outcome(candidates, tree))
+        return outcomes

@@ -21,18 +21,12 @@ one score call per depth for every live subtree of every problem.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from search.protocols import Generator, Scorer
-from search.strategies.calls import Backends
-from search.strategies.common import StrategyBase, build_results
-from search.strategies.expansion import expand
-from search.strategies.nodes import Node, SearchTree
-from search.strategies.selection import predictions
-from search.types import Candidate, Problem, SearchResult
+from search.strategies.base import Calls, Outcome, SearchStrategy
+from search.strategies.tree import Node, SearchTree, expand
+from search.types import Problem
 
 
 @dataclass(eq=False)
@@ -52,17 +46,10 @@ def _best(nodes: Sequence[Node]) -> Node:
     return best
 
 
-class Dvts(StrategyBase):
-    def run(
-        self, problems: Sequence[Problem], generator: Generator, scorer: Scorer | None
-    ) -> list[SearchResult]:
+class Dvts(SearchStrategy):
+    def search(self, problems: Sequence[Problem], calls: Calls) -> list[Outcome]:
         config = self.config
-        rule = self.begin(scorer)
-        if not problems:
-            return []
-        start = time.perf_counter()
         width = config.beam_width
-        backends = Backends(generator, scorer, config.batch_size, len(problems))
         trees = [SearchTree(problem) for problem in problems]
         subtrees = [[_Subtree(tree.root) for _ in range(config.n // width)] for tree in trees]
 
@@ -76,23 +63,19 @@ class Dvts(StrategyBase):
             if not live:
                 break
             parents = [(index, subtree.current) for index, subtree in live]
-            children = expand(backends, trees, parents, width, self.aggregation, config.lookahead)
+            children = expand(calls, trees, parents, width, self.aggregation, config.lookahead)
             for (_, subtree), kids in zip(live, children, strict=True):
                 subtree.last_children = kids
                 subtree.current = _best(kids)
                 subtree.live = not subtree.current.terminal
 
-        candidates: list[tuple[Candidate, ...]] = [
-            tuple(
+        outcomes = []
+        for tree, problem_subtrees in zip(trees, subtrees, strict=True):
+            candidates = tuple(
                 tree.candidate(node, self.aggregation)
                 for subtree in problem_subtrees
                 for node in subtree.last_children
             )
-            for tree, problem_subtrees in zip(trees, subtrees, strict=True)
-        ]
-        assert all(len(c) == config.n for c in candidates)
-        picks = [predictions(c, has_scorer=True) for c in candidates]
-        tree_data: list[dict[str, Any] | None] = [
-            tree.to_data() if config.save_trees else None for tree in trees
-        ]
-        return build_results(problems, candidates, picks, rule.value, backends, start, tree_data)
+            assert len(candidates) == config.n
+            outcomes.append(Outcome(candidates, tree))
+        return outcomes

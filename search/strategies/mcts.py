@@ -34,18 +34,12 @@ and as many scored prefixes; at most ``num_simulations`` generate and score call
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
-from search.protocols import Generator, Scorer
-from search.strategies.calls import Backends
-from search.strategies.common import StrategyBase, build_results
+from search.strategies.base import Calls, Outcome, SearchStrategy
 from search.strategies.config import MctsFinal, Prior
-from search.strategies.expansion import expand
-from search.strategies.nodes import Node, SearchTree
-from search.strategies.selection import predictions
-from search.types import Candidate, Problem, SearchResult
+from search.strategies.tree import Node, SearchTree, expand
+from search.types import Problem
 
 _RANKINGS: dict[MctsFinal, Callable[[Node], tuple[float, float]]] = {
     MctsFinal.most_visited: lambda node: (node.visits, node.value),
@@ -74,29 +68,9 @@ def _set_priors(children: Sequence[Node], prior: Prior) -> None:
             child.prior = 1.0 / len(children)
 
 
-class Mcts(StrategyBase):
-    def _select(self, root: Node) -> list[Node]:
-        """The path from the root to the leaf PUCT selects."""
-        path = [root]
-        node = root
-        while node.children:
-            explore = self.config.c_puct * math.sqrt(node.visits)
-            node = max(
-                node.children,
-                key=lambda child: child.value + explore * child.prior / (1 + child.visits),
-            )
-            path.append(node)
-        return path
-
-    def run(
-        self, problems: Sequence[Problem], generator: Generator, scorer: Scorer | None
-    ) -> list[SearchResult]:
+class Mcts(SearchStrategy):
+    def search(self, problems: Sequence[Problem], calls: Calls) -> list[Outcome]:
         config = self.config
-        self.begin(scorer)
-        if not problems:
-            return []
-        start = time.perf_counter()
-        backends = Backends(generator, scorer, config.batch_size, len(problems))
         trees = [SearchTree(problem) for problem in problems]
 
         for _ in range(config.num_simulations):
@@ -109,7 +83,7 @@ class Mcts(StrategyBase):
                 else:
                     to_expand.append((index, path))
             children = expand(
-                backends,
+                calls,
                 trees,
                 [(index, path[-1]) for index, path in to_expand],
                 config.children_per_expansion,
@@ -119,25 +93,37 @@ class Mcts(StrategyBase):
                 _set_priors(kids, config.prior)
                 _backup(path, sum(kid.value for kid in kids) / len(kids))
 
-        candidates: list[tuple[Candidate, ...]] = []
-        picks: list[dict[str, str | None]] = []
+        outcomes = []
         for tree in trees:
-            chosen = self._candidates(tree)
-            problem_candidates = tuple(tree.candidate(node, self.aggregation) for node in chosen)
-            candidates.append(problem_candidates)
-            problem_picks = predictions(problem_candidates, has_scorer=True)
+            candidates = tuple(
+                tree.candidate(node, self.aggregation) for node in self._candidates(tree)
+            )
             pool = [node for node in tree.nodes if node.finished] or tree.nodes[1:]
+            picks: dict[str, str | None] = {}
             for final in MctsFinal:
                 top = _ranked(pool, final)[0] if pool else None
-                answer = None if top is None else tree.candidate(top, self.aggregation).answer
-                problem_picks[final.value] = answer
-            picks.append(problem_picks)
-        tree_data: list[dict[str, Any] | None] = [
-            tree.to_data() if config.save_trees else None for tree in trees
-        ]
-        return build_results(
-            problems, candidates, picks, config.mcts_final.value, backends, start, tree_data
-        )
+                picks[final.value] = (
+                    None if top is None else tree.candidate(top, self.aggregation).answer
+                )
+            outcomes.append(Outcome(candidates, tree, picks))
+        return outcomes
+
+    def prediction_rule(self, has_scorer: bool) -> str:
+        """MCTS predicts the top of its own ranking (``strategy.mcts_final``)."""
+        return self.config.mcts_final.value
+
+    def _select(self, root: Node) -> list[Node]:
+        """The path from the root to the leaf PUCT selects."""
+        path = [root]
+        node = root
+        while node.children:
+            explore = self.config.c_puct * math.sqrt(node.visits)
+            node = max(
+                node.children,
+                key=lambda child: child.value + explore * child.prior / (1 + child.visits),
+            )
+            path.append(node)
+        return path
 
     def _candidates(self, tree: SearchTree) -> list[Node]:
         """Exactly N nodes: finished ones ranked by ``mcts_final``, then unfinished ones."""

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from search.arith.world import make_split
+from search.envs.arith.world import make_split
 from search.generators.base import GenerationSettings, make_continuation
 from search.generators.hf import HFGenerator
 from search.prompting import PLAIN_TEMPLATE, render_prompt
@@ -84,7 +84,7 @@ def test_make_continuation_cuts_after_the_first_blank_line() -> None:
 
 
 def test_plain_and_chat_prompts() -> None:
-    from search.arith.tokenizer import build_tokenizer
+    from search.envs.arith.tokenizer import build_tokenizer
 
     plain = render_prompt("Q?", ["s1"], tokenizer=build_tokenizer())
     assert plain == PLAIN_TEMPLATE.format(question="Q?") + "s1\n\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from search.arith.world import make_split
+from search.envs.arith.world import make_split
 from search.types import FinishReason, Prefix, Until
 
 pytest.importorskip("vllm")

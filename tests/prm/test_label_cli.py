@@ -1,4 +1,4 @@
-"""``python -m prm.label`` end to end on the fake policy (search.fakes.FakeGenerator)."""
+"""``python -m prm.label`` end to end on the fake policy (search.envs.arith.fakes.FakeGenerator)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from prm.label.judge import Critique, JudgeConfig
 from prm.label.records import LabelRecord
 from prm.sample import CONF_DIR, read_samples, run_sampling, select_problems
 from prm.stepwise import load_stepwise_dataset, read_jsonl
-from search.fakes import FakeGenerator
+from search.envs.arith.fakes import FakeGenerator
 
 LABELLERS = ["mc", "judge", "judge_local", "calculator", "consensus"]
 
@@ -97,7 +97,7 @@ def test_mc_then_consensus_reusing_it(
         monkeypatch,
         "labeller=mc",
         "labeller.num_rollouts=4",
-        "policy.backend=fake",
+        "policy=fake",
         f"samples={samples}",
         f"output_dir={mc_dir}",
         "limit=12",
@@ -161,7 +161,8 @@ def test_judge_local_on_the_fake_policy(
     run_cli(
         monkeypatch,
         "labeller=judge_local",
-        "labeller.critic.policy.backend=fake",
+        "~labeller.critic.generator",
+        "+labeller.critic.generator={_target_:search.envs.arith.fakes.FakeGenerator,seed:0}",
         f"samples={samples}",
         f"output_dir={out}",
         "limit=6",

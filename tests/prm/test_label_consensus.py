@@ -9,7 +9,7 @@ from prm.label.calculator import CalculatorLabeller, evaluate, first_wrong_equat
 from prm.label.consensus import ConsensusLabeller, agree, combine
 from prm.label.records import LabelRecord, judged_record, unlabelled
 from prm.sample import SampledSolution
-from search.arith.checker import check_solution
+from search.envs.arith.checker import check_solution
 from search.types import Problem
 
 PROBLEM = Problem(id="p0", question="Compute 4 + 3 - 2.", answer="5")

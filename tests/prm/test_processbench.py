@@ -24,7 +24,7 @@ from prm.processbench import (
     resolve_subset,
     subset_metrics,
 )
-from search.arith.export import ExportConfig, export_processbench
+from search.envs.arith.export import ExportConfig, export_processbench
 from search.types import Prefix
 
 PROCESSBENCH = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "processbench"
@@ -183,7 +183,7 @@ def test_cli_end_to_end_on_an_arith_export(
         [
             "prm.processbench",
             "~scorer",
-            "scorer={_target_:search.fakes.FakeScorer}",
+            "scorer={_target_:search.envs.arith.fakes.FakeScorer}",
             f"subsets=[{exported}]",
             f"output_dir={out}",
             "batch_size=16",

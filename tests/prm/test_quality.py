@@ -14,7 +14,7 @@ from prm.quality import (
     write_quality,
 )
 from prm.sample import SampledSolution
-from search.arith.checker import check_solution
+from search.envs.arith.checker import check_solution
 from search.types import Problem
 
 PROBLEM = Problem(id="p0", question="Compute 4 + 3 - 2.", answer="5")

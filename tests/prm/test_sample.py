@@ -14,7 +14,7 @@ from prm.sample import (
     sample_solutions,
     select_problems,
 )
-from search.arith.world import make_split
+from search.envs.arith.world import make_split
 from search.types import (
     STEP_SEPARATOR,
     Continuation,
@@ -107,7 +107,7 @@ def test_cli_end_to_end_with_the_fake_policy(
             f"output_dir={out}",
             "count=3",
             "num_samples=2",
-            "policy.backend=fake",
+            "policy=fake",
             "progress=false",
         ],
     )

@@ -13,8 +13,8 @@ from tiny_prms import embedded_prm, save
 from prm.scoring import HFScorer, PRMFamily, PRMFormat, build_scorer
 from prm.scoring.checkpoint import REPO_ROOT, resolve_model_path
 from prm.scoring.factory import _HF_KEYS, _VLLM_KEYS
+from search.guards import call_scorer
 from search.protocols import Scorer
-from search.scoring import call_scorer
 from search.types import Prefix, Problem
 
 SCORER_DIR = REPO_ROOT / "conf" / "scorer"

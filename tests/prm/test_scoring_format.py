@@ -22,7 +22,7 @@ from prm.scoring import (
     resolve_token_ids,
 )
 from prm.scoring.format import lookup_single_token
-from search.arith.tokenizer import build_tokenizer
+from search.envs.arith.tokenizer import build_tokenizer
 from search.prompting import DEFAULT_SYSTEM_PROMPT
 from search.types import Prefix, Problem
 

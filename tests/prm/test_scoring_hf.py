@@ -20,8 +20,8 @@ from tiny_prms import (
 
 from prm.model import EMBEDDED_PRM_FORMAT
 from prm.scoring import HFScorer, PRMFormat, build_scorer
+from search.guards import call_scorer
 from search.prompting import DEFAULT_SYSTEM_PROMPT
-from search.scoring import call_scorer
 from search.types import Prefix, Problem
 
 PROBLEMS = (

@@ -13,7 +13,7 @@ from tiny_prms import SHEPHERD_STYLE_FORMAT, embedded_prm, save, shepherd_style_
 
 from prm.model import EMBEDDED_PRM_FORMAT
 from prm.scoring import HFScorer, VLLMScorer, build_scorer
-from search.scoring import call_scorer
+from search.guards import call_scorer
 from search.types import Prefix, Problem
 
 pytest.importorskip("vllm")

@@ -22,8 +22,8 @@ from prm.train import (
     tag_loss,
     train_prm,
 )
-from search.arith.tokenizer import STEP_TAG, build_tokenizer
-from search.arith.world import make_split
+from search.envs.arith.tokenizer import STEP_TAG, build_tokenizer
+from search.envs.arith.world import make_split
 
 
 def slipped(steps: tuple[str, ...]) -> tuple[str, ...]:

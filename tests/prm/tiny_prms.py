@@ -15,7 +15,7 @@ from typing import Any
 
 from prm.model import build_random_prm, save_prm
 from prm.scoring import PRMFamily, PRMFormat
-from search.arith.tokenizer import build_tokenizer
+from search.envs.arith.tokenizer import build_tokenizer
 from search.prompting import DEFAULT_SYSTEM_PROMPT
 
 QWEN_STYLE_TEMPLATE = (

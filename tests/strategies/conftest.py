@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from search.arith.world import make_split
+from search.envs.arith.world import make_split
 from search.strategies import StrategyConfig
 from search.types import Problem
 

@@ -9,10 +9,10 @@ import networkx as nx
 import pytest
 
 from search.aggregation import Aggregation
-from search.fakes import FakeGenerator, FakeScorer
-from search.scoring import ScoreOutput, call_scorer
+from search.envs.arith.fakes import FakeGenerator, FakeScorer
+from search.guards import call_scorer
 from search.strategies import StrategyConfig, build_strategy
-from search.types import Generation, Prefix, Problem, SearchResult, Until
+from search.types import Generation, Prefix, Problem, ScoreOutput, SearchResult, Until
 
 TREE_STRATEGIES = ["beam", "dvts", "mcts"]
 ALL_STRATEGIES = ["best_of_n", *TREE_STRATEGIES]

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pytest
 
 from search.aggregation import Aggregation, aggregate
-from search.arith.checker import ErrorKind, check_solution
-from search.fakes import FakeGenerator, FakeScorer, count_words
+from search.envs.arith.checker import ErrorKind, check_solution
+from search.envs.arith.fakes import FakeGenerator, FakeScorer, count_words
 from search.strategies import StrategyConfig, build_strategy
 from search.types import Problem
 

@@ -4,8 +4,8 @@ picks and searches beat majority voting (seeded fakes, so the numbers are fixed)
 from __future__ import annotations
 
 from search.aggregation import Aggregation
-from search.arith.world import make_split
-from search.fakes import FakeGenerator, FakeScorer
+from search.envs.arith.fakes import FakeGenerator, FakeScorer
+from search.envs.arith.world import make_split
 from search.grading import answers_match
 from search.strategies import StrategyConfig, StrategyName, build_strategy
 from search.types import SearchResult

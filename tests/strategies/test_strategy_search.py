@@ -9,7 +9,7 @@ import networkx as nx
 import pytest
 
 from search.aggregation import Aggregation
-from search.fakes import FakeGenerator, FakeScorer
+from search.envs.arith.fakes import FakeGenerator, FakeScorer
 from search.strategies import MctsFinal, Prior, StrategyConfig, build_strategy
 from search.types import (
     STEP_SEPARATOR,

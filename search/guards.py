@@ -1,38 +1,18 @@
-"""Calling a scorer from the engine: shape and range checks, and token accounting.
+"""The engine's checks on what a backend returns, applied on every call.
 
 A scorer only has to implement ``Scorer.score``. One that also implements
-``score_with_usage`` (every scorer in this repo does) reports the tokens it encoded for each
-prefix; for one that does not, the engine records PRM tokens as unknown (``None``), not 0.
+``score_with_usage`` (``search.protocols.ReportsUsage``; every scorer in this repo does)
+reports the tokens it encoded for each prefix; for one that does not, the engine records PRM
+tokens as unknown (``None``), not 0.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
-from search.protocols import Scorer
-from search.types import Prefix
-
-
-@dataclass(frozen=True, slots=True)
-class ScoreOutput:
-    """Scores of a batch of prefixes with what each cost the PRM.
-
-    ``tokens[i]``: tokens the PRM encoded for prefix ``i``; ``new_tokens[i]``: of those,
-    tokens not already encoded for an earlier prefix of the same solution (what a prefix
-    cache would have to compute). Both are ``None`` when the scorer does not report them.
-    """
-
-    scores: list[list[float]]
-    tokens: list[int] | None = None
-    new_tokens: list[int] | None = None
-
-
-@runtime_checkable
-class ReportsUsage(Protocol):
-    def score_with_usage(self, prefixes: Sequence[Prefix]) -> ScoreOutput: ...
+from search.protocols import ReportsUsage, Scorer
+from search.types import Prefix, ScoreOutput
 
 
 def call_scorer(scorer: Scorer, prefixes: Sequence[Prefix]) -> ScoreOutput:

@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from search.arith.tokenizer import build_tokenizer
-from search.arith.train_policy import ModelShape, PolicyTrainConfig, encode_example, train_policy
-from search.arith.world import make_split
+from search.envs.arith.tokenizer import build_tokenizer
+from search.envs.arith.train_policy import (
+    ModelShape,
+    PolicyTrainConfig,
+    encode_example,
+    train_policy,
+)
+from search.envs.arith.world import make_split
 from search.generators.hf import HFGenerator
 from search.types import Prefix, Until
 

@@ -7,7 +7,7 @@ with the loss and validation-accuracy curve.
 
 Rebuild the shipped policy with::
 
-    python -m search.arith.train_policy       # the defaults below: 22 min on 2 CPU cores
+    python -m search.envs.arith.train_policy       # the defaults below: 22 min on 2 CPU cores
 
 The schedule is 600 steps (warmup, then linear decay) and the shipped policy is the model
 after 400 of them (``stop_after``): run to the end, the policy is right 81% of the time when
@@ -27,8 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from search.arith.tokenizer import build_tokenizer
-from search.arith.world import Split, make_split
+from search.envs.arith.tokenizer import build_tokenizer
+from search.envs.arith.world import Split, make_split
 from search.optim import adamw_without_decay_on_norms
 from search.prompting import render_training_text
 from search.types import Problem
@@ -125,7 +125,7 @@ def solve_rate(
     gold answer."""
     import torch
 
-    from search.arith.checker import check_solution
+    from search.envs.arith.checker import check_solution
     from search.prompting import render_prompt
     from search.types import split_steps
 

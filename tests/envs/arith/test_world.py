@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from search.arith.checker import ErrorKind, check_solution, parse_question
-from search.arith.world import (
+from search.envs.arith.checker import ErrorKind, check_solution, parse_question
+from search.envs.arith.world import (
     ANSWER_TEMPLATE,
     Split,
     WorldConfig,

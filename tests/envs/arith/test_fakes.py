@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from search.arith.checker import ErrorKind, check_solution
-from search.arith.world import make_split
-from search.fakes import FakeGenerator, FakeScorer, count_words
-from search.protocols import Generator, Scorer
-from search.scoring import ReportsUsage, call_scorer
+from search.envs.arith.checker import ErrorKind, check_solution
+from search.envs.arith.fakes import FakeGenerator, FakeScorer, count_words
+from search.envs.arith.world import make_split
+from search.guards import call_scorer
+from search.protocols import Generator, ReportsUsage, Scorer
 from search.types import FinishReason, Prefix, Problem, Until
 
 PROBLEMS = make_split("test", size=6)

@@ -1,12 +1,12 @@
-"""``python -m search.arith.export``: the arithmetic world as a ProcessBench-format file.
+"""``python -m search.envs.arith.export``: the arithmetic world as a ProcessBench-format file.
 
-    python -m search.arith.export                               # corrupted gold, test split
-    python -m search.arith.export source=policy policy=arith_tiny count=200
+    python -m search.envs.arith.export                               # corrupted gold, test split
+    python -m search.envs.arith.export source=policy policy=arith_tiny count=200
     python -m prm.processbench scorer=arith_prm subsets=[runs/processbench/arith_test_corrupt.json]
 
 Every record has ProcessBench's fields (``id``, ``generator``, ``problem``, ``steps``,
 ``label``: index of the first wrong step or -1, ``final_answer_correct``) and two more:
-``error_kind`` (``search.arith.checker.ErrorKind`` value, ``null`` when correct) and
+``error_kind`` (``search.envs.arith.checker.ErrorKind`` value, ``null`` when correct) and
 ``corruption`` (what was done to the gold solution, ``null`` for policy samples and
 untouched gold). Labels are the TRUE ones of ``check_solution``, never the corruption's
 intent.
@@ -18,7 +18,7 @@ Sources (``source=``):
   see :class:`Corruption`. ``slip_recovered`` and ``skipped_step`` keep the final answer
   right: the "right answer, wrong process" solutions the paper warns MC labels miss.
 - ``policy``: ``samples_per_problem`` solutions per problem from a ``Generator``
-  (``search.generators.build_generator``); per problem the RNG asks for a correct solution
+  (the ``policy`` group, a ``_target_`` node); per problem the RNG asks for a correct solution
   with probability ``correct_share`` and the first sample of that kind is kept (else the
   first sample). Solutions the policy did not finish (token limit) or that stop before an
   answer are dropped and counted.
@@ -40,14 +40,14 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from search.arith.checker import ErrorKind, check_solution, parse_question
-from search.arith.world import ANSWER_TEMPLATE, OPS, Split, apply, make_split
-from search.generators import PolicyConfig
+from search.config import component_name
+from search.envs.arith.checker import ErrorKind, check_solution, parse_question
+from search.envs.arith.world import ANSWER_TEMPLATE, OPS, Split, apply, make_split
 from search.protocols import Generator
 from search.types import Prefix, Problem, Until
 
-log = logging.getLogger("search.arith.export")
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+log = logging.getLogger("search.envs.arith.export")
+CONF_DIR = str(Path(__file__).resolve().parents[3] / "conf")
 
 
 class Source(str, Enum):
@@ -79,7 +79,7 @@ class ExportConfig:
     batch_problems: int = 64
     seed: int = 0
     output: str | None = None  # null: runs/processbench/arith_<split>_<source>.json
-    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    policy: Any = None  # a conf/policy node (``_target_``), used by source=policy only
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.correct_share <= 1.0:
@@ -272,13 +272,17 @@ def export_processbench(
         records = corrupted_records(problems, config.correct_share, config.corruptions, config.seed)
     else:
         if generator is None:
-            from search.generators import build_generator
+            if config.policy is None:
+                raise ValueError(
+                    "expected a policy for source=policy, got policy=null; fix: policy=arith_tiny"
+                )
+            from hydra.utils import instantiate
 
-            generator = build_generator(config.policy, seed=config.seed)
+            generator = instantiate(config.policy, seed=config.seed)
         records, dropped = policy_records(
             problems,
             generator,
-            generator_name=config.policy.model,
+            generator_name=component_name(config.policy) or type(generator).__name__,
             correct_share=config.correct_share,
             samples_per_problem=config.samples_per_problem,
             batch_problems=config.batch_problems,

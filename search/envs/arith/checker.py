@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from search.arith.world import OPS, apply
+from search.envs.arith.world import OPS, apply
 from search.types import Problem
 
 _SYMBOL_TO_OP = {symbol: name for name, symbol in OPS.items()}

@@ -1,4 +1,4 @@
-"""search.arith.export: every corruption against the checker, the correct share, both error
+"""search.envs.arith.export: every corruption against the checker, the correct share, both error
 kinds, the policy source on the fake generator, and the CLI end to end."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from search.arith.checker import ErrorKind, check_solution
-from search.arith.export import (
+from search.envs.arith.checker import ErrorKind, check_solution
+from search.envs.arith.export import (
     Corruption,
     ExportConfig,
     Source,
@@ -20,8 +20,8 @@ from search.arith.export import (
     export_processbench,
     policy_records,
 )
-from search.arith.world import make_split
-from search.fakes import FakeGenerator
+from search.envs.arith.fakes import FakeGenerator
+from search.envs.arith.world import make_split
 from search.types import Problem
 
 PROBLEMS = make_split("test", size=60)
@@ -140,16 +140,16 @@ def test_export_writes_processbench_format(tmp_path: Path) -> None:
 def test_cli_policy_source_with_the_fake_backend(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import search.arith.export as entry
+    import search.envs.arith.export as entry
 
     output = tmp_path / "policy.json"
     monkeypatch.setattr(
         sys,
         "argv",
         [
-            "search.arith.export",
+            "search.envs.arith.export",
             "source=policy",
-            "policy.backend=fake",
+            "policy=fake",
             "count=16",
             "samples_per_problem=3",
             f"output={output}",

@@ -8,10 +8,10 @@ import networkx as nx
 import pytest
 
 from search.aggregation import Aggregation
-from search.arith.world import make_split
-from search.fakes import FakeGenerator, FakeScorer
+from search.envs.arith.fakes import FakeGenerator, FakeScorer
+from search.envs.arith.world import make_split
 from search.strategies import StrategyConfig, StrategyName, build_strategy
-from search.trees import load_tree, save_tree, tree_filename
+from search.strategies.tree import load_tree, save_tree, tree_filename
 from search.types import Problem
 
 

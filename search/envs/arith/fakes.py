@@ -1,6 +1,6 @@
 """A fake policy and a fake PRM: an end-to-end search without any model.
 
-Both are built for the embedded arithmetic world (``search.arith``) and fall back to generic
+Both are built for the embedded arithmetic world (``search.envs.arith``) and fall back to generic
 text for other problems. They are deterministic from their seed (local ``random.Random``)
 and keep their own ``usage`` counters, so tests can check the engine's accounting against
 what the backends really processed.
@@ -18,12 +18,11 @@ import re
 from collections.abc import Sequence
 
 from search.answers import extract_answer
-from search.arith.checker import check_solution, parse_question
-from search.arith.world import ANSWER_TEMPLATE, OPS, apply
+from search.envs.arith.checker import check_solution, parse_question
+from search.envs.arith.world import ANSWER_TEMPLATE, OPS, apply
 from search.grading import answers_match
 from search.prompting import render_prompt
 from search.protocols import TokenCounter
-from search.scoring import ScoreOutput
 from search.types import (
     STEP_SEPARATOR,
     Continuation,
@@ -31,6 +30,7 @@ from search.types import (
     Generation,
     Prefix,
     Problem,
+    ScoreOutput,
     Until,
     split_steps,
 )
@@ -197,7 +197,7 @@ class FakeScorer:
     """A seeded stand-in for a PRM (implements ``Scorer`` and ``score_with_usage``).
 
     On arithmetic-world problems a step scores ``right_score`` while the solution is right
-    so far (per ``search.arith.checker``) and ``wrong_score`` from the first error on; on
+    so far (per ``search.envs.arith.checker``) and ``wrong_score`` from the first error on; on
     other problems every step scores ``right_score`` except a final answer that does not
     match ``problem.answer``. ``noise`` adds a uniform perturbation in ``[-noise, noise]``
     that is a fixed function of (seed, question, steps so far), so re-scoring a prefix gives

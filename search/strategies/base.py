@@ -1,0 +1,254 @@
+"""The one skeleton every strategy shares: the start and the end of a run, and the batched,
+checked, accounted calls into the generator and the scorer.
+
+A strategy file holds only its algorithm (``SearchStrategy.search``); everything around it
+is here, once. See ``SearchStrategy`` for how to add a strategy.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from search.aggregation import Aggregation, aggregate
+from search.answers import extract_answer
+from search.guards import call_scorer
+from search.protocols import Generator, Scorer
+from search.strategies.config import StrategyConfig
+from search.strategies.selection import predictions
+from search.types import (
+    STEP_SEPARATOR,
+    Candidate,
+    Generation,
+    Prefix,
+    Problem,
+    SearchResult,
+    Until,
+    Usage,
+)
+
+if TYPE_CHECKING:
+    from search.strategies.tree import SearchTree
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a strategy's algorithm found for one problem.
+
+    ``candidates``: exactly ``config.n`` of them. ``tree``: the search tree, saved with the
+    result when ``strategy.save_trees`` is on. ``picks``: answers of rules of the strategy's
+    own (e.g. MCTS's ``most_visited``), added to the prm / weighted / majority picks.
+    """
+
+    candidates: tuple[Candidate, ...]
+    tree: SearchTree | None = None
+    picks: dict[str, str | None] = field(default_factory=dict)
+
+
+class SearchStrategy(ABC):
+    """Base of every strategy: holds its config and the one aggregation it prunes and picks
+    with, and runs the shared start and end of a search around the algorithm.
+
+    ``run`` (shared, not overridden):
+
+    1. start: check the config against this run (``config.validate``: a scorer or not);
+       no problems, no work;
+    2. open ``Calls`` (every generate and score call goes through it: chunked to
+       ``config.batch_size``, output-checked, and charged to the problems it served) and
+       start the clock;
+    3. ``search(problems, calls)``: the algorithm, one ``Outcome`` per problem, in order;
+    4. end: for each problem the picks of every selection rule (``selection.predictions``)
+       plus the outcome's own, the prediction of ``prediction_rule()``, the usage, the
+       batch's wall time split evenly, and the tree when ``config.save_trees``.
+
+    A new strategy is one file: subclass this, implement ``search`` top to bottom (call
+    ``calls.generate`` / ``calls.score`` for all live prefixes of all problems at once;
+    build candidates with ``self.candidate`` or ``SearchTree.candidate``), add its name to
+    ``StrategyName`` and one ``case`` to ``build_strategy``, and a ``conf/strategy/*.yaml``.
+    Tree searches share ``search.strategies.tree`` (``SearchTree``, ``expand``).
+    """
+
+    def __init__(self, config: StrategyConfig, aggregation: Aggregation | str) -> None:
+        self.config = config
+        self.aggregation = Aggregation(aggregation)
+
+    def run(
+        self, problems: Sequence[Problem], generator: Generator, scorer: Scorer | None
+    ) -> list[SearchResult]:
+        """``search.protocols.Strategy``: one result per problem, in order."""
+        has_scorer = scorer is not None
+        self.config.validate(has_scorer=has_scorer)
+        if not problems:
+            return []
+        start = time.perf_counter()
+        calls = Calls(generator, scorer, self.config.batch_size, len(problems))
+        outcomes = self.search(problems, calls)
+        if len(outcomes) != len(problems):
+            raise RuntimeError(
+                f"{type(self).__name__}.search returned {len(outcomes)} outcomes for "
+                f"{len(problems)} problems; expected one per problem"
+            )
+        wall_s = (time.perf_counter() - start) / len(problems)
+        rule = self.prediction_rule(has_scorer)
+        results = []
+        for index, (problem, outcome) in enumerate(zip(problems, outcomes, strict=True)):
+            picks = predictions(outcome.candidates, has_scorer) | outcome.picks
+            save = self.config.save_trees and outcome.tree is not None
+            results.append(
+                SearchResult(
+                    problem=problem,
+                    candidates=outcome.candidates,
+                    prediction=picks[rule],
+                    predictions=picks,
+                    usage=calls.usage(index),
+                    wall_s=wall_s,
+                    tree=outcome.tree.to_data() if save and outcome.tree else None,
+                )
+            )
+        return results
+
+    @abstractmethod
+    def search(self, problems: Sequence[Problem], calls: Calls) -> list[Outcome]:
+        """The algorithm: one ``Outcome`` per problem, in order, each with ``config.n``
+        candidates."""
+
+    def prediction_rule(self, has_scorer: bool) -> str:
+        """The key of ``SearchResult.predictions`` whose answer is the prediction."""
+        return self.config.selection(has_scorer=has_scorer).value
+
+    def candidate(
+        self,
+        steps: tuple[str, ...],
+        finished: bool,
+        num_tokens: int,
+        step_scores: tuple[float, ...] | None,
+    ) -> Candidate:
+        return make_candidate(steps, finished, num_tokens, step_scores, self.aggregation)
+
+
+def make_candidate(
+    steps: tuple[str, ...],
+    finished: bool,
+    num_tokens: int,
+    step_scores: tuple[float, ...] | None,
+    aggregation: Aggregation,
+) -> Candidate:
+    """A candidate with its answer (``extract_answer`` of the joined steps) and its
+    aggregated score (``None`` without step scores)."""
+    answer = extract_answer(STEP_SEPARATOR.join(steps)) if steps else None
+    score = None if step_scores is None else aggregate(step_scores, aggregation)
+    return Candidate(
+        steps=steps,
+        finished=finished,
+        num_tokens=num_tokens,
+        answer=answer,
+        step_scores=step_scores,
+        score=score,
+    )
+
+
+# -- calls into the backends ------------------------------------------------------------------
+@dataclass
+class _Tally:
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    prm_tokens: int | None = 0
+    prm_new_tokens: int | None = 0
+    generate_calls: int = 0
+    score_calls: int = 0
+
+    def usage(self) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens,
+            generated_tokens=self.generated_tokens,
+            prm_tokens=self.prm_tokens,
+            prm_new_tokens=self.prm_new_tokens,
+            generate_calls=self.generate_calls,
+            score_calls=self.score_calls,
+        )
+
+
+class Calls:
+    """A strategy's only way into the generator and the scorer, for ``num_problems``
+    problems: ``owners[i]`` is the index (in the strategy's ``problems``) of the problem that
+    ``prefixes[i]`` belongs to.
+
+    Prefixes are split into calls of at most ``batch_size`` (one call unless that is
+    exceeded); each problem is charged for what its own prefixes cost:
+
+    - prompt / generated tokens from ``Generation.prompt_tokens`` / ``Continuation.num_tokens``;
+    - PRM tokens from ``ScoreOutput.tokens`` / ``new_tokens`` (``None`` from the first call
+      whose scorer does not report them: unknown is not zero);
+    - ``generate_calls`` / ``score_calls``: the backend calls in which the problem had prefixes.
+    """
+
+    def __init__(
+        self, generator: Generator, scorer: Scorer | None, batch_size: int, num_problems: int
+    ) -> None:
+        self.generator = generator
+        self.scorer = scorer
+        self.batch_size = batch_size
+        self._tallies = [_Tally() for _ in range(num_problems)]
+
+    def usage(self, problem_index: int) -> Usage:
+        return self._tallies[problem_index].usage()
+
+    def _chunks(self, count: int) -> list[range]:
+        return [
+            range(start, min(start + self.batch_size, count))
+            for start in range(0, count, self.batch_size)
+        ]
+
+    def generate(
+        self, owners: Sequence[int], prefixes: Sequence[Prefix], n: int, until: Until
+    ) -> list[Generation]:
+        """``n`` continuations of every prefix, in order."""
+        out: list[Generation] = []
+        for chunk in self._chunks(len(prefixes)):
+            batch = [prefixes[i] for i in chunk]
+            generations = self.generator.generate(batch, n, until)
+            name = type(self.generator).__name__
+            if len(generations) != len(batch):
+                raise ValueError(
+                    f"{name}.generate returned {len(generations)} generations for "
+                    f"{len(batch)} prefixes; expected one per prefix"
+                )
+            for generation in generations:
+                if len(generation.continuations) != n:
+                    raise ValueError(
+                        f"{name}.generate returned {len(generation.continuations)} "
+                        f"continuations of a prefix; expected n={n}"
+                    )
+            for owner in {owners[i] for i in chunk}:
+                self._tallies[owner].generate_calls += 1
+            for i, generation in zip(chunk, generations, strict=True):
+                tally = self._tallies[owners[i]]
+                tally.prompt_tokens += generation.prompt_tokens
+                tally.generated_tokens += sum(c.num_tokens for c in generation.continuations)
+            out.extend(generations)
+        return out
+
+    def score(self, owners: Sequence[int], prefixes: Sequence[Prefix]) -> list[list[float]]:
+        """One score per step of every prefix (through ``search.guards.call_scorer``)."""
+        if self.scorer is None:
+            raise ValueError("expected a scorer, got None; fix: configure scorer=...")
+        out: list[list[float]] = []
+        for chunk in self._chunks(len(prefixes)):
+            scored = call_scorer(self.scorer, [prefixes[i] for i in chunk])
+            for owner in {owners[i] for i in chunk}:
+                self._tallies[owner].score_calls += 1
+            for position, i in enumerate(chunk):
+                tally = self._tallies[owners[i]]
+                tally.prm_tokens = _add(tally.prm_tokens, scored.tokens, position)
+                tally.prm_new_tokens = _add(tally.prm_new_tokens, scored.new_tokens, position)
+            out.extend(scored.scores)
+        return out
+
+
+def _add(total: int | None, counts: list[int] | None, position: int) -> int | None:
+    if total is None or counts is None:
+        return None
+    return total + counts[position]
