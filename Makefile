@@ -49,7 +49,7 @@ clean:
 PRM_RUN ?= runs/prm
 PRM_PROBLEMS ?= 400
 policy: install
-	$(BIN)/python -m search.envs.arith.train_policy --output-dir checkpoints/arith-policy
+	$(BIN)/python -m search.envs.arith.train_policy output_dir=checkpoints/arith-policy
 
 prm: install
 	PY=$(BIN)/python RUN=$(PRM_RUN) PROBLEMS=$(PRM_PROBLEMS) bash benchmarks/build_prm.sh

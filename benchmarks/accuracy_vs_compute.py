@@ -27,9 +27,9 @@ from search.envs.arith.world import make_split
 from search.generators import build_generator
 from search.grading import answers_match
 from search.protocols import Scorer
+from search.selection import Select, pick
 from search.strategies import build_strategy
-from search.strategies.config import Select, StrategyConfig, StrategyName
-from search.strategies.selection import pick
+from search.strategies.config import StrategyConfig, StrategyName
 from search.types import Candidate, Problem, SearchResult
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -180,6 +180,8 @@ def plot(table: list[dict[str, Any]], path: Path, how: str) -> None:
 
 
 def main() -> None:
+    """argparse, not Hydra: a benchmark script with a few flags whose output is its table in
+    benchmarks/results/, not a run directory; it composes no config groups."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--problems", type=int, default=100)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])

@@ -25,6 +25,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main() -> None:
+    """argparse, not Hydra: a benchmark script with a few flags whose output is its table in
+    benchmarks/results/, not a run directory; it composes no config groups."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", default="runs/prm/samples/samples.jsonl")
     parser.add_argument("--consensus", default="runs/prm/labels/consensus/records.jsonl")

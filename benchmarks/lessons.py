@@ -32,8 +32,7 @@ from search.envs.arith.world import make_split
 from search.generators import build_generator
 from search.grading import answers_match
 from search.guards import call_scorer
-from search.strategies.config import Select
-from search.strategies.selection import pick
+from search.selection import Select, pick
 from search.types import Candidate, Prefix, Until
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -114,6 +113,8 @@ def majority(problems: list[Any], generations: list[Any]) -> float:
 
 
 def main() -> None:
+    """argparse, not Hydra: a benchmark script with a few flags whose output is its table in
+    benchmarks/results/, not a run directory; it composes no config groups."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--labels", default="runs/prm/labels")
     parser.add_argument("--processbench", default="runs/processbench/arith-test-policy.json")

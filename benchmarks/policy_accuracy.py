@@ -35,6 +35,8 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def main() -> None:
+    """argparse, not Hydra: a benchmark script with a few flags whose output is its table in
+    benchmarks/results/, not a run directory; it composes no config groups."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--problems", type=int, default=500)
     parser.add_argument("--samples", type=int, default=16)

@@ -35,6 +35,8 @@ def stage_seconds(path: Path) -> dict[str, int]:
 
 
 def main() -> None:
+    """argparse, not Hydra: a benchmark script with a few flags whose output is its table in
+    benchmarks/results/, not a run directory; it composes no config groups."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", default="runs/prm")
     parser.add_argument("--prm", default="checkpoints/arith-prm")

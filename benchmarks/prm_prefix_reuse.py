@@ -84,6 +84,8 @@ def max_difference(a: list[list[float]], b: list[list[float]]) -> float:
 
 
 def main() -> None:
+    """argparse, not Hydra: a benchmark script with a few flags whose output is its table in
+    benchmarks/results/, not a run directory; it composes no config groups."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=("math500", "arith"), default="math500")
     parser.add_argument("--problems", type=int, default=8)

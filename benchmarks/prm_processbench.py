@@ -69,6 +69,8 @@ def evaluate(prm: str, count: int, workdir: Path, threshold: float) -> dict[str,
 
 
 def main() -> None:
+    """argparse, not Hydra: a benchmark script with a few flags whose output is its table in
+    benchmarks/results/, not a run directory; it composes no config groups."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--prm", default="checkpoints/arith-prm")
     parser.add_argument("--count", type=int, default=400)

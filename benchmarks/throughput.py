@@ -125,6 +125,8 @@ def raw_generate(generator: HFGenerator, problems: list[Problem], n: int) -> dic
 
 
 def main() -> None:
+    """argparse, not Hydra: a benchmark script with a few flags whose output is its table in
+    benchmarks/results/, not a run directory; it composes no config groups."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--problems", type=int, default=32)
     parser.add_argument("--n", type=int, default=8)

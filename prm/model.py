@@ -132,6 +132,7 @@ def init_prm_from_policy(policy_dir: Path, output_dir: Path, seed: int = 0) -> P
 
 
 def main() -> None:
+    """argparse, not Hydra: two paths and a seed, no config groups, no run directory."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("policy_dir", type=Path)
     parser.add_argument("output_dir", type=Path)

@@ -40,13 +40,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from prm.first_error import predicted_first_error, processbench_f1, share
 from search.guards import call_scorer
 from search.metrics import min_on_final_step_share
 from search.protocols import Scorer
+from search.resolve import CONF_DIR
 from search.types import Prefix, Problem
 
 log = logging.getLogger("prm.processbench")
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 SUBSETS = ("gsm8k", "math", "olympiadbench", "omnimath")
 
 
@@ -179,21 +180,6 @@ def score_samples(
     return scores
 
 
-def predict_label(step_scores: Sequence[float], threshold: float) -> int:
-    """Index of the first step scoring below ``threshold``; -1 when none does."""
-    return next((i for i, score in enumerate(step_scores) if score < threshold), -1)
-
-
-def harmonic_mean(a: float | None, b: float | None) -> float | None:
-    if a is None or b is None:
-        return None
-    return 0.0 if a + b == 0 else 2 * a * b / (a + b)
-
-
-def _share(hits: Sequence[bool]) -> float | None:
-    return sum(hits) / len(hits) if hits else None
-
-
 def subset_metrics(
     subset: str,
     samples: Sequence[ProcessBenchSample],
@@ -202,21 +188,19 @@ def subset_metrics(
 ) -> SubsetResult:
     """ProcessBench accuracies and F1, and the diagnostics (see the module docstring)."""
     pairs = list(zip(samples, predictions, strict=True))
-    erroneous = [p == s.label for s, p in pairs if s.label != -1]
-    correct = [p == -1 for s, p in pairs if s.label == -1]
+    accuracy = processbench_f1(predictions, [s.label for s in samples])
     rawp = [(s, p) for s, p in pairs if s.final_answer_correct and s.label != -1]
-    error_accuracy, correct_accuracy = _share(erroneous), _share(correct)
     return SubsetResult(
         subset=subset,
         num_samples=len(samples),
-        num_erroneous=len(erroneous),
-        num_correct=len(correct),
-        error_accuracy=error_accuracy,
-        correct_accuracy=correct_accuracy,
-        f1=harmonic_mean(error_accuracy, correct_accuracy),
+        num_erroneous=sum(s.label != -1 for s in samples),
+        num_correct=sum(s.label == -1 for s in samples),
+        error_accuracy=accuracy["error_accuracy"],
+        correct_accuracy=accuracy["correct_accuracy"],
+        f1=accuracy["f1"],
         num_rawp=len(rawp),
-        rawp_flagged=_share([p != -1 for _, p in rawp]),
-        rawp_exact=_share([p == s.label for s, p in rawp]),
+        rawp_flagged=share([p != -1 for _, p in rawp]),
+        rawp_exact=share([p == s.label for s, p in rawp]),
         min_on_final_step_share=min_on_final_step_share(step_scores),
     )
 
@@ -231,7 +215,7 @@ def evaluate_subset(
 ) -> tuple[SubsetResult, list[dict[str, Any]]]:
     """Score one subset; its metrics and one prediction record per sample."""
     scores = score_samples(scorer, samples, batch_size, progress, description=subset)
-    predictions = [predict_label(s, threshold) for s in scores]
+    predictions = [predicted_first_error(s, threshold) for s in scores]
     records = [
         {
             "subset": subset,

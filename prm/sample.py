@@ -28,12 +28,13 @@ from prm.stepwise import append_jsonl, read_jsonl
 from search.answers import extract_answer
 from search.envs.arith.world import Split, make_split
 from search.grading import answers_match
+from search.guards import check_generations
 from search.prompting import join_steps
 from search.protocols import Generator
+from search.resolve import CONF_DIR
 from search.types import Prefix, Problem, Until
 
 log = logging.getLogger(__name__)
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,19 +114,10 @@ def sample_solutions(
     prompt tokens the policy read."""
     prefixes = [Prefix(problem) for problem in problems]
     generations = generator.generate(prefixes, n=num_samples, until=Until.end)
-    if len(generations) != len(problems):
-        raise ValueError(
-            f"expected one Generation per prefix ({len(problems)}), got {len(generations)} "
-            f"from {type(generator).__name__}"
-        )
+    check_generations(generator, prefixes, num_samples, generations)
     solutions: list[SampledSolution] = []
     prompt_tokens = 0
     for problem, generation in zip(problems, generations, strict=True):
-        if len(generation.continuations) != num_samples:
-            raise ValueError(
-                f"expected {num_samples} continuations for {problem.id}, got "
-                f"{len(generation.continuations)} from {type(generator).__name__}"
-            )
         prompt_tokens += generation.prompt_tokens
         for index, continuation in enumerate(generation.continuations):
             solutions.append(

@@ -22,11 +22,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
+
+from prm.first_error import first_error_of
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +78,6 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
 
 
 # -- the example ----------------------------------------------------------------------------
-def first_error_of(labels: Sequence[bool]) -> int:
-    """Index of the first false label, -1 when every label is true."""
-    return next((index for index, label in enumerate(labels) if not label), -1)
-
-
 @dataclass(frozen=True, slots=True)
 class StepwiseExample:
     """One labelled solution (see the module docstring for the columns)."""
@@ -282,6 +279,7 @@ def convert_jsonl(source: Path, output: Path, fmt: SourceFormat) -> tuple[int, i
 
 
 def main() -> None:
+    """argparse, not Hydra: a file converter (format, source, output), no config groups."""
     import argparse
 
     parser = argparse.ArgumentParser(description="Convert public PRM data to stepwise JSONL.")

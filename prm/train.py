@@ -42,12 +42,11 @@ from pathlib import Path
 from typing import Any
 
 from prm.model import EMBEDDED_PRM_FORMAT
-from prm.sample import CONF_DIR
-from prm.scoring.checkpoint import resolve_model_path
 from prm.scoring.encoding import PrefixEncoder
 from prm.scoring.format import PRMFamily, PRMFormat
 from prm.stepwise import StepwiseExample, read_stepwise
 from search.optim import adamw_without_decay_on_norms
+from search.resolve import CONF_DIR, resolve_model_path
 from search.types import Prefix, Problem
 
 log = logging.getLogger(__name__)

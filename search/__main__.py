@@ -20,10 +20,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from search.config import SearchConfig, component_name, register_configs, validate
+from search.resolve import CONF_DIR
 from search.strategies.config import StrategyName
 
 log = logging.getLogger("search")
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 register_configs()
 
@@ -77,7 +77,7 @@ def print_summary(metrics: dict[str, Any]) -> None:
     print("\n".join(f"{name:<{width}}  {value}" for name, value in rows))
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(raw: DictConfig) -> None:
     config: SearchConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
     validate(config)  # before any model is loaded

@@ -1,7 +1,7 @@
 """``python -m search.evaluate``: grade and re-rank completions that any system produced.
 
-    python -m search.evaluate path=samples.jsonl                       # pass@k, maj@k
-    python -m search.evaluate path=scored.jsonl aggregation=prod       # + rm@k, weighted@k
+    python -m search.evaluate path=samples.jsonl                       # pass@k, majority@k
+    python -m search.evaluate path=scored.jsonl aggregation=prod       # + prm@k, weighted@k
     python -m search.evaluate path=outputs/search/RUN/results.jsonl format=engine aggregation=last
 
 Input formats (``format=``):
@@ -16,8 +16,8 @@ Input formats (``format=``):
 
 Each completion's answer is read with ``search.answers.extract_answer`` and graded with
 ``search.grading.answers_match``; answer classes come from ``group_equivalent``. Metrics
-(``search.metrics``): for k = 1, 2, 4, ... and n, pass@k (unbiased estimator), maj@k and,
-when every line has scores, rm@k and weighted@k, each averaged over ``num_subsets`` seeded
+(``search.metrics``): for k = 1, 2, 4, ... and n, pass@k (unbiased estimator), majority@k and,
+when every line has scores, prm@k and weighted@k, each averaged over ``num_subsets`` seeded
 random k-subsets (all of them when there are fewer; ``num_subsets=0``: the first k).
 
 Prints a markdown table and writes JSON to ``output`` (default ``FILE.eval.json`` next to
@@ -45,10 +45,10 @@ from search.answers import extract_answer
 from search.data import OnBadRow
 from search.grading import answers_match, group_equivalent
 from search.metrics import GradedCompletions, metrics_at_k, min_on_final_step_share
+from search.resolve import CONF_DIR
 from search.types import STEP_SEPARATOR
 
 log = logging.getLogger("search.evaluate")
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 
 class InputFormat(str, Enum):
@@ -360,7 +360,7 @@ def register_configs() -> None:
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="evaluate")
 def main(raw: DictConfig) -> None:
     config: EvaluateConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
     report, output = run_evaluation(config)

@@ -1,4 +1,5 @@
-"""The engine's checks on what a backend returns, applied on every call.
+"""The engine's checks on what a backend returns, applied on every call: one guard for
+generators (``check_generations``) and one for scorers (``call_scorer``).
 
 A scorer only has to implement ``Scorer.score``. One that also implements
 ``score_with_usage`` (``search.protocols.ReportsUsage``; every scorer in this repo does)
@@ -11,8 +12,27 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from search.protocols import ReportsUsage, Scorer
-from search.types import Prefix, ScoreOutput
+from search.protocols import Generator, ReportsUsage, Scorer
+from search.types import Generation, Prefix, ScoreOutput
+
+
+def check_generations(
+    generator: Generator, prefixes: Sequence[Prefix], n: int, generations: Sequence[Generation]
+) -> None:
+    """Check what ``generator.generate(prefixes, n, ...)`` returned: one ``Generation`` per
+    prefix, ``n`` continuations each."""
+    name = type(generator).__name__
+    if len(generations) != len(prefixes):
+        raise ValueError(
+            f"{name}.generate returned {len(generations)} generations for {len(prefixes)} "
+            "prefixes; expected one per prefix"
+        )
+    for index, generation in enumerate(generations):
+        if len(generation.continuations) != n:
+            raise ValueError(
+                f"{name}.generate returned {len(generation.continuations)} continuations of "
+                f"prefix {index}; expected {n} continuations (n={n})"
+            )
 
 
 def call_scorer(scorer: Scorer, prefixes: Sequence[Prefix]) -> ScoreOutput:

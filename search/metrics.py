@@ -1,16 +1,18 @@
-"""Metrics of n graded (and optionally scored) completions of one problem: pass@k, maj@k,
-rm@k and weighted@k, plus a PRM diagnostic of arXiv 2501.07301. Pure functions, no I/O.
+"""Metrics of n graded (and optionally scored) completions of one problem: pass@k,
+majority@k, prm@k and weighted@k, plus a PRM diagnostic of arXiv 2501.07301. Pure functions, no I/O.
 
 - ``pass@k``: the unbiased estimator of Chen et al. 2021 (arXiv 2107.03374) from ``n``
   samples of which ``c`` are correct: ``1 - C(n - c, k) / C(n, k)``.
-- ``maj@k``: the most frequent answer class among k completions is right.
-- ``rm@k``: the completion with the best score among k is right (best-of-k by the reward).
+- ``majority@k`` (maj@k): the most frequent answer class among k completions is right.
+- ``prm@k`` (rm@k): the completion with the best score among k is right (best-of-k by the
+  reward).
 - ``weighted@k``: the answer class with the largest sum of scores among k is right.
 
-Selection follows the engine (``search.strategies.selection``): the pool is the finished
-completions that state an answer (all completions with an answer when none is finished, or
-when finishing is unknown); ties go to the earliest completion, or to the class whose first
-member in the pool comes first. A pool without answers counts as wrong.
+The rules are the engine's own (``search.selection``, one ``Select`` enum and one
+``pick_index``): the pool is the finished completions that state an answer (all completions
+with an answer when none is finished, or when finishing is unknown); ties go to the earliest
+completion, or to the class whose first member in the pool comes first. A pool without
+answers counts as wrong.
 
 Subsets for k < n (``index_subsets``): every k-subset when there are at most
 ``num_subsets`` of them (the exact expectation), else ``num_subsets`` random k-subsets drawn
@@ -24,16 +26,9 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
 from itertools import combinations
 
-
-class Rule(str, Enum):
-    """How one answer is picked from a subset of completions."""
-
-    maj = "maj"
-    rm = "rm"
-    weighted = "weighted"
+from search.selection import Select, pick_index
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,40 +96,16 @@ def index_subsets(n: int, k: int, num_subsets: int, rng: random.Random) -> list[
     return [tuple(sorted(rng.sample(range(n), k))) for _ in range(num_subsets)]
 
 
-def voting_pool(graded: GradedCompletions, indices: Sequence[int]) -> list[int]:
-    """The completions that may be picked: finished ones with an answer, else any with one."""
-    with_answer = [i for i in indices if graded.classes[i] >= 0]
-    if graded.finished is None:
-        return with_answer
-    finished = [i for i in with_answer if graded.finished[i]]
-    return finished or with_answer
-
-
-def pick(graded: GradedCompletions, indices: Sequence[int], rule: Rule) -> int | None:
+def pick(graded: GradedCompletions, indices: Sequence[int], rule: Select) -> int | None:
     """Index of the completion whose answer ``rule`` selects from ``indices``; ``None`` when
-    none of them states an answer."""
-    pool = voting_pool(graded, indices)
-    if not pool:
-        return None
-    if rule is not Rule.maj and graded.scores is None:
+    none of them states an answer (``search.selection.pick_index``)."""
+    if rule is not Select.majority and graded.scores is None:
         raise ValueError(f"expected scores for {rule.value}@k, got none")
-    scores = graded.scores
-    if rule is Rule.rm:
-        assert scores is not None
-        return max(pool, key=lambda i: (scores[i], -i))
-    totals: dict[int, float] = {}
-    first_member: dict[int, int] = {}
-    for i in pool:
-        cls = graded.classes[i]
-        weight = 1.0 if rule is Rule.maj else scores[i]  # type: ignore[index]
-        totals[cls] = totals.get(cls, 0.0) + weight
-        first_member.setdefault(cls, i)
-    winner = max(totals, key=lambda cls: (totals[cls], -first_member[cls]))
-    return first_member[winner]
+    return pick_index(graded.classes, rule, graded.scores, graded.finished, indices)
 
 
 def rule_at_k(
-    graded: GradedCompletions, k: int, rule: Rule, num_subsets: int, rng: random.Random
+    graded: GradedCompletions, k: int, rule: Select, num_subsets: int, rng: random.Random
 ) -> float:
     """Share of the k-subsets on which ``rule`` picks a correct answer."""
     subsets = index_subsets(graded.n, k, num_subsets, rng)
@@ -149,12 +120,12 @@ def metrics_at_k(
     problems: Sequence[GradedCompletions], num_subsets: int = 32, seed: int = 0
 ) -> list[dict[str, float | int]]:
     """One row per k (``k_values`` of the smallest n): the mean over problems of pass@k,
-    maj@k and, when every problem has scores, rm@k and weighted@k."""
+    majority@k and, when every problem has scores, prm@k and weighted@k."""
     if not problems:
         return []
     ks = k_values(min(p.n for p in problems))
     scored = all(p.scores is not None for p in problems)
-    rules = [Rule.maj, Rule.rm, Rule.weighted] if scored else [Rule.maj]
+    rules = [Select.majority, Select.prm, Select.weighted] if scored else [Select.majority]
     rows: list[dict[str, float | int]] = []
     for k in ks:
         row: dict[str, float | int] = {"k": k}

@@ -1,5 +1,5 @@
 """``python -m search.evaluate``: reading both line formats, bad lines, metrics on hand-built
-lines, aggregation changing rm@k, agreement with the engine's own picks, the CLI end to end."""
+lines, aggregation changing prm@k, agreement with the engine's own picks, the CLI end to end."""
 
 from __future__ import annotations
 
@@ -63,8 +63,8 @@ def test_hand_built_lines(tmp_path: Path) -> None:
     assert at_k(report, 2)["pass@k"] == pytest.approx((1 - 1 / 10 + 1 - 3 / 10) / 2)
     full = at_k(report, 5)
     assert full["pass@k"] == 1.0
-    assert full["maj@k"] == 1.0  # 2 beats 3 (3 to 2); 0.5 ~ \frac12 beats the singletons
-    assert full["rm@k"] == 0.0  # best scores: 0.95 on "3", 0.9 on "1/3" (0.8 has no answer)
+    assert full["majority@k"] == 1.0  # 2 beats 3 (3 to 2); 0.5 ~ \frac12 beats the singletons
+    assert full["prm@k"] == 0.0  # best scores: 0.95 on "3", 0.9 on "1/3" (0.8 has no answer)
     assert full["weighted@k"] == 0.5  # 2: 1.6 > 3: 1.05; but 1/3 (0.9) > 1/2 (0.5)
     # Step scores given for two completions: [0.9, 0.8] ends on its minimum, the other not.
     assert report["diagnostics"]["min_on_final_step_share"] == 0.5
@@ -84,8 +84,8 @@ def test_aggregation_changes_rm_at_k(tmp_path: Path) -> None:
     for how, value in expected.items():
         sets = read_completion_sets(path, aggregation=how).sets
         report = evaluate_sets(sets)
-        assert at_k(report, 2)["rm@k"] == value, how
-        assert at_k(report, 2)["maj@k"] == 1.0  # tie 1-1: the earliest class, the right one
+        assert at_k(report, 2)["prm@k"] == value, how
+        assert at_k(report, 2)["majority@k"] == 1.0  # tie 1-1: the earliest class, the right one
 
 
 @pytest.mark.parametrize(
@@ -120,7 +120,7 @@ def test_scores_on_some_lines_only_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="1 of 2 lines with scores"):
         read_completion_sets(path)
     report = evaluate_sets(read_completion_sets(write_jsonl(tmp_path / "u.jsonl", [unscored])).sets)
-    assert set(report["metrics"][0]) == {"k", "pass@k", "maj@k"}
+    assert set(report["metrics"][0]) == {"k", "pass@k", "majority@k"}
     assert report["diagnostics"]["min_on_final_step_share"] is None
 
 
@@ -149,8 +149,8 @@ def test_engine_format_matches_the_engines_own_picks(
     report = evaluate_sets(loaded.sets)
     full = at_k(report, 8)
     by_rule = metrics["accuracy_by_rule"]
-    assert full["maj@k"] == pytest.approx(by_rule["majority"])
-    assert full["rm@k"] == pytest.approx(by_rule["prm"])
+    assert full["majority@k"] == pytest.approx(by_rule["majority"])
+    assert full["prm@k"] == pytest.approx(by_rule["prm"])
     assert full["weighted@k"] == pytest.approx(by_rule["weighted"])
     assert full["pass@k"] == pytest.approx(metrics["pass_at_n"])
     assert at_k(report, 1)["pass@k"] == pytest.approx(metrics["mean_sample_accuracy"])
@@ -180,7 +180,7 @@ def test_cli_end_to_end(
     )
     entry.main()
     printed = capsys.readouterr().out
-    assert "| k | pass@k | maj@k | rm@k | weighted@k |" in printed
+    assert "| k | pass@k | majority@k | prm@k | weighted@k |" in printed
     assert "| 8 |" in printed and str(output) in printed
     report = json.loads(output.read_text())
     assert report["aggregation"] == "last" and report["format"] == "engine"

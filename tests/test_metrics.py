@@ -11,7 +11,6 @@ import pytest
 
 from search.metrics import (
     GradedCompletions,
-    Rule,
     index_subsets,
     k_values,
     metrics_at_k,
@@ -20,6 +19,7 @@ from search.metrics import (
     pick,
     rule_at_k,
 )
+from search.selection import Select
 
 
 def brute_pass_at_k(correct: list[bool], k: int) -> float:
@@ -76,50 +76,50 @@ HAND = GradedCompletions(
 
 def test_rules_on_a_hand_built_problem() -> None:
     everything = range(6)
-    assert pick(HAND, everything, Rule.maj) == 2  # B has 3 votes
-    assert pick(HAND, everything, Rule.rm) == 2  # 0.95; the 0.99 completion has no answer
-    assert pick(HAND, everything, Rule.weighted) == 0  # A: 1.7 > 1.45
-    assert pick(HAND, [5], Rule.maj) is None
-    assert pick(HAND, [0, 3], Rule.maj) == 0  # tie: the class met first
-    assert pick(HAND, [3, 1], Rule.maj) == 1  # tie: the earliest completion's class
-    assert pick(HAND, [3, 1], Rule.rm) == 1  # 0.8 > 0.3
+    assert pick(HAND, everything, Select.majority) == 2  # B has 3 votes
+    assert pick(HAND, everything, Select.prm) == 2  # 0.95; the 0.99 completion has no answer
+    assert pick(HAND, everything, Select.weighted) == 0  # A: 1.7 > 1.45
+    assert pick(HAND, [5], Select.majority) is None
+    assert pick(HAND, [0, 3], Select.majority) == 0  # tie: the class met first
+    assert pick(HAND, [3, 1], Select.majority) == 1  # tie: the earliest completion's class
+    assert pick(HAND, [3, 1], Select.prm) == 1  # 0.8 > 0.3
     without_scores = GradedCompletions(HAND.classes, HAND.correct)
     with pytest.raises(ValueError, match="expected scores"):
-        pick(without_scores, everything, Rule.rm)
+        pick(without_scores, everything, Select.prm)
 
 
 def test_finished_completions_vote_first() -> None:
     graded = GradedCompletions(
         classes=(0, 1, 1), correct=(True, False, False), finished=(True, False, False)
     )
-    assert pick(graded, range(3), Rule.maj) == 0  # the two unfinished B do not vote
+    assert pick(graded, range(3), Select.majority) == 0  # the two unfinished B do not vote
     unfinished = GradedCompletions(graded.classes, graded.correct, finished=(False,) * 3)
-    assert pick(unfinished, range(3), Rule.maj) == 1  # none finished: all vote
+    assert pick(unfinished, range(3), Select.majority) == 1  # none finished: all vote
 
 
 def test_rule_at_k_is_the_exact_expectation_over_small_subsets() -> None:
     # k=2 over 6 completions: C(6, 2) = 15 <= 32, so every pair counts once. rm is right on
     # the pairs whose best-scored answered completion is an A: 0 or 1 with 3, 4, 5 or each
     # other -> 7 of 15.
-    value = rule_at_k(HAND, 2, Rule.rm, num_subsets=32, rng=random.Random(0))
+    value = rule_at_k(HAND, 2, Select.prm, num_subsets=32, rng=random.Random(0))
     assert value == pytest.approx(7 / 15)
     # num_subsets=0: only the first two completions (both A).
-    assert rule_at_k(HAND, 2, Rule.rm, num_subsets=0, rng=random.Random(0)) == 1.0
-    assert rule_at_k(HAND, 6, Rule.weighted, 32, random.Random(0)) == 1.0
-    assert rule_at_k(HAND, 6, Rule.maj, 32, random.Random(0)) == 0.0
+    assert rule_at_k(HAND, 2, Select.prm, num_subsets=0, rng=random.Random(0)) == 1.0
+    assert rule_at_k(HAND, 6, Select.weighted, 32, random.Random(0)) == 1.0
+    assert rule_at_k(HAND, 6, Select.majority, 32, random.Random(0)) == 0.0
 
 
 def test_metrics_at_k_rows() -> None:
     unscored = GradedCompletions(classes=(0, 1, 0, 3), correct=(True, False, True, False))
     rows = metrics_at_k([unscored], num_subsets=32, seed=0)
     assert [row["k"] for row in rows] == [1, 2, 4]
-    assert set(rows[0]) == {"k", "pass@k", "maj@k"}
+    assert set(rows[0]) == {"k", "pass@k", "majority@k"}
     assert rows[0]["pass@k"] == pytest.approx(0.5)
-    assert rows[0]["maj@k"] == pytest.approx(0.5)  # maj@1 is the mean sample accuracy
-    assert rows[-1]["maj@k"] == 1.0
+    assert rows[0]["majority@k"] == pytest.approx(0.5)  # maj@1 is the mean sample accuracy
+    assert rows[-1]["majority@k"] == 1.0
     rows = metrics_at_k([HAND, HAND], num_subsets=8, seed=1)
-    assert set(rows[0]) == {"k", "pass@k", "maj@k", "rm@k", "weighted@k"}
-    assert rows[-1]["k"] == 6 and rows[-1]["weighted@k"] == 1.0 and rows[-1]["rm@k"] == 0.0
+    assert set(rows[0]) == {"k", "pass@k", "majority@k", "prm@k", "weighted@k"}
+    assert rows[-1]["k"] == 6 and rows[-1]["weighted@k"] == 1.0 and rows[-1]["prm@k"] == 0.0
     assert metrics_at_k([HAND], num_subsets=8, seed=1) == metrics_at_k([HAND], 8, seed=1)
 
 

@@ -36,9 +36,10 @@ from prm.label.judge import JudgeConfig, JudgeLabeller
 from prm.label.mc import MCConfig, MCLabeller
 from prm.label.records import Labeller, LabelRecord, to_stepwise
 from prm.quality import markdown_table, quality_from_records, write_quality
-from prm.sample import CONF_DIR, SampledSolution, read_samples
+from prm.sample import SampledSolution, read_samples
 from prm.stepwise import append_jsonl, read_jsonl, write_stepwise
 from search.protocols import Generator
+from search.resolve import CONF_DIR
 
 log = logging.getLogger("prm.label")
 

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from prm.label.records import LabelRecord, judged_record, unlabelled
 from prm.sample import SampledSolution
 from search.answers import last_boxed
+from search.guards import check_generations
 from search.protocols import Generator
 from search.types import FinishReason, Prefix, Problem, Until
 
@@ -122,10 +123,7 @@ class GeneratorCritic:
             for index, prompt in enumerate(prompts)
         ]
         generations = self.generator.generate(prefixes, n=1, until=Until.end)
-        if len(generations) != len(prompts):
-            raise ValueError(
-                f"expected one Generation per prompt ({len(prompts)}), got {len(generations)}"
-            )
+        check_generations(self.generator, prefixes, 1, generations)
         out = []
         for generation in generations:
             continuation = generation.continuations[0]

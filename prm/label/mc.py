@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from prm.first_error import first_error_of
 from prm.label.records import LabelRecord, unlabelled
 from prm.sample import SampledSolution
-from prm.stepwise import first_error_of
 from search.answers import extract_answer
 from search.grading import answers_match
 from search.prompting import join_steps

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from prm.first_error import first_error_of
 from prm.sample import SampledSolution
-from prm.stepwise import StepwiseExample, first_error_of
+from prm.stepwise import StepwiseExample
 
 
 @dataclass(frozen=True, slots=True)

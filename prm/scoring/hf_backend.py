@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from prm.scoring.base import StepTagScorer
-from prm.scoring.checkpoint import resolve_dtype, resolve_model_path
 from prm.scoring.encoding import EncodedPrefix, OverflowPolicy, PrefixEncoder
 from prm.scoring.format import PRMFamily, PRMFormat
+from search.resolve import resolve_device, resolve_model_path, torch_dtype
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +98,12 @@ class HFScorer(StepTagScorer):
         ``AutoModelForCausalLM`` by family; Qwen2.5-Math-PRM's remote code registers only
         ``AutoModel``.
         """
-        import torch
         import transformers
 
         path = resolve_model_path(model)
         tokenizer_path = resolve_model_path(tokenizer) if tokenizer is not None else path
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        torch_dtype = getattr(torch, resolve_dtype(dtype, device.startswith("cuda")))
+        device = resolve_device(device)
+        weights_dtype = torch_dtype(dtype, device)
         if auto_class is None:
             token_cls = fmt.family is PRMFamily.token_classification
             auto_class = "AutoModelForTokenClassification" if token_cls else "AutoModelForCausalLM"
@@ -116,11 +114,11 @@ class HFScorer(StepTagScorer):
         )
         extra = {"device_map": device_map} if device_map is not None else {}
         loaded = getattr(transformers, auto_class).from_pretrained(
-            path, dtype=torch_dtype, trust_remote_code=trust_remote_code, **extra
+            path, dtype=weights_dtype, trust_remote_code=trust_remote_code, **extra
         )
         if device_map is None:
             loaded = loaded.to(device)
-        log.info("loaded PRM %s (%s, %s) on %s", path, auto_class, torch_dtype, loaded.device)
+        log.info("loaded PRM %s (%s, %s) on %s", path, auto_class, weights_dtype, loaded.device)
         return cls(
             loaded,
             loaded_tokenizer,

@@ -37,10 +37,10 @@ from typing import Any
 import numpy as np
 
 from prm.scoring.base import StepTagScorer
-from prm.scoring.checkpoint import resolve_dtype, resolve_model_path
 from prm.scoring.encoding import EncodedPrefix, OverflowPolicy, PrefixEncoder
 from prm.scoring.format import PRMFamily, PRMFormat
 from prm.scoring.hf_backend import default_max_length
+from search.resolve import resolve_dtype, resolve_model_path
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class VLLMScorer(StepTagScorer):
                 "classifier_from_token": hf_tokenizer.convert_ids_to_tokens(labels),
                 "method": "no_post_processing",
             }
-        resolved_dtype: Any = resolve_dtype(dtype, cuda)
+        resolved_dtype: Any = resolve_dtype(dtype, "cuda" if cuda else "cpu")
         llm = LLM(
             model=path,
             tokenizer=tokenizer_path,

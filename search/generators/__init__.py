@@ -17,13 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 from search.config import backend_options
 from search.protocols import Generator
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from search.resolve import resolve_model_path
 
 
 class Backend(str, Enum):
@@ -40,20 +38,6 @@ VLLM_KEYS = (
     "enforce_eager",
     "tensor_parallel_size",
 )
-
-
-def resolve_model_path(model: str) -> str:
-    """A local checkpoint path as an absolute path, or ``model`` unchanged (a hub name)."""
-    for candidate in (Path(model), REPO_ROOT / model):
-        if (candidate / "config.json").is_file():
-            return str(candidate.resolve())
-    if model.startswith(("/", "./", "../")) or model.startswith("checkpoints/"):
-        raise FileNotFoundError(
-            f"expected a model checkpoint (a directory with config.json) at {model!r}, "
-            f"got nothing there (also tried {REPO_ROOT / model}); fix: pass policy.model=PATH "
-            "or rebuild the embedded policy with `python -m search.envs.arith.train_policy`"
-        )
-    return model
 
 
 def build_generator(

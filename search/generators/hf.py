@@ -16,30 +16,10 @@ from typing import Any
 
 from search.generators.base import GenerationSettings, PromptRenderer, make_continuation
 from search.protocols import TokenCounter
+from search.resolve import resolve_device, torch_dtype
 from search.types import FinishReason, Generation, Prefix, Until
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device != "auto":
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def resolve_dtype(dtype: str, device: str) -> Any:
-    import torch
-
-    if dtype == "auto":
-        if device.startswith("cuda") and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-    choices = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    if dtype not in choices:
-        raise ValueError(f"expected dtype in {['auto', *choices]}, got {dtype!r}")
-    return choices[dtype]
 
 
 @dataclass
@@ -88,7 +68,7 @@ class HFGenerator:
         self.device = resolve_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
         loaded: Any = AutoModelForCausalLM.from_pretrained(
-            model, dtype=resolve_dtype(dtype, self.device), trust_remote_code=trust_remote_code
+            model, dtype=torch_dtype(dtype, self.device), trust_remote_code=trust_remote_code
         )
         self.model: Any = loaded.to(self.device)
         self.model.eval()

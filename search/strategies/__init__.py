@@ -7,18 +7,19 @@ one ``Aggregation`` for both pruning and the final pick, and returns exactly
 
 Reading order: ``base`` (the skeleton every strategy shares: start and end of a run, the
 batched calls), then one strategy file (its algorithm, top to bottom); tree searches also
-use ``tree`` (nodes, one search depth, saving). ``selection`` picks the final answer,
-``config`` is the ``strategy`` config group's schema. A new strategy: see
+use ``tree`` (nodes, one search depth, saving). ``search.selection`` picks the final
+answer, ``config`` is the ``strategy`` config group's schema. A new strategy: see
 ``base.SearchStrategy``.
 """
 
 from __future__ import annotations
 
 from search.aggregation import Aggregation
+from search.selection import Select
 from search.strategies.base import Calls, Outcome, SearchStrategy
 from search.strategies.beam import BeamSearch
 from search.strategies.best_of_n import BestOfN
-from search.strategies.config import MctsFinal, Prior, Select, StrategyConfig, StrategyName
+from search.strategies.config import MctsFinal, Prior, StrategyConfig, StrategyName
 from search.strategies.dvts import Dvts
 from search.strategies.mcts import Mcts
 

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 from search.aggregation import Aggregation, aggregate
 from search.answers import extract_answer
-from search.guards import call_scorer
+from search.guards import call_scorer, check_generations
 from search.protocols import Generator, Scorer
+from search.selection import predictions
 from search.strategies.config import StrategyConfig
-from search.strategies.selection import predictions
 from search.types import (
     STEP_SEPARATOR,
     Candidate,
@@ -60,7 +60,7 @@ class SearchStrategy(ABC):
        ``config.batch_size``, output-checked, and charged to the problems it served) and
        start the clock;
     3. ``search(problems, calls)``: the algorithm, one ``Outcome`` per problem, in order;
-    4. end: for each problem the picks of every selection rule (``selection.predictions``)
+    4. end: for each problem the picks of every selection rule (``search.selection.predictions``)
        plus the outcome's own, the prediction of ``prediction_rule()``, the usage, the
        batch's wall time split evenly, and the tree when ``config.save_trees``.
 
@@ -177,7 +177,8 @@ class Calls:
     ``prefixes[i]`` belongs to.
 
     Prefixes are split into calls of at most ``batch_size`` (one call unless that is
-    exceeded); each problem is charged for what its own prefixes cost:
+    exceeded), every output is checked (``search.guards``), and each problem is charged
+    for what its own prefixes cost:
 
     - prompt / generated tokens from ``Generation.prompt_tokens`` / ``Continuation.num_tokens``;
     - PRM tokens from ``ScoreOutput.tokens`` / ``new_tokens`` (``None`` from the first call
@@ -210,18 +211,7 @@ class Calls:
         for chunk in self._chunks(len(prefixes)):
             batch = [prefixes[i] for i in chunk]
             generations = self.generator.generate(batch, n, until)
-            name = type(self.generator).__name__
-            if len(generations) != len(batch):
-                raise ValueError(
-                    f"{name}.generate returned {len(generations)} generations for "
-                    f"{len(batch)} prefixes; expected one per prefix"
-                )
-            for generation in generations:
-                if len(generation.continuations) != n:
-                    raise ValueError(
-                        f"{name}.generate returned {len(generation.continuations)} "
-                        f"continuations of a prefix; expected n={n}"
-                    )
+            check_generations(self.generator, batch, n, generations)
             for owner in {owners[i] for i in chunk}:
                 self._tallies[owner].generate_calls += 1
             for i, generation in zip(chunk, generations, strict=True):

@@ -14,20 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from search.selection import Select
+
 
 class StrategyName(str, Enum):
     best_of_n = "best_of_n"
     beam = "beam"
     dvts = "dvts"
     mcts = "mcts"
-
-
-class Select(str, Enum):
-    """How the final answer is picked from the candidates (best_of_n, beam, dvts)."""
-
-    prm = "prm"  # the candidate with the highest aggregated PRM score
-    weighted = "weighted"  # the answer class with the largest sum of aggregated scores
-    majority = "majority"  # the most frequent answer class (self-consistency)
 
 
 class MctsFinal(str, Enum):

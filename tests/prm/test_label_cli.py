@@ -13,9 +13,10 @@ from hydra import compose, initialize_config_dir
 
 from prm.label.judge import Critique, JudgeConfig
 from prm.label.records import LabelRecord
-from prm.sample import CONF_DIR, read_samples, run_sampling, select_problems
+from prm.sample import read_samples, run_sampling, select_problems
 from prm.stepwise import load_stepwise_dataset, read_jsonl
 from search.envs.arith.fakes import FakeGenerator
+from search.resolve import CONF_DIR
 
 LABELLERS = ["mc", "judge", "judge_local", "calculator", "consensus"]
 

@@ -12,19 +12,18 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from prm.first_error import harmonic_mean, predicted_first_error
 from prm.processbench import (
-    CONF_DIR,
     ProcessBenchConfig,
     ProcessBenchSample,
     evaluate_subset,
-    harmonic_mean,
     load_subset,
     mean_f1,
-    predict_label,
     resolve_subset,
     subset_metrics,
 )
 from search.envs.arith.export import ExportConfig, export_processbench
+from search.resolve import CONF_DIR
 from search.types import Prefix
 
 PROCESSBENCH = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "processbench"
@@ -67,11 +66,11 @@ def make_samples() -> list[ProcessBenchSample]:
     ]
 
 
-def test_predict_label() -> None:
-    assert predict_label([0.9, 0.7, 0.4, 0.1], 0.5) == 2
-    assert predict_label([0.9, 0.7], 0.5) == -1
-    assert predict_label([0.5], 0.5) == -1  # below, not at, the threshold
-    assert predict_label([0.3, 0.9], 0.2) == -1
+def test_predicted_first_error() -> None:
+    assert predicted_first_error([0.9, 0.7, 0.4, 0.1], 0.5) == 2
+    assert predicted_first_error([0.9, 0.7], 0.5) == -1
+    assert predicted_first_error([0.5], 0.5) == -1  # below, not at, the threshold
+    assert predicted_first_error([0.3, 0.9], 0.2) == -1
 
 
 def test_perfect_scorer_has_f1_one_and_batches() -> None:

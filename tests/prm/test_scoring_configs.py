@@ -11,10 +11,10 @@ from omegaconf import OmegaConf
 from tiny_prms import embedded_prm, save
 
 from prm.scoring import HFScorer, PRMFamily, PRMFormat, build_scorer
-from prm.scoring.checkpoint import REPO_ROOT, resolve_model_path
 from prm.scoring.factory import _HF_KEYS, _VLLM_KEYS
 from search.guards import call_scorer
 from search.protocols import Scorer
+from search.resolve import REPO_ROOT, resolve_model_path
 from search.types import Prefix, Problem
 
 SCORER_DIR = REPO_ROOT / "conf" / "scorer"

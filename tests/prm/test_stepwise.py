@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
+from prm.first_error import first_error_of
 from prm.stepwise import (
     SourceFormat,
     StepwiseExample,
     append_jsonl,
     convert_jsonl,
-    first_error_of,
     from_math_shepherd,
     from_prm800k,
     load_stepwise_dataset,

@@ -44,10 +44,10 @@ from search.config import component_name
 from search.envs.arith.checker import ErrorKind, check_solution, parse_question
 from search.envs.arith.world import ANSWER_TEMPLATE, OPS, Split, apply, make_split
 from search.protocols import Generator
+from search.resolve import CONF_DIR
 from search.types import Prefix, Problem, Until
 
 log = logging.getLogger("search.envs.arith.export")
-CONF_DIR = str(Path(__file__).resolve().parents[3] / "conf")
 
 
 class Source(str, Enum):
@@ -302,7 +302,7 @@ def register_configs() -> None:
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="arith_export")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="arith_export")
 def main(raw: DictConfig) -> None:
     config: ExportConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
     output, summary = export_processbench(config)

@@ -8,6 +8,7 @@ with the loss and validation-accuracy curve.
 Rebuild the shipped policy with::
 
     python -m search.envs.arith.train_policy       # the defaults below: 22 min on 2 CPU cores
+    python -m search.envs.arith.train_policy output_dir=/tmp/policy model.num_hidden_layers=2
 
 The schedule is 600 steps (warmup, then linear decay) and the shipped policy is the model
 after 400 of them (``stop_after``): run to the end, the policy is right 81% of the time when
@@ -29,8 +30,9 @@ from typing import Any
 
 from search.envs.arith.tokenizer import build_tokenizer
 from search.envs.arith.world import Split, make_split
-from search.optim import adamw_without_decay_on_norms
+from search.optim import adamw_without_decay_on_norms, warmup_linear_decay
 from search.prompting import render_training_text
+from search.resolve import CONF_DIR
 from search.types import Problem
 
 log = logging.getLogger(__name__)
@@ -179,12 +181,6 @@ def train_policy(config: PolicyTrainConfig) -> Path:
         model, config.learning_rate, config.weight_decay, betas=(0.9, 0.98)
     )
 
-    def lr_at(step: int) -> float:
-        if step < config.warmup_steps:
-            return config.learning_rate * (step + 1) / config.warmup_steps
-        left = (config.num_steps - step) / max(1, config.num_steps - config.warmup_steps)
-        return config.learning_rate * max(0.0, left)
-
     history: list[dict[str, float]] = []
     order: list[int] = []
     start = time.perf_counter()
@@ -194,7 +190,7 @@ def train_policy(config: PolicyTrainConfig) -> Path:
     if not 0 < total <= config.num_steps:
         raise ValueError(
             f"expected 0 < stop_after <= num_steps, got {config.stop_after} and "
-            f"{config.num_steps}; fix: --stop-after 0 runs the whole schedule"
+            f"{config.num_steps}; fix: stop_after=0 runs the whole schedule"
         )
     for step in range(total):
         if len(order) < config.batch_size:
@@ -204,7 +200,9 @@ def train_policy(config: PolicyTrainConfig) -> Path:
         batch_ids, order = order[: config.batch_size], order[config.batch_size :]
         batch = collate([examples[i] for i in batch_ids], tokenizer.pad_token_id)
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step)
+            group["lr"] = warmup_linear_decay(
+                step, config.learning_rate, config.warmup_steps, config.num_steps
+            )
         loss = model(**batch).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -247,29 +245,18 @@ def train_policy(config: PolicyTrainConfig) -> Path:
 
 
 def main() -> None:
-    import argparse
+    import hydra
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import DictConfig, OmegaConf
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    defaults = PolicyTrainConfig()
-    for name in (
-        "output_dir",
-        "num_steps",
-        "stop_after",
-        "batch_size",
-        "learning_rate",
-        "eval_every",
-        "num_train_problems",
-        "seed",
-        "num_threads",
-        "init_from",
-        "warmup_steps",
-    ):
-        value = getattr(defaults, name)
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    config = PolicyTrainConfig(**vars(args))
-    train_policy(config)
+    ConfigStore.instance().store(name="arith_train_policy_schema", node=PolicyTrainConfig)
+
+    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="arith_train_policy")
+    def run(raw: DictConfig) -> None:
+        config: PolicyTrainConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
+        print(f"policy: {train_policy(config)}")
+
+    run()
 
 
 if __name__ == "__main__":

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import sys
+from dataclasses import asdict
 from pathlib import Path
+
+import pytest
 
 from search.envs.arith.tokenizer import build_tokenizer
 from search.envs.arith.train_policy import (
@@ -74,3 +78,22 @@ def test_trains_saves_and_continues(tmp_path: Path) -> None:
     continued = json.loads((tmp_path / "more" / "training_log.json").read_text())
     assert [row["step"] for row in continued["history"]] == [2]  # stopped before the schedule
     assert (tmp_path / "more" / "model.safetensors").exists()
+
+
+def test_cli_is_a_hydra_app_with_a_schema(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from search.envs.arith.train_policy import main
+
+    out = tmp_path / "policy"
+    shape = [f"model.{key}={value}" for key, value in asdict(TINY).items()]
+    argv = ["train_policy", f"output_dir={out}", f"hydra.run.dir={tmp_path / 'hydra'}"]
+    argv += ["num_steps=2", "stop_after=0", "batch_size=4", "eval_every=2", "eval_problems=2"]
+    argv += ["num_train_problems=8", "warmup_steps=1", *shape]
+    monkeypatch.setattr(sys, "argv", argv)
+    main()
+    assert (out / "model.safetensors").exists()
+    assert f"policy: {out}" in capsys.readouterr().out
+    monkeypatch.setattr(sys, "argv", ["train_policy", "num_stepz=2"])
+    with pytest.raises(SystemExit):  # a typo fails at the command line, against the schema
+        main()

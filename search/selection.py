@@ -1,0 +1,90 @@
+"""Picking the final answer from a problem's candidates: one rule set for the engine's picks
+(``SearchResult.predictions``) and for ``search.evaluate``'s maj/rm/weighted@k.
+
+Rules (``Select``): ``prm`` (the candidate with the highest aggregated score), ``weighted``
+(the answer class with the largest sum of aggregated scores) and ``majority`` (the most
+frequent answer class, self-consistency). Answer classes come from
+``search.grading.group_equivalent`` (math-verify equivalence); a class is reported by its
+first member. Ties go to the earliest candidate (or class).
+
+Pool: the finished candidates that state an answer; only when none is finished (or when
+finishing is unknown) do the others vote, since an answer read off an unfinished solution is
+a guess at best. A pool without answers picks nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import Enum
+
+from search.grading import group_equivalent
+from search.types import Candidate
+
+
+class Select(str, Enum):
+    """How the final answer is picked from the candidates."""
+
+    prm = "prm"  # the candidate with the highest aggregated PRM score
+    weighted = "weighted"  # the answer class with the largest sum of aggregated scores
+    majority = "majority"  # the most frequent answer class (self-consistency)
+
+
+def pick_index(
+    classes: Sequence[int],
+    rule: Select,
+    scores: Sequence[float | None] | None = None,
+    finished: Sequence[bool] | None = None,
+    indices: Sequence[int] | None = None,
+) -> int | None:
+    """Index of the candidate whose answer ``rule`` picks among ``indices`` (default: all).
+
+    ``classes[i]``: the index of the first candidate with an answer equivalent to candidate
+    i's, -1 when it states none. ``scores[i]``: its aggregated score (needed by ``prm`` and
+    ``weighted``). ``finished[i]``: the policy ended it (``None``: unknown, all vote).
+    """
+    chosen = range(len(classes)) if indices is None else indices
+    pool = [i for i in chosen if classes[i] >= 0]
+    if finished is not None:
+        pool = [i for i in pool if finished[i]] or pool
+    if not pool:
+        return None
+    if rule is Select.majority:
+        weights = [1.0] * len(classes)
+    else:
+        weights = [_score(scores, i, rule) for i in range(len(classes))]
+    if rule is Select.prm:
+        return max(pool, key=lambda i: (weights[i], -i))
+    totals: dict[int, float] = {}
+    first_member: dict[int, int] = {}
+    for i in pool:
+        totals[classes[i]] = totals.get(classes[i], 0.0) + weights[i]
+        first_member.setdefault(classes[i], i)
+    winner = max(totals, key=lambda cls: (totals[cls], -first_member[cls]))
+    return first_member[winner]
+
+
+def pick(candidates: Sequence[Candidate], rule: Select) -> str | None:
+    """The answer ``rule`` selects; ``None`` when no candidate states an answer."""
+    chosen = pick_index(
+        group_equivalent([c.answer for c in candidates]),
+        rule,
+        scores=[c.score for c in candidates],
+        finished=[c.finished for c in candidates],
+    )
+    return None if chosen is None else candidates[chosen].answer
+
+
+def predictions(candidates: Sequence[Candidate], has_scorer: bool) -> dict[str, str | None]:
+    """The pick of every rule that applies: all three with a scorer, else majority only."""
+    rules = list(Select) if has_scorer else [Select.majority]
+    return {rule.value: pick(candidates, rule) for rule in rules}
+
+
+def _score(scores: Sequence[float | None] | None, index: int, rule: Select) -> float:
+    value = None if scores is None else scores[index]
+    if value is None:
+        raise ValueError(
+            f"expected scored candidates for {rule.value} selection, got a candidate without "
+            "a score; fix: configure a scorer or strategy.select=majority"
+        )
+    return value
