@@ -25,7 +25,14 @@ class Backend(str, Enum):
     vllm = "vllm"
 
 
-_HF_KEYS = ("batch_size", "device", "device_map", "auto_class")
+_HF_KEYS = (
+    "batch_size",
+    "device",
+    "device_map",
+    "auto_class",
+    "reuse_prefix_cache",
+    "prefix_cache_tokens",
+)
 _VLLM_KEYS = (
     "gpu_memory_utilization",
     "tensor_parallel_size",
@@ -62,10 +69,11 @@ def build_scorer(
     """Load a step-tag PRM with the chosen backend (``hf``: transformers, ``vllm``: pooling).
 
     The keyword arguments from ``family`` to ``add_bos_token`` make the ``PRMFormat``.
-    ``hf`` options: ``batch_size``, ``device``, ``device_map``, ``auto_class`` (see
-    ``HFScorer.load``); ``vllm`` options: ``gpu_memory_utilization``,
-    ``tensor_parallel_size``, ``block_size``, ``enforce_eager``, ``reuse_prefix_cache``,
-    ``kv_cache_space_gib``, ``seed`` (see ``VLLMScorer.load``). The options of the backend
+    ``hf`` options: ``batch_size``, ``device``, ``device_map``, ``auto_class``,
+    ``reuse_prefix_cache``, ``prefix_cache_tokens`` (see ``HFScorer.load``); ``vllm``
+    options: ``gpu_memory_utilization``, ``tensor_parallel_size``, ``block_size``,
+    ``enforce_eager``, ``reuse_prefix_cache``, ``kv_cache_space_gib``, ``seed`` (see
+    ``VLLMScorer.load``). The options of the backend
     not chosen are ignored, so one config serves both.
     """
     try:

@@ -223,3 +223,79 @@ def test_build_scorer_loads_a_checkpoint_in_the_chosen_dtype(tmp_path: Path) -> 
     for got, low, want in zip(fp32.score(prefixes), bf16.score(prefixes), expected, strict=True):
         assert got == pytest.approx(want, abs=1e-6)
         assert low == pytest.approx(want, abs=0.05)
+
+
+def _beam_calls() -> list[list[Prefix]]:
+    """Three beams per problem, one step longer per call; siblings differ in their last step."""
+    calls = []
+    for depth in range(1, 6):
+        prefixes = []
+        for problem in PROBLEMS:
+            gold = STEPS[problem.id]
+            if depth <= len(gold):
+                head = gold[: depth - 1]
+                for tail in (gold[depth - 1], f"{depth} + 1 = {depth + 1}", "The answer is 0."):
+                    prefixes.append(Prefix(problem, (*head, tail)))
+        calls.append(prefixes)
+    return calls
+
+
+def test_prefix_reuse_scores_equal_a_full_pass_and_run_only_new_tokens(family: tuple) -> None:
+    _, model, tokenizer, fmt = family
+    full = HFScorer(model, tokenizer, fmt, batch_size=4, reuse_prefix_cache=False)
+    reusing = HFScorer(model, tokenizer, fmt, batch_size=4, reuse_prefix_cache=True)
+    assert full.kv_tree is None and reusing.kv_tree is not None
+    for prefixes in _beam_calls():
+        for got, want in zip(reusing.score(prefixes), full.score(prefixes), strict=True):
+            assert got == pytest.approx(want, abs=1e-4)
+    assert full.computed_tokens == full.usage.tokens
+    # every distinct token runs once: at most the ledger's new tokens (a shared template
+    # across problems makes it fewer)
+    assert 0 < reusing.computed_tokens <= reusing.usage.new_tokens < 0.5 * full.usage.tokens
+    before = reusing.computed_tokens
+    again = [p for prefixes in _beam_calls()[:2] for p in prefixes]
+    for got, want in zip(reusing.score(again), full.score(again), strict=True):
+        assert got == pytest.approx(want, abs=1e-4)
+    assert reusing.computed_tokens == before  # all of it was run before
+
+
+def test_prefix_reuse_keeps_at_most_its_token_budget() -> None:
+    model, tokenizer = embedded_prm()
+    full = HFScorer(model, tokenizer, EMBEDDED_PRM_FORMAT, reuse_prefix_cache=False)
+    small = HFScorer(model, tokenizer, EMBEDDED_PRM_FORMAT, prefix_cache_tokens=60)
+    assert small.kv_tree is not None
+    for prefixes in _beam_calls():
+        for got, want in zip(small.score(prefixes), full.score(prefixes), strict=True):
+            assert got == pytest.approx(want, abs=1e-4)
+        assert small.kv_tree.num_tokens <= 60
+    assert small.computed_tokens > small.usage.new_tokens  # evicted prefixes ran again
+
+
+def test_a_model_that_ignores_reused_states_fails_at_load() -> None:
+    model, tokenizer = embedded_prm()
+
+    class ForgetsThePast(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = model
+            self.config = model.config
+
+        def forward(self, input_ids: Any, attention_mask: Any, **kwargs: Any) -> Any:
+            kwargs.pop("past_key_values", None)
+            kwargs.pop("position_ids", None)
+            return self.inner(input_ids=input_ids, **kwargs)
+
+        def get_input_embeddings(self) -> Any:
+            return model.get_input_embeddings()
+
+        @property
+        def device(self) -> Any:
+            return model.device
+
+        @property
+        def dtype(self) -> Any:
+            return model.dtype
+
+    with pytest.raises(ValueError, match="reused key/value states.*reuse_prefix_cache=false"):
+        HFScorer(ForgetsThePast(), tokenizer, EMBEDDED_PRM_FORMAT)
+    HFScorer(ForgetsThePast(), tokenizer, EMBEDDED_PRM_FORMAT, reuse_prefix_cache=False)
