@@ -4,6 +4,7 @@ Examples::
 
     python -m search                                   # embedded default, best-of-N
     python -m search +strategy=beam strategy.n=8 aggregation=prod
+    python -m search +strategy=particle_filtering            # also adaptive_best_of_n
     python -m search -m +strategy=beam strategy.n=4,8,16 aggregation=min,prod
     python -m search --config-dir MY_DIR scorer=my_prm  # a PRM of your own
 """
@@ -91,7 +92,7 @@ def main(raw: DictConfig) -> None:
         log.warning("skipped %d bad rows: %s", loaded.skipped, loaded.skipped_reasons[:5])
     generator = instantiate(raw.policy, seed=config.seed)
     scorer = None if raw.scorer is None else instantiate(raw.scorer)
-    strategy = build_strategy(config.strategy, config.aggregation)
+    strategy = build_strategy(config.strategy, config.aggregation, seed=config.seed)
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     metrics = run_search(
         loaded.problems,

@@ -105,6 +105,8 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 if record["candidates"]
             ]
         ),
+        # candidates a strategy returned: N for most, the samples drawn for adaptive ones
+        "candidates_per_problem": mean([float(len(record["candidates"])) for record in records]),
         "finished_share": mean(
             [float(c["finished"]) for record in records for c in record["candidates"]]
         ),

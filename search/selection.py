@@ -42,25 +42,53 @@ def pick_index(
     i's, -1 when it states none. ``scores[i]``: its aggregated score (needed by ``prm`` and
     ``weighted``). ``finished[i]``: the policy ended it (``None``: unknown, all vote).
     """
+    pool = _pool(classes, finished, indices)
+    if not pool:
+        return None
+    if rule is Select.prm:
+        return max(pool, key=lambda i: (_score(scores, i, rule), -i))
+    totals = _class_totals(classes, rule, scores, pool)
+    winner = max(totals, key=lambda first: (totals[first], -first))
+    return winner
+
+
+def vote_totals(candidates: Sequence[Candidate], rule: Select) -> list[float]:
+    """The votes of each answer class among the candidates that vote (the pool of ``pick``):
+    one per member (``majority``) or the sum of the members' aggregated scores
+    (``weighted``), in the order the classes first appear. Empty when no candidate states an
+    answer."""
+    if rule is Select.prm:
+        raise ValueError("expected a vote (majority or weighted), got select=prm")
+    classes = group_equivalent([c.answer for c in candidates])
+    pool = _pool(classes, [c.finished for c in candidates], None)
+    scores = [c.score for c in candidates]
+    return list(_class_totals(classes, rule, scores, pool).values())
+
+
+def _pool(
+    classes: Sequence[int], finished: Sequence[bool] | None, indices: Sequence[int] | None
+) -> list[int]:
     chosen = range(len(classes)) if indices is None else indices
     pool = [i for i in chosen if classes[i] >= 0]
     if finished is not None:
         pool = [i for i in pool if finished[i]] or pool
-    if not pool:
-        return None
-    if rule is Select.majority:
-        weights = [1.0] * len(classes)
-    else:
-        weights = [_score(scores, i, rule) for i in range(len(classes))]
-    if rule is Select.prm:
-        return max(pool, key=lambda i: (weights[i], -i))
-    totals: dict[int, float] = {}
+    return pool
+
+
+def _class_totals(
+    classes: Sequence[int],
+    rule: Select,
+    scores: Sequence[float | None] | None,
+    pool: Sequence[int],
+) -> dict[int, float]:
+    """Votes per answer class, keyed by the class's first member in ``pool``."""
     first_member: dict[int, int] = {}
+    totals: dict[int, float] = {}
     for i in pool:
-        totals[classes[i]] = totals.get(classes[i], 0.0) + weights[i]
-        first_member.setdefault(classes[i], i)
-    winner = max(totals, key=lambda cls: (totals[cls], -first_member[cls]))
-    return first_member[winner]
+        first = first_member.setdefault(classes[i], i)
+        weight = 1.0 if rule is Select.majority else _score(scores, i, rule)
+        totals[first] = totals.get(first, 0.0) + weight
+    return totals
 
 
 def pick(candidates: Sequence[Candidate], rule: Select) -> str | None:

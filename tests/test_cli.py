@@ -102,7 +102,7 @@ def test_progress_bar_shows_running_accuracy(default_run: tuple[Path, Completed]
     assert "accuracy=" not in done.stdout
 
 
-@pytest.mark.parametrize("name", ["beam", "dvts", "mcts"])
+@pytest.mark.parametrize("name", ["beam", "dvts", "mcts", "particle_filtering"])
 def test_tree_strategies_run_and_save_trees(name: str, tmp_path: Path) -> None:
     out = tmp_path / "run"
     done = run_cli(
@@ -133,6 +133,30 @@ def test_tree_strategies_run_and_save_trees(name: str, tmp_path: Path) -> None:
         assert nx.is_arborescence(tree)
         assert tree.nodes[0]["step"] == record["question"]
         assert tree.number_of_nodes() > 1
+
+
+def test_adaptive_best_of_n_reports_the_samples_it_spent(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    done = run_cli(
+        "+strategy=adaptive_best_of_n",
+        "policy=fake",
+        "scorer=fake",
+        "strategy.n=16",
+        "dataset.limit=4",
+        f"hydra.run.dir={out}",
+        "progress=false",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["strategy"], metrics["select"]) == ("adaptive_best_of_n", "weighted")
+    records = read_jsonl(out / "results.jsonl")
+    spent = [len(r["candidates"]) for r in records]
+    # Rounds of 4 (samples_per_round), one generate call each, stopped before 16 on some.
+    calls = [r["usage"]["generate_calls"] for r in records]
+    assert all(count == 4 * c for count, c in zip(spent, calls, strict=True))
+    assert min(spent) < 16
+    assert metrics["candidates_per_problem"] == sum(spent) / len(spent)
 
 
 @pytest.mark.slow

@@ -6,7 +6,10 @@ Fields that a strategy does not use are ignored by it (see docs/strategies.md fo
 strategy reads which field and what each one spends).
 
 Paper symbols: ``n`` is N (the budget, number of final candidates), ``beam_width`` is M
-(children per kept beam, Snell et al. 2024, arXiv 2408.03314), ``lookahead`` is k.
+(children per kept beam, Snell et al. 2024, arXiv 2408.03314), ``lookahead`` is k;
+``weight_temperature`` is the temperature of particle filtering's log-weights (Puri et al.
+2025, arXiv 2502.01618) and ``stop_confidence`` the threshold C of adaptive sampling's
+stopping rule (Aggarwal et al. 2023, arXiv 2305.11860).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ class StrategyName(str, Enum):
     beam = "beam"
     dvts = "dvts"
     mcts = "mcts"
+    particle_filtering = "particle_filtering"
+    adaptive_best_of_n = "adaptive_best_of_n"
 
 
 class MctsFinal(str, Enum):
@@ -38,7 +43,12 @@ class Prior(str, Enum):
     score = "score"  # each child's aggregated PRM score, normalised over its siblings
 
 
-_NEEDS_SCORER = {StrategyName.beam, StrategyName.dvts, StrategyName.mcts}
+_NEEDS_SCORER = {
+    StrategyName.beam,
+    StrategyName.dvts,
+    StrategyName.mcts,
+    StrategyName.particle_filtering,
+}
 _WIDTH_STRATEGIES = {StrategyName.beam, StrategyName.dvts}
 
 
@@ -46,14 +56,23 @@ _WIDTH_STRATEGIES = {StrategyName.beam, StrategyName.dvts}
 class StrategyConfig:
     """Knobs of every strategy (mutable: Hydra overrides it).
 
-    ``select`` is the pick of best_of_n, beam and dvts (``None``: ``weighted``, the
-    PRM-weighted vote, when a scorer is configured, ``majority`` otherwise); mcts picks by
-    ``mcts_final`` instead. Every result
-    reports all the picks in ``SearchResult.predictions`` either way.
+    ``select`` is the pick of best_of_n, beam, dvts, particle_filtering and
+    adaptive_best_of_n (``None``: ``weighted``, the PRM-weighted vote, when a scorer is
+    configured, ``majority`` otherwise; adaptive_best_of_n also stops by that vote, so it
+    takes ``majority`` or ``weighted`` only); mcts picks by ``mcts_final`` instead. Every
+    result reports all the picks in ``SearchResult.predictions`` either way.
     ``max_steps`` caps the search depth (step generations along one path) of beam, dvts and
     mcts; 10 is enough for the arithmetic world (at most 6 operations and the answer step),
     raise it (e.g. 40) for MATH-style solutions. ``batch_size`` caps the prefixes sent in one
     generate or score call; a search depth is split into several calls only above it.
+
+    particle_filtering: a particle's log-weight grows each round by
+    ``logit(score) / weight_temperature`` (``score``: its aggregated PRM score), and the
+    particles are resampled when the effective sample size falls to ``ess_threshold * n``
+    or below (1.0: every round, as in the paper; 0.0: never). adaptive_best_of_n: samples
+    ``samples_per_round`` solutions per round and stops a problem when the leading answer
+    beats the runner-up with posterior probability >= ``stop_confidence`` (the Beta
+    criterion), or at ``n`` samples.
     """
 
     name: StrategyName = StrategyName.best_of_n
@@ -68,6 +87,10 @@ class StrategyConfig:
     c_puct: float = 1.0
     prior: Prior = Prior.uniform
     mcts_final: MctsFinal = MctsFinal.most_visited
+    weight_temperature: float = 1.0
+    ess_threshold: float = 1.0
+    samples_per_round: int = 4
+    stop_confidence: float = 0.95
     save_trees: bool = False
 
     def __post_init__(self) -> None:
@@ -82,6 +105,7 @@ class StrategyConfig:
             "batch_size": self.batch_size,
             "num_simulations": self.num_simulations,
             "children_per_expansion": self.children_per_expansion,
+            "samples_per_round": self.samples_per_round,
         }
         for key, value in positive.items():
             if value < 1:
@@ -95,6 +119,26 @@ class StrategyConfig:
         if self.c_puct < 0:
             raise ValueError(
                 f"expected strategy.c_puct >= 0, got {self.c_puct}; fix: strategy.c_puct=1.0"
+            )
+        if not self.weight_temperature > 0:
+            raise ValueError(
+                f"expected strategy.weight_temperature > 0, got {self.weight_temperature}; "
+                "fix: strategy.weight_temperature=1.0"
+            )
+        if not 0.0 <= self.ess_threshold <= 1.0:
+            raise ValueError(
+                f"expected 0 <= strategy.ess_threshold <= 1, got {self.ess_threshold}; "
+                "fix: strategy.ess_threshold=1.0 (resample every round)"
+            )
+        if not 0.5 < self.stop_confidence <= 1.0:
+            raise ValueError(
+                f"expected 0.5 < strategy.stop_confidence <= 1, got {self.stop_confidence}; "
+                "fix: strategy.stop_confidence=0.95"
+            )
+        if self.name is StrategyName.adaptive_best_of_n and self.select is Select.prm:
+            raise ValueError(
+                "expected strategy.select=majority or weighted for adaptive_best_of_n (it "
+                "stops when a vote is settled), got select=prm; fix: strategy.select=weighted"
             )
         if self.name in _WIDTH_STRATEGIES and self.n % self.beam_width:
             lower = max(self.beam_width, self.n - self.n % self.beam_width)

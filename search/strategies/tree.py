@@ -241,7 +241,8 @@ def save_tree(result: SearchResult, directory: Path) -> Path:
     if result.tree is None:
         raise ValueError(
             f"expected a result with a search tree for problem {result.problem.id!r}, got "
-            "tree=None; fix: strategy.save_trees=true with strategy=beam, dvts or mcts"
+            "tree=None; fix: strategy.save_trees=true with strategy=beam, dvts, mcts or "
+            "particle_filtering"
         )
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / tree_filename(result.problem.id)

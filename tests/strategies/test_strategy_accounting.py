@@ -15,7 +15,7 @@ from search.strategies import StrategyConfig, build_strategy
 from search.types import Generation, Prefix, Problem, ScoreOutput, SearchResult, Until
 
 TREE_STRATEGIES = ["beam", "dvts", "mcts"]
-ALL_STRATEGIES = ["best_of_n", *TREE_STRATEGIES]
+ALL_STRATEGIES = ["best_of_n", *TREE_STRATEGIES, "particle_filtering", "adaptive_best_of_n"]
 
 
 class RecordingGenerator:

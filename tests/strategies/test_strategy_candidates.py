@@ -12,7 +12,7 @@ from search.envs.arith.fakes import FakeGenerator, FakeScorer, count_words
 from search.strategies import StrategyConfig, build_strategy
 from search.types import Problem
 
-TREE_STRATEGIES = ["beam", "dvts", "mcts"]
+TREE_STRATEGIES = ["beam", "dvts", "mcts", "particle_filtering"]
 ALL_STRATEGIES = ["best_of_n", *TREE_STRATEGIES]
 SIZES = [(2, 1), (4, 2), (6, 3), (8, 2), (8, 8)]  # (N, M)
 

@@ -10,10 +10,12 @@ from omegaconf import OmegaConf
 
 from search.aggregation import Aggregation
 from search.strategies import (
+    AdaptiveBestOfN,
     BeamSearch,
     BestOfN,
     Dvts,
     Mcts,
+    ParticleFilter,
     Select,
     StrategyConfig,
     StrategyName,
@@ -108,7 +110,14 @@ def test_yaml_merges_over_the_schema(name: str) -> None:
     config = OmegaConf.to_object(merged)
     assert isinstance(config, StrategyConfig)
     assert config.name is StrategyName(name)
-    expected = {"best_of_n": BestOfN, "beam": BeamSearch, "dvts": Dvts, "mcts": Mcts}[name]
+    expected = {
+        "best_of_n": BestOfN,
+        "beam": BeamSearch,
+        "dvts": Dvts,
+        "mcts": Mcts,
+        "particle_filtering": ParticleFilter,
+        "adaptive_best_of_n": AdaptiveBestOfN,
+    }[name]
     assert isinstance(build_strategy(config, Aggregation.min), expected)
 
 
