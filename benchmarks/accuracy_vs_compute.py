@@ -2,13 +2,17 @@
 seeds for error bars.
 
 Best-of-N is run once per seed at the largest N and subsampled (its first N candidates) for
-smaller N, as search-and-learn does; beam, DVTS and MCTS run once per N. The x axis is policy
-tokens per problem (prompt + generated, as the engine counts them), the y axis accuracy.
+smaller N, as search-and-learn does; beam, DVTS, MCTS, particle filtering and adaptive
+best-of-N (majority and PRM-weighted vote) run once per N. The x axis is policy tokens per
+problem (prompt + generated, as the engine counts them: for adaptive best-of-N, what it
+actually spent before its vote settled), the y axis accuracy.
 
     python benchmarks/accuracy_vs_compute.py                # 32 min on 2 CPU cores (shared)
     python benchmarks/accuracy_vs_compute.py --problems 200 --seeds 0 1 2 --max-n 64
+    python benchmarks/accuracy_vs_compute.py --problems 4 --seeds 0 --max-n 4 \
+        --search-ns 4 --results-dir /tmp/avc                  # a smoke run
 
-Writes benchmarks/results/accuracy_vs_compute.{json,md,png}.
+Writes benchmarks/results/accuracy_vs_compute.{json,md,png} (or into ``--results-dir``).
 """
 
 from __future__ import annotations
@@ -82,32 +86,38 @@ def search_rows(
     name: StrategyName,
     problems: list[Problem],
     generator: Any,
-    scorer: Scorer,
+    scorer: Scorer | None,
     n: int,
     how: Aggregation,
     seed: int,
     beam_width: int,
+    select: Select | None = None,
 ) -> dict[str, Any]:
+    """One run of strategy ``name`` at budget ``n``. With ``select``, the row is named
+    ``name/select`` (adaptive best-of-N, whose vote decides when it stops); a majority vote
+    runs without the PRM and its row has no aggregation."""
     config = StrategyConfig(
         name=name,
         n=n,
+        select=select,
         beam_width=min(beam_width, n),
         num_simulations=max(8, 2 * n),
         children_per_expansion=beam_width,
     )
     start = time.perf_counter()
-    results = build_strategy(config, how).run(problems, generator, scorer)
+    results = build_strategy(config, how, seed=seed).run(problems, generator, scorer)
     wall = time.perf_counter() - start
     right = sum(
         answers_match(r.prediction, p.answer) for p, r in zip(problems, results, strict=True)
     )
     prm = [r.usage.prm_tokens or 0 for r in results]
     return {
-        "strategy": name.value,
-        "aggregation": how.value,
+        "strategy": name.value if select is None else f"{name.value}/{select.value}",
+        "aggregation": how.value if scorer is not None else "-",
         "n": n,
         "seed": seed,
         "accuracy": right / len(problems),
+        "candidates": sum(len(r.candidates) for r in results) / len(problems),
         "policy_tokens": sum(r.usage.policy_tokens for r in results) / len(problems),
         "prm_tokens": sum(prm) / len(problems),
         "wall_s": wall,
@@ -129,6 +139,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "accuracy": statistics.mean(accuracies),
                 "accuracy_std": statistics.pstdev(accuracies) if len(members) > 1 else 0.0,
                 "policy_tokens": statistics.mean(m["policy_tokens"] for m in members),
+                "candidates": statistics.mean(m.get("candidates", n) for m in members),
                 "seeds": len(members),
             }
         )
@@ -141,8 +152,11 @@ def markdown(table: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|",
     ]
     for row in table:
+        budget = str(row["n"])
+        if row["candidates"] < row["n"]:  # adaptive: what it drew before the vote settled
+            budget += f" ({row['candidates']:.1f} drawn)"
         lines.append(
-            f"| {row['strategy']} | {row['aggregation']} | {row['n']} | "
+            f"| {row['strategy']} | {row['aggregation']} | {budget} | "
             f"{row['accuracy']:.3f} ± {row['accuracy_std']:.3f} | {row['policy_tokens']:.0f} |"
         )
     return "\n".join(lines)
@@ -187,12 +201,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--max-n", type=int, default=64)
     parser.add_argument("--search-ns", type=int, nargs="+", default=[4, 16])
-    parser.add_argument("--strategies", nargs="+", default=["beam", "dvts", "mcts"])
+    parser.add_argument(
+        "--strategies",
+        nargs="+",
+        default=["beam", "dvts", "mcts", "particle_filtering", "adaptive_best_of_n"],
+    )
     parser.add_argument("--aggregations", nargs="+", default=["min"])
     parser.add_argument("--beam-width", type=int, default=4)
     parser.add_argument("--policy", default="checkpoints/arith-policy")
     parser.add_argument("--prm", default="checkpoints/arith-prm")
     parser.add_argument("--split", default="test")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -217,33 +236,42 @@ def main() -> None:
         results = bon.run(problems, generator, scorer)
         rows += best_of_n_rows(problems, results, ns, seed)
         log.info("seed %d best_of_n done", seed)
-        for name in args.strategies:
-            for how in args.aggregations:
+        for name in map(StrategyName, args.strategies):
+            runs: list[tuple[Aggregation, Select | None, Scorer | None]] = [
+                (Aggregation(how), None, scorer) for how in args.aggregations
+            ]
+            if name is StrategyName.adaptive_best_of_n:
+                runs = [(Aggregation.min, Select.majority, None)] + [
+                    (how, Select.weighted, scorer) for how, _, _ in runs
+                ]
+            for how, select, run_scorer in runs:
                 for n in args.search_ns:
                     row = search_rows(
-                        StrategyName(name),
+                        name,
                         problems,
                         generator,
-                        scorer,
+                        run_scorer,
                         n,
-                        Aggregation(how),
+                        how,
                         seed,
                         args.beam_width,
+                        select,
                     )
                     log.info(json.dumps(row))
                     rows.append(row)
     table = summarise(rows)
-    RESULTS.mkdir(exist_ok=True)
+    results_dir: Path = args.results_dir
+    results_dir.mkdir(parents=True, exist_ok=True)
     report = {
-        "args": vars(args),
+        "args": {**vars(args), "results_dir": str(results_dir)},
         "rows": rows,
         "table": table,
         "wall_s": time.perf_counter() - start,
     }
-    (RESULTS / "accuracy_vs_compute.json").write_text(json.dumps(report, indent=2))
+    (results_dir / "accuracy_vs_compute.json").write_text(json.dumps(report, indent=2))
     text = markdown(table)
-    (RESULTS / "accuracy_vs_compute.md").write_text(text + "\n")
-    plot(table, RESULTS / "accuracy_vs_compute.png", "min")
+    (results_dir / "accuracy_vs_compute.md").write_text(text + "\n")
+    plot(table, results_dir / "accuracy_vs_compute.png", "min")
     print(text)
 
 
