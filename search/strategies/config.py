@@ -69,7 +69,9 @@ class StrategyConfig:
     particle_filtering: a particle's log-weight grows each round by
     ``logit(score) / weight_temperature`` (``score``: its aggregated PRM score), and the
     particles are resampled when the effective sample size falls to ``ess_threshold * n``
-    or below (1.0: every round, as in the paper; 0.0: never). adaptive_best_of_n: samples
+    or below (1.0: every round, as in the paper; 0.0: never); ``gibbs_iterations`` > 1 runs
+    particle Gibbs (that many sweeps, each after the first conditioned on a reference
+    particle drawn from the one before). adaptive_best_of_n: samples
     ``samples_per_round`` solutions per round and stops a problem when the leading answer
     beats the runner-up with posterior probability >= ``stop_confidence`` (the Beta
     criterion), or at ``n`` samples.
@@ -89,6 +91,7 @@ class StrategyConfig:
     mcts_final: MctsFinal = MctsFinal.most_visited
     weight_temperature: float = 1.0
     ess_threshold: float = 1.0
+    gibbs_iterations: int = 1
     samples_per_round: int = 4
     stop_confidence: float = 0.95
     save_trees: bool = False
@@ -106,6 +109,7 @@ class StrategyConfig:
             "num_simulations": self.num_simulations,
             "children_per_expansion": self.children_per_expansion,
             "samples_per_round": self.samples_per_round,
+            "gibbs_iterations": self.gibbs_iterations,
         }
         for key, value in positive.items():
             if value < 1:
@@ -134,6 +138,12 @@ class StrategyConfig:
             raise ValueError(
                 f"expected 0.5 < strategy.stop_confidence <= 1, got {self.stop_confidence}; "
                 "fix: strategy.stop_confidence=0.95"
+            )
+        if self.gibbs_iterations > 1 and self.n < 2:
+            raise ValueError(
+                f"expected strategy.n >= 2 for particle Gibbs (a reference and at least one "
+                f"free particle), got n={self.n}, gibbs_iterations={self.gibbs_iterations}; "
+                "fix: strategy.n=2 or more, or strategy.gibbs_iterations=1"
             )
         if self.name is StrategyName.adaptive_best_of_n and self.select is Select.prm:
             raise ValueError(

@@ -1,7 +1,7 @@
-"""Particle filtering with a PRM (Puri et al. 2025, arXiv 2502.01618).
+"""Particle filtering and particle Gibbs with a PRM (Puri et al. 2025, arXiv 2502.01618).
 
 Symbols: N = ``strategy.n`` (particles per problem), T = ``strategy.weight_temperature``,
-tau = ``strategy.ess_threshold``, D = ``strategy.max_steps``.
+tau = ``strategy.ess_threshold``, D = ``strategy.max_steps``, I = ``strategy.gibbs_iterations``.
 
 The paper casts search as inference in a state-space model: the policy proposes the next
 step, and the PRM's score r of the prefix so far is the likelihood of the observation "this
@@ -26,14 +26,25 @@ solution is right so far". Each particle is one prefix.
    sampling).
 5. Repeat until every particle of every problem has finished, or after D rounds.
 
-Candidates: the N particles of the end, in population order; duplicates (particles that
+Particle Gibbs (I > 1): the sweep above runs I times. After a sweep, one particle is drawn
+by its weight w as the reference (its whole path is kept). The next sweep is a conditional
+one: N - 1 free particles start again at the question, and the reference replays its own
+path, one step per round, with the scores it already has (no generation); it takes part in
+the weights like any particle, resampling draws only the N - 1 free particles (from all N,
+so a free particle can be a copy of the reference's prefix and grow from there), and the
+reference itself always survives. I = 1 is plain particle filtering.
+
+Candidates: the N particles at the end of the last sweep (the reference last), in
+population order; duplicates (particles that
 resampling copied) are returned as separate candidates, so the votes count the particle
 approximation's mass. Particles still open after D rounds, or cut by the token limit, come
 back ``finished=False``. Resampling draws from a local RNG keyed by (``seed``, problem id),
 so a problem's result does not depend on the batch it ran in.
 
 Budget per problem: at most N step generations and N scored prefixes per round, N * D in
-all; one generate and one score call per round for every live particle of every problem.
+all (particle Gibbs: N - 1 per round in sweeps after the first, at most
+(N + (I - 1)(N - 1)) * D); one generate and one score call per round for every live
+particle of every problem (none in a round where only references move).
 With ``save_trees``, a node's ``visits`` counts the particles that held it at the end of a
 round (after resampling).
 """
@@ -85,45 +96,90 @@ class ParticleFilter(SearchStrategy):
         self.seed = seed
 
     def search(self, problems: Sequence[Problem], calls: Calls) -> list[Outcome]:
-        config = self.config
-        n = config.n
         trees = [SearchTree(problem) for problem in problems]
         rngs = [random.Random(f"{self.seed}|{p.id}|particle_filtering") for p in problems]
-        particles: list[list[Node]] = [[tree.root] * n for tree in trees]
-        log_weights = [[0.0] * n for _ in problems]
+        references: list[list[Node] | None] = [None] * len(problems)
+        for sweep in range(self.config.gibbs_iterations):
+            populations, log_weights = self._sweep(calls, trees, references, rngs)
+            if sweep + 1 < self.config.gibbs_iterations:
+                references = [
+                    _path(nodes[multinomial_resample(normalised_weights(weights), 1, rng)[0]])
+                    for nodes, weights, rng in zip(populations, log_weights, rngs, strict=True)
+                ]
+        return [
+            Outcome(tuple(tree.candidate(node, self.aggregation) for node in nodes), tree)
+            for tree, nodes in zip(trees, populations, strict=True)
+        ]
 
-        for _ in range(config.max_steps):
+    def _sweep(
+        self,
+        calls: Calls,
+        trees: Sequence[SearchTree],
+        references: Sequence[list[Node] | None],
+        rngs: Sequence[random.Random],
+    ) -> tuple[list[list[Node]], list[list[float]]]:
+        """One (conditional) particle filter over all problems: each problem's population
+        at the end (free particles, then its reference if it has one) and log-weights."""
+        n = self.config.n
+        free = [
+            [tree.root] * (n if ref is None else n - 1)
+            for tree, ref in zip(trees, references, strict=True)
+        ]
+        log_weights = [[0.0] * n for _ in trees]
+        for depth in range(1, self.config.max_steps + 1):
             live = [
                 (index, position)
-                for index, nodes in enumerate(particles)
+                for index, nodes in enumerate(free)
                 for position, node in enumerate(nodes)
                 if not node.terminal
             ]
-            if not live:
+            replaying = {i for i, ref in enumerate(references) if ref and depth < len(ref)}
+            if not live and not replaying:
                 break
-            parents = [(index, particles[index][position]) for index, position in live]
+            parents = [(index, free[index][position]) for index, position in live]
             children = expand(calls, trees, parents, 1, self.aggregation)
             for (index, position), (child,) in zip(live, children, strict=True):
-                particles[index][position] = child
-            for index in sorted({index for index, _ in live}):
-                self._reweight(particles[index], log_weights[index], rngs[index])
-
-        return [
-            Outcome(tuple(tree.candidate(node, self.aggregation) for node in nodes), tree)
-            for tree, nodes in zip(trees, particles, strict=True)
+                free[index][position] = child
+            for index in sorted({index for index, _ in live} | replaying):
+                ref = references[index]
+                reference = None if ref is None else ref[min(depth, len(ref) - 1)]
+                self._reweight(free[index], reference, log_weights[index], rngs[index])
+        populations = [
+            nodes if ref is None else [*nodes, ref[-1]]
+            for nodes, ref in zip(free, references, strict=True)
         ]
+        return populations, log_weights
 
-    def _reweight(self, nodes: list[Node], log_weights: list[float], rng: random.Random) -> None:
-        """Steps 3 and 4 for one problem's population, in place."""
-        for position, node in enumerate(nodes):
+    def _reweight(
+        self,
+        free: list[Node],
+        reference: Node | None,
+        log_weights: list[float],
+        rng: random.Random,
+    ) -> None:
+        """Steps 3 and 4 for one problem's population (``free`` + ``reference``), in place:
+        resampling redraws the free particles from all of them; the reference stays."""
+        population = free if reference is None else [*free, reference]
+        for position, node in enumerate(population):
             assert node.score is not None, "every particle past the root is scored"
             log_weights[position] += log_weight_increment(
                 node.score, self.config.weight_temperature
             )
         weights = normalised_weights(log_weights)
-        if effective_sample_size(weights) <= self.config.ess_threshold * len(nodes) + 1e-9:
-            drawn = multinomial_resample(weights, len(nodes), rng)
-            nodes[:] = [nodes[i] for i in drawn]
-            log_weights[:] = [0.0] * len(nodes)
-        for node in nodes:
+        if effective_sample_size(weights) <= self.config.ess_threshold * len(population) + 1e-9:
+            drawn = multinomial_resample(weights, len(free), rng)
+            free[:] = [population[i] for i in drawn]
+            log_weights[:] = [0.0] * len(population)
+        for node in free if reference is None else [*free, reference]:
             node.visits += 1
+
+
+def _path(node: Node) -> list[Node]:
+    """The nodes from the root to ``node``: index d is where the particle was after d
+    rounds (every round adds one node to a live particle's path)."""
+    path: list[Node] = []
+    current: Node | None = node
+    while current is not None:
+        path.append(current)
+        current = current.parent
+    return path[::-1]

@@ -23,7 +23,16 @@ from search.strategies.particle_filtering import (
     multinomial_resample,
     normalised_weights,
 )
-from search.types import Generation, Prefix, Problem, ScoreOutput, SearchResult, Until
+from search.types import (
+    Continuation,
+    FinishReason,
+    Generation,
+    Prefix,
+    Problem,
+    ScoreOutput,
+    SearchResult,
+    Until,
+)
 
 
 class Recording:
@@ -206,3 +215,87 @@ def test_particle_filtering_config_ranges() -> None:
     config = StrategyConfig(name="particle_filtering")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="fix: choose scorer="):
         config.validate(has_scorer=False)
+
+
+class UniqueSteps:
+    """A policy whose every step is new (``s<counter>``), answering after three steps, and a
+    PRM that likes steps with an even counter; records the prefixes of every generate call."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.generate_calls: list[list[Prefix]] = []
+
+    def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
+        self.generate_calls.append(list(prefixes))
+        out = []
+        for prefix in prefixes:
+            continuations = []
+            for _ in range(n):
+                self.count += 1
+                last = len(prefix.steps) == 2
+                step = f"s{self.count} \\boxed{{{self.count % 3}}}" if last else f"s{self.count}"
+                reason = FinishReason.eos if last else FinishReason.step
+                continuations.append(Continuation(step, (step,), reason, 1))
+            out.append(Generation(prompt_tokens=1, continuations=tuple(continuations)))
+        return out
+
+    def score(self, prefixes: Sequence[Prefix]) -> list[list[float]]:
+        return [
+            [0.8 if int(step.split()[0][1:]) % 2 == 0 else 0.3 for step in prefix.steps]
+            for prefix in prefixes
+        ]
+
+
+def test_particle_gibbs_keeps_a_reference_and_redraws_the_rest(
+    make_config: Callable[..., StrategyConfig],
+) -> None:
+    problems = [Problem(id=f"p{i}", question=f"Question {i}?", answer="1") for i in range(3)]
+    backends = UniqueSteps()
+    config = make_config("particle_filtering", n=4, gibbs_iterations=2, save_trees=True)
+    results = build_strategy(config, Aggregation.min).run(problems, backends, backends)
+    # Two sweeps of three rounds, each starting from the question: N particles per problem
+    # in the first, N - 1 free ones in the second (the reference replays without a call).
+    calls = backends.generate_calls
+    assert len(calls) == 6
+    assert [Counter(p.problem.id for p in call) for call in calls] == [
+        {p.id: 4 for p in problems}
+    ] * 3 + [{p.id: 3 for p in problems}] * 3
+    assert all(not p.steps for p in calls[0] + calls[3])
+    copied = 0
+    for result in results:
+        assert len(result.candidates) == 4
+        assert all(c.finished for c in result.candidates)
+        assert result.tree is not None
+        graph = nx.node_link_graph(result.tree, edges="links")
+        second_sweep = min(sorted(graph.successors(0))[4:])  # node ids grow with time
+        paths = _paths(graph)
+        # The reference (the last candidate) is a whole path grown in the first sweep; a
+        # free particle ends on a node of the second sweep, or on the reference's own path
+        # when resampling copied the reference (every step is unique: paths identify nodes).
+        ends = [
+            next(node for node, steps in paths.items() if steps == c.steps)
+            for c in result.candidates
+        ]
+        reference_path = nx.ancestors(graph, ends[-1]) | {ends[-1]}
+        assert ends[-1] < second_sweep
+        assert all(end >= second_sweep or end in reference_path for end in ends[:-1])
+        grown_again = [end for end in ends[:-1] if end >= second_sweep]
+        copied += len(ends) - 1 - len(grown_again)
+        # Every node was generated once: the tree holds all the policy tokens spent.
+        tokens = sum(graph.nodes[node]["num_tokens"] for node in graph.nodes)
+        assert result.usage.generated_tokens == tokens == 3 * (4 + 3)
+    assert copied > 0  # resampling did pick the reference's prefix for free particles
+
+
+def _paths(graph: nx.DiGraph) -> dict[int, tuple[str, ...]]:
+    """Each node's steps from the root (the fake writes one step per node)."""
+    paths: dict[int, tuple[str, ...]] = {0: ()}
+    for node in nx.topological_sort(graph):
+        for child in graph.successors(node):
+            paths[child] = (*paths[node], graph.nodes[child]["step"])
+    return paths
+
+
+def test_particle_gibbs_needs_a_free_particle() -> None:
+    with pytest.raises(ValueError, match=r"n >= 2 for particle Gibbs.*fix"):
+        StrategyConfig(name="particle_filtering", n=1, gibbs_iterations=2)  # type: ignore[arg-type]
