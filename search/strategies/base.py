@@ -38,9 +38,10 @@ if TYPE_CHECKING:
 class Outcome:
     """What a strategy's algorithm found for one problem.
 
-    ``candidates``: exactly ``config.n`` of them. ``tree``: the search tree, saved with the
-    result when ``strategy.save_trees`` is on. ``picks``: answers of rules of the strategy's
-    own (e.g. MCTS's ``most_visited``), added to the prm / weighted / majority picks.
+    ``candidates``: exactly ``config.n`` of them (adaptive best-of-N: the samples it drew).
+    ``tree``: the search tree, saved with the result when ``strategy.save_trees`` is on.
+    ``picks``: answers of rules of the strategy's own (e.g. MCTS's ``most_visited``), added
+    to the prm / weighted / majority picks.
     """
 
     candidates: tuple[Candidate, ...]
