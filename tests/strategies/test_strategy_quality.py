@@ -27,10 +27,13 @@ def test_prm_guided_search_beats_majority_voting() -> None:
     best_of_n = run(StrategyName.best_of_n, FakeScorer(noise=0.05))
     beam = run(StrategyName.beam, FakeScorer(noise=0.05))
     dvts = run(StrategyName.dvts, FakeScorer(noise=0.05))
+    particles = run(StrategyName.particle_filtering, FakeScorer(noise=0.05))
     majority = _accuracy(best_of_n, "majority")
     assert _accuracy(best_of_n, "prm") >= majority + 0.2
     assert _accuracy(beam, "prm") >= majority + 0.4
     assert _accuracy(dvts, "prm") >= majority + 0.4
+    # Resampling by PRM weight leaves a population that mostly agrees on the right answer.
+    assert _accuracy(particles, "majority") >= majority + 0.4
     # An uninformative PRM (same score for every step) gives best-of-N-prm no edge: it
     # picks the first candidate, which is right about as often as one sample.
     blind = run(StrategyName.best_of_n, FakeScorer(right_score=0.5, wrong_score=0.5))
