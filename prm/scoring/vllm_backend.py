@@ -104,12 +104,15 @@ class VLLMScorer(StepTagScorer):
         reuse_prefix_cache: bool = True,
         kv_cache_space_gib: int = 1,
         seed: int = 0,
+        **engine_kwargs: Any,
     ) -> VLLMScorer:
         """Start a vLLM pooling engine on a checkpoint (local path or hub name).
 
         ``enforce_eager=None``: eager on CPU (no graph capture), compiled on CUDA.
         ``block_size``: tokens per KV-cache block, the granularity of prefix-cache hits
-        (``None``: vLLM's default, 128 on CPU and 16 on CUDA).
+        (``None``: vLLM's default, 128 on CPU and 16 on CUDA). ``engine_kwargs`` go to
+        ``vllm.LLM`` as they are (e.g. ``load_format="dummy"``: random weights, for
+        benchmarks).
         """
         import torch
         import transformers
@@ -133,7 +136,9 @@ class VLLMScorer(StepTagScorer):
                 "LM, or a PRM checkpoint with 2 labels"
             )
         limit = max_length or default_max_length(config, hf_tokenizer)
-        engine_args: dict[str, Any] = {} if block_size is None else {"block_size": block_size}
+        engine_args: dict[str, Any] = dict(engine_kwargs)
+        if block_size is not None:
+            engine_args["block_size"] = block_size
         if fmt.family is PRMFamily.label_token:
             encoder = PrefixEncoder(hf_tokenizer, fmt, limit, on_overflow)
             good, bad = encoder.token_ids.good, encoder.token_ids.bad
