@@ -130,11 +130,11 @@ def write_model(directory: Path, shape: Shape, tokenizer: Any, prm: bool) -> Pat
         num_key_value_heads=shape.num_key_value_heads,
         max_position_embeddings=shape.max_position_embeddings,
         tie_word_embeddings=shape.tie_word_embeddings,
-        rope_theta=10000.0,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
         bos_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        torch_dtype="bfloat16",
+        dtype="bfloat16",
     )
     if prm:
         config.num_labels = 2
@@ -152,10 +152,8 @@ def num_parameters(shape: Shape, prm: bool) -> int:
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM, Qwen2ForTokenClassification
 
-    config = Qwen2Config(
-        **{k: v for k, v in vars(shape).items() if k != "max_position_embeddings"},
-        num_labels=2,
-    )
+    config = Qwen2Config(**vars(shape))
+    config.num_labels = 2
     with torch.device("meta"):
         model = (Qwen2ForTokenClassification if prm else Qwen2ForCausalLM)(config)
     return sum(p.numel() for p in model.parameters())
