@@ -357,12 +357,15 @@ def main() -> None:
         str(prm_dir),
         fmt,
         dtype=dtype,
-        max_length=min(4096, prm_shape.max_position_embeddings) * 2,
+        max_length=prm_shape.max_position_embeddings,
         on_overflow="truncate_question",
         gpu_memory_utilization=args.prm_memory,
         load_format="dummy",
     )
     prm_start_s = time.perf_counter() - start
+    warmup = Prefix(questions[0], ("Warm-up step.",))
+    generator.generate([warmup], 1, Until.step)  # first calls compile and allocate; untimed
+    scorer.score([warmup])
     memory.sample()
     try:
         bon = best_of_n(generator, questions, args.n)

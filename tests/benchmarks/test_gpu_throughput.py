@@ -44,6 +44,16 @@ def test_tokenizer_has_the_vocabulary_size_and_round_trips_text() -> None:
 @pytest.mark.vllm
 def test_the_script_runs_end_to_end_at_tiny_shapes(tmp_path: Path) -> None:
     pytest.importorskip("vllm")
+    rows = [
+        {
+            "problem": f"Problem {index}: {question}",
+            "answer": str(index),
+            "unique_id": f"test/{index}.json",
+            "solution": "First step.\n\nSecond step.\n\nSo the answer is $\\boxed{1}$.",
+        }
+        for index, question in enumerate(QUESTIONS * 2)
+    ]
+    (tmp_path / "math500_test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "PYTHONPATH": str(ROOT)}
     command = [
         sys.executable,
@@ -56,6 +66,7 @@ def test_the_script_runs_end_to_end_at_tiny_shapes(tmp_path: Path) -> None:
         "--max-tokens=32",
         "--max-step-tokens=8",
         "--max-steps=2",
+        f"--data={tmp_path}",
         f"--out={tmp_path / 'out'}",
         f"--work-dir={tmp_path / 'models'}",
     ]
