@@ -31,7 +31,9 @@ register_configs()
 
 def describe(config: SearchConfig, raw: DictConfig) -> dict[str, Any]:
     """What produced a run, for metrics.json. ``select`` names the rule whose pick is the
-    prediction (a key of ``accuracy_by_rule``): ``mcts_final`` for mcts."""
+    prediction (a key of ``accuracy_by_rule``): ``mcts_final`` for mcts. ``policy`` and
+    ``scorer`` name the models (path or hub name; a ``_target_`` for components without a
+    model), ``*_backend`` their backends (``hf``/``vllm``; ``None`` where not applicable)."""
     scorer = raw.get("scorer")
     strategy = config.strategy
     if strategy.name is StrategyName.mcts:
@@ -45,7 +47,9 @@ def describe(config: SearchConfig, raw: DictConfig) -> dict[str, Any]:
         "aggregation": config.aggregation.value,
         "dataset": config.dataset.name,
         "policy": component_name(raw.policy),
-        "scorer": None if scorer is None else scorer.get("_target_"),
+        "policy_backend": raw.policy.get("backend"),
+        "scorer": component_name(scorer),
+        "scorer_backend": None if scorer is None else scorer.get("backend"),
         "seed": config.seed,
         "config": OmegaConf.to_container(raw, resolve=True),
     }

@@ -37,8 +37,10 @@ def result_to_record(result: SearchResult, correct: dict[str, bool]) -> dict[str
                 "correct": c.correct,
                 "finished": c.finished,
                 "num_tokens": c.num_tokens,
+                "finish_reason": None if c.finish_reason is None else c.finish_reason.value,
                 "step_scores": None if c.step_scores is None else list(c.step_scores),
                 "score": c.score,
+                "aggregation": c.aggregation,
             }
             for c in result.candidates
         ],

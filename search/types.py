@@ -88,7 +88,10 @@ class Candidate:
     ``finished`` is true only when the policy ended the solution itself; a candidate that ran
     out of steps or tokens is returned with ``finished=False`` and never passed off as done.
     ``num_tokens`` counts the policy tokens generated along this candidate's own path.
-    ``step_scores`` (one per step) and ``score`` (their aggregate) are ``None`` without a PRM.
+    ``step_scores`` (one per step) and ``score`` (their aggregate) are ``None`` without a PRM;
+    ``aggregation`` names the rule that made ``score`` from them. ``finish_reason`` is why the
+    candidate's last continuation stopped: ``eos`` (the policy ended it), ``length`` (the
+    token limit), ``step`` (a step boundary: the search stopped there, e.g. at ``max_steps``).
     """
 
     steps: tuple[str, ...]
@@ -98,6 +101,8 @@ class Candidate:
     correct: bool | None = None
     step_scores: tuple[float, ...] | None = None
     score: float | None = None
+    finish_reason: FinishReason | None = None
+    aggregation: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from search.strategies.config import StrategyConfig
 from search.types import (
     STEP_SEPARATOR,
     Candidate,
+    FinishReason,
     Generation,
     Prefix,
     Problem,
@@ -123,31 +124,33 @@ class SearchStrategy(ABC):
     def candidate(
         self,
         steps: tuple[str, ...],
-        finished: bool,
+        finish_reason: FinishReason | None,
         num_tokens: int,
         step_scores: tuple[float, ...] | None,
     ) -> Candidate:
-        return make_candidate(steps, finished, num_tokens, step_scores, self.aggregation)
+        return make_candidate(steps, finish_reason, num_tokens, step_scores, self.aggregation)
 
 
 def make_candidate(
     steps: tuple[str, ...],
-    finished: bool,
+    finish_reason: FinishReason | None,
     num_tokens: int,
     step_scores: tuple[float, ...] | None,
     aggregation: Aggregation,
 ) -> Candidate:
     """A candidate with its answer (``extract_answer`` of the joined steps) and its
-    aggregated score (``None`` without step scores)."""
+    aggregated score (``None`` without step scores); finished when the policy ended it."""
     answer = extract_answer(STEP_SEPARATOR.join(steps)) if steps else None
     score = None if step_scores is None else aggregate(step_scores, aggregation)
     return Candidate(
         steps=steps,
-        finished=finished,
+        finished=finish_reason is FinishReason.eos,
         num_tokens=num_tokens,
         answer=answer,
         step_scores=step_scores,
         score=score,
+        finish_reason=finish_reason,
+        aggregation=None if score is None else aggregation.value,
     )
 
 

@@ -34,7 +34,7 @@ class BestOfN(SearchStrategy):
         for index in range(len(problems)):
             window = slice(index * n, (index + 1) * n)
             candidates = tuple(
-                self.candidate(c.steps, c.finished, c.num_tokens, scores)
+                self.candidate(c.steps, c.finish_reason, c.num_tokens, scores)
                 for c, scores in zip(continuations[window], step_scores[window], strict=True)
             )
             outcomes.append(Outcome(candidates))

@@ -134,7 +134,7 @@ class SearchTree:
 
     def candidate(self, node: Node, aggregation: Aggregation) -> Candidate:
         return make_candidate(
-            node.steps, node.finished, node.path_tokens, node.step_scores, aggregation
+            node.steps, node.finish_reason, node.path_tokens, node.step_scores, aggregation
         )
 
     def to_graph(self) -> nx.DiGraph:
