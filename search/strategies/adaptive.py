@@ -99,7 +99,7 @@ class AdaptiveBestOfN(SearchStrategy):
                 ]
                 step_scores = [tuple(s) for s in calls.score(owners, solutions)]
             for owner, c, scores in zip(owners, continuations, step_scores, strict=True):
-                drawn[owner].append(self.candidate(c.steps, c.finished, c.num_tokens, scores))
+                drawn[owner].append(self.candidate(c.steps, c.finish_reason, c.num_tokens, scores))
             open_problems = [
                 index
                 for index in open_problems
