@@ -7,18 +7,20 @@ C = ``strategy.stop_confidence`` (the paper's C_thresh, 0.95 there).
 1. A round: every problem still open samples min(k, N - drawn) whole solutions (one generate
    call, ``Until.end``, for all open problems; they stay in step, so the count is the same
    for all) and, with a scorer, the new solutions are scored (one score call).
-2. The vote of ``strategy.select`` (``majority``: one vote per solution; ``weighted``: each
-   solution's aggregated PRM score) is taken over the solutions drawn so far, with the pool
+2. The vote of ``strategy.select`` is taken over the solutions drawn so far, with the pool
    of the final pick (``search.selection.vote_totals``: finished solutions with an answer).
-   Let v1 >= v2 be the totals of the two leading answers (v2 = 0 with one answer, both 0
-   with none).
+   ``majority``: one vote per solution. ``weighted``: each answer's share of the summed
+   aggregated PRM scores, times the number of voting solutions, so the PRM decides how the
+   evidence splits but not how much of it there is (the stopping rule does not depend on
+   the PRM's scale; all scores 0: counted as majority). Let v1 >= v2 be the totals of the
+   two leading answers (v2 = 0 with one answer, both 0 with none).
 3. Stopping rule, the paper's Beta criterion: with the two leaders' shares p1, p2 and a
    uniform prior, p1 / (p1 + p2) ~ Beta(v1 + 1, v2 + 1); the problem stops when
    P(p1 > p2) = 1 - I_0.5(v1 + 1, v2 + 1) >= C (I: the regularised incomplete beta
    function; for whole-number totals, the chance of at most v1 heads in v1 + v2 + 1 fair coin
    flips). At C = 0.95 a unanimous majority vote stops after 4 samples (1 - 2^-5 = 0.97);
-   with one dissenting sample it takes 6 against 1 (0.965). A weighted vote's totals are
-   sums of scores below 1, so it waits for more evidence than a majority vote would.
+   with one dissenting sample it takes 6 against 1 (0.965). A weighted vote settles as fast
+   on unanimous samples and faster when the PRM discounts the dissenters.
 4. Repeat until every problem has stopped or drawn N.
 
 Candidates: the solutions actually drawn, in order (between min(k, N) and N per problem, not
@@ -109,4 +111,10 @@ class AdaptiveBestOfN(SearchStrategy):
         return [Outcome(tuple(samples)) for samples in drawn]
 
     def _settled(self, samples: Sequence[Candidate], rule: Select) -> bool:
-        return leader_probability(vote_totals(samples, rule)) >= self.config.stop_confidence
+        votes = vote_totals(samples, Select.majority)
+        if rule is Select.weighted:
+            scores = vote_totals(samples, Select.weighted)
+            mass = sum(scores)
+            if mass > 0:
+                votes = [score * sum(votes) / mass for score in scores]
+        return leader_probability(votes) >= self.config.stop_confidence

@@ -102,8 +102,7 @@ def test_stops_early_when_samples_agree_and_runs_to_n_when_they_do_not(
     config = make_config("adaptive_best_of_n", n=16, samples_per_round=2, select=select)
     scorer = None if select == "majority" else ConstantScorer(0.9)
     (easy, hard), generator = _run(config, [EASY, HARD], scorer)
-    # Majority: 4 agreeing votes settle it (1 - 2^-5 >= 0.95). Weighted: 4 x 0.9 = 3.6
-    # (1 - 2^-4.6 = 0.959) also settles it; 2 rounds of 2 either way.
+    # 4 agreeing votes settle it (1 - 2^-5 >= 0.95), weighted or not: 2 rounds of 2.
     assert len(easy.candidates) == 4 and easy.prediction == "7"
     assert len(hard.candidates) == 16  # every answer differs: never settled
     assert easy.usage.generate_calls == 2 and hard.usage.generate_calls == 8
@@ -116,15 +115,50 @@ def test_stops_early_when_samples_agree_and_runs_to_n_when_they_do_not(
     assert all((n, until) == (2, Until.end) for _, n, until in generator.calls)
 
 
-def test_weighted_vote_waits_for_more_evidence_when_scores_are_low(
+class SplitGenerator(VotingGenerator):
+    """Every fourth sample of every problem answers 8, the others 7 (3 against 1)."""
+
+    def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
+        self.calls.append(([p.problem.id for p in prefixes], n, until))
+        out = []
+        for _ in prefixes:
+            continuations = []
+            for _ in range(n):
+                self.drawn += 1
+                step = f"The answer is \\boxed{{{8 if self.drawn % 4 == 0 else 7}}}."
+                continuations.append(Continuation(step, (step,), FinishReason.eos, 4))
+            out.append(Generation(prompt_tokens=2, continuations=tuple(continuations)))
+        return out
+
+
+class AnswerScorer:
+    """Scores a solution by its answer: ``table[answer]``."""
+
+    def __init__(self, table: dict[str, float]) -> None:
+        self.table = table
+
+    def score(self, prefixes: Sequence[Prefix]) -> list[list[float]]:
+        return [[self.table[p.steps[-1].split("{")[1][0]]] * len(p.steps) for p in prefixes]
+
+
+def test_weighted_vote_stops_sooner_when_the_prm_discounts_the_dissent(
     make_config: Callable[..., StrategyConfig],
 ) -> None:
-    config = make_config("adaptive_best_of_n", n=16, samples_per_round=1, select="weighted")
-    (easy,), _ = _run(config, [EASY], ConstantScorer(0.5))
-    # Totals of 0.5 per sample: 1 - 2^-(v + 1) >= 0.95 needs v >= 3.33, so 7 samples.
-    assert len(easy.candidates) == 7
-    (easy,), _ = _run(config, [EASY], ConstantScorer(1.0))
-    assert len(easy.candidates) == 4
+    def spent(select: str, scorer: AnswerScorer | ConstantScorer) -> int:
+        config = make_config("adaptive_best_of_n", n=32, samples_per_round=4, select=select)
+        generator = SplitGenerator()
+        (result,) = build_strategy(config, Aggregation.min).run([EASY], generator, scorer)
+        assert result.prediction == "7"
+        return len(result.candidates)
+
+    # Majority: 3 vs 1 (0.81), 6 vs 2 (0.91), 9 vs 3 (0.95): 12 samples.
+    assert spent("majority", ConstantScorer(0.9)) == 12
+    # The same split weighted by scores that trust 7 and not 8: settled after 4.
+    assert spent("weighted", AnswerScorer({"7": 0.9, "8": 0.05})) == 4
+    # Weighted by equal scores of any scale is the majority vote: the PRM's scale alone
+    # does not change how long a problem is sampled.
+    assert spent("weighted", ConstantScorer(0.2)) == spent("weighted", ConstantScorer(1.0)) == 12
+    assert spent("weighted", ConstantScorer(0.0)) == 12  # no score mass: counted as majority
 
 
 def test_last_round_fills_up_to_n_and_confidence_one_never_stops(
