@@ -294,6 +294,8 @@ def render(report: dict[str, Any]) -> str:
 
 
 def main() -> None:
+    """argparse, not Hydra: a benchmark script with a few flags whose output is its table in
+    benchmarks/results/, not a run directory; it composes no config groups."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", choices=sorted(SHAPES), default="real")
     parser.add_argument("--problems", type=int, default=64)
