@@ -1,7 +1,8 @@
 """Scoring solutions with a process reward model, one probability per step.
 
 ``build_scorer`` (the ``_target_`` of ``conf/scorer/*.yaml``) loads a PRM described by a
-``PRMFormat`` with the transformers (``HFScorer``) or vLLM pooling (``VLLMScorer``) backend;
+``PRMFormat`` with the transformers (``HFScorer``), vLLM pooling (``VLLMScorer``) or vLLM
+server (``VLLMServerScorer``) backend;
 vLLM and torch are imported only when a backend is loaded.
 """
 
@@ -11,6 +12,7 @@ from prm.scoring.factory import Backend, build_scorer
 from prm.scoring.format import PRMFamily, PRMFormat, TokenIds, render_text, resolve_token_ids
 from prm.scoring.hf_backend import HFScorer
 from prm.scoring.ledger import TokenLedger
+from prm.scoring.server_backend import VLLMServerScorer
 from prm.scoring.vllm_backend import VLLMScorer
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "TokenIds",
     "TokenLedger",
     "VLLMScorer",
+    "VLLMServerScorer",
     "build_scorer",
     "positive_probability",
     "render_text",

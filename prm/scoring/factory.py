@@ -23,6 +23,7 @@ from search.prompting import DEFAULT_SYSTEM_PROMPT, PLAIN_TEMPLATE
 class Backend(str, Enum):
     hf = "hf"
     vllm = "vllm"
+    vllm_server = "vllm_server"  # a running vLLM server's /pooling endpoint (base_url)
 
 
 _HF_KEYS = (
@@ -41,6 +42,15 @@ _VLLM_KEYS = (
     "reuse_prefix_cache",
     "kv_cache_space_gib",
     "seed",
+)
+_SERVER_KEYS = (
+    "served_model_name",
+    "batch_size",
+    "api_key_env",
+    "timeout_s",
+    "connect_timeout_s",
+    "max_concurrency",
+    "max_retries",
 )
 
 
@@ -63,8 +73,10 @@ def build_scorer(
     max_length: int | None = None,
     on_overflow: OverflowPolicy | str = OverflowPolicy.error,
     trust_remote_code: bool = False,
+    base_url: str | None = None,
     hf: Mapping[str, Any] | None = None,
     vllm: Mapping[str, Any] | None = None,
+    server: Mapping[str, Any] | None = None,
 ) -> StepTagScorer:
     """Load a step-tag PRM with the chosen backend (``hf``: transformers, ``vllm``: pooling).
 
@@ -73,13 +85,22 @@ def build_scorer(
     ``reuse_prefix_cache``, ``prefix_cache_tokens`` (see ``HFScorer.load``); ``vllm``
     options: ``gpu_memory_utilization``, ``tensor_parallel_size``, ``block_size``,
     ``enforce_eager``, ``reuse_prefix_cache``, ``kv_cache_space_gib``, ``seed`` (see
-    ``VLLMScorer.load``). The options of the backend
-    not chosen are ignored, so one config serves both.
+    ``VLLMScorer.load``); ``vllm_server`` (a running server at ``base_url``, ``model``
+    gives the tokenizer) options under ``server``: ``served_model_name``, ``batch_size``,
+    ``api_key_env``, ``timeout_s``, ``connect_timeout_s``, ``max_concurrency``,
+    ``max_retries`` (see ``VLLMServerScorer.load``). The options of the backends not chosen
+    are ignored, so one config serves all three.
     """
     try:
         chosen = Backend(backend)
     except ValueError:
-        raise ValueError(f"expected backend hf or vllm, got {backend!r}") from None
+        choices = [member.value for member in Backend]
+        raise ValueError(f"expected backend in {choices}, got {backend!r}") from None
+    if chosen is Backend.vllm_server and not base_url:
+        raise ValueError(
+            "expected scorer.base_url for backend=vllm_server, got none; "
+            "fix: scorer.base_url=http://HOST:PORT (a vLLM server started with --runner pooling)"
+        )
     try:
         chosen_family = PRMFamily(family)
     except ValueError:
@@ -99,6 +120,7 @@ def build_scorer(
     )
     hf_options = backend_options("scorer", "hf", hf, _HF_KEYS)
     vllm_options = backend_options("scorer", "vllm", vllm, _VLLM_KEYS)
+    server_options = backend_options("scorer", "server", server, _SERVER_KEYS)
     common: dict[str, Any] = {
         "tokenizer": tokenizer,
         "dtype": dtype,
@@ -110,6 +132,12 @@ def build_scorer(
         from prm.scoring.hf_backend import HFScorer
 
         return HFScorer.load(model, fmt, **common, **hf_options)
+    if chosen is Backend.vllm_server:
+        from prm.scoring.server_backend import VLLMServerScorer
+
+        assert base_url is not None
+        del common["dtype"]  # the server's choice (--dtype)
+        return VLLMServerScorer.load(model, fmt, base_url=base_url, **common, **server_options)
     from prm.scoring.vllm_backend import VLLMScorer
 
     return VLLMScorer.load(model, fmt, **common, **vllm_options)

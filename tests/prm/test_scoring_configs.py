@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from tiny_prms import embedded_prm, save
 
 from prm.scoring import HFScorer, PRMFamily, PRMFormat, build_scorer
-from prm.scoring.factory import _HF_KEYS, _VLLM_KEYS
+from prm.scoring.factory import _HF_KEYS, _SERVER_KEYS, _VLLM_KEYS
 from search.guards import call_scorer
 from search.protocols import Scorer
 from search.resolve import REPO_ROOT, resolve_model_path
@@ -43,7 +43,8 @@ def test_config_binds_to_build_scorer_and_makes_a_valid_format(path: Path) -> No
     inspect.signature(build_scorer).bind(**config)  # no unknown or missing keys
     assert set(config.get("hf", {})) <= set(_HF_KEYS)
     assert set(config.get("vllm", {})) <= set(_VLLM_KEYS)
-    assert config["backend"] in ("hf", "vllm")
+    assert set(config.get("server", {})) <= set(_SERVER_KEYS)
+    assert config["backend"] in ("hf", "vllm", "vllm_server")
     fmt = PRMFormat(**{k: v for k, v in config.items() if k in FORMAT_KEYS})
     if fmt.use_chat_template:
         assert fmt.system_prompt == (

@@ -1,0 +1,253 @@
+"""The OpenAI-compatible HTTP face of ``SearchService`` (FastAPI).
+
+- ``POST /v1/chat/completions``: ``messages`` is one user message, the question;
+- ``POST /v1/completions``: ``prompt`` is a question, or a list of questions (one choice each);
+- ``GET /v1/models``, ``GET /health``.
+
+A request may override the search in extra body fields: ``n`` (the search budget N, not the
+number of choices: the answer is always one choice per question), ``strategy``,
+``aggregation`` and ``select``. The choice's text is the selected solution (steps joined by
+blank lines); the ``search`` field holds every candidate with its steps, answer and scores,
+the selection rule and its pick, and ``usage`` the policy tokens (``prompt_tokens``,
+``completion_tokens``) and the PRM's (``prm_tokens``).
+
+Errors: a malformed request or an invalid override is 400 (or 404 for an unknown model) with
+OpenAI's error body; a failure inside the search is 500 for that request only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from search.aggregation import Aggregation
+from search.serve.service import Batcher, SearchService, SearchSettings, solution_text
+from search.strategies.config import Select, StrategyName
+from search.types import SearchResult
+
+log = logging.getLogger(__name__)
+
+
+class SearchFields(BaseModel):
+    """The extra body fields that override the configured search."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str | None = None
+    n: int | None = Field(default=None, ge=1)
+    strategy: StrategyName | None = None
+    aggregation: Aggregation | None = None
+    select: Select | None = None
+    stream: bool = False
+
+    def settings(self) -> SearchSettings:
+        return SearchSettings(
+            strategy=self.strategy, n=self.n, aggregation=self.aggregation, select=self.select
+        )
+
+
+class ContentPart(BaseModel):
+    type: str
+    text: str | None = None
+
+
+class Message(BaseModel):
+    role: str
+    content: str | list[ContentPart] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            if any(part.type != "text" for part in self.content):
+                raise ValueError("expected text content parts only")
+            return "".join(part.text or "" for part in self.content)
+        return self.content or ""
+
+
+class ChatRequest(SearchFields):
+    messages: list[Message]
+
+
+class CompletionRequest(SearchFields):
+    prompt: str | list[str]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+
+
+def _error(status: int, message: str, kind: str) -> JSONResponse:
+    return JSONResponse(
+        status_code=status, content={"error": {"message": message, "type": kind, "code": status}}
+    )
+
+
+def _usage(results: list[SearchResult]) -> dict[str, Any]:
+    prompt = sum(r.usage.prompt_tokens for r in results)
+    generated = sum(r.usage.generated_tokens for r in results)
+    prm = [r.usage.prm_tokens for r in results]
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": generated,
+        "total_tokens": prompt + generated,
+        "prm_tokens": None if None in prm else sum(p or 0 for p in prm),
+    }
+
+
+def build_app(
+    service: SearchService,
+    model_name: str = "prm-search",
+    max_batch_problems: int = 64,
+    max_wait_s: float = 0.01,
+) -> FastAPI:
+    """The app; ``app.state.batcher`` is the running ``Batcher`` (while the app is up)."""
+    batcher = Batcher(service, max_batch_problems=max_batch_problems, max_wait_s=max_wait_s)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        batcher.start()
+        yield
+        await batcher.stop()
+
+    app = FastAPI(title="prm-search", lifespan=lifespan)
+    app.state.batcher = batcher
+    created = int(time.time())
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, error: ApiError) -> JSONResponse:
+        return _error(error.status, str(error), error.kind)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_body(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in item['loc'][1:]) or 'body'}: {item['msg']}"
+            for item in error.errors()
+        )
+        return _error(400, f"invalid request: {problems}", "invalid_request_error")
+
+    def describe(result: SearchResult, rule: str, fields: SearchFields) -> dict[str, Any]:
+        settings = fields.settings()
+        return {
+            "strategy": (settings.strategy or service.strategy.name).value,
+            "n": len(result.candidates),
+            "aggregation": (settings.aggregation or service.aggregation).value,
+            "rule": rule,
+            "prediction": result.prediction,
+            "predictions": result.predictions,
+            "candidates": [
+                {
+                    "text": solution_text(c),
+                    "steps": list(c.steps),
+                    "answer": c.answer,
+                    "finished": c.finished,
+                    "num_tokens": c.num_tokens,
+                    "step_scores": None if c.step_scores is None else list(c.step_scores),
+                    "score": c.score,
+                }
+                for c in result.candidates
+            ],
+        }
+
+    async def search(fields: SearchFields, questions: list[str]) -> tuple[list[SearchResult], str]:
+        if fields.stream:
+            raise ApiError(400, "expected stream=false, got true; streaming is not supported")
+        if fields.model is not None and fields.model != model_name:
+            raise ApiError(
+                404, f"expected model {model_name!r}, got {fields.model!r}", "not_found_error"
+            )
+        if not questions or any(not q.strip() for q in questions):
+            raise ApiError(400, "expected a non-empty question, got an empty one")
+        try:
+            resolved = service.resolve(fields.settings())
+        except ValueError as error:
+            raise ApiError(400, str(error)) from None
+        problems = [batcher.new_problem(question) for question in questions]
+        try:
+            results = await batcher.submit(resolved, problems)
+        except Exception as error:
+            raise ApiError(500, f"search failed: {error}", "server_error") from None
+        return results, service.rule(resolved)
+
+    def finish(result: SearchResult) -> str:
+        chosen = service.selected(result)
+        return "stop" if chosen is not None and chosen.finished else "length"
+
+    @app.post("/v1/chat/completions")
+    async def chat(body: ChatRequest) -> dict[str, Any]:
+        roles = [m.role for m in body.messages]
+        if roles != ["user"]:
+            raise ApiError(
+                400,
+                f"expected messages to be one user message with the question, got roles "
+                f"{roles}; the policy's own prompt (policy.system_prompt) frames it",
+            )
+        try:
+            question = body.messages[0].text()
+        except ValueError as error:
+            raise ApiError(400, str(error)) from None
+        results, rule = await search(body, [question])
+        (result,) = results
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model_name,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": solution_text(service.selected(result)),
+                    },
+                    "finish_reason": finish(result),
+                }
+            ],
+            "usage": _usage(results),
+            "search": describe(result, rule, body),
+        }
+
+    @app.post("/v1/completions")
+    async def completions(body: CompletionRequest) -> dict[str, Any]:
+        questions = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
+        results, rule = await search(body, questions)
+        return {
+            "id": f"cmpl-{uuid.uuid4().hex}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": model_name,
+            "choices": [
+                {
+                    "index": index,
+                    "text": solution_text(service.selected(result)),
+                    "finish_reason": finish(result),
+                    "logprobs": None,
+                    "search": describe(result, rule, body),
+                }
+                for index, result in enumerate(results)
+            ],
+            "usage": _usage(results),
+        }
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {
+            "object": "list",
+            "data": [{"id": model_name, "object": "model", "created": created, "owned_by": "prm-search"}],
+        }
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
