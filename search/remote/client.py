@@ -169,7 +169,7 @@ class ServerClient:
         try:
             if not self._loop.is_closed():
                 self._loop.call_soon_threadsafe(self._loop.stop)
-        except Exception:  # noqa: S110  interpreter shutdown: nothing left to tell
+        except Exception:
             pass
 
     # -- async internals --------------------------------------------------------------------
@@ -229,7 +229,11 @@ class ServerClient:
                             "base_url at a running one"
                         ) from None
                     failure = f"{type(error).__name__}"
-                except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as error:
+                except (
+                    httpx.TimeoutException,
+                    httpx.NetworkError,
+                    httpx.RemoteProtocolError,
+                ) as error:
                     if attempt >= retries:
                         raise ServerError(
                             f"{method} {url} failed after {attempt + 1} attempt(s): "

@@ -243,7 +243,9 @@ def build_app(
     async def models() -> dict[str, Any]:
         return {
             "object": "list",
-            "data": [{"id": model_name, "object": "model", "created": created, "owned_by": "prm-search"}],
+            "data": [
+                {"id": model_name, "object": "model", "created": created, "owned_by": "prm-search"}
+            ],
         }
 
     @app.get("/health")

@@ -223,7 +223,9 @@ class Batcher:
                 log.exception("a search request failed")
                 _settle(jobs[0].future, error=error)
                 return
-            log.warning("a batch of %d requests failed (%s); running them one by one", len(jobs), error)
+            log.warning(
+                "a batch of %d requests failed (%s); running them one by one", len(jobs), error
+            )
             for job in jobs:
                 await self._run_batch([job])
             return
