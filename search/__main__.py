@@ -84,6 +84,18 @@ def print_summary(metrics: dict[str, Any]) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(raw: DictConfig) -> None:
+    try:
+        run(raw)
+    except Exception as error:
+        from search.remote import server_error
+
+        remote = server_error(error)
+        if remote is None:
+            raise
+        raise SystemExit(f"error: {remote}") from None  # one line, not a traceback
+
+
+def run(raw: DictConfig) -> None:
     config: SearchConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
     validate(config)  # before any model is loaded
 

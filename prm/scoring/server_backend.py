@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 
 from prm.scoring.base import StepTagScorer
-from prm.scoring.checkpoint import resolve_model_path
 from prm.scoring.encoding import EncodedPrefix, OverflowPolicy, PrefixEncoder
 from prm.scoring.format import PRMFamily, PRMFormat
 from search.remote import ServerClient, ServerSettings
+from search.resolve import resolve_model_path
 
 log = logging.getLogger(__name__)
 

@@ -87,7 +87,7 @@ class OpenAIServerGenerator:
     ) -> None:
         from transformers import AutoTokenizer
 
-        from search.generators import resolve_model_path
+        from search.resolve import resolve_model_path
 
         if prompt_format not in PROMPT_FORMATS:
             raise ValueError(f"expected prompt_format in {PROMPT_FORMATS}, got {prompt_format!r}")

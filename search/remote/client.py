@@ -43,6 +43,19 @@ class ServerUnavailable(ServerError):
     """Nothing answers at the server's URL."""
 
 
+def server_error(error: BaseException) -> ServerError | None:
+    """The ``ServerError`` behind ``error`` (itself, or what it was raised from, e.g. by
+    Hydra's ``instantiate``), or ``None``: entry points print it as one line."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ServerError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class ServerSettings:
     """Where a server is and how to talk to it.

@@ -34,6 +34,18 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="serve")
 def main(raw: DictConfig) -> None:
+    try:
+        serve(raw)
+    except Exception as error:
+        from search.remote import server_error
+
+        remote = server_error(error)
+        if remote is None:
+            raise
+        raise SystemExit(f"error: {remote}") from None  # one line, not a traceback
+
+
+def serve(raw: DictConfig) -> None:
     config: ServeConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
     config.strategy.validate(has_scorer=config.scorer is not None)  # before any model loads
 

@@ -30,8 +30,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from search.aggregation import Aggregation
+from search.selection import Select
 from search.serve.service import Batcher, SearchService, SearchSettings, solution_text
-from search.strategies.config import Select, StrategyName
+from search.strategies.config import StrategyName
 from search.types import SearchResult
 
 log = logging.getLogger(__name__)

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from search.aggregation import Aggregation
-from search.grading import answers_match
+from search.grading import group_equivalent
 from search.protocols import Generator, Scorer, Strategy
+from search.selection import Select
 from search.strategies import build_strategy
-from search.strategies.config import Select, StrategyConfig, StrategyName
-from search.strategies.selection import voting_pool
+from search.strategies.config import StrategyConfig, StrategyName
 from search.types import STEP_SEPARATOR, Candidate, Problem, SearchResult
 
 log = logging.getLogger(__name__)
@@ -104,17 +104,17 @@ class SearchService:
         (finished ones first), or ``None`` when there is no prediction."""
         if result.prediction is None:
             return None
-        matching = [
-            c
-            for c in voting_pool(result.candidates)
-            if answers_match(c.answer, result.prediction, timeout_s=self.grading_timeout_s)
-        ]
-        if not matching:
+        answers = [result.prediction] + [c.answer for c in result.candidates]
+        classes = group_equivalent(answers, timeout_s=self.grading_timeout_s)[1:]
+        members = [i for i, first in enumerate(classes) if first == 0]
+        if not members:
             return None
-        return max(
-            enumerate(matching),
-            key=lambda item: (item[1].score if item[1].score is not None else 0.0, -item[0]),
-        )[1]
+        candidates = result.candidates
+        best = max(
+            members,
+            key=lambda i: (candidates[i].finished, candidates[i].score or 0.0, -i),
+        )
+        return candidates[best]
 
 
 def solution_text(candidate: Candidate | None) -> str:

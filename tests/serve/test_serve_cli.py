@@ -1,0 +1,88 @@
+"""``python -m search.serve``: its config composes with every policy and scorer option, and
+the command serves requests end to end (fake models, a subprocess, as a user runs it)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from search.envs.arith.world import make_split
+from search.serve.background import free_port
+from search.serve.config import ServeConfig, register_configs
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONF_DIR = REPO_ROOT / "conf"
+
+
+def options(group: str) -> list[str]:
+    return sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def hydra_conf() -> Iterator[None]:
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        yield
+
+
+@pytest.mark.parametrize("policy", options("policy"))
+@pytest.mark.parametrize("scorer", ["arith_prm", "none"])
+def test_serve_config_composes(policy: str, scorer: str) -> None:
+    raw = compose(config_name="serve", overrides=[f"policy={policy}", f"scorer={scorer}"])
+    config = OmegaConf.to_object(raw)
+    assert isinstance(config, ServeConfig)
+    assert config.policy["_target_"] and config.port == 8000
+    assert (config.scorer is None) == (scorer == "none")
+    raw = compose(config_name="serve", overrides=["+strategy=beam", "strategy.n=8"])
+    assert OmegaConf.to_object(raw).strategy.n == 8  # type: ignore[union-attr]
+
+
+def test_bad_serve_settings_fail_at_the_command_line() -> None:
+    with pytest.raises(Exception, match="port"):
+        OmegaConf.to_object(compose(config_name="serve", overrides=["port=0"]))
+
+
+def test_python_m_search_serve_answers_the_openai_client(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+    command = [sys.executable, "-m", "search.serve", "policy=fake", "scorer=fake",
+               f"port={port}", "strategy.n=4", f"hydra.run.dir={tmp_path}"]  # fmt: skip
+    log = (tmp_path / "serve.log").open("w")
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "the server did not start"
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        client = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0)
+        problem = make_split("test", size=1)[0]
+        reply = client.chat.completions.create(
+            model="prm-search", messages=[{"role": "user", "content": problem.question}]
+        )
+        assert reply.model_extra is not None
+        assert len(reply.model_extra["search"]["candidates"]) == 4
+        assert reply.choices[0].message.content
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=30)
+        log.close()
