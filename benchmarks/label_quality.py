@@ -20,6 +20,7 @@ from prm.label.records import LabelRecord
 from prm.quality import markdown_table, quality_from_records, write_quality
 from prm.sample import read_samples
 from prm.stepwise import read_jsonl
+from search.envs.arith.checker import ArithChecker
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -36,7 +37,7 @@ def main() -> None:
     # the labelling runs may cover the first `limit` samples only: judge those
     labelled = {record.key for record in records}
     solutions = [s for s in solutions if s.key in labelled]
-    rows = quality_from_records(solutions, records)
+    rows = quality_from_records(solutions, records, ArithChecker())
     RESULTS.mkdir(exist_ok=True)
     write_quality(RESULTS / "label_quality.json", rows)
     text = "\n".join(

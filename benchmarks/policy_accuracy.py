@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from search.envs.arith.checker import check_solution
+from search.envs.arith.checker import ErrorKind, check_solution
 from search.envs.arith.world import make_split
 from search.generators import build_generator
 from search.types import Prefix, Until
@@ -70,7 +70,7 @@ def main() -> None:
             correct += check.answer_correct
             total += 1
             right_answer_wrong_process += check.right_answer_wrong_process
-            kinds[check.kind.value if check.kind else "none"] += 1
+            kinds[ErrorKind(check.kind).value if check.kind else "none"] += 1
         correct_counts.append(correct)
     greedy_correct = sum(
         check_solution(p, g.continuations[0].steps).answer_correct

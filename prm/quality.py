@@ -1,9 +1,10 @@
-"""How good are the labels? Each labeller against the arithmetic world's ground truth.
+"""How good are the labels? Each labeller against a task's ground truth, wherever a
+``search.protocols.Checker`` exists (the arithmetic world's ``ArithChecker`` is one).
 
-The truth of a solution is ``search.envs.arith.checker.check_solution``: the index of its first
-wrong step, -1 when every step is right. A solution that stops before stating an answer
-(checker kind ``incomplete``) has no wrong *written* step, so its truth is -1 here, the same
-as a labeller that sees nothing wrong in it.
+The truth of a solution is ``checker.check(problem, steps).first_error``: the index of its
+first wrong step, -1 when every step is right. A solution that stops before stating an
+answer (``first_error == len(steps)``) has no wrong *written* step, so its truth is -1 here,
+the same as a labeller that sees nothing wrong in it.
 
 Per labeller, over the solutions it labels (those it retains):
 
@@ -27,7 +28,8 @@ from pathlib import Path
 
 from prm.label.records import LabelRecord
 from prm.sample import SampledSolution
-from search.envs.arith.checker import StepCheck, check_solution
+from search.protocols import Checker
+from search.types import StepCheck
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +56,13 @@ def _ratio(numerator: int, denominator: int) -> float | None:
 
 
 def label_quality(
-    name: str, solutions: Sequence[SampledSolution], first_errors: Sequence[int | None]
+    name: str,
+    solutions: Sequence[SampledSolution],
+    first_errors: Sequence[int | None],
+    checker: Checker,
 ) -> LabelQuality:
     """Quality of one labeller's first errors (``None``: no label) against the checker."""
-    checks = [check_solution(s.problem, s.steps) for s in solutions]
+    checks = [checker.check(s.problem, s.steps) for s in solutions]
     retained = right = tp = fp = fn = rawp = rawp_passed = positives = positives_rawp = 0
     for solution, check, predicted in zip(solutions, checks, first_errors, strict=True):
         if predicted is None:
@@ -93,7 +98,7 @@ def label_quality(
 
 
 def quality_from_records(
-    solutions: Sequence[SampledSolution], records: Sequence[LabelRecord]
+    solutions: Sequence[SampledSolution], records: Sequence[LabelRecord], checker: Checker
 ) -> list[LabelQuality]:
     """One row for the records' labeller, plus one per component labeller of a consensus
     run (its MC and judge first errors are kept in ``components``)."""
@@ -107,10 +112,11 @@ def quality_from_records(
     ordered = [by_key[s.key] for s in solutions]
     names = list(dict.fromkeys(name for r in ordered for name in r.components))
     rows = [
-        label_quality(name, solutions, [r.components.get(name) for r in ordered]) for name in names
+        label_quality(name, solutions, [r.components.get(name) for r in ordered], checker)
+        for name in names
     ]
     label = ordered[0].labeller if ordered else "none"
-    rows.append(label_quality(label, solutions, [r.first_error for r in ordered]))
+    rows.append(label_quality(label, solutions, [r.first_error for r in ordered], checker))
     return rows
 
 

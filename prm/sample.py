@@ -1,12 +1,14 @@
 """Stage 1 of the PRM data pipeline: the policy writes K solutions per training problem.
 
-Problems are ``search.envs.arith.world.make_split(split)[start : start + count]`` (the train split
-never holds a validation, test or hard question). Each problem is sampled ``num_samples``
-times to the end (``Until.end``) through one ``Generator``, ``chunk_problems`` problems per
-generate call, and every solution is split into steps at blank lines.
+Any dataset and any policy: problems ``start .. start + count - 1`` of the ``dataset`` group
+(default: the arithmetic world's train split, which never holds a validation, test or hard
+question), sampled by the ``policy`` group. Each problem is sampled ``num_samples`` times to
+the end (``Until.end``), ``chunk_problems`` problems per generate call, and every solution
+is split into steps at blank lines.
 
     python -m prm.sample                                  # conf/prm_sample.yaml
     python -m prm.sample count=400 num_samples=8 output_dir=runs/prm/samples
+    python -m prm.sample dataset=math500 dataset.path=train.jsonl policy=qwen25_math_7b_instruct
 
 Writes to ``output_dir``: ``samples.jsonl`` (one solution a line: ``problem_id``,
 ``question``, ``answer`` (gold), ``sample_index``, ``steps``, ``finished``, ``num_tokens``,
@@ -26,11 +28,10 @@ from typing import Any
 
 from prm.stepwise import append_jsonl, read_jsonl
 from search.answers import extract_answer
-from search.envs.arith.world import Split, make_split
 from search.grading import answers_match
 from search.guards import check_generations
 from search.prompting import join_steps
-from search.protocols import Generator
+from search.protocols import Generator, ProblemSource
 from search.resolve import CONF_DIR
 from search.types import Prefix, Problem, Until
 
@@ -100,11 +101,22 @@ def read_samples(path: Path) -> list[SampledSolution]:
     return [SampledSolution.from_record(row) for row in read_jsonl(path)]
 
 
-def select_problems(split: Split | str, start: int, count: int) -> list[Problem]:
-    """Problems ``start .. start + count - 1`` of a fixed split."""
+def select_problems(source: ProblemSource, start: int, count: int) -> list[Problem]:
+    """Problems ``start .. start + count - 1`` of a dataset (fewer when it ends before)."""
     if start < 0 or count < 1:
         raise ValueError(f"expected start >= 0 and count >= 1, got start={start} count={count}")
-    return make_split(split, size=start + count)[start:]
+    loaded = source.load()
+    if loaded.skipped:
+        log.warning("skipped %d bad rows: %s", loaded.skipped, loaded.skipped_reasons[:5])
+    problems = list(loaded.problems[start : start + count])
+    if not problems:
+        raise ValueError(
+            f"expected problems from index {start} of dataset {source.name}, got none (it has "
+            f"{len(loaded.problems)}); fix: a smaller start, or a larger dataset.limit"
+        )
+    if len(problems) < count:
+        log.warning("dataset %s ends after %d of %d problems", source.name, len(problems), count)
+    return problems
 
 
 def sample_solutions(
@@ -207,17 +219,18 @@ def run_sampling(
 # -- entry point ----------------------------------------------------------------------------
 @dataclass
 class SampleConfig:
-    """``conf/prm_sample.yaml``. ``policy`` is the engine's policy group (``conf/policy``): a
-    ``_target_`` node built with the run's seed."""
+    """``conf/prm_sample.yaml``. ``dataset`` and ``policy`` are the engine's groups
+    (``conf/dataset``, ``conf/policy``): ``_target_`` nodes; the policy is built with the
+    run's seed. A dataset with ``limit: null`` is read only up to ``start + count``."""
 
     output_dir: str = "runs/prm/samples"
-    split: Split = Split.train
     start: int = 0
     count: int = 200
     num_samples: int = 8
     chunk_problems: int = 64
     seed: int = 0
     progress: bool = True
+    dataset: Any = None
     policy: Any = None
 
 
@@ -235,7 +248,9 @@ def main() -> None:
         from search.config import component_name
 
         config: SampleConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
-        problems = select_problems(config.split, config.start, config.count)
+        if "limit" in raw.dataset and raw.dataset.limit is None:
+            raw.dataset.limit = config.start + config.count  # read no further than needed
+        problems = select_problems(instantiate(raw.dataset), config.start, config.count)
         generator = instantiate(raw.policy, seed=config.seed)
         metrics = run_sampling(
             problems,

@@ -21,6 +21,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from search.config import SearchConfig, component_name, register_configs, validate
+from search.protocols import ProblemSource
 from search.resolve import CONF_DIR
 from search.strategies.config import StrategyName
 
@@ -29,7 +30,7 @@ log = logging.getLogger("search")
 register_configs()
 
 
-def describe(config: SearchConfig, raw: DictConfig) -> dict[str, Any]:
+def describe(config: SearchConfig, raw: DictConfig, dataset: ProblemSource) -> dict[str, Any]:
     """What produced a run, for metrics.json. ``select`` names the rule whose pick is the
     prediction (a key of ``accuracy_by_rule``): ``mcts_final`` for mcts. ``policy`` and
     ``scorer`` name the models (path or hub name; a ``_target_`` for components without a
@@ -45,7 +46,7 @@ def describe(config: SearchConfig, raw: DictConfig) -> dict[str, Any]:
         "n": strategy.n,
         "select": select,
         "aggregation": config.aggregation.value,
-        "dataset": config.dataset.name,
+        "dataset": dataset.name,
         "policy": component_name(raw.policy),
         "policy_backend": raw.policy.get("backend"),
         "scorer": component_name(scorer),
@@ -99,11 +100,11 @@ def run(raw: DictConfig) -> None:
     config: SearchConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
     validate(config)  # before any model is loaded
 
-    from search.data import load_problems
     from search.run import run_search
     from search.strategies import build_strategy
 
-    loaded = load_problems(config.dataset)
+    dataset: ProblemSource = instantiate(raw.dataset)
+    loaded = dataset.load()
     if loaded.skipped:
         log.warning("skipped %d bad rows: %s", loaded.skipped, loaded.skipped_reasons[:5])
     generator = instantiate(raw.policy, seed=config.seed)
@@ -116,7 +117,7 @@ def run(raw: DictConfig) -> None:
         scorer,
         strategy,
         output_dir,
-        describe=describe(config, raw) | {"skipped_rows": loaded.skipped},
+        describe=describe(config, raw, dataset) | {"skipped_rows": loaded.skipped},
         batch_problems=config.batch_problems,
         grading_timeout_s=config.grading_timeout_s,
         progress=config.progress,

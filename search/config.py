@@ -12,15 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from search.aggregation import Aggregation
-from search.data import DatasetConfig
 from search.strategies.config import StrategyConfig
 
 
 @dataclass
 class SearchConfig:
-    """Top level. ``policy`` is a ``_target_`` node (any class satisfying ``Generator``
-    whose constructor takes ``seed``); ``scorer`` one (any class satisfying ``Scorer``) or
-    null.
+    """Top level. The components are ``_target_`` nodes: ``dataset`` builds a
+    ``ProblemSource``, ``policy`` a ``Generator`` (its constructor takes ``seed``), ``scorer``
+    a ``Scorer`` (or is null).
 
     ``batch_problems``: problems per engine batch; results are appended and flushed after
     each batch, so a killed run loses at most one batch.
@@ -31,7 +30,7 @@ class SearchConfig:
     batch_problems: int = 64
     grading_timeout_s: float = 5.0
     progress: bool = True
-    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    dataset: Any = None
     policy: Any = None
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     scorer: Any = None
@@ -49,6 +48,11 @@ def validate(config: SearchConfig) -> None:
     if config.batch_problems < 1:
         raise ValueError(
             f"expected batch_problems >= 1, got {config.batch_problems}; fix: batch_problems=64"
+        )
+    if config.dataset is None:
+        raise ValueError(
+            "expected a dataset (a _target_ node building a ProblemSource), got dataset=null; "
+            "fix: dataset=arith or another file of conf/dataset"
         )
     if config.policy is None:
         raise ValueError(

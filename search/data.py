@@ -1,11 +1,16 @@
-"""Dataset loaders: every benchmark becomes a tuple of :class:`search.types.Problem`.
+"""Dataset loaders: every benchmark file becomes a tuple of :class:`search.types.Problem`.
 
-``load_problems(DatasetConfig(...))`` reads one of:
+A dataset is a ``_target_`` node of the ``dataset`` config group whose object satisfies
+``search.protocols.ProblemSource`` (``name`` and ``load() -> LoadedProblems``). The file and
+hub formats below are one class, ``DatasetConfig``; a task environment brings its own (the
+arithmetic world: ``search.envs.arith.world.ArithDataset``). A new dataset is one such class
+and one YAML file.
+
+``DatasetConfig(...).load()`` (``load_problems``) reads one of:
 
 ========  ==========================================================================
 name      source and fields
 ========  ==========================================================================
-arith     the embedded arithmetic world, ``split`` in train/validation/test/hard
 math500   jsonl: ``problem``, ``answer``, ``unique_id`` (id), ``solution`` (gold steps)
 gsm8k     jsonl: ``question``, ``answer`` = rationale ending in ``#### N`` (gold = N,
           commas removed; gold steps = the rationale lines, ``<<calc>>`` notes
@@ -31,12 +36,12 @@ import json
 import logging
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from search.types import Problem, split_steps
+from search.types import LoadedProblems, Problem, split_steps
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +49,6 @@ GSM8K_ANSWER_STEP = "The answer is \\boxed{{{value}}}."
 
 
 class DatasetName(str, Enum):
-    arith = "arith"
     math500 = "math500"
     gsm8k = "gsm8k"
     aime24 = "aime24"
@@ -58,20 +62,20 @@ class OnBadRow(str, Enum):
     skip = "skip"
 
 
-ARITH_SPLITS = ("train", "validation", "test", "hard")
 _FILE_DATASETS = (DatasetName.math500, DatasetName.gsm8k, DatasetName.aime24, DatasetName.amc23)
 
 
 @dataclass
 class DatasetConfig:
-    """Which problems to load (the ``dataset`` config group).
+    """A benchmark file or hub dataset (``conf/dataset/*.yaml`` with
+    ``_target_: search.data.DatasetConfig``); implements ``ProblemSource``.
 
-    ``split`` picks the arith split, and the hub split unless ``hub_split`` is set. ``limit``
+    ``split`` is the hub split unless ``hub_split`` is set. ``limit``
     keeps the first k problems (bad rows skipped before them do not count). Field names left
     ``None`` take the dataset's own (see the module docstring).
     """
 
-    name: str = "arith"
+    name: str = "jsonl"
     split: str = "test"
     path: str | None = None
     limit: int | None = None
@@ -104,18 +108,7 @@ class DatasetConfig:
                 f"expected one source, got dataset.path={self.path!r} and dataset.hub_name="
                 f"{self.hub_name!r}; fix: pass dataset.path=null to read the hub"
             )
-        if name is DatasetName.arith:
-            if self.split not in ARITH_SPLITS:
-                raise ValueError(
-                    f"expected dataset.split in {list(ARITH_SPLITS)} for arith, got {self.split!r}"
-                )
-            if self.path is not None or self.hub_name is not None:
-                raise ValueError(
-                    "dataset.name=arith is generated in code; got dataset.path="
-                    f"{self.path!r}, dataset.hub_name={self.hub_name!r}; fix: unset them, "
-                    "or use dataset.name=jsonl for a file"
-                )
-        elif name is DatasetName.jsonl and self.path is None:
+        if name is DatasetName.jsonl and self.path is None:
             raise ValueError(
                 "dataset.name=jsonl needs dataset.path; got none; "
                 "fix: pass dataset.path=/path/to/problems.jsonl"
@@ -132,17 +125,9 @@ class DatasetConfig:
                 f"$PRM_SEARCH_DATA/{name.value}_test.jsonl) or pass dataset.path=..."
             )
 
-
-@dataclass(frozen=True, slots=True)
-class LoadedProblems:
-    """The problems read, and the bad rows skipped (always 0 with ``on_bad_row=error``)."""
-
-    problems: tuple[Problem, ...]
-    skipped: int = 0
-    skipped_reasons: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        assert self.skipped == len(self.skipped_reasons)
+    def load(self) -> LoadedProblems:
+        """``ProblemSource.load``: the problems this config names (``load_problems``)."""
+        return load_problems(self)
 
 
 class BadRowError(ValueError):
@@ -171,10 +156,6 @@ _CALCULATOR_NOTE = re.compile(r"<<[^<>]*>>")
 def load_problems(config: DatasetConfig) -> LoadedProblems:
     """Read the problems ``config`` names; see the module docstring for the sources."""
     name = DatasetName(config.name)
-    if name is DatasetName.arith:
-        from search.envs.arith.world import make_split
-
-        return LoadedProblems(tuple(make_split(config.split, size=config.limit)))
     fields = _fields(name, config)
     problems: list[Problem] = []
     reasons: list[str] = []

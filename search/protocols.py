@@ -10,7 +10,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from search.types import Generation, Prefix, Problem, ScoreOutput, SearchResult, Until
+from search.types import (
+    Generation,
+    LoadedProblems,
+    Prefix,
+    Problem,
+    ScoreOutput,
+    SearchResult,
+    StepCheck,
+    Until,
+)
 
 
 @dataclass
@@ -50,6 +59,29 @@ class ReportsUsage(Protocol):
     in this repo has it; without it the engine records PRM tokens as unknown, not 0)."""
 
     def score_with_usage(self, prefixes: Sequence[Prefix]) -> ScoreOutput: ...
+
+
+@runtime_checkable
+class ProblemSource(Protocol):
+    """A dataset (the ``dataset`` config group, a ``_target_`` node): its ``name`` for
+    provenance and its problems."""
+
+    name: str
+
+    def load(self) -> LoadedProblems:
+        """The problems, with the bad rows skipped (when the source skips any)."""
+        ...
+
+
+@runtime_checkable
+class Checker(Protocol):
+    """The ground truth of a task environment: where a solution first goes wrong. Wherever
+    one exists, label quality is measured against it (``prm.quality``)."""
+
+    def check(self, problem: Problem, steps: Sequence[str]) -> StepCheck:
+        """``first_error``: the index of the first wrong step, -1 when all are right
+        (``len(steps)`` when the solution stops before its answer)."""
+        ...
 
 
 class Strategy(Protocol):

@@ -106,6 +106,26 @@ class Candidate:
 
 
 @dataclass(frozen=True, slots=True)
+class StepCheck:
+    """A ``Checker``'s verdict on one solution. ``first_error`` is -1 when every step is
+    right, else the index of the first wrong step (``len(steps)`` when the solution stops
+    before its answer); ``kind`` names the error in the checker's own terms (``None`` when
+    right); ``answer_correct``: the final answer matches the gold."""
+
+    first_error: int
+    kind: str | None
+    answer_correct: bool
+
+    @property
+    def process_correct(self) -> bool:
+        return self.first_error == -1
+
+    @property
+    def right_answer_wrong_process(self) -> bool:
+        return self.answer_correct and not self.process_correct
+
+
+@dataclass(frozen=True, slots=True)
 class ScoreOutput:
     """Scores of a batch of prefixes with what each cost the PRM.
 
@@ -169,3 +189,15 @@ class SearchResult:
     usage: Usage = field(default_factory=Usage)
     wall_s: float = 0.0
     tree: dict[str, Any] | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedProblems:
+    """The problems read, and the bad rows skipped (always 0 with ``on_bad_row=error``)."""
+
+    problems: tuple[Problem, ...]
+    skipped: int = 0
+    skipped_reasons: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        assert self.skipped == len(self.skipped_reasons)

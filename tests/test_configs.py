@@ -14,13 +14,13 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
-from hydra.utils import get_method
+from hydra.utils import get_method, instantiate
 from omegaconf import OmegaConf
 
 from search.aggregation import Aggregation
 from search.config import SearchConfig, register_configs, validate
-from search.data import DatasetConfig, DatasetName
 from search.generators import HF_KEYS, VLLM_KEYS, Backend
+from search.protocols import ProblemSource
 from search.strategies import StrategyConfig, StrategyName
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -60,7 +60,7 @@ def test_default_config_is_valid() -> None:
     validate(config)
     assert config.strategy.name is StrategyName.best_of_n
     assert config.aggregation is Aggregation.min
-    assert config.dataset.name == "arith"
+    assert config.dataset["_target_"] == "search.envs.arith.world.ArithDataset"
     assert config.policy["_target_"] == "search.generators.build_generator"
     assert Backend(config.policy["backend"]) is Backend.hf
     assert config.scorer["_target_"] == "prm.scoring.build_scorer"
@@ -73,14 +73,14 @@ def test_dataset_options_compose(name: str) -> None:
         overrides.append("dataset.path=x.jsonl")
     config = compose_search(*overrides)
     validate(config)
-    assert isinstance(config.dataset, DatasetConfig)
-    assert config.dataset.name in {member.value for member in DatasetName}
+    dataset = instantiate(config.dataset)  # reads no file: loading is ``load()``
+    assert isinstance(dataset, ProblemSource)
     expected = option_yaml("dataset", name)
-    assert config.dataset.name == expected["name"]
-    assert config.dataset.limit == expected.get("limit")
-    if config.dataset.name != "arith":
-        assert config.dataset.path is not None
-        assert "${" not in config.dataset.path  # interpolations resolved
+    assert config.dataset["_target_"] == expected["_target_"]
+    assert config.dataset["limit"] == expected.get("limit")
+    if "path" in expected:
+        assert config.dataset["path"] is not None
+        assert "${" not in config.dataset["path"]  # interpolations resolved
 
 
 def test_jsonl_without_path_fails() -> None:

@@ -85,9 +85,9 @@ def test_limit_keeps_the_first_problems(name: str) -> None:
 
 @pytest.mark.parametrize("split", ["train", "validation", "test", "hard"])
 def test_arith_splits(split: str) -> None:
-    from search.envs.arith.world import make_split
+    from search.envs.arith.world import ArithDataset, make_split
 
-    loaded = load_problems(DatasetConfig(name="arith", split=split, limit=5))
+    loaded = ArithDataset(split=split, limit=5).load()  # type: ignore[arg-type]
     assert loaded.problems == tuple(make_split(split, size=5))
     assert loaded.skipped == 0
 
@@ -183,19 +183,29 @@ def test_missing_file_names_the_path_and_the_fix(tmp_path: Path) -> None:
     ("kwargs", "message"),
     [
         ({"name": "mathh500"}, "expected dataset.name in"),
-        ({"name": "arith", "split": "dev"}, "expected dataset.split in"),
-        ({"name": "arith", "path": "x.jsonl"}, "generated in code"),
+        ({"name": "arith"}, "expected dataset.name in"),  # the world is its own dataset class
         ({"name": "jsonl"}, "needs dataset.path"),
         ({"name": "hub"}, "needs dataset.hub_name"),
         ({"name": "math500"}, "needs dataset.path or dataset.hub_name"),
-        ({"name": "arith", "limit": 0}, "expected dataset.limit >= 1"),
+        ({"name": "jsonl", "path": "x.jsonl", "limit": 0}, "expected dataset.limit >= 1"),
         ({"name": "math500", "path": "m.jsonl", "hub_name": "a/b"}, "expected one source"),
-        ({"name": "arith", "on_bad_row": "drop"}, "expected dataset.on_bad_row"),
+        ({"name": "jsonl", "path": "x.jsonl", "on_bad_row": "drop"}, "expected dataset.on_bad_row"),
     ],
 )
 def test_config_errors(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         DatasetConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_arith_dataset_errors() -> None:
+    from search.envs.arith.world import ArithDataset
+
+    with pytest.raises(ValueError, match="expected dataset.split in"):
+        ArithDataset(split="dev")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="expected dataset.limit >= 1"):
+        ArithDataset(limit=0)
+    with pytest.raises(TypeError, match="path"):  # generated in code: it reads no file
+        ArithDataset(path="x.jsonl")  # type: ignore[call-arg]
 
 
 def test_hub_loader_reads_a_local_dataset_dir(
@@ -232,19 +242,29 @@ def test_every_dataset_config_composes_and_loads(
         overrides["path"] = write_jsonl(tmp_path / "x.jsonl", [{"question": "q", "answer": "1"}])
     elif config_file.stem in REAL:
         real_file(config_file.stem)
-    merged = OmegaConf.merge(
-        OmegaConf.structured(DatasetConfig), OmegaConf.load(config_file), overrides
-    )
-    config = OmegaConf.to_object(merged)
-    assert isinstance(config, DatasetConfig)
-    loaded = load_problems(config)
+    from hydra.utils import instantiate
+
+    from search.protocols import ProblemSource
+
+    dataset = instantiate(OmegaConf.merge(OmegaConf.load(config_file), overrides))
+    assert isinstance(dataset, ProblemSource)
+    loaded = dataset.load()
     assert isinstance(loaded, LoadedProblems)
     assert 1 <= len(loaded.problems) <= 3 and loaded.skipped == 0
 
 
 def test_dataset_configs_cover_every_choice() -> None:
     stems = {path.stem for path in CONF_DIR.glob("*.yaml")}
-    assert stems == {"arith", "arith_hard", "math500", "gsm8k", "aime24", "amc23", "jsonl"}
+    assert stems == {
+        "arith",
+        "arith_hard",
+        "arith_train",
+        "math500",
+        "gsm8k",
+        "aime24",
+        "amc23",
+        "jsonl",
+    }
 
 
 def test_real_config_default_path_is_relative_to_the_repo_root(
@@ -255,10 +275,9 @@ def test_real_config_default_path_is_relative_to_the_repo_root(
     real_file("math500")
     monkeypatch.delenv("PRM_SEARCH_DATA", raising=False)
     monkeypatch.chdir(REPO)
-    merged = OmegaConf.merge(
-        OmegaConf.structured(DatasetConfig), OmegaConf.load(CONF_DIR / "math500.yaml")
-    )
-    config = OmegaConf.to_object(merged)
+    from hydra.utils import instantiate
+
+    config = instantiate(OmegaConf.load(CONF_DIR / "math500.yaml"))
     assert isinstance(config, DatasetConfig)
     assert config.path == "../shared/data/math500_test.jsonl"
     assert len(load_problems(config).problems) == 500

@@ -13,7 +13,8 @@ Writes to ``output_dir`` (default ``runs/prm/labels/<labeller>``):
 - ``usage.jsonl``: the cost of each chunk (rollout tokens, critiques);
 - ``stepwise.jsonl``: the training set (``prm.stepwise``), rebuilt from the records;
 - ``metrics.json``: counts, retention, reasons for missing labels, total cost;
-- with ``report=true`` (arithmetic world only): ``quality.json`` and a markdown table.
+- with ``report=true``: ``quality.json`` and a markdown table of label quality against
+  ``checker`` (the task's ground truth; default: the arithmetic world's).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from prm.label.records import Labeller, LabelRecord, to_stepwise
 from prm.quality import markdown_table, quality_from_records, write_quality
 from prm.sample import SampledSolution, read_samples
 from prm.stepwise import append_jsonl, read_jsonl, write_stepwise
-from search.protocols import Generator
+from search.protocols import Checker, Generator
 from search.resolve import CONF_DIR
 
 log = logging.getLogger("prm.label")
@@ -47,7 +48,9 @@ log = logging.getLogger("prm.label")
 @dataclass
 class LabelConfig:
     """Top level of ``conf/prm_label.yaml``. ``policy`` (the engine's policy group) is the
-    model MC rolls out; ``labeller`` is one of ``conf/labeller``."""
+    model MC rolls out; ``labeller`` is one of ``conf/labeller``; ``checker`` (a ``_target_``
+    node building a ``search.protocols.Checker``, or null) is the ground truth that
+    ``report=true`` measures label quality against."""
 
     samples: str = "runs/prm/samples/samples.jsonl"
     output_dir: str = "runs/prm/labels/mc"
@@ -59,10 +62,16 @@ class LabelConfig:
     seed: int = 0
     progress: bool = True
     policy: Any = None
+    checker: Any = None
 
     def __post_init__(self) -> None:
         if self.chunk_solutions < 1:
             raise ValueError(f"expected chunk_solutions >= 1, got {self.chunk_solutions}")
+        if self.report and self.checker is None:
+            raise ValueError(
+                "expected a checker (a _target_ node building a search.protocols.Checker) with "
+                "report=true, got checker=null; fix: report=false, or checker={_target_: ...}"
+            )
 
 
 def register_configs() -> None:
@@ -224,12 +233,13 @@ def main(raw: DictConfig) -> None:
     )
     print(json.dumps({k: v for k, v in metrics.items() if k != "config"}, indent=2))
     if config.report:
+        checker: Checker = instantiate(raw.checker)
         try:
-            rows = quality_from_records(solutions, records)
+            rows = quality_from_records(solutions, records, checker)
         except ValueError as error:
             raise ValueError(
-                f"{error}; fix: report=true needs arithmetic-world samples (their ground truth "
-                "is search.envs.arith.checker), set report=false for other datasets"
+                f"{error}; fix: report=true needs a checker of these samples' task "
+                f"(checker={type(checker).__name__}), or report=false"
             ) from error
         write_quality(output_dir / "quality.json", rows)
         print(markdown_table(rows))

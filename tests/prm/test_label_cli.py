@@ -13,9 +13,10 @@ from hydra import compose, initialize_config_dir
 
 from prm.label.judge import Critique, JudgeConfig
 from prm.label.records import LabelRecord
-from prm.sample import read_samples, run_sampling, select_problems
+from prm.sample import read_samples, run_sampling
 from prm.stepwise import load_stepwise_dataset, read_jsonl
 from search.envs.arith.fakes import FakeGenerator
+from search.envs.arith.world import make_split
 from search.resolve import CONF_DIR
 
 LABELLERS = ["mc", "judge", "judge_local", "calculator", "consensus"]
@@ -35,7 +36,7 @@ class AllRightCritic:
 def samples(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("samples")
     generator = FakeGenerator(seed=3, error_rate=0.3)
-    run_sampling(select_problems("train", 0, 6), generator, out, num_samples=4, chunk_problems=4)
+    run_sampling(make_split("train", size=6), generator, out, num_samples=4, chunk_problems=4)
     return out / "samples.jsonl"
 
 

@@ -14,9 +14,10 @@ from prm.quality import (
     write_quality,
 )
 from prm.sample import SampledSolution
-from search.envs.arith.checker import check_solution
+from search.envs.arith.checker import ArithChecker, check_solution
 from search.types import Problem
 
+CHECKER = ArithChecker()
 PROBLEM = Problem(id="p0", question="Compute 4 + 3 - 2.", answer="5")
 CASES = {
     "right": (("4 + 3 = 7", "7 - 2 = 5", "The answer is \\boxed{5}."), True),
@@ -38,7 +39,7 @@ def test_ground_truth_of_the_cases() -> None:
 
 
 def test_a_lenient_labeller() -> None:
-    quality = label_quality("lenient", SOLUTIONS, [-1, 0, -1, -1, -1])
+    quality = label_quality("lenient", SOLUTIONS, [-1, 0, -1, -1, -1], CHECKER)
     assert quality.retained == 5 and quality.retention == 1.0
     assert quality.first_error_accuracy == pytest.approx(3 / 5)
     assert quality.step_precision == 1.0  # its one flag is right
@@ -48,7 +49,7 @@ def test_a_lenient_labeller() -> None:
 
 
 def test_a_strict_labeller_with_missing_labels() -> None:
-    quality = label_quality("strict", SOLUTIONS, [2, 1, None, 0, None])
+    quality = label_quality("strict", SOLUTIONS, [2, 1, None, 0, None], CHECKER)
     assert quality.retained == 3 and quality.retention == pytest.approx(0.6)
     assert quality.first_error_accuracy == pytest.approx(1 / 3)
     assert quality.step_precision == pytest.approx(1 / 2)  # flags step 2 of a right solution
@@ -73,13 +74,15 @@ def test_quality_from_consensus_records_has_a_row_per_source(tmp_path: Path) -> 
                 components={"mc": mc, "calculator": calc},
             )
         )
-    rows = quality_from_records(SOLUTIONS, list(reversed(records)))  # order does not matter
+    rows = quality_from_records(
+        SOLUTIONS, list(reversed(records)), CHECKER
+    )  # order does not matter
     assert [row.labeller for row in rows] == ["mc", "calculator", "consensus"]
-    assert rows[0] == label_quality("mc", SOLUTIONS, mc_errors)
+    assert rows[0] == label_quality("mc", SOLUTIONS, mc_errors, CHECKER)
     assert rows[2].retained == 4 and rows[2].rawp == 0
     table = markdown_table(rows)
     assert table.count("\n") == 4 and "| consensus | 4/5 | 0.800 |" in table
     write_quality(tmp_path / "quality.json", rows)
     assert json.loads((tmp_path / "quality.json").read_text())[1]["labeller"] == "calculator"
     with pytest.raises(ValueError, match="record for every solution"):
-        quality_from_records(SOLUTIONS, records[:2])
+        quality_from_records(SOLUTIONS, records[:2], CHECKER)

@@ -14,7 +14,7 @@ from prm.sample import (
     sample_solutions,
     select_problems,
 )
-from search.envs.arith.world import make_split
+from search.envs.arith.world import ArithDataset, Split, make_split
 from search.types import (
     STEP_SEPARATOR,
     Continuation,
@@ -24,6 +24,8 @@ from search.types import (
     Until,
     split_steps,
 )
+
+TRAIN = ArithDataset(split=Split.train, limit=100)
 
 
 class GoldOrCut:
@@ -51,15 +53,17 @@ class GoldOrCut:
 
 
 def test_select_problems_is_a_slice_of_the_train_split() -> None:
-    problems = select_problems("train", start=5, count=3)
+    problems = select_problems(TRAIN, start=5, count=3)
     assert [p.id for p in problems] == ["arith-train-5", "arith-train-6", "arith-train-7"]
     assert problems == make_split("train", size=8)[5:]
     with pytest.raises(ValueError, match="count >= 1"):
-        select_problems("train", start=0, count=0)
+        select_problems(TRAIN, start=0, count=0)
+    with pytest.raises(ValueError, match="got none"):
+        select_problems(ArithDataset(split=Split.train, limit=3), start=5, count=3)
 
 
 def test_sample_solutions_one_call_k_samples_split_into_steps() -> None:
-    problems = select_problems("train", 0, 3)
+    problems = select_problems(TRAIN, 0, 3)
     generator = GoldOrCut()
     solutions, prompt_tokens = sample_solutions(problems, generator, num_samples=4, policy="p")
     assert len(generator.calls) == 1
@@ -78,7 +82,7 @@ def test_sample_solutions_one_call_k_samples_split_into_steps() -> None:
 
 def test_run_sampling_appends_and_resumes(tmp_path: Path) -> None:
     generator = GoldOrCut()
-    problems = select_problems("train", 0, 5)
+    problems = select_problems(TRAIN, 0, 5)
     metrics = run_sampling(problems[:3], generator, tmp_path, num_samples=2, chunk_problems=2)
     assert metrics["num_solutions"] == 6 and len(generator.calls) == 2  # chunks of 2 and 1
     metrics = run_sampling(problems, generator, tmp_path, num_samples=2, chunk_problems=2)

@@ -17,11 +17,11 @@ must be ``The answer is \\boxed{v}.``. Kinds of error:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
 from enum import Enum
 
 from search.envs.arith.world import OPS, apply
-from search.types import Problem
+from search.types import Problem, StepCheck
 
 _SYMBOL_TO_OP = {symbol: name for name, symbol in OPS.items()}
 _QUESTION = re.compile(r"^Compute (-?\d+(?: [-+*] \d+)+)\.$")
@@ -35,24 +35,6 @@ class ErrorKind(str, Enum):
     malformed = "malformed"
     wrong_answer = "wrong_answer"
     incomplete = "incomplete"
-
-
-@dataclass(frozen=True, slots=True)
-class StepCheck:
-    """``first_error`` is -1 when every step is right, else the index of the first wrong
-    step (``len(steps)`` when the solution stops before its answer)."""
-
-    first_error: int
-    kind: ErrorKind | None
-    answer_correct: bool
-
-    @property
-    def process_correct(self) -> bool:
-        return self.first_error == -1
-
-    @property
-    def right_answer_wrong_process(self) -> bool:
-        return self.answer_correct and not self.process_correct
 
 
 def parse_question(question: str) -> tuple[int, list[tuple[str, int]]]:
@@ -120,3 +102,10 @@ def check_solution(problem: Problem, steps: tuple[str, ...] | list[str]) -> Step
         # the step would be wrong even with a perfect calculator.
         return fail(index, ErrorKind.logic)
     return fail(len(steps), ErrorKind.incomplete)
+
+
+class ArithChecker:
+    """``search.protocols.Checker`` for the arithmetic world (``check_solution``)."""
+
+    def check(self, problem: Problem, steps: Sequence[str]) -> StepCheck:
+        return check_solution(problem, tuple(steps))

@@ -168,7 +168,7 @@ def to_record(
         "steps": list(steps),
         "label": check.first_error,
         "final_answer_correct": check.answer_correct,
-        "error_kind": None if check.kind is None else check.kind.value,
+        "error_kind": None if check.kind is None else ErrorKind(check.kind).value,
         "corruption": None if corruption is None else corruption.value,
     }
 

@@ -22,7 +22,7 @@ import random
 from dataclasses import dataclass, field
 from enum import Enum
 
-from search.types import Problem
+from search.types import LoadedProblems, Problem
 
 ANSWER_TEMPLATE = "The answer is \\boxed{{{value}}}."
 OPS: dict[str, str] = {"add": "+", "sub": "-", "mul": "*"}
@@ -188,3 +188,27 @@ def make_split(
             continue
         problems.append(chain_to_problem(chain, f"arith-{split.value}-{len(problems)}"))
     return problems
+
+
+@dataclass
+class ArithDataset:
+    """The arithmetic world as a dataset (``conf/dataset/arith.yaml``): the first ``limit``
+    problems of a fixed split (all of it when ``None``). Implements
+    ``search.protocols.ProblemSource``."""
+
+    split: Split = Split.test
+    limit: int | None = None
+    name: str = "arith"
+
+    def __post_init__(self) -> None:
+        splits = [member.value for member in Split]
+        if self.split not in splits:
+            raise ValueError(f"expected dataset.split in {splits} for arith, got {self.split!r}")
+        self.split = Split(self.split)
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(
+                f"expected dataset.limit >= 1 or null (all problems), got {self.limit}"
+            )
+
+    def load(self) -> LoadedProblems:
+        return LoadedProblems(tuple(make_split(self.split, size=self.limit)))
