@@ -28,11 +28,11 @@ run: install
 	$(BIN)/python -m search
 
 lint: install
-	$(BIN)/ruff check search prm tests benchmarks
-	$(BIN)/ruff format --check search prm tests benchmarks
+	$(BIN)/ruff check search prm tests benchmarks docs
+	$(BIN)/ruff format --check search prm tests benchmarks docs
 
 typecheck: install
-	$(BIN)/mypy search prm benchmarks
+	$(BIN)/mypy search prm benchmarks docs
 
 test: install
 	VLLM_CPU_KVCACHE_SPACE=1 $(BIN)/python -m pytest -q

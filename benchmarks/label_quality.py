@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from prm.label.quality import markdown_table, quality_from_records, write_quality
 from prm.label.records import LabelRecord
-from prm.quality import markdown_table, quality_from_records, write_quality
 from prm.sample import read_samples
 from prm.stepwise import read_jsonl
 from search.envs.arith.checker import ArithChecker

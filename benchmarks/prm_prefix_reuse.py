@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from prm.model import EMBEDDED_PRM_FORMAT, build_random_prm, save_prm
+from prm.arith_model import EMBEDDED_PRM_FORMAT, build_random_prm, save_prm
 from prm.scoring import HFScorer, StepTagScorer, VLLMScorer
 from search.envs.arith.tokenizer import build_tokenizer
 from search.envs.arith.world import Split, make_split

@@ -245,7 +245,7 @@ def main() -> None:
     def run(raw: DictConfig) -> None:
         from hydra.utils import instantiate
 
-        from search.config import component_name
+        from search.components import component_name
 
         config: SampleConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
         if "limit" in raw.dataset and raw.dataset.limit is None:

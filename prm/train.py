@@ -41,7 +41,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from prm.model import EMBEDDED_PRM_FORMAT
+from prm.arith_model import EMBEDDED_PRM_FORMAT
 from prm.scoring.encoding import PrefixEncoder
 from prm.scoring.format import PRMFamily, PRMFormat
 from prm.stepwise import StepwiseExample, read_stepwise
@@ -291,7 +291,7 @@ def initial_checkpoint(config: TrainConfig, output_dir: Path) -> Path:
     """The directory the model starts from: the PRM built from the policy, or a checkpoint."""
     if config.init_checkpoint is not None:
         return Path(resolve_model_path(config.init_checkpoint))
-    from prm.model import init_prm_from_policy
+    from prm.arith_model import init_prm_from_policy
 
     assert config.policy_dir is not None
     policy = Path(resolve_model_path(config.policy_dir))

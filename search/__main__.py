@@ -20,7 +20,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from search.config import SearchConfig, component_name, register_configs, validate
+from search.components import component_name
+from search.config import SearchConfig, register_configs, validate
 from search.protocols import ProblemSource
 from search.resolve import CONF_DIR
 from search.strategies.config import StrategyName

@@ -7,7 +7,6 @@ type fails at the command line with Hydra's own message. Cross-field rules are c
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,26 +59,3 @@ def validate(config: SearchConfig) -> None:
             "fix: policy=arith_tiny or another file of conf/policy"
         )
     config.strategy.validate(has_scorer=config.scorer is not None)
-
-
-def backend_options(
-    component: str, backend: str, given: Mapping[str, Any] | None, allowed: tuple[str, ...]
-) -> dict[str, Any]:
-    """The ``component.backend`` sub-block of a config (``policy.hf``, ``scorer.vllm``...) as
-    keyword arguments; an unknown key is an error naming it."""
-    options = dict(given or {})
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ValueError(
-            f"expected {component}.{backend} options among {list(allowed)}, got unknown "
-            f"{unknown}; fix: check the spelling under {component}.{backend}"
-        )
-    return options
-
-
-def component_name(node: Mapping[str, Any] | None) -> str | None:
-    """What a ``_target_`` node builds, for provenance: its ``model``, else its target."""
-    if node is None:
-        return None
-    model = node.get("model")
-    return str(model) if model is not None else str(node.get("_target_"))

@@ -76,7 +76,7 @@ class ProblemSource(Protocol):
 @runtime_checkable
 class Checker(Protocol):
     """The ground truth of a task environment: where a solution first goes wrong. Wherever
-    one exists, label quality is measured against it (``prm.quality``)."""
+    one exists, label quality is measured against it (``prm.label.quality``)."""
 
     def check(self, problem: Problem, steps: Sequence[str]) -> StepCheck:
         """``first_error``: the index of the first wrong step, -1 when all are right

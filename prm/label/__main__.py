@@ -35,8 +35,8 @@ from prm.label.calculator import CalculatorConfig, CalculatorLabeller
 from prm.label.consensus import ConsensusConfig, ConsensusLabeller, JudgeKind
 from prm.label.judge import JudgeConfig, JudgeLabeller
 from prm.label.mc import MCConfig, MCLabeller
+from prm.label.quality import markdown_table, quality_from_records, write_quality
 from prm.label.records import Labeller, LabelRecord, to_stepwise
-from prm.quality import markdown_table, quality_from_records, write_quality
 from prm.sample import SampledSolution, read_samples
 from prm.stepwise import append_jsonl, read_jsonl, write_stepwise
 from search.protocols import Checker, Generator

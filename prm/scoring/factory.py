@@ -16,7 +16,7 @@ from typing import Any
 from prm.scoring.base import StepTagScorer
 from prm.scoring.encoding import OverflowPolicy
 from prm.scoring.format import PRMFamily, PRMFormat
-from search.config import backend_options
+from search.components import backend_options
 from search.prompting import DEFAULT_SYSTEM_PROMPT, PLAIN_TEMPLATE
 
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
-from search.config import backend_options
+from search.components import backend_options
 from search.protocols import Generator
 from search.resolve import resolve_model_path
 

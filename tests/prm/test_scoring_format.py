@@ -12,7 +12,7 @@ from tiny_prms import (
     shepherd_style_tokenizer,
 )
 
-from prm.model import EMBEDDED_PRM_FORMAT
+from prm.arith_model import EMBEDDED_PRM_FORMAT
 from prm.scoring import (
     OverflowPolicy,
     PrefixEncoder,

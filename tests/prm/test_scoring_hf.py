@@ -18,7 +18,7 @@ from tiny_prms import (
     shepherd_style_prm,
 )
 
-from prm.model import EMBEDDED_PRM_FORMAT
+from prm.arith_model import EMBEDDED_PRM_FORMAT
 from prm.scoring import HFScorer, PRMFormat, build_scorer
 from search.guards import call_scorer
 from search.prompting import DEFAULT_SYSTEM_PROMPT

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from tiny_prms import SHEPHERD_STYLE_FORMAT, embedded_prm, save, shepherd_style_prm
 
-from prm.model import EMBEDDED_PRM_FORMAT
+from prm.arith_model import EMBEDDED_PRM_FORMAT
 from prm.scoring import HFScorer, VLLMScorer, build_scorer
 from search.guards import call_scorer
 from search.types import Prefix, Problem

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import prm.train as train_module
-from prm.model import EMBEDDED_PRM_FORMAT
+from prm.arith_model import EMBEDDED_PRM_FORMAT
 from prm.scoring.encoding import PrefixEncoder
 from prm.stepwise import StepwiseExample, write_stepwise
 from prm.train import (
@@ -245,7 +245,7 @@ def test_cli_end_to_end(
 
 
 def test_continue_from_a_prm_checkpoint(data: Path, tmp_path: Path) -> None:
-    from prm.model import build_random_prm, save_prm
+    from prm.arith_model import build_random_prm, save_prm
 
     tokenizer = build_tokenizer()
     start = save_prm(build_random_prm(tokenizer, seed=1), tokenizer, tmp_path / "start")

@@ -1,6 +1,6 @@
 """Tiny PRMs for the scoring tests, built from a config in a second (no hub).
 
-- the embedded PRM (``prm.model.build_random_prm``: ``<step>`` tag, plain layout);
+- the embedded PRM (``prm.arith_model.build_random_prm``: ``<step>`` tag, plain layout);
 - a Qwen2.5-Math-PRM look-alike: the same architecture with a Qwen-style chat template and
   an ``<extra_0>`` tag added to the tokenizer (the code path of Qwen2.5-Math-PRM-7B);
 - a Math-Shepherd look-alike: a causal LM with ``ки`` added, labels ``+`` / ``-``.
@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prm.model import build_random_prm, save_prm
+from prm.arith_model import build_random_prm, save_prm
 from prm.scoring import PRMFamily, PRMFormat
 from search.envs.arith.tokenizer import build_tokenizer
 from search.prompting import DEFAULT_SYSTEM_PROMPT

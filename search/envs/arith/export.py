@@ -40,7 +40,7 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from search.config import component_name
+from search.components import component_name
 from search.envs.arith.checker import ErrorKind, check_solution, parse_question
 from search.envs.arith.world import ANSWER_TEMPLATE, OPS, Split, apply, make_split
 from search.protocols import Generator

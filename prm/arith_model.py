@@ -1,4 +1,5 @@
-"""The embedded PRM: a Qwen2 token classifier over the policy's tokenizer and ``<step>`` tag.
+"""The arithmetic world's embedded PRM: a Qwen2 token classifier over the policy's tokenizer and
+``<step>`` tag.
 
 ``Qwen2ForTokenClassification`` with two labels (0 ``wrong``, 1 ``right``): a step's score is
 the softmax probability of ``right`` at the ``<step>`` tag after it, the design of
@@ -6,7 +7,7 @@ Qwen2.5-Math-PRM (arXiv 2501.07301) at toy scale. It reads the policy's own layo
 (``EMBEDDED_PRM_FORMAT``), and its checkpoint (``config.json``, ``model.safetensors`` and
 tokenizer files) loads in both scorer backends. Initialise one from the policy with::
 
-    python -m prm.model checkpoints/arith-policy checkpoints/arith-prm-init
+    python -m prm.arith_model checkpoints/arith-policy checkpoints/arith-prm-init
 """
 
 from __future__ import annotations

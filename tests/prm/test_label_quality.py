@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from prm.label.records import LabelRecord, judged_record
-from prm.quality import (
+from prm.label.quality import (
     label_quality,
     markdown_table,
     quality_from_records,
     truth_first_error,
     write_quality,
 )
+from prm.label.records import LabelRecord, judged_record
 from prm.sample import SampledSolution
 from search.envs.arith.checker import ArithChecker, check_solution
 from search.types import Problem
