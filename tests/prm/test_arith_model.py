@@ -41,7 +41,7 @@ def test_init_from_policy_copies_the_backbone_and_seeds_a_new_head(
     policy = Qwen2ForCausalLM.from_pretrained(str(tiny_policy_dir))
     prm = Qwen2ForTokenClassification.from_pretrained(str(first))
     for name, weight in policy.model.state_dict().items():
-        assert torch.equal(prm.arith_model.state_dict()[name], weight), name
+        assert torch.equal(prm.model.state_dict()[name], weight), name
     heads = [Qwen2ForTokenClassification.from_pretrained(str(p)).score for p in (again, other)]
     assert torch.equal(prm.score.weight, heads[0].weight)
     assert not torch.equal(prm.score.weight, heads[1].weight)
