@@ -31,11 +31,15 @@ log = logging.getLogger("search")
 register_configs()
 
 
-def describe(config: SearchConfig, raw: DictConfig, dataset: ProblemSource) -> dict[str, Any]:
+def describe(
+    config: SearchConfig, raw: DictConfig, dataset: ProblemSource | None = None
+) -> dict[str, Any]:
     """What produced a run, for metrics.json. ``select`` names the rule whose pick is the
     prediction (a key of ``accuracy_by_rule``): ``mcts_final`` for mcts. ``policy`` and
     ``scorer`` name the models (path or hub name; a ``_target_`` for components without a
-    model), ``*_backend`` their backends (``hf``/``vllm``; ``None`` where not applicable)."""
+    model), ``*_backend`` their backends (``hf``/``vllm``; ``None`` where not applicable).
+    ``dataset`` is the built dataset's ``name`` (without it: the node's ``name``, else its
+    target)."""
     scorer = raw.get("scorer")
     strategy = config.strategy
     if strategy.name is StrategyName.mcts:
@@ -47,7 +51,7 @@ def describe(config: SearchConfig, raw: DictConfig, dataset: ProblemSource) -> d
         "n": strategy.n,
         "select": select,
         "aggregation": config.aggregation.value,
-        "dataset": dataset.name,
+        "dataset": dataset.name if dataset is not None else component_name(raw.dataset, "name"),
         "policy": component_name(raw.policy),
         "policy_backend": raw.policy.get("backend"),
         "scorer": component_name(scorer),

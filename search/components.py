@@ -23,9 +23,10 @@ def backend_options(
     return options
 
 
-def component_name(node: Mapping[str, Any] | None) -> str | None:
-    """What a ``_target_`` node builds, for provenance: its ``model``, else its target."""
+def component_name(node: Mapping[str, Any] | None, key: str = "model") -> str | None:
+    """What a ``_target_`` node builds, for provenance: its ``key`` (the model), else its
+    target."""
     if node is None:
         return None
-    model = node.get("model")
-    return str(model) if model is not None else str(node.get("_target_"))
+    value = node.get(key)
+    return str(value) if value is not None else str(node.get("_target_"))
