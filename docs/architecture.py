@@ -50,7 +50,11 @@ PARTS: list[tuple[str, str, tuple[str, ...]]] = [
         "search.resolve, components, optim",
         ("search.resolve", "search.components", "search.optim"),
     ),
-    ("eval_evaluate", "search.evaluate, metrics", ("search.evaluate", "search.metrics")),
+    (
+        "eval_evaluate",
+        "search.evaluate, metrics<br/>summarize",
+        ("search.evaluate", "search.metrics", "search.summarize"),
+    ),
     (
         "env_arith",
         "search.envs.arith<br/>world, checker, tokenizer<br/>train_policy, export, fakes",
@@ -110,7 +114,10 @@ def import_edges() -> set[tuple[str, str]]:
                 continue
             source = part_of(name)
             if source is None:
-                raise ValueError(f"expected every module in a part of PARTS, got {path}")
+                raise ValueError(
+                    f"expected every module in a part of PARTS, got {path} in none; fix: add "
+                    "its module name to a part in docs/architecture.py (or a new part)"
+                )
             for module in imported_modules(path):
                 target = part_of(module)
                 if target is not None and target != source:
