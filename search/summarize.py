@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hydra.experimental.callback import Callback
+
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
@@ -173,7 +175,7 @@ def write_summary(directories: Sequence[Path], out: Path) -> Summary:
     return summary
 
 
-class SweepSummary:
+class SweepSummary(Callback):
     """Hydra callback: after a multirun, the summary of its jobs in the sweep directory."""
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:

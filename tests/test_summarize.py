@@ -94,3 +94,17 @@ def test_a_multirun_writes_its_summary(tmp_path: Path) -> None:
     assert all(0.0 <= float(row["accuracy"]) <= 1.0 for row in rows)
     assert (sweep / "summary.md").read_text() in done.stdout + "\n"
     assert (sweep / "summary.png").exists()
+
+
+def test_a_single_run_does_not_trip_the_sweep_callback(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "search", "policy=fake", "scorer=fake", "dataset.limit=2"]
+        + ["progress=false", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Callback" not in done.stderr and not (tmp_path / "run" / "summary.md").exists()
