@@ -32,7 +32,8 @@ PARTS: list[tuple[str, str, tuple[str, ...]]] = [
         "search.strategies<br/>base, tree, best_of_n, beam, dvts, mcts",
         ("search.strategies",),
     ),
-    ("core_generators", "search.generators<br/>hf, vllm", ("search.generators",)),
+    ("core_generators", "search.generators<br/>hf, vllm, openai_server", ("search.generators",)),
+    ("core_remote", "search.remote<br/>HTTP client for model servers", ("search.remote",)),
     (
         "core_seams",
         "search.types, protocols, guards",
@@ -50,6 +51,7 @@ PARTS: list[tuple[str, str, tuple[str, ...]]] = [
         "search.resolve, components, optim",
         ("search.resolve", "search.components", "search.optim"),
     ),
+    ("serve_app", "search.serve<br/>app, service", ("search.serve",)),
     (
         "eval_evaluate",
         "search.evaluate, metrics<br/>summarize",
@@ -60,7 +62,7 @@ PARTS: list[tuple[str, str, tuple[str, ...]]] = [
         "search.envs.arith<br/>world, checker, tokenizer<br/>train_policy, export, fakes",
         ("search.envs",),
     ),
-    ("prm_scoring", "prm.scoring<br/>families x backends", ("prm.scoring",)),
+    ("prm_scoring", "prm.scoring<br/>families x backends (hf, vllm, server)", ("prm.scoring",)),
     ("prm_label", "prm.label<br/>mc, judge, calculator<br/>consensus, quality", ("prm.label",)),
     (
         "prm_data",
@@ -72,6 +74,7 @@ PARTS: list[tuple[str, str, tuple[str, ...]]] = [
 ]
 SUBGRAPHS = {
     "core": "engine core",
+    "serve": "search as a service",
     "eval": "evaluation",
     "env": "task environment",
     "prm": "PRM",
