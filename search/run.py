@@ -16,7 +16,7 @@ from typing import Any
 
 from search.grading import answers_match
 from search.guards import call_scorer
-from search.protocols import Generator, Scorer, Strategy
+from search.protocols import Generator, Scorer, StepChecker, Strategy
 from search.results import ResultsFile, result_to_record, write_metrics
 from search.types import Generation, Prefix, Problem, ScoreOutput, SearchResult, Until
 
@@ -126,9 +126,11 @@ def run_batch(
     scorer: Scorer | None,
     output_dir: Path,
     grading_timeout_s: float,
+    checker: StepChecker | None = None,
 ) -> list[dict[str, Any]]:
     """Search and grade one batch of problems: one ``results.jsonl`` record per problem, in
-    order; search trees (when the strategy keeps them) go to ``output_dir/trees``."""
+    order; search trees (when the strategy keeps them) go to ``output_dir/trees``, each node
+    with the grader's and ``checker``'s verdicts and the chosen path (``search.trees``)."""
     outcomes = strategy.run(batch, generator, scorer)
     if len(outcomes) != len(batch):
         raise RuntimeError(f"strategy returned {len(outcomes)} results for {len(batch)} problems")
@@ -140,9 +142,12 @@ def run_batch(
             )
         graded, correct = grade(outcome, grading_timeout_s)
         records.append(result_to_record(graded, correct))
-        if outcome.tree is not None:
+        if graded.tree is not None:
             from search.strategies.tree import save_tree
+            from search.trees import annotate, chosen_candidate
 
+            chosen = chosen_candidate(graded.candidates, graded.prediction)
+            annotate(graded.tree, problem, chosen, checker, grading_timeout_s)
             save_tree(graded, output_dir / "trees")
     return records
 
@@ -157,6 +162,7 @@ def run_search(
     batch_problems: int = 64,
     grading_timeout_s: float = 5.0,
     progress: bool = False,
+    checker: StepChecker | None = None,
 ) -> dict[str, Any]:
     """Run ``strategy`` over ``problems`` in batches, resuming from ``output_dir``.
 
@@ -199,7 +205,7 @@ def run_search(
         for begin in range(0, len(todo), batch_problems):
             batch = todo[begin : begin + batch_problems]
             records = run_batch(
-                batch, strategy, counted, counted_scorer, output_dir, grading_timeout_s
+                batch, strategy, counted, counted_scorer, output_dir, grading_timeout_s, checker
             )
             results.append(records)
             num_correct += sum(bool(r["correct"]) for r in records)

@@ -97,9 +97,9 @@ def test_a_multirun_writes_its_summary(tmp_path: Path) -> None:
 
 
 def test_a_single_run_does_not_trip_the_sweep_callback(tmp_path: Path) -> None:
+    overrides = ["policy=fake", "scorer=fake", "dataset.limit=2", "progress=false"]
     done = subprocess.run(
-        [sys.executable, "-m", "search", "policy=fake", "scorer=fake", "dataset.limit=2"]
-        + ["progress=false", f"hydra.run.dir={tmp_path / 'run'}"],
+        [sys.executable, "-m", "search", *overrides, f"hydra.run.dir={tmp_path / 'run'}"],
         cwd=tmp_path,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
         capture_output=True,
