@@ -126,7 +126,7 @@ def run(raw: DictConfig) -> None:
         batch_problems=config.batch_problems,
         grading_timeout_s=config.grading_timeout_s,
         progress=config.progress,
-        checker=None if raw.dataset.get("checker") is None else instantiate(raw.dataset.checker),
+        checker=getattr(dataset, "checker", None),
     )
     print_summary(metrics)
     print(f"results: {output_dir}")

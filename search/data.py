@@ -86,7 +86,6 @@ class DatasetConfig:
     hub_subset: str | None = None
     hub_split: str | None = None
     on_bad_row: str = "error"
-    checker: Any = None  # a _target_ node of a search.protocols.StepChecker, where one exists
 
     def __post_init__(self) -> None:
         names = [member.value for member in DatasetName]

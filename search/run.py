@@ -16,7 +16,7 @@ from typing import Any
 
 from search.grading import answers_match
 from search.guards import call_scorer
-from search.protocols import Generator, Scorer, StepChecker, Strategy
+from search.protocols import Checker, Generator, Scorer, Strategy
 from search.results import ResultsFile, result_to_record, write_metrics
 from search.types import Generation, Prefix, Problem, ScoreOutput, SearchResult, Until
 
@@ -126,7 +126,7 @@ def run_batch(
     scorer: Scorer | None,
     output_dir: Path,
     grading_timeout_s: float,
-    checker: StepChecker | None = None,
+    checker: Checker | None = None,
 ) -> list[dict[str, Any]]:
     """Search and grade one batch of problems: one ``results.jsonl`` record per problem, in
     order; search trees (when the strategy keeps them) go to ``output_dir/trees``, each node
@@ -162,7 +162,7 @@ def run_search(
     batch_problems: int = 64,
     grading_timeout_s: float = 5.0,
     progress: bool = False,
-    checker: StepChecker | None = None,
+    checker: Checker | None = None,
 ) -> dict[str, Any]:
     """Run ``strategy`` over ``problems`` in batches, resuming from ``output_dir``.
 

@@ -22,6 +22,7 @@ import random
 from dataclasses import dataclass, field
 from enum import Enum
 
+from search.protocols import Checker
 from search.types import LoadedProblems, Problem
 
 ANSWER_TEMPLATE = "The answer is \\boxed{{{value}}}."
@@ -212,3 +213,11 @@ class ArithDataset:
 
     def load(self) -> LoadedProblems:
         return LoadedProblems(tuple(make_split(self.split, size=self.limit)))
+
+    @property
+    def checker(self) -> Checker:
+        """The world's ground truth (``search.protocols.Checker``): per-node verdicts in
+        saved search trees."""
+        from search.envs.arith.checker import ArithChecker
+
+        return ArithChecker()
