@@ -43,7 +43,7 @@ def test_experiment_composes_with_the_papers_models(experiment: str, dataset: st
     config = OmegaConf.to_object(raw)
     assert isinstance(config, SearchConfig)
     validate(config)
-    assert config.dataset.name == dataset
+    assert config.dataset["name"] == dataset  # a _target_ node (search.data.DatasetConfig)
     assert config.policy["model"] == "Qwen/Qwen2.5-Math-7B-Instruct"
     assert config.scorer is not None and config.scorer["model"] == "Qwen/Qwen2.5-Math-PRM-7B"
     assert config.aggregation is Aggregation.prod
