@@ -54,8 +54,8 @@ PARTS: list[tuple[str, str, tuple[str, ...]]] = [
     ("serve_app", "search.serve<br/>app, service", ("search.serve",)),
     (
         "eval_evaluate",
-        "search.evaluate, metrics<br/>summarize",
-        ("search.evaluate", "search.metrics", "search.summarize"),
+        "search.evaluate, metrics<br/>summarize, trees",
+        ("search.evaluate", "search.metrics", "search.summarize", "search.trees"),
     ),
     (
         "env_arith",
@@ -69,7 +69,7 @@ PARTS: list[tuple[str, str, tuple[str, ...]]] = [
         "prm.sample, stepwise<br/>first_error",
         ("prm.sample", "prm.stepwise", "prm.first_error"),
     ),
-    ("prm_train", "prm.train, arith_model", ("prm.train", "prm.arith_model")),
+    ("prm_train", "prm.train, arith_model, curve", ("prm.train", "prm.arith_model", "prm.curve")),
     ("prm_processbench", "prm.processbench", ("prm.processbench",)),
 ]
 SUBGRAPHS = {

@@ -2,11 +2,12 @@
 
 ``annotate`` adds to a saved tree (``SearchResult.tree``, node-link data) what is known about
 each node once the problem is graded: ``path_answer`` (the answer written along the path, if
-any), ``answer_correct`` (the grader's verdict on it), ``steps_correct`` (the step checker's
+any: boxed, or read as a candidate's answer once the policy ended the path),
+``answer_correct`` (the grader's verdict on it), ``steps_correct`` (the step checker's
 verdict that no step of the path is wrong, where the dataset has a checker, else ``None``)
 and ``chosen`` (on the path of the candidate the run picked). ``render`` draws a tree: nodes
 coloured by the PRM's aggregated score, a check or a cross for the grader's verdict on an
-answer, a red ring where the checker finds a wrong step, the chosen path in bold::
+answer, a violet ring where the checker finds a wrong step, the chosen path in bold::
 
     python -m search.trees render RUN_DIR/trees/ID.json          # writes RUN_DIR/trees/ID.png
     python -m search.trees render RUN_DIR/trees --out pictures/  # every tree of a run
@@ -80,7 +81,11 @@ def annotate(
             node_id = parent.get(node_id)
     for node in data["nodes"]:
         steps = paths[node["id"]]
-        answer = extract_answer(STEP_SEPARATOR.join(steps)) if steps else None
+        # an intermediate node has an answer only if it wrote one (\boxed); a finished one is
+        # read as its candidate is (the last number as a fallback)
+        finished = bool(node.get("finished"))
+        text = STEP_SEPARATOR.join(steps)
+        answer = extract_answer(text, fallback_last_number=finished) if steps else None
         node["path_answer"] = answer
         node["answer_correct"] = (
             None
@@ -154,8 +159,8 @@ def render(path: Path, out: Path | None = None) -> Path:
             [y],
             s=160 if node in chosen else 90,
             c=[face],
-            edgecolors="red" if wrong_step else "black",
-            linewidths=2.0 if wrong_step else 0.6,
+            edgecolors="darkviolet" if wrong_step else "black",
+            linewidths=2.5 if wrong_step else 0.6,
             zorder=2,
         )
         verdict = attrs.get("answer_correct")
@@ -174,7 +179,7 @@ def render(path: Path, out: Path | None = None) -> Path:
     question = str(graph.graph.get("question", ""))
     title = f"{graph.graph.get('problem_id', path.stem)}: {question[:90]}"
     ax.set_title(
-        title + "\n\u2713/\u2717 grader on the path's answer, red ring: a wrong step (checker), "
+        title + "\n\u2713/\u2717 grader on the path's answer, violet ring: a wrong step (checker), "
         "bold: the chosen path",
         fontsize=9,
     )
