@@ -10,7 +10,7 @@ only (every other position is ignored):
   estimate). With a 2-label softmax this is also the BCE of the positive-class probability
   against ``p``, and differs from KL(target || model) by a constant.
 
-The model starts from the policy (``prm.model.init_prm_from_policy``: the policy's weights
+The model starts from the policy (``prm.arith_model.init_prm_from_policy``: the policy's weights
 with a fresh 2-label head, positive label 1) or from a PRM checkpoint (``init_checkpoint``).
 Each epoch ends with a validation pass reporting the ProcessBench F1 of the first-error
 prediction (first step with p(right) < 0.5, or none): the harmonic mean of the accuracy on
@@ -19,11 +19,18 @@ solutions with an error and on error-free ones.
     python -m prm.train                                   # conf/prm_train.yaml
     python -m prm.train train_data=runs/prm/labels/mc/stepwise.jsonl loss=soft epochs=3
 
+Training runs on ``transformers.Trainer`` (checkpoints, schedule, clipping, logging, and
+several processes or GPUs through accelerate, unchanged)::
+
+    accelerate launch --multi_gpu --num_processes 2 -m prm.train batch_size=16  # 2 x 16 a step
+
+This module adds only what the Trainer lacks: the step-tag encoding and collation, the soft
+label loss (``PRMTrainer.compute_loss``) and the ProcessBench F1 as the validation metric.
 ``output_dir`` receives the final model and tokenizer (Hugging Face format, what both scorer
-backends load) with ``training_log.json``; ``output_dir/checkpoint-last`` holds the latest
-model plus ``trainer_state.pt`` (optimizer, step, history), and a rerun resumes from it.
-``export_dir`` (optional) receives a clean copy of the final checkpoint and its log only,
-e.g. ``checkpoints/arith-prm`` for the shipped PRM.
+backends load) with ``training_log.json``; ``output_dir/checkpoint-<step>`` holds the latest
+Trainer checkpoint (weights as safetensors, optimizer, scheduler and RNG states), and a
+rerun resumes from it. ``export_dir`` (optional) receives a clean copy of the final model and
+its log only, e.g. ``checkpoints/arith-prm`` for the shipped PRM.
 """
 
 from __future__ import annotations
@@ -32,28 +39,27 @@ import hashlib
 import json
 import logging
 import math
-import random
+import os
 import shutil
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from transformers import Trainer, TrainerCallback
+
 from prm.arith_model import EMBEDDED_PRM_FORMAT
+from prm.first_error import predicted_first_error, processbench_f1
 from prm.scoring.encoding import PrefixEncoder
 from prm.scoring.format import PRMFamily, PRMFormat
 from prm.stepwise import StepwiseExample, read_stepwise
-from search.optim import adamw_without_decay_on_norms
 from search.resolve import CONF_DIR, resolve_model_path
 from search.types import Prefix, Problem
 
 log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
-STATE_FILE = "trainer_state.pt"
-LAST_CHECKPOINT = "checkpoint-last"
 
 
 class LossKind(str, Enum):
@@ -86,14 +92,14 @@ class TrainConfig:
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     max_length: int = 256
-    save_every: int = 200
+    save_every: int = 200  # steps between Trainer checkpoints (the last one is kept)
     resume: bool = True
     seed: int = 0
     num_threads: int = 0  # 0: torch's default
     device: str = "auto"
     progress: bool = True
     # the input layout: fields of prm.scoring.format.PRMFormat (token_classification);
-    # defaults are the embedded PRM's (prm.model.EMBEDDED_PRM_FORMAT)
+    # defaults are the embedded PRM's (prm.arith_model.EMBEDDED_PRM_FORMAT)
     step_tag: str = EMBEDDED_PRM_FORMAT.step_tag
     step_template: str = EMBEDDED_PRM_FORMAT.step_template
     prompt_template: str = EMBEDDED_PRM_FORMAT.prompt_template
@@ -220,73 +226,96 @@ def tag_loss(logits: Any, batch: dict[str, Any], loss: LossKind, positive_label:
     return -(p * log_probs[:, positive_label] + (1 - p) * log_probs[:, 1 - positive_label]).mean()
 
 
-# -- validation -----------------------------------------------------------------------------
-def predicted_first_error(scores: Sequence[float], threshold: float = 0.5) -> int:
-    return next((i for i, p in enumerate(scores) if p < threshold), -1)
+# -- the Trainer ----------------------------------------------------------------------------
+class TagCollator:
+    """``data_collator``: pads a list of ``EncodedExample`` into the batch of ``collate``."""
+
+    def __init__(self, pad_id: int, positive_label: int) -> None:
+        self.pad_id, self.positive_label = pad_id, positive_label
+
+    def __call__(self, batch: Sequence[EncodedExample]) -> dict[str, Any]:
+        return collate(batch, self.pad_id, self.positive_label)
 
 
-def processbench_f1(predicted: Sequence[int], gold: Sequence[int]) -> dict[str, float | None]:
-    """ProcessBench: accuracy on erroneous samples (exact first-error index), on correct ones
-    (predicted none), and their harmonic mean (``None`` when a side has no samples)."""
-    pairs = list(zip(predicted, gold, strict=True))
-    wrong = [p == g for p, g in pairs if g != -1]
-    right = [p == -1 for p, g in pairs if g == -1]
-    acc_error = sum(wrong) / len(wrong) if wrong else None
-    acc_correct = sum(right) / len(right) if right else None
-    f1 = None
-    if acc_error is not None and acc_correct is not None:
-        total = acc_error + acc_correct
-        f1 = 0.0 if total == 0 else 2 * acc_error * acc_correct / total
-    return {"error_accuracy": acc_error, "correct_accuracy": acc_correct, "f1": f1}
+class PRMTrainer(Trainer):  # type: ignore[misc]
+    """``transformers.Trainer`` with the loss at the step tags (``tag_loss``: hard or soft
+    labels); everything else (schedule, clipping, checkpoints, processes) is the Trainer's."""
+
+    def __init__(self, *args: Any, loss: LossKind, positive_label: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.loss_kind, self.positive_label = loss, positive_label
+
+    def compute_loss(
+        self,
+        model: Any,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+    ) -> Any:
+        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+        value = tag_loss(outputs.logits, inputs, self.loss_kind, self.positive_label)
+        return (value, outputs) if return_outputs else value
 
 
-def evaluate(
-    model: Any, examples: Sequence[EncodedExample], config: TrainConfig, pad_id: int, device: str
-) -> dict[str, Any]:
-    """Validation loss, step accuracy (hard labels) and ProcessBench F1."""
-    import torch
+class TagMetrics:
+    """``preprocess_logits_for_metrics`` keeps p(right) per token; ``compute_metrics`` reads it
+    at the step tags (``labels != -100``; gathered batches are padded with -100) and returns
+    the step accuracy and the ProcessBench F1 of the first-error prediction."""
 
-    if not examples:
-        return {}
-    model.eval()
-    losses, right_steps, steps = [], 0, 0
-    predicted, gold = [], []
-    with torch.no_grad():
-        for start in range(0, len(examples), config.batch_size):
-            chunk = examples[start : start + config.batch_size]
-            batch = {
-                k: v.to(device) for k, v in collate(chunk, pad_id, config.positive_label).items()
-            }
-            logits = model(
-                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-            ).logits
-            losses.append(float(tag_loss(logits, batch, config.loss, config.positive_label)))
-            probs = torch.softmax(logits.float(), dim=-1)[..., config.positive_label].cpu()
-            for row, example in enumerate(chunk):
-                scores = probs[row, list(example.tag_positions)].tolist()
-                right_steps += sum(
-                    (p >= 0.5) == label for p, label in zip(scores, example.labels, strict=True)
-                )
-                steps += len(scores)
-                predicted.append(predicted_first_error(scores))
-                gold.append(example.first_error)
-    model.train()
-    return {
-        "val_loss": sum(losses) / len(losses),
-        "val_step_accuracy": right_steps / steps,
-        **{f"val_{k}": v for k, v in processbench_f1(predicted, gold).items()},
-    }
+    def __init__(self, positive_label: int) -> None:
+        self.positive_label = positive_label
+
+    def keep_positive(self, logits: Any, labels: Any) -> Any:
+        import torch
+
+        return torch.softmax(logits.float(), dim=-1)[..., self.positive_label]
+
+    def __call__(self, prediction: Any) -> dict[str, float]:
+        labels = prediction.label_ids
+        labels = labels[0] if isinstance(labels, tuple) else labels
+        predicted, gold, right, steps = [], [], 0, 0
+        for row_probs, row_labels in zip(prediction.predictions, labels, strict=True):
+            at_tags = row_labels != IGNORE_INDEX
+            scores = row_probs[at_tags].tolist()
+            truth = [int(t) == self.positive_label for t in row_labels[at_tags].tolist()]
+            right += sum((p >= 0.5) == t for p, t in zip(scores, truth, strict=True))
+            steps += len(scores)
+            predicted.append(predicted_first_error(scores))
+            gold.append(next((i for i, t in enumerate(truth) if not t), -1))
+        f1 = processbench_f1(predicted, gold)
+        return {
+            "step_accuracy": right / max(1, steps),
+            **{k: v for k, v in f1.items() if v is not None},
+        }
+
+
+class StopOnDivergence(TrainerCallback):  # type: ignore[misc]
+    """A non-finite training loss stops the run with the fix."""
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            raise RuntimeError(
+                f"training diverged at step {state.global_step}; lower learning_rate"
+            )
+
+
+def epoch_history(log_history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per epoch from the Trainer's log: train loss and the validation metrics."""
+    rows: dict[int, dict[str, Any]] = {}
+    for entry in log_history:
+        epoch = round(entry.get("epoch", 0))
+        if "loss" in entry:
+            rows.setdefault(epoch, {})["train_loss"] = entry["loss"]
+        for key, value in entry.items():
+            if key.startswith("eval_") and not key.endswith(("_runtime", "per_second")):
+                rows.setdefault(epoch, {})["val_" + key.removeprefix("eval_")] = value
+        if "loss" in entry or "eval_loss" in entry:
+            rows[epoch].update(epoch=epoch, step=entry["step"])
+    return [rows[epoch] for epoch in sorted(rows) if epoch > 0]
 
 
 # -- training -------------------------------------------------------------------------------
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device != "auto":
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def initial_checkpoint(config: TrainConfig, output_dir: Path) -> Path:
     """The directory the model starts from: the PRM built from the policy, or a checkpoint."""
     if config.init_checkpoint is not None:
@@ -298,48 +327,10 @@ def initial_checkpoint(config: TrainConfig, output_dir: Path) -> Path:
     return Path(init_prm_from_policy(policy, output_dir / "init", seed=config.seed))
 
 
-def save_checkpoint(
-    model: Any, tokenizer: Any, directory: Path, state: dict[str, Any] | None = None
-) -> None:
-    """Model + tokenizer in Hugging Face format (and the trainer state), written to a
-    temporary directory first so a killed save never leaves a half checkpoint."""
-    import torch
-
-    tmp = directory.with_name(directory.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp), safe_serialization=True)
-    tokenizer.save_pretrained(str(tmp))
-    if state is not None:
-        torch.save(state, tmp / STATE_FILE)
-    shutil.rmtree(directory, ignore_errors=True)
-    tmp.rename(directory)
-
-
-def train_prm(config: TrainConfig) -> dict[str, Any]:
-    """Train, validating every epoch; returns the training log (also in training_log.json)."""
-    import torch
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
-
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
-    output_dir = Path(config.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(config.device)
-    last = output_dir / LAST_CHECKPOINT
-    resuming = config.resume and (last / STATE_FILE).exists()
-    source = last if resuming else initial_checkpoint(config, output_dir)
-    tokenizer = AutoTokenizer.from_pretrained(str(source))
-    model = AutoModelForTokenClassification.from_pretrained(str(source), dtype=torch.float32)
-    if model.config.num_labels != 2:
-        raise ValueError(
-            f"expected a token-classification model with 2 labels at {source}, got "
-            f"{model.config.num_labels}; fix: initialise from the policy (policy_dir=PATH)"
-        )
-    model.to(device)
-    pad_id = tokenizer.pad_token_id
-    if pad_id is None:
-        pad_id = tokenizer.eos_token_id
-
+def load_data(
+    config: TrainConfig, tokenizer: Any
+) -> tuple[list[EncodedExample], list[EncodedExample], int]:
+    """(train, validation, dropped): read, split by problem, encode as the scorer does."""
     encoder = PrefixEncoder(tokenizer, config.prm_format(), max_length=10**9)
     examples = read_stepwise(Path(config.train_data))
     if config.val_data:
@@ -351,7 +342,8 @@ def train_prm(config: TrainConfig) -> dict[str, Any]:
     if not train:
         raise ValueError(
             f"expected training examples in {config.train_data}, got none that fit "
-            f"(dropped {dropped} longer than max_length={config.max_length})"
+            f"(dropped {dropped} longer than max_length={config.max_length}); "
+            "fix: raise max_length or check the file"
         )
     if dropped or val_dropped:
         log.warning(
@@ -360,113 +352,100 @@ def train_prm(config: TrainConfig) -> dict[str, Any]:
             val_dropped,
             config.max_length,
         )
+    return train, val, dropped + val_dropped
 
-    steps_per_epoch = math.ceil(len(train) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    warmup = int(config.warmup_ratio * total_steps)
 
-    def lr_at(step: int) -> float:
-        if step < warmup:
-            return config.learning_rate * (step + 1) / warmup
-        return config.learning_rate * max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+def training_arguments(config: TrainConfig, total_steps: int, has_val: bool) -> Any:
+    from transformers import TrainingArguments
 
-    optimizer = adamw_without_decay_on_norms(model, config.learning_rate, config.weight_decay)
-    history: list[dict[str, Any]] = []
-    step = 0
-    if resuming:
-        state = torch.load(last / STATE_FILE, weights_only=False)
-        if state["num_train"] != len(train) or state["total_steps"] != total_steps:
-            raise ValueError(
-                f"expected to resume the same run ({state['num_train']} examples, "
-                f"{state['total_steps']} steps), got {len(train)} examples and {total_steps} "
-                f"steps; fix: resume=false or a new output_dir"
-            )
-        optimizer.load_state_dict(state["optimizer"])
-        step, history = state["step"], state["history"]
-        torch.set_rng_state(state["torch_rng"])
-        log.info("resuming from %s at step %d of %d", last, step, total_steps)
-    else:
-        torch.manual_seed(config.seed)
+    return TrainingArguments(
+        output_dir=config.output_dir,
+        num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type="linear",
+        warmup_steps=int(config.warmup_ratio * total_steps),
+        weight_decay=config.weight_decay,  # not on biases and norms (the Trainer's rule)
+        max_grad_norm=config.max_grad_norm,
+        eval_strategy="epoch" if has_val else "no",
+        logging_strategy="epoch",
+        save_strategy="steps",
+        save_steps=config.save_every,
+        save_total_limit=1,
+        seed=config.seed,
+        data_seed=config.seed,
+        use_cpu=config.device == "cpu",
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        label_names=["labels", "soft_targets"],
+        report_to=[],
+        disable_tqdm=not config.progress,
+    )
 
-    def state_dict() -> dict[str, Any]:
-        return {
-            "optimizer": optimizer.state_dict(),
-            "step": step,
-            "history": history,
-            "torch_rng": torch.get_rng_state(),
-            "num_train": len(train),
-            "total_steps": total_steps,
-            "config": asdict(config),
-        }
 
-    progress: Any = None
-    if config.progress:
-        from tqdm import tqdm
+def train_prm(config: TrainConfig) -> dict[str, Any]:
+    """Train with ``transformers.Trainer``, validating every epoch; returns the training log
+    (also in ``training_log.json``). A rerun resumes from the last checkpoint."""
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+    from transformers.trainer_utils import get_last_checkpoint
 
-        progress = tqdm(total=total_steps, initial=step, desc="training PRM", unit="step")
-    start_time = time.perf_counter()
-    model.train()
-    running: list[float] = []
-    while step < total_steps:
-        epoch, offset = divmod(step, steps_per_epoch)
-        order = list(range(len(train)))
-        random.Random(config.seed * 100_003 + epoch).shuffle(order)
-        for batch_index in range(offset, steps_per_epoch):
-            ids = order[batch_index * config.batch_size : (batch_index + 1) * config.batch_size]
-            batch = {
-                k: v.to(device)
-                for k, v in collate([train[i] for i in ids], pad_id, config.positive_label).items()
-            }
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step)
-            logits = model(
-                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-            ).logits
-            loss = tag_loss(logits, batch, config.loss, config.positive_label)
-            if not torch.isfinite(loss):
-                raise RuntimeError(f"training diverged at step {step}; lower learning_rate")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            step += 1
-            running.append(loss.item())
-            if progress is not None:
-                progress.update(1)
-                progress.set_postfix(loss=f"{running[-1]:.4f}")
-            if step % config.save_every == 0 and step % steps_per_epoch:
-                save_checkpoint(model, tokenizer, last, state_dict())
-        row = {
-            "epoch": epoch + 1,
-            "step": step,
-            "train_loss": sum(running) / len(running) if running else None,
-            **evaluate(model, val, config, pad_id, device),
-            "minutes": (time.perf_counter() - start_time) / 60,
-        }
-        running = []
-        history.append(row)
-        log.info(json.dumps(row))
-        save_checkpoint(model, tokenizer, last, state_dict())
-    if progress is not None:
-        progress.close()
-
-    model.save_pretrained(str(output_dir), safe_serialization=True)
-    tokenizer.save_pretrained(str(output_dir))
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    source = initial_checkpoint(config, output_dir)
+    tokenizer = AutoTokenizer.from_pretrained(str(source))
+    model = AutoModelForTokenClassification.from_pretrained(str(source), dtype=torch.float32)
+    if model.config.num_labels != 2:
+        raise ValueError(
+            f"expected a token-classification model with 2 labels at {source}, got "
+            f"{model.config.num_labels}; fix: initialise from the policy (policy_dir=PATH)"
+        )
+    pad_id = (
+        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    )
+    train, val, dropped = load_data(config, tokenizer)
+    processes = int(os.environ.get("WORLD_SIZE", "1"))  # set by accelerate / torchrun
+    total_steps = math.ceil(len(train) / (config.batch_size * processes)) * config.epochs
+    metrics = TagMetrics(config.positive_label)
+    trainer = PRMTrainer(
+        loss=config.loss,
+        positive_label=config.positive_label,
+        model=model,
+        args=training_arguments(config, total_steps, has_val=bool(val)),
+        train_dataset=train,
+        eval_dataset=val or None,
+        data_collator=TagCollator(pad_id, config.positive_label),
+        compute_metrics=metrics,
+        preprocess_logits_for_metrics=metrics.keep_positive,
+        callbacks=[StopOnDivergence()],
+    )
+    last = get_last_checkpoint(str(output_dir)) if config.resume else None
+    if last:
+        log.info("resuming from %s", last)
+    trainer.train(resume_from_checkpoint=last)
+    trainer.save_model(str(output_dir))
     training_log = {
         "config": asdict(config),
         "num_train": len(train),
         "num_val": len(val),
-        "dropped_too_long": dropped + val_dropped,
-        "total_steps": total_steps,
-        "history": history,
+        "dropped_too_long": dropped,
+        "total_steps": trainer.state.global_step,
+        "history": epoch_history(trainer.state.log_history),
     }
-    (output_dir / "training_log.json").write_text(json.dumps(training_log, indent=2))
-    if config.export_dir:
-        export = Path(config.export_dir)
-        export.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(str(export), safe_serialization=True)
-        tokenizer.save_pretrained(str(export))
-        (export / "training_log.json").write_text(json.dumps(training_log, indent=2))
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(output_dir))
+        (output_dir / "training_log.json").write_text(json.dumps(training_log, indent=2))
+        if config.export_dir:  # a clean copy: model, tokenizer and log, no checkpoints
+            export = Path(config.export_dir)
+            shutil.rmtree(export, ignore_errors=True)
+            shutil.copytree(
+                output_dir,
+                export,
+                ignore=shutil.ignore_patterns("checkpoint-*", "init", "hydra", "training_args.bin"),
+            )
     return training_log
 
 

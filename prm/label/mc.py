@@ -10,6 +10,21 @@ completion is the solution itself. A completion that runs out of tokens counts a
 All prefixes of all solutions in one ``label`` call go to the policy in a single generate
 call; identical prefixes (samples of one problem often share their first steps) are rolled
 out once when ``dedupe_prefixes`` is on.
+
+``early_stop=true`` computes the same kind of hard label (any completion right) for far fewer
+rollouts, in rounds of ``rollouts_per_round`` completions of every pending prefix of a chunk
+(one generate call per round):
+
+- a finished solution with the right answer needs no rollout: it is itself a right
+  completion of each of its prefixes, so every step is labelled right;
+- otherwise a solution's prefixes are visited in order; a prefix stops at its first right
+  completion (labelled right, and the next prefix is visited) or after ``num_rollouts``
+  wrong ones (labelled wrong: the first error). Steps after the first error are labelled wrong
+  without rollouts (a prefix that cannot reach the answer stays wrong when extended), which is
+  what training on labels up to the first error uses anyway.
+
+In this mode ``soft_labels`` are the hard labels (0/1), not MC estimates: use the full mode for
+soft-label training. ``usage()`` counts the rollouts actually spent.
 """
 
 from __future__ import annotations
@@ -40,10 +55,23 @@ class MCConfig:
     threshold: float = 0.0
     dedupe_prefixes: bool = True
     grading_timeout_s: float = 5.0
+    early_stop: bool = False  # hard labels only: stop a prefix at its first right rollout
+    rollouts_per_round: int = 2  # with early_stop: completions per pending prefix per round
 
     def __post_init__(self) -> None:
         if self.num_rollouts < 1:
             raise ValueError(f"expected num_rollouts >= 1, got {self.num_rollouts}")
+        if self.early_stop and self.threshold != 0.0:
+            raise ValueError(
+                f"expected threshold 0 with early_stop (a prefix stops at its first right "
+                f"completion), got {self.threshold}; fix: labeller.early_stop=false"
+            )
+        if self.rollouts_per_round < 1 or self.num_rollouts % self.rollouts_per_round:
+            raise ValueError(
+                f"expected rollouts_per_round >= 1 dividing num_rollouts, got "
+                f"{self.rollouts_per_round} and {self.num_rollouts}; fix: e.g. "
+                "labeller.rollouts_per_round=2 with num_rollouts=8"
+            )
         if not 0.0 <= self.threshold < 1.0:
             raise ValueError(
                 f"expected 0 <= threshold < 1 (hard label = fraction correct > threshold), "
@@ -116,10 +144,55 @@ class MCLabeller:
             for row in slots
         ]
 
-    def _rollout(self, prefixes: list[Prefix]) -> list[float]:
+    def early_stop_labels(self, solutions: Sequence[SampledSolution]) -> list[tuple[float, ...]]:
+        """Hard labels (0/1 per step) with as few rollouts as the rule above allows."""
+        labels: list[list[float]] = [[] for _ in solutions]
+        spent: list[int] = [0] * len(solutions)  # rollouts spent on the current prefix
+        pending: list[int] = []
+        for index, solution in enumerate(solutions):
+            if solution.finished and self._is_correct(solution.text, solution.problem.answer):
+                labels[index] = [1.0] * len(solution.steps)
+            elif solution.steps:
+                pending.append(index)
+        while pending:
+            pending = [i for i in pending if not self._settle_last_step(solutions[i], labels[i])]
+            if not pending:
+                break
+            prefixes = [
+                Prefix(solutions[i].problem, solutions[i].steps[: len(labels[i]) + 1])
+                for i in pending
+            ]
+            k = self.config.rollouts_per_round
+            rights = self._rollout(prefixes, k)
+            still = []
+            for index, right in zip(pending, rights, strict=True):
+                solution, row = solutions[index], labels[index]
+                spent[index] += k
+                self._usage.prefixes += int(spent[index] == k)  # a prefix's first round
+                if right > 0:
+                    row.append(1.0)
+                    spent[index] = 0
+                    still.append(index)
+                elif spent[index] >= self.config.num_rollouts:
+                    row.extend([0.0] * (len(solution.steps) - len(row)))
+                else:
+                    still.append(index)
+            pending = still
+        return [tuple(row) for row in labels]
+
+    def _settle_last_step(self, solution: SampledSolution, row: list[float]) -> bool:
+        """Label the final step directly when every earlier one is right; True when done."""
+        if len(row) == len(solution.steps):
+            return True
+        if len(row) == len(solution.steps) - 1 and solution.finished:
+            row.append(float(self._is_correct(solution.text, solution.problem.answer)))
+            return True
+        return False
+
+    def _rollout(self, prefixes: list[Prefix], k: int | None = None) -> list[float]:
         if not prefixes:
             return []
-        k = self.config.num_rollouts
+        k = k or self.config.num_rollouts
         generations = self.generator.generate(prefixes, n=k, until=Until.end)
         if len(generations) != len(prefixes):
             raise ValueError(
@@ -144,7 +217,10 @@ class MCLabeller:
         return fractions
 
     def label(self, solutions: Sequence[SampledSolution]) -> list[LabelRecord]:
-        soft = self.soft_labels(solutions)
+        if self.config.early_stop:
+            soft = self.early_stop_labels(solutions)
+        else:
+            soft = self.soft_labels(solutions)
         records = []
         for solution, fractions in zip(solutions, soft, strict=True):
             if not fractions:

@@ -144,3 +144,74 @@ def test_config_checks_and_record_roundtrip() -> None:
     assert LabelRecord.from_record(record.to_record()) == record
     with pytest.raises(ValueError, match="first false label"):
         LabelRecord("p", 1, "mc", 0, (True, False), (0.5, 0.0))
+
+
+LATE = ("3 + 4 = 7", "7 - 2 = 4", "The answer is \\boxed{4}.")
+
+
+class CountingRollouts:
+    """The i-th completion ever drawn from a prefix (across calls) is right exactly when
+    ``i >= first_right[steps]`` (``None``: never right), so early stopping is observable."""
+
+    def __init__(self, first_right: dict[tuple[str, ...], int | None]) -> None:
+        self.first_right = first_right
+        self.drawn: dict[tuple[str, ...], int] = {}
+        self.calls: list[list[tuple[str, ...]]] = []
+
+    def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
+        self.calls.append([p.steps for p in prefixes])
+        out = []
+        for prefix in prefixes:
+            start = self.drawn.get(prefix.steps, 0)
+            self.drawn[prefix.steps] = start + n
+            first = self.first_right[prefix.steps]
+            continuations = []
+            for index in range(start, start + n):
+                right = first is not None and index >= first
+                text = f"The answer is \\boxed{{{prefix.problem.answer if right else 999}}}."
+                continuations.append(Continuation(text, split_steps(text), FinishReason.eos, 3))
+            out.append(Generation(prompt_tokens=10, continuations=tuple(continuations)))
+        return out
+
+
+def test_early_stop_gives_the_full_modes_hard_labels_for_fewer_rollouts() -> None:
+    first_right = {
+        SLIP[:1]: None,
+        SLIP[:2]: None,
+        LATE[:1]: 3,
+        LATE[:2]: None,
+        RIGHT[:1]: 0,
+        RIGHT[:2]: 0,
+    }
+    solutions = [solution(RIGHT), solution(SLIP, 1), solution(LATE, 2)]
+    full = MCLabeller(CountingRollouts(first_right), MCConfig(num_rollouts=8))
+    generator = CountingRollouts(first_right)
+    early = MCLabeller(generator, MCConfig(num_rollouts=8, early_stop=True, rollouts_per_round=2))
+    full_records, early_records = full.label(solutions), early.label(solutions)
+    assert [r.labels for r in early_records] == [r.labels for r in full_records]
+    assert [r.first_error for r in early_records] == [-1, 0, 1]
+    assert [r.soft_labels for r in early_records] == [
+        (1.0, 1.0, 1.0),
+        (0.0, 0.0, 0.0),
+        (1.0, 0.0, 0.0),
+    ]
+    # the right finished solution needs no rollout; SLIP's first prefix is dropped after 8
+    # wrong ones; LATE's first prefix stops at its 4th rollout (round 2), its second after 8
+    assert generator.calls == [
+        [SLIP[:1], LATE[:1]],
+        [SLIP[:1], LATE[:1]],
+        [SLIP[:1], LATE[:2]],
+        [SLIP[:1], LATE[:2]],
+        [LATE[:2]],
+        [LATE[:2]],
+    ]
+    assert early.usage()["rollouts"] == 8 + 4 + 8
+    assert full.usage()["rollouts"] == 8 * 6  # every non-final prefix, 8 completions each
+    assert early.usage()["prefixes"] == 3 and early.usage()["generate_calls"] == 6
+
+
+def test_early_stop_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="threshold 0 with early_stop"):
+        MCConfig(early_stop=True, threshold=0.5)
+    with pytest.raises(ValueError, match="dividing num_rollouts"):
+        MCConfig(num_rollouts=8, rollouts_per_round=3)

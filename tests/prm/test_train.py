@@ -178,33 +178,29 @@ def test_resume_continues_from_the_saved_step(
     train_prm(config(tiny_policy_dir, data, whole, save_every=2))
 
     killed = tmp_path / "killed"
-    real_loss = train_module.tag_loss
-    calls = {"train": 0}
+    steps_taken: list[int] = []
 
-    def dies_in_step_6(logits: Any, batch: Any, loss: Any, positive: int) -> Any:
-        if torch.is_grad_enabled():
-            calls["train"] += 1
-            if calls["train"] == 6:
-                raise KeyboardInterrupt
-        return real_loss(logits, batch, loss, positive)
+    class DiesAfterStep6(train_module.StopOnDivergence):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            steps_taken.append(state.global_step)
+            if state.global_step == 6:
+                raise KeyboardInterrupt  # a kill before the step-6 checkpoint is written
 
-    monkeypatch.setattr(train_module, "tag_loss", dies_in_step_6)
+    monkeypatch.setattr(train_module, "StopOnDivergence", DiesAfterStep6)
     with pytest.raises(KeyboardInterrupt):
         train_prm(config(tiny_policy_dir, data, killed, save_every=2))
-    state = torch.load(killed / "checkpoint-last" / "trainer_state.pt", weights_only=False)
-    steps_per_epoch = state["total_steps"] // 3
-    assert steps_per_epoch == 3  # 18 training examples, batch 8
-    assert state["step"] == 4  # saved every 2 steps and at the end of epoch 1: mid-epoch 2
-    resumed_steps = []
+    assert [p.name for p in killed.glob("checkpoint-*")] == ["checkpoint-4"]
+    state = json.loads((killed / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4 and state["max_steps"] == 9  # 18 examples, batch 8, 3 epochs
 
-    def counted(logits: Any, batch: Any, loss: Any, positive: int) -> Any:
-        if torch.is_grad_enabled():
-            resumed_steps.append(1)
-        return real_loss(logits, batch, loss, positive)
+    class Counts(train_module.StopOnDivergence):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            resumed_steps.append(state.global_step)
 
-    monkeypatch.setattr(train_module, "tag_loss", counted)
+    resumed_steps: list[int] = []
+    monkeypatch.setattr(train_module, "StopOnDivergence", Counts)
     log = train_prm(config(tiny_policy_dir, data, killed, save_every=2))
-    assert len(resumed_steps) == log["total_steps"] - 4  # continued, did not start over
+    assert resumed_steps == [5, 6, 7, 8, 9]  # continued from step 4, did not start over
     assert [row["epoch"] for row in log["history"]] == [1, 2, 3]
 
     a = AutoModelForTokenClassification.from_pretrained(str(whole))
@@ -236,12 +232,13 @@ def test_cli_end_to_end(
     )
     train_module.main()
     assert (out / "config.json").exists() and (out / "training_log.json").exists()
-    assert (out / "checkpoint-last" / "trainer_state.pt").exists()
+    assert list(out.glob("checkpoint-*/trainer_state.json"))  # a Trainer checkpoint to resume
     logged = json.loads((out / "training_log.json").read_text())
     assert logged["config"]["loss"] == "soft"
     exported = sorted(path.name for path in (tmp_path / "export").iterdir())
     assert "config.json" in exported and "training_log.json" in exported
-    assert "checkpoint-last" not in exported and "init" not in exported
+    assert not [name for name in exported if name.startswith("checkpoint")]
+    assert "init" not in exported
 
 
 def test_continue_from_a_prm_checkpoint(data: Path, tmp_path: Path) -> None:
@@ -263,4 +260,33 @@ def test_continue_from_a_prm_checkpoint(data: Path, tmp_path: Path) -> None:
         )
     )
     assert log["history"][0]["epoch"] == 1 and not (out / "init").exists()
+    assert (out / "model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_two_processes_under_accelerate_launch(
+    tiny_policy_dir: Path, data: Path, tmp_path: Path
+) -> None:
+    """The same entry point, unchanged, as 2 CPU processes under accelerate's multi-process
+    launcher (torch.distributed over gloo; accelerate's `--cpu` path would need MPI): each
+    process takes its own batch, so an epoch has half the steps of one process."""
+    import os
+    import subprocess
+
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path.cwd())}
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "-m", "prm.train", f"train_data={data}", f"output_dir={out}",
+        f"policy_dir={tiny_policy_dir}", "epochs=2", "batch_size=4", "val_fraction=0.25",
+        "progress=false", "device=cpu", f"hydra.run.dir={tmp_path / 'hydra'}",
+    ]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    logged = json.loads((out / "training_log.json").read_text())
+    per_epoch = -(-logged["num_train"] // (4 * 2))  # ceil(examples / (batch x processes))
+    assert logged["total_steps"] == 2 * per_epoch
+    assert [row["epoch"] for row in logged["history"]] == [1, 2]
+    assert "val_f1" in logged["history"][-1] or "val_step_accuracy" in logged["history"][-1]
     assert (out / "model.safetensors").exists()
