@@ -93,3 +93,17 @@ def test_results_load_with_datasets(beam_run: Path) -> None:
     assert len(first["candidates"]) == 4
     assert {"finish_reason", "aggregation", "step_scores", "score"} <= set(first["candidates"][0])
     assert isinstance(first["usage"]["policy_tokens"], int)
+
+
+def test_saved_trees_carry_verdicts_and_the_chosen_path(tmp_path: Path) -> None:
+    out = run(
+        tmp_path / "trees", "+strategy=beam", "strategy.beam_width=2", "strategy.save_trees=true"
+    )
+    files = sorted((out / "trees").glob("*.json"))
+    assert len(files) == 3
+    for path in files:
+        nodes = json.loads(path.read_text())["nodes"]
+        assert nodes[0]["chosen"]  # the root is on every chosen path
+        assert any(n["chosen"] and n["finished"] for n in nodes)  # down to a finished leaf
+        # the arithmetic world has a checker: every node below the root has its verdict
+        assert all(isinstance(n["steps_correct"], bool) for n in nodes[1:])
