@@ -129,6 +129,12 @@ def read_completion_sets(
             row = json.loads(line)
             if not isinstance(row, dict):
                 raise BadLineError(f"expected a JSON object, got {type(row).__name__}")
+            if input_format is InputFormat.completions and _looks_like_engine(row):
+                raise EngineFileError(
+                    f"{where}: expected the completions format (problem, answer, "
+                    "completions), got a results.jsonl line of python -m search (question, "
+                    "candidates); fix: pass format=engine"
+                )
             parse = _parse_engine if input_format is InputFormat.engine else _parse_completions
             sets.append(parse(row, aggregation))
         except (BadLineError, json.JSONDecodeError) as error:
@@ -206,6 +212,14 @@ def _bools(values: Any, count: int, key: str) -> tuple[bool, ...]:
     if not all(isinstance(v, bool) for v in values):
         raise BadLineError(f"expected {key!r} to hold booleans, got {values!r}")
     return tuple(values)
+
+
+class EngineFileError(ValueError):
+    """An engine ``results.jsonl`` read as completions: the whole file, not a bad line."""
+
+
+def _looks_like_engine(row: dict[str, Any]) -> bool:
+    return "candidates" in row and "completions" not in row and "question" in row
 
 
 def _parse_completions(row: dict[str, Any], aggregation: Aggregation) -> CompletionSet:

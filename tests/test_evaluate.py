@@ -206,3 +206,12 @@ def test_completion_set_is_frozen() -> None:
     item = CompletionSet("p", "1", ("\\boxed{1}",))
     with pytest.raises(AttributeError):
         item.gold = "2"  # type: ignore[misc]
+
+
+def test_an_engine_file_read_as_completions_says_format_engine(
+    engine_run: tuple[Path, dict[str, Any]],
+) -> None:
+    path, _ = engine_run
+    for skip in ("error", "skip"):  # skipping bad lines would skip every line: not offered
+        with pytest.raises(ValueError, match="fix: pass format=engine"):
+            read_completion_sets(path, InputFormat.completions, on_bad_row=skip)

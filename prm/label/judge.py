@@ -157,7 +157,13 @@ class OpenAICritic:
         client: Any = None,
     ) -> None:
         if client is None:
-            import openai
+            try:
+                import openai
+            except ImportError:
+                raise ImportError(
+                    "expected the openai client for the LLM judge, got no module 'openai'; "
+                    "fix: pip install 'prm-search[judge]' (or pip install openai)"
+                ) from None
 
             client = openai.OpenAI(
                 base_url=base_url,
