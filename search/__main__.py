@@ -101,6 +101,28 @@ def main(raw: DictConfig) -> None:
         raise SystemExit(f"error: {remote}") from None  # one line, not a traceback
 
 
+def warn_if_world_mismatch(dataset: str, policy: str | None, scorer: str | None) -> list[str]:
+    """Warn (and return the warnings) when an embedded model, trained on the arithmetic world
+    only (``checkpoints/arith-*``), is run on another dataset: it scores about 0 there."""
+    if dataset in ("arith", "arith_hard"):
+        return []
+    warnings = []
+    choices = (
+        ("policy", policy, "policy=qwen25_math_1_5b_instruct"),
+        ("PRM", scorer, "scorer=qwen25_math_prm_7b"),
+    )
+    for role, model, example in choices:
+        if model is not None and Path(model).name.startswith("arith-"):
+            warnings.append(
+                f"the {role} {model} was trained on the arithmetic world only; on dataset "
+                f"{dataset} expect accuracy near 0; fix: a model for the dataset (e.g. "
+                f"{example}, GPU), or dataset=arith"
+            )
+    for warning in warnings:
+        log.warning(warning)
+    return warnings
+
+
 def run(raw: DictConfig) -> None:
     config: SearchConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
     validate(config)  # before any model is loaded
@@ -112,6 +134,9 @@ def run(raw: DictConfig) -> None:
     loaded = dataset.load()
     if loaded.skipped:
         log.warning("skipped %d bad rows: %s", loaded.skipped, loaded.skipped_reasons[:5])
+    warn_if_world_mismatch(
+        dataset.name, component_name(raw.policy), component_name(raw.get("scorer"))
+    )
     generator = instantiate(raw.policy, seed=config.seed)
     scorer = None if raw.scorer is None else instantiate(raw.scorer)
     strategy = build_strategy(config.strategy, config.aggregation, seed=config.seed)

@@ -40,7 +40,46 @@ def resolve_model_path(model: str | Path) -> str:
             "checkpoint, or rebuild the embedded ones (`make policy`, `make prm`)"
         )
     log.info("model %s is not a local path; loading it as a hub model name", model)
+    check_hub_reachable(str(model))
     return str(model)
+
+
+def check_hub_reachable(name: str, timeout_s: float = 3.0) -> None:
+    """Fail within seconds, with the fix, when hub model ``name`` can be neither read from
+    the Hugging Face cache nor downloaded (transformers would otherwise retry for a minute).
+
+    Cached (a ``config.json`` in the HF cache): fine. ``HF_HUB_OFFLINE=1`` and not cached: an
+    error. Otherwise one TCP connection to the hub's host, ``timeout_s`` at most, decides.
+    """
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(name, "config.json")
+    if isinstance(cached, str):
+        return
+    fix = (
+        f"fix: pass a local copy (policy.model=/path/to/{name.split('/')[-1]} or "
+        "scorer.model=...), or download it once on a machine with network "
+        f"(huggingface-cli download {name}) and set HF_HUB_OFFLINE=1"
+    )
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        raise FileNotFoundError(
+            f"expected hub model {name} in the Hugging Face cache (HF_HUB_OFFLINE is set), "
+            f"got no cached copy; {fix}"
+        )
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host = endpoint.hostname or "huggingface.co"
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as error:
+        raise ConnectionError(
+            f"expected to reach the model hub ({host}:{port}) for {name}, got {error}; this "
+            f"machine looks offline and has no cached copy; {fix}"
+        ) from None
 
 
 def resolve_device(device: str) -> str:

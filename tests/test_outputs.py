@@ -107,3 +107,14 @@ def test_saved_trees_carry_verdicts_and_the_chosen_path(tmp_path: Path) -> None:
         assert any(n["chosen"] and n["finished"] for n in nodes)  # down to a finished leaf
         # the arithmetic world has a checker: every node below the root has its verdict
         assert all(isinstance(n["steps_correct"], bool) for n in nodes[1:])
+
+
+def test_embedded_models_on_another_dataset_are_warned_about() -> None:
+    from search.__main__ import warn_if_world_mismatch
+
+    got = warn_if_world_mismatch("math500", "/repo/checkpoints/arith-policy", None)
+    assert len(got) == 1 and "policy" in got[0] and "fix" in got[0]
+    both = warn_if_world_mismatch("gsm8k", "checkpoints/arith-policy", "checkpoints/arith-prm")
+    assert len(both) == 2
+    assert warn_if_world_mismatch("arith", "checkpoints/arith-policy", None) == []
+    assert warn_if_world_mismatch("math500", "Qwen/Qwen2.5-Math-7B-Instruct", None) == []

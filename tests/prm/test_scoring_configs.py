@@ -114,6 +114,8 @@ def test_model_paths_resolve_locally_then_against_the_repo_root(
     assert resolve_model_path("search") == str(REPO_ROOT / "search")  # found from elsewhere
     with pytest.raises(FileNotFoundError, match="checkpoints/no-such-prm.*fix"):
         resolve_model_path("checkpoints/no-such-prm")
+    # not local: a hub name, checked against the cache and the network (tests/test_resolve_hub.py)
+    monkeypatch.setattr("search.resolve.check_hub_reachable", lambda name: None)
     assert resolve_model_path("Qwen/Qwen2.5-Math-PRM-7B") == "Qwen/Qwen2.5-Math-PRM-7B"
 
 
