@@ -12,6 +12,7 @@ Examples::
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,27 @@ def main(raw: DictConfig) -> None:
         raise SystemExit(f"error: {remote}") from None  # one line, not a traceback
 
 
+def load_component(role: str, node: DictConfig, **kwargs: Any) -> Any:
+    """Build a policy or scorer node, reporting once how long it took (a vLLM engine's
+    start-up included); transformers' per-file weight bars are turned off for it."""
+    model = node.get("model")
+    if model is not None:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+    start = time.perf_counter()
+    built = instantiate(node, **kwargs)
+    backend = node.get("backend")
+    log.info(
+        "%s %s%s ready in %.1f s",
+        role,
+        model if model is not None else component_name(node),
+        "" if backend is None else f" ({backend})",
+        time.perf_counter() - start,
+    )
+    return built
+
+
 def warn_if_world_mismatch(dataset: str, policy: str | None, scorer: str | None) -> list[str]:
     """Warn (and return the warnings) when an embedded model, trained on the arithmetic world
     only (``checkpoints/arith-*``), is run on another dataset: it scores about 0 there."""
@@ -137,8 +159,8 @@ def run(raw: DictConfig) -> None:
     warn_if_world_mismatch(
         dataset.name, component_name(raw.policy), component_name(raw.get("scorer"))
     )
-    generator = instantiate(raw.policy, seed=config.seed)
-    scorer = None if raw.scorer is None else instantiate(raw.scorer)
+    generator = load_component("policy", raw.policy, seed=config.seed)
+    scorer = None if raw.scorer is None else load_component("PRM", raw.scorer)
     strategy = build_strategy(config.strategy, config.aggregation, seed=config.seed)
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     metrics = run_search(

@@ -16,6 +16,7 @@ from typing import Any
 
 from search.grading import answers_match
 from search.guards import call_scorer
+from search.progress import Progress
 from search.protocols import Checker, Generator, Scorer, Strategy
 from search.results import ResultsFile, result_to_record, write_metrics
 from search.types import Generation, Prefix, Problem, ScoreOutput, SearchResult, Until
@@ -32,29 +33,42 @@ class CallCounter:
 
 
 class CountingGenerator:
-    def __init__(self, inner: Generator, counter: CallCounter) -> None:
+    def __init__(
+        self, inner: Generator, counter: CallCounter, progress: Progress | None = None
+    ) -> None:
         self.inner = inner
         self.counter = counter
+        self.progress = progress
 
     def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
         self.counter.generate_calls += 1
-        return self.inner.generate(prefixes, n, until)
+        out = self.inner.generate(prefixes, n, until)
+        if self.progress is not None:
+            tokens = sum(c.num_tokens for g in out for c in g.continuations)
+            self.progress.on_generate(tokens)
+        return out
 
 
 class CountingScorer:
     """Counts calls; forwards through ``call_scorer`` so usage stays unknown (``None``) for a
     scorer that does not report it."""
 
-    def __init__(self, inner: Scorer, counter: CallCounter) -> None:
+    def __init__(
+        self, inner: Scorer, counter: CallCounter, progress: Progress | None = None
+    ) -> None:
         self.inner = inner
         self.counter = counter
+        self.progress = progress
 
     def score(self, prefixes: Sequence[Prefix]) -> list[list[float]]:
         return self.score_with_usage(prefixes).scores
 
     def score_with_usage(self, prefixes: Sequence[Prefix]) -> ScoreOutput:
         self.counter.score_calls += 1
-        return call_scorer(self.inner, prefixes)
+        out = call_scorer(self.inner, prefixes)
+        if self.progress is not None:
+            self.progress.on_score()
+        return out
 
 
 def grade(result: SearchResult, timeout_s: float) -> tuple[SearchResult, dict[str, bool]]:
@@ -191,30 +205,24 @@ def run_search(
             "resuming: %d problems already in %s, %d to go", len(done), results.path, len(todo)
         )
     counter = CallCounter()
-    counted = CountingGenerator(generator, counter)
-    counted_scorer = None if scorer is None else CountingScorer(scorer, counter)
     # the bar's running accuracy is over this run's problems, resumed ones included
     num_correct = sum(bool(r["correct"]) for r in results.records if str(r["id"]) in done)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(problems), initial=len(done), desc="problems")
+    bar = Progress(len(problems), len(done), num_correct, enabled=progress)
+    counted = CountingGenerator(generator, counter, bar)
+    counted_scorer = None if scorer is None else CountingScorer(scorer, counter, bar)
     start = time.perf_counter()
     try:
         for begin in range(0, len(todo), batch_problems):
             batch = todo[begin : begin + batch_problems]
+            bar.on_batch()
             records = run_batch(
                 batch, strategy, counted, counted_scorer, output_dir, grading_timeout_s, checker
             )
             results.append(records)
-            num_correct += sum(bool(r["correct"]) for r in records)
-            if bar is not None:
-                bar.update(len(batch))
-                bar.set_postfix(accuracy=f"{num_correct / bar.n:.3f}")
+            for record in records:
+                bar.on_problem(bool(record["correct"]))
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     metrics = summarise([r for r in results.records if str(r["id"]) in wanted])
     metrics.update(describe)
     metrics["generate_calls_this_invocation"] = counter.generate_calls

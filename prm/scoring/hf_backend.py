@@ -138,7 +138,7 @@ class HFScorer(StepTagScorer):
         )
         if device_map is None:
             loaded = loaded.to(device)
-        log.info("loaded PRM %s (%s, %s) on %s", path, auto_class, weights_dtype, loaded.device)
+        log.debug("loaded PRM %s (%s, %s) on %s", path, auto_class, weights_dtype, loaded.device)
         return cls(
             loaded,
             loaded_tokenizer,
