@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from search.resolve import REPO_ROOT
+
+ROOT = REPO_ROOT
 RESULTS = ROOT / "benchmarks" / "results"
 BEGIN, END = "<!-- RESULTS:BEGIN -->", "<!-- RESULTS:END -->"
 

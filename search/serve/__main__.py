@@ -18,21 +18,20 @@ Then, from any OpenAI client::
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from search.resolve import CONF_DIR
 from search.serve.config import ServeConfig, register_configs
 
 log = logging.getLogger("search.serve")
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="serve")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="serve")
 def main(raw: DictConfig) -> None:
     try:
         serve(raw)
