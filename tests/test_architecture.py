@@ -64,3 +64,24 @@ def test_every_entry_point_is_a_hydra_app_or_says_why(path: Path) -> None:
 def test_entry_points_are_found() -> None:
     names = {str(p.relative_to(ROOT)) for p in ENTRY_POINTS}
     assert {"search/__main__.py", "search/envs/arith/train_policy.py", "prm/sample.py"} <= names
+
+
+def readme_layout() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return text.split("## Layout", 1)[1].split("```", 2)[1]
+
+
+@pytest.mark.parametrize("package", ["search", "prm"])
+def test_readme_layout_names_every_module_and_subpackage(package: str) -> None:
+    layout = readme_layout().lower()
+    missing = []
+    for path in sorted((ROOT / package).iterdir()):
+        if path.name.startswith(("_", ".")) and path.name != "__main__.py":
+            continue
+        if path.is_dir() and (path / "__init__.py").exists():
+            subpackage = f"{package}/{path.name}/"
+            named = subpackage in layout or f"{path.name}/" in layout or path.name in layout
+            missing += [] if named else [subpackage]
+        elif path.suffix == ".py" and path.stem not in layout:
+            missing.append(str(path.relative_to(ROOT)))
+    assert not missing, f"README's Layout does not name {missing}; fix: add them to it"
