@@ -3,7 +3,8 @@
 Inputs are sorted by length (longest first) to cut padding, run ``batch_size`` at a time
 with right padding (a causal model's real tokens never attend to the pads after them, so
 a padded row scores as it would alone), and read at the tag positions only. Weights load
-in float32 on CPU and bfloat16 on CUDA (``dtype="auto"``).
+in the dtype of ``search.resolve.resolve_dtype`` (``auto``: float32 on CPU, bfloat16 on
+CUDA, float16 on CUDA without bfloat16).
 
 Prefix reuse (``reuse_prefix_cache=True``, the default): the key/value states and tag logits
 of every token run are kept in a ``KVTree``, so a beam's growing prefixes run only the tokens
