@@ -30,7 +30,15 @@ from search.grading import answers_match
 from search.protocols import Generator, Scorer
 from search.strategies import build_strategy
 from search.strategies.config import StrategyConfig, StrategyName
-from search.types import Generation, Prefix, Problem, SearchResult, Until
+from search.types import (
+    DEFAULT_SAMPLING,
+    Generation,
+    Prefix,
+    Problem,
+    Sampling,
+    SearchResult,
+    Until,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -40,10 +48,16 @@ class TimedGenerator:
         self.inner = inner
         self.seconds = 0.0
 
-    def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
+    def generate(
+        self,
+        prefixes: Sequence[Prefix],
+        n: int,
+        until: Until,
+        sampling: Sampling = DEFAULT_SAMPLING,
+    ) -> list[Generation]:
         start = time.perf_counter()
         try:
-            return self.inner.generate(prefixes, n, until)
+            return self.inner.generate(prefixes, n, until, sampling)
         finally:
             self.seconds += time.perf_counter() - start
 

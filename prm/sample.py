@@ -33,7 +33,7 @@ from search.guards import check_generations
 from search.prompting import join_steps
 from search.protocols import Generator, ProblemSource
 from search.resolve import CONF_DIR
-from search.types import Prefix, Problem, Until
+from search.types import Prefix, Problem, Sampling, Until
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,9 @@ def sample_solutions(
     """``num_samples`` solutions of every problem in one generate call; returns them and the
     prompt tokens the policy read."""
     prefixes = [Prefix(problem) for problem in problems]
-    generations = generator.generate(prefixes, n=num_samples, until=Until.end)
+    # each problem's stream is named by its id: its samples do not depend on the chunking
+    streams = Sampling(streams=tuple(f"sample/{problem.id}" for problem in problems))
+    generations = generator.generate(prefixes, n=num_samples, until=Until.end, sampling=streams)
     check_generations(generator, prefixes, num_samples, generations)
     solutions: list[SampledSolution] = []
     prompt_tokens = 0

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from search.types import (
+    DEFAULT_SAMPLING,
     Generation,
     LoadedProblems,
     Prefix,
     Problem,
+    Sampling,
     ScoreOutput,
     SearchResult,
     StepCheck,
@@ -36,11 +38,20 @@ class TokenCounter:
 class Generator(Protocol):
     """Samples continuations of many partial solutions at once."""
 
-    def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
+    def generate(
+        self,
+        prefixes: Sequence[Prefix],
+        n: int,
+        until: Until,
+        sampling: Sampling = DEFAULT_SAMPLING,
+    ) -> list[Generation]:
         """``n`` continuations of every prefix: ``len(out) == len(prefixes)`` and
         ``len(out[i].continuations) == n``. ``until=Until.step`` stops each continuation at
         the end of its next step (the blank line is kept in ``text``); ``Until.end`` lets it
-        run to the end of the solution. Sampling is seeded by the generator's own seed."""
+        run to the end of the solution. ``sampling`` overrides the generator's temperature,
+        top_p and token limit for this call and names each prefix's random stream:
+        continuation ``j`` of prefix ``i`` is a function of (the generator's seed,
+        ``sampling.streams[i]``, ``j``) and the prefix alone, whatever else is in the call."""
         ...
 
 

@@ -19,7 +19,16 @@ from search.guards import call_scorer
 from search.progress import Progress
 from search.protocols import Checker, Generator, Scorer, Strategy
 from search.results import ResultsFile, result_to_record, write_metrics
-from search.types import Generation, Prefix, Problem, ScoreOutput, SearchResult, Until
+from search.types import (
+    DEFAULT_SAMPLING,
+    Generation,
+    Prefix,
+    Problem,
+    Sampling,
+    ScoreOutput,
+    SearchResult,
+    Until,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +49,15 @@ class CountingGenerator:
         self.counter = counter
         self.progress = progress
 
-    def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
+    def generate(
+        self,
+        prefixes: Sequence[Prefix],
+        n: int,
+        until: Until,
+        sampling: Sampling = DEFAULT_SAMPLING,
+    ) -> list[Generation]:
         self.counter.generate_calls += 1
-        out = self.inner.generate(prefixes, n, until)
+        out = self.inner.generate(prefixes, n, until, sampling)
         if self.progress is not None:
             tokens = sum(c.num_tokens for g in out for c in g.continuations)
             self.progress.on_generate(tokens)

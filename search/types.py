@@ -51,6 +51,42 @@ class Until(str, Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class Sampling:
+    """Per-call sampling settings of ``Generator.generate`` (the engine's side of vLLM's
+    ``SamplingParams``; the model and its configured defaults stay with the generator).
+
+    ``temperature`` (0 is greedy), ``top_p`` and ``max_tokens`` (new tokens per
+    continuation) override the generator's configured values for this call; ``None`` keeps
+    them (``max_tokens=None``: the generator's limit for ``until``, one step or the rest).
+
+    ``streams`` names the random stream of every prefix (``len(streams) == len(prefixes)``):
+    continuation ``j`` of prefix ``i`` draws only from a stream derived from (the
+    generator's seed, ``streams[i]``, ``j``), so what a prefix gets does not depend on the
+    other prefixes of the call, on batch sizes or on the process. The engine names them
+    ``"<problem id>/<request number within that problem>"``. ``None``: each prefix's stream
+    is named by the prefix itself (problem id, question and steps), so an identical prefix
+    gets identical continuations.
+    """
+
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    streams: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.temperature is not None and not self.temperature >= 0:
+            raise ValueError(f"expected temperature >= 0, got {self.temperature}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ValueError(f"expected 0 < top_p <= 1, got {self.top_p}")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise ValueError(f"expected max_tokens >= 1, got {self.max_tokens}")
+
+
+DEFAULT_SAMPLING = Sampling()  # the generator's configured settings, streams named by prefix
+GREEDY = Sampling(temperature=0.0)
+
+
+@dataclass(frozen=True, slots=True)
 class Continuation:
     """One sampled continuation of a prefix.
 

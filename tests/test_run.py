@@ -20,7 +20,15 @@ from search.protocols import Generator, Scorer
 from search.results import METRICS_FILE, RESULTS_FILE
 from search.run import run_search
 from search.strategies import StrategyConfig, StrategyName, build_strategy
-from search.types import Generation, Prefix, Problem, SearchResult, Until
+from search.types import (
+    DEFAULT_SAMPLING,
+    Generation,
+    Prefix,
+    Problem,
+    Sampling,
+    SearchResult,
+    Until,
+)
 
 BATCH = 4
 
@@ -32,9 +40,15 @@ class RecordingGenerator(FakeGenerator):
         super().__init__(seed=seed)
         self.problem_ids: list[str] = []
 
-    def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
+    def generate(
+        self,
+        prefixes: Sequence[Prefix],
+        n: int,
+        until: Until,
+        sampling: Sampling = DEFAULT_SAMPLING,
+    ) -> list[Generation]:
         self.problem_ids.extend(prefix.problem.id for prefix in prefixes)
-        return super().generate(prefixes, n, until)
+        return super().generate(prefixes, n, until, sampling)
 
 
 class ScoreOnly:
@@ -238,3 +252,72 @@ def test_bad_arguments_fail_before_any_work(problems: list[Problem], tmp_path: P
     with pytest.raises(ValueError, match="unique problem ids"):
         run([problems[0], problems[0]], tmp_path / "dupes", generator)
     assert generator.usage.calls == 0
+
+
+def _without_wall_time(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in record.items() if k != "wall_s"} for record in records]
+
+
+@pytest.mark.parametrize("name", ["best_of_n", "beam", "dvts", "mcts"])
+def test_resumed_and_rebatched_runs_equal_the_uninterrupted_run(
+    name: str, problems: list[Problem], tmp_path: Path
+) -> None:
+    """Same seed and config, same results: killed after its first batch and resumed by a
+    fresh process (new generator and scorer objects), or run with other batch sizes, a run
+    writes the same records as one uninterrupted run, record for record."""
+
+    def search() -> Any:
+        return strategy(name)
+
+    def go(directory: Path, batch_problems: int, search_: Any = None) -> dict[str, Any]:
+        return run_search(
+            problems[:10],
+            FakeGenerator(seed=3, error_rate=0.4),
+            FakeScorer(noise=0.05),
+            search_ or search(),
+            directory,
+            describe={},
+            batch_problems=batch_problems,
+        )
+
+    whole = go(tmp_path / "whole", 64)
+    reference = _without_wall_time(read_records(tmp_path / "whole"))
+
+    with pytest.raises(RuntimeError, match="killed"):
+        go(tmp_path / "resumed", BATCH, FailsOnCall(search(), fail_on=2))
+    assert len(read_records(tmp_path / "resumed")) == BATCH
+    resumed = go(tmp_path / "resumed", BATCH)
+    assert _without_wall_time(read_records(tmp_path / "resumed")) == reference
+    assert resumed["accuracy"] == whole["accuracy"]
+
+    go(tmp_path / "one_by_one", 1)
+    assert _without_wall_time(read_records(tmp_path / "one_by_one")) == reference
+
+
+def test_hf_policy_predictions_do_not_depend_on_batching(
+    tiny_policy_dir: Path, problems: list[Problem], tmp_path: Path
+) -> None:
+    """The transformers backend, sampling at temperature 1: batch_problems=4 with a small
+    generator batch and batch_problems=64 with a large one give the same candidates."""
+    from search.generators.hf import HFGenerator
+
+    def go(directory: Path, batch_problems: int, batch_size: int) -> list[dict[str, Any]]:
+        generator = HFGenerator(
+            str(tiny_policy_dir), temperature=1.0, max_tokens=24, batch_size=batch_size, seed=5
+        )
+        run_search(
+            problems[:8],
+            generator,
+            None,
+            build_strategy(StrategyConfig(n=3, select=None), Aggregation.min),
+            directory,
+            describe={},
+            batch_problems=batch_problems,
+        )
+        return _without_wall_time(read_records(directory))
+
+    small = go(tmp_path / "small", 4, 5)
+    large = go(tmp_path / "large", 64, 256)
+    assert [r["predictions"] for r in small] == [r["predictions"] for r in large]
+    assert small == large
+    assert len({c["num_tokens"] for r in small for c in r["candidates"]}) > 1  # really sampled

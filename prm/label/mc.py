@@ -9,7 +9,11 @@ completion is the solution itself. A completion that runs out of tokens counts a
 
 All prefixes of all solutions in one ``label`` call go to the policy in a single generate
 call; identical prefixes (samples of one problem often share their first steps) are rolled
-out once when ``dedupe_prefixes`` is on.
+out once when ``dedupe_prefixes`` is on. Each rolled-out prefix draws from its own random
+stream (``search.types.Sampling.streams``): named by the prefix itself (problem and steps)
+with de-duplication, by (solution, step) without it, and by the prefix and the rollouts it
+has had so far in early-stop rounds; so labels do not depend on chunking, resume or which
+solutions share a call.
 
 ``early_stop=true`` computes the same kind of hard label (any completion right) for far fewer
 rollouts, in rounds of ``rollouts_per_round`` completions of every pending prefix of a chunk
@@ -41,7 +45,7 @@ from search.answers import extract_answer
 from search.grading import answers_match
 from search.prompting import join_steps
 from search.protocols import Generator
-from search.types import Continuation, Prefix, Until
+from search.types import Continuation, Prefix, Sampling, Until
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +126,7 @@ class MCLabeller:
         """Fraction of correct completions after every step of every solution."""
         wanted: dict[tuple[str, str, tuple[str, ...]], int] = {}
         prefixes: list[Prefix] = []
+        streams: list[str] = []
         slots: list[list[int | float]] = []  # per step: index into prefixes, or a direct grade
         for solution in solutions:
             row: list[int | float] = []
@@ -137,8 +142,13 @@ class MCLabeller:
                 wanted[key] = len(prefixes)
                 row.append(len(prefixes))
                 prefixes.append(Prefix(solution.problem, solution.steps[:end]))
+                streams.append(
+                    "mc\x1f" + "\x1f".join(key[0:2] + key[2])
+                    if self.config.dedupe_prefixes
+                    else f"mc/{solution.problem.id}/{solution.sample_index}/{end}"
+                )
             slots.append(row)
-        fractions = self._rollout(prefixes)
+        fractions = self._rollout(prefixes, tuple(streams))
         return [
             tuple(slot if isinstance(slot, float) else fractions[slot] for slot in row)
             for row in slots
@@ -163,7 +173,11 @@ class MCLabeller:
                 for i in pending
             ]
             k = self.config.rollouts_per_round
-            rights = self._rollout(prefixes, k)
+            streams = tuple(
+                "\x1f".join(("mc", p.problem.id, p.problem.question, *p.steps, str(spent[i])))
+                for i, p in zip(pending, prefixes, strict=True)
+            )
+            rights = self._rollout(prefixes, streams, k)
             still = []
             for index, right in zip(pending, rights, strict=True):
                 solution, row = solutions[index], labels[index]
@@ -189,11 +203,15 @@ class MCLabeller:
             return True
         return False
 
-    def _rollout(self, prefixes: list[Prefix], k: int | None = None) -> list[float]:
+    def _rollout(
+        self, prefixes: list[Prefix], streams: tuple[str, ...], k: int | None = None
+    ) -> list[float]:
         if not prefixes:
             return []
         k = k or self.config.num_rollouts
-        generations = self.generator.generate(prefixes, n=k, until=Until.end)
+        generations = self.generator.generate(
+            prefixes, n=k, until=Until.end, sampling=Sampling(streams=streams)
+        )
         if len(generations) != len(prefixes):
             raise ValueError(
                 f"expected one Generation per prefix ({len(prefixes)}), got {len(generations)} "

@@ -3,11 +3,31 @@ raw sampled text into a ``Continuation``."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from search.prompting import DEFAULT_SYSTEM_PROMPT, render_prompt
-from search.types import STEP_SEPARATOR, Continuation, FinishReason, Prefix, Until, split_steps
+from search.seeding import derive_seed
+from search.types import (
+    STEP_SEPARATOR,
+    Continuation,
+    FinishReason,
+    Prefix,
+    Sampling,
+    Until,
+    split_steps,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CallSettings:
+    """What one generate call samples with: the generator's settings under the call's
+    ``Sampling`` overrides. ``max_tokens`` is the limit of one continuation."""
+
+    temperature: float
+    top_p: float
+    max_tokens: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +57,38 @@ class GenerationSettings:
     def limit(self, until: Until) -> int:
         """New tokens allowed for one continuation."""
         return self.max_step_tokens if until is Until.step else self.max_tokens
+
+    def for_call(self, sampling: Sampling, until: Until) -> CallSettings:
+        """These settings with the call's overrides applied."""
+        return CallSettings(
+            temperature=self.temperature if sampling.temperature is None else sampling.temperature,
+            top_p=self.top_p if sampling.top_p is None else sampling.top_p,
+            max_tokens=self.limit(until) if sampling.max_tokens is None else sampling.max_tokens,
+        )
+
+
+def stream_names(prefixes: Sequence[Prefix], sampling: Sampling) -> list[str]:
+    """The random stream of every prefix: ``sampling.streams``, or one named by the prefix
+    itself (problem id, question and steps) when the caller names none."""
+    if sampling.streams is None:
+        return ["\x1f".join((p.problem.id, p.problem.question, *p.steps)) for p in prefixes]
+    if len(sampling.streams) != len(prefixes):
+        raise ValueError(
+            f"expected one sampling stream per prefix ({len(prefixes)}), got "
+            f"{len(sampling.streams)}; fix: pass Sampling(streams=...) of the prefixes' length"
+        )
+    return list(sampling.streams)
+
+
+def continuation_seed(seed: int, stream: str, index: int) -> int:
+    """The seed of continuation ``index`` of the prefix whose stream is ``stream``."""
+    return derive_seed(seed, stream, index)
+
+
+def request_seed(seed: int, stream: str) -> int:
+    """One seed for all continuations of a prefix (vLLM seeds each request, not each of its
+    ``n`` outputs; it gives output ``j`` the seed plus ``j``, so the top bits stay clear)."""
+    return derive_seed(seed, stream) >> 2
 
 
 class PromptRenderer:

@@ -3,21 +3,32 @@
 Every prefix is expanded ``n`` times and sequences run in chunks of ``batch_size``. Each
 sequence stops on its own (end of step, eos, or its token limit); a chunk ends when all of
 its sequences have stopped, and finished rows are dropped from the batch and its cache as
-they stop. Sampling draws from a local ``torch.Generator`` seeded once, so a run is
-reproducible without touching global RNG state.
+they stop. Each sequence draws its tokens from its own stream, seeded by (the generator's
+seed, the prefix's stream name, the sequence's index among the ``n``): one uniform number per
+token, turned into a token by the inverse of the (top-p filtered) distribution's CDF. So a
+sequence's tokens do not depend on which other sequences share its batch, and no global RNG
+state is touched.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from search.generators.base import GenerationSettings, PromptRenderer, make_continuation
+from search.generators.base import (
+    CallSettings,
+    GenerationSettings,
+    PromptRenderer,
+    continuation_seed,
+    make_continuation,
+    stream_names,
+)
 from search.protocols import TokenCounter
 from search.resolve import resolve_device, torch_dtype
-from search.types import FinishReason, Generation, Prefix, Until
+from search.types import DEFAULT_SAMPLING, FinishReason, Generation, Prefix, Sampling, Until
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +39,7 @@ class _Row:
 
     request: int
     generated: list[int]
+    rng: random.Random
     reason: FinishReason | None = None
 
 
@@ -53,7 +65,6 @@ class HFGenerator:
         system_prompt: str | None = None,
         trust_remote_code: bool = False,
     ) -> None:
-        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.settings = GenerationSettings(
@@ -77,20 +88,31 @@ class HFGenerator:
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = next(iter(self.eos_ids))
-        self.rng = torch.Generator(device=self.device).manual_seed(seed)
+        self.seed = seed
         self.usage = TokenCounter()
         self._newline_tokens: dict[int, bool] = {}
 
     # -- protocol -----------------------------------------------------------------------
-    def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
+    def generate(
+        self,
+        prefixes: Sequence[Prefix],
+        n: int,
+        until: Until,
+        sampling: Sampling = DEFAULT_SAMPLING,
+    ) -> list[Generation]:
         if n < 1:
             raise ValueError(f"expected n >= 1, got {n}")
         until = Until(until)
+        settings = self.settings.for_call(sampling, until)
+        streams = stream_names(prefixes, sampling)
         prompts = [self.renderer.encode(prefix) for prefix in prefixes]
-        limit = self.settings.limit(until)
-        rows = [_Row(request=i, generated=[]) for i in range(len(prefixes)) for _ in range(n)]
+        rows = [
+            _Row(request=i, generated=[], rng=random.Random(continuation_seed(self.seed, s, j)))
+            for i, s in enumerate(streams)
+            for j in range(n)
+        ]
         for start in range(0, len(rows), self.batch_size):
-            self._run_chunk(rows[start : start + self.batch_size], prompts, limit, until)
+            self._run_chunk(rows[start : start + self.batch_size], prompts, settings, until)
         self.usage.calls += 1
         self.usage.tokens += sum(len(ids) for ids in prompts)
         self.usage.new_tokens += sum(len(ids) for ids in prompts)
@@ -119,7 +141,7 @@ class HFGenerator:
         return known
 
     def _run_chunk(
-        self, rows: list[_Row], prompts: list[list[int]], limit: int, until: Until
+        self, rows: list[_Row], prompts: list[list[int]], settings: CallSettings, until: Until
     ) -> None:
         import torch
 
@@ -148,12 +170,14 @@ class HFGenerator:
                     logits_to_keep=1,
                 )
                 cache = out.past_key_values
-                tokens = self._sample(out.logits[:, -1, :].float())
+                tokens = self._sample(
+                    out.logits[:, -1, :].float(), [rows[p] for p in live], settings
+                )
                 keep: list[int] = []
                 for slot, token in enumerate(tokens.tolist()):
                     row = rows[live[slot]]
                     row.generated.append(token)
-                    row.reason = self._stop_reason(row, token, until, limit)
+                    row.reason = self._stop_reason(row, token, until, settings.max_tokens)
                     if row.reason is None:
                         keep.append(slot)
                 if len(keep) < len(live):
@@ -173,19 +197,24 @@ class HFGenerator:
                 )
                 step_input = tokens.unsqueeze(-1)
 
-    def _sample(self, logits: Any) -> Any:
+    def _sample(self, logits: Any, rows: list[_Row], settings: CallSettings) -> Any:
+        """One token per row: greedy at temperature 0, else by inverse-CDF sampling with one
+        uniform number from each row's own stream."""
         import torch
 
-        temperature = self.settings.temperature
-        if temperature == 0.0:
+        if settings.temperature == 0.0:
             return logits.argmax(dim=-1)
-        probs = torch.softmax(logits / temperature, dim=-1)
-        if self.settings.top_p < 1.0:
+        probs = torch.softmax(logits / settings.temperature, dim=-1)
+        if settings.top_p < 1.0:
             sorted_probs, order = probs.sort(dim=-1, descending=True)
             cumulative = sorted_probs.cumsum(dim=-1)
-            sorted_probs[(cumulative - sorted_probs) > self.settings.top_p] = 0.0
+            sorted_probs[(cumulative - sorted_probs) > settings.top_p] = 0.0
             probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
-        return torch.multinomial(probs, 1, generator=self.rng).squeeze(-1)
+        cdf = probs.double().cumsum(dim=-1)
+        uniform = torch.tensor([row.rng.random() for row in rows], dtype=torch.float64)
+        target = (uniform.to(cdf.device) * cdf[:, -1]).unsqueeze(-1)
+        tokens = torch.searchsorted(cdf, target, right=True).squeeze(-1)
+        return tokens.clamp(max=cdf.shape[-1] - 1)
 
     def _stop_reason(self, row: _Row, token: int, until: Until, limit: int) -> FinishReason | None:
         if token in self.eos_ids:  # kept in `generated`: it was sampled, so it is counted

@@ -12,13 +12,26 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 from collections.abc import Sequence
 from typing import Any
 
-from search.generators.base import GenerationSettings, PromptRenderer, make_continuation
+from search.generators.base import (
+    GenerationSettings,
+    PromptRenderer,
+    make_continuation,
+    request_seed,
+    stream_names,
+)
 from search.protocols import TokenCounter
-from search.types import STEP_SEPARATOR, FinishReason, Generation, Prefix, Until
+from search.types import (
+    DEFAULT_SAMPLING,
+    STEP_SEPARATOR,
+    FinishReason,
+    Generation,
+    Prefix,
+    Sampling,
+    Until,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,31 +97,41 @@ class VLLMGenerator:
         )
         self.tokenizer = self.llm.get_tokenizer()
         self.renderer = PromptRenderer(self.tokenizer, use_chat_template, system_prompt)
-        self.rng = random.Random(seed)
+        self.seed = seed
         self.usage = TokenCounter()
 
-    def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
+    def generate(
+        self,
+        prefixes: Sequence[Prefix],
+        n: int,
+        until: Until,
+        sampling: Sampling = DEFAULT_SAMPLING,
+    ) -> list[Generation]:
+        """Each prefix is one vLLM request seeded from (the generator's seed, its stream
+        name), so its outputs do not depend on what else the engine is running."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
         if n < 1:
             raise ValueError(f"expected n >= 1, got {n}")
         until = Until(until)
+        settings = self.settings.for_call(sampling, until)
+        streams = stream_names(prefixes, sampling)
         prompts = [self.renderer.encode(prefix) for prefix in prefixes]
         if not prompts:
             return []
         params = [
             SamplingParams(
                 n=n,
-                temperature=self.settings.temperature,
-                top_p=self.settings.top_p,
-                max_tokens=self.settings.limit(until),
+                temperature=settings.temperature,
+                top_p=settings.top_p,
+                max_tokens=settings.max_tokens,
                 stop=[STEP_SEPARATOR] if until is Until.step else None,
                 include_stop_str_in_output=True,
-                seed=self.rng.randrange(2**31),
+                seed=request_seed(self.seed, stream),
                 skip_special_tokens=True,
             )
-            for ids in prompts
+            for stream in streams
         ]
         outputs = self.llm.generate(
             [TokensPrompt(prompt_token_ids=ids) for ids in prompts], params, use_tqdm=False

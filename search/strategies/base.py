@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from search.aggregation import Aggregation, aggregate
@@ -20,12 +20,14 @@ from search.protocols import Generator, Scorer
 from search.selection import predictions
 from search.strategies.config import StrategyConfig
 from search.types import (
+    DEFAULT_SAMPLING,
     STEP_SEPARATOR,
     Candidate,
     FinishReason,
     Generation,
     Prefix,
     Problem,
+    Sampling,
     SearchResult,
     Until,
     Usage,
@@ -163,6 +165,7 @@ class _Tally:
     prm_new_tokens: int | None = 0
     generate_calls: int = 0
     score_calls: int = 0
+    requests: int = 0  # prefixes sent to the generator so far (names their streams)
 
     def usage(self) -> Usage:
         return Usage(
@@ -188,6 +191,11 @@ class Calls:
     - PRM tokens from ``ScoreOutput.tokens`` / ``new_tokens`` (``None`` from the first call
       whose scorer does not report them: unknown is not zero);
     - ``generate_calls`` / ``score_calls``: the backend calls in which the problem had prefixes.
+
+    It also names every prefix's random stream (``Sampling.streams``): ``"<problem id>/<k>"``
+    for the problem's k-th prefix sent to the generator. A strategy's requests for one
+    problem depend only on that problem's own search, so a problem draws the same numbers
+    whatever other problems share its batch, and a resumed or re-batched run repeats it.
     """
 
     def __init__(
@@ -208,13 +216,24 @@ class Calls:
         ]
 
     def generate(
-        self, owners: Sequence[int], prefixes: Sequence[Prefix], n: int, until: Until
+        self,
+        owners: Sequence[int],
+        prefixes: Sequence[Prefix],
+        n: int,
+        until: Until,
+        sampling: Sampling = DEFAULT_SAMPLING,
     ) -> list[Generation]:
-        """``n`` continuations of every prefix, in order."""
+        """``n`` continuations of every prefix, in order (``sampling.streams`` is set here)."""
+        streams: list[str] = []
+        for owner, prefix in zip(owners, prefixes, strict=True):
+            tally = self._tallies[owner]
+            streams.append(f"{prefix.problem.id}/{tally.requests}")
+            tally.requests += 1
         out: list[Generation] = []
         for chunk in self._chunks(len(prefixes)):
             batch = [prefixes[i] for i in chunk]
-            generations = self.generator.generate(batch, n, until)
+            call = replace(sampling, streams=tuple(streams[i] for i in chunk))
+            generations = self.generator.generate(batch, n, until, call)
             check_generations(self.generator, batch, n, generations)
             for owner in {owners[i] for i in chunk}:
                 self._tallies[owner].generate_calls += 1

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 from search.strategies.base import Calls, Outcome, SearchStrategy
 from search.strategies.tree import Node, SearchTree, expand
-from search.types import Problem
+from search.types import Problem, Sampling
 
 
 def _best_first(nodes: Sequence[Node], by_search_score: bool = False) -> list[Node]:
@@ -67,6 +67,7 @@ class BeamSearch(SearchStrategy):
                 n if depth == 0 else width,
                 self.aggregation,
                 config.lookahead,
+                Sampling(temperature=config.lookahead_temperature),
             )
             new: dict[int, list[Node]] = {}
             for (index, _), kids in zip(parents, children, strict=True):

@@ -65,6 +65,8 @@ class StrategyConfig:
     mcts; 10 is enough for the arithmetic world (at most 6 operations and the answer step),
     raise it (e.g. 40) for MATH-style solutions. ``batch_size`` caps the prefixes sent in one
     generate or score call; a search depth is split into several calls only above it.
+    ``lookahead_temperature`` is the temperature of lookahead rollouts (0: greedy, as in
+    Snell et al.), whatever the policy's own.
 
     particle_filtering: a particle's log-weight grows each round by
     ``logit(score) / weight_temperature`` (``score``: its aggregated PRM score), and the
@@ -82,6 +84,7 @@ class StrategyConfig:
     select: Select | None = None
     beam_width: int = 4
     lookahead: int = 0
+    lookahead_temperature: float = 0.0
     max_steps: int = 10
     batch_size: int = 256
     num_simulations: int = 32
@@ -119,6 +122,11 @@ class StrategyConfig:
         if self.lookahead < 0:
             raise ValueError(
                 f"expected strategy.lookahead >= 0, got {self.lookahead}; fix: strategy.lookahead=0"
+            )
+        if not self.lookahead_temperature >= 0:
+            raise ValueError(
+                f"expected strategy.lookahead_temperature >= 0, got "
+                f"{self.lookahead_temperature}; fix: strategy.lookahead_temperature=0"
             )
         if self.c_puct < 0:
             raise ValueError(

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from search.strategies.base import Calls, Outcome, SearchStrategy
 from search.strategies.tree import Node, SearchTree, expand
-from search.types import Problem
+from search.types import Problem, Sampling
 
 
 @dataclass(eq=False)
@@ -63,7 +63,15 @@ class Dvts(SearchStrategy):
             if not live:
                 break
             parents = [(index, subtree.current) for index, subtree in live]
-            children = expand(calls, trees, parents, width, self.aggregation, config.lookahead)
+            children = expand(
+                calls,
+                trees,
+                parents,
+                width,
+                self.aggregation,
+                config.lookahead,
+                Sampling(temperature=config.lookahead_temperature),
+            )
             for (_, subtree), kids in zip(live, children, strict=True):
                 subtree.last_children = kids
                 subtree.current = _best(kids)

@@ -12,8 +12,8 @@ first rolled out k more steps (one extra generate call per lookahead step, ``n=1
 PRM scores the rolled-out prefix, pruning ranks by that (``Node.search_score``), and the
 rollout is then dropped. The child keeps the scores of its own steps, read from the
 rolled-out prefix's scores (a causal PRM gives the same as scoring the child alone). The
-rollouts are sampled by the same generator: the ``Generator`` protocol carries no sampling
-parameters, so for greedy rollouts give the strategy a generator with temperature 0.
+rollouts are sampled by the same generator with ``rollout`` as their per-call settings:
+greedy (temperature 0) by default, as in Snell et al. and search-and-learn.
 
 A saved tree (``SearchResult.tree``, with ``strategy.save_trees``) is
 ``networkx.node_link_data(graph, edges="links")``: node ids are ints, edges go parent ->
@@ -37,12 +37,14 @@ import networkx as nx
 from search.aggregation import Aggregation, aggregate
 from search.strategies.base import Calls, make_candidate
 from search.types import (
+    GREEDY,
     STEP_SEPARATOR,
     Candidate,
     Continuation,
     FinishReason,
     Prefix,
     Problem,
+    Sampling,
     SearchResult,
     Until,
 )
@@ -176,6 +178,7 @@ def expand(
     width: int,
     aggregation: Aggregation,
     lookahead: int = 0,
+    rollout: Sampling = GREEDY,
 ) -> list[list[Node]]:
     """``width`` scored children of every ``(problem_index, node)`` in ``parents``."""
     if not parents:
@@ -200,6 +203,7 @@ def expand(
             [Prefix(trees[flat[p][0]].problem, rolled[p]) for p in live],
             1,
             Until.step,
+            rollout,
         )
         still_live = []
         for position, generation in zip(live, rollouts, strict=True):

@@ -8,7 +8,7 @@ from search.envs.arith.world import make_split
 from search.generators.base import GenerationSettings, make_continuation
 from search.generators.hf import HFGenerator
 from search.prompting import PLAIN_TEMPLATE, render_prompt
-from search.types import FinishReason, Prefix, Until
+from search.types import GREEDY, FinishReason, Prefix, Sampling, Until
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +97,42 @@ def test_plain_and_chat_prompts() -> None:
     assert chat == "<|system|>SYS\n<|user|>Q?\n<|assistant|>s1\n\ns2\n\n"
     with pytest.raises(ValueError, match="chat template"):
         render_prompt("Q?", [], tokenizer=build_tokenizer(), use_chat_template=True)
+
+
+def test_sampled_continuations_depend_only_on_their_stream(
+    tiny_policy_dir: Path, prefixes: list[Prefix]
+) -> None:
+    """At temperature 1 a prefix's continuations are the same alone or batched, whatever the
+    batch size, and are named by (seed, stream, index): a re-batched run repeats them."""
+    streams = Sampling(streams=("a", "b", "c"))
+    small = HFGenerator(str(tiny_policy_dir), temperature=1.0, max_tokens=20, batch_size=2)
+    large = HFGenerator(str(tiny_policy_dir), temperature=1.0, max_tokens=20, batch_size=64)
+    together = large.generate(prefixes, 3, Until.end, streams)
+    assert small.generate(prefixes, 3, Until.end, streams) == together
+    for index, prefix in enumerate(prefixes):
+        alone = small.generate(
+            [prefix], 3, Until.end, Sampling(streams=(streams.streams or ())[index : index + 1])
+        )
+        assert alone[0] == together[index]
+    texts = [c.text for g in together for c in g.continuations]
+    assert len(set(texts)) > len(texts) // 2  # the n continuations of a prefix differ
+    other = large.generate(prefixes, 3, Until.end, Sampling(streams=("x", "y", "z")))
+    assert other != together
+    reseeded = HFGenerator(str(tiny_policy_dir), temperature=1.0, max_tokens=20, seed=1)
+    assert reseeded.generate(prefixes, 3, Until.end, streams) != together
+
+
+def test_per_call_sampling_overrides_the_generators_settings(
+    tiny_policy_dir: Path, prefixes: list[Prefix]
+) -> None:
+    sampled = HFGenerator(str(tiny_policy_dir), temperature=1.0, max_tokens=20)
+    greedy = HFGenerator(str(tiny_policy_dir), temperature=0.0, max_tokens=20)
+    assert sampled.generate(prefixes, 2, Until.end, GREEDY) == greedy.generate(
+        prefixes, 2, Until.end
+    )
+    short = sampled.generate(prefixes, 2, Until.end, Sampling(max_tokens=3))
+    assert all(c.num_tokens <= 3 for g in short for c in g.continuations)
+    with pytest.raises(ValueError, match="one sampling stream per prefix"):
+        sampled.generate(prefixes, 1, Until.end, Sampling(streams=("only-one",)))
+    with pytest.raises(ValueError, match="top_p"):
+        Sampling(top_p=0.0)

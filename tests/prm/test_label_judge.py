@@ -19,11 +19,13 @@ from prm.label.judge import (
 )
 from prm.sample import SampledSolution
 from search.types import (
+    DEFAULT_SAMPLING,
     Continuation,
     FinishReason,
     Generation,
     Prefix,
     Problem,
+    Sampling,
     Until,
     split_steps,
 )
@@ -131,7 +133,13 @@ class EchoJudgeGenerator:
     def __init__(self) -> None:
         self.calls: list[tuple[list[Prefix], int, Until]] = []
 
-    def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
+    def generate(
+        self,
+        prefixes: Sequence[Prefix],
+        n: int,
+        until: Until,
+        sampling: Sampling = DEFAULT_SAMPLING,
+    ) -> list[Generation]:
         self.calls.append((list(prefixes), n, until))
         out = []
         for prefix in prefixes:

@@ -8,11 +8,13 @@ from prm.label.mc import MCConfig, MCLabeller
 from prm.label.records import LabelRecord, to_stepwise
 from prm.sample import SampledSolution
 from search.types import (
+    DEFAULT_SAMPLING,
     Continuation,
     FinishReason,
     Generation,
     Prefix,
     Problem,
+    Sampling,
     Until,
     split_steps,
 )
@@ -35,7 +37,13 @@ class ScriptedRollouts:
         self.right = right
         self.calls: list[tuple[list[Prefix], int, Until]] = []
 
-    def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
+    def generate(
+        self,
+        prefixes: Sequence[Prefix],
+        n: int,
+        until: Until,
+        sampling: Sampling = DEFAULT_SAMPLING,
+    ) -> list[Generation]:
         self.calls.append((list(prefixes), n, until))
         out = []
         for prefix in prefixes:
@@ -126,8 +134,14 @@ def test_empty_solution_gets_no_label_and_bad_generators_are_reported() -> None:
     assert to_stepwise(solution(()), record) is None
 
     class Short(ScriptedRollouts):
-        def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
-            return super().generate(prefixes, n - 1, until)
+        def generate(
+            self,
+            prefixes: Sequence[Prefix],
+            n: int,
+            until: Until,
+            sampling: Sampling = DEFAULT_SAMPLING,
+        ) -> list[Generation]:
+            return super().generate(prefixes, n - 1, until, sampling)
 
     with pytest.raises(ValueError, match="expected 2 continuations"):
         MCLabeller(Short({RIGHT[:1]: 1, RIGHT[:2]: 1}), MCConfig(num_rollouts=2)).label(
@@ -158,7 +172,13 @@ class CountingRollouts:
         self.drawn: dict[tuple[str, ...], int] = {}
         self.calls: list[list[tuple[str, ...]]] = []
 
-    def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
+    def generate(
+        self,
+        prefixes: Sequence[Prefix],
+        n: int,
+        until: Until,
+        sampling: Sampling = DEFAULT_SAMPLING,
+    ) -> list[Generation]:
         self.calls.append([p.steps for p in prefixes])
         out = []
         for prefix in prefixes:
@@ -215,3 +235,30 @@ def test_early_stop_settings_are_checked() -> None:
         MCConfig(early_stop=True, threshold=0.5)
     with pytest.raises(ValueError, match="dividing num_rollouts"):
         MCConfig(num_rollouts=8, rollouts_per_round=3)
+
+
+@pytest.mark.parametrize(("dedupe", "early_stop"), [(True, False), (False, False), (False, True)])
+def test_soft_labels_do_not_depend_on_chunking(dedupe: bool, early_stop: bool) -> None:
+    """Rollouts draw from streams named by the prefix (or by solution and step without
+    de-duplication), so labelling in chunks of 1 or all at once gives the same labels."""
+    from search.envs.arith.fakes import FakeGenerator
+    from search.envs.arith.world import make_split
+
+    problems = make_split("train", size=3)
+    sampler = FakeGenerator(seed=1, error_rate=0.5)
+    solutions = [
+        SampledSolution(problem, index, c.steps, c.finished, c.num_tokens)
+        for problem, generation in zip(
+            problems, sampler.generate([Prefix(p) for p in problems], 4, Until.end), strict=True
+        )
+        for index, c in enumerate(generation.continuations)
+    ]
+    config = MCConfig(
+        num_rollouts=4, dedupe_prefixes=dedupe, early_stop=early_stop, rollouts_per_round=2
+    )
+    whole = MCLabeller(FakeGenerator(seed=3, error_rate=0.5), config).label(solutions)
+    single = MCLabeller(FakeGenerator(seed=3, error_rate=0.5), config)
+    one_by_one = [single.label([s])[0] for s in reversed(solutions)][::-1]
+    assert one_by_one == whole
+    values = {value for record in whole for value in record.soft_labels}
+    assert len(values) > (1 if early_stop else 2)  # fractions unless early stop (0/1)

@@ -4,6 +4,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,11 +17,13 @@ from prm.sample import (
 )
 from search.envs.arith.world import ArithDataset, Split, make_split
 from search.types import (
+    DEFAULT_SAMPLING,
     STEP_SEPARATOR,
     Continuation,
     FinishReason,
     Generation,
     Prefix,
+    Sampling,
     Until,
     split_steps,
 )
@@ -35,7 +38,13 @@ class GoldOrCut:
     def __init__(self) -> None:
         self.calls: list[tuple[list[Prefix], int, Until]] = []
 
-    def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
+    def generate(
+        self,
+        prefixes: Sequence[Prefix],
+        n: int,
+        until: Until,
+        sampling: Sampling = DEFAULT_SAMPLING,
+    ) -> list[Generation]:
         self.calls.append((list(prefixes), n, until))
         out = []
         for prefix in prefixes:
@@ -122,3 +131,22 @@ def test_cli_end_to_end_with_the_fake_policy(
     assert all(s.steps for s in samples)
     assert json.loads((out / "metrics.json").read_text())["num_samples"] == 2
     assert list((out / "hydra").glob("*/.hydra/config.yaml"))
+
+
+def test_samples_do_not_depend_on_chunking_or_resume(tmp_path: Path) -> None:
+    """Each problem's samples draw from the stream named by its id: chunks of 1, of 5, or
+    a run resumed by a fresh generator write the same solutions."""
+    from search.envs.arith.fakes import FakeGenerator
+
+    problems = select_problems("train", 0, 5)
+
+    def records(directory: Path, chunk: int, count: int = 5) -> list[dict[str, Any]]:
+        generator = FakeGenerator(seed=2, error_rate=0.5)
+        run_sampling(problems[:count], generator, directory, num_samples=3, chunk_problems=chunk)
+        return [s.to_record() for s in read_samples(directory / "samples.jsonl")]
+
+    whole = records(tmp_path / "whole", 5)
+    assert records(tmp_path / "single", 1) == whole
+    records(tmp_path / "resumed", 2, count=2)
+    assert records(tmp_path / "resumed", 2) == whole
+    assert len({tuple(r["steps"]) for r in whole}) > 5  # really sampled

@@ -12,7 +12,16 @@ from search.aggregation import Aggregation
 from search.envs.arith.fakes import FakeGenerator, FakeScorer
 from search.guards import call_scorer
 from search.strategies import StrategyConfig, build_strategy
-from search.types import Generation, Prefix, Problem, ScoreOutput, SearchResult, Until
+from search.types import (
+    DEFAULT_SAMPLING,
+    Generation,
+    Prefix,
+    Problem,
+    Sampling,
+    ScoreOutput,
+    SearchResult,
+    Until,
+)
 
 TREE_STRATEGIES = ["beam", "dvts", "mcts"]
 ALL_STRATEGIES = ["best_of_n", *TREE_STRATEGIES, "particle_filtering", "adaptive_best_of_n"]
@@ -24,10 +33,18 @@ class RecordingGenerator:
     def __init__(self, inner: FakeGenerator) -> None:
         self.inner = inner
         self.calls: list[tuple[list[str], int, Until]] = []
+        self.samplings: list[Sampling] = []
 
-    def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
+    def generate(
+        self,
+        prefixes: Sequence[Prefix],
+        n: int,
+        until: Until,
+        sampling: Sampling = DEFAULT_SAMPLING,
+    ) -> list[Generation]:
         self.calls.append(([p.problem.id for p in prefixes], n, until))
-        return self.inner.generate(prefixes, n, until)
+        self.samplings.append(sampling)
+        return self.inner.generate(prefixes, n, until, sampling)
 
 
 class RecordingScorer:
@@ -173,3 +190,45 @@ def test_scorer_without_usage_gives_unknown_prm_tokens(
     )
     assert all(r.usage.prm_tokens is None and r.usage.prm_new_tokens is None for r in results)
     assert all(r.usage.score_calls >= 1 for r in results)
+
+
+@pytest.mark.parametrize("name", ["beam", "dvts"])
+def test_lookahead_rollouts_are_greedy_unless_told_otherwise(
+    name: str, problems: list[Problem], make_config: Callable[..., StrategyConfig]
+) -> None:
+    """Snell et al.: the k rollout steps are greedy whatever the policy's temperature; the
+    expansions themselves sample at the policy's own settings (no override)."""
+    for temperature in (None, 0.7):
+        config = make_config(name, n=4, beam_width=2, lookahead=1)
+        if temperature is not None:
+            config.lookahead_temperature = temperature
+        _, generator, _ = _run(config, problems)
+        expansions = [
+            s for (_, n, _), s in zip(generator.calls, generator.samplings, strict=True) if n == 2
+        ]
+        rollouts = [
+            s for (_, n, _), s in zip(generator.calls, generator.samplings, strict=True) if n == 1
+        ]
+        assert expansions and rollouts
+        assert all(s.temperature is None for s in expansions)
+        assert all(s.temperature == (temperature or 0.0) for s in rollouts)
+
+
+@pytest.mark.parametrize("name", ALL_STRATEGIES)
+def test_a_problems_result_does_not_depend_on_its_batch(
+    name: str, problems: list[Problem], make_config: Callable[..., StrategyConfig]
+) -> None:
+    """Each problem's random streams are named by its id and its own request count, so a
+    problem searched alone or with others (in any order) gets the same candidates."""
+    config = make_config(name, n=4, beam_width=2, lookahead=1 if name in ("beam", "dvts") else 0)
+    config.lookahead_temperature = 1.0  # sampled rollouts draw from the streams too
+    together, generator, _ = _run(config, problems)
+    assert all(
+        s.streams is not None and len(s.streams) == len(ids)
+        for (ids, _, _), s in zip(generator.calls, generator.samplings, strict=True)
+    )
+    backwards, _, _ = _run(config, problems[::-1])
+    alone = [_run(config, [problem])[0][0] for problem in problems[:2]]
+    assert [r.candidates for r in backwards[::-1]] == [r.candidates for r in together]
+    assert [r.candidates for r in alone] == [r.candidates for r in together[:2]]
+    assert [r.prediction for r in alone] == [r.prediction for r in together[:2]]

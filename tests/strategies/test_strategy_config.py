@@ -48,6 +48,7 @@ def test_best_of_n_and_mcts_ignore_beam_width() -> None:
         ("num_simulations", 0),
         ("children_per_expansion", 0),
         ("lookahead", -1),
+        ("lookahead_temperature", -0.5),
         ("c_puct", -0.5),
     ],
 )

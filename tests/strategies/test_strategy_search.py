@@ -12,12 +12,14 @@ from search.aggregation import Aggregation
 from search.envs.arith.fakes import FakeGenerator, FakeScorer
 from search.strategies import MctsFinal, Prior, StrategyConfig, build_strategy
 from search.types import (
+    DEFAULT_SAMPLING,
     STEP_SEPARATOR,
     Continuation,
     FinishReason,
     Generation,
     Prefix,
     Problem,
+    Sampling,
     Until,
 )
 
@@ -35,7 +37,13 @@ class ScriptedGenerator:
         choices = self.options[last]
         return choices[j % len(choices)]
 
-    def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
+    def generate(
+        self,
+        prefixes: Sequence[Prefix],
+        n: int,
+        until: Until,
+        sampling: Sampling = DEFAULT_SAMPLING,
+    ) -> list[Generation]:
         out = []
         for prefix in prefixes:
             continuations = []

@@ -20,16 +20,19 @@ from collections.abc import Sequence
 from search.answers import extract_answer
 from search.envs.arith.checker import check_solution, parse_question
 from search.envs.arith.world import ANSWER_TEMPLATE, OPS, apply
+from search.generators.base import continuation_seed, stream_names
 from search.grading import answers_match
 from search.prompting import render_prompt
 from search.protocols import TokenCounter
 from search.types import (
+    DEFAULT_SAMPLING,
     STEP_SEPARATOR,
     Continuation,
     FinishReason,
     Generation,
     Prefix,
     Problem,
+    Sampling,
     ScoreOutput,
     Until,
     split_steps,
@@ -97,7 +100,10 @@ class FakeGenerator:
     ``max_new_tokens`` (words, see the module docstring) cuts a continuation with
     ``FinishReason.length``, as a real generator's token limit would. ``usage`` counts
     calls, prompt tokens (``tokens``; ``new_tokens`` the part not in an earlier prompt of the
-    same problem) and ``generated_tokens``.
+    same problem) and ``generated_tokens``. Continuation ``j`` of a prefix draws from its own
+    ``random.Random`` seeded by (seed, the prefix's stream, ``j``), as the real backends do;
+    ``sampling.temperature=0`` makes no errors (the greedy policy is right), and
+    ``sampling.max_tokens`` overrides ``max_new_tokens``.
     """
 
     def __init__(
@@ -115,14 +121,23 @@ class FakeGenerator:
         self.max_new_tokens = max_new_tokens
         self.generic_steps = generic_steps
         self.usage = TokenCounter()
-        self._rng = random.Random(seed)
+        self.seed = seed
         self._prompts = PrefixCache()
 
-    def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
+    def generate(
+        self,
+        prefixes: Sequence[Prefix],
+        n: int,
+        until: Until,
+        sampling: Sampling = DEFAULT_SAMPLING,
+    ) -> list[Generation]:
         until = Until(until)
+        streams = stream_names(prefixes, sampling)
+        error_rate = 0.0 if sampling.temperature == 0 else self.error_rate
+        limit = self.max_new_tokens if sampling.max_tokens is None else sampling.max_tokens
         self.usage.calls += 1
         out: list[Generation] = []
-        for prefix in prefixes:
+        for prefix, stream in zip(prefixes, streams, strict=True):
             prompt_tokens = self._prompt_tokens(prefix.problem, prefix.steps)
             cached = self._prompts.longest(prefix.problem, prefix.steps)
             reused = (
@@ -131,7 +146,16 @@ class FakeGenerator:
             self._prompts.add(prefix.problem, prefix.steps)
             self.usage.tokens += prompt_tokens
             self.usage.new_tokens += prompt_tokens - reused
-            continuations = tuple(self._continue(prefix, until) for _ in range(n))
+            continuations = tuple(
+                self._continue(
+                    prefix,
+                    until,
+                    random.Random(continuation_seed(self.seed, stream, j)),
+                    error_rate,
+                    limit,
+                )
+                for j in range(n)
+            )
             self.usage.generated_tokens += sum(c.num_tokens for c in continuations)
             out.append(Generation(prompt_tokens=prompt_tokens, continuations=continuations))
         return out
@@ -140,12 +164,19 @@ class FakeGenerator:
     def _prompt_tokens(problem: Problem, steps: tuple[str, ...]) -> int:
         return count_words(render_prompt(problem.question, steps))
 
-    def _continue(self, prefix: Prefix, until: Until) -> Continuation:
+    def _continue(
+        self,
+        prefix: Prefix,
+        until: Until,
+        rng: random.Random,
+        error_rate: float,
+        limit: int | None,
+    ) -> Continuation:
         steps = list(prefix.steps)
         written: list[str] = []
         ended = False
         while not ended:
-            step, ended = self._next_step(prefix.problem, steps)
+            step, ended = self._next_step(prefix.problem, steps, rng, error_rate)
             steps.append(step)
             written.append(step)
             if until is Until.step:
@@ -153,43 +184,47 @@ class FakeGenerator:
         text = STEP_SEPARATOR.join(written) + ("" if ended else STEP_SEPARATOR)
         reason = FinishReason.eos if ended else FinishReason.step
         words = _WORD.findall(text)
-        if self.max_new_tokens is not None and len(words) > self.max_new_tokens:
-            text = "".join(words[: self.max_new_tokens])
-            words = words[: self.max_new_tokens]
+        if limit is not None and len(words) > limit:
+            text = "".join(words[:limit])
+            words = words[:limit]
             reason = FinishReason.length
         return Continuation(
             text=text, steps=split_steps(text), finish_reason=reason, num_tokens=len(words)
         )
 
-    def _next_step(self, problem: Problem, steps: list[str]) -> tuple[str, bool]:
+    def _next_step(
+        self, problem: Problem, steps: list[str], rng: random.Random, error_rate: float
+    ) -> tuple[str, bool]:
         """The next step after ``steps`` and whether it ends the solution."""
         chain = _arith_chain(problem)
         if chain is None:
-            return self._next_generic_step(problem, len(steps))
+            return self._next_generic_step(problem, len(steps), rng, error_rate)
         start, operations = chain
         value = _running_value(start, steps)
         if len(steps) >= len(operations):
             return ANSWER_TEMPLATE.format(value=value), True
         op, operand = operations[len(steps)]
         result = apply(op, value, operand)
-        if self._rng.random() < self.error_rate:
-            if self._rng.random() < 0.5:
-                result += self._rng.choice([-3, -2, -1, 1, 2, 3])
+        if rng.random() < error_rate:
+            if rng.random() < 0.5:
+                result += rng.choice([-3, -2, -1, 1, 2, 3])
             else:
-                operand += self._rng.choice([-2, -1, 1, 2])
+                operand += rng.choice([-2, -1, 1, 2])
                 result = apply(op, value, operand)
         return f"{value} {OPS[op]} {operand} = {result}", False
 
-    def _next_generic_step(self, problem: Problem, index: int) -> tuple[str, bool]:
+    def _next_generic_step(
+        self, problem: Problem, index: int, rng: random.Random, error_rate: float
+    ) -> tuple[str, bool]:
         if index < self.generic_steps:
             return f"Step {index + 1}: we work on the problem.", False
         answer = problem.answer
-        if self._rng.random() < self.error_rate:
+        if rng.random() < error_rate:
             stripped = answer.strip()
             is_int = stripped.lstrip("-").isdigit()
-            answer = str(int(stripped) + self._rng.randint(1, 9)) if is_int else "0"
+            answer = str(int(stripped) + rng.randint(1, 9)) if is_int else "0"
             if answer == problem.answer:
-                answer = str(self._rng.randint(1000, 9999))
+                answer = str(rng.randint(1000, 9999))
         return ANSWER_TEMPLATE.format(value=answer), True
 
 

@@ -9,7 +9,7 @@ from search.envs.arith.fakes import FakeGenerator, FakeScorer, count_words
 from search.envs.arith.world import make_split
 from search.guards import call_scorer
 from search.protocols import Generator, ReportsUsage, Scorer
-from search.types import FinishReason, Prefix, Problem, Until
+from search.types import GREEDY, FinishReason, Prefix, Problem, Sampling, Until
 
 PROBLEMS = make_split("test", size=6)
 GENERIC = Problem(id="generic-0", question="What is the meaning of life?", answer="42")
@@ -167,3 +167,25 @@ def test_scorer_counts_new_tokens_per_solution_prefix() -> None:
 def test_generator_rejects_bad_settings(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="expected"):
         FakeGenerator(**kwargs)  # type: ignore[arg-type]
+
+
+def test_generator_draws_from_each_prefixs_own_stream() -> None:
+    """A prefix's continuations depend on (seed, its stream, index) alone, not on the other
+    prefixes of the call; temperature 0 makes no errors, max_tokens cuts."""
+    generator = FakeGenerator(seed=5, error_rate=0.5)
+    prefixes = [Prefix(p) for p in PROBLEMS]
+    names = tuple(f"s{index}" for index in range(len(prefixes)))
+    together = generator.generate(prefixes, 3, Until.end, Sampling(streams=names))
+    for index in reversed(range(len(prefixes))):
+        alone = generator.generate(
+            [prefixes[index]], 3, Until.end, Sampling(streams=(names[index],))
+        )
+        assert alone[0] == together[index]
+    greedy = generator.generate(prefixes, 2, Until.end, GREEDY)
+    assert all(
+        c.steps == p.problem.gold_steps
+        for p, g in zip(prefixes, greedy, strict=True)
+        for c in g.continuations
+    )
+    cut = generator.generate(prefixes, 1, Until.end, Sampling(max_tokens=2))
+    assert all(c.finish_reason is FinishReason.length for g in cut for c in g.continuations)
