@@ -19,8 +19,8 @@ from pathlib import Path
 from prm.label.quality import markdown_table, quality_from_records, write_quality
 from prm.label.records import LabelRecord
 from prm.sample import read_samples
-from prm.stepwise import read_jsonl
 from search.envs.arith.checker import ArithChecker
+from search.jsonl import read_jsonl
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

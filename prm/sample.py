@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prm.stepwise import append_jsonl, read_jsonl
 from search.answers import extract_answer
 from search.grading import answers_match
 from search.guards import check_generations
+from search.jsonl import JsonlLog, read_jsonl
 from search.prompting import join_steps
 from search.protocols import Generator, ProblemSource
 from search.resolve import CONF_DIR
@@ -181,8 +181,8 @@ def run_sampling(
             f"expected num_samples >= 1 and chunk_problems >= 1, got {num_samples} and "
             f"{chunk_problems}"
         )
-    output = Path(output_dir) / "samples.jsonl"
-    done = {row["problem_id"] for row in read_jsonl(output)}
+    samples = JsonlLog(Path(output_dir) / "samples.jsonl")
+    done = {row["problem_id"] for row in samples.records}
     todo = [problem for problem in problems if problem.id not in done]
     if done:
         log.info("resuming: %d problems already sampled, %d to go", len(done), len(todo))
@@ -197,11 +197,11 @@ def run_sampling(
     for chunk in iterator:
         solutions, read = sample_solutions(chunk, generator, num_samples, policy)
         prompt_tokens += read
-        append_jsonl(output, (s.to_record() for s in solutions))
+        samples.append(s.to_record() for s in solutions)
     wanted = {problem.id for problem in problems}
     written = [
         s
-        for s in (SampledSolution.from_record(r) for r in read_jsonl(output))
+        for s in (SampledSolution.from_record(r) for r in samples.records)
         if s.problem.id in wanted
     ]
     metrics = (

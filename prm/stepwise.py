@@ -19,7 +19,6 @@ On disk it is JSON Lines, one example a line; ``load_stepwise_dataset`` turns a 
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Iterable
@@ -29,52 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from prm.first_error import first_error_of
+from search.jsonl import read_jsonl, write_jsonl
 
 log = logging.getLogger(__name__)
 
 MATH_SHEPHERD_TAG = "ки"
 _SHEPHERD_STEP_ONE = re.compile(r"Step 1\s*:")
-
-
-# -- JSON Lines -----------------------------------------------------------------------------
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Every row of a JSON Lines file; a missing file reads as no rows."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as error:
-                raise ValueError(
-                    f"expected one JSON object per line in {path}, got unreadable line "
-                    f"{number} ({error}); fix: delete the partial last line of a killed run"
-                ) from error
-    return rows
-
-
-def append_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    """Append rows and flush, so a killed run keeps everything written before."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        handle.flush()
-
-
-def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
 
 
 # -- the example ----------------------------------------------------------------------------

@@ -38,7 +38,8 @@ from prm.label.mc import MCConfig, MCLabeller
 from prm.label.quality import markdown_table, quality_from_records, write_quality
 from prm.label.records import Labeller, LabelRecord, to_stepwise
 from prm.sample import SampledSolution, read_samples
-from prm.stepwise import append_jsonl, read_jsonl, write_stepwise
+from prm.stepwise import write_stepwise
+from search.jsonl import JsonlLog, read_jsonl
 from search.protocols import Checker, Generator
 from search.resolve import CONF_DIR
 
@@ -165,8 +166,9 @@ def run_labelling(
     ``stepwise.jsonl`` and ``metrics.json`` (with ``describe`` merged in) from every record
     of these solutions."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    records_path = output_dir / "records.jsonl"
-    done = {LabelRecord.from_record(row).key for row in read_jsonl(records_path)}
+    written = JsonlLog(output_dir / "records.jsonl")
+    usage_log = JsonlLog(output_dir / "usage.jsonl")
+    done = {LabelRecord.from_record(row).key for row in written.records}
     todo = [s for s in solutions if s.key not in done]
     if done:
         log.info("resuming: %d solutions already labelled, %d to go", len(done), len(todo))
@@ -179,13 +181,13 @@ def run_labelling(
     before = flat_counts(labeller.usage())
     for chunk in iterator:
         records = labeller.label(chunk)
-        append_jsonl(records_path, (record.to_record() for record in records))
+        written.append(record.to_record() for record in records)
         after = flat_counts(labeller.usage())
         spent = {key: value - before.get(key, 0) for key, value in after.items()}
-        append_jsonl(output_dir / "usage.jsonl", [spent | {"solutions": len(chunk)}])
+        usage_log.append([spent | {"solutions": len(chunk)}])
         before = after
 
-    by_key = {r.key: r for r in map(LabelRecord.from_record, read_jsonl(records_path))}
+    by_key = {r.key: r for r in map(LabelRecord.from_record, written.records)}
     records = [by_key[s.key] for s in solutions]
     examples = [
         example
@@ -205,7 +207,7 @@ def run_labelling(
         "fully_correct_share": (
             sum(e.first_error == -1 for e in examples) / len(examples) if examples else None
         ),
-        "usage": total_usage(read_jsonl(output_dir / "usage.jsonl")),
+        "usage": total_usage(usage_log.records),
     } | (describe or {})
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return records, metrics

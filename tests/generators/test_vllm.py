@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from search.envs.arith.world import make_split
-from search.types import FinishReason, Prefix, Until
+from search.types import FinishReason, Prefix, Sampling, Until
 
 pytest.importorskip("vllm")
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
@@ -93,3 +93,17 @@ def test_sampling_n_and_step_stops(
                 assert c.text.endswith("\n\n") and len(c.steps) == 1
             assert c.num_tokens <= 32
     assert vllm_greedy.usage.calls >= 1
+
+
+def test_sampled_requests_depend_only_on_their_stream(
+    vllm_greedy,  # type: ignore[no-untyped-def]
+    prefixes: list[Prefix],
+) -> None:
+    """Per-call temperature 1 on the greedy engine; each request is seeded by its stream,
+    so a prefix gets the same samples alone as in a batch, and other streams get others."""
+    sampled = Sampling(temperature=1.0, streams=tuple(f"s{i}" for i in range(len(prefixes))))
+    together = vllm_greedy.generate(prefixes, 3, Until.end, sampled)
+    last = Sampling(temperature=1.0, streams=(f"s{len(prefixes) - 1}",))
+    assert vllm_greedy.generate(prefixes[-1:], 3, Until.end, last)[0] == together[-1]
+    other = Sampling(temperature=1.0, streams=tuple(f"t{i}" for i in range(len(prefixes))))
+    assert vllm_greedy.generate(prefixes, 3, Until.end, other) != together

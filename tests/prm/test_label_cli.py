@@ -14,9 +14,10 @@ from hydra import compose, initialize_config_dir
 from prm.label.judge import Critique, JudgeConfig
 from prm.label.records import LabelRecord
 from prm.sample import read_samples, run_sampling
-from prm.stepwise import load_stepwise_dataset, read_jsonl
+from prm.stepwise import load_stepwise_dataset
 from search.envs.arith.fakes import FakeGenerator
 from search.envs.arith.world import make_split
+from search.jsonl import read_jsonl
 from search.resolve import CONF_DIR
 
 LABELLERS = ["mc", "judge", "judge_local", "calculator", "consensus"]

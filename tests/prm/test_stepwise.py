@@ -9,15 +9,14 @@ from prm.first_error import first_error_of
 from prm.stepwise import (
     SourceFormat,
     StepwiseExample,
-    append_jsonl,
     convert_jsonl,
     from_math_shepherd,
     from_prm800k,
     load_stepwise_dataset,
-    read_jsonl,
     read_stepwise,
     write_stepwise,
 )
+from search.jsonl import read_jsonl
 
 
 def example(labels: tuple[bool, ...], **kwargs: object) -> StepwiseExample:
@@ -76,16 +75,6 @@ def test_example_rejects_mismatched_lengths() -> None:
 def test_soft_labels_default_to_hard_labels() -> None:
     row = {"prompt": "q", "completions": ["a", "b"], "labels": [True, False]}
     assert StepwiseExample.from_record(row).soft_labels == (1.0, 0.0)
-
-
-def test_read_jsonl_reports_a_partial_line(tmp_path: Path) -> None:
-    path = tmp_path / "x.jsonl"
-    append_jsonl(path, [{"a": 1}])
-    with path.open("a") as handle:
-        handle.write('{"a": ')
-    with pytest.raises(ValueError, match="line 2"):
-        read_jsonl(path)
-    assert read_jsonl(tmp_path / "missing.jsonl") == []
 
 
 def prm800k_row(steps: list[dict[str, object]]) -> dict[str, object]:

@@ -1,0 +1,104 @@
+"""One JSON Lines module: bad lines named by file:line, torn last lines repaired on resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from search.jsonl import JsonlError, JsonlLog, read_jsonl, read_jsonl_numbered, write_jsonl
+
+ROWS = [{"id": str(i), "text": f"row {i} ü"} for i in range(4)]
+
+
+def _write(path: Path, rows: list[dict[str, str]]) -> bytes:
+    raw = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode()
+    path.write_bytes(raw)
+    return raw
+
+
+def test_log_appends_and_reads_back(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "log.jsonl"
+    log = JsonlLog(path)
+    assert log.records == []
+    log.append(ROWS[:2])
+    log.append([])
+    log.append(ROWS[2:])
+    again = JsonlLog(path)
+    assert again.records == ROWS
+    assert again.line_numbers == [1, 2, 3, 4]
+    assert read_jsonl(path) == ROWS
+
+
+def test_torn_last_line_is_cut_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    whole = _write(path, ROWS[:3])
+    torn = json.dumps(ROWS[3]).encode()
+    path.write_bytes(whole + torn[: len(torn) // 2])
+    with pytest.raises(JsonlError, match=r"log.jsonl:4: the last line is incomplete"):
+        read_jsonl(path)  # a reader refuses it and says how to repair it
+    log = JsonlLog(path)  # the writer repairs it
+    assert log.records == ROWS[:3]
+    assert path.read_bytes() == whole
+    log.append(ROWS[3:])
+    assert read_jsonl(path) == ROWS
+
+
+def test_complete_last_line_without_newline_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(_write(path, ROWS[:2]) + json.dumps(ROWS[2]).encode())
+    assert read_jsonl(path) == ROWS[:3]
+    log = JsonlLog(path)
+    log.append(ROWS[3:])
+    assert read_jsonl(path) == ROWS
+    assert JsonlLog(path).line_numbers == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (b"{not json\n", "malformed JSON"),
+        (b'"just a string"\n', "expected a JSON object, got str"),
+        (b"[1, 2]\n", "expected a JSON object, got list"),
+        (b'{"id": "\xff\xfe"}\n', "expected UTF-8 text, got byte 0xff at column 9"),
+    ],
+)
+def test_bad_middle_line_is_refused_naming_file_and_line(
+    bad: bytes, message: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "log.jsonl"
+    lines = _write(path, ROWS).splitlines(keepends=True)
+    lines[1] = bad
+    path.write_bytes(b"".join(lines))
+    for read in (read_jsonl, JsonlLog):
+        with pytest.raises(JsonlError, match=rf"log.jsonl:2: .*{message}") as caught:
+            read(path)
+        assert caught.value.line == 2 and caught.value.path == path
+    assert path.read_bytes() == b"".join(lines)  # nothing was cut
+
+
+def test_blank_lines_and_missing_files(tmp_path: Path) -> None:
+    path = tmp_path / "gaps.jsonl"
+    path.write_text('{"a": 1}\n\n  \n{"a": 2}\n')
+    assert read_jsonl_numbered(path) == [(1, {"a": 1}), (4, {"a": 2})]
+    assert read_jsonl(tmp_path / "missing.jsonl") == []
+    with pytest.raises(IsADirectoryError, match="got a directory"):
+        read_jsonl(tmp_path)
+
+
+def test_nan_is_not_written(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        JsonlLog(path).append([{"score": float("nan")}])
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        write_jsonl(tmp_path / "out.jsonl", [{"score": float("inf")}])
+    assert not path.exists() or read_jsonl(path) == []
+
+
+def test_write_replaces_atomically(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    write_jsonl(path, ROWS)
+    write_jsonl(path, ROWS[:1])
+    assert read_jsonl(path) == ROWS[:1]
+    assert not (tmp_path / "out.jsonl.tmp").exists()
