@@ -258,7 +258,9 @@ def _without_wall_time(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in record.items() if k != "wall_s"} for record in records]
 
 
-@pytest.mark.parametrize("name", ["best_of_n", "beam", "dvts", "mcts"])
+@pytest.mark.parametrize(
+    "name", ["best_of_n", "beam", "dvts", "mcts", "particle_filtering", "adaptive_best_of_n"]
+)
 def test_resumed_and_rebatched_runs_equal_the_uninterrupted_run(
     name: str, problems: list[Problem], tmp_path: Path
 ) -> None:

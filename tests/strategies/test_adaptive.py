@@ -13,11 +13,13 @@ from search.envs.arith.fakes import FakeGenerator, FakeScorer
 from search.strategies import StrategyConfig, build_strategy
 from search.strategies.adaptive import leader_probability, regularized_incomplete_beta
 from search.types import (
+    DEFAULT_SAMPLING,
     Continuation,
     FinishReason,
     Generation,
     Prefix,
     Problem,
+    Sampling,
     SearchResult,
     Until,
 )
@@ -34,7 +36,13 @@ class VotingGenerator:
         self.calls: list[tuple[list[str], int, Until]] = []
         self.drawn = 0
 
-    def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
+    def generate(
+        self,
+        prefixes: Sequence[Prefix],
+        n: int,
+        until: Until,
+        sampling: Sampling = DEFAULT_SAMPLING,
+    ) -> list[Generation]:
         self.calls.append(([p.problem.id for p in prefixes], n, until))
         out = []
         for prefix in prefixes:

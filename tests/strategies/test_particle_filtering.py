@@ -24,11 +24,13 @@ from search.strategies.particle_filtering import (
     normalised_weights,
 )
 from search.types import (
+    DEFAULT_SAMPLING,
     Continuation,
     FinishReason,
     Generation,
     Prefix,
     Problem,
+    Sampling,
     ScoreOutput,
     SearchResult,
     Until,
@@ -44,9 +46,15 @@ class Recording:
         self.generate_calls: list[tuple[list[Prefix], int, Until]] = []
         self.score_calls: list[list[Prefix]] = []
 
-    def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
+    def generate(
+        self,
+        prefixes: Sequence[Prefix],
+        n: int,
+        until: Until,
+        sampling: Sampling = DEFAULT_SAMPLING,
+    ) -> list[Generation]:
         self.generate_calls.append((list(prefixes), n, until))
-        return self.generator.generate(prefixes, n, until)
+        return self.generator.generate(prefixes, n, until, sampling)
 
     def score(self, prefixes: Sequence[Prefix]) -> list[list[float]]:
         return self.score_with_usage(prefixes).scores
@@ -199,7 +207,10 @@ def test_resampling_duplicates_particles_and_saves_the_genealogy(
 def test_the_seed_keys_resampling(
     problems: list[Problem], make_config: Callable[..., StrategyConfig]
 ) -> None:
-    config = make_config("particle_filtering", n=8)
+    # At weight_temperature 1 the fake PRM's weights are so peaked that resampling keeps
+    # copies of one particle whatever the seed; flatter weights let the draws matter. (The
+    # policy's own randomness is keyed by problem and request, not by the resampling seed.)
+    config = make_config("particle_filtering", n=8, weight_temperature=3.0)
     first = _run(config, problems, Recording(error_rate=0.5), seed=0)
     again = _run(config, problems, Recording(error_rate=0.5), seed=0)
     other = _run(config, problems, Recording(error_rate=0.5), seed=1)
@@ -225,7 +236,13 @@ class UniqueSteps:
         self.count = 0
         self.generate_calls: list[list[Prefix]] = []
 
-    def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
+    def generate(
+        self,
+        prefixes: Sequence[Prefix],
+        n: int,
+        until: Until,
+        sampling: Sampling = DEFAULT_SAMPLING,
+    ) -> list[Generation]:
         self.generate_calls.append(list(prefixes))
         out = []
         for prefix in prefixes:
