@@ -126,7 +126,13 @@ def test_stops_early_when_samples_agree_and_runs_to_n_when_they_do_not(
 class SplitGenerator(VotingGenerator):
     """Every fourth sample of every problem answers 8, the others 7 (3 against 1)."""
 
-    def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
+    def generate(
+        self,
+        prefixes: Sequence[Prefix],
+        n: int,
+        until: Until,
+        sampling: Sampling = DEFAULT_SAMPLING,
+    ) -> list[Generation]:
         self.calls.append(([p.problem.id for p in prefixes], n, until))
         out = []
         for _ in prefixes:
