@@ -16,7 +16,8 @@ import pytest
 from prm.label.judge import Critique
 from prm.label.records import LabelRecord
 from prm.sample import read_samples
-from prm.stepwise import read_jsonl, read_stepwise
+from prm.stepwise import read_stepwise
+from search.jsonl import read_jsonl
 
 QUESTIONS = [("Compute 2 + 3.", "5"), ("Compute 7 - 4 + 2.", "5"), ("Compute 3 * 2 + 1.", "7")]
 
