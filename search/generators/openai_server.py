@@ -16,22 +16,39 @@ What the response must carry:
   server without per-choice ids is asked one choice per request (``split_n=True``), so that
   ``usage.completion_tokens`` is the choice's own count.
 
-Each prompt carries its own ``seed``, drawn from the generator's seeded RNG, as
-``VLLMGenerator`` does; with ``temperature=0`` the continuations equal the local vLLM
-backend's on the same checkpoint (tested).
+Each prompt carries its own ``seed``, derived from (the generator's seed, the prefix's stream
+name; ``search.types.Sampling``), as ``VLLMGenerator`` does; a request split into ``n`` single
+choices seeds copy ``j`` with that seed plus ``j``, as vLLM does with its ``n`` outputs.
+With ``temperature=0`` the continuations equal the local vLLM backend's on the same
+checkpoint (tested).
 """
 
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Sequence
 from typing import Any
 
-from search.generators.base import GenerationSettings, PromptRenderer, make_continuation
+from search.generators.base import (
+    CallSettings,
+    GenerationSettings,
+    PromptRenderer,
+    make_continuation,
+    request_seed,
+    stream_names,
+)
 from search.protocols import TokenCounter
 from search.remote import ServerClient, ServerSettings
-from search.types import STEP_SEPARATOR, Continuation, FinishReason, Generation, Prefix, Until
+from search.types import (
+    DEFAULT_SAMPLING,
+    STEP_SEPARATOR,
+    Continuation,
+    FinishReason,
+    Generation,
+    Prefix,
+    Sampling,
+    Until,
+)
 
 log = logging.getLogger(__name__)
 
@@ -121,19 +138,26 @@ class OpenAIServerGenerator:
         self.renderer = PromptRenderer(self.tokenizer, use_chat_template, system_prompt)
         self.prompt_format = prompt_format
         self.split_n = split_n
-        self.rng = random.Random(seed)
+        self.seed = seed
         self.usage = TokenCounter()
 
-    def generate(self, prefixes: Sequence[Prefix], n: int, until: Until) -> list[Generation]:
+    def generate(
+        self,
+        prefixes: Sequence[Prefix],
+        n: int,
+        until: Until,
+        sampling: Sampling = DEFAULT_SAMPLING,
+    ) -> list[Generation]:
         if n < 1:
             raise ValueError(f"expected n >= 1, got {n}")
         until = Until(until)
         if not prefixes:
             return []
-        seeds = [self.rng.randrange(2**31) for _ in prefixes]
+        settings = self.settings.for_call(sampling, until)
+        seeds = [request_seed(self.seed, stream) for stream in stream_names(prefixes, sampling)]
         per_request = 1 if self.split_n else n
         bodies = [
-            self._body(prefix, per_request, until, seed + copy)
+            self._body(prefix, per_request, until, settings, seed + copy)
             for prefix, seed in zip(prefixes, seeds, strict=True)
             for copy in range(n // per_request)
         ]
@@ -154,7 +178,9 @@ class OpenAIServerGenerator:
         self.usage.generated_tokens += sum(c.num_tokens for g in out for c in g.continuations)
         return out
 
-    def _body(self, prefix: Prefix, n: int, until: Until, seed: int) -> dict[str, Any]:
+    def _body(
+        self, prefix: Prefix, n: int, until: Until, settings: CallSettings, seed: int
+    ) -> dict[str, Any]:
         prompt: str | list[int] = (
             self.renderer.encode(prefix)
             if self.prompt_format == "token_ids"
@@ -164,9 +190,9 @@ class OpenAIServerGenerator:
             "model": self.model,
             "prompt": prompt,
             "n": n,
-            "temperature": self.settings.temperature,
-            "top_p": self.settings.top_p,
-            "max_tokens": self.settings.limit(until),
+            "temperature": settings.temperature,
+            "top_p": settings.top_p,
+            "max_tokens": settings.max_tokens,
             "seed": seed,
             "include_stop_str_in_output": True,
             "skip_special_tokens": True,

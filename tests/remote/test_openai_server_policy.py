@@ -19,7 +19,7 @@ from search.envs.arith.world import make_split
 from search.generators.base import PromptRenderer
 from search.generators.openai_server import OpenAIServerGenerator
 from search.remote import ServerUnavailable
-from search.types import FinishReason, Prefix, Until
+from search.types import FinishReason, Prefix, Sampling, Until
 
 MODEL = "arith-policy"
 PROBLEM = make_split("test", size=1)[0]
@@ -136,3 +136,23 @@ def test_the_cli_reports_a_down_server_in_one_line(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert f"error: could not reach the model server at {url}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_per_call_sampling_and_stream_seeds_reach_the_request() -> None:
+    """A call's Sampling overrides temperature and max_tokens; each request's seed is a
+    function of the generator's seed and the prefix's stream name only."""
+    choice = {"index": 0, "text": "7 + 5 = 12\n\n", "finish_reason": "stop"}
+    choice |= {"stop_reason": "\n\n", "token_ids": [1, 2, 3]}
+    prefixes = [Prefix(PROBLEM), Prefix(PROBLEM, ("1 + 1 = 2",))]
+    with scripted_server(completions([choice])) as (url, seen):
+        generator = make(url, temperature=0.7)
+        generator.generate(prefixes, 1, Until.step, Sampling(temperature=0.0, max_tokens=5))
+        first = [body for _, path, body, _ in seen if path == "/v1/completions"]
+        generator.generate(prefixes[::-1], 1, Until.step, Sampling(streams=("b", "a")))
+        generator.generate(prefixes, 1, Until.step, Sampling(streams=("a", "b")))
+        bodies = [body for _, path, body, _ in seen if path == "/v1/completions"]
+    assert all((b["temperature"], b["max_tokens"]) == (0.0, 5) for b in first)
+    swapped, straight = bodies[2:4], bodies[4:6]
+    assert [b["seed"] for b in swapped][::-1] == [b["seed"] for b in straight]
+    assert straight[0]["seed"] != straight[1]["seed"]
+    assert all(b["temperature"] == 0.7 for b in straight)
