@@ -48,8 +48,8 @@ PARTS: list[tuple[str, str, tuple[str, ...]]] = [
     ("core_prompting", "search.prompting", ("search.prompting",)),
     (
         "core_support",
-        "search.resolve, components, optim",
-        ("search.resolve", "search.components", "search.optim"),
+        "search.resolve, components, optim<br/>jsonl, seeding",
+        ("search.resolve", "search.components", "search.optim", "search.jsonl", "search.seeding"),
     ),
     ("serve_app", "search.serve<br/>app, service", ("search.serve",)),
     (

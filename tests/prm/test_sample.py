@@ -138,7 +138,7 @@ def test_samples_do_not_depend_on_chunking_or_resume(tmp_path: Path) -> None:
     a run resumed by a fresh generator write the same solutions."""
     from search.envs.arith.fakes import FakeGenerator
 
-    problems = select_problems("train", 0, 5)
+    problems = select_problems(TRAIN, 0, 5)
 
     def records(directory: Path, chunk: int, count: int = 5) -> list[dict[str, Any]]:
         generator = FakeGenerator(seed=2, error_rate=0.5)
