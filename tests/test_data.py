@@ -83,7 +83,7 @@ def test_limit_keeps_the_first_problems(name: str) -> None:
     assert first == everything[:7]
 
 
-@pytest.mark.parametrize("split", ["train", "validation", "test", "hard"])
+@pytest.mark.parametrize("split", ["train", "validation", "test", "hard", "longest"])
 def test_arith_splits(split: str) -> None:
     from search.envs.arith.world import ArithDataset, make_split
 
@@ -258,6 +258,7 @@ def test_dataset_configs_cover_every_choice() -> None:
     assert stems == {
         "arith",
         "arith_hard",
+        "arith_longest",
         "arith_train",
         "math500",
         "gsm8k",

@@ -117,4 +117,5 @@ def test_embedded_models_on_another_dataset_are_warned_about() -> None:
     both = warn_if_world_mismatch("gsm8k", "checkpoints/arith-policy", "checkpoints/arith-prm")
     assert len(both) == 2
     assert warn_if_world_mismatch("arith", "checkpoints/arith-policy", None) == []
+    assert warn_if_world_mismatch("arith_longest", "checkpoints/arith-policy", None) == []
     assert warn_if_world_mismatch("math500", "Qwen/Qwen2.5-Math-7B-Instruct", None) == []

@@ -18,8 +18,9 @@ Splits are fixed by seed, so ``split="test"`` is the same list of problems on ev
 
 from __future__ import annotations
 
+import functools
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from search.protocols import Checker
@@ -34,6 +35,7 @@ class Split(str, Enum):
     validation = "validation"
     test = "test"
     hard = "hard"  # longer chains than any training problem: held-out generalisation
+    longest = "longest"  # only chains of the longest training length (4 operations)
 
 
 @dataclass(frozen=True)
@@ -65,18 +67,21 @@ class WorldConfig:
             )
 
 
-# Seeds and sizes of the fixed splits. The hard split uses longer chains.
+# Seeds and sizes of the fixed splits. The hard split uses longer chains, the longest split
+# only the longest chains of the others.
 SPLIT_SEEDS: dict[Split, int] = {
     Split.train: 1_000,
     Split.validation: 2_000,
     Split.test: 3_000,
     Split.hard: 4_000,
+    Split.longest: 5_000,
 }
 SPLIT_SIZES: dict[Split, int] = {
     Split.train: 200_000,
     Split.validation: 500,
     Split.test: 500,
     Split.hard: 500,
+    Split.longest: 500,
 }
 
 
@@ -152,18 +157,22 @@ def chain_to_problem(chain: Chain, problem_id: str) -> Problem:
 
 
 def split_config(split: Split, base: WorldConfig | None = None) -> WorldConfig:
-    """The world config of a split: the hard split has chains 2 steps longer than the rest."""
+    """The world config of a split. ``hard``: chains 1-2 operations longer than the rest
+    (5-6 with the defaults), where the shipped policy never writes a right solution (a right
+    answer there is a coincidence of wrong steps); ``longest``: only chains of the longest
+    length of the rest (4), which it solves now and then, so search has something to find."""
     base = base or WorldConfig()
     if split is Split.hard:
-        return WorldConfig(
-            min_steps=base.max_steps + 1,
-            max_steps=base.max_steps + 2,
-            min_operand=base.min_operand,
-            max_operand=base.max_operand,
-            operations=base.operations,
-            allow_negative=base.allow_negative,
-        )
+        return replace(base, min_steps=base.max_steps + 1, max_steps=base.max_steps + 2)
+    if split is Split.longest:
+        return replace(base, min_steps=base.max_steps)
     return base
+
+
+@functools.lru_cache(maxsize=8)
+def split_questions(split: Split, config: WorldConfig | None = None) -> frozenset[str]:
+    """The questions of the whole of ``split`` (remembered: the train split takes seconds)."""
+    return frozenset(p.question for p in make_split(split, config=config))
 
 
 def make_split(
@@ -172,7 +181,10 @@ def make_split(
     """The fixed problems of ``split``: same seed, same list, on every machine.
 
     Test, validation and hard problems never appear in the train split (their questions are
-    removed from it), so held-out accuracy is not memorisation.
+    removed from it), so held-out accuracy is not memorisation. The longest split is drawn
+    the other way round (its problems are none of train, validation and test), since its
+    chains are of a length the train split has, and removing them from train would change
+    the split the shipped models were trained on.
     """
     split = Split(split)
     count = SPLIT_SIZES[split] if size is None else size
@@ -182,6 +194,9 @@ def make_split(
     if split is Split.train:
         for other in (Split.validation, Split.test, Split.hard):
             held_out |= {p.question for p in make_split(other, config=config)}
+    if split is Split.longest:
+        for other in (Split.train, Split.validation, Split.test):
+            held_out |= split_questions(other, config)
     problems: list[Problem] = []
     while len(problems) < count:
         chain = sample_chain(rng, world)

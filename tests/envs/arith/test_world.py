@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from search.envs.arith.checker import ErrorKind, check_solution, parse_question
@@ -19,7 +21,7 @@ def test_splits_are_fixed_by_seed_and_disjoint() -> None:
     assert [p.question for p in first] == [p.question for p in again]
     assert len(first) == 500
     train = {p.question for p in make_split(Split.train, size=20_000)}
-    for split in (Split.validation, Split.test, Split.hard):
+    for split in (Split.validation, Split.test, Split.hard, Split.longest):
         assert not train & {p.question for p in make_split(split)}
 
 
@@ -40,6 +42,23 @@ def test_hard_split_has_longer_chains() -> None:
     normal = max(len(parse_question(p.question)[1]) for p in make_split(Split.test))
     hard = min(len(parse_question(p.question)[1]) for p in make_split(Split.hard))
     assert hard > normal
+
+
+def test_longest_split_has_only_the_longest_chains_and_none_of_the_other_splits() -> None:
+    train = make_split(Split.train)
+    lengths = {len(parse_question(p.question)[1]) for p in train[:2_000]}
+    longest = make_split(Split.longest)
+    assert {len(parse_question(p.question)[1]) for p in longest} == {max(lengths)}
+    assert len(longest) == 500 and longest[0].id == "arith-longest-0"
+    assert [p.question for p in make_split("longest", size=20)] == [
+        p.question for p in longest[:20]
+    ]
+    questions = {p.question for p in longest}
+    for other in (train, make_split(Split.validation), make_split(Split.test)):
+        assert not questions & {p.question for p in other}
+    # the train split the shipped models learnt from is unchanged (its digest when they were)
+    digest = hashlib.sha256("\n".join(p.question for p in train).encode()).hexdigest()
+    assert digest == "a53eda6749a37ff8bdafd5fea33ceff758048a67c546ce9947e8391a7afb7763"
 
 
 def test_knobs_operations_and_ranges() -> None:
