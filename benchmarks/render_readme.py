@@ -59,6 +59,11 @@ SECTIONS: list[tuple[str, str, str]] = [
         "prm_prefix_reuse.md",
     ),
     (
+        "Search server under load",
+        "python benchmarks/serve_load.py",
+        "serve_load.md",
+    ),
+    (
         "Throughput on a GPU at the paper's model sizes",
         "python benchmarks/gpu_throughput.py",
         "gpu_throughput.md",

@@ -34,6 +34,7 @@ PARTS: list[tuple[str, str, tuple[str, ...]]] = [
     ),
     ("core_generators", "search.generators<br/>hf, vllm, openai_server", ("search.generators",)),
     ("core_remote", "search.remote<br/>HTTP client for model servers", ("search.remote",)),
+    ("core_launchers", "search.launchers<br/>ray (problems over workers)", ("search.launchers",)),
     (
         "core_seams",
         "search.types, protocols, guards",

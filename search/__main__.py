@@ -159,10 +159,33 @@ def run(raw: DictConfig) -> None:
     warn_if_world_mismatch(
         dataset.name, component_name(raw.policy), component_name(raw.get("scorer"))
     )
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    if config.launcher is not None:  # +launcher=ray: the workers build the models
+        from search.launchers.ray import run_search_on_ray
+
+        container = OmegaConf.to_container(raw, resolve=True)
+        assert isinstance(container, dict)
+        metrics = run_search_on_ray(
+            loaded.problems,
+            container["policy"],
+            container["scorer"],
+            config.strategy,
+            config.aggregation,
+            config.seed,
+            output_dir,
+            describe=describe(config, raw, dataset) | {"skipped_rows": loaded.skipped},
+            launcher=config.launcher,
+            batch_problems=config.batch_problems,
+            grading_timeout_s=config.grading_timeout_s,
+            progress=config.progress,
+            checker=getattr(dataset, "checker", None),
+        )
+        print_summary(metrics)
+        print(f"results: {output_dir}")
+        return
     generator = load_component("policy", raw.policy, seed=config.seed)
     scorer = None if raw.scorer is None else load_component("PRM", raw.scorer)
     strategy = build_strategy(config.strategy, config.aggregation, seed=config.seed)
-    output_dir = Path(HydraConfig.get().runtime.output_dir)
     metrics = run_search(
         loaded.problems,
         generator,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from search.aggregation import Aggregation
+from search.launchers.ray import RayLauncherConfig
 from search.strategies.config import StrategyConfig
 
 
@@ -33,6 +34,7 @@ class SearchConfig:
     policy: Any = None
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     scorer: Any = None
+    launcher: RayLauncherConfig | None = None
 
 
 def register_configs() -> None:

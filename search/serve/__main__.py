@@ -56,7 +56,11 @@ def serve(raw: DictConfig) -> None:
     generator = instantiate(raw.policy, seed=config.seed)
     scorer = None if raw.scorer is None else instantiate(raw.scorer)
     service = SearchService(
-        generator, scorer, config.strategy, config.aggregation, config.grading_timeout_s
+        generator,
+        scorer,
+        config.strategy,
+        config.aggregation,
+        seed=config.seed,
     )
     app = build_app(
         service,

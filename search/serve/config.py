@@ -24,7 +24,6 @@ class ServeConfig:
     model_name: str = "prm-search"
     max_batch_problems: int = 64
     max_wait_ms: float = 10.0
-    grading_timeout_s: float = 5.0
     log_level: str = "info"
     policy: Any = None
     strategy: StrategyConfig = field(default_factory=StrategyConfig)

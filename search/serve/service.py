@@ -20,11 +20,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from search.aggregation import Aggregation
-from search.grading import group_equivalent
 from search.protocols import Generator, Scorer, Strategy
 from search.selection import Select
 from search.strategies import build_strategy
 from search.strategies.config import StrategyConfig, StrategyName
+from search.trees import chosen_candidate
 from search.types import STEP_SEPARATOR, Candidate, Problem, SearchResult
 
 log = logging.getLogger(__name__)
@@ -58,13 +58,13 @@ class SearchService:
         scorer: Scorer | None,
         strategy: StrategyConfig,
         aggregation: Aggregation,
-        grading_timeout_s: float = 5.0,
+        seed: int = 0,
     ) -> None:
         self.generator = generator
         self.scorer = scorer
         self.strategy = strategy
         self.aggregation = Aggregation(aggregation)
-        self.grading_timeout_s = grading_timeout_s
+        self.seed = seed
         self.resolve(SearchSettings())  # the configured defaults must be valid on their own
 
     def resolve(self, settings: SearchSettings) -> Resolved:
@@ -84,7 +84,7 @@ class SearchService:
         return Resolved(config=config, aggregation=aggregation, key=key)
 
     def strategy_for(self, resolved: Resolved) -> Strategy:
-        return build_strategy(resolved.config, resolved.aggregation)
+        return build_strategy(resolved.config, resolved.aggregation, seed=self.seed)
 
     def run(self, resolved: Resolved, problems: Sequence[Problem]) -> list[SearchResult]:
         results = self.strategy_for(resolved).run(problems, self.generator, self.scorer)
@@ -100,21 +100,8 @@ class SearchService:
         return config.selection(has_scorer=self.scorer is not None).value
 
     def selected(self, result: SearchResult) -> Candidate | None:
-        """The candidate behind the prediction: the best-scored one whose answer equals it
-        (finished ones first), or ``None`` when there is no prediction."""
-        if result.prediction is None:
-            return None
-        answers = [result.prediction] + [c.answer for c in result.candidates]
-        classes = group_equivalent(answers, timeout_s=self.grading_timeout_s)[1:]
-        members = [i for i, first in enumerate(classes) if first == 0]
-        if not members:
-            return None
-        candidates = result.candidates
-        best = max(
-            members,
-            key=lambda i: (candidates[i].finished, candidates[i].score or 0.0, -i),
-        )
-        return candidates[best]
+        """The candidate behind the prediction (``search.trees.chosen_candidate``)."""
+        return chosen_candidate(result.candidates, result.prediction)
 
 
 def solution_text(candidate: Candidate | None) -> str:

@@ -1,5 +1,5 @@
-"""Session-scoped vLLM servers of the shipped policy and PRM: started once (about a minute
-each on CPU) for every test that needs them, stopped at the end of the session."""
+"""vLLM servers of the shipped policy and PRM, started together once per session (about a
+minute on CPU) for every test that needs one, and stopped at the end of the session."""
 
 from __future__ import annotations
 
@@ -14,22 +14,21 @@ PRM_DIR = REPO_ROOT / "checkpoints" / "arith-prm"
 
 
 @pytest.fixture(scope="session")
-def policy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of a vLLM server of the shipped policy; its model name is str(POLICY_DIR)."""
+def vllm_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    """[policy server URL, PRM server URL]; the policy's model name is str(POLICY_DIR)."""
     pytest.importorskip("vllm")
-    from vllm_servers import vllm_server
+    from vllm_servers import ServerSpec, vllm_servers
 
-    log = tmp_path_factory.mktemp("policy-server") / "server.log"
-    with vllm_server(POLICY_DIR, log_path=log) as url:
-        yield url
+    specs = [ServerSpec(POLICY_DIR), ServerSpec(PRM_DIR, ("--runner", "pooling"))]
+    with vllm_servers(specs, tmp_path_factory.mktemp("vllm-servers")) as urls:
+        yield urls
 
 
 @pytest.fixture(scope="session")
-def prm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of a vLLM pooling server of the shipped PRM."""
-    pytest.importorskip("vllm")
-    from vllm_servers import vllm_server
+def policy_server(vllm_urls: list[str]) -> str:
+    return vllm_urls[0]
 
-    log = tmp_path_factory.mktemp("prm-server") / "server.log"
-    with vllm_server(PRM_DIR, "--runner", "pooling", log_path=log) as url:
-        yield url
+
+@pytest.fixture(scope="session")
+def prm_server(vllm_urls: list[str]) -> str:
+    return vllm_urls[1]
