@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from search.aggregation import Aggregation
+from search.progress import Progress
 from search.results import ResultsFile, write_metrics
 from search.strategies.config import StrategyConfig
 from search.types import Problem
@@ -171,7 +172,8 @@ def run_search_on_ray(
     queue = deque(todo[begin : begin + size] for begin in range(0, len(todo), size))
     start = time.perf_counter()
     calls: dict[int, tuple[int, int]] = {}
-    bar = None
+    num_correct = sum(bool(r["correct"]) for r in results.records if str(r["id"]) in done)
+    bar = Progress(len(problems), len(done), num_correct, enabled=progress)
     started = _start_ray(launcher) if queue else False
     workers: list[Any] = []
     try:
@@ -192,10 +194,6 @@ def run_search_on_ray(
                 )
                 for _ in range(min(launcher.num_workers, len(queue)))
             ]
-            if progress:
-                from tqdm import tqdm
-
-                bar = tqdm(total=len(problems), initial=len(done), desc="problems")
             pending: dict[Any, tuple[int, list[Problem]]] = {}
             for index, worker in enumerate(workers):
                 if queue:
@@ -214,14 +212,13 @@ def run_search_on_ray(
                     ) from error
                 results.append(records)
                 calls[index] = (generate_calls, score_calls)
-                if bar is not None:
-                    bar.update(len(batch))
+                for record in records:
+                    bar.on_problem(bool(record["correct"]))
                 if queue:
                     batch = queue.popleft()
                     pending[workers[index].run.remote(batch)] = (index, batch)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
         for worker in workers:
             ray.kill(worker)
         if started:
