@@ -29,13 +29,16 @@ from typing import Any
 from search.answers import extract_answer
 from search.grading import answers_match
 from search.guards import check_generations
+from search.inputs import exit_on_input_error
 from search.jsonl import JsonlLog, read_jsonl
 from search.prompting import join_steps
 from search.protocols import Generator, ProblemSource
 from search.resolve import CONF_DIR
+from search.rundir import RunLock
 from search.types import Prefix, Problem, Sampling, Until
 
 log = logging.getLogger(__name__)
+SAMPLES_FILE = "samples.jsonl"
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +184,30 @@ def run_sampling(
             f"expected num_samples >= 1 and chunk_problems >= 1, got {num_samples} and "
             f"{chunk_problems}"
         )
-    samples = JsonlLog(Path(output_dir) / "samples.jsonl")
+    with RunLock(Path(output_dir)):
+        return _sample_locked(
+            problems,
+            generator,
+            Path(output_dir),
+            num_samples,
+            chunk_problems,
+            policy,
+            progress,
+            describe,
+        )
+
+
+def _sample_locked(
+    problems: Sequence[Problem],
+    generator: Generator,
+    output_dir: Path,
+    num_samples: int,
+    chunk_problems: int,
+    policy: str,
+    progress: bool,
+    describe: dict[str, Any] | None,
+) -> dict[str, Any]:
+    samples = JsonlLog(output_dir / SAMPLES_FILE)
     done = {row["problem_id"] for row in samples.records}
     todo = [problem for problem in problems if problem.id not in done]
     if done:
@@ -236,36 +262,49 @@ class SampleConfig:
     policy: Any = None
 
 
+def sample_from_config(raw: Any) -> None:
+    """The body of ``python -m prm.sample``: checks before the policy loads, then samples."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from search.components import component_name
+    from search.rundir import RunLock, check_fingerprint, fingerprint
+
+    config: SampleConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
+    if "limit" in raw.dataset and raw.dataset.limit is None:
+        raw.dataset.limit = config.start + config.count  # read no further than needed
+    problems = select_problems(instantiate(raw.dataset), config.start, config.count)
+    output_dir = Path(config.output_dir)
+    settings: Any = OmegaConf.to_container(raw, resolve=True, enum_to_str=True)
+    with RunLock(output_dir):  # one writer; settings checked before the policy loads
+        written = JsonlLog(output_dir / SAMPLES_FILE).records
+        check_fingerprint(output_dir, fingerprint(settings), has_records=bool(written))
+        generator = instantiate(raw.policy, seed=config.seed)
+        metrics = run_sampling(
+            problems,
+            generator,
+            output_dir,
+            num_samples=config.num_samples,
+            chunk_problems=config.chunk_problems,
+            policy=component_name(raw.policy) or "",
+            progress=config.progress,
+            describe={"config": settings},
+        )
+    print(json.dumps({k: v for k, v in metrics.items() if k != "config"}, indent=2))
+    print(f"samples: {output_dir / SAMPLES_FILE}")
+
+
 def main() -> None:
     import hydra
     from hydra.core.config_store import ConfigStore
-    from omegaconf import DictConfig, OmegaConf
+    from omegaconf import DictConfig
 
     ConfigStore.instance().store(name="prm_sample_schema", node=SampleConfig)
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="prm_sample")
     def run(raw: DictConfig) -> None:
-        from hydra.utils import instantiate
-
-        from search.components import component_name
-
-        config: SampleConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
-        if "limit" in raw.dataset and raw.dataset.limit is None:
-            raw.dataset.limit = config.start + config.count  # read no further than needed
-        problems = select_problems(instantiate(raw.dataset), config.start, config.count)
-        generator = instantiate(raw.policy, seed=config.seed)
-        metrics = run_sampling(
-            problems,
-            generator,
-            Path(config.output_dir),
-            num_samples=config.num_samples,
-            chunk_problems=config.chunk_problems,
-            policy=component_name(raw.policy) or "",
-            progress=config.progress,
-            describe={"config": OmegaConf.to_container(raw, resolve=True)},
-        )
-        print(json.dumps({k: v for k, v in metrics.items() if k != "config"}, indent=2))
-        print(f"samples: {Path(config.output_dir) / 'samples.jsonl'}")
+        with exit_on_input_error():
+            sample_from_config(raw)
 
     run()
 

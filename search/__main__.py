@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from search.components import component_name
 from search.config import SearchConfig, register_configs, validate
-from search.protocols import ProblemSource
+from search.inputs import exit_on_input_error
+from search.protocols import Generator, ProblemSource
 from search.resolve import CONF_DIR
 from search.strategies.config import StrategyName
+from search.types import DEFAULT_SAMPLING, Generation, Prefix, Sampling, Until
 
 log = logging.getLogger("search")
 
@@ -92,7 +95,8 @@ def print_summary(metrics: dict[str, Any]) -> None:
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(raw: DictConfig) -> None:
     try:
-        run(raw)
+        with exit_on_input_error():
+            run(raw)
     except Exception as error:
         from search.remote import server_error
 
@@ -149,7 +153,9 @@ def run(raw: DictConfig) -> None:
     config: SearchConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
     validate(config)  # before any model is loaded
 
-    from search.run import run_search
+    from search.results import ResultsFile
+    from search.run import check_same_problems, check_unique_ids, run_search
+    from search.rundir import RunLock, check_fingerprint, fingerprint
     from search.strategies import build_strategy
 
     dataset: ProblemSource = instantiate(raw.dataset)
@@ -159,47 +165,76 @@ def run(raw: DictConfig) -> None:
     warn_if_world_mismatch(
         dataset.name, component_name(raw.policy), component_name(raw.get("scorer"))
     )
+    if not loaded.problems:
+        raise ValueError(
+            f"expected at least one problem from dataset {dataset.name}, got none; fix: check "
+            "dataset.path, dataset.limit and the skipped rows logged above"
+        )
+    check_unique_ids(loaded.problems)
     output_dir = Path(HydraConfig.get().runtime.output_dir)
-    if config.launcher is not None:  # +launcher=ray: the workers build the models
-        from search.launchers.ray import run_search_on_ray
+    with RunLock(output_dir):  # one writer; checked before any model loads
+        results = ResultsFile(output_dir)
+        settings = fingerprint(OmegaConf.to_container(raw, resolve=True, enum_to_str=True))  # type: ignore[arg-type]
+        check_fingerprint(output_dir, settings, has_records=bool(results.records))
+        check_same_problems(results.records, loaded.problems)
+        if config.launcher is not None:  # +launcher=ray: the workers build the models
+            from search.launchers.ray import run_search_on_ray
 
-        container = OmegaConf.to_container(raw, resolve=True)
-        assert isinstance(container, dict)
-        metrics = run_search_on_ray(
+            container = OmegaConf.to_container(raw, resolve=True)
+            assert isinstance(container, dict)
+            metrics = run_search_on_ray(
+                loaded.problems,
+                container["policy"],
+                container["scorer"],
+                config.strategy,
+                config.aggregation,
+                config.seed,
+                output_dir,
+                describe=describe(config, raw, dataset) | {"skipped_rows": loaded.skipped},
+                launcher=config.launcher,
+                batch_problems=config.batch_problems,
+                grading_timeout_s=config.grading_timeout_s,
+                progress=config.progress,
+                checker=getattr(dataset, "checker", None),
+            )
+            print_summary(metrics)
+            print(f"results: {output_dir}")
+            return
+        strategy = build_strategy(config.strategy, config.aggregation, seed=config.seed)
+        left = len({p.id for p in loaded.problems} - results.done_ids)
+        if left:
+            generator: Generator = load_component("policy", raw.policy, seed=config.seed)
+            scorer = None if raw.scorer is None else load_component("PRM", raw.scorer)
+        else:
+            log.info("every problem is already in %s: no model is loaded", results.path)
+            generator, scorer = NothingLeft(), None
+        metrics = run_search(
             loaded.problems,
-            container["policy"],
-            container["scorer"],
-            config.strategy,
-            config.aggregation,
-            config.seed,
+            generator,
+            scorer,
+            strategy,
             output_dir,
             describe=describe(config, raw, dataset) | {"skipped_rows": loaded.skipped},
-            launcher=config.launcher,
             batch_problems=config.batch_problems,
             grading_timeout_s=config.grading_timeout_s,
             progress=config.progress,
             checker=getattr(dataset, "checker", None),
         )
-        print_summary(metrics)
-        print(f"results: {output_dir}")
-        return
-    generator = load_component("policy", raw.policy, seed=config.seed)
-    scorer = None if raw.scorer is None else load_component("PRM", raw.scorer)
-    strategy = build_strategy(config.strategy, config.aggregation, seed=config.seed)
-    metrics = run_search(
-        loaded.problems,
-        generator,
-        scorer,
-        strategy,
-        output_dir,
-        describe=describe(config, raw, dataset) | {"skipped_rows": loaded.skipped},
-        batch_problems=config.batch_problems,
-        grading_timeout_s=config.grading_timeout_s,
-        progress=config.progress,
-        checker=getattr(dataset, "checker", None),
-    )
     print_summary(metrics)
     print(f"results: {output_dir}")
+
+
+class NothingLeft:
+    """The policy of a resumed run whose problems are all done: never loaded, never called."""
+
+    def generate(
+        self,
+        prefixes: Sequence[Prefix],
+        n: int,
+        until: Until,
+        sampling: Sampling = DEFAULT_SAMPLING,
+    ) -> list[Generation]:
+        raise AssertionError("a run with no problem left generates nothing")
 
 
 if __name__ == "__main__":

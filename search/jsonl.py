@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from search.inputs import InputError
+
 log = logging.getLogger(__name__)
 
 
-class JsonlError(ValueError):
+class JsonlError(InputError):
     """A bad line of a JSON Lines file; ``str`` starts with ``path:line``."""
 
     def __init__(self, path: Path, line: int, message: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +20,7 @@ from search.guards import call_scorer
 from search.progress import Progress
 from search.protocols import Checker, Generator, Scorer, Strategy
 from search.results import ResultsFile, result_to_record, write_metrics
+from search.rundir import RunLock
 from search.types import (
     DEFAULT_SAMPLING,
     Generation,
@@ -200,6 +202,8 @@ def run_search(
     ``describe`` (strategy, n, aggregation, models, config...) is copied into metrics.json so
     that every run's metrics say what produced them; the metrics cover all of ``problems``
     (resumed ones included), the ``*_this_invocation`` counts only this call's work.
+    The directory is locked for the run (``search.rundir.RunLock``): a second run into it is
+    refused; a recorded problem whose question or answer changed is refused too.
     """
     if batch_problems < 1:
         raise ValueError(f"expected batch_problems >= 1, got {batch_problems}")
@@ -208,11 +212,62 @@ def run_search(
             "expected at least one problem, got none; fix: check dataset.path, "
             "dataset.limit and the skipped rows logged by the loader"
         )
-    ids = [problem.id for problem in problems]
-    if len(set(ids)) != len(ids):
-        raise ValueError("expected unique problem ids; got duplicates, so resume is ambiguous")
-    wanted = set(ids)
+    check_unique_ids(problems)
+    with RunLock(output_dir):
+        return _run_locked(
+            problems,
+            generator,
+            scorer,
+            strategy,
+            output_dir,
+            describe,
+            batch_problems,
+            grading_timeout_s,
+            progress,
+            checker,
+        )
+
+
+def check_unique_ids(problems: Sequence[Problem]) -> None:
+    counts = Counter(problem.id for problem in problems)
+    repeated = sorted(problem_id for problem_id, count in counts.items() if count > 1)
+    if repeated:
+        raise ValueError(
+            f"expected unique problem ids, got {len(repeated)} repeated: {repeated[:10]}; "
+            "resume keys results by id; fix: give those rows distinct ids (dataset.id_field)"
+        )
+
+
+def check_same_problems(records: Sequence[dict[str, Any]], problems: Sequence[Problem]) -> None:
+    """Refuse to resume when a recorded problem's question or gold answer changed."""
+    by_id = {problem.id: problem for problem in problems}
+    for record in records:
+        problem = by_id.get(str(record["id"]))
+        if problem is None:
+            continue
+        if (record.get("question"), record.get("answer")) != (problem.question, problem.answer):
+            raise ValueError(
+                f"expected problem {problem.id} to be the one recorded in results.jsonl, got "
+                "another question or gold answer under the same id (the dataset changed); "
+                "fix: a new output directory (hydra.run.dir=...) for the new dataset"
+            )
+
+
+def _run_locked(
+    problems: Sequence[Problem],
+    generator: Generator,
+    scorer: Scorer | None,
+    strategy: Strategy,
+    output_dir: Path,
+    describe: dict[str, Any],
+    batch_problems: int,
+    grading_timeout_s: float,
+    progress: bool,
+    checker: Checker | None,
+) -> dict[str, Any]:
+    wanted = {problem.id for problem in problems}
     results = ResultsFile(output_dir)
+    check_same_problems(results.records, problems)
     done = results.done_ids & wanted
     todo = [problem for problem in problems if problem.id not in done]
     if done:

@@ -39,11 +39,16 @@ from prm.label.quality import markdown_table, quality_from_records, write_qualit
 from prm.label.records import Labeller, LabelRecord, to_stepwise
 from prm.sample import SampledSolution, read_samples
 from prm.stepwise import write_stepwise
+from search.inputs import exit_on_input_error
 from search.jsonl import JsonlLog, read_jsonl
 from search.protocols import Checker, Generator
 from search.resolve import CONF_DIR
+from search.rundir import NOT_RESULTS, RunLock, check_fingerprint, fingerprint
 
 log = logging.getLogger("prm.label")
+RECORDS_FILE = "records.jsonl"
+# records do not depend on these: the stepwise file and the report are rebuilt on every run
+NOT_LABELS = NOT_RESULTS | {"keep_after_first_error", "checker"}
 
 
 @dataclass
@@ -164,9 +169,30 @@ def run_labelling(
 ) -> tuple[list[LabelRecord], dict[str, Any]]:
     """Label the solutions not yet in ``records.jsonl`` chunk by chunk, then rebuild
     ``stepwise.jsonl`` and ``metrics.json`` (with ``describe`` merged in) from every record
-    of these solutions."""
+    of these solutions. The directory is locked for the run (``search.rundir.RunLock``)."""
+    with RunLock(output_dir):
+        return _label_locked(
+            solutions,
+            labeller,
+            output_dir,
+            chunk_solutions,
+            keep_after_first_error,
+            progress,
+            describe,
+        )
+
+
+def _label_locked(
+    solutions: list[SampledSolution],
+    labeller: Labeller,
+    output_dir: Path,
+    chunk_solutions: int,
+    keep_after_first_error: bool,
+    progress: bool,
+    describe: dict[str, Any] | None,
+) -> tuple[list[LabelRecord], dict[str, Any]]:
     output_dir.mkdir(parents=True, exist_ok=True)
-    written = JsonlLog(output_dir / "records.jsonl")
+    written = JsonlLog(output_dir / RECORDS_FILE)
     usage_log = JsonlLog(output_dir / "usage.jsonl")
     done = {LabelRecord.from_record(row).key for row in written.records}
     todo = [s for s in solutions if s.key not in done]
@@ -218,21 +244,31 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="prm_label")
 def main(raw: DictConfig) -> None:
+    with exit_on_input_error():
+        label_from_config(raw)
+
+
+def label_from_config(raw: DictConfig) -> None:
+    """The body of ``python -m prm.label``: checks before any model loads, then labels."""
     config: LabelConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
     solutions = read_samples(Path(config.samples))
     if config.limit is not None:
         solutions = solutions[: config.limit]
-    labeller = build_labeller(config)
     output_dir = Path(config.output_dir)
-    records, metrics = run_labelling(
-        solutions,
-        labeller,
-        output_dir,
-        chunk_solutions=config.chunk_solutions,
-        keep_after_first_error=config.keep_after_first_error,
-        progress=config.progress,
-        describe={"config": OmegaConf.to_container(raw, resolve=True)},
-    )
+    settings: Any = OmegaConf.to_container(raw, resolve=True, enum_to_str=True)
+    with RunLock(output_dir):  # one writer; settings checked before any model loads
+        written = JsonlLog(output_dir / RECORDS_FILE).records
+        check_fingerprint(output_dir, fingerprint(settings, NOT_LABELS), has_records=bool(written))
+        labeller = build_labeller(config)
+        records, metrics = run_labelling(
+            solutions,
+            labeller,
+            output_dir,
+            chunk_solutions=config.chunk_solutions,
+            keep_after_first_error=config.keep_after_first_error,
+            progress=config.progress,
+            describe={"config": settings},
+        )
     print(json.dumps({k: v for k, v in metrics.items() if k != "config"}, indent=2))
     if config.report:
         checker: Checker = instantiate(raw.checker)

@@ -1,0 +1,98 @@
+"""Checking what a user hands in, before any model loads.
+
+Every reader of user files (datasets, samples, labels, stepwise data, outputs to re-rank)
+reports a bad value as an ``InputError`` that names where it is (``file:line``), the key,
+what was expected, what was found, and the fix. The command-line entry points print such
+an error as one line and exit with status 1 (``exit_on_input_error``), instead of a
+traceback ending in ``KeyError: 'labels'`` after a model has loaded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+
+class InputError(ValueError):
+    """A bad input or setting, found before or instead of doing the work."""
+
+
+@contextmanager
+def exit_on_input_error() -> Iterator[None]:
+    """At an entry point: an ``InputError`` becomes ``error: <message>`` and exit status 1."""
+    try:
+        yield
+    except InputError as error:
+        raise SystemExit(f"error: {error}") from None
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def require(row: Mapping[str, Any], key: str, where: str) -> Any:
+    """``row[key]``, or an error naming ``where`` (e.g. ``file:line``) and the keys present."""
+    if key not in row:
+        raise InputError(
+            f"{where}: expected key {key!r}, got keys {sorted(row)[:12]}; fix: add {key!r} "
+            "to every row (or point the command at the right file)"
+        )
+    return row[key]
+
+
+def require_str(row: Mapping[str, Any], key: str, where: str) -> str:
+    value = require(row, key, where)
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise InputError(f"{where}: expected {key!r} to be a string, got {_kind(value)}")
+    return str(value)
+
+
+def require_int(row: Mapping[str, Any], key: str, where: str) -> int:
+    value = require(row, key, where)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InputError(f"{where}: expected {key!r} to be an integer, got {_kind(value)}")
+    return value
+
+
+def require_bool(row: Mapping[str, Any], key: str, where: str) -> bool:
+    value = require(row, key, where)
+    if not isinstance(value, bool):
+        raise InputError(f"{where}: expected {key!r} to be true or false, got {_kind(value)}")
+    return value
+
+
+def require_str_list(row: Mapping[str, Any], key: str, where: str) -> list[str]:
+    """A list of strings; a bare string (which Python would split into characters) is an
+    error, not a list of one-character steps."""
+    value = require(row, key, where)
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        got = _kind(value)
+        if isinstance(value, list):
+            got = "a list holding " + ", ".join(sorted({_kind(item) for item in value}))
+        raise InputError(
+            f"{where}: expected {key!r} to be a list of strings, got {got}; fix: one string "
+            'per item, e.g. ["step one", "step two"]'
+        )
+    return value
+
+
+def require_probability(value: Any, what: str, where: str) -> float:
+    """A finite number in [0, 1] (a soft label, a score)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(f"{where}: expected {what} to be a number in [0, 1], got {_kind(value)}")
+    number = float(value)
+    if math.isnan(number) or not 0.0 <= number <= 1.0:
+        raise InputError(
+            f"{where}: expected {what} in [0, 1], got {number}; fix: a probability (a soft "
+            "label is the fraction of right completions)"
+        )
+    return number
+
+
+def require_probabilities(row: Mapping[str, Any], key: str, where: str) -> list[float]:
+    value = require(row, key, where)
+    if not isinstance(value, list):
+        raise InputError(f"{where}: expected {key!r} to be a list of numbers, got {_kind(value)}")
+    return [require_probability(item, f"{key}[{index}]", where) for index, item in enumerate(value)]

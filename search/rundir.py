@@ -1,0 +1,182 @@
+"""A run directory: one writer at a time, and a fingerprint of what determines its results.
+
+``RunLock`` holds an exclusive ``flock`` on ``<dir>/.lock`` for as long as a run writes there.
+A second run into the same directory is refused, naming the process that holds it. The
+kernel drops the lock when its process dies (even by ``kill -9``), so the lock file a killed
+run leaves behind is stale by construction: the next run takes it over and says so.
+
+``check_fingerprint`` keeps ``<dir>/fingerprint.json``: the settings that determine the
+records (strategy and its settings, aggregation, policy and scorer with their sampling
+settings, dataset identity, seed), without those that only decide how much is done or how
+fast (``dataset.limit``, batch sizes, devices, progress bars). A run that resumes into a
+directory whose records were made with other settings is refused before any model loads,
+naming the keys that differ; extending a run (a larger ``dataset.limit``) resumes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import fcntl
+import json
+import logging
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from search.inputs import InputError
+
+log = logging.getLogger(__name__)
+
+LOCK_FILE = ".lock"
+FINGERPRINT_FILE = "fingerprint.json"
+
+# Keys (at any depth) that decide how much is done, or how fast, but not what a record holds.
+NOT_RESULTS = frozenset(
+    {
+        "limit",
+        "count",
+        "start",
+        "batch_size",
+        "batch_problems",
+        "chunk_problems",
+        "chunk_solutions",
+        "progress",
+        "report",
+        "save_trees",
+        "device",
+        "gpu_memory_utilization",
+        "cpu_kvcache_space_gib",
+        "enable_prefix_caching",
+        "block_size",
+        "reuse_prefix_cache",
+        "output_dir",
+        "launcher",
+    }
+)
+
+
+class RunDirError(InputError):
+    """A run directory that this run must not write into (held by another run, or made
+    with other settings)."""
+
+
+class RunLock:
+    """Exclusive use of ``directory`` by this process (re-entrant within it).
+
+    Use as a context manager; ``held_by`` reads the holder a lock file names.
+    """
+
+    _held: ClassVar[dict[Path, tuple[int, int]]] = {}  # path -> (fd, depth)
+
+    def __init__(self, directory: Path) -> None:
+        self.path = (Path(directory) / LOCK_FILE).resolve()
+
+    def __enter__(self) -> RunLock:
+        if self.path in self._held:
+            fd, depth = self._held[self.path]
+            self._held[self.path] = (fd, depth + 1)
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RunDirError(
+                f"expected {self.path.parent} to be free, got a run writing there "
+                f"({self.held_by()}); two runs in one directory would write every record "
+                "twice; fix: wait for it to finish, or choose another directory "
+                "(hydra.run.dir=... or output_dir=...)"
+            ) from None
+        previous = os.read(fd, 4096).decode("utf-8", errors="replace").strip()
+        if previous:
+            log.warning(
+                "taking over the stale lock of a run that is no longer alive (%s)", previous
+            )
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        self._held[self.path] = (fd, 1)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        fd, depth = self._held[self.path]
+        if depth > 1:
+            self._held[self.path] = (fd, depth - 1)
+            return
+        del self._held[self.path]
+        os.ftruncate(fd, 0)  # a clean exit leaves an empty (not stale) lock file
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+    def held_by(self) -> str:
+        try:
+            holder = json.loads(self.path.read_text(encoding="utf-8") or "{}")
+        except (OSError, ValueError):
+            return "holder unknown"
+        if not isinstance(holder, dict) or "pid" not in holder:
+            return "holder unknown"
+        return f"pid {holder['pid']} on {holder.get('host')}, since {holder.get('started')}"
+
+
+def fingerprint(config: Mapping[str, Any], ignore: frozenset[str] = NOT_RESULTS) -> dict[str, Any]:
+    """``config`` (a plain nested mapping) without the keys in ``ignore``, at any depth."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if key in ignore:
+            continue
+        out[key] = fingerprint(value, ignore) if isinstance(value, Mapping) else value
+    return out
+
+
+def differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """``key: old -> new`` for every dotted key whose value differs."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            name = f"{prefix}{key}"
+            if key not in new:
+                out.append(f"{name}: {old[key]!r} -> (absent)")
+            elif key not in old:
+                out.append(f"{name}: (absent) -> {new[key]!r}")
+            else:
+                out.extend(differences(old[key], new[key], name + "."))
+        return out
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
+
+
+def check_fingerprint(directory: Path, current: dict[str, Any], has_records: bool) -> None:
+    """Refuse to add records to ``directory`` that were made with other settings.
+
+    Without records yet, ``current`` is (re)written, so a run that failed before producing
+    anything can be fixed and rerun in place. With records, the stored fingerprint must
+    equal ``current``; a directory with records but no fingerprint (made before fingerprints
+    existed) gets ``current``.
+    """
+    path = Path(directory) / FINGERPRINT_FILE
+    if has_records and path.exists():
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as error:
+            raise RunDirError(
+                f"{path}: expected the JSON fingerprint of the run that wrote this directory, "
+                f"got unreadable text ({error}); fix: choose a new directory"
+            ) from None
+        changed = differences(stored, current)
+        if changed:
+            shown = "; ".join(changed[:12]) + ("; ..." if len(changed) > 12 else "")
+            raise RunDirError(
+                f"expected the settings of the run that wrote {directory} (in {path}), got "
+                f"{len(changed)} different: {shown}; resuming would mix records of two "
+                "configurations; fix: choose a new directory (hydra.run.dir=... or "
+                "output_dir=...), or rerun with the original settings"
+            )
+        return
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(current, indent=2, sort_keys=True, ensure_ascii=False) + "\n")

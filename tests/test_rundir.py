@@ -1,0 +1,154 @@
+"""One writer per run directory (a lock a killed run cannot leave held), and a fingerprint
+that refuses to mix records made with other settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from search.rundir import (
+    FINGERPRINT_FILE,
+    LOCK_FILE,
+    RunDirError,
+    RunLock,
+    check_fingerprint,
+    differences,
+    fingerprint,
+)
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from search.rundir import RunLock
+with RunLock(Path(sys.argv[1])):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+def hold_lock(directory: Path) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(directory)], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None and process.stdout.readline().strip() == "held"
+    return process
+
+
+def test_a_second_writer_is_refused_and_a_killed_ones_lock_is_taken_over(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    holder = hold_lock(tmp_path)
+    try:
+        refused = pytest.raises(RunDirError, match=rf"pid {holder.pid} on .*fix: wait for it")
+        with refused, RunLock(tmp_path):
+            pass
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)  # kill -9: no clean-up runs
+        holder.wait()
+    assert json.loads((tmp_path / LOCK_FILE).read_text())["pid"] == holder.pid  # left behind
+    with RunLock(tmp_path):
+        assert json.loads((tmp_path / LOCK_FILE).read_text())["pid"] == os.getpid()
+    assert "stale lock" in caplog.text and str(holder.pid) in caplog.text
+    assert (tmp_path / LOCK_FILE).read_text() == ""  # a clean exit leaves no holder
+
+
+def test_the_lock_is_reentrant_within_a_process(tmp_path: Path) -> None:
+    with RunLock(tmp_path), RunLock(tmp_path):
+        pass
+    with RunLock(tmp_path):  # released after the outer exit
+        pass
+
+
+def test_fingerprint_drops_what_does_not_change_records() -> None:
+    config = {
+        "seed": 0,
+        "batch_problems": 4,
+        "progress": True,
+        "dataset": {"name": "arith", "limit": 40},
+        "strategy": {"n": 4, "batch_size": 256, "save_trees": False},
+        "policy": {"model": "m", "temperature": 1.0, "hf": {"batch_size": 8, "device": "cpu"}},
+    }
+    assert fingerprint(config) == {
+        "seed": 0,
+        "dataset": {"name": "arith"},
+        "strategy": {"n": 4},
+        "policy": {"model": "m", "temperature": 1.0, "hf": {}},
+    }
+    changed = {**config, "strategy": {"n": 8}, "aggregation": "prod"}
+    assert differences(fingerprint(config), fingerprint(changed)) == [
+        "aggregation: (absent) -> 'prod'",
+        "strategy.n: 4 -> 8",
+    ]
+
+
+def test_check_fingerprint(tmp_path: Path) -> None:
+    first = {"strategy": {"n": 4}, "seed": 0}
+    check_fingerprint(tmp_path, first, has_records=False)
+    check_fingerprint(tmp_path, {"strategy": {"n": 8}}, has_records=False)  # nothing made yet
+    assert json.loads((tmp_path / FINGERPRINT_FILE).read_text()) == {"strategy": {"n": 8}}
+    check_fingerprint(tmp_path, {"strategy": {"n": 8}}, has_records=True)
+    with pytest.raises(RunDirError, match=r"1 different: strategy.n: 8 -> 4.*fix: choose a new"):
+        check_fingerprint(tmp_path, {"strategy": {"n": 4}}, has_records=True)
+
+
+def run_cli(*overrides: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "search", *overrides],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cli_refuses_a_resume_with_other_settings_and_extends_with_a_larger_limit(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "run"
+    base = ["policy=fake", "scorer=fake", "strategy.n=4", f"hydra.run.dir={out}"]
+    assert run_cli(*base, "dataset.limit=3", cwd=tmp_path).returncode == 0
+    before = (out / "results.jsonl").read_bytes()
+    # another strategy into the same directory: refused, naming the keys, nothing written
+    # (policy.model points nowhere: had the policy been loaded first, that would fail instead)
+    done = run_cli(
+        *base[:3],
+        "strategy.n=8",
+        "+strategy=beam",
+        "aggregation=prod",
+        f"hydra.run.dir={out}",
+        "dataset.limit=3",
+        cwd=tmp_path,
+    )
+    assert done.returncode != 0
+    assert "strategy.n: 4 -> 8" in done.stderr and "aggregation: 'min' -> 'prod'" in done.stderr
+    assert "fix: choose a new directory" in done.stderr
+    assert (out / "results.jsonl").read_bytes() == before
+    # more problems, smaller batches, no progress bar: the same run, extended
+    done = run_cli(*base, "dataset.limit=5", "batch_problems=2", "progress=false", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = (out / "results.jsonl").read_bytes()
+    assert lines.startswith(before) and lines.count(b"\n") == 5
+
+
+def test_cli_refuses_a_second_run_into_a_directory_in_use(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    holder = hold_lock(out)
+    try:
+        start = time.perf_counter()
+        done = run_cli("policy=fake", "scorer=fake", f"hydra.run.dir={out}", cwd=tmp_path)
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+    assert done.returncode != 0
+    assert f"pid {holder.pid}" in done.stderr and "fix: wait for it" in done.stderr
+    assert not (out / "results.jsonl").exists()
+    assert time.perf_counter() - start < 60
