@@ -83,6 +83,7 @@ def print_summary(metrics: dict[str, Any]) -> None:
         rows.append((f"  {rule}", _fraction(value)))
     rows += [
         ("pass@n", _fraction(metrics["pass_at_n"])),
+        ("finished share", _fraction(metrics["finished_share"])),
         ("mean sample accuracy", _fraction(metrics["mean_sample_accuracy"])),
         ("policy tokens", str(metrics["policy_tokens"])),
         ("prm tokens", "unknown" if metrics["prm_tokens"] is None else str(metrics["prm_tokens"])),

@@ -89,17 +89,22 @@ class CountingScorer:
 
 
 def grade(result: SearchResult, timeout_s: float) -> tuple[SearchResult, dict[str, bool]]:
-    """Mark every candidate and every selection rule's pick right or wrong."""
+    """Mark every candidate and every selection rule's pick right or wrong.
+
+    A candidate the policy did not finish is wrong whatever answer can be read off it; a
+    pick is right only when it matches the gold answer and a finished candidate states it
+    (so no rule, and no strategy's own pick, is credited with an unfinished guess)."""
     gold = result.problem.answer
     candidates = tuple(
-        replace(c, correct=answers_match(c.answer, gold, timeout_s=timeout_s))
+        replace(c, correct=c.finished and answers_match(c.answer, gold, timeout_s=timeout_s))
         for c in result.candidates
     )
+    supported = any(c.correct for c in candidates)
     correct = {
-        rule: answers_match(pick, gold, timeout_s=timeout_s)
+        rule: supported and answers_match(pick, gold, timeout_s=timeout_s)
         for rule, pick in result.predictions.items()
     }
-    correct["selected"] = answers_match(result.prediction, gold, timeout_s=timeout_s)
+    correct["selected"] = supported and answers_match(result.prediction, gold, timeout_s=timeout_s)
     return replace(result, candidates=candidates), correct
 
 

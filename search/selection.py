@@ -7,9 +7,10 @@ frequent answer class, self-consistency). Answer classes come from
 ``search.grading.group_equivalent`` (math-verify equivalence); a class is reported by its
 first member. Ties go to the earliest candidate (or class).
 
-Pool: the finished candidates that state an answer; only when none is finished (or when
-finishing is unknown) do the others vote, since an answer read off an unfinished solution is
-a guess at best. A pool without answers picks nothing.
+Pool: the finished candidates that state an answer (all that state one when finishing is
+unknown, e.g. another system's outputs). An unfinished candidate never votes, even when none
+finished: an answer read off a solution the policy did not end is a guess, and is graded
+wrong; so a problem without a finished candidate gets no pick (``None``).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def _pool(
     chosen = range(len(classes)) if indices is None else indices
     pool = [i for i in chosen if classes[i] >= 0]
     if finished is not None:
-        pool = [i for i in pool if finished[i]] or pool
+        pool = [i for i in pool if finished[i]]
     return pool
 
 

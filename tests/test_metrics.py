@@ -94,7 +94,9 @@ def test_finished_completions_vote_first() -> None:
     )
     assert pick(graded, range(3), Select.majority) == 0  # the two unfinished B do not vote
     unfinished = GradedCompletions(graded.classes, graded.correct, finished=(False,) * 3)
-    assert pick(unfinished, range(3), Select.majority) == 1  # none finished: all vote
+    assert pick(unfinished, range(3), Select.majority) is None  # none finished: no guess
+    unknown = GradedCompletions(graded.classes, graded.correct)
+    assert pick(unknown, range(3), Select.majority) == 1  # finishing unknown: all vote
 
 
 def test_rule_at_k_is_the_exact_expectation_over_small_subsets() -> None:

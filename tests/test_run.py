@@ -323,3 +323,24 @@ def test_hf_policy_predictions_do_not_depend_on_batching(
     assert [r["predictions"] for r in small] == [r["predictions"] for r in large]
     assert small == large
     assert len({c["num_tokens"] for r in small for c in r["candidates"]}) > 1  # really sampled
+
+
+def test_an_unfinished_candidate_is_never_graded_right() -> None:
+    """Neither the candidate (nor pass@N) nor any rule's pick is credited with an answer
+    read off a solution the policy did not end, even when the answer is the gold one."""
+    from search.run import grade
+    from search.types import Candidate
+
+    problem = Problem(id="p", question="Compute 2 + 2.", answer="4")
+    cut = Candidate(steps=("2 + 2 = 4", "\\boxed{4}"), finished=False, num_tokens=9, answer="4")
+    wrong = Candidate(steps=("\\boxed{5}",), finished=True, num_tokens=3, answer="5")
+    result = SearchResult(
+        problem, (cut, wrong), prediction="4", predictions={"mine": "4", "majority": "5"}
+    )
+    graded, correct = grade(result, timeout_s=5.0)
+    assert [c.correct for c in graded.candidates] == [False, False]
+    assert correct == {"mine": False, "majority": False, "selected": False}
+    right = Candidate(steps=("\\boxed{4}",), finished=True, num_tokens=3, answer="4")
+    graded, correct = grade(SearchResult(problem, (cut, right), prediction="4"), 5.0)
+    assert [c.correct for c in graded.candidates] == [False, True]
+    assert correct["selected"]

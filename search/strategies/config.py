@@ -88,6 +88,7 @@ class StrategyConfig:
     max_steps: int = 10
     batch_size: int = 256
     num_simulations: int = 32
+    extra_simulations: int = 32
     children_per_expansion: int = 4
     c_puct: float = 1.0
     prior: Prior = Prior.uniform
@@ -127,6 +128,11 @@ class StrategyConfig:
             raise ValueError(
                 f"expected strategy.lookahead_temperature >= 0, got "
                 f"{self.lookahead_temperature}; fix: strategy.lookahead_temperature=0"
+            )
+        if self.extra_simulations < 0:
+            raise ValueError(
+                f"expected strategy.extra_simulations >= 0, got {self.extra_simulations}; "
+                "fix: strategy.extra_simulations=0 (none) or more"
             )
         if self.c_puct < 0:
             raise ValueError(

@@ -18,17 +18,22 @@ that ended at it plus its children's visits.
 
 Simulations are batched across problems: one round is one simulation of every problem, with
 one generate call and one score call for all the leaves that need expanding (none when
-every problem selected a terminal leaf). ``num_simulations`` rounds.
+every problem selected a terminal leaf). ``num_simulations`` rounds; then a problem whose
+tree holds no finished path yet (the policy never ended a solution) keeps searching, one
+round at a time, for at most ``extra_simulations`` more rounds, until it has one.
 
 Candidates: the finished nodes (solutions the policy ended), ranked by ``mcts_final``
 (``most_visited``: visits, then value; ``best_value``: value, then visits), the top N. When
 fewer than N finished, the unfinished nodes fill up (leaves before inner nodes, best value
-first) with ``finished=False``; when the whole tree has fewer than N non-root nodes, the
-ranked list repeats. ``prediction`` is the top candidate's answer; ``predictions`` also holds
-the other ranking and the prm / weighted / majority picks over the N candidates.
+first) with ``finished=False`` (graded wrong whatever they say); when the whole tree has
+fewer than N non-root nodes, the ranked list repeats. ``prediction`` is the top finished
+node's answer (``None`` when none finished); ``predictions`` also holds the other ranking
+and the prm / weighted / majority picks over the finished candidates.
 
-Budget per problem: at most ``num_simulations * children_per_expansion`` step generations
-and as many scored prefixes; at most ``num_simulations`` generate and score calls.
+Budget per problem: at most ``(num_simulations + extra_simulations) *
+children_per_expansion`` step generations and as many scored prefixes; at most
+``num_simulations + extra_simulations`` generate and score calls (the extra ones only while
+no path has finished).
 """
 
 from __future__ import annotations
@@ -73,32 +78,21 @@ class Mcts(SearchStrategy):
         config = self.config
         trees = [SearchTree(problem) for problem in problems]
 
+        everyone = list(range(len(problems)))
         for _ in range(config.num_simulations):
-            to_expand: list[tuple[int, list[Node]]] = []
-            for index, tree in enumerate(trees):
-                path = self._select(tree.root)
-                leaf = path[-1]
-                if leaf.terminal or leaf.depth >= config.max_steps:
-                    _backup(path, leaf.value)
-                else:
-                    to_expand.append((index, path))
-            children = expand(
-                calls,
-                trees,
-                [(index, path[-1]) for index, path in to_expand],
-                config.children_per_expansion,
-                self.aggregation,
-            )
-            for (_, path), kids in zip(to_expand, children, strict=True):
-                _set_priors(kids, config.prior)
-                _backup(path, sum(kid.value for kid in kids) / len(kids))
+            self._simulate(calls, trees, everyone)
+        for _ in range(config.extra_simulations):
+            unfinished = [i for i in everyone if not any(n.finished for n in trees[i].nodes)]
+            if not unfinished:
+                break
+            self._simulate(calls, trees, unfinished)
 
         outcomes = []
         for tree in trees:
             candidates = tuple(
                 tree.candidate(node, self.aggregation) for node in self._candidates(tree)
             )
-            pool = [node for node in tree.nodes if node.finished] or tree.nodes[1:]
+            pool = [node for node in tree.nodes if node.finished]  # never an unfinished guess
             picks: dict[str, str | None] = {}
             for final in MctsFinal:
                 top = _ranked(pool, final)[0] if pool else None
@@ -107,6 +101,28 @@ class Mcts(SearchStrategy):
                 )
             outcomes.append(Outcome(candidates, tree, picks))
         return outcomes
+
+    def _simulate(self, calls: Calls, trees: Sequence[SearchTree], indices: list[int]) -> None:
+        """One simulation of each problem in ``indices``: one generate and one score call."""
+        config = self.config
+        to_expand: list[tuple[int, list[Node]]] = []
+        for index in indices:
+            path = self._select(trees[index].root)
+            leaf = path[-1]
+            if leaf.terminal or leaf.depth >= config.max_steps:
+                _backup(path, leaf.value)
+            else:
+                to_expand.append((index, path))
+        children = expand(
+            calls,
+            trees,
+            [(index, path[-1]) for index, path in to_expand],
+            config.children_per_expansion,
+            self.aggregation,
+        )
+        for (_, path), kids in zip(to_expand, children, strict=True):
+            _set_priors(kids, config.prior)
+            _backup(path, sum(kid.value for kid in kids) / len(kids))
 
     def prediction_rule(self, has_scorer: bool) -> str:
         """MCTS predicts the top of its own ranking (``strategy.mcts_final``)."""

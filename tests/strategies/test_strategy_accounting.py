@@ -119,7 +119,7 @@ def test_one_generate_and_one_score_call_per_depth(
 def test_mcts_one_round_one_call(
     problems: list[Problem], make_config: Callable[..., StrategyConfig]
 ) -> None:
-    config = make_config("mcts", num_simulations=6, children_per_expansion=2)
+    config = make_config("mcts", num_simulations=6, extra_simulations=0, children_per_expansion=2)
     results, generator, scorer = _run(config, problems)
     assert 1 <= len(generator.calls) == len(scorer.calls) <= 6
     assert sorted(generator.calls[0][0]) == sorted(p.id for p in problems)

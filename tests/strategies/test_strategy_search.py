@@ -177,7 +177,9 @@ def test_mcts_visits_add_up(
 ) -> None:
     """Root visits = simulations; every node's visits = simulations that ended at it plus
     its children's visits, so the excesses add up to the simulations again."""
-    config = make_config("mcts", num_simulations=simulations, prior=prior, save_trees=True)
+    config = make_config(
+        "mcts", num_simulations=simulations, extra_simulations=0, prior=prior, save_trees=True
+    )
     results = build_strategy(config, Aggregation.min).run(
         problems, FakeGenerator(seed=1, error_rate=0.3), FakeScorer(noise=0.1)
     )
@@ -236,3 +238,24 @@ def test_beam_returns_finished_candidates_best_first(
         scores = [c.score or 0.0 for c in result.candidates if c.finished]
         assert scores == sorted(scores, reverse=True)
         assert result.candidates[0].finished
+
+
+def test_mcts_searches_on_until_a_path_finishes_and_never_picks_an_unfinished_one(
+    problems: list[Problem], make_config: Callable[..., StrategyConfig]
+) -> None:
+    """Too few simulations to reach the end of a solution: with extra rounds MCTS goes on
+    (only for the problems without a finished path) until one finishes; without them, the
+    prediction is None rather than an answer read off an unfinished path."""
+    short = make_config("mcts", n=4, num_simulations=2, extra_simulations=0, save_trees=True)
+    generator, scorer = FakeGenerator(seed=1, error_rate=0.3), FakeScorer(noise=0.1)
+    stuck = build_strategy(short, Aggregation.min).run(problems, generator, scorer)
+    assert all(not any(c.finished for c in r.candidates) for r in stuck)
+    assert all(r.prediction is None and r.predictions["majority"] is None for r in stuck)
+    longer = make_config("mcts", n=4, num_simulations=2, extra_simulations=40, save_trees=True)
+    found = build_strategy(longer, Aggregation.min).run(problems, generator, scorer)
+    for result in found:
+        assert result.candidates[0].finished and result.prediction is not None
+        assert result.tree is not None
+        graph = nx.node_link_graph(result.tree, edges="links")
+        # stopped right after the round that finished a path: fewer than all 42 rounds
+        assert 2 < graph.nodes[0]["visits"] < 42
