@@ -24,8 +24,16 @@ BEGIN, END = "<!-- DIAGRAM:BEGIN (python docs/architecture.py) -->", "<!-- DIAGR
 PARTS: list[tuple[str, str, tuple[str, ...]]] = [
     (
         "core_main",
-        "search.__main__, config<br/>run, results, progress",
-        ("search.__main__", "search.config", "search.run", "search.results", "search.progress"),
+        "search.__main__, config<br/>run, results, progress<br/>rundir, inputs",
+        (
+            "search.__main__",
+            "search.config",
+            "search.run",
+            "search.results",
+            "search.progress",
+            "search.rundir",
+            "search.inputs",
+        ),
     ),
     (
         "core_strategies",
