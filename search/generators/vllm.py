@@ -84,6 +84,11 @@ class VLLMGenerator:
 
         if enforce_eager is None:
             enforce_eager = not torch.cuda.is_available()
+        if not torch.cuda.is_available():
+            # A prefill split over engine steps rewinds the request's seeded torch generator
+            # (Generator.set_offset), which CPU generators do not support: seeded sampling
+            # then kills the engine ("CPU Generator does not use offset"). Whole prefills avoid it.
+            engine_kwargs.setdefault("enable_chunked_prefill", False)
         self.llm = LLM(
             model=model,
             dtype=dtype,  # type: ignore[arg-type]
