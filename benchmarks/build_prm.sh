@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 RUN=${RUN:-runs/prm}
-PROBLEMS=${PROBLEMS:-400}
+PROBLEMS=${PROBLEMS:-3200}
+EPOCHS=${EPOCHS:-3}
 EXPORT=${EXPORT:-checkpoints/arith-prm}
 mkdir -p "$RUN"
 : > "$RUN/stages.log"
@@ -17,13 +18,19 @@ stage() {
   "$@"
   echo "STAGE $name SECONDS $(( $(date +%s) - start ))" | tee -a "$RUN/stages.log"
 }
-stage sample "$PY" -m prm.sample output_dir="$RUN/samples" count="$PROBLEMS" num_samples=8 progress=false
-stage mc "$PY" -m prm.label labeller=mc samples="$RUN/samples/samples.jsonl" \
-  output_dir="$RUN/labels/mc" chunk_solutions=256 report=true progress=false
+# Solutions come from the searched policy; MC rollouts and the PRM's initial weights come from
+# the stronger verifier base (checkpoints/arith-verifier-base, `make verifier`): see README.
+VERIFIER=${VERIFIER:-checkpoints/arith-verifier-base}
+export VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-3}
+stage sample "$PY" -m prm.sample output_dir="$RUN/samples" count="$PROBLEMS" num_samples=8 \
+  chunk_problems=400 policy.backend=vllm progress=false
+stage mc "$PY" -m prm.label labeller=mc labeller.early_stop=true samples="$RUN/samples/samples.jsonl" \
+  output_dir="$RUN/labels/mc" chunk_solutions=2048 policy.model="$VERIFIER" policy.backend=vllm \
+  report=true progress=false
 stage calculator "$PY" -m prm.label labeller=calculator samples="$RUN/samples/samples.jsonl" \
   output_dir="$RUN/labels/calculator" report=true progress=false
 stage consensus "$PY" -m prm.label labeller=consensus samples="$RUN/samples/samples.jsonl" \
   output_dir="$RUN/labels/consensus" labeller.mc_records="$RUN/labels/mc/records.jsonl" \
   report=true progress=false
 stage train "$PY" -m prm.train train_data="$RUN/labels/consensus/stepwise.jsonl" \
-  output_dir="$RUN/model" export_dir="$EXPORT" epochs=5 progress=false
+  output_dir="$RUN/model" export_dir="$EXPORT" policy_dir="$VERIFIER" epochs="$EPOCHS" progress=false

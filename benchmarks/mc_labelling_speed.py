@@ -1,0 +1,150 @@
+"""Monte Carlo labelling speed: the same solutions labelled by every MC set-up, in one run.
+
+Rows: the backend that rolls out (transformers or vLLM with prefix caching), the model that
+rolls out (the policy, or the stronger verifier base the shipped PRM starts from), and the
+mode (``full``: K completions of every prefix, the soft-label estimate; ``early_stop``: hard
+labels, a prefix stops at its first right completion, see ``prm/label/mc.py``). Columns: the
+rollouts and rollout tokens actually spent, wall time (engine start-up excluded, shown apart),
+rollout tokens per second, solutions labelled per second, and how often the MC first error
+equals the checker's true first error.
+
+    python benchmarks/mc_labelling_speed.py --samples runs/prm/samples/samples.jsonl --limit 256
+
+Writes benchmarks/results/mc_labelling_speed.{json,md}. Timings are ratios within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prm.label.mc import MCConfig, MCLabeller
+from prm.sample import read_samples
+from search.envs.arith.checker import ArithChecker
+from search.generators import build_generator
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class SetUp:
+    backend: str
+    model: str
+    early_stop: bool
+
+    @property
+    def name(self) -> str:
+        mode = "early_stop" if self.early_stop else "full"
+        return f"{self.backend} / {Path(self.model).name} / {mode}"
+
+
+SETUPS = (
+    SetUp("hf", "checkpoints/arith-policy", early_stop=False),  # the recipe before
+    SetUp("vllm", "checkpoints/arith-policy", early_stop=False),
+    SetUp("vllm", "checkpoints/arith-policy", early_stop=True),
+    SetUp("vllm", "checkpoints/arith-verifier-base", early_stop=True),  # the shipped labels
+)
+
+
+def run_setup(setup: SetUp, solutions: list[Any], chunk: int, rollouts: int) -> dict[str, Any]:
+    start = time.perf_counter()
+    generator = build_generator(
+        setup.model,
+        setup.backend,
+        seed=0,
+        temperature=1.0,
+        max_step_tokens=32,
+        max_tokens=160,
+        dtype="float32",
+        use_chat_template=False,
+        hf={"batch_size": 512, "device": "cpu"},
+        vllm={"gpu_memory_utilization": 0.05, "cpu_kvcache_space_gib": 2, "max_model_len": 256},
+    )
+    startup_s = time.perf_counter() - start
+    labeller = MCLabeller(generator, MCConfig(num_rollouts=rollouts, early_stop=setup.early_stop))
+    checker = ArithChecker()
+    start = time.perf_counter()
+    records = []
+    for offset in range(0, len(solutions), chunk):
+        records += labeller.label(solutions[offset : offset + chunk])
+    wall_s = time.perf_counter() - start
+    usage = labeller.usage()
+    truth = [checker.check(s.problem, s.steps).first_error for s in solutions]
+    # the checker's index len(steps) (stopped before the answer) is "no step wrong" for MC
+    hits = [
+        r.first_error == (t if t < len(s.steps) else -1)
+        for r, t, s in zip(records, truth, solutions, strict=True)
+    ]
+    del generator, labeller
+    gc.collect()
+    return {
+        "setup": setup.name,
+        "backend": setup.backend,
+        "model": setup.model,
+        "early_stop": setup.early_stop,
+        "solutions": len(solutions),
+        "rollouts": usage["rollouts"],
+        "rollout_tokens": usage["rollout_tokens"],
+        "generate_calls": usage["generate_calls"],
+        "startup_s": startup_s,
+        "wall_s": wall_s,
+        "rollout_tokens_per_s": usage["rollout_tokens"] / wall_s,
+        "solutions_per_s": len(solutions) / wall_s,
+        "first_error_accuracy": sum(hits) / len(hits),
+    }
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    base = rows[0]
+    lines = [
+        "| set-up (backend / roll-out model / mode) | rollouts | rollout tokens | start-up s "
+        "| wall s | rollout tokens/s | x | solutions/s | x | first-error acc |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['setup']} | {row['rollouts']} | {row['rollout_tokens']} | "
+            f"{row['startup_s']:.0f} | {row['wall_s']:.1f} | {row['rollout_tokens_per_s']:.0f} | "
+            f"{row['rollout_tokens_per_s'] / base['rollout_tokens_per_s']:.1f} | "
+            f"{row['solutions_per_s']:.2f} | {row['solutions_per_s'] / base['solutions_per_s']:.1f} | "
+            f"{row['first_error_accuracy']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """argparse, not Hydra: a benchmark script with a few flags whose output is its table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", default="runs/prm/samples/samples.jsonl")
+    parser.add_argument("--limit", type=int, default=256)
+    parser.add_argument("--chunk", type=int, default=256)
+    parser.add_argument("--rollouts", type=int, default=8)
+    parser.add_argument("--setups", type=int, nargs="*", default=None, help="row indices")
+    parser.add_argument("--results-dir", default=str(RESULTS))
+    args = parser.parse_args()
+    solutions = read_samples(Path(args.samples))[: args.limit]
+    chosen = [SETUPS[i] for i in args.setups] if args.setups else list(SETUPS)
+    rows = [run_setup(setup, solutions, args.chunk, args.rollouts) for setup in chosen]
+    text = "\n".join(
+        [
+            f"{len(solutions)} policy solutions of arithmetic training problems, K="
+            f"{args.rollouts} rollouts, chunks of {args.chunk} solutions; x: relative to the "
+            "first row. Rollout tokens/s measures the backend; solutions/s the whole labeller.",
+            "",
+            markdown(rows),
+        ]
+    )
+    out = Path(args.results_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "mc_labelling_speed.json").write_text(json.dumps(rows, indent=2))
+    (out / "mc_labelling_speed.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
