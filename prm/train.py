@@ -438,6 +438,10 @@ def train_prm(config: TrainConfig) -> dict[str, Any]:
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(output_dir))
         (output_dir / "training_log.json").write_text(json.dumps(training_log, indent=2))
+        if training_log["history"]:
+            from prm.curve import plot_training_curve
+
+            plot_training_curve(output_dir / "training_log.json")
         if config.export_dir:  # a clean copy: model, tokenizer and log, no checkpoints
             export = Path(config.export_dir)
             shutil.rmtree(export, ignore_errors=True)
