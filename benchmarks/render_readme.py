@@ -29,6 +29,11 @@ SECTIONS: list[tuple[str, str, str]] = [
         "label_quality.md",
     ),
     (
+        "Monte Carlo labelling speed",
+        "python benchmarks/mc_labelling_speed.py",
+        "mc_labelling_speed.md",
+    ),
+    (
         "Building the shipped PRM: stage times on this machine",
         "python benchmarks/prm_pipeline_times.py",
         "prm_pipeline.md",
