@@ -111,7 +111,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             f"| {row['setup']} | {row['rollouts']} | {row['rollout_tokens']} | "
             f"{row['startup_s']:.0f} | {row['wall_s']:.1f} | {row['rollout_tokens_per_s']:.0f} | "
             f"{row['rollout_tokens_per_s'] / base['rollout_tokens_per_s']:.1f} | "
-            f"{row['solutions_per_s']:.2f} | {row['solutions_per_s'] / base['solutions_per_s']:.1f} | "
+            f"{row['solutions_per_s']:.2f} | "
+            f"{row['solutions_per_s'] / base['solutions_per_s']:.1f} | "
             f"{row['first_error_accuracy']:.3f} |"
         )
     return "\n".join(lines)
