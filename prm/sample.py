@@ -9,6 +9,7 @@ is split into steps at blank lines.
     python -m prm.sample                                  # conf/prm_sample.yaml
     python -m prm.sample count=400 num_samples=8 output_dir=runs/prm/samples
     python -m prm.sample dataset=math500 dataset.path=train.jsonl policy=qwen25_math_7b_instruct
+    python -m prm.sample +launcher=ray launcher.num_workers=4      # chunks over Ray workers
 
 Writes to ``output_dir``: ``samples.jsonl`` (one solution a line: ``problem_id``,
 ``question``, ``answer`` (gold), ``sample_index``, ``steps``, ``finished``, ``num_tokens``,
@@ -21,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from search.grading import answers_match
 from search.guards import check_generations
 from search.inputs import exit_on_input_error
 from search.jsonl import JsonlLog, read_jsonl
+from search.launchers.ray import RayLauncherConfig
 from search.prompting import join_steps
 from search.protocols import Generator, ProblemSource
 from search.resolve import CONF_DIR
@@ -150,6 +152,25 @@ def sample_solutions(
     return solutions, prompt_tokens
 
 
+class SampleWorker:
+    """One shard of the sampling stage on Ray (``search.launchers.ray.map_on_ray``): its own
+    policy, built from the run's ``policy`` node with the run's seed."""
+
+    def __init__(
+        self, policy_node: dict[str, Any], seed: int, num_samples: int, policy: str
+    ) -> None:
+        from hydra.utils import instantiate
+
+        self.generator = instantiate(policy_node, seed=seed)
+        self.num_samples = num_samples
+        self.policy = policy
+
+    def run(self, chunk: list[Problem]) -> tuple[list[dict[str, Any]], int]:
+        """(``samples.jsonl`` records, prompt tokens read) of one chunk of problems."""
+        solutions, read = sample_solutions(chunk, self.generator, self.num_samples, self.policy)
+        return [s.to_record() for s in solutions], read
+
+
 def summarise_samples(solutions: Sequence[SampledSolution]) -> dict[str, Any]:
     """Counts and answer accuracy of a samples file (graded against the gold answers)."""
     correct = sum(
@@ -168,17 +189,25 @@ def summarise_samples(solutions: Sequence[SampledSolution]) -> dict[str, Any]:
 
 def run_sampling(
     problems: Sequence[Problem],
-    generator: Generator,
+    generator: Generator | None,
     output_dir: Path,
     num_samples: int,
     chunk_problems: int,
     policy: str = "",
     progress: bool = False,
     describe: dict[str, Any] | None = None,
+    launcher: RayLauncherConfig | None = None,
+    policy_node: dict[str, Any] | None = None,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Sample every problem not yet in ``output_dir/samples.jsonl``, a chunk per generate call,
     appending as it goes; then write ``metrics.json`` over the whole file (with ``describe``
-    merged in)."""
+    merged in).
+
+    With a ``launcher`` the chunks go to Ray workers that each build ``policy_node`` with
+    ``seed`` (``generator`` is not used); the driver appends their solutions as they arrive.
+    A problem's samples come from streams named by its id, so they are the same either way.
+    """
     if num_samples < 1 or chunk_problems < 1:
         raise ValueError(
             f"expected num_samples >= 1 and chunk_problems >= 1, got {num_samples} and "
@@ -194,18 +223,24 @@ def run_sampling(
             policy,
             progress,
             describe,
+            launcher,
+            policy_node,
+            seed,
         )
 
 
 def _sample_locked(
     problems: Sequence[Problem],
-    generator: Generator,
+    generator: Generator | None,
     output_dir: Path,
     num_samples: int,
     chunk_problems: int,
     policy: str,
     progress: bool,
     describe: dict[str, Any] | None,
+    launcher: RayLauncherConfig | None,
+    policy_node: dict[str, Any] | None,
+    seed: int,
 ) -> dict[str, Any]:
     samples = JsonlLog(output_dir / SAMPLES_FILE)
     done = {row["problem_id"] for row in samples.records}
@@ -215,15 +250,20 @@ def _sample_locked(
     chunks = [todo[i : i + chunk_problems] for i in range(0, len(todo), chunk_problems)]
     start = time.perf_counter()
     prompt_tokens = 0
-    iterator: Any = chunks
+    bar: Any = None
     if progress:
         from tqdm import tqdm
 
-        iterator = tqdm(chunks, desc="sampling", unit="chunk")
-    for chunk in iterator:
-        solutions, read = sample_solutions(chunk, generator, num_samples, policy)
+        bar = tqdm(total=len(chunks), desc="sampling", unit="chunk")
+    for records, read in _sampled_chunks(
+        chunks, generator, num_samples, policy, launcher, policy_node, seed, samples.path
+    ):
         prompt_tokens += read
-        samples.append(s.to_record() for s in solutions)
+        samples.append(records)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
     wanted = {problem.id for problem in problems}
     written = [
         s
@@ -244,6 +284,34 @@ def _sample_locked(
     return metrics
 
 
+def _sampled_chunks(
+    chunks: list[list[Problem]],
+    generator: Generator | None,
+    num_samples: int,
+    policy: str,
+    launcher: RayLauncherConfig | None,
+    policy_node: dict[str, Any] | None,
+    seed: int,
+    path: Path,
+) -> Iterator[tuple[list[dict[str, Any]], int]]:
+    """(records, prompt tokens) of every chunk: here, or on Ray workers as they finish."""
+    if launcher is None:
+        if generator is None:
+            raise ValueError("expected a generator (or a launcher and a policy node), got none")
+        for chunk in chunks:
+            solutions, read = sample_solutions(chunk, generator, num_samples, policy)
+            yield [s.to_record() for s in solutions], read
+        return
+    from search.launchers.ray import map_on_ray
+
+    if policy_node is None:
+        raise ValueError("expected the policy's config node to build it on Ray workers, got none")
+    hint = f"the problems sampled so far are in {path}; re-run the same command to resume"
+    args = (policy_node, seed, num_samples, policy)
+    for _, _, (records, read) in map_on_ray(launcher, SampleWorker, args, chunks, hint):
+        yield records, read
+
+
 # -- entry point ----------------------------------------------------------------------------
 @dataclass
 class SampleConfig:
@@ -260,6 +328,7 @@ class SampleConfig:
     progress: bool = True
     dataset: Any = None
     policy: Any = None
+    launcher: RayLauncherConfig | None = None  # +launcher=ray: chunks over Ray workers
 
 
 def sample_from_config(raw: Any) -> None:
@@ -279,7 +348,8 @@ def sample_from_config(raw: Any) -> None:
     with RunLock(output_dir):  # one writer; settings checked before the policy loads
         written = JsonlLog(output_dir / SAMPLES_FILE).records
         check_fingerprint(output_dir, fingerprint(settings), has_records=bool(written))
-        generator = instantiate(raw.policy, seed=config.seed)
+        launcher = config.launcher  # +launcher=ray: the workers build the policy
+        generator = None if launcher else instantiate(raw.policy, seed=config.seed)
         metrics = run_sampling(
             problems,
             generator,
@@ -289,6 +359,9 @@ def sample_from_config(raw: Any) -> None:
             policy=component_name(raw.policy) or "",
             progress=config.progress,
             describe={"config": settings},
+            launcher=launcher,
+            policy_node=settings["policy"],
+            seed=config.seed,
         )
     print(json.dumps({k: v for k, v in metrics.items() if k != "config"}, indent=2))
     print(f"samples: {output_dir / SAMPLES_FILE}")

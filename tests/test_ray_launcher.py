@@ -141,3 +141,31 @@ def test_python_m_search_with_the_ray_launcher(tmp_path: Path) -> None:
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["num_problems"] == 6 and metrics["launcher"]["num_workers"] == 2
     assert len(read(tmp_path)) == 6
+
+
+@pytest.mark.slow
+def test_prm_sampling_on_ray_writes_the_single_process_samples(
+    local_ray: None, tmp_path: Path
+) -> None:
+    from prm.sample import run_sampling
+
+    problems = make_split("train", size=9)
+    local = run_sampling(
+        problems, FakeGenerator(seed=7, error_rate=0.3), tmp_path / "local", 3, chunk_problems=4
+    )
+    sharded = run_sampling(
+        problems,
+        None,
+        tmp_path / "ray",
+        3,
+        chunk_problems=2,
+        launcher=RayLauncherConfig(num_workers=2),
+        policy_node=POLICY,
+        seed=7,
+    )
+
+    def rows(path: Path) -> list[str]:
+        return sorted((path / "samples.jsonl").read_text().splitlines())
+
+    assert rows(tmp_path / "ray") == rows(tmp_path / "local") and len(rows(tmp_path / "ray")) == 27
+    assert sharded["answer_accuracy"] == local["answer_accuracy"]

@@ -1,4 +1,5 @@
-"""Problems sharded over a Ray cluster: ``python -m search +launcher=ray launcher.num_workers=K``.
+"""Problems sharded over a Ray cluster: ``python -m search +launcher=ray launcher.num_workers=K``
+(and ``python -m prm.sample +launcher=ray``: ``map_on_ray`` hands out any stage's chunks).
 
 Each of the ``num_workers`` Ray actors builds its own policy and PRM from the run's config
 (``_target_`` nodes: a local model, or a client of a remote server) and searches and grades
@@ -24,10 +25,10 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from search.aggregation import Aggregation
 from search.progress import Progress
@@ -36,6 +37,7 @@ from search.strategies.config import StrategyConfig
 from search.types import Problem
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -134,6 +136,54 @@ def _start_ray(config: RayLauncherConfig) -> bool:
     return True
 
 
+def map_on_ray(
+    launcher: RayLauncherConfig,
+    worker_class: type,
+    worker_args: tuple[Any, ...],
+    tasks: Sequence[T],
+    resume_hint: str = "",
+) -> Iterator[tuple[int, T, Any]]:
+    """Run ``worker_class(*worker_args).run(task)`` for every task on up to ``num_workers``
+    Ray actors, each handed its next task as it finishes the last; yields
+    ``(worker index, task, result)`` in the order they complete. Ray is started (and shut
+    down at the end) unless already running. A failing task raises ``RuntimeError``;
+    ``resume_hint`` says where the finished work is saved."""
+    import ray
+
+    if not tasks:
+        return
+    queue = deque(tasks)
+    started = _start_ray(launcher)
+    workers: list[Any] = []
+    try:
+        actor: Any = ray.remote(worker_class).options(
+            num_cpus=launcher.cpus_per_worker, num_gpus=launcher.gpus_per_worker
+        )
+        workers = [actor.remote(*worker_args) for _ in range(min(launcher.num_workers, len(queue)))]
+        pending: dict[Any, tuple[int, T]] = {}
+        for index, worker in enumerate(workers):
+            task = queue.popleft()
+            pending[worker.run.remote(task)] = (index, task)
+        while pending:
+            (ready,), _ = ray.wait(list(pending), num_returns=1)
+            index, task = pending.pop(ready)
+            try:
+                result = ray.get(ready)
+            except ray.exceptions.RayError as error:
+                raise RuntimeError(
+                    f"Ray worker {index} ({worker_class.__name__}) failed: {error}; {resume_hint}"
+                ) from error
+            if queue:
+                next_task = queue.popleft()
+                pending[workers[index].run.remote(next_task)] = (index, next_task)
+            yield index, task, result
+    finally:
+        for worker in workers:
+            ray.kill(worker)
+        if started:
+            ray.shutdown()
+
+
 def run_search_on_ray(
     problems: Sequence[Problem],
     policy: Mapping[str, Any],
@@ -150,18 +200,52 @@ def run_search_on_ray(
     checker: Any = None,
 ) -> dict[str, Any]:
     """``search.run.run_search`` with the batches spread over Ray workers; the same files
-    (``results.jsonl`` streamed by the driver, ``metrics.json``) and the same resume."""
-    import ray
-
-    from search.run import summarise
+    (``results.jsonl`` streamed by the driver, ``metrics.json``), the same lock on the run
+    directory and the same resume."""
+    from search.run import check_unique_ids
+    from search.rundir import RunLock
 
     if not problems:
         raise ValueError("expected at least one problem, got none; fix: check the dataset")
-    ids = [problem.id for problem in problems]
-    if len(set(ids)) != len(ids):
-        raise ValueError("expected unique problem ids; got duplicates, so resume is ambiguous")
-    wanted = set(ids)
+    check_unique_ids(problems)
+    with RunLock(output_dir):
+        return _run_locked(
+            problems,
+            policy,
+            scorer,
+            strategy,
+            aggregation,
+            seed,
+            output_dir,
+            describe,
+            launcher,
+            batch_problems,
+            grading_timeout_s,
+            progress,
+            checker,
+        )
+
+
+def _run_locked(
+    problems: Sequence[Problem],
+    policy: Mapping[str, Any],
+    scorer: Mapping[str, Any] | None,
+    strategy: StrategyConfig,
+    aggregation: Aggregation,
+    seed: int,
+    output_dir: Path,
+    describe: dict[str, Any],
+    launcher: RayLauncherConfig,
+    batch_problems: int,
+    grading_timeout_s: float,
+    progress: bool,
+    checker: Any,
+) -> dict[str, Any]:
+    from search.run import check_same_problems, summarise
+
+    wanted = {problem.id for problem in problems}
     results = ResultsFile(output_dir)
+    check_same_problems(results.records, problems)
     done = results.done_ids & wanted
     todo = [problem for problem in problems if problem.id not in done]
     if done:
@@ -169,65 +253,40 @@ def run_search_on_ray(
             "resuming: %d problems already in %s, %d to go", len(done), results.path, len(todo)
         )
     size = launcher.batch_problems or batch_problems
-    queue = deque(todo[begin : begin + size] for begin in range(0, len(todo), size))
+    batches = [todo[begin : begin + size] for begin in range(0, len(todo), size)]
     start = time.perf_counter()
     calls: dict[int, tuple[int, int]] = {}
     num_correct = sum(bool(r["correct"]) for r in results.records if str(r["id"]) in done)
     bar = Progress(len(problems), len(done), num_correct, enabled=progress)
-    started = _start_ray(launcher) if queue else False
-    workers: list[Any] = []
+    worker_args = (
+        dict(policy),
+        None if scorer is None else dict(scorer),
+        strategy,
+        aggregation,
+        seed,
+        str(output_dir.resolve()),
+        grading_timeout_s,
+        checker,
+    )
+    hint = f"finished problems are saved in {results.path}; re-run the same command to resume"
     try:
-        if queue:
-            actor = ray.remote(SearchWorker).options(
-                num_cpus=launcher.cpus_per_worker, num_gpus=launcher.gpus_per_worker
-            )
-            workers = [
-                actor.remote(
-                    dict(policy),
-                    None if scorer is None else dict(scorer),
-                    strategy,
-                    aggregation,
-                    seed,
-                    str(output_dir.resolve()),
-                    grading_timeout_s,
-                    checker,
-                )
-                for _ in range(min(launcher.num_workers, len(queue)))
-            ]
-            pending: dict[Any, tuple[int, list[Problem]]] = {}
-            for index, worker in enumerate(workers):
-                if queue:
-                    batch = queue.popleft()
-                    pending[worker.run.remote(batch)] = (index, batch)
-            while pending:
-                (ready,), _ = ray.wait(list(pending), num_returns=1)
-                index, batch = pending.pop(ready)
-                try:
-                    records, generate_calls, score_calls = ray.get(ready)
-                except ray.exceptions.RayError as error:
-                    raise RuntimeError(
-                        f"Ray worker {index} failed on problems {[p.id for p in batch][:5]}...: "
-                        f"{error}; finished problems are saved in {results.path}, re-run the "
-                        "same command to resume"
-                    ) from error
-                results.append(records)
-                calls[index] = (generate_calls, score_calls)
-                for record in records:
-                    bar.on_problem(bool(record["correct"]))
-                if queue:
-                    batch = queue.popleft()
-                    pending[workers[index].run.remote(batch)] = (index, batch)
+        for index, _, (records, generate_calls, score_calls) in map_on_ray(
+            launcher, SearchWorker, worker_args, batches, hint
+        ):
+            results.append(records)
+            calls[index] = (generate_calls, score_calls)
+            for record in records:
+                bar.on_problem(bool(record["correct"]))
     finally:
         bar.close()
-        for worker in workers:
-            ray.kill(worker)
-        if started:
-            ray.shutdown()
     metrics = summarise([r for r in results.records if str(r["id"]) in wanted])
     metrics.update(describe)
     metrics["generate_calls_this_invocation"] = sum(g for g, _ in calls.values())
     metrics["score_calls_this_invocation"] = sum(s for _, s in calls.values())
     metrics["invocation_wall_s"] = time.perf_counter() - start
-    metrics["launcher"] = {"name": "ray", "num_workers": len(workers) or launcher.num_workers}
+    metrics["launcher"] = {
+        "name": "ray",
+        "num_workers": min(launcher.num_workers, max(1, len(batches))),
+    }
     write_metrics(output_dir, metrics)
     return metrics
