@@ -1,28 +1,42 @@
 """Accuracy versus compute on the embedded default: every strategy, budgets N, aggregations,
-seeds for error bars.
+seeds, one or more arithmetic splits.
 
 Best-of-N is run once per seed at the largest N and subsampled (its first N candidates) for
 smaller N, as search-and-learn does; beam, DVTS, MCTS, particle filtering and adaptive
-best-of-N (majority and PRM-weighted vote) run once per N. The x axis is policy tokens per
-problem (prompt + generated, as the engine counts them: for adaptive best-of-N, what it
-actually spent before its vote settled), the y axis accuracy.
+best-of-N (majority and PRM-weighted vote) run once per N (``--search-ns``), and with
+``--lookahead K`` beam runs again with ``strategy.lookahead=K``.
 
-    python benchmarks/accuracy_vs_compute.py                # 32 min on 2 CPU cores (shared)
-    python benchmarks/accuracy_vs_compute.py --problems 200 --seeds 0 1 2 --max-n 64
+Compute is counted per problem, as the engine counts it: policy tokens (prompt + generated;
+for adaptive best-of-N what it drew before its vote settled) and PRM tokens (what the PRM
+encoded). A subsampled best-of-N is charged the PRM tokens of its first N candidates, read per
+candidate from the scorer's ``score_with_usage`` (``prm_tokens_from: per-candidate`` in the
+JSON rows), or, for a scorer that reports no per-prefix counts, N/max-N of the run's PRM
+tokens (``proportional``). ``pass@N`` is the share of problems with a right answer among
+those N candidates: the ceiling of any rule that picks one of them.
+
+Error bars are standard errors over problems and seeds: the sample standard deviation of the
+per-(problem, seed) correctness divided by the square root of their count. Differences in the
+summary are paired (same problems, same seeds).
+
+    python benchmarks/accuracy_vs_compute.py --splits test longest   # every strategy, 4 budgets
     python benchmarks/accuracy_vs_compute.py --problems 4 --seeds 0 --max-n 4 \
-        --search-ns 4 --results-dir /tmp/avc                  # a smoke run
+        --search-ns 2 4 --summary-n 4 --lookahead 1 --results-dir /tmp/avc    # a smoke run
 
-Writes benchmarks/results/accuracy_vs_compute.{json,md,png} (or into ``--results-dir``).
+Writes ``accuracy_vs_compute_<split>.{json,md,png}`` per split into benchmarks/results/ (or
+``--results-dir``), rewritten after every seed so a long run can be read while it goes.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
+import math
 import statistics
 import time
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +44,18 @@ from search.aggregation import Aggregation, aggregate
 from search.envs.arith.world import make_split
 from search.generators import build_generator
 from search.grading import answers_match
-from search.protocols import Scorer
+from search.guards import call_scorer
+from search.protocols import Generator, Scorer
 from search.selection import Select, pick
 from search.strategies import build_strategy
 from search.strategies.config import StrategyConfig, StrategyName
-from search.types import Candidate, Problem, SearchResult
+from search.types import Candidate, Prefix, Problem, ScoreOutput, SearchResult
 
 RESULTS = Path(__file__).resolve().parent / "results"
 log = logging.getLogger("accuracy_vs_compute")
+
+PASS = "pass@N"  # the ceiling row: a right answer among the candidates
+TREE_STRATEGIES = ["beam", "dvts", "mcts", "particle_filtering", "adaptive_best_of_n"]
 
 
 def build_scorer(model: str) -> Scorer:
@@ -46,6 +64,43 @@ def build_scorer(model: str) -> Scorer:
     return build(model=model, backend="hf")  # type: ignore[no-any-return]
 
 
+# -- what each best-of-N candidate cost the PRM -------------------------------------------------
+class RecordingScorer:
+    """A scorer that remembers the PRM tokens of every prefix it scored, keyed by (problem id,
+    steps), so a best-of-N subsample can be charged for its own candidates. Delegates to
+    ``inner`` through ``search.guards.call_scorer``: a scorer without ``score_with_usage``
+    reports no counts and nothing is recorded."""
+
+    def __init__(self, inner: Scorer) -> None:
+        self.inner = inner
+        self.tokens: dict[tuple[str, tuple[str, ...]], int] = {}
+
+    def score(self, prefixes: Sequence[Prefix]) -> list[list[float]]:
+        return self.score_with_usage(prefixes).scores
+
+    def score_with_usage(self, prefixes: Sequence[Prefix]) -> ScoreOutput:
+        out = call_scorer(self.inner, prefixes)
+        if out.tokens is not None:
+            for prefix, count in zip(prefixes, out.tokens, strict=True):
+                self.tokens[(prefix.problem.id, prefix.steps)] = count
+        return out
+
+
+def prm_tokens_of_first(
+    result: SearchResult, n: int, recorded: dict[tuple[str, tuple[str, ...]], int]
+) -> tuple[float | None, str]:
+    """PRM tokens of ``result``'s first ``n`` candidates and how they were found:
+    ``per-candidate`` (every candidate's count recorded), ``proportional`` (n / all of the
+    run's PRM tokens) or ``unknown`` (the scorer reported none)."""
+    counts = [recorded.get((result.problem.id, c.steps)) for c in result.candidates[:n]]
+    if all(count is not None for count in counts):
+        return float(sum(count or 0 for count in counts)), "per-candidate"
+    if result.usage.prm_tokens is None:
+        return None, "unknown"
+    return result.usage.prm_tokens * n / len(result.candidates), "proportional"
+
+
+# -- runs --------------------------------------------------------------------------------------
 def rescore(candidates: tuple[Candidate, ...], how: Aggregation) -> tuple[Candidate, ...]:
     return tuple(
         replace(c, score=None if c.step_scores is None else aggregate(c.step_scores, how))
@@ -53,173 +108,502 @@ def rescore(candidates: tuple[Candidate, ...], how: Aggregation) -> tuple[Candid
     )
 
 
+def mean_or_none(values: Sequence[float | None]) -> float | None:
+    if any(value is None for value in values):
+        return None
+    return sum(value or 0.0 for value in values) / len(values)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def is_right(prediction: str | None, gold: str) -> bool:
+    """``answers_match``, remembered: best-of-N asks about the same answers at every N."""
+    return answers_match(prediction, gold)
+
+
+def best_of_n_right(result: SearchResult, n: int, rule: Select | None, how: Aggregation) -> bool:
+    """Whether the first ``n`` candidates of ``result``, rescored with ``how``, give a right
+    answer picked by ``rule``; ``rule=None``: whether any of them is right (pass@n)."""
+    candidates = result.candidates[:n]
+    gold = result.problem.answer
+    if rule is None:
+        return any(is_right(c.answer, gold) for c in candidates)
+    return is_right(pick(rescore(candidates, how), rule), gold)
+
+
 def best_of_n_rows(
-    problems: list[Problem], results: list[SearchResult], ns: list[int], seed: int
+    results: Sequence[SearchResult],
+    ns: Sequence[int],
+    seed: int,
+    aggregations: Sequence[Aggregation],
+    recorded: dict[tuple[str, tuple[str, ...]], int],
 ) -> list[dict[str, Any]]:
+    """Rows of best-of-N at every ``n`` in ``ns`` from one run at the largest N (one result
+    per problem): the first n candidates, picked by ``prm``, ``weighted`` (per aggregation)
+    and ``majority``, and the pass@n ceiling. Majority is charged no PRM tokens (it reads no
+    scores); pass@n is charged what the PRM picks it bounds spent, so it sits above them."""
+    picks: list[tuple[str, str, Select | None, Aggregation]] = [
+        (PASS, "-", None, Aggregation.min),
+        (f"best_of_n/{Select.majority.value}", "-", Select.majority, Aggregation.min),
+    ]
+    for how in aggregations:
+        picks += [
+            (f"best_of_n/{rule.value}", how.value, rule, how)
+            for rule in (Select.prm, Select.weighted)
+        ]
     rows = []
-    for how in (Aggregation.min, Aggregation.prod, Aggregation.last):
-        for n in ns:
-            for rule in (Select.prm, Select.weighted, Select.majority):
-                if rule is Select.majority and how is not Aggregation.min:
-                    continue  # majority does not use scores: one row is enough
-                right = 0
-                tokens = 0
-                for problem, result in zip(problems, results, strict=True):
-                    candidates = rescore(result.candidates[:n], how)
-                    right += answers_match(pick(candidates, rule), problem.answer)
-                    prompt = result.usage.prompt_tokens
-                    tokens += prompt + sum(c.num_tokens for c in candidates)
-                rows.append(
-                    {
-                        "strategy": f"best_of_n/{rule.value}",
-                        "aggregation": how.value if rule is not Select.majority else "-",
-                        "n": n,
-                        "seed": seed,
-                        "accuracy": right / len(problems),
-                        "policy_tokens": tokens / len(problems),
-                    }
-                )
+    for n in ns:
+        policy = [
+            r.usage.prompt_tokens + sum(c.num_tokens for c in r.candidates[:n]) for r in results
+        ]
+        charged = [prm_tokens_of_first(r, n, recorded) for r in results]
+        prm = mean_or_none([tokens for tokens, _ in charged])
+        charged_from = "+".join(sorted({source for _, source in charged}))
+        for strategy, aggregation, rule, how in picks:
+            correct = [int(best_of_n_right(r, n, rule, how)) for r in results]
+            voting = rule is Select.majority
+            rows.append(
+                {
+                    "strategy": strategy,
+                    "aggregation": aggregation,
+                    "n": n,
+                    "lookahead": 0,
+                    "seed": seed,
+                    "candidates": float(n),
+                    "policy_tokens": sum(policy) / len(results),
+                    "prm_tokens": 0.0 if voting else prm,
+                    "prm_tokens_from": "none (a vote)" if voting else charged_from,
+                    "correct": correct,
+                    "accuracy": sum(correct) / len(results),
+                }
+            )
     return rows
 
 
-def search_rows(
-    name: StrategyName,
-    problems: list[Problem],
-    generator: Any,
+@dataclass(frozen=True)
+class SearchRun:
+    """One search configuration of the sweep: ``strategy`` at budget ``n``."""
+
+    strategy: StrategyName
+    n: int
+    aggregation: Aggregation
+    select: Select | None = None  # adaptive best-of-N: the vote that decides when it stops
+    lookahead: int = 0
+    uses_scorer: bool = True
+
+    @property
+    def label(self) -> str:
+        label = self.strategy.value
+        if self.select is not None:
+            label += f"/{self.select.value}"
+        if self.lookahead:
+            label += f"/lookahead={self.lookahead}"
+        return label
+
+
+def search_runs(
+    strategies: Sequence[str],
+    search_ns: Sequence[int],
+    aggregations: Sequence[Aggregation],
+    lookahead: int,
+) -> list[SearchRun]:
+    """Every tree-strategy run of the sweep: each strategy at each budget and aggregation
+    (adaptive best-of-N: majority without the PRM, and weighted), and beam again with
+    ``lookahead`` when it is > 0."""
+    runs = []
+    for name in map(StrategyName, strategies):
+        for n in search_ns:
+            if name is StrategyName.adaptive_best_of_n:
+                runs.append(SearchRun(name, n, Aggregation.min, Select.majority, uses_scorer=False))
+                runs += [SearchRun(name, n, how, Select.weighted) for how in aggregations]
+            else:
+                runs += [SearchRun(name, n, how) for how in aggregations]
+            if name is StrategyName.beam and lookahead:
+                runs += [SearchRun(name, n, how, lookahead=lookahead) for how in aggregations]
+    return runs
+
+
+def search_row(
+    run: SearchRun,
+    problems: Sequence[Problem],
+    generator: Generator,
     scorer: Scorer | None,
-    n: int,
-    how: Aggregation,
     seed: int,
     beam_width: int,
-    select: Select | None = None,
 ) -> dict[str, Any]:
-    """One run of strategy ``name`` at budget ``n``. With ``select``, the row is named
-    ``name/select`` (adaptive best-of-N, whose vote decides when it stops); a majority vote
-    runs without the PRM and its row has no aggregation."""
+    """One run of ``run.strategy`` at budget ``run.n`` on ``problems``."""
     config = StrategyConfig(
-        name=name,
-        n=n,
-        select=select,
-        beam_width=min(beam_width, n),
-        num_simulations=max(8, 2 * n),
+        name=run.strategy,
+        n=run.n,
+        select=run.select,
+        beam_width=min(beam_width, run.n),
+        lookahead=run.lookahead,
+        num_simulations=max(8, 2 * run.n),
         children_per_expansion=beam_width,
     )
     start = time.perf_counter()
-    results = build_strategy(config, how, seed=seed).run(problems, generator, scorer)
-    wall = time.perf_counter() - start
-    right = sum(
-        answers_match(r.prediction, p.answer) for p, r in zip(problems, results, strict=True)
+    results = build_strategy(config, run.aggregation, seed=seed).run(
+        problems, generator, scorer if run.uses_scorer else None
     )
-    prm = [r.usage.prm_tokens or 0 for r in results]
+    wall = time.perf_counter() - start
+    correct = [
+        int(is_right(r.prediction, p.answer)) for p, r in zip(problems, results, strict=True)
+    ]
     return {
-        "strategy": name.value if select is None else f"{name.value}/{select.value}",
-        "aggregation": how.value if scorer is not None else "-",
-        "n": n,
+        "strategy": run.label,
+        "aggregation": run.aggregation.value if run.uses_scorer else "-",
+        "n": run.n,
+        "lookahead": run.lookahead,
         "seed": seed,
-        "accuracy": right / len(problems),
         "candidates": sum(len(r.candidates) for r in results) / len(problems),
         "policy_tokens": sum(r.usage.policy_tokens for r in results) / len(problems),
-        "prm_tokens": sum(prm) / len(problems),
+        "prm_tokens": mean_or_none([r.usage.prm_tokens for r in results]),
+        "prm_tokens_from": "engine",
+        "correct": correct,
+        "accuracy": sum(correct) / len(problems),
         "wall_s": wall,
     }
 
 
-def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def sweep(
+    problems: Sequence[Problem],
+    generator: Generator,
+    scorer: Scorer,
+    seed: int,
+    *,
+    max_n: int,
+    runs: Sequence[SearchRun],
+    aggregations: Sequence[Aggregation],
+    beam_width: int,
+) -> list[dict[str, Any]]:
+    """Every row of one seed on ``problems``: best-of-N at 1, 2, 4, ... ``max_n`` from one
+    run, then each of ``runs``."""
+    recording = RecordingScorer(scorer)
+    best_of_n = build_strategy(
+        StrategyConfig(name=StrategyName.best_of_n, n=max_n), Aggregation.min
+    )
+    start = time.perf_counter()
+    results = best_of_n.run(problems, generator, recording)
+    ns = [2**k for k in range(max_n.bit_length()) if 2**k <= max_n]
+    rows = best_of_n_rows(results, ns, seed, aggregations, recording.tokens)
+    log.info("seed %d best_of_n@%d: %.0f s", seed, max_n, time.perf_counter() - start)
+    for run in runs:
+        row = search_row(run, problems, generator, scorer, seed, beam_width)
+        log.info(
+            "seed %d %s@%d (%s): accuracy %.3f, %.0f s",
+            seed,
+            row["strategy"],
+            row["n"],
+            row["aggregation"],
+            row["accuracy"],
+            row["wall_s"],
+        )
+        rows.append(row)
+    return rows
+
+
+# -- statistics --------------------------------------------------------------------------------
+def standard_error(values: Sequence[float]) -> float:
+    """Standard error of the mean of ``values`` (sample standard deviation / sqrt(count));
+    0 for fewer than two values."""
+    if len(values) < 2:
+        return 0.0
+    return statistics.stdev(values) / math.sqrt(len(values))
+
+
+def paired_difference(first: Sequence[int], second: Sequence[int]) -> tuple[float, float]:
+    """Mean and standard error of ``first - second`` over the same (problem, seed) pairs."""
+    if len(first) != len(second):
+        raise ValueError(
+            f"expected correctness over the same (problem, seed) pairs, got {len(first)} and "
+            f"{len(second)} values; fix: compare rows of one run"
+        )
+    differences = [a - b for a, b in zip(first, second, strict=True)]
+    return statistics.mean(differences), standard_error(differences)
+
+
+def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per (strategy, aggregation, N) over seeds: accuracy and its standard error
+    over the per-(problem, seed) correctness (concatenated in seed order), and the mean
+    tokens per problem (PRM and total ``None`` when the scorer did not report them)."""
     groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
-    for row in rows:
+    for row in sorted(rows, key=lambda r: r["seed"]):
         groups.setdefault((row["strategy"], row["aggregation"], row["n"]), []).append(row)
     table = []
     for (strategy, how, n), members in sorted(groups.items()):
-        accuracies = [m["accuracy"] for m in members]
+        correct = [value for m in members for value in m["correct"]]
+        policy = statistics.mean(m["policy_tokens"] for m in members)
+        prm = mean_or_none([m["prm_tokens"] for m in members])
         table.append(
             {
                 "strategy": strategy,
                 "aggregation": how,
                 "n": n,
-                "accuracy": statistics.mean(accuracies),
-                "accuracy_std": statistics.pstdev(accuracies) if len(members) > 1 else 0.0,
-                "policy_tokens": statistics.mean(m["policy_tokens"] for m in members),
-                "candidates": statistics.mean(m.get("candidates", n) for m in members),
+                "lookahead": members[0]["lookahead"],
+                "accuracy": statistics.mean(correct),
+                "accuracy_se": standard_error(correct),
+                "problems": len(members[0]["correct"]),
                 "seeds": len(members),
+                "candidates": statistics.mean(m["candidates"] for m in members),
+                "policy_tokens": policy,
+                "prm_tokens": prm,
+                "total_tokens": None if prm is None else policy + prm,
+                "prm_tokens_from": "+".join(sorted({m["prm_tokens_from"] for m in members})),
+                "correct": correct,
             }
         )
     return table
 
 
-def markdown(table: list[dict[str, Any]]) -> str:
+# -- tables and the summary ----------------------------------------------------------------------
+def _tokens(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.0f}"
+
+
+def _accuracy(entry: dict[str, Any]) -> str:
+    return f"{entry['accuracy']:.3f} ± {entry['accuracy_se']:.3f}"
+
+
+def markdown_table(table: Sequence[dict[str, Any]]) -> str:
     lines = [
-        "| strategy | aggregation | N | accuracy (mean ± std, seeds) | policy tokens / problem |",
-        "|---|---|---|---|---|",
+        "| strategy | aggregation | N | accuracy ± SE | problems × seeds | policy tokens / problem "
+        "| PRM tokens / problem | total tokens / problem |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for row in table:
-        budget = str(row["n"])
-        if row["candidates"] < row["n"]:  # adaptive: what it drew before the vote settled
-            budget += f" ({row['candidates']:.1f} drawn)"
+    for entry in table:
+        budget = str(entry["n"])
+        if entry["candidates"] < entry["n"]:  # adaptive: what it drew before the vote settled
+            budget += f" ({entry['candidates']:.1f} drawn)"
         lines.append(
-            f"| {row['strategy']} | {row['aggregation']} | {budget} | "
-            f"{row['accuracy']:.3f} ± {row['accuracy_std']:.3f} | {row['policy_tokens']:.0f} |"
+            f"| {entry['strategy']} | {entry['aggregation']} | {budget} | {_accuracy(entry)} | "
+            f"{entry['problems']} × {entry['seeds']} | {_tokens(entry['policy_tokens'])} | "
+            f"{_tokens(entry['prm_tokens'])} | {_tokens(entry['total_tokens'])} |"
         )
     return "\n".join(lines)
 
 
-def plot(table: list[dict[str, Any]], path: Path, how: str) -> None:
+def find(
+    table: Sequence[dict[str, Any]], strategy: str, n: int, aggregation: str
+) -> dict[str, Any] | None:
+    """The entry of ``strategy`` at ``n`` (aggregation ``-`` for rows that use no scores)."""
+    for entry in table:
+        if (
+            entry["strategy"] == strategy
+            and entry["n"] == n
+            and entry["aggregation"] in (aggregation, "-")
+        ):
+            return entry
+    return None
+
+
+def _cost(entry: dict[str, Any]) -> str:
+    return (
+        f"{_tokens(entry['policy_tokens'])} policy / {_tokens(entry['total_tokens'])} total "
+        "tokens per problem"
+    )
+
+
+def _versus(first: dict[str, Any], second: dict[str, Any]) -> str:
+    difference, se = paired_difference(first["correct"], second["correct"])
+    return f"difference {difference:+.3f} ± {se:.3f}"
+
+
+def summary(table: Sequence[dict[str, Any]], n: int, aggregation: str, lookahead: int) -> str:
+    """The comparisons issue 10 asks for, computed from ``table``: best-of-n rules against
+    majority, beam and DVTS at n against best-of-n weighted, MCTS against majority at the
+    nearest policy-token budget, and beam with lookahead against beam without. A comparison
+    whose rows were not run says so."""
+    lines = []
+    argmax = find(table, "best_of_n/prm", n, aggregation)
+    weighted = find(table, "best_of_n/weighted", n, aggregation)
+    majority = find(table, "best_of_n/majority", n, aggregation)
+    if argmax and weighted and majority:
+        lines.append(
+            f"- best-of-{n} ({aggregation}): PRM argmax {_accuracy(argmax)}, majority "
+            f"{_accuracy(majority)}, PRM-weighted {_accuracy(weighted)}; argmax − majority: "
+            f"{_versus(argmax, majority)}; weighted − majority: {_versus(weighted, majority)}."
+        )
+    else:
+        lines.append(f"- best-of-{n}: not run (needs --max-n >= {n}).")
+    for strategy in ("beam", "dvts"):
+        entry = find(table, strategy, n, aggregation)
+        if entry and weighted:
+            lines.append(
+                f"- {strategy}@{n}: {_accuracy(entry)} at {_cost(entry)}; best-of-{n} weighted "
+                f"{_accuracy(weighted)} at {_cost(weighted)}; {strategy} − best-of-{n}: "
+                f"{_versus(entry, weighted)}."
+            )
+        else:
+            lines.append(f"- {strategy}@{n} against best-of-{n} weighted: not run.")
+    majorities = [e for e in table if e["strategy"] == "best_of_n/majority"]
+    mcts = [e for e in table if e["strategy"] == "mcts" and e["aggregation"] == aggregation]
+    for tree in mcts:
+        if not majorities:
+            break
+        nearest = min(
+            majorities, key=lambda m: abs(math.log(m["policy_tokens"] / tree["policy_tokens"]))
+        )
+        lines.append(
+            f"- mcts@{tree['n']}: {_accuracy(tree)} at {_tokens(tree['policy_tokens'])} "
+            f"policy tokens; majority@{nearest['n']} (nearest policy budget) "
+            f"{_accuracy(nearest)} at {_tokens(nearest['policy_tokens'])}; mcts − majority: "
+            f"{_versus(tree, nearest)}."
+        )
+    if not mcts:
+        lines.append("- mcts against majority at equal policy tokens: not run.")
+    with_lookahead = [
+        e
+        for e in table
+        if e["strategy"] == f"beam/lookahead={lookahead}" and e["aggregation"] == aggregation
+    ]
+    for ahead in with_lookahead:
+        plain = find(table, "beam", ahead["n"], aggregation)
+        if plain:
+            lines.append(
+                f"- beam@{ahead['n']} with lookahead={lookahead}: {_accuracy(ahead)} at "
+                f"{_cost(ahead)}; without: {_accuracy(plain)} at {_cost(plain)}; lookahead − "
+                f"none: {_versus(ahead, plain)}."
+            )
+    if not with_lookahead:
+        lines.append("- beam with lookahead against none: not run (--lookahead K).")
+    return "\n".join(lines)
+
+
+def lookahead_sampling() -> str:
+    """How the lookahead rollouts of the beam rows are sampled (``StrategyConfig``'s default
+    ``lookahead_temperature``, which the sweep keeps)."""
+    temperature = StrategyConfig().lookahead_temperature
+    kind = "greedy" if temperature == 0 else "sampled"
+    return f"{kind} (strategy.lookahead_temperature={temperature})"
+
+
+def report_markdown(table: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
+    first = table[0] if table else {"problems": 0, "seeds": 0}
+    charged = sorted(
+        {e["prm_tokens_from"] for e in table if e["strategy"] in ("best_of_n/prm", PASS)}
+    )
+    lines = [
+        f"Arithmetic `{meta['split']}` split: {first['problems']} problems × {first['seeds']} "
+        f"seeds; accuracy ± standard error over the (problem, seed) pairs. Tokens are per "
+        f"problem; total = policy + PRM. pass@N: a right answer among the best-of-N "
+        f"candidates (the ceiling of any pick), drawn at the cost of the PRM picks. Best-of-N "
+        f"below max N is the first N of {meta['max_n']} samples; its PRM tokens are charged "
+        f"{', '.join(charged)}; majority votes are charged none. "
+        f"Lookahead rollouts: {meta['lookahead_sampling']}. Search took "
+        f"{meta['wall_s'] / 60:.1f} min on this split.",
+        "",
+        markdown_table(table),
+        "",
+        f"Summary (N={meta['summary_n']}, aggregation={meta['aggregation']}; differences "
+        "paired over the same problems and seeds, ± standard error):",
+        "",
+        summary(table, meta["summary_n"], meta["aggregation"], meta["lookahead"]),
+    ]
+    return "\n".join(lines)
+
+
+# -- the picture -------------------------------------------------------------------------------
+def plot(table: Sequence[dict[str, Any]], path: Path, meta: dict[str, Any]) -> None:
+    """Two panels: accuracy against total tokens (policy + PRM) and against policy tokens,
+    log x, y from 0, one line per strategy / rule with SE bars, pass@N dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    names = sorted({r["strategy"] for r in table})
-    for name in names:
-        rows = [r for r in table if r["strategy"] == name and r["aggregation"] in (how, "-")]
-        if not rows:
-            continue
-        rows.sort(key=lambda r: r["policy_tokens"])
-        ax.errorbar(
-            [r["policy_tokens"] for r in rows],
-            [r["accuracy"] for r in rows],
-            yerr=[r["accuracy_std"] for r in rows],
-            marker="o",
-            capsize=3,
-            label=name,
-        )
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("policy tokens per problem (prompt + generated)")
-    ax.set_ylabel("accuracy")
-    ax.set_title(f"Arithmetic test split, aggregation={how}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    how = meta["aggregation"]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.8), sharey=True)
+    names = [*sorted({e["strategy"] for e in table} - {PASS}), PASS]
+    colors = [plt.get_cmap("tab20")(i) for i in range(20)]
+    markers = "osD^vP*X<>ph"
+    top = 0.0
+    for ax, key, xlabel in (
+        (axes[0], "total_tokens", "total tokens per problem (policy + PRM)"),
+        (axes[1], "policy_tokens", "policy tokens per problem (prompt + generated)"),
+    ):
+        for index, name in enumerate(names):
+            entries = [
+                e
+                for e in table
+                if e["strategy"] == name and e["aggregation"] in (how, "-") and e[key] is not None
+            ]
+            if not entries:
+                continue
+            entries.sort(key=lambda e: e[key])
+            ceiling = name == PASS
+            ax.errorbar(
+                [e[key] for e in entries],
+                [e["accuracy"] for e in entries],
+                yerr=[e["accuracy_se"] for e in entries],
+                marker="" if ceiling else markers[index % len(markers)],
+                markersize=5,
+                capsize=3,
+                linestyle="--" if ceiling else "-",
+                color="black" if ceiling else colors[(2 * index) % 20 + (index // 10) % 2],
+                label="pass@N of best-of-N (ceiling)" if ceiling else name,
+            )
+            top = max(top, *(e["accuracy"] + e["accuracy_se"] for e in entries))
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy")
+    axes[0].set_ylim(0, min(1.0, top * 1.1 + 0.02))
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=6, fontsize=8, frameon=False)
+    first = table[0] if table else {"problems": 0, "seeds": 0}
+    fig.suptitle(
+        f"Arithmetic {meta['split']} split: {first['problems']} problems × {first['seeds']} "
+        f"seeds, aggregation={how}; bars: standard error over (problem, seed)"
+    )
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write(
+    results_dir: Path, rows: Sequence[dict[str, Any]], meta: dict[str, Any], args: dict[str, Any]
+) -> str:
+    """Write ``accuracy_vs_compute_<split>.{json,md,png}``; return the markdown."""
+    table = summarise(rows)
+    stem = results_dir / f"accuracy_vs_compute_{meta['split']}"
+    report = {"args": args, **meta, "rows": list(rows), "table": table}
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=1))
+    text = report_markdown(table, meta)
+    stem.with_suffix(".md").write_text(text + "\n")
+    plot(table, stem.with_suffix(".png"), meta)
+    return text
 
 
 def main() -> None:
     """argparse, not Hydra: a benchmark script with a few flags whose output is its table in
     benchmarks/results/, not a run directory; it composes no config groups."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--problems", type=int, default=100)
+    parser.add_argument("--problems", type=int, default=200)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--max-n", type=int, default=64)
-    parser.add_argument("--search-ns", type=int, nargs="+", default=[4, 16])
-    parser.add_argument(
-        "--strategies",
-        nargs="+",
-        default=["beam", "dvts", "mcts", "particle_filtering", "adaptive_best_of_n"],
-    )
+    parser.add_argument("--max-n", type=int, default=64, help="largest best-of-N")
+    parser.add_argument("--search-ns", type=int, nargs="+", default=[4, 8, 16, 32])
+    parser.add_argument("--strategies", nargs="+", default=TREE_STRATEGIES, choices=TREE_STRATEGIES)
     parser.add_argument("--aggregations", nargs="+", default=["min"])
     parser.add_argument("--beam-width", type=int, default=4)
+    parser.add_argument(
+        "--lookahead", type=int, default=0, help="K > 0: beam again with strategy.lookahead=K"
+    )
+    parser.add_argument("--summary-n", type=int, default=16)
     parser.add_argument("--policy", default="checkpoints/arith-policy")
     parser.add_argument("--prm", default="checkpoints/arith-prm")
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--splits", "--split", nargs="+", default=["test", "longest"])
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
-    problems = make_split(args.split, size=args.problems)
+    aggregations = [Aggregation(how) for how in args.aggregations]
+    splits = {split: make_split(split, size=args.problems) for split in args.splits}
+    runs = search_runs(args.strategies, args.search_ns, aggregations, args.lookahead)
+    results_dir: Path = args.results_dir
+    results_dir.mkdir(parents=True, exist_ok=True)
     scorer = build_scorer(args.prm)
-    ns = [n for n in (1, 2, 4, 8, 16, 32, 64, 128, 256) if n <= args.max_n]
-    rows: list[dict[str, Any]] = []
-    start = time.perf_counter()
+    rows: dict[str, list[dict[str, Any]]] = {split: [] for split in splits}
+    wall_s = dict.fromkeys(splits, 0.0)
+    texts: dict[str, str] = {}
     for seed in args.seeds:
         generator = build_generator(
             args.policy,
@@ -230,49 +614,33 @@ def main() -> None:
             use_chat_template=False,
             hf={"batch_size": 1024},
         )
-        bon = build_strategy(
-            StrategyConfig(name=StrategyName.best_of_n, n=args.max_n), Aggregation.min
-        )
-        results = bon.run(problems, generator, scorer)
-        rows += best_of_n_rows(problems, results, ns, seed)
-        log.info("seed %d best_of_n done", seed)
-        for name in map(StrategyName, args.strategies):
-            runs: list[tuple[Aggregation, Select | None, Scorer | None]] = [
-                (Aggregation(how), None, scorer) for how in args.aggregations
-            ]
-            if name is StrategyName.adaptive_best_of_n:
-                runs = [(Aggregation.min, Select.majority, None)] + [
-                    (how, Select.weighted, scorer) for how, _, _ in runs
-                ]
-            for how, select, run_scorer in runs:
-                for n in args.search_ns:
-                    row = search_rows(
-                        name,
-                        problems,
-                        generator,
-                        run_scorer,
-                        n,
-                        how,
-                        seed,
-                        args.beam_width,
-                        select,
-                    )
-                    log.info(json.dumps(row))
-                    rows.append(row)
-    table = summarise(rows)
-    results_dir: Path = args.results_dir
-    results_dir.mkdir(parents=True, exist_ok=True)
-    report = {
-        "args": {**vars(args), "results_dir": str(results_dir)},
-        "rows": rows,
-        "table": table,
-        "wall_s": time.perf_counter() - start,
-    }
-    (results_dir / "accuracy_vs_compute.json").write_text(json.dumps(report, indent=2))
-    text = markdown(table)
-    (results_dir / "accuracy_vs_compute.md").write_text(text + "\n")
-    plot(table, results_dir / "accuracy_vs_compute.png", "min")
-    print(text)
+        for split, problems in splits.items():
+            start = time.perf_counter()
+            rows[split] += sweep(
+                problems,
+                generator,
+                scorer,
+                seed,
+                max_n=args.max_n,
+                runs=runs,
+                aggregations=aggregations,
+                beam_width=args.beam_width,
+            )
+            wall_s[split] += time.perf_counter() - start
+            meta = {
+                "split": split,
+                "max_n": args.max_n,
+                "summary_n": args.summary_n,
+                "aggregation": aggregations[0].value,
+                "lookahead": args.lookahead,
+                "lookahead_sampling": lookahead_sampling(),
+                "wall_s": wall_s[split],
+            }
+            arguments = {**vars(args), "results_dir": str(results_dir)}
+            texts[split] = write(results_dir, rows[split], meta, arguments)
+            log.info("seed %d %s written (%.0f s on this split so far)", seed, split, wall_s[split])
+    for split, text in texts.items():
+        print(f"## {split}\n\n{text}\n")
 
 
 if __name__ == "__main__":

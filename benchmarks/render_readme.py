@@ -3,7 +3,7 @@
     python benchmarks/render_readme.py
 
 Each block below names the command that produced it; a missing result is said to be missing,
-never filled in by hand.
+never filled in by hand. A result's picture (the same name, ``.png``) follows its table.
 """
 
 from __future__ import annotations
@@ -39,9 +39,14 @@ SECTIONS: list[tuple[str, str, str]] = [
         "prm_pipeline.md",
     ),
     (
-        "Accuracy versus compute",
-        "python benchmarks/accuracy_vs_compute.py",
-        "accuracy_vs_compute.md",
+        "Accuracy versus compute: test split",
+        "python benchmarks/accuracy_vs_compute.py --splits test longest",
+        "accuracy_vs_compute_test.md",
+    ),
+    (
+        "Accuracy versus compute: longest split (4-operation chains only)",
+        "python benchmarks/accuracy_vs_compute.py --splits test longest",
+        "accuracy_vs_compute_longest.md",
     ),
     (
         "Step-error identification (ProcessBench format)",
@@ -117,8 +122,9 @@ def render() -> str:
             curve = policy_curve()
             if curve:
                 block += "\n\n" + curve
-        if filename == "accuracy_vs_compute.md" and (RESULTS / "accuracy_vs_compute.png").exists():
-            block += "\n\n![accuracy versus compute](benchmarks/results/accuracy_vs_compute.png)"
+        picture = path.with_suffix(".png")
+        if path.exists() and picture.exists():
+            block += f"\n\n![{title}](benchmarks/results/{picture.name})"
         blocks.append(block)
     return "\n\n".join(blocks)
 

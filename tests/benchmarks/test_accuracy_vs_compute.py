@@ -1,0 +1,212 @@
+"""benchmarks/accuracy_vs_compute.py with the arithmetic world's fake policy and PRM: standard
+errors over (problem, seed), best-of-N charged the PRM tokens of its own candidates, the
+summary computed from the rows, the files per split, and README's blocks for them."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from search.aggregation import Aggregation
+from search.envs.arith.fakes import FakeGenerator, FakeScorer, count_words
+from search.envs.arith.world import make_split
+from search.strategies.config import StrategyName
+from search.types import Candidate, Prefix, Problem, SearchResult, Usage
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import accuracy_vs_compute as avc  # noqa: E402
+import render_readme  # noqa: E402
+
+
+def row(strategy: str, seed: int, correct: list[int], **extra: Any) -> dict[str, Any]:
+    return {
+        "strategy": strategy,
+        "aggregation": "min",
+        "n": 4,
+        "lookahead": 0,
+        "seed": seed,
+        "candidates": 4.0,
+        "policy_tokens": 100.0 + seed,
+        "prm_tokens": 50.0,
+        "prm_tokens_from": "engine",
+        "correct": correct,
+        "accuracy": statistics.mean(correct),
+        **extra,
+    }
+
+
+def test_standard_error_is_over_problems_and_seeds_not_seed_to_seed() -> None:
+    assert avc.standard_error([1, 0, 1, 0]) == pytest.approx(math.sqrt(1 / 3) / 2)
+    assert avc.standard_error([1]) == 0.0
+    # two seeds with the same accuracy: no seed-to-seed spread, but 4 coin flips' worth of SE
+    (entry,) = avc.summarise([row("beam", 0, [1, 0]), row("beam", 1, [0, 1])])
+    assert entry["accuracy"] == 0.5
+    assert entry["accuracy_se"] == pytest.approx(math.sqrt(1 / 3) / 2)
+    assert (entry["problems"], entry["seeds"]) == (2, 2)
+    assert entry["correct"] == [1, 0, 0, 1]  # seed order
+    assert entry["policy_tokens"] == 100.5 and entry["total_tokens"] == 150.5
+
+
+def test_unknown_prm_tokens_stay_unknown() -> None:
+    (entry,) = avc.summarise([row("beam", 0, [1], prm_tokens=None), row("beam", 1, [0])])
+    assert entry["prm_tokens"] is None and entry["total_tokens"] is None
+    assert "unknown" in avc.markdown_table([entry])
+
+
+def test_paired_difference_and_its_error() -> None:
+    difference, se = avc.paired_difference([1, 1, 0, 1], [0, 1, 0, 0])
+    assert difference == 0.5
+    assert se == pytest.approx(statistics.stdev([1, 0, 0, 1]) / 2)
+    with pytest.raises(ValueError, match="same"):
+        avc.paired_difference([1], [1, 0])
+
+
+def fake_sweep(problems: list[Problem], seed: int, lookahead: int = 1) -> list[dict[str, Any]]:
+    runs = avc.search_runs(
+        ["beam", "dvts", "mcts", "adaptive_best_of_n"], [2, 4], [Aggregation.min], lookahead
+    )
+    return avc.sweep(
+        problems,
+        FakeGenerator(seed=seed, error_rate=0.3),
+        FakeScorer(seed=seed, noise=0.2),
+        seed,
+        max_n=4,
+        runs=runs,
+        aggregations=[Aggregation.min],
+        beam_width=2,
+    )
+
+
+def test_best_of_n_is_charged_the_prm_tokens_of_its_own_candidates() -> None:
+    problems = make_split("test", size=3)
+    recording = avc.RecordingScorer(FakeScorer(seed=0))
+    from search.strategies import build_strategy
+    from search.strategies.config import StrategyConfig
+
+    config = StrategyConfig(name=StrategyName.best_of_n, n=4)
+    results = build_strategy(config, Aggregation.min).run(
+        problems, FakeGenerator(seed=0, error_rate=0.3), recording
+    )
+    for result in results:
+        # the fake PRM counts the question's and every step's words plus one tag per step
+        own = [
+            count_words(result.problem.question) + sum(count_words(s) + 1 for s in c.steps)
+            for c in result.candidates
+        ]
+        assert avc.prm_tokens_of_first(result, 4, recording.tokens) == (
+            float(result.usage.prm_tokens or 0),
+            "per-candidate",
+        )
+        assert float(sum(own)) == result.usage.prm_tokens
+        assert avc.prm_tokens_of_first(result, 1, recording.tokens) == (
+            float(own[0]),
+            "per-candidate",
+        )
+        # nothing recorded for it: a share of the run's tokens, and said so
+        assert avc.prm_tokens_of_first(result, 1, {}) == (
+            (result.usage.prm_tokens or 0) / 4,
+            "proportional",
+        )
+    unknown = SearchResult(
+        problem=problems[0],
+        candidates=(Candidate(steps=("1 + 1 = 2",), finished=True, num_tokens=5),),
+        prediction=None,
+        usage=Usage(prm_tokens=None),
+    )
+    assert avc.prm_tokens_of_first(unknown, 1, {}) == (None, "unknown")
+
+
+def test_sweep_rows_ceiling_and_summary() -> None:
+    problems = make_split("test", size=6)
+    rows = fake_sweep(problems, 0) + fake_sweep(problems, 1)
+    table = avc.summarise(rows)
+    labels = {e["strategy"] for e in table}
+    assert labels >= {
+        avc.PASS,
+        "best_of_n/prm",
+        "best_of_n/weighted",
+        "best_of_n/majority",
+        "beam",
+        "beam/lookahead=1",
+        "dvts",
+        "mcts",
+        "adaptive_best_of_n/majority",
+        "adaptive_best_of_n/weighted",
+    }
+    for entry in table:
+        assert (entry["problems"], entry["seeds"]) == (6, 2)
+        assert len(entry["correct"]) == 12
+        if entry["strategy"].startswith("best_of_n/"):
+            ceiling = avc.find(table, avc.PASS, entry["n"], "min")
+            assert ceiling is not None and entry["accuracy"] <= ceiling["accuracy"]
+        if entry["strategy"] in ("best_of_n/prm", "best_of_n/weighted", avc.PASS):
+            assert entry["prm_tokens_from"] == "per-candidate"
+        if entry["strategy"].endswith("/majority"):  # a vote reads no PRM scores
+            assert entry["aggregation"] == "-"
+            assert entry["prm_tokens"] == 0
+        else:
+            assert entry["prm_tokens"] > 0
+    prm = {e["n"]: e["prm_tokens"] for e in table if e["strategy"] == "best_of_n/prm"}
+    assert prm[1] < prm[2] < prm[4]
+
+    text = avc.summary(table, 4, "min", 1)
+    assert "not run" not in text
+    argmax = avc.find(table, "best_of_n/prm", 4, "min")
+    majority = avc.find(table, "best_of_n/majority", 4, "min")
+    assert argmax is not None and majority is not None
+    difference, se = avc.paired_difference(argmax["correct"], majority["correct"])
+    assert f"argmax − majority: difference {difference:+.3f} ± {se:.3f}" in text
+    for line in ("- beam@4:", "- dvts@4:", "- mcts@2:", "- mcts@4:", "with lookahead=1"):
+        assert line in text
+    assert "best-of-8" in avc.summary(table, 8, "min", 1) and "not run" in avc.summary(
+        table, 8, "min", 1
+    )
+
+
+def test_write_makes_files_per_split_and_readme_shows_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    problems = make_split("longest", size=3)
+    rows = fake_sweep(problems, 0, lookahead=0)
+    meta = {
+        "split": "longest",
+        "max_n": 4,
+        "summary_n": 4,
+        "aggregation": "min",
+        "lookahead": 0,
+        "lookahead_sampling": avc.lookahead_sampling(),
+        "wall_s": 1.0,
+    }
+    text = avc.write(tmp_path, rows, meta, {"problems": 3})
+    for suffix in (".json", ".md", ".png"):
+        assert (tmp_path / f"accuracy_vs_compute_longest{suffix}").exists()
+    report = json.loads((tmp_path / "accuracy_vs_compute_longest.json").read_text())
+    assert report["split"] == "longest" and len(report["rows"]) == len(rows)
+    assert "3 problems × 1 seeds" in text and "| strategy |" in text
+    assert "greedy (strategy.lookahead_temperature=0.0)" in text
+    assert "beam with lookahead against none: not run" in text
+
+    monkeypatch.setattr(render_readme, "RESULTS", tmp_path)
+    rendered = render_readme.render()
+    assert "accuracy ± SE" in rendered
+    assert "(benchmarks/results/accuracy_vs_compute_longest.png)" in rendered
+    assert "### Accuracy versus compute: test split" in rendered  # not run here: said so
+    test_block = rendered.split("### Accuracy versus compute: test split")[1].split("###")[0]
+    assert "_Not run yet._" in test_block
+
+
+def test_recording_scorer_passes_scores_through() -> None:
+    problem = make_split("test", size=1)[0]
+    inner = FakeScorer(seed=0)
+    prefixes = [Prefix(problem, problem.gold_steps), Prefix(problem, problem.gold_steps[:1])]
+    recording = avc.RecordingScorer(inner)
+    assert recording.score(prefixes) == inner.score(prefixes)
+    assert set(recording.tokens) == {(problem.id, p.steps) for p in prefixes}
