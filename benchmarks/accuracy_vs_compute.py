@@ -46,12 +46,14 @@ from search.generators import build_generator
 from search.grading import answers_match
 from search.guards import call_scorer
 from search.protocols import Generator, Scorer
+from search.run import grade
 from search.selection import Select, pick
 from search.strategies import build_strategy
 from search.strategies.config import StrategyConfig, StrategyName
 from search.types import Candidate, Prefix, Problem, ScoreOutput, SearchResult
 
 RESULTS = Path(__file__).resolve().parent / "results"
+GRADE_TIMEOUT_S = 5.0
 log = logging.getLogger("accuracy_vs_compute")
 
 PASS = "pass@N"  # the ceiling row: a right answer among the candidates
@@ -122,11 +124,13 @@ def is_right(prediction: str | None, gold: str) -> bool:
 
 def best_of_n_right(result: SearchResult, n: int, rule: Select | None, how: Aggregation) -> bool:
     """Whether the first ``n`` candidates of ``result``, rescored with ``how``, give a right
-    answer picked by ``rule``; ``rule=None``: whether any of them is right (pass@n)."""
+    answer picked by ``rule``; ``rule=None``: whether any of them is right (pass@n). Graded
+    as ``search.run.grade`` does: an unfinished candidate is never right (``pick`` picks
+    among finished ones only)."""
     candidates = result.candidates[:n]
     gold = result.problem.answer
     if rule is None:
-        return any(is_right(c.answer, gold) for c in candidates)
+        return any(c.finished and is_right(c.answer, gold) for c in candidates)
     return is_right(pick(rescore(candidates, how), rule), gold)
 
 
@@ -245,9 +249,8 @@ def search_row(
         problems, generator, scorer if run.uses_scorer else None
     )
     wall = time.perf_counter() - start
-    correct = [
-        int(is_right(r.prediction, p.answer)) for p, r in zip(problems, results, strict=True)
-    ]
+    # graded as the engine grades its runs: no credit for an answer no finished path states
+    correct = [int(grade(r, GRADE_TIMEOUT_S)[1]["selected"]) for r in results]
     return {
         "strategy": run.label,
         "aggregation": run.aggregation.value if run.uses_scorer else "-",
