@@ -29,7 +29,7 @@ class Backend(str, Enum):
     vllm = "vllm"
 
 
-HF_KEYS = ("batch_size", "device")
+HF_KEYS = ("batch_size", "device", "kv_cache")
 VLLM_KEYS = (
     "gpu_memory_utilization",
     "max_model_len",

@@ -32,6 +32,8 @@ from search.types import DEFAULT_SAMPLING, FinishReason, Generation, Prefix, Sam
 
 log = logging.getLogger(__name__)
 
+KV_CACHES = ("buffer", "dynamic")  # in-place appends (kv_buffer) | transformers' DynamicCache
+
 
 @dataclass
 class _Row:
@@ -46,8 +48,9 @@ class _Row:
 class HFGenerator:
     """Generator on a transformers causal LM (``AutoModelForCausalLM``).
 
-    ``model`` is a local directory or, when online, a hub name. Implements
-    ``search.protocols.Generator``.
+    ``model`` is a local directory or, when online, a hub name. ``kv_cache``: ``buffer``
+    (keys and values appended in place, see ``_run_chunk``) or ``dynamic`` (transformers'
+    ``DynamicCache``). Implements ``search.protocols.Generator``.
     """
 
     def __init__(
@@ -64,9 +67,16 @@ class HFGenerator:
         use_chat_template: bool | None = None,
         system_prompt: str | None = None,
         trust_remote_code: bool = False,
+        kv_cache: str = "buffer",
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        if kv_cache not in KV_CACHES:
+            raise ValueError(
+                f"expected kv_cache in {list(KV_CACHES)}, got {kv_cache!r}; fix: "
+                "policy.hf.kv_cache=buffer"
+            )
+        self.kv_cache = kv_cache
         self.settings = GenerationSettings(
             temperature=temperature,
             top_p=top_p,
@@ -143,27 +153,40 @@ class HFGenerator:
     def _run_chunk(
         self, rows: list[_Row], prompts: list[list[int]], settings: CallSettings, until: Until
     ) -> None:
+        """Sample ``rows`` to their stops: one prefill, then one token per step for every
+        row still in the batch. With ``kv_cache="buffer"`` keys and values are written in
+        place (``kv_buffer``) and finished rows are dropped only once a quarter of the batch
+        has finished (until then they ride along and their tokens are discarded); with
+        ``"dynamic"`` (transformers' ``DynamicCache``, concatenating) they are dropped at once."""
         import torch
 
+        limit = settings.max_tokens
         ids = [prompts[row.request] for row in rows]
         width = max(len(x) for x in ids)
+        capacity = width + limit + 1
         input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        attention = torch.zeros((len(rows), capacity), dtype=torch.long)
         for r, x in enumerate(ids):
             input_ids[r, width - len(x) :] = torch.tensor(x, dtype=torch.long)
-            attention[r, width - len(x) :] = 1
+            attention[r, width - len(x) : width] = 1
         input_ids = input_ids.to(self.device)
         attention = attention.to(self.device)
-        live = list(range(len(rows)))  # positions in `rows` of the sequences still running
+        positions = (attention[:, :width].cumsum(-1) - 1).clamp(min=0)
+        slots = list(range(len(rows)))  # batch position -> index in `rows`
+        running = [True] * len(rows)  # per batch position: still sampling
+        compact_at = 0.75 if self.kv_cache == "buffer" else 1.0
         cache: Any = None
+        if self.kv_cache == "buffer":
+            from search.generators.kv_buffer import buffer_cache
+
+            cache = buffer_cache(self.model.config.num_hidden_layers, capacity)
+        length = width
         step_input = input_ids
         with torch.inference_mode():
-            while live:
-                positions = (attention.cumsum(-1) - 1).clamp(min=0)
-                positions = positions[:, -step_input.shape[1] :]
+            while True:
                 out = self.model(
                     input_ids=step_input,
-                    attention_mask=attention,
+                    attention_mask=attention[:, :length],
                     position_ids=positions,
                     past_key_values=cache,
                     use_cache=True,
@@ -171,30 +194,29 @@ class HFGenerator:
                 )
                 cache = out.past_key_values
                 tokens = self._sample(
-                    out.logits[:, -1, :].float(), [rows[p] for p in live], settings
+                    out.logits[:, -1, :].float(), [rows[index] for index in slots], settings
                 )
-                keep: list[int] = []
                 for slot, token in enumerate(tokens.tolist()):
-                    row = rows[live[slot]]
+                    if not running[slot]:
+                        continue
+                    row = rows[slots[slot]]
                     row.generated.append(token)
-                    row.reason = self._stop_reason(row, token, until, settings.max_tokens)
-                    if row.reason is None:
-                        keep.append(slot)
-                if len(keep) < len(live):
-                    if not keep:
-                        break
-                    index = torch.tensor(keep, device=self.device)
-                    cache.batch_select_indices(index)
-                    attention = attention[index]
-                    tokens = tokens[index]
-                    live = [live[slot] for slot in keep]
-                attention = torch.cat(
-                    [
-                        attention,
-                        torch.ones((len(live), 1), dtype=attention.dtype, device=self.device),
-                    ],
-                    dim=-1,
-                )
+                    row.reason = self._stop_reason(row, token, until, limit)
+                    running[slot] = row.reason is None
+                live = [slot for slot, on in enumerate(running) if on]
+                if not live:
+                    break
+                if len(live) <= compact_at * len(slots) and len(live) < len(slots):
+                    keep = torch.tensor(live, device=self.device)
+                    cache.batch_select_indices(keep)
+                    attention = attention[keep]
+                    tokens = tokens[keep]
+                    positions = positions[keep]
+                    slots = [slots[slot] for slot in live]
+                    running = [True] * len(slots)
+                attention[:, length] = 1
+                length += 1
+                positions = positions[:, -1:] + 1
                 step_input = tokens.unsqueeze(-1)
 
     def _sample(self, logits: Any, rows: list[_Row], settings: CallSettings) -> Any:

@@ -136,3 +136,37 @@ def test_per_call_sampling_overrides_the_generators_settings(
         sampled.generate(prefixes, 1, Until.end, Sampling(streams=("only-one",)))
     with pytest.raises(ValueError, match="top_p"):
         Sampling(top_p=0.0)
+
+
+def test_kv_buffer_matches_dynamic_cache(tiny_policy_dir: Path, prefixes: list[Prefix]) -> None:
+    """In-place appends (and late row dropping) give the tokens DynamicCache gives, greedy
+    and sampled (each row samples from its own stream)."""
+    outputs = {}
+    for cache in ("buffer", "dynamic"):
+        gen = HFGenerator(
+            str(tiny_policy_dir), temperature=1.0, max_step_tokens=6, max_tokens=25, kv_cache=cache
+        )
+        outputs[cache] = [
+            gen.generate(prefixes, 2, Until.end, GREEDY),
+            gen.generate(prefixes, 3, Until.step, GREEDY),
+            gen.generate(prefixes, 4, Until.end),
+        ]
+    assert outputs["buffer"] == outputs["dynamic"]
+    with pytest.raises(ValueError, match="kv_cache"):
+        HFGenerator(str(tiny_policy_dir), kv_cache="static")
+
+
+def test_kv_buffer_grows_past_its_plan_and_selects_rows() -> None:
+    import torch
+
+    from search.generators.kv_buffer import BufferLayer
+
+    layer = BufferLayer(capacity=3)
+    keys = torch.arange(2 * 1 * 2 * 4, dtype=torch.float32).reshape(2, 1, 2, 4)
+    layer.update(keys, keys + 100)
+    step = torch.full((2, 1, 3, 4), 7.0)
+    got_keys, got_values = layer.update(step, step)  # 5 > 3: grows
+    assert got_keys.shape == (2, 1, 5, 4) and layer.get_seq_length() == 5
+    assert torch.equal(got_keys[:, :, :2], keys) and torch.equal(got_values[:, :, 2:], step)
+    layer.batch_select_indices(torch.tensor([1]))
+    assert torch.equal(layer.keys[0, :, :2], keys[1]) and layer.keys.shape[0] == 1
