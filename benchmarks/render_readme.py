@@ -74,6 +74,16 @@ SECTIONS: list[tuple[str, str, str]] = [
         "serve_load.md",
     ),
     (
+        "Decoding: the transformers generator's KV cache",
+        "python benchmarks/generator_kv_cache.py",
+        "generator_kv_cache.md",
+    ),
+    (
+        "Beam search batched across problems: where the time goes",
+        "python benchmarks/beam_batching.py",
+        "beam_batching.md",
+    ),
+    (
         "Throughput on a GPU at the paper's model sizes",
         "python benchmarks/gpu_throughput.py",
         "gpu_throughput.md",
