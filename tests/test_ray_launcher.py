@@ -169,3 +169,29 @@ def test_prm_sampling_on_ray_writes_the_single_process_samples(
 
     assert rows(tmp_path / "ray") == rows(tmp_path / "local") and len(rows(tmp_path / "ray")) == 27
     assert sharded["answer_accuracy"] == local["answer_accuracy"]
+
+
+@pytest.mark.slow
+def test_mc_labelling_on_ray_writes_the_single_process_labels(
+    local_ray: None, tmp_path: Path
+) -> None:
+    from prm.label.__main__ import LabelConfig, run_labelling
+    from prm.label.mc import MCConfig, MCLabeller
+    from prm.sample import read_samples, run_sampling
+
+    generator = FakeGenerator(seed=7, error_rate=0.3)
+    run_sampling(make_split("train", size=4), generator, tmp_path / "samples", 2, chunk_problems=4)
+    solutions = read_samples(tmp_path / "samples" / "samples.jsonl")
+    mc = MCConfig(num_rollouts=4)
+    _, local = run_labelling(solutions, MCLabeller(generator, mc), tmp_path / "local", 3)
+    config = LabelConfig(labeller=mc, policy=POLICY, seed=7, chunk_solutions=3)
+    launcher = RayLauncherConfig(num_workers=2)
+    _, sharded = run_labelling(
+        solutions, None, tmp_path / "ray", 3, launcher=launcher, config=config
+    )
+
+    def rows(path: Path) -> list[str]:
+        return sorted((path / "records.jsonl").read_text().splitlines())
+
+    assert rows(tmp_path / "ray") == rows(tmp_path / "local") and len(rows(tmp_path / "ray")) == 8
+    assert sharded["usage"] == local["usage"] and sharded["labeller"] == "mc"

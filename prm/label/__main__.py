@@ -41,6 +41,7 @@ from prm.sample import SampledSolution, read_samples
 from prm.stepwise import write_stepwise
 from search.inputs import exit_on_input_error
 from search.jsonl import JsonlLog, read_jsonl
+from search.launchers.ray import RayLauncherConfig
 from search.protocols import Checker, Generator
 from search.resolve import CONF_DIR
 from search.rundir import NOT_RESULTS, RunLock, check_fingerprint, fingerprint
@@ -69,6 +70,7 @@ class LabelConfig:
     progress: bool = True
     policy: Any = None
     checker: Any = None
+    launcher: RayLauncherConfig | None = None  # +launcher=ray: chunks over Ray workers
 
     def __post_init__(self) -> None:
         if self.chunk_solutions < 1:
@@ -158,18 +160,51 @@ def total_usage(rows: list[dict[str, Any]]) -> dict[str, float]:
     return dict(total)
 
 
+class LabelWorker:
+    """One shard of labelling on Ray (``search.launchers.ray.map_on_ray``): its own labeller
+    (and MC policy) built from the run's config."""
+
+    def __init__(self, config: LabelConfig) -> None:
+        self.labeller = build_labeller(config)
+
+    def run(self, chunk: list[SampledSolution]) -> tuple[list[dict[str, Any]], dict[str, float]]:
+        """(``records.jsonl`` rows, the usage this chunk spent)."""
+        return _label_chunk(self.labeller, chunk)
+
+
+def _label_chunk(
+    labeller: Labeller, chunk: list[SampledSolution]
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    before = flat_counts(labeller.usage())
+    records = labeller.label(chunk)
+    after = flat_counts(labeller.usage())
+    spent = {key: value - before.get(key, 0) for key, value in after.items()}
+    return [record.to_record() for record in records], spent
+
+
 def run_labelling(
     solutions: list[SampledSolution],
-    labeller: Labeller,
+    labeller: Labeller | None,
     output_dir: Path,
     chunk_solutions: int,
     keep_after_first_error: bool = False,
     progress: bool = False,
     describe: dict[str, Any] | None = None,
+    launcher: RayLauncherConfig | None = None,
+    config: LabelConfig | None = None,
 ) -> tuple[list[LabelRecord], dict[str, Any]]:
     """Label the solutions not yet in ``records.jsonl`` chunk by chunk, then rebuild
     ``stepwise.jsonl`` and ``metrics.json`` (with ``describe`` merged in) from every record
-    of these solutions. The directory is locked for the run (``search.rundir.RunLock``)."""
+    of these solutions. The directory is locked for the run (``search.rundir.RunLock``).
+
+    With a ``launcher`` the chunks go to Ray workers that each build the labeller of
+    ``config`` (``labeller`` is not used); the driver appends their records as they arrive.
+    MC rollouts draw from streams keyed by the solution and step, so the labels are the same.
+    """
+    if launcher is None and labeller is None:
+        raise ValueError("expected a labeller (or a launcher and a config), got none")
+    if launcher is not None and config is None:
+        raise ValueError("expected the run's LabelConfig to build labellers on Ray, got none")
     with RunLock(output_dir):
         return _label_locked(
             solutions,
@@ -179,17 +214,21 @@ def run_labelling(
             keep_after_first_error,
             progress,
             describe,
+            launcher,
+            config,
         )
 
 
 def _label_locked(
     solutions: list[SampledSolution],
-    labeller: Labeller,
+    labeller: Labeller | None,
     output_dir: Path,
     chunk_solutions: int,
     keep_after_first_error: bool,
     progress: bool,
     describe: dict[str, Any] | None,
+    launcher: RayLauncherConfig | None,
+    config: LabelConfig | None,
 ) -> tuple[list[LabelRecord], dict[str, Any]]:
     output_dir.mkdir(parents=True, exist_ok=True)
     written = JsonlLog(output_dir / RECORDS_FILE)
@@ -199,19 +238,34 @@ def _label_locked(
     if done:
         log.info("resuming: %d solutions already labelled, %d to go", len(done), len(todo))
     chunks = [todo[i : i + chunk_solutions] for i in range(0, len(todo), chunk_solutions)]
-    iterator: Any = chunks
+    if labeller is not None:
+        name = labeller.name
+    else:
+        assert config is not None
+        name = str(config.labeller.name)
+    bar: Any = None
     if progress:
         from tqdm import tqdm
 
-        iterator = tqdm(chunks, desc=f"labelling ({labeller.name})", unit="chunk")
-    before = flat_counts(labeller.usage())
-    for chunk in iterator:
-        records = labeller.label(chunk)
-        written.append(record.to_record() for record in records)
-        after = flat_counts(labeller.usage())
-        spent = {key: value - before.get(key, 0) for key, value in after.items()}
+        bar = tqdm(total=len(chunks), desc=f"labelling ({name})", unit="chunk")
+    if launcher is None:
+        assert labeller is not None
+        done_chunks: Any = ((chunk, _label_chunk(labeller, chunk)) for chunk in chunks)
+    else:
+        from search.launchers.ray import map_on_ray
+
+        hint = f"the records so far are in {written.path}; re-run the same command to resume"
+        done_chunks = (
+            (chunk, result)
+            for _, chunk, result in map_on_ray(launcher, LabelWorker, (config,), chunks, hint)
+        )
+    for chunk, (rows, spent) in done_chunks:
+        written.append(rows)
         usage_log.append([spent | {"solutions": len(chunk)}])
-        before = after
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
 
     by_key = {r.key: r for r in map(LabelRecord.from_record, written.records)}
     records = [by_key[s.key] for s in solutions]
@@ -223,7 +277,7 @@ def _label_locked(
     write_stepwise(output_dir / "stepwise.jsonl", examples)
     kept = sum(r.labelled for r in records)
     metrics = {
-        "labeller": labeller.name,
+        "labeller": name,
         "num_solutions": len(solutions),
         "num_labelled": kept,
         "retention": kept / len(solutions) if solutions else None,
@@ -259,7 +313,8 @@ def label_from_config(raw: DictConfig) -> None:
     with RunLock(output_dir):  # one writer; settings checked before any model loads
         written = JsonlLog(output_dir / RECORDS_FILE).records
         check_fingerprint(output_dir, fingerprint(settings, NOT_LABELS), has_records=bool(written))
-        labeller = build_labeller(config)
+        # +launcher=ray: each worker builds its own labeller (and policy)
+        labeller = None if config.launcher else build_labeller(config)
         records, metrics = run_labelling(
             solutions,
             labeller,
@@ -268,6 +323,8 @@ def label_from_config(raw: DictConfig) -> None:
             keep_after_first_error=config.keep_after_first_error,
             progress=config.progress,
             describe={"config": settings},
+            launcher=config.launcher,
+            config=config,
         )
     print(json.dumps({k: v for k, v in metrics.items() if k != "config"}, indent=2))
     if config.report:
