@@ -45,11 +45,14 @@ VARIANTS = [
 ]
 
 
-def train_variant(labels: Path, loss: str, steps: int, batch_size: int, out: Path) -> Path:
+def train_variant(
+    labels: Path, loss: str, steps: int, batch_size: int, out: Path, init: str
+) -> Path:
     examples = read_stepwise(labels)
     epochs = max(1, math.ceil(steps * batch_size / max(1, len(examples))))
     config = TrainConfig(
         train_data=str(labels),
+        policy_dir=init,
         output_dir=str(out),
         export_dir=str(out / "final"),
         loss=LossKind(loss),
@@ -124,6 +127,13 @@ def main() -> None:
     parser.add_argument("--problems", type=int, default=200)
     parser.add_argument("--n", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init", default="checkpoints/arith-verifier-base")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=[f"{labels}:{loss}" for labels, loss in VARIANTS],
+        help="labeller:loss pairs, e.g. mc:hard consensus:soft (soft needs full-mode MC labels)",
+    )
     args = parser.parse_args()
     start = time.perf_counter()
     labels = Path(args.labels)
@@ -142,11 +152,12 @@ def main() -> None:
     bench = load_subset(Path(args.processbench))
 
     rows = []
-    for labeller, loss in VARIANTS:
+    for variant in args.variants:
+        labeller, loss = variant.split(":")
         data = labels / labeller / "stepwise.jsonl"
         size = len(read_stepwise(data))
         model = train_variant(
-            data, loss, args.steps, args.batch_size, workdir / f"{labeller}-{loss}"
+            data, loss, args.steps, args.batch_size, workdir / f"{labeller}-{loss}", args.init
         )
         scorer = build_scorer(model=str(model), backend="hf")
         result, _ = evaluate_subset("arith", bench, scorer, batch_size=128)
@@ -171,7 +182,7 @@ def main() -> None:
         f"{args.problems} test problems, best-of-{args.n} (the same candidates for every PRM; "
         f"majority vote {pct(baseline)}); step-error F1 on the policy's own test solutions "
         f"({len(bench)} samples). Every PRM: {args.steps} optimizer steps of batch "
-        f"{args.batch_size}, initialised from the policy. Numbers in %.",
+        f"{args.batch_size}, initialised from `{args.init}`. Numbers in %.",
         "",
         "| labels | loss | solutions kept | step F1 | BoN min | BoN prod | BoN last |",
         "|---|---|---:|---:|---:|---:|---:|",
