@@ -43,6 +43,7 @@ from prm.label.records import LabelRecord, unlabelled
 from prm.sample import SampledSolution
 from search.answers import extract_answer
 from search.grading import answers_match
+from search.guards import check_generations
 from search.prompting import join_steps
 from search.protocols import Generator
 from search.types import Continuation, Prefix, Sampling, Until
@@ -212,21 +213,12 @@ class MCLabeller:
         generations = self.generator.generate(
             prefixes, n=k, until=Until.end, sampling=Sampling(streams=streams)
         )
-        if len(generations) != len(prefixes):
-            raise ValueError(
-                f"expected one Generation per prefix ({len(prefixes)}), got {len(generations)} "
-                f"from {type(self.generator).__name__}"
-            )
+        check_generations(self.generator, prefixes, k, generations)
         usage = self._usage
         usage.generate_calls += 1
         usage.prefixes_rolled_out += len(prefixes)
         fractions = []
         for prefix, generation in zip(prefixes, generations, strict=True):
-            if len(generation.continuations) != k:
-                raise ValueError(
-                    f"expected {k} continuations per prefix, got "
-                    f"{len(generation.continuations)} from {type(self.generator).__name__}"
-                )
             usage.rollouts += k
             usage.prompt_tokens += generation.prompt_tokens
             usage.rollout_tokens += sum(c.num_tokens for c in generation.continuations)
