@@ -3,8 +3,10 @@
 Same beam search (N, M), same problems, same models; run once over all problems together
 (one generate and one score call per depth for all of them) and once per problem (what
 search-and-learn does). For each: wall time, time in generate and score calls, the policy's
-forward passes and rows per pass, the PRM's forward passes, and accuracy. The embedded
-policy and PRM (transformers, float32, PRM prefix reuse on).
+forward passes and rows per pass, the prompt tokens it ran (prefill) and the tokens it
+generated, the PRM's forward passes, and accuracy. The embedded policy and PRM (transformers,
+float32; both keep the key/value states of prefixes they ran, so a beam's next depth runs
+only the tokens it adds; ``--no-prompt-reuse`` turns the policy's off).
 
     python benchmarks/beam_batching.py [--problems 32] [--n 8] [--beam-width 4]
 
@@ -58,7 +60,10 @@ class ForwardCounter:
 
 
 def measure(label: str, run: Any, policy: HFGenerator, strategy: Any, problems: Any) -> dict:
-    """One mode with a fresh PRM (its prefix cache must not carry over between modes)."""
+    """One mode with a fresh PRM and an empty policy prompt tree (no prefix cache may carry
+    over between modes)."""
+    if policy.prefix_tree is not None:
+        policy.prefix_tree.clear()
     prm = build_scorer(model="checkpoints/arith-prm", backend="hf")
     prm_model: Any = getattr(prm, "model")  # noqa: B009  (HFScorer.model; Scorer has none)
     counters = {"policy": ForwardCounter(policy.model), "prm": ForwardCounter(prm_model)}
@@ -89,6 +94,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=8)
     parser.add_argument("--beam-width", type=int, default=4)
     parser.add_argument("--kv-cache", default="buffer", choices=("buffer", "dynamic"))
+    parser.add_argument("--no-prompt-reuse", action="store_true")
     args = parser.parse_args()
     problems = make_split("test", size=args.problems)
     policy = HFGenerator(
@@ -99,6 +105,7 @@ def main() -> None:
         dtype="float32",
         use_chat_template=False,
         kv_cache=args.kv_cache,
+        prefix_cache_tokens=0 if args.no_prompt_reuse else 65536,
     )
     beam = build_strategy(
         StrategyConfig(name=StrategyName.beam, n=args.n, beam_width=args.beam_width),
@@ -124,7 +131,8 @@ def main() -> None:
     cpu_speedup = rows[1]["cpu_s"] / rows[0]["cpu_s"]
     lines = [
         f"Beam search N={args.n}, M={args.beam_width}, {args.problems} arithmetic test problems, "
-        f"embedded policy (kv_cache={args.kv_cache}) and PRM (prefix reuse), float32.",
+        f"embedded policy (kv_cache={args.kv_cache}, prompt prefix reuse "
+        f"{'off' if args.no_prompt_reuse else 'on'}) and PRM (prefix reuse), float32.",
         "",
         "| mode | wall s | CPU s | generate s | score s | other s | policy forwards | rows/forward "
         "| prefill tokens | decode tokens | PRM forwards | PRM tokens | accuracy |",

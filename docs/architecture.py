@@ -57,8 +57,15 @@ PARTS: list[tuple[str, str, tuple[str, ...]]] = [
     ("core_prompting", "search.prompting", ("search.prompting",)),
     (
         "core_support",
-        "search.resolve, components, optim<br/>jsonl, seeding",
-        ("search.resolve", "search.components", "search.optim", "search.jsonl", "search.seeding"),
+        "search.resolve, components, optim<br/>jsonl, seeding, kv_tree",
+        (
+            "search.resolve",
+            "search.components",
+            "search.optim",
+            "search.jsonl",
+            "search.seeding",
+            "search.kv_tree",
+        ),
     ),
     ("serve_app", "search.serve<br/>app, service", ("search.serve",)),
     (

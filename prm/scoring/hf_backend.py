@@ -30,7 +30,7 @@ import numpy as np
 from prm.scoring.base import StepTagScorer
 from prm.scoring.encoding import EncodedPrefix, OverflowPolicy, PrefixEncoder
 from prm.scoring.format import PRMFamily, PRMFormat
-from prm.scoring.kv_tree import KVTree
+from search.kv_tree import KVTree
 from search.resolve import resolve_device, resolve_model_path, torch_dtype
 
 log = logging.getLogger(__name__)

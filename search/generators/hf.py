@@ -68,8 +68,11 @@ class HFGenerator:
         system_prompt: str | None = None,
         trust_remote_code: bool = False,
         kv_cache: str = "buffer",
+        prefix_cache_tokens: int = 65536,
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from search.kv_tree import KVTree
 
         if kv_cache not in KV_CACHES:
             raise ValueError(
@@ -77,6 +80,11 @@ class HFGenerator:
                 "policy.hf.kv_cache=buffer"
             )
         self.kv_cache = kv_cache
+        # prompts' key/value states kept across calls (a beam's next depth re-sends its prefix)
+        self.prefix_tree = (
+            KVTree(prefix_cache_tokens) if kv_cache == "buffer" and prefix_cache_tokens else None
+        )
+        self.computed_prompt_tokens = 0  # prompt tokens run through the model (rest reused)
         self.settings = GenerationSettings(
             temperature=temperature,
             top_p=top_p,
@@ -162,16 +170,27 @@ class HFGenerator:
 
         limit = settings.max_tokens
         ids = [prompts[row.request] for row in rows]
-        width = max(len(x) for x in ids)
-        capacity = width + limit + 1
+        # reused: the longest prefix of each prompt already in the tree, its last token kept
+        # out so that the prefill has something to run (its logits start the sampling)
+        tree = self.prefix_tree
+        matches = [tree.match(x) if tree is not None else None for x in ids]
+        reused = [
+            0 if match is None else min(match.length, len(x) - 1)
+            for match, x in zip(matches, ids, strict=True)
+        ]
+        past = max(reused)
+        width = max(len(x) - m for x, m in zip(ids, reused, strict=True))
+        capacity = past + width + limit + 1
         input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         attention = torch.zeros((len(rows), capacity), dtype=torch.long)
-        for r, x in enumerate(ids):
-            input_ids[r, width - len(x) :] = torch.tensor(x, dtype=torch.long)
-            attention[r, width - len(x) : width] = 1
+        for r, (x, m) in enumerate(zip(ids, reused, strict=True)):
+            input_ids[r, width - (len(x) - m) :] = torch.tensor(x[m:], dtype=torch.long)
+            attention[r, :m] = 1
+            attention[r, past + width - (len(x) - m) : past + width] = 1
         input_ids = input_ids.to(self.device)
         attention = attention.to(self.device)
-        positions = (attention[:, :width].cumsum(-1) - 1).clamp(min=0)
+        positions = (attention[:, : past + width].cumsum(-1) - 1).clamp(min=0)[:, past:]
+        self.computed_prompt_tokens += sum(len(x) - m for x, m in zip(ids, reused, strict=True))
         slots = list(range(len(rows)))  # batch position -> index in `rows`
         running = [True] * len(rows)  # per batch position: still sampling
         compact_at = 0.75 if self.kv_cache == "buffer" else 1.0
@@ -179,9 +198,14 @@ class HFGenerator:
         if self.kv_cache == "buffer":
             from search.generators.kv_buffer import buffer_cache
 
-            cache = buffer_cache(self.model.config.num_hidden_layers, capacity)
-        length = width
+            cache = buffer_cache(
+                self.model.config.num_hidden_layers,
+                capacity,
+                self._gather_past(matches, reused, past) if past else None,
+            )
+        length = past + width
         step_input = input_ids
+        first = True
         with torch.inference_mode():
             while True:
                 out = self.model(
@@ -193,6 +217,9 @@ class HFGenerator:
                     logits_to_keep=1,
                 )
                 cache = out.past_key_values
+                if first and tree is not None:
+                    self._remember_prompts(tree, cache, ids, reused, past, width)
+                first = False
                 tokens = self._sample(
                     out.logits[:, -1, :].float(), [rows[index] for index in slots], settings
                 )
@@ -218,6 +245,50 @@ class HFGenerator:
                 length += 1
                 positions = positions[:, -1:] + 1
                 step_input = tokens.unsqueeze(-1)
+
+    def _gather_past(self, matches: list[Any], reused: list[int], past: int) -> list[Any]:
+        """Per layer, the reused keys and values of every row, padded to ``past`` positions
+        (the gaps are masked out)."""
+        import torch
+
+        from search.kv_tree import KVTree
+
+        layers: list[tuple[Any, Any]] = []
+        for r, (match, m) in enumerate(zip(matches, reused, strict=True)):
+            if not m:
+                continue
+            for layer, (keys, values) in enumerate(KVTree.gather(match)):
+                if len(layers) <= layer:
+                    shape = (len(matches), keys.shape[0], past, keys.shape[2])
+                    layers.append(
+                        (
+                            torch.zeros(shape, dtype=keys.dtype, device=keys.device),
+                            torch.zeros(shape, dtype=keys.dtype, device=keys.device),
+                        )
+                    )
+                layers[layer][0][r, :, :m] = keys[:, :m]
+                layers[layer][1][r, :, :m] = values[:, :m]
+        return layers
+
+    def _remember_prompts(
+        self, tree: Any, cache: Any, ids: list[list[int]], reused: list[int], past: int, width: int
+    ) -> None:
+        """Put each distinct prompt's newly computed key/value states into ``tree``; drop
+        the least recently used prompts past its budget."""
+        seen: set[tuple[int, ...]] = set()
+        for r, (x, m) in enumerate(zip(ids, reused, strict=True)):
+            key = tuple(x)
+            if key in seen:
+                continue
+            seen.add(key)
+            begin = past + width - (len(x) - m)
+            layers: Any = cache.layers
+            states = [
+                (layer.keys[r, :, begin : past + width], layer.values[r, :, begin : past + width])
+                for layer in layers
+            ]
+            tree.insert(x, m, states, {})
+        tree.evict()
 
     def _sample(self, logits: Any, rows: list[_Row], settings: CallSettings) -> Any:
         """One token per row: greedy at temperature 0, else by inverse-CDF sampling with one

@@ -84,6 +84,13 @@ class BufferLayer(DynamicLayer):
         self.values = self._values[:, :, : self.length]
 
 
-def buffer_cache(num_layers: int, capacity: int) -> Cache:
-    """A ``Cache`` of ``num_layers`` ``BufferLayer`` s, each planned for ``capacity`` tokens."""
-    return Cache(layers=[BufferLayer(capacity) for _ in range(num_layers)])
+def buffer_cache(
+    num_layers: int, capacity: int, past: list[tuple[Any, Any]] | None = None
+) -> Cache:
+    """A ``Cache`` of ``num_layers`` ``BufferLayer`` s, each planned for ``capacity`` tokens;
+    ``past`` (per layer, keys and values ``(batch, kv_heads, length, dim)``) fills their
+    first ``length`` positions."""
+    layers: list[Any] = [BufferLayer(capacity) for _ in range(num_layers)]
+    for layer, (keys, values) in zip(layers, past or [], strict=False):
+        layer.update(keys, values)
+    return Cache(layers=layers)

@@ -170,3 +170,23 @@ def test_kv_buffer_grows_past_its_plan_and_selects_rows() -> None:
     assert torch.equal(got_keys[:, :, :2], keys) and torch.equal(got_values[:, :, 2:], step)
     layer.batch_select_indices(torch.tensor([1]))
     assert torch.equal(layer.keys[0, :, :2], keys[1]) and layer.keys.shape[0] == 1
+
+
+def test_prompt_prefix_reuse_across_calls_changes_no_token(tiny_policy_dir: Path) -> None:
+    """A beam's next depth re-sends its whole prefix: with the prompt tree, only the new
+    tokens are run, and every continuation is what a generator without the tree samples."""
+    problems = make_split("test", size=3)
+    reuse = HFGenerator(str(tiny_policy_dir), max_step_tokens=6, max_tokens=20, batch_size=5)
+    fresh = HFGenerator(
+        str(tiny_policy_dir), max_step_tokens=6, max_tokens=20, prefix_cache_tokens=0
+    )
+    assert reuse.prefix_tree is not None and fresh.prefix_tree is None
+    steps: dict[str, tuple[str, ...]] = {p.id: () for p in problems}
+    for _ in range(3):
+        prefixes = [Prefix(p, steps[p.id]) for p in problems]
+        for sampling in (GREEDY, Sampling()):
+            got = reuse.generate(prefixes, 3, Until.step, sampling)
+            assert got == fresh.generate(prefixes, 3, Until.step, sampling)
+        for p, generation in zip(problems, got, strict=True):  # grow each prefix by a step
+            steps[p.id] = steps[p.id] + (generation.continuations[0].steps or ("1 + 1 = 2",))
+    assert reuse.computed_prompt_tokens < 0.7 * fresh.computed_prompt_tokens

@@ -1,11 +1,11 @@
-"""A radix tree of token prefixes the transformers PRM has already run, with their KV states.
+"""A radix tree of token prefixes a transformers model has already run, with their KV states.
 
 Each edge holds a run of token ids, the per-layer key/value states the model computed for
-those tokens (``(kv_heads, len, head_dim)`` per layer) and the two logits the scorer reads at
-every tag token among them. A tag's logits and a token's key/value states depend only on the
-tokens up to it (causal attention), so an input that shares a prefix with anything run before
-needs only its remaining tokens run, on top of the gathered states, and the logits of its
-earlier tags are read from the tree.
+those tokens (``(kv_heads, len, head_dim)`` per layer) and, for a PRM, the two logits the
+scorer reads at every tag token among them. A token's key/value states and a tag's logits
+depend only on the tokens up to it (causal attention), so an input that shares a prefix with
+anything run before needs only its remaining tokens run, on top of the gathered states. Used
+by the PRM scorer (``prm.scoring.hf_backend``) and the policy (``search.generators.hf``).
 
 Memory is bounded by ``max_tokens``: ``evict`` drops least-recently-used leaves until the tree
 holds at most that many tokens (called between score calls, never inside one).
