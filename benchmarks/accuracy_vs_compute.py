@@ -209,10 +209,11 @@ def search_runs(
     search_ns: Sequence[int],
     aggregations: Sequence[Aggregation],
     lookahead: int,
+    lookahead_ns: Sequence[int] | None = None,
 ) -> list[SearchRun]:
     """Every tree-strategy run of the sweep: each strategy at each budget and aggregation
     (adaptive best-of-N: majority without the PRM, and weighted), and beam again with
-    ``lookahead`` when it is > 0."""
+    ``lookahead`` when it is > 0 (at the budgets ``lookahead_ns``, default all)."""
     runs = []
     for name in map(StrategyName, strategies):
         for n in search_ns:
@@ -221,7 +222,7 @@ def search_runs(
                 runs += [SearchRun(name, n, how, Select.weighted) for how in aggregations]
             else:
                 runs += [SearchRun(name, n, how) for how in aggregations]
-            if name is StrategyName.beam and lookahead:
+            if name is StrategyName.beam and lookahead and n in (lookahead_ns or search_ns):
                 runs += [SearchRun(name, n, how, lookahead=lookahead) for how in aggregations]
     return runs
 
@@ -590,6 +591,9 @@ def main() -> None:
     parser.add_argument(
         "--lookahead", type=int, default=0, help="K > 0: beam again with strategy.lookahead=K"
     )
+    parser.add_argument(
+        "--lookahead-ns", type=int, nargs="+", help="budgets of the lookahead rows (all: unset)"
+    )
     parser.add_argument("--summary-n", type=int, default=16)
     parser.add_argument("--policy", default="checkpoints/arith-policy")
     parser.add_argument("--prm", default="checkpoints/arith-prm")
@@ -600,7 +604,9 @@ def main() -> None:
 
     aggregations = [Aggregation(how) for how in args.aggregations]
     splits = {split: make_split(split, size=args.problems) for split in args.splits}
-    runs = search_runs(args.strategies, args.search_ns, aggregations, args.lookahead)
+    runs = search_runs(
+        args.strategies, args.search_ns, aggregations, args.lookahead, args.lookahead_ns
+    )
     results_dir: Path = args.results_dir
     results_dir.mkdir(parents=True, exist_ok=True)
     scorer = build_scorer(args.prm)

@@ -171,6 +171,20 @@ def test_sweep_rows_ceiling_and_summary() -> None:
     )
 
 
+def test_search_runs_every_budget_and_lookahead_where_asked() -> None:
+    runs = avc.search_runs(["beam", "mcts"], [4, 8, 16, 32], [Aggregation.min], 2, [16])
+    assert [(r.label, r.n) for r in runs if r.strategy is StrategyName.mcts] == [
+        ("mcts", n) for n in (4, 8, 16, 32)
+    ]
+    assert [(r.label, r.n) for r in runs if r.lookahead] == [("beam/lookahead=2", 16)]
+    assert len(avc.search_runs(["beam"], [4, 8], [Aggregation.min], 0)) == 2
+    adaptive = avc.search_runs(["adaptive_best_of_n"], [4], [Aggregation.min], 0)
+    assert [(r.label, r.uses_scorer) for r in adaptive] == [
+        ("adaptive_best_of_n/majority", False),
+        ("adaptive_best_of_n/weighted", True),
+    ]
+
+
 def test_write_makes_files_per_split_and_readme_shows_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
