@@ -1,26 +1,40 @@
 """Accuracy versus compute on the embedded default: every strategy, budgets N, aggregations,
 seeds, one or more arithmetic splits.
 
-Best-of-N is run once per seed at the largest N and subsampled (its first N candidates) for
-smaller N, as search-and-learn does; beam, DVTS, MCTS, particle filtering and adaptive
-best-of-N (majority and PRM-weighted vote) run once per N (``--search-ns``), and with
-``--lookahead K`` beam runs again with ``strategy.lookahead=K``.
+Best-of-N is run once per seed at the largest N (``--max-n``) and subsampled (its first N
+candidates) for smaller N, as search-and-learn does; beam, DVTS, MCTS, particle filtering and
+adaptive best-of-N (majority and PRM-weighted vote) run once per N (``--search-ns``), and
+with ``--lookahead K`` beam runs again with ``strategy.lookahead=K`` (greedy rollouts). Budget
+N: N candidates for beam and DVTS (beam width min(4, N)), N particles, at most N samples for
+adaptive best-of-N, and 2N simulations of 4 children for MCTS (plus up to
+``extra_simulations`` until a path finishes).
 
 Compute is counted per problem, as the engine counts it: policy tokens (prompt + generated;
 for adaptive best-of-N what it drew before its vote settled) and PRM tokens (what the PRM
 encoded). A subsampled best-of-N is charged the PRM tokens of its first N candidates, read per
 candidate from the scorer's ``score_with_usage`` (``prm_tokens_from: per-candidate`` in the
 JSON rows), or, for a scorer that reports no per-prefix counts, N/max-N of the run's PRM
-tokens (``proportional``). ``pass@N`` is the share of problems with a right answer among
-those N candidates: the ceiling of any rule that picks one of them.
+tokens (``proportional``); a majority vote reads no scores and is charged none. ``pass@N`` is
+the share of problems with a right (finished) answer among those N candidates: the ceiling
+of any rule that picks one of them.
 
 Error bars are standard errors over problems and seeds: the sample standard deviation of the
 per-(problem, seed) correctness divided by the square root of their count. Differences in the
 summary are paired (same problems, same seeds).
 
-    python benchmarks/accuracy_vs_compute.py --splits test longest   # every strategy, 4 budgets
+    python benchmarks/accuracy_vs_compute.py --splits test --problems 200 --seeds 0 1 \
+        --strategies beam dvts mcts --lookahead 1 --lookahead-ns 16
+    python benchmarks/accuracy_vs_compute.py --splits longest --problems 200 --seeds 0 1 \
+        --strategies beam dvts
     python benchmarks/accuracy_vs_compute.py --problems 4 --seeds 0 --max-n 4 \
         --search-ns 2 4 --summary-n 4 --lookahead 1 --results-dir /tmp/avc    # a smoke run
+
+Cost, from a run on 20 test problems (one seed, ``OMP_NUM_THREADS=1``): best-of-64 about 2.2
+CPU-s per problem; at N=16 beam about 0.7, DVTS 0.55, MCTS 1.4, particle filtering 0.85,
+adaptive best-of-N 0.6 (both votes), beam with lookahead 1 about 1.2 CPU-s per problem; each
+budget costs about half of the next one up. So the first command above takes about 55
+CPU-minutes (both seeds), the second about 30; wall time is that divided by the share of a
+core the run gets. Each report states its own ``wall_s``.
 
 Writes ``accuracy_vs_compute_<split>.{json,md,png}`` per split into benchmarks/results/ (or
 ``--results-dir``), rewritten after every seed so a long run can be read while it goes.
@@ -242,7 +256,7 @@ def search_row(
         select=run.select,
         beam_width=min(beam_width, run.n),
         lookahead=run.lookahead,
-        num_simulations=max(8, 2 * run.n),
+        num_simulations=2 * run.n,
         children_per_expansion=beam_width,
     )
     start = time.perf_counter()
@@ -413,7 +427,8 @@ def _versus(first: dict[str, Any], second: dict[str, Any]) -> str:
 
 def summary(table: Sequence[dict[str, Any]], n: int, aggregation: str, lookahead: int) -> str:
     """The comparisons issue 10 asks for, computed from ``table``: best-of-n rules against
-    majority, beam and DVTS at n against best-of-n weighted, MCTS against majority at the
+    majority, beam and DVTS at n against best-of-n weighted (and against best-of-N weighted
+    at the smallest N that spends at least their policy tokens), MCTS against majority at the
     nearest policy-token budget, and beam with lookahead against beam without. A comparison
     whose rows were not run says so."""
     lines = []
@@ -431,11 +446,30 @@ def summary(table: Sequence[dict[str, Any]], n: int, aggregation: str, lookahead
     for strategy in ("beam", "dvts"):
         entry = find(table, strategy, n, aggregation)
         if entry and weighted:
-            lines.append(
+            line = (
                 f"- {strategy}@{n}: {_accuracy(entry)} at {_cost(entry)}; best-of-{n} weighted "
                 f"{_accuracy(weighted)} at {_cost(weighted)}; {strategy} − best-of-{n}: "
-                f"{_versus(entry, weighted)}."
+                f"{_versus(entry, weighted)}"
             )
+            richer = sorted(
+                (
+                    e
+                    for e in table
+                    if e["strategy"] == "best_of_n/weighted"
+                    and e["aggregation"] == aggregation
+                    and e["policy_tokens"] >= entry["policy_tokens"]
+                ),
+                key=lambda e: e["n"],
+            )
+            if richer:
+                line += (
+                    f"; best-of-{richer[0]['n']} weighted (the smallest N with at least its "
+                    f"policy tokens) {_accuracy(richer[0])} at {_cost(richer[0])}; "
+                    f"{strategy} − best-of-{richer[0]['n']}: {_versus(entry, richer[0])}"
+                )
+            else:
+                line += "; no best-of-N run spent as many policy tokens (raise --max-n)"
+            lines.append(line + ".")
         else:
             lines.append(f"- {strategy}@{n} against best-of-{n} weighted: not run.")
     majorities = [e for e in table if e["strategy"] == "best_of_n/majority"]
@@ -584,7 +618,7 @@ def main() -> None:
     parser.add_argument("--problems", type=int, default=200)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--max-n", type=int, default=64, help="largest best-of-N")
-    parser.add_argument("--search-ns", type=int, nargs="+", default=[4, 8, 16, 32])
+    parser.add_argument("--search-ns", type=int, nargs="+", default=[2, 4, 8, 16])
     parser.add_argument("--strategies", nargs="+", default=TREE_STRATEGIES, choices=TREE_STRATEGIES)
     parser.add_argument("--aggregations", nargs="+", default=["min"])
     parser.add_argument("--beam-width", type=int, default=4)

@@ -166,6 +166,18 @@ def test_sweep_rows_ceiling_and_summary() -> None:
     assert f"argmax − majority: difference {difference:+.3f} ± {se:.3f}" in text
     for line in ("- beam@4:", "- dvts@4:", "- mcts@2:", "- mcts@4:", "with lookahead=1"):
         assert line in text
+    # beam against best-of-N at the smallest N that spends at least its policy tokens
+    beam = avc.find(table, "beam", 4, "min")
+    assert beam is not None
+    richer = [
+        e["n"]
+        for e in table
+        if e["strategy"] == "best_of_n/weighted" and e["policy_tokens"] >= beam["policy_tokens"]
+    ]
+    if richer:
+        assert f"best-of-{min(richer)} weighted (the smallest N with at least" in text
+    else:
+        assert "no best-of-N run spent as many policy tokens" in text
     assert "best-of-8" in avc.summary(table, 8, "min", 1) and "not run" in avc.summary(
         table, 8, "min", 1
     )
@@ -224,3 +236,20 @@ def test_recording_scorer_passes_scores_through() -> None:
     recording = avc.RecordingScorer(inner)
     assert recording.score(prefixes) == inner.score(prefixes)
     assert set(recording.tokens) == {(problem.id, p.steps) for p in prefixes}
+
+
+def test_tree_search_is_also_compared_with_best_of_n_at_its_policy_budget() -> None:
+    def entry(strategy: str, n: int, policy: float) -> dict[str, Any]:
+        return row(strategy, 0, [1, 0, 1, 1], n=n, policy_tokens=policy)
+
+    bon = [
+        entry(name, n, 100.0 * n)
+        for n in (4, 8)
+        for name in ("best_of_n/prm", "best_of_n/weighted", "best_of_n/majority")
+    ]
+    table = avc.summarise([*bon, entry("beam", 4, 650.0), entry("dvts", 4, 900.0)])
+    text = avc.summary(table, 4, "min", 0)
+    assert "- beam@4: 0.750 ± 0.250 at 650 policy" in text
+    assert "best-of-8 weighted (the smallest N with at least its policy tokens)" in text
+    dvts = next(line for line in text.splitlines() if line.startswith("- dvts@4"))
+    assert "no best-of-N run spent as many policy tokens" in dvts
