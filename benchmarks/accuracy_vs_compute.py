@@ -619,7 +619,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--max-n", type=int, default=64, help="largest best-of-N")
     parser.add_argument("--search-ns", type=int, nargs="+", default=[2, 4, 8, 16])
-    parser.add_argument("--strategies", nargs="+", default=TREE_STRATEGIES, choices=TREE_STRATEGIES)
+    parser.add_argument(
+        "--strategies",
+        nargs="*",
+        default=TREE_STRATEGIES,
+        choices=TREE_STRATEGIES,
+        help="tree strategies to run besides best-of-N (none: best-of-N only)",
+    )
     parser.add_argument("--aggregations", nargs="+", default=["min"])
     parser.add_argument("--beam-width", type=int, default=4)
     parser.add_argument(
