@@ -79,6 +79,11 @@ SECTIONS: list[tuple[str, str, str]] = [
         "generator_kv_cache.md",
     ),
     (
+        "Policy backend for the embedded models on CPU, start-up included",
+        "python benchmarks/backend_choice.py",
+        "backend_choice.md",
+    ),
+    (
         "Beam search batched across problems: where the time goes",
         "python benchmarks/beam_batching.py",
         "beam_batching.md",

@@ -29,7 +29,7 @@ class Backend(str, Enum):
     vllm = "vllm"
 
 
-HF_KEYS = ("batch_size", "device", "kv_cache")
+HF_KEYS = ("batch_size", "device", "kv_cache", "prefix_cache_tokens")
 VLLM_KEYS = (
     "gpu_memory_utilization",
     "max_model_len",
