@@ -10,7 +10,8 @@ only the tokens it adds; ``--no-prompt-reuse`` turns the policy's off).
 
     python benchmarks/beam_batching.py [--problems 32] [--n 8] [--beam-width 4]
 
-Writes benchmarks/results/beam_batching.{json,md}.
+Writes benchmarks/results/beam_batching.{json,md} (``beam_batching_no_prompt_reuse.*`` with
+``--no-prompt-reuse``).
 """
 
 from __future__ import annotations
@@ -150,14 +151,15 @@ def main() -> None:
         f"Batched across problems: {speedup:.1f}x faster than one problem at a time by wall "
         f"time, {cpu_speedup:.1f}x by this process's CPU time.",
     ]
+    name = "beam_batching_no_prompt_reuse" if args.no_prompt_reuse else "beam_batching"
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "beam_batching.json").write_text(
+    (RESULTS / f"{name}.json").write_text(
         json.dumps(
             {"args": vars(args), "rows": rows, "speedup": speedup, "cpu_speedup": cpu_speedup},
             indent=2,
         )
     )
-    (RESULTS / "beam_batching.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -89,6 +89,11 @@ SECTIONS: list[tuple[str, str, str]] = [
         "beam_batching.md",
     ),
     (
+        "Beam search batched, the policy re-encoding every prefix (before prompt reuse)",
+        "python benchmarks/beam_batching.py --no-prompt-reuse",
+        "beam_batching_no_prompt_reuse.md",
+    ),
+    (
         "Throughput on a GPU at the paper's model sizes",
         "python benchmarks/gpu_throughput.py",
         "gpu_throughput.md",
