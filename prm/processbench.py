@@ -42,9 +42,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from prm.first_error import predicted_first_error, processbench_f1, share
 from search.guards import call_scorer
+from search.inputs import InputError, check_writable_dir, exit_on_input_error
 from search.metrics import min_on_final_step_share
 from search.protocols import Scorer
 from search.resolve import CONF_DIR
+from search.seeding import derive_seed
 from search.types import Prefix, Problem
 
 log = logging.getLogger("prm.processbench")
@@ -121,32 +123,64 @@ def resolve_subset(entry: str, data_dir: Path) -> tuple[str, Path]:
 
 def load_subset(path: Path, limit: int | None = None, seed: int = 0) -> list[ProcessBenchSample]:
     """The samples of a ProcessBench-format file, checked; with ``limit``, that many drawn
-    at random (``random.Random(seed)``) and kept in file order. (ProcessBench lists its
-    erroneous samples first, so the first k would all be erroneous.)"""
+    by ``stratified_draw`` with a seed derived from (``seed``, the file's name), kept in
+    file order. (ProcessBench lists its erroneous samples first, so the first k would all be
+    erroneous; a plain draw with the exporter's seed could take only correct ones.)"""
     if not path.is_file():
-        raise FileNotFoundError(
+        raise InputError(
             f"expected a ProcessBench file at {path} (resolved: {path.resolve()}), got none; "
             "fix: set data_dir (or PRM_SEARCH_DATA) or pass subsets=[/path/to/subset.json]"
         )
-    rows = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        rows = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as error:
+        bad = error.object[error.start : error.start + 1].hex()
+        raise InputError(
+            f"{path}: expected UTF-8 text, got byte 0x{bad} at byte {error.start}; fix: "
+            "re-save the file as UTF-8"
+        ) from None
+    except json.JSONDecodeError as error:
+        raise InputError(
+            f"{path}:{error.lineno}: expected a JSON list of ProcessBench samples, got malformed "
+            f"JSON ({error.msg} at column {error.colno}); fix: repair the file"
+        ) from None
     if not isinstance(rows, list):
-        raise ValueError(f"{path}: expected a JSON list of samples, got {type(rows).__name__}")
-    indices = list(range(len(rows)))
-    if limit is not None and limit < len(rows):
-        indices = sorted(random.Random(seed).sample(indices, limit))
-    return [_sample(rows[i], f"{path.stem}-{i}", f"{path}[{i}]") for i in indices]
+        raise InputError(f"{path}: expected a JSON list of samples, got {type(rows).__name__}")
+    if not rows:
+        raise InputError(f"{path}: expected ProcessBench samples, got an empty list")
+    samples = [_sample(row, f"{path.stem}-{i}", f"{path}[{i}]") for i, row in enumerate(rows)]
+    if limit is None or limit >= len(samples):
+        return samples
+    return stratified_draw(samples, limit, derive_seed(seed, "processbench", path.stem))
+
+
+def stratified_draw(
+    samples: Sequence[ProcessBenchSample], limit: int, seed: int
+) -> list[ProcessBenchSample]:
+    """``limit`` samples, erroneous and correct ones in the file's proportions (at least one
+    of each when both exist and ``limit`` >= 2), drawn with ``random.Random(seed)`` and kept
+    in file order. However the file was made (ProcessBench lists its erroneous samples
+    first; the arithmetic export draws with seed 0), both kinds are drawn."""
+    wrong = [i for i, s in enumerate(samples) if s.label != -1]
+    right = [i for i, s in enumerate(samples) if s.label == -1]
+    take_wrong = round(limit * len(wrong) / len(samples))
+    if wrong and right and limit >= 2:
+        take_wrong = min(max(take_wrong, 1), limit - 1)
+    rng = random.Random(seed)
+    chosen = rng.sample(wrong, take_wrong) + rng.sample(right, limit - take_wrong)
+    return [samples[i] for i in sorted(chosen)]
 
 
 def _sample(row: Any, default_id: str, where: str) -> ProcessBenchSample:
     if not isinstance(row, dict):
-        raise ValueError(f"{where}: expected an object, got {type(row).__name__}")
+        raise InputError(f"{where}: expected an object, got {type(row).__name__}")
     problem, steps, label = row.get("problem"), row.get("steps"), row.get("label")
     if not isinstance(problem, str) or not problem.strip():
-        raise ValueError(f"{where}: expected a non-empty string 'problem', got {problem!r:.60}")
+        raise InputError(f"{where}: expected a non-empty string 'problem', got {problem!r:.60}")
     if not isinstance(steps, list) or not steps or not all(isinstance(s, str) for s in steps):
-        raise ValueError(f"{where}: expected 'steps' to be a non-empty list of strings")
+        raise InputError(f"{where}: expected 'steps' to be a non-empty list of strings")
     if isinstance(label, bool) or not isinstance(label, int) or not -1 <= label < len(steps):
-        raise ValueError(
+        raise InputError(
             f"{where}: expected 'label' in [-1, {len(steps) - 1}] (index of the first wrong "
             f"step, -1 for none), got {label!r}"
         )
@@ -255,17 +289,28 @@ def markdown_table(results: Sequence[SubsetResult]) -> str:
     return "\n".join(lines)
 
 
-def run_processbench(
-    config: ProcessBenchConfig, scorer: Scorer, output_dir: Path
-) -> dict[str, Any]:
-    """Evaluate ``scorer`` on every subset; write the report and predictions; return it."""
-    output_dir.mkdir(parents=True, exist_ok=True)
+def load_subsets(config: ProcessBenchConfig) -> list[tuple[str, list[ProcessBenchSample]]]:
+    """(name, samples) of every subset, read and checked (before any scorer loads)."""
     data_dir = Path(config.data_dir).expanduser()
-    results: list[SubsetResult] = []
-    records: list[dict[str, Any]] = []
+    loaded = []
     for entry in config.subsets:
         name, path = resolve_subset(entry, data_dir)
-        samples = load_subset(path, config.limit, config.seed)
+        loaded.append((name, load_subset(path, config.limit, config.seed)))
+    return loaded
+
+
+def run_processbench(
+    config: ProcessBenchConfig,
+    scorer: Scorer,
+    output_dir: Path,
+    subsets: list[tuple[str, list[ProcessBenchSample]]] | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``scorer`` on every subset (``subsets``: already loaded by
+    ``load_subsets``); write the report and predictions; return it."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    results: list[SubsetResult] = []
+    records: list[dict[str, Any]] = []
+    for name, samples in subsets if subsets is not None else load_subsets(config):
         result, predictions = evaluate_subset(
             name, samples, scorer, config.threshold, config.batch_size, config.progress
         )
@@ -297,14 +342,17 @@ register_configs()
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="processbench")
 def main(raw: DictConfig) -> None:
     config: ProcessBenchConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
-    if raw.scorer is None:
-        raise ValueError(
-            "expected a scorer, got scorer=null; fix: scorer=qwen25_math_prm_7b, "
-            "scorer=arith_prm, or a _target_ node of your own PRM"
-        )
+    with exit_on_input_error():
+        if raw.scorer is None:
+            raise InputError(
+                "expected a scorer, got scorer=null; fix: scorer=qwen25_math_prm_7b, "
+                "scorer=arith_prm, or a _target_ node of your own PRM"
+            )
+        output_dir = Path(config.output_dir or HydraConfig.get().runtime.output_dir)
+        check_writable_dir(output_dir, "output_dir")
+        subsets = load_subsets(config)  # every file read and checked before the PRM loads
     scorer = instantiate(raw.scorer)
-    output_dir = Path(config.output_dir or HydraConfig.get().runtime.output_dir)
-    report = run_processbench(config, scorer, output_dir)
+    report = run_processbench(config, scorer, output_dir, subsets)
     print(markdown_table([SubsetResult(**row) for row in report["subsets"]]))
     print(f"report: {output_dir / 'processbench.json'}")
 

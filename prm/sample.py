@@ -30,8 +30,15 @@ from typing import Any
 from search.answers import extract_answer
 from search.grading import answers_match
 from search.guards import check_generations
-from search.inputs import exit_on_input_error
-from search.jsonl import JsonlLog, read_jsonl
+from search.inputs import (
+    InputError,
+    exit_on_input_error,
+    require_bool,
+    require_int,
+    require_str,
+    require_str_list,
+)
+from search.jsonl import JsonlLog, read_jsonl_numbered
 from search.launchers.ray import RayLauncherConfig
 from search.prompting import join_steps
 from search.protocols import Generator, ProblemSource
@@ -97,13 +104,41 @@ class SampledSolution:
 
 
 def read_samples(path: Path) -> list[SampledSolution]:
+    """Every solution of a samples file, each line checked (``file:line`` and the key in any
+    error: ``steps`` must be a list of strings, not one string); an empty file, or one
+    (problem, sample) twice, is an error."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(
+    if not path.is_file():
+        raise InputError(
             f"expected sampled solutions at {path}, got no file; fix: run "
             "`python -m prm.sample` first or pass samples=PATH"
         )
-    return [SampledSolution.from_record(row) for row in read_jsonl(path)]
+    solutions: list[SampledSolution] = []
+    seen: dict[tuple[str, int], str] = {}
+    for number, row in read_jsonl_numbered(path):
+        where = f"{path}:{number}"
+        solution = checked_solution(row, where)
+        if solution.key in seen:
+            raise InputError(
+                f"{where}: expected each (problem_id, sample_index) once, got {solution.key} "
+                f"again (first at {seen[solution.key]}); fix: remove the repeated line"
+            )
+        seen[solution.key] = where
+        solutions.append(solution)
+    if not solutions:
+        raise InputError(f"{path}: expected sampled solutions, got an empty file")
+    return solutions
+
+
+def checked_solution(row: dict[str, Any], where: str) -> SampledSolution:
+    """A ``SampledSolution`` from one samples line, or an ``InputError`` naming the key."""
+    for key in ("problem_id", "question", "answer"):
+        require_str(row, key, where)
+    require_int(row, "sample_index", where)
+    require_str_list(row, "steps", where)
+    require_bool(row, "finished", where)
+    require_int(row, "num_tokens", where)
+    return SampledSolution.from_record(row)
 
 
 def select_problems(source: ProblemSource, start: int, count: int) -> list[Problem]:
@@ -329,6 +364,15 @@ class SampleConfig:
     dataset: Any = None
     policy: Any = None
     launcher: RayLauncherConfig | None = None  # +launcher=ray: chunks over Ray workers
+
+    def __post_init__(self) -> None:
+        for key in ("count", "num_samples", "chunk_problems"):
+            if getattr(self, key) < 1:
+                raise ValueError(
+                    f"expected {key} >= 1, got {getattr(self, key)}; fix: {key}=1 or more"
+                )
+        if self.start < 0:
+            raise ValueError(f"expected start >= 0, got {self.start}; fix: start=0")
 
 
 def sample_from_config(raw: Any) -> None:

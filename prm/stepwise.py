@@ -28,7 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from prm.first_error import first_error_of
-from search.jsonl import read_jsonl, write_jsonl
+from search.inputs import (
+    InputError,
+    require,
+    require_probabilities,
+    require_str,
+    require_str_list,
+)
+from search.jsonl import read_jsonl, read_jsonl_numbered, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +107,41 @@ def write_stepwise(path: Path, examples: Iterable[StepwiseExample]) -> None:
 
 
 def read_stepwise(path: Path) -> list[StepwiseExample]:
+    """Every example of a stepwise file, each line checked (``file:line`` in any error): a
+    non-empty list of string ``completions``, one boolean label and one soft label in
+    [0, 1] (finite) per completion. An empty file is an error, not an empty dataset."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(
+    if not path.is_file():
+        raise InputError(
             f"expected a stepwise dataset (JSON Lines) at {path}, got no file; fix: run "
             "`python -m prm.label` first or pass the path of its stepwise.jsonl"
         )
-    return [StepwiseExample.from_record(row) for row in read_jsonl(path)]
+    examples = [checked_example(row, f"{path}:{n}") for n, row in read_jsonl_numbered(path)]
+    if not examples:
+        raise InputError(f"{path}: expected stepwise examples, got an empty file")
+    return examples
+
+
+def checked_example(row: dict[str, Any], where: str) -> StepwiseExample:
+    """A ``StepwiseExample`` from one row, or an ``InputError`` naming ``where`` and the key."""
+    prompt = require_str(row, "prompt", where)
+    completions = require_str_list(row, "completions", where)
+    labels = require(row, "labels", where)
+    if not isinstance(labels, list) or not all(isinstance(x, bool) for x in labels):
+        raise InputError(
+            f"{where}: expected 'labels' to be a list of true/false, got {labels!r:.60}"
+        )
+    soft = (
+        require_probabilities(row, "soft_labels", where)
+        if row.get("soft_labels") is not None
+        else [float(x) for x in labels]
+    )
+    if not completions or not len(completions) == len(labels) == len(soft):
+        raise InputError(
+            f"{where}: expected as many labels and soft_labels as completions (at least one), "
+            f"got {len(completions)} completions, {len(labels)} labels, {len(soft)} soft_labels"
+        )
+    return StepwiseExample.from_record(row | {"prompt": prompt, "soft_labels": soft})
 
 
 def load_stepwise_dataset(path: Path) -> Any:

@@ -54,6 +54,7 @@ from prm.first_error import predicted_first_error, processbench_f1
 from prm.scoring.encoding import PrefixEncoder
 from prm.scoring.format import PRMFamily, PRMFormat
 from prm.stepwise import StepwiseExample, read_stepwise
+from search.inputs import exit_on_input_error
 from search.resolve import CONF_DIR, resolve_model_path
 from search.types import Prefix, Problem
 
@@ -463,6 +464,9 @@ def main() -> None:
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="prm_train")
     def run(raw: DictConfig) -> None:
         config: TrainConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
+        with exit_on_input_error():  # every training row read and checked before any model
+            for path in filter(None, (config.train_data, config.val_data)):
+                read_stepwise(Path(path))
         training_log = train_prm(config)
         print(json.dumps(training_log["history"], indent=2))
         print(f"PRM checkpoint: {config.export_dir or config.output_dir}")

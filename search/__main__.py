@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from search.components import component_name
 from search.config import SearchConfig, register_configs, validate
-from search.inputs import exit_on_input_error
+from search.inputs import InputError, exit_on_input_error
 from search.protocols import Generator, ProblemSource
 from search.resolve import CONF_DIR
 from search.strategies.config import StrategyName
@@ -167,7 +167,7 @@ def run(raw: DictConfig) -> None:
         dataset.name, component_name(raw.policy), component_name(raw.get("scorer"))
     )
     if not loaded.problems:
-        raise ValueError(
+        raise InputError(
             f"expected at least one problem from dataset {dataset.name}, got none; fix: check "
             "dataset.path, dataset.limit and the skipped rows logged above"
         )

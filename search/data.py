@@ -41,6 +41,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from search.inputs import InputError
 from search.types import LoadedProblems, Problem, split_steps
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ class DatasetConfig:
         return load_problems(self)
 
 
-class BadRowError(ValueError):
+class BadRowError(InputError):
     """One row that cannot become a Problem; ``load_problems`` adds where it is."""
 
 
@@ -205,17 +206,27 @@ def _jsonl_rows(path: Path, name: DatasetName) -> Iterator[tuple[int, str, Any]]
             "set PRM_SEARCH_DATA to the folder holding the benchmark files"
         )
     index = 0
-    with path.open(encoding="utf-8") as lines:
-        for line_number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_number}"
-            try:
-                row: Any = json.loads(line)
-            except json.JSONDecodeError as error:
-                row = BadRowError(f"malformed JSON ({error.msg} at column {error.colno})")
-            yield index, where, row
-            index += 1
+    for line_number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        where = f"{path}:{line_number}"
+        try:
+            row: Any = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+        except UnicodeDecodeError as error:
+            row = BadRowError(
+                f"expected UTF-8 text, got byte 0x{raw[error.start : error.start + 1].hex()} "
+                f"at column {error.start + 1}; fix: re-save the file as UTF-8"
+            )
+        except json.JSONDecodeError as error:
+            row = BadRowError(f"malformed JSON ({error.msg} at column {error.colno})")
+        except ValueError as error:
+            row = BadRowError(f"{error} is not JSON; fix: a number or null")
+        yield index, where, row
+        index += 1
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(name)
 
 
 def _hub_rows(hub_name: str, subset: str | None, split: str) -> Iterator[tuple[int, str, Any]]:

@@ -44,6 +44,7 @@ from search.aggregation import Aggregation, aggregate
 from search.answers import extract_answer
 from search.data import OnBadRow
 from search.grading import answers_match, group_equivalent
+from search.inputs import InputError, check_writable_dir, exit_on_input_error
 from search.metrics import GradedCompletions, metrics_at_k, min_on_final_step_share
 from search.resolve import CONF_DIR
 from search.types import STEP_SEPARATOR
@@ -103,7 +104,7 @@ class LoadedSets:
     skipped_reasons: list[str] = field(default_factory=list)
 
 
-class BadLineError(ValueError):
+class BadLineError(InputError):
     """A line that cannot be evaluated; ``read_completion_sets`` adds where it is."""
 
 
@@ -162,10 +163,18 @@ def read_completion_sets(
 
 
 def _lines(path: Path) -> Iterator[tuple[str, str]]:
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                yield f"{path}:{number}", line
+    for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            bad = raw[error.start : error.start + 1].hex()
+            raise BadLineError(
+                f"{path}:{number}: expected UTF-8 text, got byte 0x{bad} at column "
+                f"{error.start + 1}; fix: re-save the file as UTF-8"
+            ) from None
+        yield f"{path}:{number}", line
 
 
 def _text(row: dict[str, Any], key: str) -> str:
@@ -342,7 +351,14 @@ def default_output(path: Path) -> Path:
 def run_evaluation(config: EvaluateConfig) -> tuple[dict[str, Any], Path]:
     """Read, grade and score ``config.path``; write the JSON report; return it and its path."""
     path = Path(config.path).expanduser()
+    output = Path(config.output).expanduser() if config.output else default_output(path)
+    check_writable_dir(output.parent, "the output's folder")
     loaded = read_completion_sets(path, config.format, config.aggregation, config.on_bad_row)
+    if not loaded.sets:
+        raise InputError(
+            f"{path}: expected at least one line to evaluate, got none (skipped "
+            f"{loaded.skipped} bad lines); fix: point path= at a non-empty file"
+        )
     report = {
         "input": str(path),
         "format": InputFormat(config.format).value,
@@ -361,7 +377,6 @@ def run_evaluation(config: EvaluateConfig) -> tuple[dict[str, Any], Path]:
         fallback_last_number=config.fallback_last_number,
         timeout_s=config.grading_timeout_s,
     )
-    output = Path(config.output).expanduser() if config.output else default_output(path)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     return report, output
@@ -377,7 +392,8 @@ register_configs()
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="evaluate")
 def main(raw: DictConfig) -> None:
     config: EvaluateConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
-    report, output = run_evaluation(config)
+    with exit_on_input_error():
+        report, output = run_evaluation(config)
     print(markdown_table(report["metrics"]))
     share = report["diagnostics"]["min_on_final_step_share"]
     if share is not None:

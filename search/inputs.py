@@ -10,8 +10,10 @@ traceback ending in ``KeyError: 'labels'`` after a model has loaded.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 
@@ -96,3 +98,22 @@ def require_probabilities(row: Mapping[str, Any], key: str, where: str) -> list[
     if not isinstance(value, list):
         raise InputError(f"{where}: expected {key!r} to be a list of numbers, got {_kind(value)}")
     return [require_probability(item, f"{key}[{index}]", where) for index, item in enumerate(value)]
+
+
+def check_writable_dir(directory: Path, what: str) -> None:
+    """``directory`` exists or can be made, and can be written: the nearest existing
+    ancestor must be a writable directory (not a regular file)."""
+    directory = Path(directory).expanduser()
+    ancestor = directory
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise InputError(
+            f"expected {what} to be a directory, got {directory}, under the regular file "
+            f"{ancestor}; fix: choose a path that is not inside a file"
+        )
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InputError(
+            f"expected {what} ({directory}) to be writable, got no write permission on "
+            f"{ancestor}; fix: choose a writable path"
+        )

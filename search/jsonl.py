@@ -35,6 +35,15 @@ class JsonlError(InputError):
         self.line = line
 
 
+class _NotJson(ValueError):
+    pass
+
+
+def _no_constant(name: str) -> Any:
+    """``json.loads`` accepts NaN and Infinity, which JSON does not: refuse them."""
+    raise _NotJson(name)
+
+
 def parse_line(path: Path, number: int, line: bytes) -> dict[str, Any] | None:
     """The object on line ``number`` of ``path`` (``None`` for a blank line)."""
     try:
@@ -50,7 +59,11 @@ def parse_line(path: Path, number: int, line: bytes) -> dict[str, Any] | None:
     if not text.strip():
         return None
     try:
-        row = json.loads(text)
+        row = json.loads(text, parse_constant=_no_constant)
+    except _NotJson as error:
+        raise JsonlError(
+            path, number, f"expected JSON, got {error} (not a JSON number); fix: a number or null"
+        ) from None
     except json.JSONDecodeError as error:
         raise JsonlError(
             path,

@@ -17,6 +17,7 @@ from typing import Any
 
 from search.grading import answers_match
 from search.guards import call_scorer
+from search.inputs import InputError
 from search.progress import Progress
 from search.protocols import Checker, Generator, Scorer, Strategy
 from search.results import ResultsFile, result_to_record, write_metrics
@@ -237,7 +238,7 @@ def check_unique_ids(problems: Sequence[Problem]) -> None:
     counts = Counter(problem.id for problem in problems)
     repeated = sorted(problem_id for problem_id, count in counts.items() if count > 1)
     if repeated:
-        raise ValueError(
+        raise InputError(
             f"expected unique problem ids, got {len(repeated)} repeated: {repeated[:10]}; "
             "resume keys results by id; fix: give those rows distinct ids (dataset.id_field)"
         )
@@ -251,7 +252,7 @@ def check_same_problems(records: Sequence[dict[str, Any]], problems: Sequence[Pr
         if problem is None:
             continue
         if (record.get("question"), record.get("answer")) != (problem.question, problem.answer):
-            raise ValueError(
+            raise InputError(
                 f"expected problem {problem.id} to be the one recorded in results.jsonl, got "
                 "another question or gold answer under the same id (the dataset changed); "
                 "fix: a new output directory (hydra.run.dir=...) for the new dataset"
