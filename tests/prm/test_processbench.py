@@ -23,6 +23,7 @@ from prm.processbench import (
     subset_metrics,
 )
 from search.envs.arith.export import ExportConfig, export_processbench
+from search.inputs import InputError
 from search.resolve import CONF_DIR
 from search.types import Prefix
 
@@ -117,7 +118,7 @@ def test_bad_files_are_named(tmp_path: Path) -> None:
         path.write_text(json.dumps([good, row]))
         with pytest.raises(ValueError, match=rf"bad.json\[1\]: expected .*{message}"):
             load_subset(path)
-    with pytest.raises(FileNotFoundError, match="fix: set data_dir"):
+    with pytest.raises(InputError, match="fix: set data_dir"):
         load_subset(tmp_path / "missing.json")
     assert resolve_subset("gsm8k", tmp_path) == ("gsm8k", tmp_path / "gsm8k.json")
     assert resolve_subset("x/arith.json", tmp_path) == ("arith", Path("x/arith.json"))
@@ -200,3 +201,21 @@ def test_cli_end_to_end_on_an_arith_export(
     lines = (out / "predictions.jsonl").read_text().splitlines()
     assert len(lines) == 40
     assert "| arith | 40 | 100.0 | 100.0 | 100.0 | 100.0 |" in capsys.readouterr().out
+
+
+def test_a_limit_draws_both_kinds_however_the_file_is_ordered(tmp_path: Path) -> None:
+    """ProcessBench lists erroneous samples first and the arithmetic export draws with seed
+    0: a limited draw is stratified by label, with a seed of its own per file."""
+    wrong = [{"problem": f"w{i}", "steps": ["a", "b"], "label": 1} for i in range(30)]
+    right = [{"problem": f"r{i}", "steps": ["a", "b"], "label": -1} for i in range(10)]
+    path = tmp_path / "ordered.json"
+    path.write_text(json.dumps(wrong + right))
+    for limit in (2, 4, 8):
+        drawn = load_subset(path, limit=limit, seed=0)
+        labels = [s.label for s in drawn]
+        assert len(drawn) == limit and -1 in labels and 1 in labels
+        assert [s.problem for s in drawn] == sorted(
+            (s.problem for s in drawn), key=lambda p: (p[0] == "r", int(p[1:]))
+        )  # file order kept
+    assert sum(s.label == -1 for s in load_subset(path, limit=8, seed=0)) == 2  # 1 in 4
+    assert load_subset(path, limit=8, seed=0) != load_subset(path, limit=8, seed=1)

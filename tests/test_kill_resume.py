@@ -1,0 +1,122 @@
+"""``kill -9`` half way, then resume: the resumed run writes what one uninterrupted run does.
+
+Each CLI runs as a user runs it (a subprocess) with a slowed fake policy
+(``tests/slow_fake.py``), is killed with SIGKILL once it has written its first batch, and is
+run again with the same command. Few and small: a handful of problems, seconds each.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow  # subprocesses killed half way: about 20 s each
+TESTS = Path(__file__).resolve().parent
+SLOW = ["policy=fake", "policy._target_=slow_fake.SlowFakeGenerator", "+policy.delay_s=0.4"]
+
+
+def env() -> dict[str, str]:
+    path = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
+
+
+def run(module: str, args: list[str], cwd: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def kill_after_first_lines(module: str, args: list[str], cwd: Path, written: Path) -> None:
+    """Start the command, SIGKILL it once ``written`` has a complete line, wait for it."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if written.exists() and written.read_bytes().count(b"\n") >= 1:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be killed; slow it down"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def lines(path: Path, drop: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+    return [{k: v for k, v in row.items() if k not in drop} for row in rows]
+
+
+def test_search_killed_and_resumed_equals_the_uninterrupted_run(tmp_path: Path) -> None:
+    common = [
+        *SLOW,
+        "scorer=fake",
+        "strategy.n=4",
+        "+strategy=beam",
+        "strategy.beam_width=2",
+        "dataset.limit=6",
+        "progress=false",
+    ]
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    run("search", [*common, "batch_problems=6", f"hydra.run.dir={whole}"], tmp_path)
+    args = [*common, "batch_problems=2", f"hydra.run.dir={killed}"]
+    kill_after_first_lines("search", args, tmp_path, killed / "results.jsonl")
+    assert len(lines(killed / "results.jsonl")) < 6
+    run("search", args, tmp_path)
+    assert lines(killed / "results.jsonl", ("wall_s",)) == lines(
+        whole / "results.jsonl", ("wall_s",)
+    )
+
+
+def test_prm_label_killed_and_resumed_equals_the_uninterrupted_run(tmp_path: Path) -> None:
+    samples = tmp_path / "samples"
+    run(
+        "prm.sample",
+        ["policy=fake", "count=6", "num_samples=2", f"output_dir={samples}", "progress=false"],
+        tmp_path,
+    )
+    common = [
+        *SLOW,
+        "labeller=mc",
+        "labeller.num_rollouts=4",
+        f"samples={samples / 'samples.jsonl'}",
+        "progress=false",
+    ]
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    run("prm.label", [*common, "chunk_solutions=12", f"output_dir={whole}"], tmp_path)
+    args = [*common, "chunk_solutions=2", f"output_dir={killed}"]
+    kill_after_first_lines("prm.label", args, tmp_path, killed / "records.jsonl")
+    assert len(lines(killed / "records.jsonl")) < 12
+    run("prm.label", args, tmp_path)
+    assert lines(killed / "records.jsonl") == lines(whole / "records.jsonl")
+    assert (killed / "stepwise.jsonl").read_bytes() == (whole / "stepwise.jsonl").read_bytes()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="flock semantics checked on Linux")
+def test_a_killed_runs_lock_does_not_block_the_resume(tmp_path: Path) -> None:
+    """The resume above already runs after a kill -9; here the lock file it left names the
+    dead process, and the next run still starts (the kernel released the flock)."""
+    out = tmp_path / "run"
+    args = [*SLOW, "scorer=fake", "strategy.n=2", "dataset.limit=4", "batch_problems=1"]
+    args += ["progress=false", f"hydra.run.dir={out}"]
+    kill_after_first_lines("search", args, tmp_path, out / "results.jsonl")
+    assert json.loads((out / ".lock").read_text())["pid"] > 0
+    run("search", args, tmp_path)
+    assert len(lines(out / "results.jsonl")) == 4
