@@ -9,6 +9,7 @@ understands sits under ``hf:`` or ``vllm:``, so switching backend is one overrid
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from enum import Enum
 from typing import Any
@@ -18,6 +19,8 @@ from prm.scoring.encoding import OverflowPolicy
 from prm.scoring.format import PRMFamily, PRMFormat
 from search.components import backend_options
 from search.prompting import DEFAULT_SYSTEM_PROMPT, PLAIN_TEMPLATE
+
+log = logging.getLogger(__name__)
 
 
 class Backend(str, Enum):
@@ -54,6 +57,23 @@ _SERVER_KEYS = (
 )
 
 
+def resolve_trust(model: str, trust: bool | None, remote_code_for: str | None) -> bool:
+    """Whether to run ``model``'s remote code (see ``build_scorer``)."""
+    if trust is not None:
+        return trust
+    if remote_code_for is not None and model == remote_code_for:
+        return True
+    if remote_code_for is not None:
+        log.warning(
+            "not running remote code for %s: this config trusts it for %s only; fix: "
+            "scorer.trust_remote_code=true if you trust %s's code",
+            model,
+            remote_code_for,
+            model,
+        )
+    return False
+
+
 def build_scorer(
     model: str,
     backend: Backend | str = Backend.hf,
@@ -72,7 +92,8 @@ def build_scorer(
     dtype: str = "auto",
     max_length: int | None = None,
     on_overflow: OverflowPolicy | str = OverflowPolicy.error,
-    trust_remote_code: bool = False,
+    trust_remote_code: bool | None = False,
+    remote_code_for: str | None = None,
     base_url: str | None = None,
     hf: Mapping[str, Any] | None = None,
     vllm: Mapping[str, Any] | None = None,
@@ -90,7 +111,13 @@ def build_scorer(
     ``api_key_env``, ``timeout_s``, ``connect_timeout_s``, ``max_concurrency``,
     ``max_retries`` (see ``VLLMServerScorer.load``). The options of the backends not chosen
     are ignored, so one config serves all three.
+
+    ``trust_remote_code``: ``True`` runs the model repository's own code whatever ``model``
+    is; ``None`` trusts it only when ``model`` is ``remote_code_for`` (the model a config was
+    written for), so pointing such a config at another model does not silently run that
+    model's code.
     """
+    trust_remote_code = resolve_trust(model, trust_remote_code, remote_code_for)
     try:
         chosen = Backend(backend)
     except ValueError:

@@ -65,7 +65,8 @@ def test_public_prm_layouts_follow_their_cards() -> None:
             "{step}{tag}",
             True,
         )
-        assert qwen["trust_remote_code"] and qwen["hf"]["auto_class"] == "AutoModel"
+        assert qwen["trust_remote_code"] is None and qwen["hf"]["auto_class"] == "AutoModel"
+        assert qwen["remote_code_for"] == qwen["model"]
     shepherd = load("math_shepherd")
     assert shepherd["family"] == PRMFamily.label_token.value
     assert (shepherd["step_tag"], shepherd["good_token"], shepherd["bad_token"]) == ("ки", "+", "-")
@@ -128,3 +129,14 @@ def test_the_custom_scorer_example_is_a_scorer() -> None:
     out = call_scorer(scorer, [Prefix(problem, ("1 + 2 = 3", "x" * 30)), Prefix(problem)])
     assert out.scores == [[pytest.approx(1 - 9 / 20), 0.05], []]
     assert out.tokens is None  # no score_with_usage: PRM tokens unknown, not 0
+
+
+def test_remote_code_is_trusted_only_for_the_model_a_config_names() -> None:
+    from prm.scoring.factory import resolve_trust
+
+    qwen = "Qwen/Qwen2.5-Math-PRM-7B"
+    assert resolve_trust(qwen, None, qwen)
+    assert not resolve_trust("/models/other-prm", None, qwen)  # another model: no
+    assert resolve_trust("/models/other-prm", True, qwen)  # unless passed explicitly
+    assert not resolve_trust(qwen, False, qwen)
+    assert not resolve_trust("any", None, None)
