@@ -33,4 +33,5 @@ stage consensus "$PY" -m prm.label labeller=consensus samples="$RUN/samples/samp
   output_dir="$RUN/labels/consensus" labeller.mc_records="$RUN/labels/mc/records.jsonl" \
   report=true progress=false
 stage train "$PY" -m prm.train train_data="$RUN/labels/consensus/stepwise.jsonl" \
-  output_dir="$RUN/model" export_dir="$EXPORT" policy_dir="$VERIFIER" epochs="$EPOCHS" progress=false
+  output_dir="$RUN/model" export_dir="$EXPORT" policy_dir="$VERIFIER" epochs="$EPOCHS" batch_size=64 \
+  learning_rate=0.0015 progress=false
