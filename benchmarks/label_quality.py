@@ -43,7 +43,8 @@ def main() -> None:
     text = "\n".join(
         [
             f"{len(solutions)} policy solutions of arithmetic training problems, labelled by "
-            "Monte Carlo estimation (8 rollouts, hard label: any rollout right), by the "
+            "Monte Carlo estimation as `make prm` runs it (hard label: any of up to 8 rollouts "
+            "right, early stop, rolled out by the verifier base), by the "
             "calculator judge (checks each step's arithmetic only) and by their consensus; "
             "compared with the checker's true first error. RAWP: right answer, wrong process; "
             "RAWP passed: share of those labelled fully correct.",
