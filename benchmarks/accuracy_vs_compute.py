@@ -611,6 +611,27 @@ def write(
     return text
 
 
+def merge(paths: Sequence[Path], results_dir: Path) -> str:
+    """Union of the rows of several result files of one split (a row repeated in several,
+    e.g. the best-of-N rows of one seed, is kept once); the tables are recomputed."""
+    reports = [json.loads(Path(path).read_text()) for path in paths]
+    splits = {report["split"] for report in reports}
+    if len(splits) != 1:
+        raise ValueError(
+            f"expected results of one split, got {sorted(splits)}; fix: merge per split"
+        )
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for report in reports:
+        for row in report["rows"]:
+            key = (row["strategy"], row["aggregation"], row["n"], row["seed"], row["lookahead"])
+            rows.setdefault(key, row)
+    meta = {key: value for key, value in reports[0].items() if key not in ("args", "rows", "table")}
+    meta["wall_s"] = sum(report.get("wall_s", 0.0) for report in reports)
+    arguments = {"merged": [str(path) for path in paths], **reports[0]["args"]}
+    results_dir.mkdir(parents=True, exist_ok=True)
+    return write(results_dir, list(rows.values()), meta, arguments)
+
+
 def main() -> None:
     """argparse, not Hydra: a benchmark script with a few flags whose output is its table in
     benchmarks/results/, not a run directory; it composes no config groups."""
@@ -639,8 +660,18 @@ def main() -> None:
     parser.add_argument("--prm", default="checkpoints/arith-prm")
     parser.add_argument("--splits", "--split", nargs="+", default=["test", "longest"])
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        help="JSON results of one split from runs that split the work (other seeds or "
+        "strategies, e.g. in parallel processes): rewrite their union into --results-dir",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.merge:
+        print(merge(args.merge, args.results_dir))
+        return
 
     aggregations = [Aggregation(how) for how in args.aggregations]
     splits = {split: make_split(split, size=args.problems) for split in args.splits}
