@@ -177,3 +177,32 @@ def test_a_failing_request_fails_alone_and_the_server_stays_up() -> None:
         assert "the PRM fell over" in str(replies[3])
         assert ask(client, PROBLEMS[5].question).choices[0].message.content
         assert httpx.get(url + "/health").status_code == 200
+
+
+@pytest.mark.slow
+def test_the_embedded_models_answer_through_the_openai_client() -> None:
+    """The server's default models (conf/policy/arith_tiny.yaml, conf/scorer/arith_prm.yaml)."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from search.resolve import CONF_DIR
+
+    service = SearchService(
+        instantiate(OmegaConf.load(CONF_DIR / "policy" / "arith_tiny.yaml"), seed=0),
+        instantiate(OmegaConf.load(CONF_DIR / "scorer" / "arith_prm.yaml")),
+        StrategyConfig(n=4),
+        Aggregation.min,
+    )
+    with serve_in_background(build_app(service)) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0)
+        reply = client.completions.create(
+            model="prm-search", prompt=[p.question for p in PROBLEMS[:4]], extra_body={"n": 4}
+        )
+    assert len(reply.choices) == 4
+    for choice in reply.choices:
+        search = choice.model_extra["search"]
+        assert len(search["candidates"]) == 4
+        assert all(0.0 <= s <= 1.0 for c in search["candidates"] for s in c["step_scores"])
+        if search["prediction"] is not None:
+            assert extract_answer(choice.text) == search["prediction"]
+    assert reply.usage.model_extra["prm_tokens"] > 0
