@@ -77,6 +77,7 @@ def print_summary(metrics: dict[str, Any]) -> None:
             f"aggregation={metrics['aggregation']})",
         ),
         ("problems", str(metrics["num_problems"])),
+        ("skipped (prompt too long)", str(metrics.get("skipped_problems", 0))),
         ("accuracy", _fraction(metrics["accuracy"])),
     ]
     for rule, value in metrics["accuracy_by_rule"].items():
@@ -220,6 +221,7 @@ def run(raw: DictConfig) -> None:
             grading_timeout_s=config.grading_timeout_s,
             progress=config.progress,
             checker=getattr(dataset, "checker", None),
+            on_overflow=config.on_overflow,
         )
     print_summary(metrics)
     print(f"results: {output_dir}")

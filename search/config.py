@@ -12,6 +12,7 @@ from typing import Any
 
 from search.aggregation import Aggregation
 from search.launchers.ray import RayLauncherConfig
+from search.run import OnOverflow
 from search.strategies.config import StrategyConfig
 
 
@@ -22,10 +23,13 @@ class SearchConfig:
     a ``Scorer`` (or is null).
 
     ``batch_problems``: problems per engine batch; results are appended and flushed after
-    each batch, so a killed run loses at most one batch.
+    each batch, so a killed run loses at most one batch. ``on_overflow``: a problem whose
+    prompt does not fit the policy's context is an error (``error``) or is recorded as
+    skipped and left out of the accuracy (``skip``).
     """
 
     seed: int = 0
+    on_overflow: OnOverflow = OnOverflow.error
     aggregation: Aggregation = Aggregation.min
     batch_problems: int = 64
     grading_timeout_s: float = 5.0

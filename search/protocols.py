@@ -56,6 +56,16 @@ class Generator(Protocol):
 
 
 @runtime_checkable
+class ContextLimited(Protocol):
+    """A generator that knows its model's context (``None``: unbounded) and can count a
+    prompt's tokens, so a run can set aside problems whose prompt does not fit."""
+
+    context_length: int | None
+
+    def prompt_length(self, prefix: Prefix) -> int: ...
+
+
+@runtime_checkable
 class Scorer(Protocol):
     """A process reward model: one probability of correctness per step."""
 

@@ -12,14 +12,16 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from search.generators.base import PromptTooLong
 from search.grading import answers_match
 from search.guards import call_scorer
 from search.inputs import InputError
 from search.progress import Progress
-from search.protocols import Checker, Generator, Scorer, Strategy
+from search.protocols import Checker, ContextLimited, Generator, Scorer, Strategy
 from search.results import ResultsFile, result_to_record, write_metrics
 from search.rundir import RunLock
 from search.types import (
@@ -34,6 +36,37 @@ from search.types import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class OnOverflow(str, Enum):
+    """What a run does with a problem whose prompt does not fit the policy's context."""
+
+    error = "error"  # refuse the run, naming the problem
+    skip = "skip"  # record it as skipped (not a wrong answer) and go on
+
+
+def set_aside_overflows(
+    problems: Sequence[Problem], generator: Generator
+) -> tuple[list[Problem], list[dict[str, Any]]]:
+    """(problems whose prompt fits the policy's context, records of the others as skipped)."""
+    if not isinstance(generator, ContextLimited) or generator.context_length is None:
+        return list(problems), []
+    context = generator.context_length
+    fits, skipped = [], []
+    for problem in problems:
+        length = generator.prompt_length(Prefix(problem))
+        if length < context:
+            fits.append(problem)
+            continue
+        skipped.append(
+            {
+                "id": problem.id,
+                "question": problem.question,
+                "answer": problem.answer,
+                "skipped": f"prompt of {length} tokens; the policy's context is {context}",
+            }
+        )
+    return fits, skipped
 
 
 class CallCounter:
@@ -112,9 +145,11 @@ def grade(result: SearchResult, timeout_s: float) -> tuple[SearchResult, dict[st
 def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Accuracy of the selected pick and of every rule, pass@N, mean single-sample accuracy,
     and the compute spent, over all records of a run (resumed ones included)."""
+    skipped = sum(1 for record in records if record.get("skipped"))
+    records = [record for record in records if not record.get("skipped")]
     count = len(records)
     if count == 0:
-        return {"num_problems": 0, "accuracy": None}
+        return {"num_problems": 0, "accuracy": None, "skipped_problems": skipped}
 
     def mean(values: list[float]) -> float | None:
         # None, not NaN, for an empty list: NaN is not valid JSON in metrics.json
@@ -125,6 +160,7 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     prm_new = [record["usage"]["prm_new_tokens"] for record in records]
     return {
         "num_problems": count,
+        "skipped_problems": skipped,  # prompt longer than the policy's context (not graded)
         "accuracy": mean([float(record["correct"]) for record in records]),
         "accuracy_by_rule": {
             rule: mean(
@@ -200,6 +236,7 @@ def run_search(
     grading_timeout_s: float = 5.0,
     progress: bool = False,
     checker: Checker | None = None,
+    on_overflow: OnOverflow | str = OnOverflow.error,
 ) -> dict[str, Any]:
     """Run ``strategy`` over ``problems`` in batches, resuming from ``output_dir``.
 
@@ -209,7 +246,10 @@ def run_search(
     that every run's metrics say what produced them; the metrics cover all of ``problems``
     (resumed ones included), the ``*_this_invocation`` counts only this call's work.
     The directory is locked for the run (``search.rundir.RunLock``): a second run into it is
-    refused; a recorded problem whose question or answer changed is refused too.
+    refused; a recorded problem whose question or answer changed is refused too. Before
+    any search, a problem whose prompt does not fit the policy's context (a
+    ``ContextLimited`` generator) is refused (``on_overflow=error``) or recorded with a
+    ``skipped`` reason and left out of the accuracy (``skip``).
     """
     if batch_problems < 1:
         raise ValueError(f"expected batch_problems >= 1, got {batch_problems}")
@@ -231,6 +271,7 @@ def run_search(
             grading_timeout_s,
             progress,
             checker,
+            OnOverflow(on_overflow),
         )
 
 
@@ -270,6 +311,7 @@ def _run_locked(
     grading_timeout_s: float,
     progress: bool,
     checker: Checker | None,
+    on_overflow: OnOverflow,
 ) -> dict[str, Any]:
     wanted = {problem.id for problem in problems}
     results = ResultsFile(output_dir)
@@ -280,9 +322,19 @@ def _run_locked(
         log.info(
             "resuming: %d problems already in %s, %d to go", len(done), results.path, len(todo)
         )
+    todo, overflows = set_aside_overflows(todo, generator)
+    if overflows and on_overflow is OnOverflow.error:
+        raise PromptTooLong(
+            f"expected every prompt to fit the policy's context, got {len(overflows)} that do "
+            f"not (problem {overflows[0]['id']}: {overflows[0]['skipped']}); fix: "
+            "on_overflow=skip records them as skipped, or use a policy with a longer context"
+        )
+    if overflows:
+        log.warning("skipped %d problems whose prompt does not fit the policy", len(overflows))
+        results.append(overflows)
     counter = CallCounter()
     # the bar's running accuracy is over this run's problems, resumed ones included
-    num_correct = sum(bool(r["correct"]) for r in results.records if str(r["id"]) in done)
+    num_correct = sum(bool(r.get("correct")) for r in results.records if str(r["id"]) in done)
     bar = Progress(len(problems), len(done), num_correct, enabled=progress)
     counted = CountingGenerator(generator, counter, bar)
     counted_scorer = None if scorer is None else CountingScorer(scorer, counter, bar)

@@ -344,3 +344,40 @@ def test_an_unfinished_candidate_is_never_graded_right() -> None:
     graded, correct = grade(SearchResult(problem, (cut, right), prediction="4"), 5.0)
     assert [c.correct for c in graded.candidates] == [False, True]
     assert correct["selected"]
+
+
+def test_a_prompt_longer_than_the_context_is_refused_or_recorded_as_skipped(
+    tiny_policy_dir: Path, problems: list[Problem], tmp_path: Path
+) -> None:
+    """The tiny policy has 256 positions: a 400-word question is an error by default, and
+    with on_overflow=skip it is recorded as skipped, not graded; a prompt that fits but
+    leaves little room stops at the end of the context (finish reason length)."""
+    from search.generators.base import PromptTooLong
+    from search.generators.hf import HFGenerator
+    from search.run import OnOverflow
+
+    generator = HFGenerator(str(tiny_policy_dir), temperature=0.0, max_tokens=40)
+    long = Problem(id="long", question="Compute " + " + ".join(["1"] * 200) + ".", answer="200")
+    batch = [problems[0], long]
+    search = build_strategy(StrategyConfig(n=2), Aggregation.min)
+    with pytest.raises(PromptTooLong, match="problem long"):
+        run_search(batch, generator, None, search, tmp_path / "error", describe={})
+    assert not (tmp_path / "error" / RESULTS_FILE).exists()  # refused before any search
+    metrics = run_search(
+        batch, generator, None, search, tmp_path / "skip", describe={}, on_overflow=OnOverflow.skip
+    )
+    records = read_records(tmp_path / "skip")
+    assert [r["id"] for r in records] == ["long", problems[0].id]
+    assert "context is 256" in records[0]["skipped"] and "correct" not in records[0]
+    assert metrics["skipped_problems"] == 1 and metrics["num_problems"] == 1
+    terms = 1
+    while True:  # a question that leaves the policy 5 to 30 positions
+        question = "Compute " + " + ".join(["1"] * terms) + "."
+        tight = Problem(id="tight", question=question, answer="0")
+        room = 256 - generator.prompt_length(Prefix(tight))
+        if room <= 30:
+            break
+        terms += 1
+    assert 0 < room <= 30
+    (generation,) = generator.generate([Prefix(tight)], 1, Until.end)
+    assert generation.continuations[0].num_tokens <= room

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from search.inputs import InputError
 from search.prompting import DEFAULT_SYSTEM_PROMPT, render_prompt
 from search.seeding import derive_seed
 from search.types import (
@@ -152,3 +153,21 @@ def make_continuation(
     return Continuation(
         text=text, steps=split_steps(text), finish_reason=reason, num_tokens=num_tokens
     )
+
+
+class PromptTooLong(InputError):
+    """A prompt that leaves the policy no room to write (it would write garbage)."""
+
+
+def check_prompt_lengths(prefixes: Sequence[Prefix], lengths: Sequence[int], context: int) -> None:
+    """Refuse prompts of ``context`` tokens or more (the model's positions end there)."""
+    over = [(p.problem.id, n) for p, n in zip(prefixes, lengths, strict=True) if n >= context]
+    if over:
+        problem_id, length = over[0]
+        raise PromptTooLong(
+            f"expected prompts shorter than the policy's context of {context} tokens, got "
+            f"{length} tokens for problem {problem_id}"
+            + (f" (and {len(over) - 1} more)" if len(over) > 1 else "")
+            + "; fix: on_overflow=skip records such problems as skipped, or use a policy with "
+            "a longer context"
+        )

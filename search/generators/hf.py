@@ -22,6 +22,7 @@ from search.generators.base import (
     CallSettings,
     GenerationSettings,
     PromptRenderer,
+    check_prompt_lengths,
     continuation_seed,
     make_continuation,
     stream_names,
@@ -42,6 +43,7 @@ class _Row:
     request: int
     generated: list[int]
     rng: random.Random
+    room: int | None = None  # tokens left in the model's context after the prompt
     reason: FinishReason | None = None
 
 
@@ -101,6 +103,8 @@ class HFGenerator:
         )
         self.model: Any = loaded.to(self.device)
         self.model.eval()
+        positions = getattr(self.model.config, "max_position_embeddings", None)
+        self.context_length: int | None = int(positions) if positions else None
         self.renderer = PromptRenderer(self.tokenizer, use_chat_template, system_prompt)
         self.eos_ids = self.renderer.eos_ids(self.model.generation_config.eos_token_id)
         self.pad_id = self.tokenizer.pad_token_id
@@ -109,6 +113,10 @@ class HFGenerator:
         self.seed = seed
         self.usage = TokenCounter()
         self._newline_tokens: dict[int, bool] = {}
+
+    def prompt_length(self, prefix: Prefix) -> int:
+        """Tokens of ``prefix``'s prompt (``search.protocols.ContextLimited``)."""
+        return len(self.renderer.encode(prefix))
 
     # -- protocol -----------------------------------------------------------------------
     def generate(
@@ -124,8 +132,16 @@ class HFGenerator:
         settings = self.settings.for_call(sampling, until)
         streams = stream_names(prefixes, sampling)
         prompts = [self.renderer.encode(prefix) for prefix in prefixes]
+        context = self.context_length
+        if context is not None:
+            check_prompt_lengths(prefixes, [len(ids) for ids in prompts], context)
         rows = [
-            _Row(request=i, generated=[], rng=random.Random(continuation_seed(self.seed, s, j)))
+            _Row(
+                request=i,
+                generated=[],
+                rng=random.Random(continuation_seed(self.seed, s, j)),
+                room=None if context is None else context - len(prompts[i]),
+            )
             for i, s in enumerate(streams)
             for j in range(n)
         ]
@@ -316,6 +332,6 @@ class HFGenerator:
             text = str(self.tokenizer.decode(row.generated, skip_special_tokens=True))
             if self.renderer.ends_step(text):
                 return FinishReason.step
-        if len(row.generated) >= limit:
+        if len(row.generated) >= limit or (row.room is not None and len(row.generated) >= row.room):
             return FinishReason.length
         return None

@@ -18,6 +18,7 @@ from typing import Any
 from search.generators.base import (
     GenerationSettings,
     PromptRenderer,
+    check_prompt_lengths,
     make_continuation,
     request_seed,
     stream_names,
@@ -104,6 +105,11 @@ class VLLMGenerator:
         self.renderer = PromptRenderer(self.tokenizer, use_chat_template, system_prompt)
         self.seed = seed
         self.usage = TokenCounter()
+        self.context_length: int | None = int(self.llm.llm_engine.model_config.max_model_len)
+
+    def prompt_length(self, prefix: Prefix) -> int:
+        """Tokens of ``prefix``'s prompt (``search.protocols.ContextLimited``)."""
+        return len(self.renderer.encode(prefix))
 
     def generate(
         self,
@@ -125,6 +131,8 @@ class VLLMGenerator:
         prompts = [self.renderer.encode(prefix) for prefix in prefixes]
         if not prompts:
             return []
+        if self.context_length is not None:
+            check_prompt_lengths(prefixes, [len(ids) for ids in prompts], self.context_length)
         params = [
             SamplingParams(
                 n=n,
