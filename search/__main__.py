@@ -77,7 +77,6 @@ def print_summary(metrics: dict[str, Any]) -> None:
             f"aggregation={metrics['aggregation']})",
         ),
         ("problems", str(metrics["num_problems"])),
-        ("skipped (prompt too long)", str(metrics.get("skipped_problems", 0))),
         ("accuracy", _fraction(metrics["accuracy"])),
     ]
     for rule, value in metrics["accuracy_by_rule"].items():
@@ -90,6 +89,8 @@ def print_summary(metrics: dict[str, Any]) -> None:
         ("prm tokens", "unknown" if metrics["prm_tokens"] is None else str(metrics["prm_tokens"])),
         ("wall s", f"{metrics['wall_s']:.1f}"),
     ]
+    if metrics.get("skipped_problems"):
+        rows.insert(2, ("skipped: prompt too long", str(metrics["skipped_problems"])))
     width = max(len(name) for name, _ in rows)
     print("\n".join(f"{name:<{width}}  {value}" for name, value in rows))
 
