@@ -1,4 +1,5 @@
-"""``kill -9`` half way, then resume: the resumed run writes what one uninterrupted run does.
+"""``kill -9`` half way, then resume: the resumed run writes what one uninterrupted run does
+(``python -m search``, ``python -m prm.label``, ``python -m prm.train``).
 
 Each CLI runs as a user runs it (a subprocess) with a slowed fake policy
 (``tests/slow_fake.py``), is killed with SIGKILL once it has written its first batch, and is
@@ -120,3 +121,61 @@ def test_a_killed_runs_lock_does_not_block_the_resume(tmp_path: Path) -> None:
     assert json.loads((out / ".lock").read_text())["pid"] > 0
     run("search", args, tmp_path)
     assert len(lines(out / "results.jsonl")) == 4
+
+
+def test_prm_train_killed_and_resumed_equals_the_uninterrupted_run(tmp_path: Path) -> None:
+    """Killed once its first Trainer checkpoint is on disk, then rerun: the final weights
+    and the last epoch's log equal those of one uninterrupted run."""
+    from safetensors.torch import load_file
+
+    rows = []
+    for i in range(24):
+        a, b, right = i % 9 + 1, (i * 7) % 9 + 1, i % 3 != 0
+        total = a + b if right else a + b + 1
+        steps = [f"{a} + {b} = {total}", f"The answer is \\boxed{{{total}}}."]
+        rows.append(
+            {
+                "prompt": f"Compute {a} + {b}.",
+                "completions": steps,
+                "labels": [right, right],
+                "soft_labels": [float(right)] * 2,
+                "problem_id": f"p{i}",
+            }
+        )
+    data = tmp_path / "stepwise.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    common = [
+        f"train_data={data}",
+        "epochs=6",
+        "batch_size=4",
+        "save_every=2",
+        "progress=false",
+        "device=cpu",
+        "num_threads=1",
+        f"policy_dir={TESTS.parent / 'checkpoints' / 'arith-policy'}",
+    ]
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    run("prm.train", [*common, f"output_dir={whole}"], tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "prm.train", *common, f"output_dir={killed}"],
+        cwd=tmp_path,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline:
+        if list(killed.glob("checkpoint-*/trainer_state.json")):
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "training ended before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (killed / "model.safetensors").exists()
+    run("prm.train", [*common, f"output_dir={killed}"], tmp_path)
+    final, resumed = load_file(whole / "model.safetensors"), load_file(killed / "model.safetensors")
+    assert all(final[name].equal(resumed[name]) for name in final)
+    history = [
+        json.loads((d / "training_log.json").read_text())["history"] for d in (whole, killed)
+    ]
+    assert history[0][-1] == history[1][-1]
