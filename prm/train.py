@@ -87,6 +87,7 @@ class TrainConfig:
     init_checkpoint: str | None = None
     loss: LossKind = LossKind.hard
     epochs: int = 3
+    max_steps: int = 0  # > 0: stop after this many optimizer steps (the schedule ends there)
     batch_size: int = 32
     learning_rate: float = 1e-3
     warmup_ratio: float = 0.05
@@ -302,18 +303,20 @@ class StopOnDivergence(TrainerCallback):  # type: ignore[misc]
 
 
 def epoch_history(log_history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per epoch from the Trainer's log: train loss and the validation metrics."""
+    """One row per logged step (each epoch's end, or the end of a ``max_steps`` run) from
+    the Trainer's log: epoch, train loss and the validation metrics."""
     rows: dict[int, dict[str, Any]] = {}
     for entry in log_history:
-        epoch = round(entry.get("epoch", 0))
+        if "loss" not in entry and "eval_loss" not in entry:
+            continue  # the run's closing summary
+        row = rows.setdefault(entry["step"], {"step": entry["step"]})
+        row["epoch"] = round(entry.get("epoch", 0.0), 2)
         if "loss" in entry:
-            rows.setdefault(epoch, {})["train_loss"] = entry["loss"]
+            row["train_loss"] = entry["loss"]
         for key, value in entry.items():
             if key.startswith("eval_") and not key.endswith(("_runtime", "per_second")):
-                rows.setdefault(epoch, {})["val_" + key.removeprefix("eval_")] = value
-        if "loss" in entry or "eval_loss" in entry:
-            rows[epoch].update(epoch=epoch, step=entry["step"])
-    return [rows[epoch] for epoch in sorted(rows) if epoch > 0]
+                row["val_" + key.removeprefix("eval_")] = value
+    return [rows[step] for step in sorted(rows)]
 
 
 # -- training -------------------------------------------------------------------------------
@@ -362,6 +365,7 @@ def training_arguments(config: TrainConfig, total_steps: int, has_val: bool) -> 
     return TrainingArguments(
         output_dir=config.output_dir,
         num_train_epochs=config.epochs,
+        max_steps=config.max_steps or -1,
         per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size,
         learning_rate=config.learning_rate,
@@ -369,8 +373,10 @@ def training_arguments(config: TrainConfig, total_steps: int, has_val: bool) -> 
         warmup_steps=int(config.warmup_ratio * total_steps),
         weight_decay=config.weight_decay,  # not on biases and norms (the Trainer's rule)
         max_grad_norm=config.max_grad_norm,
-        eval_strategy="epoch" if has_val else "no",
-        logging_strategy="epoch",
+        eval_strategy=("steps" if config.max_steps else "epoch") if has_val else "no",
+        eval_steps=config.max_steps or None,  # with max_steps: one validation, at the end
+        logging_strategy=("steps" if config.max_steps else "epoch"),
+        logging_steps=config.max_steps or 500,
         save_strategy="steps",
         save_steps=config.save_every,
         save_total_limit=1,
@@ -409,7 +415,9 @@ def train_prm(config: TrainConfig) -> dict[str, Any]:
     )
     train, val, dropped = load_data(config, tokenizer)
     processes = int(os.environ.get("WORLD_SIZE", "1"))  # set by accelerate / torchrun
-    total_steps = math.ceil(len(train) / (config.batch_size * processes)) * config.epochs
+    total_steps = config.max_steps or (
+        math.ceil(len(train) / (config.batch_size * processes)) * config.epochs
+    )
     metrics = TagMetrics(config.positive_label)
     trainer = PRMTrainer(
         loss=config.loss,

@@ -290,3 +290,13 @@ def test_two_processes_under_accelerate_launch(
     assert [row["epoch"] for row in logged["history"]] == [1, 2]
     assert "val_f1" in logged["history"][-1] or "val_step_accuracy" in logged["history"][-1]
     assert (out / "model.safetensors").exists()
+
+
+def test_max_steps_ends_the_schedule_and_validates_once(
+    tiny_policy_dir: Path, data: Path, tmp_path: Path
+) -> None:
+    log = train_prm(config(tiny_policy_dir, data, tmp_path / "short", epochs=5, max_steps=2))
+    assert log["total_steps"] == 2  # max_steps wins over epochs
+    (row,) = log["history"]  # one row: the end of the run, with its validation
+    assert row["step"] == 2 and "train_loss" in row and "val_loss" in row
+    assert (tmp_path / "short" / "training_curve.png").exists()
