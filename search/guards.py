@@ -44,12 +44,28 @@ def call_scorer(scorer: Scorer, prefixes: Sequence[Prefix]) -> ScoreOutput:
     else:
         out = ScoreOutput(scores=scorer.score(prefixes))
     name = type(scorer).__name__
+    if not isinstance(out.scores, Sequence) or isinstance(out.scores, str):
+        raise TypeError(
+            f"{name}.score returned {type(out.scores).__name__}; expected a list with one list "
+            "of floats per prefix"
+        )
     if len(out.scores) != len(prefixes):
         raise ValueError(
             f"{name}.score returned {len(out.scores)} score lists for {len(prefixes)} "
             "prefixes; expected one list per prefix"
         )
     for index, (prefix, scores) in enumerate(zip(prefixes, out.scores, strict=True)):
+        if not isinstance(scores, Sequence) or isinstance(scores, str):
+            raise TypeError(
+                f"{name}.score returned {type(scores).__name__} for prefix {index}; expected "
+                "a list of floats, one per step"
+            )
+        bad = [v for v in scores if isinstance(v, bool) or not isinstance(v, int | float)]
+        if bad:
+            raise TypeError(
+                f"{name}.score returned {type(bad[0]).__name__} {bad[0]!r:.40} for prefix "
+                f"{index}; expected floats in [0, 1]"
+            )
         if len(scores) != len(prefix.steps):
             raise ValueError(
                 f"{name}.score returned {len(scores)} scores for prefix {index} with "
