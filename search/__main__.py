@@ -174,6 +174,7 @@ def run(raw: DictConfig) -> None:
             "dataset.path, dataset.limit and the skipped rows logged above"
         )
     check_unique_ids(loaded.problems)
+    check_model_paths(raw)
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     with RunLock(output_dir):  # one writer; checked before any model loads
         results = ResultsFile(output_dir)
@@ -226,6 +227,22 @@ def run(raw: DictConfig) -> None:
         )
     print_summary(metrics)
     print(f"results: {output_dir}")
+
+
+def check_model_paths(raw: DictConfig) -> None:
+    """Every component's model path exists (or is a hub name), before any model loads, so
+    a typo in ``scorer.model`` does not cost a policy load first."""
+    from search.resolve import resolve_model_path
+
+    for role in ("policy", "scorer"):
+        node = raw.get(role)
+        model = None if node is None else node.get("model")
+        if model is None:
+            continue
+        try:
+            resolve_model_path(str(model))
+        except FileNotFoundError as error:
+            raise InputError(f"{role}.model: {error}") from None
 
 
 class NothingLeft:

@@ -289,7 +289,13 @@ CASES = [
         "search",
         "policy model missing",
         ("scorer=none", "strategy.select=majority"),
-        r"/nonexistent/model",
+        r"policy\.model: .*/nonexistent/model",
+    ),
+    Case(
+        "search",
+        "scorer model missing, policy fine",
+        ("policy=arith_tiny",),
+        r"scorer\.model: .*/nonexistent/model",
     ),
     # python -m search.evaluate
     Case("evaluate", "input missing", ("path=TMP/none.jsonl",), r"none\.jsonl"),
@@ -630,7 +636,7 @@ def first_line(message: str, tmp: Path) -> str:
     lines = [x.strip() for x in message.splitlines() if x.strip() and not x.startswith(noise)]
     expected = [x for x in lines if "expected" in x]
     text = expected[-1] if expected else " ".join(lines[:2])
-    text = text.replace(str(tmp), "TMP").replace("|", "\\|")
+    text = text.replace(str(tmp), "TMP").replace(str(ROOT), "REPO").replace("|", "\\|")
     return text[:300] + ("..." if len(text) > 300 else "")
 
 
@@ -653,7 +659,8 @@ def write_doc() -> None:
         "Every row is a case of `tests/test_bad_inputs.py` (regenerate this file with "
         "`python tests/test_bad_inputs.py`). Each exits non-zero before any model loads, "
         "names the file (and line) or the key at fault, and changes no existing file. "
-        "Files of a case live in a temporary directory, shown as `TMP`.\n\n"
+        "Files of a case live in a temporary directory, shown as `TMP`; the repository is "
+        "`REPO`.\n\n"
         "| CLI | bad input | command (after the case's base overrides) | exit | message |\n"
         "|---|---|---|---|---|\n" + "\n".join(rows) + "\n",
         encoding="utf-8",
