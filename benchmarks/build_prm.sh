@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 RUN=${RUN:-runs/prm}
 PROBLEMS=${PROBLEMS:-3200}
-TRAIN_STEPS=${TRAIN_STEPS:-160}
+EPOCHS=${EPOCHS:-2}
 EXPORT=${EXPORT:-checkpoints/arith-prm}
 mkdir -p "$RUN"
 : > "$RUN/stages.log"
@@ -33,5 +33,5 @@ stage consensus "$PY" -m prm.label labeller=consensus samples="$RUN/samples/samp
   output_dir="$RUN/labels/consensus" labeller.mc_records="$RUN/labels/mc/records.jsonl" \
   report=true progress=false
 stage train "$PY" -m prm.train train_data="$RUN/labels/consensus/stepwise.jsonl" \
-  output_dir="$RUN/model" export_dir="$EXPORT" policy_dir="$VERIFIER" max_steps="$TRAIN_STEPS" batch_size=64 \
-  learning_rate=0.0015 progress=false
+  output_dir="$RUN/model" export_dir="$EXPORT" policy_dir="$VERIFIER" epochs="$EPOCHS" batch_size=64 \
+  learning_rate=0.002 progress=false
