@@ -421,6 +421,12 @@ def _cost(entry: dict[str, Any]) -> str:
 
 
 def _versus(first: dict[str, Any], second: dict[str, Any]) -> str:
+    if len(first["correct"]) != len(second["correct"]):  # merged runs of other sizes
+        return (
+            f"not paired ({first['problems']} x {first['seeds']} vs {second['problems']} x "
+            f"{second['seeds']} problems x seeds): difference of means "
+            f"{first['accuracy'] - second['accuracy']:+.3f}"
+        )
     difference, se = paired_difference(first["correct"], second["correct"])
     return f"difference {difference:+.3f} ± {se:.3f}"
 
@@ -515,13 +521,15 @@ def lookahead_sampling() -> str:
 
 
 def report_markdown(table: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
-    first = table[0] if table else {"problems": 0, "seeds": 0}
+    sizes = sorted({(e["problems"], e["seeds"]) for e in table}, reverse=True) or [(0, 0)]
     charged = sorted(
         {e["prm_tokens_from"] for e in table if e["strategy"] in ("best_of_n/prm", PASS)}
     )
     lines = [
-        f"Arithmetic `{meta['split']}` split: {first['problems']} problems × {first['seeds']} "
-        f"seeds; accuracy ± standard error over the (problem, seed) pairs. Tokens are per "
+        f"Arithmetic `{meta['split']}` split: "
+        + " or ".join(f"{problems} problems × {seeds} seeds" for problems, seeds in sizes)
+        + " (per row in the table); accuracy ± standard error over the (problem, seed) pairs. "
+        f"Tokens are per "
         f"problem; total = policy + PRM. pass@N: a right answer among the best-of-N "
         f"candidates (the ceiling of any pick), drawn at the cost of the PRM picks. Best-of-N "
         f"below max N is the first N of {meta['max_n']} samples; its PRM tokens are charged "
@@ -587,10 +595,11 @@ def plot(table: Sequence[dict[str, Any]], path: Path, meta: dict[str, Any]) -> N
     axes[0].set_ylim(0, min(1.0, top * 1.1 + 0.02))
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=6, fontsize=8, frameon=False)
-    first = table[0] if table else {"problems": 0, "seeds": 0}
+    sizes = sorted({(e["problems"], e["seeds"]) for e in table}, reverse=True) or [(0, 0)]
     fig.suptitle(
-        f"Arithmetic {meta['split']} split: {first['problems']} problems × {first['seeds']} "
-        f"seeds, aggregation={how}; bars: standard error over (problem, seed)"
+        f"Arithmetic {meta['split']} split: "
+        + " or ".join(f"{problems} problems × {seeds} seeds" for problems, seeds in sizes)
+        + f", aggregation={how}; bars: standard error over (problem, seed)"
     )
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     fig.savefig(path, dpi=120)

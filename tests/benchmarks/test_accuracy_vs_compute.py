@@ -253,3 +253,29 @@ def test_tree_search_is_also_compared_with_best_of_n_at_its_policy_budget() -> N
     assert "best-of-8 weighted (the smallest N with at least its policy tokens)" in text
     dvts = next(line for line in text.splitlines() if line.startswith("- dvts@4"))
     assert "no best-of-N run spent as many policy tokens" in dvts
+
+
+def test_merge_keeps_repeated_rows_once_and_recomputes_the_tables(tmp_path: Path) -> None:
+    problems = make_split("longest", size=3)
+    meta = {
+        "split": "longest",
+        "max_n": 4,
+        "summary_n": 4,
+        "aggregation": "min",
+        "lookahead": 0,
+        "lookahead_sampling": avc.lookahead_sampling(),
+        "wall_s": 1.0,
+    }
+    seed0, seed1 = fake_sweep(problems, 0, lookahead=0), fake_sweep(problems, 1, lookahead=0)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    avc.write(tmp_path / "a", seed0, meta, {"problems": 3})
+    avc.write(tmp_path / "b", seed0 + seed1, meta, {"problems": 3})  # seed 0 in both
+    text = avc.merge(
+        [tmp_path / name / "accuracy_vs_compute_longest.json" for name in ("a", "b")],
+        tmp_path / "merged",
+    )
+    merged = json.loads((tmp_path / "merged" / "accuracy_vs_compute_longest.json").read_text())
+    assert len(merged["rows"]) == len(seed0) + len(seed1)  # seed 0's rows kept once
+    assert {entry["seeds"] for entry in merged["table"]} == {2}
+    assert "3 problems × 2 seeds" in text and merged["wall_s"] == 2.0
