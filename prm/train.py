@@ -476,6 +476,10 @@ def main() -> None:
             for path in filter(None, (config.train_data, config.val_data)):
                 read_stepwise(Path(path))
         training_log = train_prm(config)
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():  # under accelerate / torchrun:
+            dist.destroy_process_group()  # a gloo group left open aborts the process at exit
         print(json.dumps(training_log["history"], indent=2))
         print(f"PRM checkpoint: {config.export_dir or config.output_dir}")
 
