@@ -453,6 +453,11 @@ def train_prm(config: TrainConfig) -> dict[str, Any]:
             plot_training_curve(output_dir / "training_log.json")
         if config.export_dir:  # a clean copy: model, tokenizer and log, no checkpoints
             export = Path(config.export_dir)
+            if export.exists() and any(export.iterdir()) and not (export / "config.json").exists():
+                raise ValueError(
+                    f"expected export_dir to be empty or a model checkpoint (it is replaced), got "
+                    f"{export} with other files; fix: choose another export_dir"
+                )
             shutil.rmtree(export, ignore_errors=True)
             shutil.copytree(
                 output_dir,
