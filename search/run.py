@@ -285,6 +285,23 @@ def check_unique_ids(problems: Sequence[Problem]) -> None:
         )
 
 
+def open_results(
+    output_dir: Path, problems: Sequence[Problem]
+) -> tuple[ResultsFile, set[str], list[Problem]]:
+    """The run's results file, the ids of ``problems`` already in it, and the problems still
+    to search (in order); refuses a file written for other problems under the same ids."""
+    wanted = {problem.id for problem in problems}
+    results = ResultsFile(output_dir)
+    check_same_problems(results.records, problems)
+    done = results.done_ids & wanted
+    todo = [problem for problem in problems if problem.id not in done]
+    if done:
+        log.info(
+            "resuming: %d problems already in %s, %d to go", len(done), results.path, len(todo)
+        )
+    return results, done, todo
+
+
 def check_same_problems(records: Sequence[dict[str, Any]], problems: Sequence[Problem]) -> None:
     """Refuse to resume when a recorded problem's question or gold answer changed."""
     by_id = {problem.id: problem for problem in problems}
@@ -313,15 +330,7 @@ def _run_locked(
     checker: Checker | None,
     on_overflow: OnOverflow,
 ) -> dict[str, Any]:
-    wanted = {problem.id for problem in problems}
-    results = ResultsFile(output_dir)
-    check_same_problems(results.records, problems)
-    done = results.done_ids & wanted
-    todo = [problem for problem in problems if problem.id not in done]
-    if done:
-        log.info(
-            "resuming: %d problems already in %s, %d to go", len(done), results.path, len(todo)
-        )
+    results, done, todo = open_results(output_dir, problems)
     todo, overflows = set_aside_overflows(todo, generator)
     if overflows and on_overflow is OnOverflow.error:
         raise PromptTooLong(
@@ -351,6 +360,7 @@ def _run_locked(
                 bar.on_problem(bool(record["correct"]))
     finally:
         bar.close()
+    wanted = {problem.id for problem in problems}
     metrics = summarise([r for r in results.records if str(r["id"]) in wanted])
     metrics.update(describe)
     metrics["generate_calls_this_invocation"] = counter.generate_calls

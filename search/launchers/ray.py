@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from search.aggregation import Aggregation
 from search.progress import Progress
-from search.results import ResultsFile, write_metrics
+from search.results import write_metrics
 from search.strategies.config import StrategyConfig
 from search.types import Problem
 
@@ -241,17 +241,9 @@ def _run_locked(
     progress: bool,
     checker: Any,
 ) -> dict[str, Any]:
-    from search.run import check_same_problems, summarise
+    from search.run import open_results, summarise
 
-    wanted = {problem.id for problem in problems}
-    results = ResultsFile(output_dir)
-    check_same_problems(results.records, problems)
-    done = results.done_ids & wanted
-    todo = [problem for problem in problems if problem.id not in done]
-    if done:
-        log.info(
-            "resuming: %d problems already in %s, %d to go", len(done), results.path, len(todo)
-        )
+    results, done, todo = open_results(output_dir, problems)
     size = launcher.batch_problems or batch_problems
     batches = [todo[begin : begin + size] for begin in range(0, len(todo), size)]
     start = time.perf_counter()
@@ -279,6 +271,7 @@ def _run_locked(
                 bar.on_problem(bool(record["correct"]))
     finally:
         bar.close()
+    wanted = {problem.id for problem in problems}
     metrics = summarise([r for r in results.records if str(r["id"]) in wanted])
     metrics.update(describe)
     metrics["generate_calls_this_invocation"] = sum(g for g, _ in calls.values())
