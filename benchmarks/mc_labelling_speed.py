@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from prm.label.mc import MCConfig, MCLabeller
+from prm.label.quality import label_quality
 from prm.sample import read_samples
 from search.envs.arith.checker import ArithChecker
 from search.generators import build_generator
@@ -67,19 +68,13 @@ def run_setup(setup: SetUp, solutions: list[Any], chunk: int, rollouts: int) -> 
     )
     startup_s = time.perf_counter() - start
     labeller = MCLabeller(generator, MCConfig(num_rollouts=rollouts, early_stop=setup.early_stop))
-    checker = ArithChecker()
     start = time.perf_counter()
     records = []
     for offset in range(0, len(solutions), chunk):
         records += labeller.label(solutions[offset : offset + chunk])
     wall_s = time.perf_counter() - start
     usage = labeller.usage()
-    truth = [checker.check(s.problem, s.steps).first_error for s in solutions]
-    # the checker's index len(steps) (stopped before the answer) is "no step wrong" for MC
-    hits = [
-        r.first_error == (t if t < len(s.steps) else -1)
-        for r, t, s in zip(records, truth, solutions, strict=True)
-    ]
+    quality = label_quality(setup.name, solutions, [r.first_error for r in records], ArithChecker())
     del generator, labeller
     gc.collect()
     return {
@@ -95,7 +90,7 @@ def run_setup(setup: SetUp, solutions: list[Any], chunk: int, rollouts: int) -> 
         "wall_s": wall_s,
         "rollout_tokens_per_s": usage["rollout_tokens"] / wall_s,
         "solutions_per_s": len(solutions) / wall_s,
-        "first_error_accuracy": sum(hits) / len(hits),
+        "first_error_accuracy": quality.first_error_accuracy,
     }
 
 
