@@ -41,7 +41,8 @@ import logging
 import math
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from enum import Enum
 from pathlib import Path
@@ -331,6 +332,19 @@ def initial_checkpoint(config: TrainConfig, output_dir: Path) -> Path:
     return Path(init_prm_from_policy(policy, output_dir / "init", seed=config.seed))
 
 
+@contextmanager
+def _main_process_first(config: TrainConfig) -> Iterator[None]:
+    """Under a multi-process launcher, run the block in the main process before the others
+    (accelerate's shared process state; a no-op in a single process)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        yield
+        return
+    from accelerate import PartialState
+
+    with PartialState(cpu=config.device == "cpu").main_process_first():
+        yield
+
+
 def load_data(
     config: TrainConfig, tokenizer: Any
 ) -> tuple[list[EncodedExample], list[EncodedExample], int]:
@@ -402,7 +416,8 @@ def train_prm(config: TrainConfig) -> dict[str, Any]:
         torch.set_num_threads(config.num_threads)
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    source = initial_checkpoint(config, output_dir)
+    with _main_process_first(config):  # one process writes output_dir/init, the others read it
+        source = initial_checkpoint(config, output_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(source))
     model = AutoModelForTokenClassification.from_pretrained(str(source), dtype=torch.float32)
     if model.config.num_labels != 2:
