@@ -95,6 +95,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     max_length: int = 256
+    dedupe: bool = False  # train on one copy of each identical solution (validation keeps all)
     save_every: int = 200  # steps between Trainer checkpoints (the last one is kept)
     resume: bool = True
     seed: int = 0
@@ -189,6 +190,20 @@ def split_by_problem(
     train = [e for e in examples if not held_out(e.problem_id or e.prompt)]
     val = [e for e in examples if held_out(e.problem_id or e.prompt)]
     return train, val
+
+
+def unique_solutions(examples: Sequence[StepwiseExample]) -> list[StepwiseExample]:
+    """The first copy of each solution (same prompt, steps and labels), in file order: a
+    policy samples its common solutions many times, and each copy costs a forward pass but
+    teaches nothing new."""
+    seen: set[tuple[str, tuple[str, ...], tuple[bool, ...], tuple[float, ...]]] = set()
+    unique = []
+    for example in examples:
+        key = (example.prompt, example.completions, example.labels, example.soft_labels)
+        if key not in seen:
+            seen.add(key)
+            unique.append(example)
+    return unique
 
 
 def collate(batch: Sequence[EncodedExample], pad_id: int, positive_label: int) -> dict[str, Any]:
@@ -355,6 +370,10 @@ def load_data(
         train_raw, val_raw = examples, read_stepwise(Path(config.val_data))
     else:
         train_raw, val_raw = split_by_problem(examples, config.val_fraction, config.seed)
+    if config.dedupe:
+        kept = unique_solutions(train_raw)
+        log.info("dedupe: %d of %d training solutions are unique", len(kept), len(train_raw))
+        train_raw = kept
     train, dropped = encode_examples(train_raw, encoder, config.max_length)
     val, val_dropped = encode_examples(val_raw, encoder, config.max_length)
     if not train:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,13 @@ from prm.train import (
     TrainConfig,
     collate,
     encode_examples,
+    load_data,
     predicted_first_error,
     processbench_f1,
     split_by_problem,
     tag_loss,
     train_prm,
+    unique_solutions,
 )
 from search.envs.arith.tokenizer import STEP_TAG, build_tokenizer
 from search.envs.arith.world import make_split
@@ -137,6 +140,25 @@ def test_split_keeps_problems_whole_and_is_seeded() -> None:
     assert len(train) + len(val) == 80 and 0 < len(val) < 40
     assert split_by_problem(examples, 0.25, seed=0) == (train, val)
     assert split_by_problem(examples, 0.25, seed=1) != (train, val)
+
+
+def test_dedupe_keeps_one_copy_of_each_training_solution_and_every_validation_one(
+    tmp_path: Path,
+) -> None:
+    examples = tiny_dataset(16)
+    relabelled = replace(examples[0], soft_labels=(0.5,) * len(examples[0].labels))
+    doubled = [*examples, *examples, relabelled]
+    assert unique_solutions(doubled) == [*examples, relabelled]  # other labels: kept
+    path = tmp_path / "doubled.jsonl"
+    write_stepwise(path, doubled)
+    tokenizer = build_tokenizer()
+    base = TrainConfig(train_data=str(path), val_fraction=0.25, policy_dir=None,
+                       init_checkpoint="unused")  # fmt: skip
+    full_train, full_val, _ = load_data(base, tokenizer)
+    train, val, _ = load_data(replace(base, dedupe=True), tokenizer)
+    assert len(val) == len(full_val) and len(val) % 2 == 0  # validation: every copy
+    unique_train = {(e.token_ids, e.labels, e.soft_labels) for e in full_train}
+    assert len(train) == len(unique_train) < len(full_train)
 
 
 def test_config_needs_exactly_one_starting_point() -> None:
