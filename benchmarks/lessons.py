@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -48,15 +47,13 @@ VARIANTS = [
 def train_variant(
     labels: Path, loss: str, steps: int, batch_size: int, out: Path, init: str
 ) -> Path:
-    examples = read_stepwise(labels)
-    epochs = max(1, math.ceil(steps * batch_size / max(1, len(examples))))
     config = TrainConfig(
         train_data=str(labels),
         policy_dir=init,
         output_dir=str(out),
         export_dir=str(out / "final"),
         loss=LossKind(loss),
-        epochs=epochs,
+        max_steps=steps,  # the same optimizer budget for every variant, whatever its data size
         batch_size=batch_size,
         progress=False,
         resume=True,

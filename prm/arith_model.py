@@ -35,9 +35,14 @@ EMBEDDED_PRM_FORMAT = PRMFormat(
 )
 
 
-def prm_config(base: Any) -> Any:
-    """A copy of a Qwen2 config with the PRM's 2-label head (and no LM head to tie)."""
+def prm_config(base: Any, extra_layers: int = 0) -> Any:
+    """A copy of a Qwen2 config with the PRM's 2-label head (and no LM head to tie), and
+    ``extra_layers`` more decoder layers than ``base``."""
     config = base.__class__.from_dict(base.to_dict())
+    if extra_layers:
+        config.num_hidden_layers = base.num_hidden_layers + extra_layers
+        if getattr(base, "layer_types", None):
+            config.layer_types = [*base.layer_types, *[base.layer_types[-1]] * extra_layers]
     config.num_labels = len(PRM_LABELS)
     config.id2label = dict(PRM_LABELS)
     config.label2id = {label: index for index, label in PRM_LABELS.items()}
@@ -110,10 +115,28 @@ def save_prm(model: Any, tokenizer: Any, output_dir: Path) -> Path:
     return output_dir
 
 
-def init_prm_from_policy(policy_dir: Path, output_dir: Path, seed: int = 0) -> Path:
+def _append_identity_layers(model: Any, first_new: int) -> None:
+    """Layers ``first_new`` and above start as the identity on the residual stream: their
+    attention and MLP output projections are zero, so the deeper model computes exactly what
+    the policy's layers compute until training moves them."""
+    import torch
+
+    with torch.no_grad():
+        for layer in model.model.layers[first_new:]:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+
+
+def init_prm_from_policy(
+    policy_dir: Path, output_dir: Path, seed: int = 0, extra_layers: int = 0
+) -> Path:
     """The embedded PRM initialised from the policy: the policy's transformer weights, a new
     seeded 2-label head, and the policy's tokenizer (which must have the ``<step>`` tag).
-    Returns ``output_dir``."""
+
+    ``extra_layers`` > 0 stacks that many new decoder layers on the policy's, initialised as
+    the identity (`_append_identity_layers`). A causal model reads a step's result only at the
+    last of its layers that compute it; the tag after the step needs more depth to compare the
+    two, which a verifier as deep as its policy lacks. Returns ``output_dir``."""
     import torch
     from transformers import AutoTokenizer, Qwen2ForCausalLM, Qwen2ForTokenClassification
 
@@ -125,10 +148,27 @@ def init_prm_from_policy(policy_dir: Path, output_dir: Path, seed: int = 0) -> P
     tokenizer = AutoTokenizer.from_pretrained(str(policy_dir))
     _check_tokenizer(tokenizer)
     policy = Qwen2ForCausalLM.from_pretrained(str(policy_dir), dtype=torch.float32)
-    model = Qwen2ForTokenClassification(prm_config(policy.config))
-    model.model.load_state_dict(policy.model.state_dict(), strict=True)
+    if extra_layers < 0:
+        raise ValueError(f"expected extra_layers >= 0, got {extra_layers}")
+    torch.manual_seed(seed)  # the new layers' weights
+    model = Qwen2ForTokenClassification(prm_config(policy.config, extra_layers))
+    missing, unexpected = model.model.load_state_dict(policy.model.state_dict(), strict=False)
+    depth = policy.config.num_hidden_layers
+    new_layers = tuple(f"layers.{index}." for index in range(depth, depth + extra_layers))
+    not_loaded = (
+        [key for key in missing if not key.startswith(new_layers)] if new_layers else missing
+    )
+    if unexpected or not_loaded:
+        raise ValueError(
+            f"expected the policy's weights to fill the PRM's first {depth} layers, got missing "
+            f"{not_loaded} and unexpected {unexpected}; fix: initialise from a Qwen2 policy"
+        )
+    _append_identity_layers(model, depth)
     _init_head(model, seed)
-    log.info("initialised PRM from %s (head seed %d) -> %s", policy_dir, seed, output_dir)
+    log.info(
+        "initialised PRM from %s (+%d layers, head seed %d) -> %s",
+        policy_dir, extra_layers, seed, output_dir,
+    )  # fmt: skip
     return save_prm(model, tokenizer, output_dir)
 
 
@@ -138,9 +178,10 @@ def main() -> None:
     parser.add_argument("policy_dir", type=Path)
     parser.add_argument("output_dir", type=Path)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--extra-layers", type=int, default=0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
-    init_prm_from_policy(args.policy_dir, args.output_dir, args.seed)
+    init_prm_from_policy(args.policy_dir, args.output_dir, args.seed, args.extra_layers)
 
 
 if __name__ == "__main__":

@@ -86,6 +86,7 @@ class TrainConfig:
     export_dir: str | None = None
     policy_dir: str | None = "checkpoints/arith-policy"
     init_checkpoint: str | None = None
+    extra_layers: int = 0  # with policy_dir: decoder layers stacked on the policy's (identity init)
     loss: LossKind = LossKind.hard
     epochs: int = 3
     max_steps: int = 0  # > 0: stop after this many optimizer steps (the schedule ends there)
@@ -125,6 +126,11 @@ class TrainConfig:
             )
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"expected 0 <= val_fraction < 1, got {self.val_fraction}")
+        if self.extra_layers < 0 or (self.extra_layers and self.policy_dir is None):
+            raise ValueError(
+                f"expected extra_layers >= 0, and only with policy_dir, got {self.extra_layers} "
+                f"with policy_dir={self.policy_dir!r}; fix: extra_layers=0 to continue a PRM"
+            )
 
     def prm_format(self) -> PRMFormat:
         return PRMFormat(
@@ -344,7 +350,11 @@ def initial_checkpoint(config: TrainConfig, output_dir: Path) -> Path:
 
     assert config.policy_dir is not None
     policy = Path(resolve_model_path(config.policy_dir))
-    return Path(init_prm_from_policy(policy, output_dir / "init", seed=config.seed))
+    return Path(
+        init_prm_from_policy(
+            policy, output_dir / "init", seed=config.seed, extra_layers=config.extra_layers
+        )
+    )
 
 
 @contextmanager

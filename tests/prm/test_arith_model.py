@@ -63,3 +63,26 @@ def test_initialised_prm_loads_in_the_scorer(tiny_policy_dir: Path, tmp_path: Pa
 def test_init_without_a_policy_names_the_fix(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="train_policy"):
         init_prm_from_policy(tmp_path / "missing", tmp_path / "prm")
+
+
+def test_extra_layers_start_as_the_identity_on_the_policys_layers(
+    tiny_policy_dir: Path, tmp_path: Path
+) -> None:
+    from transformers import Qwen2ForTokenClassification
+
+    plain = Qwen2ForTokenClassification.from_pretrained(
+        str(init_prm_from_policy(tiny_policy_dir, tmp_path / "plain", seed=0))
+    )
+    deeper = Qwen2ForTokenClassification.from_pretrained(
+        str(init_prm_from_policy(tiny_policy_dir, tmp_path / "deeper", seed=0, extra_layers=2))
+    )
+    depth = plain.config.num_hidden_layers
+    assert deeper.config.num_hidden_layers == depth + 2 == len(deeper.config.layer_types)
+    new_layer = deeper.model.layers[depth]
+    assert torch.count_nonzero(new_layer.self_attn.o_proj.weight) == 0
+    assert torch.count_nonzero(new_layer.self_attn.q_proj.weight) > 0  # trainable, not dead
+    tokens = torch.tensor([[5, 17, 42, 9, 3]])
+    with torch.no_grad():  # same function as the policy-deep PRM until training moves it
+        assert torch.allclose(plain(tokens).logits, deeper(tokens).logits, atol=1e-6)
+    with pytest.raises(ValueError, match="extra_layers >= 0"):
+        init_prm_from_policy(tiny_policy_dir, tmp_path / "bad", extra_layers=-1)

@@ -166,6 +166,26 @@ def test_config_needs_exactly_one_starting_point() -> None:
         TrainConfig(policy_dir="a", init_checkpoint="b")
     with pytest.raises(ValueError, match="exactly one"):
         TrainConfig(policy_dir=None)
+    with pytest.raises(ValueError, match="only with policy_dir"):
+        TrainConfig(policy_dir=None, init_checkpoint="prm", extra_layers=1)
+
+
+def test_a_deeper_prm_than_its_policy_trains_and_scores(
+    tiny_policy_dir: Path, data: Path, tmp_path: Path
+) -> None:
+    from prm.scoring.factory import build_scorer
+
+    out = tmp_path / "deeper"
+    log = train_prm(config(tiny_policy_dir, data, out, epochs=1, extra_layers=1))
+    policy_depth = json.loads((tiny_policy_dir / "config.json").read_text())["num_hidden_layers"]
+    assert json.loads((out / "config.json").read_text())["num_hidden_layers"] == policy_depth + 1
+    assert log["config"]["extra_layers"] == 1
+    problem = make_split("train", size=1)[0]
+    from search.types import Prefix, Problem
+
+    scorer = build_scorer(str(out), "hf", hf={"device": "cpu"})
+    (scores,) = scorer.score([Prefix(Problem("x", problem.question, ""), problem.gold_steps)])
+    assert len(scores) == len(problem.gold_steps)
 
 
 def test_training_learns_and_the_checkpoint_loads_in_the_scorer(
