@@ -128,7 +128,11 @@ def _append_identity_layers(model: Any, first_new: int) -> None:
 
 
 def init_prm_from_policy(
-    policy_dir: Path, output_dir: Path, seed: int = 0, extra_layers: int = 0
+    policy_dir: Path,
+    output_dir: Path,
+    seed: int = 0,
+    extra_layers: int = 0,
+    tag_from_separator: bool = False,
 ) -> Path:
     """The embedded PRM initialised from the policy: the policy's transformer weights, a new
     seeded 2-label head, and the policy's tokenizer (which must have the ``<step>`` tag).
@@ -136,7 +140,12 @@ def init_prm_from_policy(
     ``extra_layers`` > 0 stacks that many new decoder layers on the policy's, initialised as
     the identity (`_append_identity_layers`). A causal model reads a step's result only at the
     last of its layers that compute it; the tag after the step needs more depth to compare the
-    two, which a verifier as deep as its policy lacks. Returns ``output_dir``."""
+    two, which a verifier as deep as its policy lacks.
+
+    ``tag_from_separator`` starts the ``<step>`` tag's embedding as the newline's, the token
+    the policy saw where the tag now stands. The policy never saw the tag: its untrained
+    embedding becomes a high-norm attention sink whose hidden state barely depends on the
+    step before it (measured in README). Returns ``output_dir``."""
     import torch
     from transformers import AutoTokenizer, Qwen2ForCausalLM, Qwen2ForTokenClassification
 
@@ -164,6 +173,11 @@ def init_prm_from_policy(
             f"{not_loaded} and unexpected {unexpected}; fix: initialise from a Qwen2 policy"
         )
     _append_identity_layers(model, depth)
+    if tag_from_separator:
+        embeddings = model.model.embed_tokens.weight
+        newline = tokenizer.encode("\n", add_special_tokens=False)
+        with torch.no_grad():
+            embeddings[tokenizer.convert_tokens_to_ids(STEP_TAG)] = embeddings[newline[-1]]
     _init_head(model, seed)
     log.info(
         "initialised PRM from %s (+%d layers, head seed %d) -> %s",
@@ -179,9 +193,12 @@ def main() -> None:
     parser.add_argument("output_dir", type=Path)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--extra-layers", type=int, default=0)
+    parser.add_argument("--tag-from-separator", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
-    init_prm_from_policy(args.policy_dir, args.output_dir, args.seed, args.extra_layers)
+    init_prm_from_policy(
+        args.policy_dir, args.output_dir, args.seed, args.extra_layers, args.tag_from_separator
+    )
 
 
 if __name__ == "__main__":

@@ -87,6 +87,7 @@ class TrainConfig:
     policy_dir: str | None = "checkpoints/arith-policy"
     init_checkpoint: str | None = None
     extra_layers: int = 0  # with policy_dir: decoder layers stacked on the policy's (identity init)
+    tag_from_separator: bool = False  # with policy_dir: the step tag's embedding starts as "\n"'s
     loss: LossKind = LossKind.hard
     epochs: int = 3
     max_steps: int = 0  # > 0: stop after this many optimizer steps (the schedule ends there)
@@ -352,7 +353,11 @@ def initial_checkpoint(config: TrainConfig, output_dir: Path) -> Path:
     policy = Path(resolve_model_path(config.policy_dir))
     return Path(
         init_prm_from_policy(
-            policy, output_dir / "init", seed=config.seed, extra_layers=config.extra_layers
+            policy,
+            output_dir / "init",
+            seed=config.seed,
+            extra_layers=config.extra_layers,
+            tag_from_separator=config.tag_from_separator,
         )
     )
 

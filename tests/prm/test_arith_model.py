@@ -86,3 +86,20 @@ def test_extra_layers_start_as_the_identity_on_the_policys_layers(
         assert torch.allclose(plain(tokens).logits, deeper(tokens).logits, atol=1e-6)
     with pytest.raises(ValueError, match="extra_layers >= 0"):
         init_prm_from_policy(tiny_policy_dir, tmp_path / "bad", extra_layers=-1)
+
+
+def test_tag_from_separator_starts_the_tag_embedding_as_the_newline(
+    tiny_policy_dir: Path, tmp_path: Path
+) -> None:
+    from transformers import AutoTokenizer, Qwen2ForCausalLM, Qwen2ForTokenClassification
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_policy_dir))
+    tag = tokenizer.convert_tokens_to_ids("<step>")
+    (newline,) = tokenizer.encode("\n", add_special_tokens=False)
+    policy = Qwen2ForCausalLM.from_pretrained(str(tiny_policy_dir)).model.embed_tokens.weight
+    path = init_prm_from_policy(tiny_policy_dir, tmp_path / "prm", tag_from_separator=True)
+    embeddings = Qwen2ForTokenClassification.from_pretrained(str(path)).model.embed_tokens.weight
+    assert not torch.equal(policy[tag], policy[newline])
+    assert torch.equal(embeddings[tag], policy[newline])
+    others = [i for i in range(len(policy)) if i != tag]
+    assert torch.equal(embeddings[others], policy[others])  # only the tag's row moves
