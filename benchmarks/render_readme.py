@@ -54,6 +54,11 @@ SECTIONS: list[tuple[str, str, str]] = [
         "prm_processbench.md",
     ),
     (
+        "Why the PRM learns slowly: does the step tag see the step?",
+        "python benchmarks/tag_signal.py",
+        "tag_signal.md",
+    ),
+    (
         "The paper's lessons, in miniature",
         "python benchmarks/lessons.py",
         "lessons.md",

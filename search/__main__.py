@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from search.components import component_name
 from search.config import SearchConfig, register_configs, validate
-from search.inputs import InputError, exit_on_input_error
+from search.inputs import InputError, exit_on_input_error, exit_on_server_error
 from search.protocols import Generator, ProblemSource
 from search.resolve import CONF_DIR
 from search.strategies.config import StrategyName
@@ -97,16 +97,8 @@ def print_summary(metrics: dict[str, Any]) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(raw: DictConfig) -> None:
-    try:
-        with exit_on_input_error():
-            run(raw)
-    except Exception as error:
-        from search.remote import server_error
-
-        remote = server_error(error)
-        if remote is None:
-            raise
-        raise SystemExit(f"error: {remote}") from None  # one line, not a traceback
+    with exit_on_server_error(), exit_on_input_error():
+        run(raw)
 
 
 def load_component(role: str, node: DictConfig, **kwargs: Any) -> Any:

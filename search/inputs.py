@@ -30,6 +30,22 @@ def exit_on_input_error() -> Iterator[None]:
         raise SystemExit(f"error: {error}") from None
 
 
+@contextmanager
+def exit_on_server_error() -> Iterator[None]:
+    """At an entry point: an error caused by a model server (``search.remote.ServerError``,
+    also when wrapped, e.g. by Hydra's ``instantiate``) becomes ``error: <message>`` and exit
+    status 1, one line instead of a traceback; any other error propagates."""
+    try:
+        yield
+    except Exception as error:
+        from search.remote import server_error
+
+        remote = server_error(error)
+        if remote is None:
+            raise
+        raise SystemExit(f"error: {remote}") from None
+
+
 def _kind(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 

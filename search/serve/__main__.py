@@ -23,6 +23,7 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from search.inputs import exit_on_server_error
 from search.resolve import CONF_DIR
 from search.serve.config import ServeConfig, register_configs
 
@@ -33,15 +34,8 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="serve")
 def main(raw: DictConfig) -> None:
-    try:
+    with exit_on_server_error():
         serve(raw)
-    except Exception as error:
-        from search.remote import server_error
-
-        remote = server_error(error)
-        if remote is None:
-            raise
-        raise SystemExit(f"error: {remote}") from None  # one line, not a traceback
 
 
 def serve(raw: DictConfig) -> None:
