@@ -1,7 +1,7 @@
 """What each stage of `make prm` cost on this machine, read from the files the stages wrote
-(their metrics.json and the PRM's training log), so the figures in README are the run's own.
+(their metrics.json and each training round's log), so the figures in README are the run's own.
 
-    python benchmarks/prm_pipeline_times.py [--run runs/prm] [--prm checkpoints/arith-prm]
+    python benchmarks/prm_pipeline_times.py [--run runs/prm]
 
 Writes benchmarks/results/prm_pipeline.{json,md}.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,16 @@ def read(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise FileNotFoundError(f"expected {path} from `make prm`, got no file; fix: run it")
     return dict(json.loads(path.read_text()))
+
+
+def hydra_to_log_seconds(log_path: Path) -> float | None:
+    """A training stage run by hand rather than by build_prm.sh: from the start time in the
+    name of its first Hydra run directory to the time its training log was written."""
+    starts = sorted((log_path.parent / "hydra").glob("*"))
+    if not starts:
+        return None
+    began = datetime.strptime(starts[0].name, "%Y-%m-%d_%H-%M-%S").replace(tzinfo=UTC)
+    return log_path.stat().st_mtime - began.timestamp()
 
 
 def stage_seconds(path: Path) -> dict[str, int]:
@@ -39,7 +50,6 @@ def main() -> None:
     benchmarks/results/, not a run directory; it composes no config groups."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", default="runs/prm")
-    parser.add_argument("--prm", default="checkpoints/arith-prm")
     args = parser.parse_args()
     run = Path(args.run)
     times = stage_seconds(run / "stages.log")
@@ -73,17 +83,25 @@ def main() -> None:
                 "detail": detail,
             }
         )
-    train = read(Path(args.prm) / "training_log.json")
-    val_f1 = train["history"][-1].get("val_f1")
-    rows.append(
-        {
-            "stage": "train",
-            "command": "python -m prm.train",
-            "seconds": times.get("train"),
-            "detail": f"{train['num_train']} training solutions, {train['total_steps']} steps, "
-            f"validation step-error F1 {'-' if val_f1 is None else f'{val_f1:.3f}'}",
-        }
-    )
+    rounds = sorted(run.glob("refine*/training_log.json"), key=lambda p: int(p.parent.name[6:]))
+    for name, log_path in [("train", run / "model" / "training_log.json")] + [
+        (path.parent.name, path) for path in rounds
+    ]:
+        train = read(log_path)
+        config = train["config"]
+        start = config["policy_dir"] if name == "train" else "the previous round"
+        val_f1 = train["history"][-1].get("val_f1")
+        rows.append(
+            {
+                "stage": name,
+                "command": f"python -m prm.train epochs={config['epochs']} "
+                f"learning_rate={config['learning_rate']}",
+                "seconds": times.get(name, hydra_to_log_seconds(log_path)),
+                "detail": f"from {start}: {train['num_train']} training solutions, "
+                f"{train['total_steps']} steps, validation step-error F1 "
+                f"{'-' if val_f1 is None else f'{val_f1:.3f}'}",
+            }
+        )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "prm_pipeline.json").write_text(json.dumps(rows, indent=2))
     lines = [
