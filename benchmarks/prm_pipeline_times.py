@@ -114,6 +114,11 @@ def main() -> None:
     for row in rows:
         seconds = "-" if row["seconds"] is None else f"{row['seconds']:.0f}"
         lines.append(f"| {row['stage']} | `{row['command']}` | {seconds} | {row['detail']} |")
+    timed = [row["seconds"] for row in rows if row["seconds"] is not None]
+    lines.append(
+        f"| total | all of the above, one after another | {sum(timed):.0f} | "
+        f"{sum(timed) / 60:.0f} minutes; {len(rows) - len(timed)} stages without a time |"
+    )
     text = "\n".join(lines)
     (RESULTS / "prm_pipeline.md").write_text(text + "\n")
     print(text)
