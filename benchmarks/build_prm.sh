@@ -35,7 +35,7 @@ stage consensus "$PY" -m prm.label labeller=consensus samples="$RUN/samples/samp
 # Train 2 epochs at lr 2e-3 from the verifier base, then REFINE rounds that each continue the
 # last model for 2 epochs at lr 1e-3 (a fresh warmup and decay): validation F1 kept rising
 # round after round (README, "Building the shipped PRM"). The last stage exports the model.
-REFINE=${REFINE:-3}
+REFINE=${REFINE:-4}
 export_of() { if [ "$1" -eq "$REFINE" ]; then echo "export_dir=$EXPORT"; else echo "export_dir=null"; fi; }
 stage train "$PY" -m prm.train train_data="$RUN/labels/consensus/stepwise.jsonl" \
   output_dir="$RUN/model" "$(export_of 0)" policy_dir="$VERIFIER" epochs="$EPOCHS" batch_size=64 \
