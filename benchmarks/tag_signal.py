@@ -80,9 +80,9 @@ def lm_prefers_gold(policy_dir: Path, items: list[tuple[str, str, str]]) -> floa
     wins = 0
     for question, gold, slipped in items:
         scores = []
+        prompt_len = len(tokenizer(text(question, "", tag=False)).input_ids)
         for step in (gold, slipped):
             ids = tokenizer(text(question, step, tag=False), return_tensors="pt").input_ids
-            prompt_len = len(tokenizer(text(question, "", tag=False)).input_ids)
             with torch.no_grad():
                 logits = model(ids).logits[0, :-1].log_softmax(-1)
             targets = ids[0, 1:]

@@ -127,10 +127,14 @@ class TrainConfig:
             )
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"expected 0 <= val_fraction < 1, got {self.val_fraction}")
-        if self.extra_layers < 0 or (self.extra_layers and self.policy_dir is None):
+        if self.extra_layers < 0 or (
+            (self.extra_layers or self.tag_from_separator) and self.policy_dir is None
+        ):
             raise ValueError(
-                f"expected extra_layers >= 0, and only with policy_dir, got {self.extra_layers} "
-                f"with policy_dir={self.policy_dir!r}; fix: extra_layers=0 to continue a PRM"
+                f"expected extra_layers >= 0, and extra_layers or tag_from_separator only with "
+                f"policy_dir, got extra_layers={self.extra_layers}, tag_from_separator="
+                f"{self.tag_from_separator} with policy_dir={self.policy_dir!r}; fix: "
+                "extra_layers=0 tag_from_separator=false to continue a PRM"
             )
 
     def prm_format(self) -> PRMFormat:

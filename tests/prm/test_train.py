@@ -168,6 +168,8 @@ def test_config_needs_exactly_one_starting_point() -> None:
         TrainConfig(policy_dir=None)
     with pytest.raises(ValueError, match="only with policy_dir"):
         TrainConfig(policy_dir=None, init_checkpoint="prm", extra_layers=1)
+    with pytest.raises(ValueError, match="only with policy_dir"):
+        TrainConfig(policy_dir=None, init_checkpoint="prm", tag_from_separator=True)
 
 
 def test_a_deeper_prm_than_its_policy_trains_and_scores(
