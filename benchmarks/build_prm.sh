@@ -32,10 +32,13 @@ stage calculator "$PY" -m prm.label labeller=calculator samples="$RUN/samples/sa
 stage consensus "$PY" -m prm.label labeller=consensus samples="$RUN/samples/samples.jsonl" \
   output_dir="$RUN/labels/consensus" labeller.mc_records="$RUN/labels/mc/records.jsonl" \
   report=true progress=false
-# Train 2 epochs at lr 2e-3 from the verifier base, then REFINE rounds that each continue the
-# last model for 2 epochs at lr 1e-3 (a fresh warmup and decay): validation F1 kept rising
-# round after round (README, "Building the shipped PRM"). The last stage exports the model.
-REFINE=${REFINE:-4}
+# Train 2 epochs at lr 2e-3 from the verifier base, then one refine round per entry of
+# REFINE_LRS, each continuing the last model for 2 epochs at that learning rate (a fresh warmup
+# and decay): validation F1 rose round after round at 1e-3 until the fifth, and once more with a
+# last round at 5e-4 (README, "Building the shipped PRM"). The last stage exports the model.
+REFINE_LRS=${REFINE_LRS:-"0.001 0.001 0.001 0.001 0.001 0.0005"}
+read -r -a lrs <<< "$REFINE_LRS"
+REFINE=${#lrs[@]}
 export_of() { if [ "$1" -eq "$REFINE" ]; then echo "export_dir=$EXPORT"; else echo "export_dir=null"; fi; }
 stage train "$PY" -m prm.train train_data="$RUN/labels/consensus/stepwise.jsonl" \
   output_dir="$RUN/model" "$(export_of 0)" policy_dir="$VERIFIER" epochs="$EPOCHS" batch_size=64 \
@@ -44,6 +47,7 @@ previous="$RUN/model"
 for round in $(seq 1 "$REFINE"); do
   stage "refine$round" "$PY" -m prm.train train_data="$RUN/labels/consensus/stepwise.jsonl" \
     output_dir="$RUN/refine$round" "$(export_of "$round")" policy_dir=null \
-    init_checkpoint="$previous" epochs=2 batch_size=64 learning_rate=0.001 progress=false
+    init_checkpoint="$previous" epochs=2 batch_size=64 learning_rate="${lrs[$((round - 1))]}" \
+    progress=false
   previous="$RUN/refine$round"
 done

@@ -37,11 +37,13 @@ class SetUp:
     backend: str
     model: str
     early_stop: bool
+    max_num_seqs: int | None = None  # vLLM: sequences decoded together (None: its default)
 
     @property
     def name(self) -> str:
         mode = "early_stop" if self.early_stop else "full"
-        return f"{self.backend} / {Path(self.model).name} / {mode}"
+        batch = "" if self.max_num_seqs is None else f" / max_num_seqs={self.max_num_seqs}"
+        return f"{self.backend} / {Path(self.model).name} / {mode}{batch}"
 
 
 SETUPS = (
@@ -49,6 +51,7 @@ SETUPS = (
     SetUp("vllm", "checkpoints/arith-policy", early_stop=False),
     SetUp("vllm", "checkpoints/arith-policy", early_stop=True),
     SetUp("vllm", "checkpoints/arith-verifier-base", early_stop=True),  # the shipped labels
+    SetUp("vllm", "checkpoints/arith-verifier-base", early_stop=True, max_num_seqs=1024),
 )
 
 
@@ -64,7 +67,12 @@ def run_setup(setup: SetUp, solutions: list[Any], chunk: int, rollouts: int) -> 
         dtype="float32",
         use_chat_template=False,
         hf={"batch_size": 512, "device": "cpu"},
-        vllm={"gpu_memory_utilization": 0.05, "cpu_kvcache_space_gib": 2, "max_model_len": 256},
+        vllm={
+            "gpu_memory_utilization": 0.05,
+            "cpu_kvcache_space_gib": 2,
+            "max_model_len": 256,
+            **({} if setup.max_num_seqs is None else {"max_num_seqs": setup.max_num_seqs}),
+        },
     )
     startup_s = time.perf_counter() - start
     labeller = MCLabeller(generator, MCConfig(num_rollouts=rollouts, early_stop=setup.early_stop))

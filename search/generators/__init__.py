@@ -37,6 +37,7 @@ VLLM_KEYS = (
     "cpu_kvcache_space_gib",
     "enforce_eager",
     "tensor_parallel_size",
+    "max_num_seqs",
 )
 
 
@@ -63,9 +64,9 @@ def build_generator(
     ``use_chat_template=None`` uses the tokenizer's chat template when it has one.
     ``hf`` options: ``batch_size``, ``device`` (see ``HFGenerator``); ``vllm`` options:
     ``gpu_memory_utilization``, ``max_model_len``, ``enable_prefix_caching``,
-    ``cpu_kvcache_space_gib``, ``enforce_eager``, ``tensor_parallel_size`` (see
-    ``VLLMGenerator``). The options of the backend not chosen are checked and ignored, so
-    one config serves both.
+    ``cpu_kvcache_space_gib``, ``enforce_eager``, ``tensor_parallel_size``, ``max_num_seqs``
+    (sequences decoded together; vLLM's default on CPU is 256) (see ``VLLMGenerator``). The
+    options of the backend not chosen are checked and ignored, so one config serves both.
     """
     try:
         chosen = Backend(backend)

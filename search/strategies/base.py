@@ -219,30 +219,42 @@ class Calls:
         self,
         owners: Sequence[int],
         prefixes: Sequence[Prefix],
-        n: int,
+        n: int | Sequence[int],
         until: Until,
         sampling: Sampling = DEFAULT_SAMPLING,
     ) -> list[Generation]:
-        """``n`` continuations of every prefix, in order (``sampling.streams`` is set here)."""
+        """``n`` continuations of every prefix, in order (``sampling.streams`` is set here).
+
+        ``n`` may differ per prefix (a sequence, one count per prefix): the backend's
+        ``generate`` takes one count per call, so each chunk makes one call per distinct
+        count (prefixes with the same count together, in their order)."""
+        counts = [n] * len(prefixes) if isinstance(n, int) else list(n)
+        if len(counts) != len(prefixes):
+            raise ValueError(
+                f"expected one continuation count per prefix, got {len(counts)} counts for "
+                f"{len(prefixes)} prefixes"
+            )
         streams: list[str] = []
         for owner, prefix in zip(owners, prefixes, strict=True):
             tally = self._tallies[owner]
             streams.append(f"{prefix.problem.id}/{tally.requests}")
             tally.requests += 1
-        out: list[Generation] = []
+        out: list[Generation | None] = [None] * len(prefixes)
         for chunk in self._chunks(len(prefixes)):
-            batch = [prefixes[i] for i in chunk]
-            call = replace(sampling, streams=tuple(streams[i] for i in chunk))
-            generations = self.generator.generate(batch, n, until, call)
-            check_generations(self.generator, batch, n, generations)
-            for owner in {owners[i] for i in chunk}:
-                self._tallies[owner].generate_calls += 1
-            for i, generation in zip(chunk, generations, strict=True):
-                tally = self._tallies[owners[i]]
-                tally.prompt_tokens += generation.prompt_tokens
-                tally.generated_tokens += sum(c.num_tokens for c in generation.continuations)
-            out.extend(generations)
-        return out
+            for count in sorted({counts[i] for i in chunk}):
+                members = [i for i in chunk if counts[i] == count]
+                batch = [prefixes[i] for i in members]
+                call = replace(sampling, streams=tuple(streams[i] for i in members))
+                generations = self.generator.generate(batch, count, until, call)
+                check_generations(self.generator, batch, count, generations)
+                for owner in {owners[i] for i in members}:
+                    self._tallies[owner].generate_calls += 1
+                for i, generation in zip(members, generations, strict=True):
+                    tally = self._tallies[owners[i]]
+                    tally.prompt_tokens += generation.prompt_tokens
+                    tally.generated_tokens += sum(c.num_tokens for c in generation.continuations)
+                    out[i] = generation
+        return [generation for generation in out if generation is not None]
 
     def score(self, owners: Sequence[int], prefixes: Sequence[Prefix]) -> list[list[float]]:
         """One score per step of every prefix (through ``search.guards.call_scorer``)."""

@@ -5,8 +5,12 @@ Symbols: N = ``strategy.n``, M = ``strategy.beam_width``, k = ``strategy.lookahe
 1. Sample N first steps of each problem.
 2. Score every new prefix; set the finished ones (the policy ended the solution) aside as
    candidates, and the ones cut by the token limit as dead ends.
-3. Keep the N/M best of the rest by aggregated PRM score (``strategy.aggregation``, the same
-   rule as the final pick); sample M next steps of each; go to 2.
+3. Keep the N/M best of the rest (``strategy.prune``: ``prm`` ranks each child by its own
+   aggregated PRM score, ``strategy.aggregation``, the same rule as the final pick;
+   ``weighted`` by the summed scores of the identical children of its depth, so a step
+   the policy wrote several times pools their votes, see ``tree.prune_keys``); sample M
+   next steps of each; go to 2. Kept beams with the same steps are one prefix sampled
+   M times per copy (the same draws, one prompt).
 4. Stop when N candidates have finished, no beam is left, or after ``max_steps`` depths.
    The result is the N best finished candidates by aggregated score; when fewer than N
    finished, the best unfinished prefixes (dead ends and the last depth's beams) fill up to
@@ -16,28 +20,38 @@ Symbols: N = ``strategy.n``, M = ``strategy.beam_width``, k = ``strategy.lookahe
 Budget per problem: at most N step generations per depth (exactly N at the first; M times
 min(N/M, live beams) after), so at most N * max_steps step generations in all; with
 lookahead, each child that goes on is rolled out up to k more steps (at most
-N * (k + 1) * max_steps step generations). One generate call (k + 1 with lookahead) and one
-score call per depth for every live beam of every problem.
+N * (k + 1) * max_steps step generations). One score call per depth for every live beam of
+every problem, and one generate call (k + 1 with lookahead) per distinct number of copies
+among the kept beams (one when no two kept beams are the same).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from search.strategies.base import Calls, Outcome, SearchStrategy
-from search.strategies.tree import Node, SearchTree, expand
+from search.strategies.tree import Node, SearchTree, expand, prune_keys
 from search.types import Problem, Sampling
 
 
-def _best_first(nodes: Sequence[Node], by_search_score: bool = False) -> list[Node]:
-    """Highest score first; ties keep creation order."""
+def _best_first(nodes: Sequence[Node]) -> list[Node]:
+    """Highest aggregated score first; ties keep creation order."""
 
     def key(node: Node) -> float:
-        value = node.search_score if by_search_score else node.score
-        assert value is not None, "every expanded node is scored"
-        return -value
+        assert node.score is not None, "every expanded node is scored"
+        return -node.score
 
     return sorted(nodes, key=key)
+
+
+def _merge(beams: Sequence[Node]) -> list[tuple[Node, int]]:
+    """Kept beams as (beam, copies): beams with the same steps become one, first one kept."""
+    merged: dict[tuple[str, ...], list[Any]] = {}
+    for beam in beams:
+        entry = merged.setdefault(beam.steps, [beam, 0])
+        entry[1] += 1
+    return [(beam, copies) for beam, copies in merged.values()]
 
 
 class BeamSearch(SearchStrategy):
@@ -49,22 +63,24 @@ class BeamSearch(SearchStrategy):
         finished: list[list[Node]] = [[] for _ in problems]
         dead_ends: list[list[Node]] = [[] for _ in problems]
         last_beams: list[list[Node]] = [[] for _ in problems]
-        frontier: list[list[Node]] = [[tree.root] for tree in trees]
+        # the root as N/M copies: M children each, N first steps
+        frontier: list[list[tuple[Node, int]]] = [[(tree.root, keep)] for tree in trees]
 
-        for depth in range(config.max_steps):
-            parents = [
-                (index, node)
+        for _ in range(config.max_steps):
+            live = [
+                (index, node, copies)
                 for index in range(len(problems))
                 if len(finished[index]) < n
-                for node in frontier[index]
+                for node, copies in frontier[index]
             ]
-            if not parents:
+            if not live:
                 break
+            parents = [(index, node) for index, node, _ in live]
             children = expand(
                 calls,
                 trees,
                 parents,
-                n if depth == 0 else width,
+                [width * copies for _, _, copies in live],
                 self.aggregation,
                 config.lookahead,
                 Sampling(temperature=config.lookahead_temperature),
@@ -77,7 +93,9 @@ class BeamSearch(SearchStrategy):
                 dead_ends[index].extend(kid for kid in kids if kid.terminal and not kid.finished)
                 beams = [kid for kid in kids if not kid.terminal]
                 last_beams[index] = beams
-                frontier[index] = _best_first(beams, by_search_score=True)[:keep]
+                keys = prune_keys(beams, config.prune)
+                order = sorted(range(len(beams)), key=lambda i: -keys[i])  # ties: first sampled
+                frontier[index] = _merge([beams[i] for i in order[:keep]])
 
         outcomes = []
         for index, tree in enumerate(trees):

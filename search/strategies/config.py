@@ -61,6 +61,9 @@ class StrategyConfig:
     configured, ``majority`` otherwise; adaptive_best_of_n also stops by that vote, so it
     takes ``majority`` or ``weighted`` only); mcts picks by ``mcts_final`` instead. Every
     result reports all the picks in ``SearchResult.predictions`` either way.
+    ``prune`` is how beam and dvts rank the children of a depth: ``weighted`` (default) by
+    the summed scores of the identical children (the PRM-weighted vote applied to each step,
+    ``search.strategies.tree.prune_keys``), ``prm`` by each child's own score.
     ``max_steps`` caps the search depth (step generations along one path) of beam, dvts and
     mcts; 10 is enough for the arithmetic world (at most 6 operations and the answer step),
     raise it (e.g. 40) for MATH-style solutions. ``batch_size`` caps the prefixes sent in one
@@ -82,6 +85,7 @@ class StrategyConfig:
     name: StrategyName = StrategyName.best_of_n
     n: int = 16
     select: Select | None = None
+    prune: Select = Select.weighted
     beam_width: int = 4
     lookahead: int = 0
     lookahead_temperature: float = 0.0
@@ -103,6 +107,12 @@ class StrategyConfig:
     def __post_init__(self) -> None:
         self.name = StrategyName(self.name)
         self.select = None if self.select is None else Select(self.select)
+        self.prune = Select(self.prune)
+        if self.prune is Select.majority:
+            raise ValueError(
+                "expected strategy.prune=prm or weighted (beam and DVTS prune by the PRM), "
+                "got majority; fix: strategy.prune=weighted"
+            )
         self.prior = Prior(self.prior)
         self.mcts_final = MctsFinal(self.mcts_final)
         positive = {

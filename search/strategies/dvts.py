@@ -4,9 +4,11 @@ Symbols: N = ``strategy.n``, M = ``strategy.beam_width``, k = ``strategy.lookahe
 
 Each problem's budget is split into N/M independent subtrees. At every depth each live
 subtree samples M next steps of its current prefix, scores them, and greedily keeps its
-single best child by aggregated PRM score (``strategy.aggregation``, the same rule as the
-final pick). A subtree stops when that best child is finished (or cut by the token limit),
-or after ``max_steps`` depths.
+single best child (``strategy.prune``: ``prm``, by its own aggregated PRM score,
+``strategy.aggregation``, the same rule as the final pick; ``weighted``, by the summed
+scores of the identical children among the M, see ``tree.prune_keys``). A subtree stops
+when that best child is finished (or cut by the token limit), or after ``max_steps``
+depths.
 
 Candidates (as in search-and-learn): all M children of each subtree's last expansion, so
 exactly N per problem; the chosen child of a stopped subtree is finished, its siblings are
@@ -24,8 +26,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from search.selection import Select
 from search.strategies.base import Calls, Outcome, SearchStrategy
-from search.strategies.tree import Node, SearchTree, expand
+from search.strategies.tree import Node, SearchTree, expand, prune_keys
 from search.types import Problem, Sampling
 
 
@@ -36,14 +39,10 @@ class _Subtree:
     live: bool = True
 
 
-def _best(nodes: Sequence[Node]) -> Node:
-    """The highest search score; ties go to the first sampled."""
-    best = nodes[0]
-    for node in nodes[1:]:
-        assert node.search_score is not None and best.search_score is not None
-        if node.search_score > best.search_score:
-            best = node
-    return best
+def _best(nodes: Sequence[Node], rule: Select) -> Node:
+    """The highest pruning key (``tree.prune_keys``); ties go to the first sampled."""
+    keys = prune_keys(nodes, rule)
+    return nodes[max(range(len(nodes)), key=lambda i: (keys[i], -i))]
 
 
 class Dvts(SearchStrategy):
@@ -74,7 +73,7 @@ class Dvts(SearchStrategy):
             )
             for (_, subtree), kids in zip(live, children, strict=True):
                 subtree.last_children = kids
-                subtree.current = _best(kids)
+                subtree.current = _best(kids, config.prune)
                 subtree.live = not subtree.current.terminal
 
         outcomes = []

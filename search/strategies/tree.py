@@ -35,6 +35,7 @@ from typing import Any
 import networkx as nx
 
 from search.aggregation import Aggregation, aggregate
+from search.selection import Select
 from search.strategies.base import Calls, make_candidate
 from search.types import (
     GREEDY,
@@ -175,12 +176,13 @@ def expand(
     calls: Calls,
     trees: Sequence[SearchTree],
     parents: Sequence[tuple[int, Node]],
-    width: int,
+    width: int | Sequence[int],
     aggregation: Aggregation,
     lookahead: int = 0,
     rollout: Sampling = GREEDY,
 ) -> list[list[Node]]:
-    """``width`` scored children of every ``(problem_index, node)`` in ``parents``."""
+    """``width`` scored children of every ``(problem_index, node)`` in ``parents`` (one
+    count for all, or one per parent)."""
     if not parents:
         return []
     owners = [index for index, _ in parents]
@@ -225,6 +227,28 @@ def expand(
         search_score = aggregate(step_scores, aggregation) if len(steps) > len(kid.steps) else None
         kid.set_scores(own, aggregation, search_score)
     return children
+
+
+# -- pruning ---------------------------------------------------------------------------------
+def prune_keys(nodes: Sequence[Node], rule: Select) -> list[float]:
+    """What beam search and DVTS rank ``nodes`` by (the children of one problem's depth, or of
+    one subtree): ``prm``, each node's own search score; ``weighted``, the sum of the search
+    scores of the nodes among ``nodes`` with the same steps (identical siblings pool their
+    votes: the PRM-weighted vote of the final pick, applied to each step)."""
+    scores = [node.search_score for node in nodes]
+    if any(score is None for score in scores):
+        raise ValueError("expected every node to be scored before pruning, got an unscored one")
+    if rule is Select.prm:
+        return [float(score) for score in scores if score is not None]
+    if rule is not Select.weighted:
+        raise ValueError(
+            f"expected pruning by prm or weighted, got {rule.value!r}; fix: strategy.prune=weighted"
+        )
+    totals: dict[tuple[str, ...], float] = {}
+    for node, score in zip(nodes, scores, strict=True):
+        assert score is not None
+        totals[node.steps] = totals.get(node.steps, 0.0) + score
+    return [totals[node.steps] for node in nodes]
 
 
 # -- saving and loading --------------------------------------------------------------------

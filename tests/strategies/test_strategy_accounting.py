@@ -101,19 +101,26 @@ def test_best_of_n_is_one_generate_and_one_score_call(
 def test_one_generate_and_one_score_call_per_depth(
     name: str, problems: list[Problem], make_config: Callable[..., StrategyConfig]
 ) -> None:
+    """DVTS: one generate call per depth. Beam: one per depth and distinct number of copies
+    among its kept beams (identical beams are one prefix sampled M times per copy), so
+    between one and N/M per depth, each asking a multiple of M."""
     config = make_config(name, n=4, beam_width=2, save_trees=True)
     results, generator, scorer = _run(config, problems)
     depths = max(_max_depth(r) for r in results)
-    assert len(generator.calls) == len(scorer.calls) == depths
-    assert generator.inner.usage.calls == depths
+    assert len(scorer.calls) == depths
+    if name == "dvts":
+        assert len(generator.calls) == generator.inner.usage.calls == depths
+    else:
+        assert depths <= len(generator.calls) <= depths * 2
+        assert all(n % 2 == 0 for _, n, _ in generator.calls)
     # Every problem was in the first call, and each problem's own count is the calls it was
     # in, so the calls were shared: far fewer than the per-problem counts added up.
     assert sorted(set(generator.calls[0][0])) == sorted(p.id for p in problems)
-    assert max(r.usage.generate_calls for r in results) == depths
-    assert sum(r.usage.generate_calls for r in results) >= len(problems) * 3 > depths
+    assert max(r.usage.score_calls for r in results) == depths
+    assert sum(r.usage.score_calls for r in results) >= len(problems) * 3 > depths
     for result in results:
-        assert result.usage.generate_calls == _max_depth(result)
-        assert result.usage.score_calls == result.usage.generate_calls
+        assert result.usage.score_calls == _max_depth(result)
+        assert _max_depth(result) <= result.usage.generate_calls <= 2 * _max_depth(result)
 
 
 def test_mcts_one_round_one_call(
@@ -232,3 +239,22 @@ def test_a_problems_result_does_not_depend_on_its_batch(
     assert [r.candidates for r in backwards[::-1]] == [r.candidates for r in together]
     assert [r.candidates for r in alone] == [r.candidates for r in together[:2]]
     assert [r.prediction for r in alone] == [r.prediction for r in together[:2]]
+
+
+def test_calls_generate_takes_one_count_per_prefix(problems: list[Problem]) -> None:
+    """Counts that differ per prefix: one backend call per distinct count, outputs in the
+    order asked, each prefix with its own count and its own stream, usage charged per owner."""
+    from search.strategies.base import Calls
+
+    generator = RecordingGenerator(FakeGenerator(seed=7, error_rate=0.3))
+    calls = Calls(generator, None, batch_size=256, num_problems=2)
+    prefixes = [Prefix(problems[0]), Prefix(problems[1]), Prefix(problems[0])]
+    out = calls.generate([0, 1, 0], prefixes, [3, 1, 3], Until.step)
+    assert [len(g.continuations) for g in out] == [3, 1, 3]
+    assert sorted(n for _, n, _ in generator.calls) == [1, 3]
+    assert calls.usage(0).generate_calls == 1 and calls.usage(1).generate_calls == 1
+    assert calls.usage(0).generated_tokens == sum(
+        c.num_tokens for g in (out[0], out[2]) for c in g.continuations
+    )
+    with pytest.raises(ValueError, match="one continuation count per prefix"):
+        calls.generate([0], prefixes[:1], [1, 2], Until.step)

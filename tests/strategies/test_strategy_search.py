@@ -259,3 +259,93 @@ def test_mcts_searches_on_until_a_path_finishes_and_never_picks_an_unfinished_on
         graph = nx.node_link_graph(result.tree, edges="links")
         # stopped right after the round that finished a path: fewer than all 42 rounds
         assert 2 < graph.nodes[0]["visits"] < 42
+
+
+# One slip the PRM likes (a1: 0.9) against a step the policy wrote three times (b1: 0.5 each).
+VOTE_OPTIONS = {
+    "": ["a1", "b1", "b1", "b1"],
+    "a1": ["a \\boxed{1}"],
+    "b1": ["b \\boxed{2}"],
+}
+VOTE_TABLE = {"a1": 0.9, "b1": 0.5, "a \\boxed{1}": 0.9, "b \\boxed{2}": 0.9}
+
+
+@pytest.mark.parametrize(
+    ("name", "prune", "answer"),
+    [
+        ("beam", "prm", "1"),
+        ("beam", "weighted", "2"),
+        ("dvts", "prm", "1"),
+        ("dvts", "weighted", "2"),
+    ],
+)
+def test_prune_by_own_score_or_by_the_vote_of_identical_steps(
+    name: str, prune: str, answer: str
+) -> None:
+    """One beam (N=4, M=4) or one subtree survives depth 1: ``prm`` keeps the single best
+    score (0.9), ``weighted`` the step written three times (3 x 0.5 = 1.5)."""
+    config = StrategyConfig(name=name, n=4, beam_width=4, prune=prune)  # type: ignore[arg-type]
+    [result] = build_strategy(config, "min").run(
+        [SCRIPTED], ScriptedGenerator(VOTE_OPTIONS), TableScorer(VOTE_TABLE)
+    )
+    assert [c.answer for c in result.candidates] == [answer] * 4
+
+
+def test_prune_keys_pool_identical_steps_only() -> None:
+    from search.selection import Select
+    from search.strategies.tree import SearchTree, prune_keys
+
+    tree = SearchTree(SCRIPTED)
+    kids = [
+        tree.add(tree.root, Continuation(step, (step,), FinishReason.step, 1))
+        for step in ("a", "b", "a", "c")
+    ]
+    for kid, score in zip(kids, (0.25, 0.5, 0.5, 0.125), strict=True):
+        kid.set_scores([score], Aggregation.min)
+    assert prune_keys(kids, Select.prm) == [0.25, 0.5, 0.5, 0.125]
+    assert prune_keys(kids, Select.weighted) == [0.75, 0.5, 0.75, 0.125]
+    with pytest.raises(ValueError, match="prune=weighted"):
+        prune_keys(kids, Select.majority)
+
+
+def test_prune_majority_is_refused_with_the_fix() -> None:
+    with pytest.raises(ValueError, match=r"expected strategy.prune=prm or weighted.*fix"):
+        StrategyConfig(name="beam", prune="majority")  # type: ignore[arg-type]
+
+
+class CountingGenerator(ScriptedGenerator):
+    """Records (number of prefixes, n) of every call."""
+
+    def __init__(self, options: dict[str, list[str]]) -> None:
+        super().__init__(options)
+        self.calls: list[tuple[int, int]] = []
+
+    def generate(
+        self,
+        prefixes: Sequence[Prefix],
+        n: int,
+        until: Until,
+        sampling: Sampling = DEFAULT_SAMPLING,
+    ) -> list[Generation]:
+        self.calls.append((len(prefixes), n))
+        return super().generate(prefixes, n, until, sampling)
+
+
+@pytest.mark.parametrize("prune", ["prm", "weighted"])
+def test_identical_kept_beams_are_one_prompt_sampled_for_every_copy(prune: str) -> None:
+    """Every first step is the same: the N/M = 2 kept beams are copies, so depth 2 sends one
+    prefix with 2 x M continuations (the same draws as M per copy, one prompt)."""
+    options = {"": ["s1"], "s1": ["s \\boxed{2}"]}
+    generator = CountingGenerator(options)
+    config = StrategyConfig(  # type: ignore[arg-type]
+        name="beam", n=4, beam_width=2, prune=prune, save_trees=True
+    )
+    [result] = build_strategy(config, "min").run(
+        [SCRIPTED], generator, TableScorer({"s1": 0.5, "s \\boxed{2}": 0.9})
+    )
+    assert generator.calls == [(1, 4), (1, 4)]
+    assert result.usage.prompt_tokens == 2  # one prompt per call (ScriptedGenerator: 1 each)
+    assert [c.answer for c in result.candidates] == ["2"] * 4
+    assert result.tree is not None
+    graph = nx.node_link_graph(result.tree, edges="links")
+    assert sorted(d for _, d in graph.out_degree()) == [0] * 7 + [4, 4]  # root, one beam
