@@ -207,12 +207,15 @@ class SearchRun:
     select: Select | None = None  # adaptive best-of-N: the vote that decides when it stops
     lookahead: int = 0
     uses_scorer: bool = True
+    prune: Select = Select.weighted  # beam and DVTS: how a depth's children are ranked
 
     @property
     def label(self) -> str:
         label = self.strategy.value
         if self.select is not None:
             label += f"/{self.select.value}"
+        if self.prune is not Select.weighted:
+            label += f"/prune={self.prune.value}"
         if self.lookahead:
             label += f"/lookahead={self.lookahead}"
         return label
@@ -224,16 +227,22 @@ def search_runs(
     aggregations: Sequence[Aggregation],
     lookahead: int,
     lookahead_ns: Sequence[int] | None = None,
+    prunes: Sequence[Select] = (Select.weighted,),
 ) -> list[SearchRun]:
     """Every tree-strategy run of the sweep: each strategy at each budget and aggregation
     (adaptive best-of-N: majority without the PRM, and weighted), and beam again with
-    ``lookahead`` when it is > 0 (at the budgets ``lookahead_ns``, default all)."""
+    ``lookahead`` when it is > 0 (at the budgets ``lookahead_ns``, default all); beam and DVTS
+    once per pruning rule in ``prunes``."""
     runs = []
     for name in map(StrategyName, strategies):
         for n in search_ns:
             if name is StrategyName.adaptive_best_of_n:
                 runs.append(SearchRun(name, n, Aggregation.min, Select.majority, uses_scorer=False))
                 runs += [SearchRun(name, n, how, Select.weighted) for how in aggregations]
+            elif name in (StrategyName.beam, StrategyName.dvts):
+                runs += [
+                    SearchRun(name, n, how, prune=prune) for prune in prunes for how in aggregations
+                ]
             else:
                 runs += [SearchRun(name, n, how) for how in aggregations]
             if name is StrategyName.beam and lookahead and n in (lookahead_ns or search_ns):
@@ -258,6 +267,7 @@ def search_row(
         lookahead=run.lookahead,
         num_simulations=2 * run.n,
         children_per_expansion=beam_width,
+        prune=run.prune,
     )
     start = time.perf_counter()
     results = build_strategy(config, run.aggregation, seed=seed).run(
@@ -478,6 +488,16 @@ def summary(table: Sequence[dict[str, Any]], n: int, aggregation: str, lookahead
             lines.append(line + ".")
         else:
             lines.append(f"- {strategy}@{n} against best-of-{n} weighted: not run.")
+    for strategy in ("beam", "dvts"):
+        by_vote = find(table, strategy, n, aggregation)
+        by_score = find(table, f"{strategy}/prune=prm", n, aggregation)
+        if by_vote and by_score:
+            lines.append(
+                f"- {strategy}@{n} pruned by the weighted vote of identical steps "
+                f"{_accuracy(by_vote)} at {_cost(by_vote)}; by each step's own score "
+                f"{_accuracy(by_score)} at {_cost(by_score)}; weighted − own score: "
+                f"{_versus(by_vote, by_score)}."
+            )
     majorities = [e for e in table if e["strategy"] == "best_of_n/majority"]
     mcts = [e for e in table if e["strategy"] == "mcts" and e["aggregation"] == aggregation]
     for tree in mcts:
@@ -664,6 +684,13 @@ def main() -> None:
     parser.add_argument(
         "--lookahead-ns", type=int, nargs="+", help="budgets of the lookahead rows (all: unset)"
     )
+    parser.add_argument(
+        "--prune",
+        nargs="+",
+        default=["weighted"],
+        choices=["weighted", "prm"],
+        help="beam and DVTS once per rule (strategy.prune)",
+    )
     parser.add_argument("--summary-n", type=int, default=16)
     parser.add_argument("--policy", default="checkpoints/arith-policy")
     parser.add_argument("--prm", default="checkpoints/arith-prm")
@@ -685,7 +712,12 @@ def main() -> None:
     aggregations = [Aggregation(how) for how in args.aggregations]
     splits = {split: make_split(split, size=args.problems) for split in args.splits}
     runs = search_runs(
-        args.strategies, args.search_ns, aggregations, args.lookahead, args.lookahead_ns
+        args.strategies,
+        args.search_ns,
+        aggregations,
+        args.lookahead,
+        args.lookahead_ns,
+        [Select(rule) for rule in args.prune],
     )
     results_dir: Path = args.results_dir
     results_dir.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,12 @@ SECTIONS: list[tuple[str, str, str]] = [
         "prm_pipeline.md",
     ),
     (
+        "Choosing how beam search and DVTS prune: validation split",
+        "python benchmarks/accuracy_vs_compute.py --splits validation --max-n 32 --search-ns 16 "
+        "--strategies beam dvts --prune weighted prm",
+        "accuracy_vs_compute_validation.md",
+    ),
+    (
         "Accuracy versus compute: test split",
         "python benchmarks/accuracy_vs_compute.py --splits test longest",
         "accuracy_vs_compute_test.md",

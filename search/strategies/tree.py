@@ -5,8 +5,9 @@ A node is one generation event: the step(s) one continuation added to its parent
 The root is the question (no steps). Nodes are mutable bookkeeping of a running search; what
 leaves a strategy is frozen (``Candidate``) or plain data (``networkx.node_link_data``).
 
-``expand`` makes one generate call (``Until.step``, ``width`` continuations per node) and one
-score call for all the children of all the given nodes, whatever problems they belong to.
+``expand`` makes one generate call (``Until.step``, ``width`` continuations per node; one per
+distinct count when the nodes ask different counts) and one score call for all the children
+of all the given nodes, whatever problems they belong to.
 With ``lookahead`` k > 0 (Snell et al. 2024, arXiv 2408.03314) every child that can go on is
 first rolled out k more steps (one extra generate call per lookahead step, ``n=1``); the
 PRM scores the rolled-out prefix, pruning ranks by that (``Node.search_score``), and the

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from search.aggregation import Aggregation
+from search.selection import Select
 from search.envs.arith.fakes import FakeGenerator, FakeScorer, count_words
 from search.envs.arith.world import make_split
 from search.strategies.config import StrategyName
@@ -195,6 +196,28 @@ def test_search_runs_every_budget_and_lookahead_where_asked() -> None:
         ("adaptive_best_of_n/majority", False),
         ("adaptive_best_of_n/weighted", True),
     ]
+
+
+def test_beam_and_dvts_run_once_per_pruning_rule_and_are_compared() -> None:
+    runs = avc.search_runs(
+        ["beam", "dvts", "mcts"], [16], [Aggregation.min], 0, prunes=[Select.weighted, Select.prm]
+    )
+    assert [r.label for r in runs] == [
+        "beam",
+        "beam/prune=prm",
+        "dvts",
+        "dvts/prune=prm",
+        "mcts",
+    ]
+    table = avc.summarise(
+        [
+            row("beam", 0, [1, 1, 1, 0], n=16, policy_tokens=10.0),
+            row("beam/prune=prm", 0, [1, 0, 1, 0], n=16, policy_tokens=12.0),
+        ]
+    )
+    text = avc.summary(table, 16, "min", 0)
+    assert "- beam@16 pruned by the weighted vote of identical steps 0.750" in text
+    assert "weighted − own score: difference +0.250 ± 0.250" in text
 
 
 def test_write_makes_files_per_split_and_readme_shows_them(
