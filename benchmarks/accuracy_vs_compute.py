@@ -7,7 +7,8 @@ adaptive best-of-N (majority and PRM-weighted vote) run once per N (``--search-n
 with ``--lookahead K`` beam runs again with ``strategy.lookahead=K`` (greedy rollouts). Budget
 N: N candidates for beam and DVTS (beam width min(4, N)), N particles, at most N samples for
 adaptive best-of-N, and 2N simulations of 4 children for MCTS (plus up to
-``extra_simulations`` until a path finishes).
+``extra_simulations`` until a path finishes). With ``--prune weighted prm`` beam and DVTS run
+once per pruning rule (``strategy.prune``), to choose it on the validation split.
 
 Compute is counted per problem, as the engine counts it: policy tokens (prompt + generated;
 for adaptive best-of-N what it drew before its vote settled) and PRM tokens (what the PRM
@@ -23,9 +24,11 @@ per-(problem, seed) correctness divided by the square root of their count. Diffe
 summary are paired (same problems, same seeds).
 
     python benchmarks/accuracy_vs_compute.py --splits test --problems 200 --seeds 0 1 \
-        --strategies beam dvts mcts --lookahead 1 --lookahead-ns 16
-    python benchmarks/accuracy_vs_compute.py --splits longest --problems 200 --seeds 0 1 \
-        --strategies beam dvts
+        --max-n 64 --strategies beam dvts mcts --lookahead 1 --lookahead-ns 16
+    python benchmarks/accuracy_vs_compute.py --splits longest --problems 100 --seeds 0 1 \
+        --max-n 64 --strategies beam dvts
+    python benchmarks/accuracy_vs_compute.py --splits validation --problems 200 --seeds 0 1 \
+        --max-n 32 --search-ns 16 --strategies beam dvts --prune weighted prm   # choose pruning
     python benchmarks/accuracy_vs_compute.py --problems 4 --seeds 0 --max-n 4 \
         --search-ns 2 4 --summary-n 4 --lookahead 1 --results-dir /tmp/avc    # a smoke run
 

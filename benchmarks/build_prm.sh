@@ -24,9 +24,13 @@ VERIFIER=${VERIFIER:-checkpoints/arith-verifier-base}
 export VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-3}
 stage sample "$PY" -m prm.sample output_dir="$RUN/samples" count="$PROBLEMS" num_samples=8 \
   chunk_problems=400 policy.backend=vllm progress=false
+# MC_BACKEND: the shipped labels were rolled out on vLLM; on this 2-core machine the
+# transformers generator labels about 1.9x the solutions per second (README, "Monte Carlo
+# labelling speed"), with other random draws, so MC_BACKEND=hf is faster but not the same labels.
+MC_BACKEND=${MC_BACKEND:-vllm}
 stage mc "$PY" -m prm.label labeller=mc labeller.early_stop=true samples="$RUN/samples/samples.jsonl" \
-  output_dir="$RUN/labels/mc" chunk_solutions=2048 policy.model="$VERIFIER" policy.backend=vllm \
-  report=true progress=false
+  output_dir="$RUN/labels/mc" chunk_solutions=2048 policy.model="$VERIFIER" \
+  policy.backend="$MC_BACKEND" report=true progress=false
 stage calculator "$PY" -m prm.label labeller=calculator samples="$RUN/samples/samples.jsonl" \
   output_dir="$RUN/labels/calculator" report=true progress=false
 stage consensus "$PY" -m prm.label labeller=consensus samples="$RUN/samples/samples.jsonl" \

