@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from search.aggregation import Aggregation
-from search.selection import Select
 from search.envs.arith.fakes import FakeGenerator, FakeScorer, count_words
 from search.envs.arith.world import make_split
+from search.selection import Select
 from search.strategies.config import StrategyName
 from search.types import Candidate, Prefix, Problem, SearchResult, Usage
 
