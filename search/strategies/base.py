@@ -254,6 +254,7 @@ class Calls:
                     tally.prompt_tokens += generation.prompt_tokens
                     tally.generated_tokens += sum(c.num_tokens for c in generation.continuations)
                     out[i] = generation
+        assert all(generation is not None for generation in out), "every prefix was generated"
         return [generation for generation in out if generation is not None]
 
     def score(self, owners: Sequence[int], prefixes: Sequence[Prefix]) -> list[list[float]]:

@@ -27,8 +27,8 @@ among the kept beams (one when no two kept beams are the same).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
-from typing import Any
 
 from search.strategies.base import Calls, Outcome, SearchStrategy
 from search.strategies.tree import Node, SearchTree, expand, prune_keys
@@ -47,11 +47,12 @@ def _best_first(nodes: Sequence[Node]) -> list[Node]:
 
 def _merge(beams: Sequence[Node]) -> list[tuple[Node, int]]:
     """Kept beams as (beam, copies): beams with the same steps become one, first one kept."""
-    merged: dict[tuple[str, ...], list[Any]] = {}
+    first: dict[tuple[str, ...], Node] = {}
+    copies: Counter[tuple[str, ...]] = Counter()
     for beam in beams:
-        entry = merged.setdefault(beam.steps, [beam, 0])
-        entry[1] += 1
-    return [(beam, copies) for beam, copies in merged.values()]
+        first.setdefault(beam.steps, beam)
+        copies[beam.steps] += 1
+    return [(beam, copies[steps]) for steps, beam in first.items()]
 
 
 class BeamSearch(SearchStrategy):
