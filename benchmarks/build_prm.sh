@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Rebuild the shipped PRM with this repository's own pipeline (`make prm` runs this):
 # sample -> label (mc, calculator judge, consensus) -> train on consensus hard labels.
-# Each stage's wall time goes to $RUN/stages.log ("STAGE name SECONDS n"), which
-# benchmarks/prm_pipeline_times.py turns into README's table.
+# Each stage's wall time is appended to $RUN/stages.log ("STAGE name SECONDS n"), which
+# benchmarks/prm_pipeline_times.py turns into README's table. A rerun resumes every stage where
+# it stopped and appends its own lines, so the table sums what each stage cost over all runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -11,7 +12,6 @@ PROBLEMS=${PROBLEMS:-3200}
 EPOCHS=${EPOCHS:-2}
 EXPORT=${EXPORT:-checkpoints/arith-prm}
 mkdir -p "$RUN"
-: > "$RUN/stages.log"
 stage() {
   local name=$1; shift
   local start; start=$(date +%s)
@@ -24,10 +24,11 @@ VERIFIER=${VERIFIER:-checkpoints/arith-verifier-base}
 export VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-3}
 stage sample "$PY" -m prm.sample output_dir="$RUN/samples" count="$PROBLEMS" num_samples=8 \
   chunk_problems=400 policy.backend=vllm progress=false
-# MC_BACKEND: the shipped labels were rolled out on vLLM; on this 2-core machine the
-# transformers generator labels about 1.9x the solutions per second (README, "Monte Carlo
-# labelling speed"), with other random draws, so MC_BACKEND=hf is faster but not the same labels.
-MC_BACKEND=${MC_BACKEND:-vllm}
+# MC_BACKEND: on this 2-core machine the transformers generator labels about 1.9x the solutions
+# per second vLLM does (README, "Monte Carlo labelling speed"), which keeps `make prm` within 90
+# minutes (README, "`make prm` timed"). The shipped labels were rolled out on vLLM
+# (MC_BACKEND=vllm), with other random draws; on a GPU, vLLM is the one to use.
+MC_BACKEND=${MC_BACKEND:-hf}
 stage mc "$PY" -m prm.label labeller=mc labeller.early_stop=true samples="$RUN/samples/samples.jsonl" \
   output_dir="$RUN/labels/mc" chunk_solutions=2048 policy.model="$VERIFIER" \
   policy.backend="$MC_BACKEND" report=true progress=false

@@ -8,7 +8,9 @@ first right completion, see ``prm/label/mc.py``), and for vLLM whether its engin
 cores. Columns: the rollouts and rollout tokens actually spent, wall time (engine start-up
 excluded, shown apart), rollout tokens per second, solutions labelled per second (both also
 relative to the first row, the recipe before), and how often the MC first error equals the
-checker's true first error.
+checker's true first error. Below the table, the ceiling the model itself sets: its decode
+step alone (a full batch, the KV buffer, no sampling, stopping or prefill), at the length of
+the prompts MC rolls out from.
 
     python benchmarks/mc_labelling_speed.py --samples runs/prm/samples/samples.jsonl \
         --limit 512 --chunk 512
@@ -141,6 +143,57 @@ def run_setup(setup: SetUp, solutions: list[Any], chunk: int, rollouts: int) -> 
     }
 
 
+def decode_ceiling(model_dir: str, solutions: list[Any], batch: int, steps: int) -> dict[str, Any]:
+    """Rollout tokens/s of the transformers model's decode step alone: ``batch`` rows whose
+    context starts at the mean token length of MC's first prefixes (problem and first step)
+    and grows by ``steps`` tokens."""
+    import torch
+
+    from search.generators.hf import HFGenerator
+    from search.generators.kv_buffer import buffer_cache
+    from search.types import Prefix
+
+    generator = _build(SetUp("hf", model_dir, early_stop=True))
+    assert isinstance(generator, HFGenerator)
+    lengths = [
+        len(generator.renderer.encode(Prefix(s.problem, s.steps[:1]))) for s in solutions if s.steps
+    ]
+    context = round(sum(lengths) / len(lengths))
+    model = generator.model
+    ids = torch.randint(0, model.config.vocab_size - 2, (batch, context))
+    attention = torch.ones((batch, context + steps + 1), dtype=torch.long)
+    cache = buffer_cache(model.config.num_hidden_layers, context + steps + 1)
+    token = ids[:, -1:]
+    with torch.inference_mode():
+        out = model(
+            input_ids=ids,
+            attention_mask=attention[:, :context],
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        start = time.perf_counter()
+        for step in range(steps):
+            out = model(
+                input_ids=token,
+                attention_mask=attention[:, : context + step + 1],
+                position_ids=torch.full((batch, 1), context + step),
+                past_key_values=out.past_key_values,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+        wall_s = time.perf_counter() - start
+    del generator, model, out
+    gc.collect()
+    return {
+        "model": model_dir,
+        "batch": batch,
+        "context": context,
+        "steps": steps,
+        "tokens_per_s": batch * steps / wall_s,
+    }
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     base = rows[0]
     lines = [
@@ -173,6 +226,8 @@ def main() -> None:
     solutions = read_samples(Path(args.samples))[: args.limit]
     chosen = [SETUPS[i] for i in args.setups] if args.setups else list(SETUPS)
     rows = [run_setup(setup, solutions, args.chunk, args.rollouts) for setup in chosen]
+    ceiling = decode_ceiling("checkpoints/arith-verifier-base", solutions, 512, 64)
+    base = rows[0]["rollout_tokens_per_s"]
     text = "\n".join(
         [
             f"{len(solutions)} policy solutions of arithmetic training problems, K="
@@ -180,11 +235,19 @@ def main() -> None:
             "first row. Rollout tokens/s measures the backend; solutions/s the whole labeller.",
             "",
             markdown(rows),
+            "",
+            f"Ceiling: the transformers model's decode step alone (arith-verifier-base, batch "
+            f"{ceiling['batch']}, contexts of {ceiling['context']} to "
+            f"{ceiling['context'] + ceiling['steps']} tokens, no sampling, stopping or prefill) "
+            f"runs {ceiling['tokens_per_s']:.0f} tokens/s, "
+            f"{ceiling['tokens_per_s'] / base:.1f}x the first row.",
         ]
     )
     out = Path(args.results_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "mc_labelling_speed.json").write_text(json.dumps(rows, indent=2))
+    (out / "mc_labelling_speed.json").write_text(
+        json.dumps({"rows": rows, "decode_ceiling": ceiling}, indent=2)
+    )
     (out / "mc_labelling_speed.md").write_text(text + "\n")
     print(text)
 

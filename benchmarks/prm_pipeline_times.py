@@ -2,8 +2,11 @@
 (their metrics.json and each training round's log), so the figures in README are the run's own.
 
     python benchmarks/prm_pipeline_times.py [--run runs/prm]
+    python benchmarks/prm_pipeline_times.py --run runs/prm-timed --name prm_pipeline_timed \
+        --quiet
 
-Writes benchmarks/results/prm_pipeline.{json,md}.
+Writes benchmarks/results/{name}.{json,md} (``prm_pipeline`` by default). ``--quiet`` says in the
+table that the run had the machine to itself; without it the table says the cores were shared.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ def main() -> None:
     benchmarks/results/, not a run directory; it composes no config groups."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", default="runs/prm")
+    parser.add_argument("--name", default="prm_pipeline", help="results file name, no suffix")
+    parser.add_argument("--quiet", action="store_true", help="the run had the machine to itself")
     args = parser.parse_args()
     run = Path(args.run)
     times = stage_seconds(run / "stages.log")
@@ -78,7 +83,12 @@ def main() -> None:
             {
                 "stage": f"label {name}",
                 "command": f"python -m prm.label labeller={name}"
-                + (f" limit={limit}" if (limit := metrics["config"].get("limit")) else ""),
+                + (f" limit={limit}" if (limit := metrics["config"].get("limit")) else "")
+                + (
+                    f" policy.backend={metrics['config']['policy']['backend']}"
+                    if usage.get("rollouts")
+                    else ""
+                ),
                 "seconds": times.get(name),
                 "detail": detail,
             }
@@ -103,10 +113,13 @@ def main() -> None:
             }
         )
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "prm_pipeline.json").write_text(json.dumps(rows, indent=2))
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(rows, indent=2))
+    cores = (
+        "with nothing else running" if args.quiet else "shared with whatever else ran at the time"
+    )
     lines = [
-        "Wall seconds on this machine's 2 CPU cores, shared with whatever else ran at the time "
-        "(`STAGE` lines of benchmarks/build_prm.sh, else the stage's own metrics).",
+        f"Wall seconds on this machine's 2 CPU cores, {cores} (`STAGE` lines of "
+        "benchmarks/build_prm.sh, summed over resumed runs, else the stage's own metrics).",
         "",
         "| stage | command | seconds | what |",
         "|---|---|---:|---|",
@@ -120,7 +133,7 @@ def main() -> None:
         f"{sum(timed) / 60:.0f} minutes; {len(rows) - len(timed)} stages without a time |"
     )
     text = "\n".join(lines)
-    (RESULTS / "prm_pipeline.md").write_text(text + "\n")
+    (RESULTS / f"{args.name}.md").write_text(text + "\n")
     print(text)
 
 

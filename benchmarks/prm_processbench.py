@@ -7,9 +7,10 @@ score falls below the threshold; F1 is the harmonic mean of the accuracy on erro
 correct solutions. Also the paper's diagnostic: the share of solutions whose minimum step
 score falls on the final step.
 
-    python benchmarks/prm_processbench.py [--prm checkpoints/arith-prm] [--count 400]
+    python benchmarks/prm_processbench.py [--prm checkpoints/arith-prm] [--count 400] \
+        [--name prm_processbench]
 
-Writes benchmarks/results/prm_processbench.{json,md}.
+Writes benchmarks/results/{name}.{json,md}.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=400)
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--workdir", default="runs/processbench")
+    parser.add_argument("--name", default="prm_processbench", help="results file name, no suffix")
     args = parser.parse_args()
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -102,8 +104,8 @@ def main() -> None:
         "diagnostics": out["diagnostics"],
         "table": table,
     }
-    (RESULTS / "prm_processbench.json").write_text(json.dumps(report, indent=2))
-    (RESULTS / "prm_processbench.md").write_text(text + "\n")
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(report, indent=2))
+    (RESULTS / f"{args.name}.md").write_text(text + "\n")
     print(text)
 
 

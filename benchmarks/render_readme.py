@@ -39,6 +39,17 @@ SECTIONS: list[tuple[str, str, str]] = [
         "prm_pipeline.md",
     ),
     (
+        "`make prm` timed: a rebuild with the default recipe",
+        "python benchmarks/prm_pipeline_times.py --run runs/prm-timed --name prm_pipeline_timed",
+        "prm_pipeline_timed.md",
+    ),
+    (
+        "`make prm` timed: the rebuilt PRM on step-error identification",
+        "python benchmarks/prm_processbench.py --prm runs/prm-timed/export "
+        "--name prm_processbench_timed",
+        "prm_processbench_timed.md",
+    ),
+    (
         "Choosing how beam search and DVTS prune: validation split",
         "python benchmarks/accuracy_vs_compute.py --splits validation --max-n 32 --search-ns 16 "
         "--strategies beam dvts --prune weighted prm",

@@ -34,6 +34,7 @@ from search.types import DEFAULT_SAMPLING, FinishReason, Generation, Prefix, Sam
 log = logging.getLogger(__name__)
 
 KV_CACHES = ("buffer", "dynamic")  # in-place appends (kv_buffer) | transformers' DynamicCache
+KV_PLAN_TOKENS = 32  # generated tokens a fresh KV buffer has room for before it grows
 
 
 @dataclass
@@ -178,14 +179,26 @@ class HFGenerator:
         self, rows: list[_Row], prompts: list[list[int]], settings: CallSettings, until: Until
     ) -> None:
         """Sample ``rows`` to their stops: one prefill, then one token per step for every
-        row still in the batch. With ``kv_cache="buffer"`` keys and values are written in
-        place (``kv_buffer``) and finished rows are dropped only once a quarter of the batch
-        has finished (until then they ride along and their tokens are discarded); with
-        ``"dynamic"`` (transformers' ``DynamicCache``, concatenating) they are dropped at once."""
+        row still in the batch. With ``kv_cache="buffer"`` each distinct prompt is prefilled
+        once for all its rows, keys and values are written in place (``kv_buffer``), and
+        finished rows are dropped only once half of the batch has finished (until then they
+        ride along and their tokens are discarded: every drop copies the cache); with
+        ``"dynamic"`` (transformers' ``DynamicCache``, concatenating, the recipe before) every
+        row runs its own prefill and finished rows are dropped at once."""
         import torch
 
         limit = settings.max_tokens
-        ids = [prompts[row.request] for row in rows]
+        # with the buffer cache the n rows of a prompt share one prefill: each distinct
+        # request's prompt runs once, and its states are then copied to its rows (`expand`)
+        shared = self.kv_cache == "buffer"
+        distinct = {request: i for i, request in enumerate(dict.fromkeys(r.request for r in rows))}
+        requests = list(distinct) if shared else []
+        expand = [distinct[row.request] for row in rows]
+        ids = (
+            [prompts[request] for request in requests]
+            if shared
+            else [prompts[row.request] for row in rows]
+        )
         # reused: the longest prefix of each prompt already in the tree, its last token kept
         # out so that the prefill has something to run (its logits start the sampling)
         tree = self.prefix_tree
@@ -197,8 +210,8 @@ class HFGenerator:
         past = max(reused)
         width = max(len(x) - m for x, m in zip(ids, reused, strict=True))
         capacity = past + width + limit + 1
-        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        attention = torch.zeros((len(rows), capacity), dtype=torch.long)
+        input_ids = torch.full((len(ids), width), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(ids), capacity), dtype=torch.long)
         for r, (x, m) in enumerate(zip(ids, reused, strict=True)):
             input_ids[r, width - (len(x) - m) :] = torch.tensor(x[m:], dtype=torch.long)
             attention[r, :m] = 1
@@ -209,14 +222,18 @@ class HFGenerator:
         self.computed_prompt_tokens += sum(len(x) - m for x, m in zip(ids, reused, strict=True))
         slots = list(range(len(rows)))  # batch position -> index in `rows`
         running = [True] * len(rows)  # per batch position: still sampling
-        compact_at = 0.75 if self.kv_cache == "buffer" else 1.0
+        compact_at = 0.5 if self.kv_cache == "buffer" else 1.0
         cache: Any = None
         if self.kv_cache == "buffer":
             from search.generators.kv_buffer import buffer_cache
 
+            # room for the prompt and a step's worth of tokens: every copy of the cache (rows
+            # dropped, a prompt's states given to its rows) copies the whole buffer, so a
+            # buffer planned for the longest possible rollout would copy mostly empty room;
+            # a longer rollout grows it by doubling (`BufferLayer.update`)
             cache = buffer_cache(
                 self.model.config.num_hidden_layers,
-                capacity,
+                past + width + min(limit, KV_PLAN_TOKENS) + 1,
                 self._gather_past(matches, reused, past) if past else None,
             )
         length = past + width
@@ -233,12 +250,20 @@ class HFGenerator:
                     logits_to_keep=1,
                 )
                 cache = out.past_key_values
-                if first and tree is not None:
-                    self._remember_prompts(tree, cache, ids, reused, past, width)
-                first = False
-                tokens = self._sample(
-                    out.logits[:, -1, :].float(), [rows[index] for index in slots], settings
-                )
+                logits = out.logits[:, -1, :]
+                if first:
+                    if tree is not None:
+                        self._remember_prompts(tree, cache, ids, reused, past, width)
+                    if shared:
+                        to_rows = torch.tensor(expand, device=self.device)
+                        cache.batch_select_indices(to_rows)
+                        attention, positions, logits = (
+                            attention[to_rows],
+                            positions[to_rows],
+                            logits[to_rows],
+                        )
+                    first = False
+                tokens = self._sample(logits.float(), [rows[index] for index in slots], settings)
                 for slot, token in enumerate(tokens.tolist()):
                     if not running[slot]:
                         continue

@@ -190,3 +190,16 @@ def test_prompt_prefix_reuse_across_calls_changes_no_token(tiny_policy_dir: Path
         for p, generation in zip(problems, got, strict=True):  # grow each prefix by a step
             steps[p.id] = steps[p.id] + (generation.continuations[0].steps or ("1 + 1 = 2",))
     assert reuse.computed_prompt_tokens < 0.7 * fresh.computed_prompt_tokens
+
+
+def test_rows_of_a_prompt_share_its_prefill(tiny_policy_dir: Path, prefixes: list[Prefix]) -> None:
+    """The n rows of a prompt run its prefill once (MC's K rollouts of a prefix), and sample
+    what rows that each ran the prompt sample (the DynamicCache path prefills every row)."""
+    shared = HFGenerator(str(tiny_policy_dir), max_tokens=20, prefix_cache_tokens=0)
+    per_row = HFGenerator(str(tiny_policy_dir), max_tokens=20, kv_cache="dynamic")
+    streams = Sampling(streams=("a", "b", "c"))
+    got = shared.generate(prefixes, 4, Until.end, streams)
+    assert got == per_row.generate(prefixes, 4, Until.end, streams)
+    prompt_tokens = sum(len(shared.renderer.encode(p)) for p in prefixes)
+    assert shared.computed_prompt_tokens == prompt_tokens
+    assert per_row.computed_prompt_tokens == 4 * prompt_tokens
