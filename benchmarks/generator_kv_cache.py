@@ -81,8 +81,8 @@ def main() -> None:
     lines = [
         f"Best-of-{args.n} to the end for {args.problems} arithmetic problems ({rows} rows in one "
         f"chunk), embedded policy, float32, best of {args.repeats}; greedy outputs identical "
-        "with both caches (checked). CPU s: this process's CPU time (one thread), which other "
-        "jobs on the machine disturb less than wall time.",
+        "with both caches (checked). CPU s: this process's CPU time over all its threads, which "
+        "other jobs on the machine disturb less than wall time.",
         "",
         "| kv_cache | generated tokens | wall s | CPU s | tokens/s | tokens per CPU s |",
         "|---|---:|---:|---:|---:|---:|",

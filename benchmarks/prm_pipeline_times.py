@@ -2,11 +2,9 @@
 (their metrics.json and each training round's log), so the figures in README are the run's own.
 
     python benchmarks/prm_pipeline_times.py [--run runs/prm]
-    python benchmarks/prm_pipeline_times.py --run runs/prm-timed --name prm_pipeline_timed \
-        --quiet
+    python benchmarks/prm_pipeline_times.py --run runs/prm-timed --name prm_pipeline_timed
 
-Writes benchmarks/results/{name}.{json,md} (``prm_pipeline`` by default). ``--quiet`` says in the
-table that the run had the machine to itself; without it the table says the cores were shared.
+Writes benchmarks/results/{name}.{json,md} (``prm_pipeline`` by default).
 """
 
 from __future__ import annotations
@@ -54,7 +52,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", default="runs/prm")
     parser.add_argument("--name", default="prm_pipeline", help="results file name, no suffix")
-    parser.add_argument("--quiet", action="store_true", help="the run had the machine to itself")
     args = parser.parse_args()
     run = Path(args.run)
     times = stage_seconds(run / "stages.log")
@@ -100,7 +97,11 @@ def main() -> None:
         train = read(log_path)
         config = train["config"]
         start = config["policy_dir"] if name == "train" else "the previous round"
-        val_f1 = train["history"][-1].get("val_f1")
+        last = train["history"][-1]
+        val_f1 = last.get("val_f1")
+        # a log rewritten by a rerun before prm.train kept finished runs could stop short of
+        # the last epoch's validation: say which epoch the figure is from when it is not the last
+        short = "" if last.get("epoch") == config["epochs"] else f" (after epoch {last['epoch']:g})"
         rows.append(
             {
                 "stage": name,
@@ -109,17 +110,15 @@ def main() -> None:
                 "seconds": times.get(name, hydra_to_log_seconds(log_path)),
                 "detail": f"from {start}: {train['num_train']} training solutions, "
                 f"{train['total_steps']} steps, validation step-error F1 "
-                f"{'-' if val_f1 is None else f'{val_f1:.3f}'}",
+                f"{'-' if val_f1 is None else f'{val_f1:.3f}'}{short}",
             }
         )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(rows, indent=2))
-    cores = (
-        "with nothing else running" if args.quiet else "shared with whatever else ran at the time"
-    )
     lines = [
-        f"Wall seconds on this machine's 2 CPU cores, {cores} (`STAGE` lines of "
-        "benchmarks/build_prm.sh, summed over resumed runs, else the stage's own metrics).",
+        "Wall seconds on this machine's 2 CPU cores, shared with whatever else ran at the time "
+        "(`STAGE` lines of benchmarks/build_prm.sh, summed over resumed runs, else the stage's "
+        "own metrics).",
         "",
         "| stage | command | seconds | what |",
         "|---|---|---:|---|",

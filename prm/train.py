@@ -347,6 +347,23 @@ def epoch_history(log_history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]
 
 
 # -- training -------------------------------------------------------------------------------
+RUN_ONLY = ("export_dir", "progress", "num_threads", "resume")  # change no trained weight
+
+
+def finished_run(output_dir: Path, config: TrainConfig, total_steps: int) -> dict[str, Any] | None:
+    """The training log in ``output_dir`` when it records this very run (same config, up to
+    ``RUN_ONLY`` fields) trained to its ``total_steps``; else None."""
+    path = output_dir / "training_log.json"
+    if not path.exists():
+        return None
+    logged = dict(json.loads(path.read_text()))
+    ours = {k: v for k, v in asdict(config).items() if k not in RUN_ONLY}
+    theirs = {k: v for k, v in logged.get("config", {}).items() if k not in RUN_ONLY}
+    if ours != theirs or logged.get("total_steps") != total_steps:
+        return None
+    return logged
+
+
 def initial_checkpoint(config: TrainConfig, output_dir: Path) -> Path:
     """The directory the model starts from: the PRM built from the policy, or a checkpoint."""
     if config.init_checkpoint is not None:
@@ -484,26 +501,34 @@ def train_prm(config: TrainConfig) -> dict[str, Any]:
         preprocess_logits_for_metrics=metrics.keep_positive,
         callbacks=[StopOnDivergence()],
     )
-    last = get_last_checkpoint(str(output_dir)) if config.resume else None
-    if last:
-        log.info("resuming from %s", last)
-    trainer.train(resume_from_checkpoint=last)
-    trainer.save_model(str(output_dir))
-    training_log = {
-        "config": asdict(config),
-        "num_train": len(train),
-        "num_val": len(val),
-        "dropped_too_long": dropped,
-        "total_steps": trainer.state.global_step,
-        "history": epoch_history(trainer.state.log_history),
-    }
+    finished = finished_run(output_dir, config, total_steps) if config.resume else None
+    if finished is not None:
+        # resuming from the last checkpoint would end at once and rewrite the log without the
+        # last epoch's validation (that checkpoint is saved before it runs)
+        log.info("%s already holds this finished run; not training again", output_dir)
+        training_log = finished
+    else:
+        last = get_last_checkpoint(str(output_dir)) if config.resume else None
+        if last:
+            log.info("resuming from %s", last)
+        trainer.train(resume_from_checkpoint=last)
+        trainer.save_model(str(output_dir))
+        training_log = {
+            "config": asdict(config),
+            "num_train": len(train),
+            "num_val": len(val),
+            "dropped_too_long": dropped,
+            "total_steps": trainer.state.global_step,
+            "history": epoch_history(trainer.state.log_history),
+        }
     if trainer.is_world_process_zero():
-        tokenizer.save_pretrained(str(output_dir))
-        (output_dir / "training_log.json").write_text(json.dumps(training_log, indent=2))
-        if training_log["history"]:
-            from prm.curve import plot_training_curve
+        if finished is None:
+            tokenizer.save_pretrained(str(output_dir))
+            (output_dir / "training_log.json").write_text(json.dumps(training_log, indent=2))
+            if training_log["history"]:
+                from prm.curve import plot_training_curve
 
-            plot_training_curve(output_dir / "training_log.json")
+                plot_training_curve(output_dir / "training_log.json")
         if config.export_dir:  # a clean copy: model, tokenizer and log, no checkpoints
             export = Path(config.export_dir)
             if export.exists() and any(export.iterdir()) and not (export / "config.json").exists():

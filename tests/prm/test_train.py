@@ -252,6 +252,15 @@ def test_resume_continues_from_the_saved_step(
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert torch.allclose(x, y, atol=1e-5), name
 
+    # a rerun of the finished run trains nothing and keeps its log, last validation included
+    # (resuming from the last checkpoint, saved before that validation, used to drop it)
+    resumed_steps.clear()
+    written = (killed / "training_log.json").read_text()
+    again = train_prm(config(tiny_policy_dir, data, killed, save_every=2, progress=True))
+    assert resumed_steps == [] and again == log
+    assert (killed / "training_log.json").read_text() == written
+    assert "val_f1" in again["history"][-1]
+
 
 def test_cli_end_to_end(
     tiny_policy_dir: Path, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
