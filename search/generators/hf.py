@@ -191,14 +191,12 @@ class HFGenerator:
         # with the buffer cache the n rows of a prompt share one prefill: each distinct
         # request's prompt runs once, and its states are then copied to its rows (`expand`)
         shared = self.kv_cache == "buffer"
-        distinct = {request: i for i, request in enumerate(dict.fromkeys(r.request for r in rows))}
-        requests = list(distinct) if shared else []
-        expand = [distinct[row.request] for row in rows]
-        ids = (
-            [prompts[request] for request in requests]
-            if shared
-            else [prompts[row.request] for row in rows]
-        )
+        requests = [row.request for row in rows]
+        if shared:
+            requests = list(dict.fromkeys(requests))
+            position = {request: i for i, request in enumerate(requests)}
+            expand = [position[row.request] for row in rows]
+        ids = [prompts[request] for request in requests]
         # reused: the longest prefix of each prompt already in the tree, its last token kept
         # out so that the prefill has something to run (its logits start the sampling)
         tree = self.prefix_tree
