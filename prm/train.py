@@ -364,6 +364,21 @@ def finished_run(output_dir: Path, config: TrainConfig, total_steps: int) -> dic
     return logged
 
 
+def export_model(output_dir: Path, export: Path) -> None:
+    """A clean copy of a trained run in ``export``: model, tokenizer and log, no checkpoints."""
+    if export.exists() and any(export.iterdir()) and not (export / "config.json").exists():
+        raise ValueError(
+            f"expected export_dir to be empty or a model checkpoint (it is replaced), got "
+            f"{export} with other files; fix: choose another export_dir"
+        )
+    shutil.rmtree(export, ignore_errors=True)
+    shutil.copytree(
+        output_dir,
+        export,
+        ignore=shutil.ignore_patterns("checkpoint-*", "init", "hydra", "training_args.bin"),
+    )
+
+
 def initial_checkpoint(config: TrainConfig, output_dir: Path) -> Path:
     """The directory the model starts from: the PRM built from the policy, or a checkpoint."""
     if config.init_checkpoint is not None:
@@ -474,12 +489,6 @@ def train_prm(config: TrainConfig) -> dict[str, Any]:
     with _main_process_first(config):  # one process writes output_dir/init, the others read it
         source = initial_checkpoint(config, output_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(source))
-    model = AutoModelForTokenClassification.from_pretrained(str(source), dtype=torch.float32)
-    if model.config.num_labels != 2:
-        raise ValueError(
-            f"expected a token-classification model with 2 labels at {source}, got "
-            f"{model.config.num_labels}; fix: initialise from the policy (policy_dir=PATH)"
-        )
     pad_id = (
         tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     )
@@ -488,6 +497,20 @@ def train_prm(config: TrainConfig) -> dict[str, Any]:
     total_steps = config.max_steps or (
         math.ceil(len(train) / (config.batch_size * processes)) * config.epochs
     )
+    finished = finished_run(output_dir, config, total_steps) if config.resume else None
+    if finished is not None:
+        # resuming from the last checkpoint would end at once and rewrite the log without the
+        # last epoch's validation (that checkpoint is saved before it runs)
+        log.info("%s already holds this finished run; not training again", output_dir)
+        if config.export_dir and int(os.environ.get("RANK", "0")) == 0:
+            export_model(output_dir, Path(config.export_dir))
+        return finished
+    model = AutoModelForTokenClassification.from_pretrained(str(source), dtype=torch.float32)
+    if model.config.num_labels != 2:
+        raise ValueError(
+            f"expected a token-classification model with 2 labels at {source}, got "
+            f"{model.config.num_labels}; fix: initialise from the policy (policy_dir=PATH)"
+        )
     metrics = TagMetrics(config.positive_label)
     trainer = PRMTrainer(
         loss=config.loss,
@@ -501,47 +524,28 @@ def train_prm(config: TrainConfig) -> dict[str, Any]:
         preprocess_logits_for_metrics=metrics.keep_positive,
         callbacks=[StopOnDivergence()],
     )
-    finished = finished_run(output_dir, config, total_steps) if config.resume else None
-    if finished is not None:
-        # resuming from the last checkpoint would end at once and rewrite the log without the
-        # last epoch's validation (that checkpoint is saved before it runs)
-        log.info("%s already holds this finished run; not training again", output_dir)
-        training_log = finished
-    else:
-        last = get_last_checkpoint(str(output_dir)) if config.resume else None
-        if last:
-            log.info("resuming from %s", last)
-        trainer.train(resume_from_checkpoint=last)
-        trainer.save_model(str(output_dir))
-        training_log = {
-            "config": asdict(config),
-            "num_train": len(train),
-            "num_val": len(val),
-            "dropped_too_long": dropped,
-            "total_steps": trainer.state.global_step,
-            "history": epoch_history(trainer.state.log_history),
-        }
+    last = get_last_checkpoint(str(output_dir)) if config.resume else None
+    if last:
+        log.info("resuming from %s", last)
+    trainer.train(resume_from_checkpoint=last)
+    trainer.save_model(str(output_dir))
+    training_log = {
+        "config": asdict(config),
+        "num_train": len(train),
+        "num_val": len(val),
+        "dropped_too_long": dropped,
+        "total_steps": trainer.state.global_step,
+        "history": epoch_history(trainer.state.log_history),
+    }
     if trainer.is_world_process_zero():
-        if finished is None:
-            tokenizer.save_pretrained(str(output_dir))
-            (output_dir / "training_log.json").write_text(json.dumps(training_log, indent=2))
-            if training_log["history"]:
-                from prm.curve import plot_training_curve
+        tokenizer.save_pretrained(str(output_dir))
+        (output_dir / "training_log.json").write_text(json.dumps(training_log, indent=2))
+        if training_log["history"]:
+            from prm.curve import plot_training_curve
 
-                plot_training_curve(output_dir / "training_log.json")
-        if config.export_dir:  # a clean copy: model, tokenizer and log, no checkpoints
-            export = Path(config.export_dir)
-            if export.exists() and any(export.iterdir()) and not (export / "config.json").exists():
-                raise ValueError(
-                    f"expected export_dir to be empty or a model checkpoint (it is replaced), got "
-                    f"{export} with other files; fix: choose another export_dir"
-                )
-            shutil.rmtree(export, ignore_errors=True)
-            shutil.copytree(
-                output_dir,
-                export,
-                ignore=shutil.ignore_patterns("checkpoint-*", "init", "hydra", "training_args.bin"),
-            )
+            plot_training_curve(output_dir / "training_log.json")
+        if config.export_dir:
+            export_model(output_dir, Path(config.export_dir))
     return training_log
 
 

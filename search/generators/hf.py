@@ -190,9 +190,9 @@ class HFGenerator:
         limit = settings.max_tokens
         # with the buffer cache the n rows of a prompt share one prefill: each distinct
         # request's prompt runs once, and its states are then copied to its rows (`expand`)
-        shared = self.kv_cache == "buffer"
+        buffered = self.kv_cache == "buffer"
         requests = [row.request for row in rows]
-        if shared:
+        if buffered:
             requests = list(dict.fromkeys(requests))
             position = {request: i for i, request in enumerate(requests)}
             expand = [position[row.request] for row in rows]
@@ -220,9 +220,9 @@ class HFGenerator:
         self.computed_prompt_tokens += sum(len(x) - m for x, m in zip(ids, reused, strict=True))
         slots = list(range(len(rows)))  # batch position -> index in `rows`
         running = [True] * len(rows)  # per batch position: still sampling
-        compact_at = 0.5 if self.kv_cache == "buffer" else 1.0
+        compact_at = 0.5 if buffered else 1.0
         cache: Any = None
-        if self.kv_cache == "buffer":
+        if buffered:
             from search.generators.kv_buffer import buffer_cache
 
             # room for the prompt and a step's worth of tokens: every copy of the cache (rows
@@ -252,7 +252,7 @@ class HFGenerator:
                 if first:
                     if tree is not None:
                         self._remember_prompts(tree, cache, ids, reused, past, width)
-                    if shared:
+                    if buffered:
                         to_rows = torch.tensor(expand, device=self.device)
                         cache.batch_select_indices(to_rows)
                         attention, positions, logits = (
