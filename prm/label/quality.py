@@ -17,11 +17,16 @@ Per labeller, over the solutions it labels (those it retains):
 - ``rawp``: right-answer-wrong-process solutions among the retained (the paper's worry with
   MC labels), ``rawp_passed``: the share of them labelled fully correct, and
   ``positives_rawp_share``: the share of fully-correct labels that are such solutions.
+
+``soft_label_profile`` asks the same of MC's soft labels (the share of right rollouts after
+each step): on the steps up to each solution's true first error, how far apart are the
+estimates of right steps and of first wrong steps (``SoftProfile``)?
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -51,7 +56,7 @@ def truth_first_error(check: StepCheck, num_steps: int) -> int:
     return -1 if check.first_error >= num_steps else check.first_error
 
 
-def _ratio(numerator: int, denominator: int) -> float | None:
+def _ratio(numerator: float, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
 
@@ -141,3 +146,90 @@ def markdown_table(rows: Sequence[LabelQuality]) -> str:
 
 def write_quality(path: Path, rows: Sequence[LabelQuality]) -> None:
     Path(path).write_text(json.dumps([asdict(row) for row in rows], indent=2))
+
+
+@dataclass(frozen=True, slots=True)
+class SoftProfile:
+    """MC soft labels against the truth, over the steps up to each solution's true first
+    error: ``right`` steps come before it (all steps of a right solution), ``first wrong``
+    steps are it. ``auc``: the chance that a random right step's soft label exceeds a random
+    first wrong step's (ties count half); ``right_at_zero``: share of right steps no rollout
+    completed (hard label wrong); ``first_wrong_above_zero``: share of first wrong steps some
+    rollout completed (hard label right)."""
+
+    solutions: int
+    right_steps: int
+    first_wrong_steps: int
+    mean_right: float | None
+    mean_first_wrong: float | None
+    auc: float | None
+    right_at_zero: float | None
+    first_wrong_above_zero: float | None
+
+
+def _auc(positives: Counter[float], negatives: Counter[float]) -> float | None:
+    total = sum(positives.values()) * sum(negatives.values())
+    if not total:
+        return None
+    wins = sum(
+        count_p * count_n * (1.0 if p > n else 0.5 if p == n else 0.0)
+        for p, count_p in positives.items()
+        for n, count_n in negatives.items()
+    )
+    return wins / total
+
+
+def soft_label_profile(
+    solutions: Sequence[SampledSolution], records: Sequence[LabelRecord], checker: Checker
+) -> SoftProfile:
+    """How MC's soft labels (``records``, one per solution, in any order) separate right
+    steps from first wrong ones; records without a label are skipped."""
+    by_key = {record.key: record for record in records}
+    right: Counter[float] = Counter()
+    wrong: Counter[float] = Counter()
+    counted = 0
+    for solution in solutions:
+        record = by_key.get(solution.key)
+        if record is None or record.first_error is None:
+            continue
+        if len(record.soft_labels) != len(solution.steps):
+            raise ValueError(
+                f"expected one soft label per step of {solution.key}, got "
+                f"{len(record.soft_labels)} for {len(solution.steps)} steps; fix: pass the MC "
+                "records of these samples"
+            )
+        counted += 1
+        check = checker.check(solution.problem, solution.steps)
+        truth = truth_first_error(check, len(solution.steps))
+        end = len(solution.steps) if truth == -1 else truth
+        right.update(record.soft_labels[:end])
+        if truth >= 0:
+            wrong[record.soft_labels[truth]] += 1
+    n_right, n_wrong = sum(right.values()), sum(wrong.values())
+    return SoftProfile(
+        solutions=counted,
+        right_steps=n_right,
+        first_wrong_steps=n_wrong,
+        mean_right=_ratio(sum(v * c for v, c in right.items()), n_right),
+        mean_first_wrong=_ratio(sum(v * c for v, c in wrong.items()), n_wrong),
+        auc=_auc(right, wrong),
+        right_at_zero=_ratio(right[0.0], n_right),
+        first_wrong_above_zero=_ratio(n_wrong - wrong[0.0], n_wrong),
+    )
+
+
+def soft_markdown(profile: SoftProfile) -> str:
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    return "\n".join(
+        [
+            "| solutions | right steps | first wrong steps | mean soft, right | mean soft, first "
+            "wrong | AUC | right steps at 0 | first wrong steps above 0 |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {profile.solutions} | {profile.right_steps} | {profile.first_wrong_steps} | "
+            f"{cell(profile.mean_right)} | {cell(profile.mean_first_wrong)} | "
+            f"{cell(profile.auc)} | {cell(profile.right_at_zero)} | "
+            f"{cell(profile.first_wrong_above_zero)} |",
+        ]
+    )

@@ -9,6 +9,8 @@ from prm.label.quality import (
     label_quality,
     markdown_table,
     quality_from_records,
+    soft_label_profile,
+    soft_markdown,
     truth_first_error,
     write_quality,
 )
@@ -86,3 +88,38 @@ def test_quality_from_consensus_records_has_a_row_per_source(tmp_path: Path) -> 
     assert json.loads((tmp_path / "quality.json").read_text())[1]["labeller"] == "calculator"
     with pytest.raises(ValueError, match="record for every solution"):
         quality_from_records(SOLUTIONS, records[:2], CHECKER)
+
+
+def _mc_record(solution: SampledSolution, soft: tuple[float, ...]) -> LabelRecord:
+    base = judged_record(solution, "mc", next((i for i, p in enumerate(soft) if p == 0), -1))
+    labels = tuple(p > 0 for p in soft)
+    return LabelRecord(base.problem_id, base.sample_index, "mc", base.first_error, labels, soft)
+
+
+def test_soft_profile_separates_right_steps_from_first_errors() -> None:
+    # truths: right -1, slip 0, logic 1, rawp 0, incomplete -1 (test above)
+    soft = [
+        (1.0, 0.75, 1.0),  # right: three right steps
+        (0.25, 0.0, 0.0),  # slip: first wrong step at 0.25, hard label "right": a miss
+        (0.5, 0.0, 0.0),  # logic: one right step at 0.5, first wrong at 0
+        (0.0, 0.125, 1.0),  # rawp: first wrong step at 0
+        (0.0,),  # incomplete: one right step nobody completed
+    ]
+    records = [_mc_record(s, p) for s, p in zip(SOLUTIONS, soft, strict=True)]
+    profile = soft_label_profile(SOLUTIONS, records[::-1], CHECKER)
+    # right steps (before each true first error): 1, .75, 1 | .5 | 0; first wrong: .25, 0, 0
+    assert profile.solutions == 5
+    assert (profile.right_steps, profile.first_wrong_steps) == (5, 3)
+    assert profile.mean_right == pytest.approx(3.25 / 5)
+    assert profile.mean_first_wrong == pytest.approx(0.25 / 3)
+    assert profile.right_at_zero == pytest.approx(1 / 5)
+    assert profile.first_wrong_above_zero == pytest.approx(1 / 3)
+    # pairs right > wrong: 1, .75, 1, .5 beat all three (12); 0 ties two zeros (1) and loses one
+    assert profile.auc == pytest.approx(13 / 15)
+    assert "| 5 | 5 | 3 | 0.650 | 0.083 | 0.867 | 0.200 | 0.333 |" in soft_markdown(profile)
+
+
+def test_soft_profile_rejects_records_of_other_solutions() -> None:
+    record = _mc_record(SOLUTIONS[0], (1.0, 1.0))  # two labels for three steps
+    with pytest.raises(ValueError, match="one soft label per step"):
+        soft_label_profile(SOLUTIONS[:1], [record], CHECKER)
