@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from prm.label.quality import (
+    describe_mc,
     markdown_table,
+    mc_run,
     quality_from_records,
     soft_label_profile,
     soft_markdown,
@@ -36,20 +38,6 @@ from search.jsonl import read_jsonl
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def mc_settings(consensus_records: Path) -> dict[str, Any]:
-    """The MC labeller and roll-out model of a consensus run, from its fingerprint."""
-    fingerprint = consensus_records.parent / "fingerprint.json"
-    if not fingerprint.exists():
-        raise FileNotFoundError(
-            f"expected {fingerprint} (written by python -m prm.label next to its records), "
-            "got none; fix: pass --consensus the records.jsonl of a prm.label run"
-        )
-    labeller = json.loads(fingerprint.read_text())["labeller"]
-    mc_records = Path(labeller["mc_records"])
-    mc = json.loads((mc_records.parent / "fingerprint.json").read_text())
-    return {"records": mc_records, **mc["labeller"], "model": mc["policy"]["model"]}
-
-
 def main() -> None:
     """argparse, not Hydra: a benchmark script with a few flags whose output is its table in
     benchmarks/results/, not a run directory; it composes no config groups."""
@@ -59,7 +47,12 @@ def main() -> None:
     parser.add_argument("--name", default="label_quality", help="results file name")
     args = parser.parse_args()
     consensus = Path(args.consensus)
-    mc = mc_settings(consensus)
+    mc = mc_run(consensus)
+    if mc is None:
+        raise ValueError(
+            f"expected consensus records of MC and a judge, got {consensus} without MC labels; "
+            "fix: pass --consensus runs/<run>/labels/consensus/records.jsonl"
+        )
     solutions = read_samples(Path(args.samples))
     records = [LabelRecord.from_record(row) for row in read_jsonl(consensus)]
     # the labelling runs may cover the first `limit` samples only: judge those
@@ -67,15 +60,11 @@ def main() -> None:
     solutions = [s for s in solutions if s.key in labelled]
     rows = quality_from_records(solutions, records, ArithChecker())
     rollouts = mc["num_rollouts"]
-    mode = (
-        f"any of up to {rollouts} rollouts right, early stop"
-        if mc["early_stop"]
-        else f"any of {rollouts} rollouts right, all {rollouts} rolled out"
-    )
     lines = [
         f"{len(solutions)} policy solutions of arithmetic training problems, labelled by "
-        f"Monte Carlo estimation (hard label: {mode}, rolled out by `{mc['model']}`), by the "
-        "calculator judge (checks each step's arithmetic only) and by their consensus; "
+        f"Monte Carlo estimation (hard label: {describe_mc(mc)}, rolled out by "
+        f"`{mc['model']}`), by the calculator judge (checks each step's arithmetic only) "
+        "and by their consensus; "
         "compared with the checker's true first error. RAWP: right answer, wrong process; "
         "RAWP passed: share of those labelled fully correct.",
         "",

@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from prm.label.records import LabelRecord
 from prm.sample import SampledSolution
@@ -233,3 +234,31 @@ def soft_markdown(profile: SoftProfile) -> str:
             f"{cell(profile.first_wrong_above_zero)} |",
         ]
     )
+
+
+def mc_run(records: Path) -> dict[str, Any] | None:
+    """The MC settings behind a ``python -m prm.label`` run's ``records.jsonl``, read from the
+    ``fingerprint.json`` beside it (a consensus run's from its ``mc_records``): the MC
+    labeller's config plus ``model`` (the roll-out model) and ``records``; None when the run
+    has no MC labels (e.g. the calculator judge)."""
+    path = Path(records).parent / "fingerprint.json"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"expected {path} (python -m prm.label writes it next to its records), got none; "
+            "fix: pass the records.jsonl of a prm.label run"
+        )
+    settings = json.loads(path.read_text())
+    labeller = settings["labeller"]
+    if labeller.get("name") == "consensus":
+        return mc_run(Path(labeller["mc_records"]))
+    if labeller.get("name") != "mc":
+        return None
+    return {**labeller, "model": settings["policy"]["model"], "records": Path(records)}
+
+
+def describe_mc(settings: dict[str, Any]) -> str:
+    """One line for a caption: how an MC run set its hard labels."""
+    k = settings["num_rollouts"]
+    if settings["early_stop"]:
+        return f"any of up to {k} rollouts right, early stop (soft = hard)"
+    return f"any of {k} rollouts right, all {k} rolled out (soft = share right)"

@@ -6,8 +6,10 @@ from pathlib import Path
 import pytest
 
 from prm.label.quality import (
+    describe_mc,
     label_quality,
     markdown_table,
+    mc_run,
     quality_from_records,
     soft_label_profile,
     soft_markdown,
@@ -123,3 +125,23 @@ def test_soft_profile_rejects_records_of_other_solutions() -> None:
     record = _mc_record(SOLUTIONS[0], (1.0, 1.0))  # two labels for three steps
     with pytest.raises(ValueError, match="one soft label per step"):
         soft_label_profile(SOLUTIONS[:1], [record], CHECKER)
+
+
+def test_mc_run_is_read_from_the_fingerprints(tmp_path: Path) -> None:
+    def run(name: str, labeller: dict[str, object]) -> Path:
+        (tmp_path / name).mkdir()
+        fingerprint = {"labeller": labeller, "policy": {"model": "verifier"}}
+        (tmp_path / name / "fingerprint.json").write_text(json.dumps(fingerprint))
+        return tmp_path / name / "records.jsonl"
+
+    mc = run("mc", {"name": "mc", "num_rollouts": 8, "early_stop": False})
+    consensus = run("consensus", {"name": "consensus", "mc_records": str(mc)})
+    judge = run("calculator", {"name": "calculator"})
+    settings = mc_run(consensus)
+    assert settings is not None and settings["model"] == "verifier"
+    assert settings["records"] == mc and settings == mc_run(mc)
+    assert describe_mc(settings) == "any of 8 rollouts right, all 8 rolled out (soft = share right)"
+    assert "early stop" in describe_mc(settings | {"early_stop": True})
+    assert mc_run(judge) is None
+    with pytest.raises(FileNotFoundError, match="fingerprint.json"):
+        mc_run(tmp_path / "elsewhere" / "records.jsonl")
