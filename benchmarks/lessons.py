@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from prm.label.quality import mc_run
 from prm.processbench import evaluate_subset, load_subset
 from prm.scoring import build_scorer
 from prm.stepwise import read_stepwise
@@ -60,6 +61,32 @@ def train_variant(
     )
     train_prm(config)
     return out / "final"
+
+
+def check_variant(labels: Path, variant: str) -> None:
+    """A ``labels:loss`` pair that can be trained: its labels exist, and soft labels are MC
+    estimates (a full-mode MC run, or a consensus of one)."""
+    labeller, _, loss = variant.partition(":")
+    if loss not in {kind.value for kind in LossKind}:
+        raise ValueError(
+            f"expected a variant labels:loss with loss hard or soft, got {variant!r}; "
+            "fix: e.g. consensus:hard"
+        )
+    data = labels / labeller / "stepwise.jsonl"
+    if not data.exists():
+        raise FileNotFoundError(
+            f"expected the labels of {variant!r} at {data}, got none; fix: run `make prm` (or "
+            "python -m prm.label ... output_dir=<labels>/<name>) or pass --labels"
+        )
+    if loss == "soft":
+        mc = mc_run(data.parent / "records.jsonl")
+        if mc is None or mc["early_stop"]:
+            raise ValueError(
+                f"expected soft labels from a full-mode MC run for {variant!r}, got "
+                f"{'no MC labels' if mc is None else 'early-stop MC (soft = hard)'} in "
+                f"{data.parent}; fix: label with labeller.early_stop=false (and a consensus of "
+                "it), or train this variant with loss hard"
+            )
 
 
 def best_of_n(scorer: Any, problems: list[Any], generations: list[Any], how: Aggregation) -> float:
@@ -135,6 +162,8 @@ def main() -> None:
     start = time.perf_counter()
     labels = Path(args.labels)
     workdir = Path(args.workdir)
+    for variant in args.variants:  # before any model loads
+        check_variant(labels, variant)
 
     problems = make_split("test", size=args.problems)
     generator = build_generator(
@@ -153,6 +182,7 @@ def main() -> None:
         labeller, loss = variant.split(":")
         data = labels / labeller / "stepwise.jsonl"
         size = len(read_stepwise(data))
+        mc = mc_run(data.parent / "records.jsonl")
         model = train_variant(
             data, loss, args.steps, args.batch_size, workdir / f"{labeller}-{loss}", args.init
         )
@@ -160,6 +190,7 @@ def main() -> None:
         result, _ = evaluate_subset("arith", bench, scorer, batch_size=128)
         row: dict[str, Any] = {
             "labels": labeller,
+            "mc": "-" if mc is None else "early stop" if mc["early_stop"] else "full",
             "loss": loss,
             "train_solutions": size,
             "f1": result.f1,
@@ -179,14 +210,17 @@ def main() -> None:
         f"{args.problems} test problems, best-of-{args.n} (the same candidates for every PRM; "
         f"majority vote {pct(baseline)}); step-error F1 on the policy's own test solutions "
         f"({len(bench)} samples). Every PRM: {args.steps} optimizer steps of batch "
-        f"{args.batch_size}, initialised from `{args.init}`. Numbers in %.",
+        f"{args.batch_size}, initialised from `{args.init}`. Numbers in %. Labels: a directory "
+        f"of `{args.labels}`; MC: how its MC labels were rolled out (early stop: hard labels "
+        "only; full: every prefix rolled out, soft label = share of right rollouts).",
         "",
-        "| labels | loss | solutions kept | step F1 | BoN min | BoN prod | BoN last |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| labels | MC | loss | solutions kept | step F1 | BoN min | BoN prod | BoN last |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         lines.append(
-            f"| {row['labels']} | {row['loss']} | {row['train_solutions']} | {pct(row['f1'])} | "
+            f"| {row['labels']} | {row['mc']} | {row['loss']} | {row['train_solutions']} | "
+            f"{pct(row['f1'])} | "
             f"{pct(row['bon_min'])} | {pct(row['bon_prod'])} | {pct(row['bon_last'])} |"
         )
     text = "\n".join(lines)
