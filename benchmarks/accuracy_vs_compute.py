@@ -643,6 +643,48 @@ def write(
     return text
 
 
+def row_key(row: dict[str, Any]) -> tuple[Any, ...]:
+    """What identifies a row across result files: the run and its seed."""
+    return (row["strategy"], row["aggregation"], row["n"], row["seed"], row["lookahead"])
+
+
+def compare(old: Path, new: Path) -> str:
+    """Per row present in both result files (same split, run and seed): whether the
+    per-problem grades are the same, e.g. after a code change that should not move results
+    (rerun a subset of the runs into another --results-dir, then compare)."""
+    reports = [json.loads(Path(path).read_text()) for path in (old, new)]
+    if reports[0]["split"] != reports[1]["split"]:
+        raise ValueError(
+            f"expected results of one split, got {reports[0]['split']} and "
+            f"{reports[1]['split']}; fix: compare files of the same split"
+        )
+    before = {row_key(row): row for row in reports[0]["rows"]}
+    lines, same = [], 0
+    for row in reports[1]["rows"]:
+        earlier = before.get(row_key(row))
+        if earlier is None:
+            continue
+        name = "{} {} n={} seed={}".format(*row_key(row)[:4])
+        if len(earlier["correct"]) != len(row["correct"]):
+            lines.append(
+                f"{name}: {len(earlier['correct'])} problems before, {len(row['correct'])} now"
+            )
+            continue
+        differ = sum(a != b for a, b in zip(earlier["correct"], row["correct"], strict=True))
+        same += not differ
+        lines.append(
+            f"{name}: {'same grades' if not differ else f'{differ} problems differ'} "
+            f"(accuracy {earlier['accuracy']:.3f} -> {row['accuracy']:.3f}; policy tokens "
+            f"{earlier['policy_tokens']:.1f} -> {row['policy_tokens']:.1f})"
+        )
+    if not lines:
+        raise ValueError(
+            f"expected rows in common (same run and seed), got none between {old} and {new}; "
+            "fix: rerun some of the old file's runs"
+        )
+    return "\n".join([*lines, f"{same} of {len(lines)} rows in common have the same grades"])
+
+
 def merge(paths: Sequence[Path], results_dir: Path) -> str:
     """Union of the rows of several result files of one split (a row repeated in several,
     e.g. the best-of-N rows of one seed, is kept once); the tables are recomputed."""
@@ -655,7 +697,7 @@ def merge(paths: Sequence[Path], results_dir: Path) -> str:
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     for report in reports:
         for row in report["rows"]:
-            key = (row["strategy"], row["aggregation"], row["n"], row["seed"], row["lookahead"])
+            key = row_key(row)
             rows.setdefault(key, row)
     meta = {key: value for key, value in reports[0].items() if key not in ("args", "rows", "table")}
     meta["wall_s"] = sum(report.get("wall_s", 0.0) for report in reports)
@@ -706,8 +748,19 @@ def main() -> None:
         help="JSON results of one split from runs that split the work (other seeds or "
         "strategies, e.g. in parallel processes): rewrite their union into --results-dir",
     )
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        nargs=2,
+        metavar=("OLD", "NEW"),
+        help="two JSON results of one split: say, per row in both, whether its per-problem "
+        "grades are the same (runs nothing)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.compare:
+        print(compare(*args.compare))
+        return
     if args.merge:
         print(merge(args.merge, args.results_dir))
         return

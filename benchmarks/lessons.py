@@ -6,9 +6,16 @@ on best-of-N accuracy (the same N candidates for every PRM) and on step-error F1
 format, true labels from the checker); then product versus min versus last aggregation.
 
 Needs the labelled data of `make prm` (runs/prm/labels/{mc,calculator,consensus}) and the
-ProcessBench export of `python benchmarks/prm_processbench.py` (runs/processbench).
+ProcessBench export of `python benchmarks/prm_processbench.py` (runs/processbench). A variant
+``labels:loss`` trains on ``<--labels>/<labels>/stepwise.jsonl``; `make prm` labels by
+early-stop MC, whose soft labels are the hard ones, so a soft variant needs a full-mode MC run
+in its own directory, e.g. on the first 8,192 samples:
 
-    python benchmarks/lessons.py [--steps 150] [--problems 200] [--n 16]
+    python -m prm.label labeller=mc labeller.early_stop=false limit=8192 \
+        samples=runs/prm/samples/samples.jsonl output_dir=runs/prm/labels/mc_full \
+        policy.model=checkpoints/arith-verifier-base policy.backend=hf report=true
+    python benchmarks/lessons.py [--steps 150] [--problems 200] [--n 16] \
+        [--variants mc:hard consensus:hard mc_full:hard mc_full:soft]
 
 Writes benchmarks/results/lessons.{json,md}.
 """

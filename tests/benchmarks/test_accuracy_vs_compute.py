@@ -302,3 +302,34 @@ def test_merge_keeps_repeated_rows_once_and_recomputes_the_tables(tmp_path: Path
     assert len(merged["rows"]) == len(seed0) + len(seed1)  # seed 0's rows kept once
     assert {entry["seeds"] for entry in merged["table"]} == {2}
     assert "3 problems × 2 seeds" in text and merged["wall_s"] == 2.0
+
+
+def test_compare_names_rows_whose_grades_moved(tmp_path: Path) -> None:
+    problems = make_split("longest", size=3)
+    meta = {
+        "split": "longest",
+        "max_n": 4,
+        "summary_n": 4,
+        "aggregation": "min",
+        "lookahead": 0,
+        "lookahead_sampling": avc.lookahead_sampling(),
+        "wall_s": 1.0,
+    }
+    old = fake_sweep(problems, 0, lookahead=0)
+    moved = dict(old[-1], correct=[1 - c for c in old[-1]["correct"]])
+    new = [*old[:-1], moved, *fake_sweep(problems, 1, lookahead=0)]  # seed 1: not in old
+    for name, rows in (("old", old), ("new", new)):
+        (tmp_path / name).mkdir()
+        avc.write(tmp_path / name, rows, meta, {"problems": 3})
+    paths = [tmp_path / name / "accuracy_vs_compute_longest.json" for name in ("old", "new")]
+    text = avc.compare(*paths)
+    lines = text.splitlines()
+    assert len(lines) == len(old) + 1  # seed 1's rows are in one file only
+    assert sum("same grades" in line for line in lines[:-1]) == len(old) - 1
+    assert "3 problems differ" in lines[len(old) - 1]
+    assert lines[-1] == f"{len(old) - 1} of {len(old)} rows in common have the same grades"
+    other = dict(meta, split="test")
+    (tmp_path / "test").mkdir()
+    avc.write(tmp_path / "test", old, other, {"problems": 3})
+    with pytest.raises(ValueError, match="one split"):
+        avc.compare(paths[0], tmp_path / "test" / "accuracy_vs_compute_test.json")
