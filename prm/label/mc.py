@@ -19,8 +19,14 @@ solutions share a call.
 rollouts, in rounds of ``rollouts_per_round`` completions of every pending prefix of a chunk
 (one generate call per round):
 
-- a finished solution with the right answer needs no rollout: it is itself a right
-  completion of each of its prefixes, so every step is labelled right;
+- with ``trust_right_answers`` (the default), a finished solution with the right answer
+  needs no rollout: it is itself a right completion of each of its prefixes, so every step
+  is labelled right. That is a right completion the full mode does not count (it rolls out
+  every prefix afresh), and the one that passes every right-answer-wrong-process solution:
+  a wrong step the solution's own later slip compensated is labelled right. With
+  ``trust_right_answers=false`` such a solution's prefixes are rolled out like any other's,
+  so its labels are distributed as the full mode's hard labels (README, "PRM training data:
+  label quality");
 - otherwise a solution's prefixes are visited in order; a prefix stops at its first right
   completion (labelled right, and the next prefix is visited) or after ``num_rollouts``
   wrong ones (labelled wrong: the first error). Steps after the first error are labelled wrong
@@ -62,6 +68,7 @@ class MCConfig:
     grading_timeout_s: float = 5.0
     early_stop: bool = False  # hard labels only: stop a prefix at its first right rollout
     rollouts_per_round: int = 2  # with early_stop: completions per pending prefix per round
+    trust_right_answers: bool = True  # with early_stop: a right finished solution is all right
 
     def __post_init__(self) -> None:
         if self.num_rollouts < 1:
@@ -161,7 +168,11 @@ class MCLabeller:
         spent: list[int] = [0] * len(solutions)  # rollouts spent on the current prefix
         pending: list[int] = []
         for index, solution in enumerate(solutions):
-            if solution.finished and self._is_correct(solution.text, solution.problem.answer):
+            if (
+                self.config.trust_right_answers
+                and solution.finished
+                and self._is_correct(solution.text, solution.problem.answer)
+            ):
                 labels[index] = [1.0] * len(solution.steps)
             elif solution.steps:
                 pending.append(index)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 
@@ -228,6 +229,27 @@ def test_early_stop_gives_the_full_modes_hard_labels_for_fewer_rollouts() -> Non
     assert early.usage()["rollouts"] == 8 + 4 + 8
     assert full.usage()["rollouts"] == 8 * 6  # every non-final prefix, 8 completions each
     assert early.usage()["prefixes"] == 3 and early.usage()["generate_calls"] == 6
+
+
+RAWP = ("4 + 3 = 8", "7 - 2 = 5", "The answer is \\boxed{5}.")  # right answer, wrong step 0
+
+
+@pytest.mark.parametrize("trust", [True, False])
+def test_trusting_right_answers_passes_a_compensated_slip(trust: bool) -> None:
+    first_right = {RAWP[:1]: None, RAWP[:2]: 0, RIGHT[:1]: 0, RIGHT[:2]: 0}
+    solutions = [solution(RIGHT), solution(RAWP, 1)]
+    generator = CountingRollouts(first_right)
+    config = MCConfig(num_rollouts=4, early_stop=True, rollouts_per_round=2)
+    labeller = MCLabeller(generator, replace(config, trust_right_answers=trust))
+    records = labeller.label(solutions)
+    full = MCLabeller(CountingRollouts(first_right), MCConfig(num_rollouts=4)).label(solutions)
+    if trust:  # no rollout at all: both answers are right, so every step is right
+        assert [r.first_error for r in records] == [-1, -1] and generator.calls == []
+    else:  # RAWP's slipped first step reaches the answer in none of its rollouts
+        assert [r.first_error for r in records] == [r.first_error for r in full] == [-1, 0]
+        assert records[1].labels == (False, False, False)  # wrong from the first error on
+        assert generator.calls == [[RIGHT[:1], RAWP[:1]], [RIGHT[:2], RAWP[:1]]]
+        assert labeller.usage()["rollouts"] == 2 + 2 + 4
 
 
 def test_early_stop_settings_are_checked() -> None:
