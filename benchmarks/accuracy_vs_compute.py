@@ -754,12 +754,25 @@ def main() -> None:
         nargs=2,
         metavar=("OLD", "NEW"),
         help="two JSON results of one split: say, per row in both, whether its per-problem "
-        "grades are the same (runs nothing)",
+        "grades are the same (runs nothing; writes <NEW's name>_recheck.md to --results-dir)",
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.compare:
-        print(compare(*args.compare))
+        text = compare(*args.compare)
+        args.results_dir.mkdir(parents=True, exist_ok=True)
+        *lines, summary = text.splitlines()
+        moved = [line for line in lines if "same grades" not in line]
+        names = ", ".join(line.split(":")[0] for line in lines)
+        blocks = [
+            f"Rerun `{args.compare[1]}` against `{args.compare[0]}`: {summary}.",
+            "\n".join(f"- {line}" for line in moved),
+            f"Rows compared: {names}.",
+        ]
+        (args.results_dir / f"{args.compare[1].stem}_recheck.md").write_text(
+            "\n\n".join(block for block in blocks if block) + "\n"
+        )
+        print(text)
         return
     if args.merge:
         print(merge(args.merge, args.results_dir))

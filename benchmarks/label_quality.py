@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from prm.label.quality import (
+    LabelQuality,
     describe_mc,
-    markdown_table,
     mc_run,
     quality_from_records,
     soft_label_profile,
@@ -36,6 +36,46 @@ from search.envs.arith.checker import ArithChecker
 from search.jsonl import read_jsonl
 
 RESULTS = Path(__file__).resolve().parent / "results"
+CHECKER = ArithChecker()
+
+
+def rollouts_per_solution(mc: dict[str, Any]) -> float | None:
+    """Rollouts the MC run spent per solution, from its ``usage.jsonl`` (None without one)."""
+    usage = Path(mc["records"]).parent / "usage.jsonl"
+    if not usage.exists():
+        return None
+    chunks = read_jsonl(usage)
+    solutions = sum(chunk["solutions"] for chunk in chunks)
+    return sum(chunk["rollouts"] for chunk in chunks) / solutions if solutions else None
+
+
+def table(runs: list[tuple[dict[str, Any], list[LabelQuality]]]) -> str:
+    """One row per MC and consensus labeller of every run, the judge's once."""
+    lines = [
+        "| MC run | rollouts / solution | labeller | retained | retention | first-error acc "
+        "| step precision | step recall | RAWP | RAWP passed | RAWP share of positives |",
+        "|---|---:|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def cell(value: float | None, digits: int = 3) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    judges_done = False
+    for mc, rows in runs:
+        for row in rows:
+            is_judge = row.labeller not in ("mc", "consensus")
+            if is_judge and judges_done:
+                continue
+            spent = None if row.labeller != "mc" else rollouts_per_solution(mc)
+            lines.append(
+                f"| {'-' if is_judge else describe_mc(mc, short=True)} | {cell(spent, 2)} | "
+                f"{row.labeller} | {row.retained}/{row.num_solutions} | {cell(row.retention)} | "
+                f"{cell(row.first_error_accuracy)} | {cell(row.step_precision)} | "
+                f"{cell(row.step_recall)} | {row.rawp} | {cell(row.rawp_passed)} | "
+                f"{cell(row.positives_rawp_share)} |"
+            )
+        judges_done = True
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -43,45 +83,71 @@ def main() -> None:
     benchmarks/results/, not a run directory; it composes no config groups."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", default="runs/prm/samples/samples.jsonl")
-    parser.add_argument("--consensus", default="runs/prm/labels/consensus/records.jsonl")
+    parser.add_argument(
+        "--consensus",
+        nargs="+",
+        default=["runs/prm/labels/consensus/records.jsonl"],
+        help="records of one or more consensus runs on the same samples (their MC runs differ)",
+    )
+    parser.add_argument("--limit", type=int, help="judge the first LIMIT samples only")
     parser.add_argument("--name", default="label_quality", help="results file name")
     args = parser.parse_args()
-    consensus = Path(args.consensus)
-    mc = mc_run(consensus)
-    if mc is None:
-        raise ValueError(
-            f"expected consensus records of MC and a judge, got {consensus} without MC labels; "
-            "fix: pass --consensus runs/<run>/labels/consensus/records.jsonl"
-        )
-    solutions = read_samples(Path(args.samples))
-    records = [LabelRecord.from_record(row) for row in read_jsonl(consensus)]
-    # the labelling runs may cover the first `limit` samples only: judge those
-    labelled = {record.key for record in records}
-    solutions = [s for s in solutions if s.key in labelled]
-    rows = quality_from_records(solutions, records, ArithChecker())
-    rollouts = mc["num_rollouts"]
+    settings = []
+    for path in map(Path, args.consensus):  # before reading any records
+        mc = mc_run(path)
+        if mc is None:
+            raise ValueError(
+                f"expected consensus records of MC and a judge, got {path} without MC labels; "
+                "fix: pass --consensus runs/<run>/labels/consensus/records.jsonl"
+            )
+        settings.append((path, mc))
+    solutions = read_samples(Path(args.samples))[: args.limit]
+    runs, soft, report = [], [], []
+    for path, mc in settings:
+        records = [LabelRecord.from_record(row) for row in read_jsonl(path)]
+        # judge the solutions every run labelled (a run may cover the first `limit` only)
+        labelled = {record.key for record in records}
+        missing = [s.key for s in solutions if s.key not in labelled]
+        if missing:
+            raise ValueError(
+                f"expected {path} to label all {len(solutions)} samples judged, got "
+                f"{len(missing)} missing (first: {missing[0]}); fix: --limit to what every "
+                "run labelled"
+            )
+        keys = {s.key for s in solutions}
+        rows = quality_from_records(solutions, [r for r in records if r.key in keys], CHECKER)
+        runs.append((mc, rows))
+        entry: dict[str, Any] = {
+            "consensus": str(path),
+            "mc": {k: str(v) for k, v in mc.items()},
+            "rollouts_per_solution": rollouts_per_solution(mc),
+            "rows": [asdict(row) for row in rows],
+        }
+        if not mc["early_stop"]:
+            mc_records = [LabelRecord.from_record(row) for row in read_jsonl(mc["records"])]
+            profile = soft_label_profile(solutions, mc_records, CHECKER)
+            soft.append(profile)
+            entry["soft"] = asdict(profile)
+        report.append(entry)
+    models = sorted({f"`{mc['model']}`" for mc, _ in runs})
     lines = [
         f"{len(solutions)} policy solutions of arithmetic training problems, labelled by "
-        f"Monte Carlo estimation (hard label: {describe_mc(mc)}, rolled out by "
-        f"`{mc['model']}`), by the calculator judge (checks each step's arithmetic only) "
-        "and by their consensus; "
-        "compared with the checker's true first error. RAWP: right answer, wrong process; "
-        "RAWP passed: share of those labelled fully correct.",
+        f"Monte Carlo estimation (hard label: any of up to {runs[0][0]['num_rollouts']} "
+        f"rollouts right; rolled out by {', '.join(models)}; MC run: how), by the calculator "
+        "judge (checks each step's arithmetic only) and by their consensus; compared with the "
+        "checker's true first error. RAWP: right answer, wrong process; RAWP passed: share of "
+        "those labelled fully correct.",
         "",
-        markdown_table(rows),
+        table(runs),
     ]
-    report: dict[str, Any] = {"rows": [asdict(row) for row in rows]}
-    if not mc["early_stop"]:
-        mc_records = [LabelRecord.from_record(row) for row in read_jsonl(mc["records"])]
-        profile = soft_label_profile(solutions, mc_records, ArithChecker())
-        report["soft"] = asdict(profile)
+    if soft:
         lines += [
             "",
-            f"MC soft labels (share of the {rollouts} rollouts after a step that reach the gold "
-            "answer) on the steps up to each solution's true first error. AUC: chance that a "
-            "right step's soft label exceeds a first wrong step's (ties half).",
+            "MC soft labels of the full MC run (share of the rollouts after a step that reach "
+            "the gold answer) on the steps up to each solution's true first error. AUC: chance "
+            "that a right step's soft label exceeds a first wrong step's (ties half).",
             "",
-            soft_markdown(profile),
+            *[soft_markdown(profile) for profile in soft],
         ]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(report, indent=2))

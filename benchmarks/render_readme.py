@@ -29,6 +29,14 @@ SECTIONS: list[tuple[str, str, str]] = [
         "label_quality.md",
     ),
     (
+        "PRM training data: three ways to run MC on the same 8,192 solutions",
+        "python benchmarks/label_quality.py --limit 8192 --name label_quality_mc_modes "
+        "--consensus runs/prm/labels/consensus/records.jsonl "
+        "runs/prm/labels/consensus_distrust/records.jsonl "
+        "runs/prm/labels/consensus_full/records.jsonl",
+        "label_quality_mc_modes.md",
+    ),
+    (
         "Monte Carlo labelling speed",
         "python benchmarks/mc_labelling_speed.py",
         "mc_labelling_speed.md",
@@ -59,6 +67,14 @@ SECTIONS: list[tuple[str, str, str]] = [
         "Accuracy versus compute: test split",
         "python benchmarks/accuracy_vs_compute.py --splits test longest",
         "accuracy_vs_compute_test.md",
+    ),
+    (
+        "Accuracy versus compute: the test tables rerun with today's code",
+        "python benchmarks/accuracy_vs_compute.py --splits test --seeds 0 --search-ns 16 "
+        "--strategies beam --results-dir runs/recheck && python benchmarks/accuracy_vs_compute.py "
+        "--compare benchmarks/results/accuracy_vs_compute_test.json "
+        "runs/recheck/accuracy_vs_compute_test.json",
+        "accuracy_vs_compute_test_recheck.md",
     ),
     (
         "Accuracy versus compute: longest split (4-operation chains only)",

@@ -256,9 +256,16 @@ def mc_run(records: Path) -> dict[str, Any] | None:
     return {**labeller, "model": settings["policy"]["model"], "records": Path(records)}
 
 
-def describe_mc(settings: dict[str, Any]) -> str:
-    """One line for a caption: how an MC run set its hard labels."""
+def describe_mc(settings: dict[str, Any], short: bool = False) -> str:
+    """How an MC run set its hard labels, for a caption (``short``: for a table cell)."""
     k = settings["num_rollouts"]
-    if settings["early_stop"]:
-        return f"any of up to {k} rollouts right, early stop (soft = hard)"
-    return f"any of {k} rollouts right, all {k} rolled out (soft = share right)"
+    if not settings["early_stop"]:
+        full = f"any of {k} rollouts right, all {k} rolled out (soft = share right)"
+        return "full" if short else full
+    # runs from before the option always trusted right answers
+    trusted = settings.get("trust_right_answers", True)
+    if short:
+        return "early stop, right answers trusted" if trusted else "early stop"
+    return f"any of up to {k} rollouts right, early stop" + (
+        ", a right answer's steps all right (soft = hard)" if trusted else " (soft = hard)"
+    )

@@ -141,7 +141,13 @@ def test_mc_run_is_read_from_the_fingerprints(tmp_path: Path) -> None:
     assert settings is not None and settings["model"] == "verifier"
     assert settings["records"] == mc and settings == mc_run(mc)
     assert describe_mc(settings) == "any of 8 rollouts right, all 8 rolled out (soft = share right)"
-    assert "early stop" in describe_mc(settings | {"early_stop": True})
+    assert describe_mc(settings, short=True) == "full"
+    early = settings | {"early_stop": True}  # a fingerprint from before trust_right_answers
+    assert describe_mc(early, short=True) == "early stop, right answers trusted"
+    assert "a right answer's steps all right" in describe_mc(early)
+    distrust = early | {"trust_right_answers": False}
+    assert describe_mc(distrust, short=True) == "early stop"
+    assert "right answer" not in describe_mc(distrust)
     assert mc_run(judge) is None
     with pytest.raises(FileNotFoundError, match="fingerprint.json"):
         mc_run(tmp_path / "elsewhere" / "records.jsonl")
