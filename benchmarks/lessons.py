@@ -29,7 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from prm.label.quality import mc_run
+from prm.label.quality import describe_mc, mc_run
 from prm.processbench import evaluate_subset, load_subset
 from prm.scoring import build_scorer
 from prm.stepwise import read_stepwise
@@ -165,7 +165,15 @@ def main() -> None:
         default=[f"{labels}:{loss}" for labels, loss in VARIANTS],
         help="labeller:loss pairs, e.g. mc:hard consensus:soft (soft needs full-mode MC labels)",
     )
+    parser.add_argument(
+        "--rerender",
+        action="store_true",
+        help="rewrite lessons.md from lessons.json (no training or evaluation)",
+    )
     args = parser.parse_args()
+    if args.rerender:
+        rerender()
+        return
     start = time.perf_counter()
     labels = Path(args.labels)
     workdir = Path(args.workdir)
@@ -189,7 +197,6 @@ def main() -> None:
         labeller, loss = variant.split(":")
         data = labels / labeller / "stepwise.jsonl"
         size = len(read_stepwise(data))
-        mc = mc_run(data.parent / "records.jsonl")
         model = train_variant(
             data, loss, args.steps, args.batch_size, workdir / f"{labeller}-{loss}", args.init
         )
@@ -197,7 +204,7 @@ def main() -> None:
         result, _ = evaluate_subset("arith", bench, scorer, batch_size=128)
         row: dict[str, Any] = {
             "labels": labeller,
-            "mc": "-" if mc is None else "early stop" if mc["early_stop"] else "full",
+            "mc": mc_mode(data.parent),
             "loss": loss,
             "train_solutions": size,
             "f1": result.f1,
@@ -208,23 +215,43 @@ def main() -> None:
             row[f"bon_{how.value}"] = best_of_n(scorer, problems, generations, how)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    baseline = majority(problems, generations)
+    report = {
+        "args": vars(args),
+        "rows": rows,
+        "majority": majority(problems, generations),
+        "processbench_samples": len(bench),
+        "wall_s": time.perf_counter() - start,
+    }
+    write(report)
+
+
+def mc_mode(labels_dir: Path) -> str:
+    """The MC column: how a labels run's MC labels were rolled out ("-": none)."""
+    mc = mc_run(labels_dir / "records.jsonl")
+    return "-" if mc is None else describe_mc(mc, short=True)
+
+
+def write(report: dict[str, Any]) -> None:
+    """``lessons.{json,md}`` from a run's report."""
+    args = report["args"]
 
     def pct(value: float | None) -> str:
         return "-" if value is None else f"{100 * value:.1f}"
 
     lines = [
-        f"{args.problems} test problems, best-of-{args.n} (the same candidates for every PRM; "
-        f"majority vote {pct(baseline)}); step-error F1 on the policy's own test solutions "
-        f"({len(bench)} samples). Every PRM: {args.steps} optimizer steps of batch "
-        f"{args.batch_size}, initialised from `{args.init}`. Numbers in %. Labels: a directory "
-        f"of `{args.labels}`; MC: how its MC labels were rolled out (early stop: hard labels "
-        "only; full: every prefix rolled out, soft label = share of right rollouts).",
+        f"{args['problems']} test problems, best-of-{args['n']} (the same candidates for every "
+        f"PRM; majority vote {pct(report['majority'])}); step-error F1 on the policy's own test "
+        f"solutions ({report['processbench_samples']} samples). Every PRM: {args['steps']} "
+        f"optimizer steps of batch {args['batch_size']}, initialised from `{args['init']}`. "
+        f"Numbers in %. Labels: a directory of `{args['labels']}`; MC: how its MC labels were "
+        "rolled out (early stop: hard labels only; right answers trusted: a finished solution "
+        "with the right answer is labelled right without rollouts; full: every prefix rolled "
+        "out, soft label = share of right rollouts).",
         "",
         "| labels | MC | loss | solutions kept | step F1 | BoN min | BoN prod | BoN last |",
         "|---|---|---|---:|---:|---:|---:|---:|",
     ]
-    for row in rows:
+    for row in report["rows"]:
         lines.append(
             f"| {row['labels']} | {row['mc']} | {row['loss']} | {row['train_solutions']} | "
             f"{pct(row['f1'])} | "
@@ -232,19 +259,21 @@ def main() -> None:
         )
     text = "\n".join(lines)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "lessons.json").write_text(
-        json.dumps(
-            {
-                "args": vars(args),
-                "rows": rows,
-                "majority": baseline,
-                "wall_s": time.perf_counter() - start,
-            },
-            indent=2,
-        )
-    )
+    (RESULTS / "lessons.json").write_text(json.dumps(report, indent=2))
     (RESULTS / "lessons.md").write_text(text + "\n")
     print(text)
+
+
+def rerender() -> None:
+    """Rewrite the table of the last run from ``lessons.json``, its MC column read afresh from
+    the labels runs' fingerprints (nothing is trained or evaluated)."""
+    report = json.loads((RESULTS / "lessons.json").read_text())
+    labels = Path(report["args"]["labels"])
+    for row in report["rows"]:
+        row["mc"] = mc_mode(labels / row["labels"])
+    if "processbench_samples" not in report:
+        report["processbench_samples"] = len(load_subset(Path(report["args"]["processbench"])))
+    write(report)
 
 
 if __name__ == "__main__":

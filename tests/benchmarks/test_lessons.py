@@ -45,3 +45,28 @@ def test_unknown_loss_and_missing_labels_are_named(tmp_path: Path) -> None:
         lessons.check_variant(tmp_path, "mc:medium")
     with pytest.raises(FileNotFoundError, match="make prm"):
         lessons.check_variant(tmp_path, "judge:hard")
+
+
+def test_rerender_reads_the_mc_column_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    labels_dir(tmp_path, "mc", {"name": "mc", "num_rollouts": 8, "early_stop": True})
+    labels_dir(tmp_path, "calculator", {"name": "calculator"})
+    (tmp_path / "bench.json").write_text("[]")
+    monkeypatch.setattr(lessons, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(lessons, "load_subset", lambda path: [None] * 3)
+    args = {"problems": 2, "n": 4, "steps": 5, "batch_size": 8, "init": "base"}
+    args |= {"labels": str(tmp_path), "processbench": str(tmp_path / "bench.json")}
+    scores = {"f1": 0.5, "bon_min": 0.25, "bon_prod": 0.5, "bon_last": None}
+    rows = [
+        {"labels": name, "mc": "stale", "loss": "hard", "train_solutions": 7, **scores}
+        for name in ("mc", "calculator")
+    ]
+    (tmp_path / "results").mkdir()
+    report = {"args": args, "rows": rows, "majority": 0.5}
+    (tmp_path / "results" / "lessons.json").write_text(json.dumps(report))
+    lessons.rerender()
+    text = (tmp_path / "results" / "lessons.md").read_text()
+    assert "| mc | early stop, right answers trusted | hard | 7 | 50.0 | 25.0 | 50.0 | - |" in text
+    assert "| calculator | - | hard | 7 |" in text and "(3 samples)" in text
+    assert "stale" not in (tmp_path / "results" / "lessons.json").read_text()
