@@ -243,8 +243,8 @@ def write(report: dict[str, Any]) -> None:
         f"PRM; majority vote {pct(report['majority'])}); step-error F1 on the policy's own test "
         f"solutions ({report['processbench_samples']} samples). Every PRM: {args['steps']} "
         f"optimizer steps of batch {args['batch_size']}, initialised from `{args['init']}`. "
-        f"Numbers in %. Labels: a directory of `{args['labels']}`; MC: how its MC labels were "
-        "rolled out (early stop: hard labels only; right answers trusted: a finished solution "
+        "Numbers in %. Labels: a labelling run's directory under `--labels`; MC: how its MC "
+        "labels were rolled out (early stop: hard labels only; right answers trusted: a finished solution "
         "with the right answer is labelled right without rollouts; full: every prefix rolled "
         "out, soft label = share of right rollouts).",
         "",
