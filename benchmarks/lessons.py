@@ -244,9 +244,9 @@ def write(report: dict[str, Any]) -> None:
         f"solutions ({report['processbench_samples']} samples). Every PRM: {args['steps']} "
         f"optimizer steps of batch {args['batch_size']}, initialised from `{args['init']}`. "
         "Numbers in %. Labels: a labelling run's directory under `--labels`; MC: how its MC "
-        "labels were rolled out (early stop: hard labels only; right answers trusted: a finished solution "
-        "with the right answer is labelled right without rollouts; full: every prefix rolled "
-        "out, soft label = share of right rollouts).",
+        "labels were rolled out (early stop: hard labels only; right answers trusted: a "
+        "finished solution with the right answer is labelled right without rollouts; full: "
+        "every prefix rolled out, soft label = share of right rollouts).",
         "",
         "| labels | MC | loss | solutions kept | step F1 | BoN min | BoN prod | BoN last |",
         "|---|---|---|---:|---:|---:|---:|---:|",
