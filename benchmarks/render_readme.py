@@ -30,10 +30,7 @@ SECTIONS: list[tuple[str, str, str]] = [
     ),
     (
         "PRM training data: three ways to run MC on the same 8,192 solutions",
-        "python benchmarks/label_quality.py --limit 8192 --name label_quality_mc_modes "
-        "--consensus runs/prm/labels/consensus/records.jsonl "
-        "runs/prm/labels/consensus_distrust/records.jsonl "
-        "runs/prm/labels/consensus_full/records.jsonl",
+        "bash benchmarks/label_mc_modes.sh",
         "label_quality_mc_modes.md",
     ),
     (
@@ -93,7 +90,8 @@ SECTIONS: list[tuple[str, str, str]] = [
     ),
     (
         "The paper's lessons, in miniature",
-        "python benchmarks/lessons.py",
+        "python benchmarks/lessons.py --steps 300 --batch-size 64 --variants mc:hard "
+        "calculator:hard consensus:hard mc_full:hard mc_full:soft",
         "lessons.md",
     ),
     (
