@@ -41,6 +41,8 @@ CHECKER = ArithChecker()
 
 def rollouts_per_solution(mc: dict[str, Any]) -> float | None:
     """Rollouts the MC run spent per solution, from its ``usage.jsonl`` (None without one)."""
+    if mc["records"] is None:
+        return None
     usage = Path(mc["records"]).parent / "usage.jsonl"
     if not usage.exists():
         return None
@@ -123,7 +125,7 @@ def main() -> None:
             "rollouts_per_solution": rollouts_per_solution(mc),
             "rows": [asdict(row) for row in rows],
         }
-        if not mc["early_stop"]:
+        if not mc["early_stop"] and mc["records"] is not None:
             mc_records = [LabelRecord.from_record(row) for row in read_jsonl(mc["records"])]
             profile = soft_label_profile(solutions, mc_records, CHECKER)
             soft.append(profile)

@@ -239,8 +239,9 @@ def soft_markdown(profile: SoftProfile) -> str:
 def mc_run(records: Path) -> dict[str, Any] | None:
     """The MC settings behind a ``python -m prm.label`` run's ``records.jsonl``, read from the
     ``fingerprint.json`` beside it (a consensus run's from its ``mc_records``): the MC
-    labeller's config plus ``model`` (the roll-out model) and ``records``; None when the run
-    has no MC labels (e.g. the calculator judge)."""
+    labeller's config plus ``model`` (the roll-out model) and ``records`` (None for a
+    consensus run that rolled out MC itself); None when the run has no MC labels (e.g. the
+    calculator judge)."""
     path = Path(records).parent / "fingerprint.json"
     if not path.exists():
         raise FileNotFoundError(
@@ -249,11 +250,15 @@ def mc_run(records: Path) -> dict[str, Any] | None:
         )
     settings = json.loads(path.read_text())
     labeller = settings["labeller"]
+    own: Path | None = Path(records)
     if labeller.get("name") == "consensus":
-        return mc_run(Path(labeller["mc_records"]))
-    if labeller.get("name") != "mc":
+        if labeller.get("mc_records") is not None:
+            return mc_run(Path(labeller["mc_records"]))
+        # the consensus run labelled by MC itself: its settings, no MC records of their own
+        labeller, own = labeller["mc"], None
+    elif labeller.get("name") != "mc":
         return None
-    return {**labeller, "model": settings["policy"]["model"], "records": Path(records)}
+    return {**labeller, "model": settings["policy"]["model"], "records": own}
 
 
 def describe_mc(settings: dict[str, Any], short: bool = False) -> str:

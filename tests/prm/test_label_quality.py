@@ -137,6 +137,7 @@ def test_mc_run_is_read_from_the_fingerprints(tmp_path: Path) -> None:
     mc = run("mc", {"name": "mc", "num_rollouts": 8, "early_stop": False})
     consensus = run("consensus", {"name": "consensus", "mc_records": str(mc)})
     judge = run("calculator", {"name": "calculator"})
+    inline = run("inline", {"name": "consensus", "mc_records": None, "mc": {"name": "mc"}})
     settings = mc_run(consensus)
     assert settings is not None and settings["model"] == "verifier"
     assert settings["records"] == mc and settings == mc_run(mc)
@@ -149,5 +150,6 @@ def test_mc_run_is_read_from_the_fingerprints(tmp_path: Path) -> None:
     assert describe_mc(distrust, short=True) == "early stop"
     assert "right answer" not in describe_mc(distrust)
     assert mc_run(judge) is None
+    assert mc_run(inline) == {"name": "mc", "model": "verifier", "records": None}
     with pytest.raises(FileNotFoundError, match="fingerprint.json"):
         mc_run(tmp_path / "elsewhere" / "records.jsonl")
