@@ -17,7 +17,7 @@ in its own directory, e.g. on the first 8,192 samples:
     python benchmarks/lessons.py [--steps 150] [--problems 200] [--n 16] \
         [--variants mc:hard consensus:hard mc_full:hard mc_full:soft]
 
-Writes benchmarks/results/lessons.{json,md}.
+Writes benchmarks/results/<--name, lessons>.{json,md}.
 """
 
 from __future__ import annotations
@@ -165,6 +165,7 @@ def main() -> None:
         default=[f"{labels}:{loss}" for labels, loss in VARIANTS],
         help="labeller:loss pairs, e.g. mc:hard consensus:soft (soft needs full-mode MC labels)",
     )
+    parser.add_argument("--name", default="lessons", help="results file name")
     parser.add_argument(
         "--rerender",
         action="store_true",
@@ -172,7 +173,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.rerender:
-        rerender()
+        rerender(args.name)
         return
     start = time.perf_counter()
     labels = Path(args.labels)
@@ -259,15 +260,17 @@ def write(report: dict[str, Any]) -> None:
         )
     text = "\n".join(lines)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "lessons.json").write_text(json.dumps(report, indent=2))
-    (RESULTS / "lessons.md").write_text(text + "\n")
+    name = args.get("name", "lessons")
+    (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2))
+    (RESULTS / f"{name}.md").write_text(text + "\n")
     print(text)
 
 
-def rerender() -> None:
-    """Rewrite the table of the last run from ``lessons.json``, its MC column read afresh from
+def rerender(name: str = "lessons") -> None:
+    """Rewrite the table of the last run from ``<name>.json``, its MC column read afresh from
     the labels runs' fingerprints (nothing is trained or evaluated)."""
-    report = json.loads((RESULTS / "lessons.json").read_text())
+    report = json.loads((RESULTS / f"{name}.json").read_text())
+    report["args"].setdefault("name", name)
     labels = Path(report["args"]["labels"])
     for row in report["rows"]:
         row["mc"] = mc_mode(labels / row["labels"])
