@@ -95,6 +95,13 @@ SECTIONS: list[tuple[str, str, str]] = [
         "lessons.md",
     ),
     (
+        "The lessons, once more: consensus of MC that trusts right answers or not",
+        "bash benchmarks/label_mc_modes.sh && python benchmarks/lessons.py --steps 300 "
+        "--batch-size 64 --name lessons_trust "
+        "--variants consensus_trust:hard consensus_distrust:hard",
+        "lessons_trust.md",
+    ),
+    (
         "Throughput",
         "python benchmarks/throughput.py",
         "throughput.md",
