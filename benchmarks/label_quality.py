@@ -135,10 +135,12 @@ def main() -> None:
     lines = [
         f"{len(solutions)} policy solutions of arithmetic training problems, labelled by "
         f"Monte Carlo estimation (hard label: any of up to {runs[0][0]['num_rollouts']} "
-        f"rollouts right; rolled out by {', '.join(models)}; MC run: how), by the calculator "
-        "judge (checks each step's arithmetic only) and by their consensus; compared with the "
-        "checker's true first error. RAWP: right answer, wrong process; RAWP passed: share of "
-        "those labelled fully correct.",
+        f"rollouts right; rolled out by {', '.join(models)}), by the calculator judge (checks "
+        "each step's arithmetic only) and by their consensus; compared with the checker's true "
+        "first error. MC run: full, all rollouts of every prefix; early stop, a prefix stops "
+        "at its first right rollout, and a finished solution with the right answer is either "
+        "trusted (all its steps right, no rollout) or rolled out like any other. RAWP: right "
+        "answer, wrong process; RAWP passed: share of those labelled fully correct.",
         "",
         table(runs),
     ]

@@ -270,7 +270,7 @@ def describe_mc(settings: dict[str, Any], short: bool = False) -> str:
     # runs from before the option always trusted right answers
     trusted = settings.get("trust_right_answers", True)
     if short:
-        return "early stop, right answers trusted" if trusted else "early stop"
+        return f"early stop, right answers {'trusted' if trusted else 'rolled out'}"
     return f"any of up to {k} rollouts right, early stop" + (
         ", a right answer's steps all right (soft = hard)" if trusted else " (soft = hard)"
     )

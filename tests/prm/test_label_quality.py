@@ -147,7 +147,7 @@ def test_mc_run_is_read_from_the_fingerprints(tmp_path: Path) -> None:
     assert describe_mc(early, short=True) == "early stop, right answers trusted"
     assert "a right answer's steps all right" in describe_mc(early)
     distrust = early | {"trust_right_answers": False}
-    assert describe_mc(distrust, short=True) == "early stop"
+    assert describe_mc(distrust, short=True) == "early stop, right answers rolled out"
     assert "right answer" not in describe_mc(distrust)
     assert mc_run(judge) is None
     assert mc_run(inline) == {"name": "mc", "model": "verifier", "records": None}
