@@ -90,7 +90,8 @@ SECTIONS: list[tuple[str, str, str]] = [
     ),
     (
         "The paper's lessons, in miniature",
-        "python benchmarks/lessons.py --steps 300 --batch-size 64 --variants mc:hard "
+        "bash benchmarks/label_mc_modes.sh && python benchmarks/lessons.py --steps 300 "
+        "--batch-size 64 --variants mc:hard "
         "calculator:hard consensus:hard mc_full:hard mc_full:soft",
         "lessons.md",
     ),
