@@ -29,7 +29,12 @@ stage sample "$PY" -m prm.sample output_dir="$RUN/samples" count="$PROBLEMS" num
 # minutes (README, "`make prm` timed"). The shipped labels were rolled out on vLLM
 # (MC_BACKEND=vllm), with other random draws; on a GPU, vLLM is the one to use.
 MC_BACKEND=${MC_BACKEND:-hf}
+# TRUST_RIGHT_ANSWERS=false: early-stop MC rolls out the prefixes of right-answer solutions too
+# (README, "three ways to run MC": 1.29x the rollouts, more and better consensus data); the
+# shipped PRM was built with true.
+TRUST_RIGHT_ANSWERS=${TRUST_RIGHT_ANSWERS:-true}
 stage mc "$PY" -m prm.label labeller=mc labeller.early_stop=true samples="$RUN/samples/samples.jsonl" \
+  labeller.trust_right_answers="$TRUST_RIGHT_ANSWERS" \
   output_dir="$RUN/labels/mc" chunk_solutions=2048 policy.model="$VERIFIER" \
   policy.backend="$MC_BACKEND" report=true progress=false
 stage calculator "$PY" -m prm.label labeller=calculator samples="$RUN/samples/samples.jsonl" \

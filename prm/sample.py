@@ -331,9 +331,10 @@ def _sampled_chunks(
 ) -> Iterator[tuple[list[dict[str, Any]], int]]:
     """(records, prompt tokens) of every chunk: here, or on Ray workers as they finish."""
     if launcher is None:
-        if generator is None:
+        if generator is None and chunks:
             raise ValueError("expected a generator (or a launcher and a policy node), got none")
         for chunk in chunks:
+            assert generator is not None
             solutions, read = sample_solutions(chunk, generator, num_samples, policy)
             yield [s.to_record() for s in solutions], read
         return
@@ -393,7 +394,9 @@ def sample_from_config(raw: Any) -> None:
         written = JsonlLog(output_dir / SAMPLES_FILE).records
         check_fingerprint(output_dir, fingerprint(settings), has_records=bool(written))
         launcher = config.launcher  # +launcher=ray: the workers build the policy
-        generator = None if launcher else instantiate(raw.policy, seed=config.seed)
+        done = {row["problem_id"] for row in written}
+        finished = all(problem.id in done for problem in problems)  # no policy needed
+        generator = None if launcher or finished else instantiate(raw.policy, seed=config.seed)
         metrics = run_sampling(
             problems,
             generator,

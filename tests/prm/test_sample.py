@@ -132,6 +132,16 @@ def test_cli_end_to_end_with_the_fake_policy(
     assert json.loads((out / "metrics.json").read_text())["num_samples"] == 2
     assert list((out / "hydra").glob("*/.hydra/config.yaml"))
 
+    # a finished run rerun: nothing left to sample, so the policy is not even built
+    from search.envs.arith import fakes
+
+    def unbuildable(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the policy was built for a finished run")
+
+    monkeypatch.setattr(fakes.FakeGenerator, "__init__", unbuildable)
+    main()
+    assert read_samples(out / "samples.jsonl") == samples
+
 
 def test_samples_do_not_depend_on_chunking_or_resume(tmp_path: Path) -> None:
     """Each problem's samples draw from the stream named by its id: chunks of 1, of 5, or
