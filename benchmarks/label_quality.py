@@ -4,14 +4,18 @@ comparison (arXiv 2501.07301, section 3).
 
 Reads the records that `make prm` (python -m prm.label ... report=true) wrote and prints one
 table; it recomputes everything from the records, so it can run on any labelled samples.
-With the records of a full-mode MC run (``labeller.early_stop=false``), a second table says how
-well MC's soft labels (share of right rollouts) separate right steps from first errors:
+Several consensus runs on the same samples (their MC runs set up differently) share one table,
+each MC run with the rollouts it spent per solution (from its ``usage.jsonl``); with a
+full-mode MC run (``labeller.early_stop=false``) a second table says how well MC's soft labels
+(share of right rollouts) separate right steps from first errors:
 
     python benchmarks/label_quality.py [--samples runs/prm/samples/samples.jsonl]
-        [--consensus runs/prm/labels/consensus/records.jsonl] [--name label_quality]
+        [--consensus runs/prm/labels/consensus/records.jsonl ...] [--limit N]
+        [--name label_quality]
 
-Writes benchmarks/results/<name>.{json,md}. The caption describes the MC run from the
-``fingerprint.json`` the labelling CLI leaves beside the consensus records.
+``benchmarks/label_mc_modes.sh`` runs three MC set-ups and this table on them. Writes
+benchmarks/results/<name>.{json,md}. Each MC run is described from the ``fingerprint.json``
+the labelling CLI leaves beside its records.
 """
 
 from __future__ import annotations
