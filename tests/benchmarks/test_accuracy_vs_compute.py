@@ -220,12 +220,9 @@ def test_beam_and_dvts_run_once_per_pruning_rule_and_are_compared() -> None:
     assert "weighted − own score: difference +0.250 ± 0.250" in text
 
 
-def test_write_makes_files_per_split_and_readme_shows_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    problems = make_split("longest", size=3)
-    rows = fake_sweep(problems, 0, lookahead=0)
-    meta = {
+def longest_meta() -> dict[str, Any]:
+    """The run metadata ``avc.write`` takes, for a run on the longest split."""
+    return {
         "split": "longest",
         "max_n": 4,
         "summary_n": 4,
@@ -234,6 +231,14 @@ def test_write_makes_files_per_split_and_readme_shows_them(
         "lookahead_sampling": avc.lookahead_sampling(),
         "wall_s": 1.0,
     }
+
+
+def test_write_makes_files_per_split_and_readme_shows_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    problems = make_split("longest", size=3)
+    rows = fake_sweep(problems, 0, lookahead=0)
+    meta = longest_meta()
     text = avc.write(tmp_path, rows, meta, {"problems": 3})
     for suffix in (".json", ".md", ".png"):
         assert (tmp_path / f"accuracy_vs_compute_longest{suffix}").exists()
@@ -280,15 +285,7 @@ def test_tree_search_is_also_compared_with_best_of_n_at_its_policy_budget() -> N
 
 def test_merge_keeps_repeated_rows_once_and_recomputes_the_tables(tmp_path: Path) -> None:
     problems = make_split("longest", size=3)
-    meta = {
-        "split": "longest",
-        "max_n": 4,
-        "summary_n": 4,
-        "aggregation": "min",
-        "lookahead": 0,
-        "lookahead_sampling": avc.lookahead_sampling(),
-        "wall_s": 1.0,
-    }
+    meta = longest_meta()
     seed0, seed1 = fake_sweep(problems, 0, lookahead=0), fake_sweep(problems, 1, lookahead=0)
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
@@ -306,15 +303,7 @@ def test_merge_keeps_repeated_rows_once_and_recomputes_the_tables(tmp_path: Path
 
 def test_compare_names_rows_whose_grades_moved(tmp_path: Path) -> None:
     problems = make_split("longest", size=3)
-    meta = {
-        "split": "longest",
-        "max_n": 4,
-        "summary_n": 4,
-        "aggregation": "min",
-        "lookahead": 0,
-        "lookahead_sampling": avc.lookahead_sampling(),
-        "wall_s": 1.0,
-    }
+    meta = longest_meta()
     old = fake_sweep(problems, 0, lookahead=0)
     moved = dict(old[-1], correct=[1 - c for c in old[-1]["correct"]])
     new = [*old[:-1], moved, *fake_sweep(problems, 1, lookahead=0)]  # seed 1: not in old
