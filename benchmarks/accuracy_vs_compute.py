@@ -648,7 +648,16 @@ def row_key(row: dict[str, Any]) -> tuple[Any, ...]:
     return (row["strategy"], row["aggregation"], row["n"], row["seed"], row["lookahead"])
 
 
-def compare(old: Path, new: Path) -> str:
+@dataclass(frozen=True)
+class RowCheck:
+    """One row found in both result files: its name, what changed, and whether nothing did."""
+
+    name: str
+    detail: str
+    same: bool
+
+
+def row_checks(old: Path, new: Path) -> list[RowCheck]:
     """Per row present in both result files (same split, run and seed): whether the
     per-problem grades are the same, e.g. after a code change that should not move results
     (rerun a subset of the runs into another --results-dir, then compare)."""
@@ -659,30 +668,56 @@ def compare(old: Path, new: Path) -> str:
             f"{reports[1]['split']}; fix: compare files of the same split"
         )
     before = {row_key(row): row for row in reports[0]["rows"]}
-    lines, same = [], 0
+    checks = []
     for row in reports[1]["rows"]:
         earlier = before.get(row_key(row))
         if earlier is None:
             continue
         name = "{} {} n={} seed={}".format(*row_key(row)[:4])
         if len(earlier["correct"]) != len(row["correct"]):
-            lines.append(
-                f"{name}: {len(earlier['correct'])} problems before, {len(row['correct'])} now"
-            )
+            detail = f"{len(earlier['correct'])} problems before, {len(row['correct'])} now"
+            checks.append(RowCheck(name, detail, same=False))
             continue
         differ = sum(a != b for a, b in zip(earlier["correct"], row["correct"], strict=True))
-        same += not differ
-        lines.append(
-            f"{name}: {'same grades' if not differ else f'{differ} problems differ'} "
-            f"(accuracy {earlier['accuracy']:.3f} -> {row['accuracy']:.3f}; policy tokens "
-            f"{earlier['policy_tokens']:.1f} -> {row['policy_tokens']:.1f})"
+        checks.append(
+            RowCheck(
+                name,
+                f"{'same grades' if not differ else f'{differ} problems differ'} "
+                f"(accuracy {earlier['accuracy']:.3f} -> {row['accuracy']:.3f}; policy tokens "
+                f"{earlier['policy_tokens']:.1f} -> {row['policy_tokens']:.1f})",
+                same=not differ,
+            )
         )
-    if not lines:
+    if not checks:
         raise ValueError(
             f"expected rows in common (same run and seed), got none between {old} and {new}; "
             "fix: rerun some of the old file's runs"
         )
-    return "\n".join([*lines, f"{same} of {len(lines)} rows in common have the same grades"])
+    return checks
+
+
+def checks_summary(checks: Sequence[RowCheck]) -> str:
+    same = sum(check.same for check in checks)
+    return f"{same} of {len(checks)} rows in common have the same grades"
+
+
+def checks_text(checks: Sequence[RowCheck]) -> str:
+    """A line per row in both files, then how many are the same."""
+    return "\n".join([*(f"{c.name}: {c.detail}" for c in checks), checks_summary(checks)])
+
+
+def compare(old: Path, new: Path) -> str:
+    return checks_text(row_checks(old, new))
+
+
+def recheck_markdown(old: Path, new: Path, checks: Sequence[RowCheck]) -> str:
+    """README's block: the summary, the rows that moved, the rows compared."""
+    blocks = [
+        f"Rerun `{new}` against `{old}`: {checks_summary(checks)}.",
+        "\n".join(f"- {c.name}: {c.detail}" for c in checks if not c.same),
+        f"Rows compared: {', '.join(c.name for c in checks)}.",
+    ]
+    return "\n\n".join(block for block in blocks if block) + "\n"
 
 
 def merge(paths: Sequence[Path], results_dir: Path) -> str:
@@ -759,20 +794,11 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.compare:
-        text = compare(*args.compare)
+        old, new = args.compare
+        checks = row_checks(old, new)
         args.results_dir.mkdir(parents=True, exist_ok=True)
-        *lines, summary = text.splitlines()
-        moved = [line for line in lines if "same grades" not in line]
-        names = ", ".join(line.split(":")[0] for line in lines)
-        blocks = [
-            f"Rerun `{args.compare[1]}` against `{args.compare[0]}`: {summary}.",
-            "\n".join(f"- {line}" for line in moved),
-            f"Rows compared: {names}.",
-        ]
-        (args.results_dir / f"{args.compare[1].stem}_recheck.md").write_text(
-            "\n\n".join(block for block in blocks if block) + "\n"
-        )
-        print(text)
+        (args.results_dir / f"{new.stem}_recheck.md").write_text(recheck_markdown(old, new, checks))
+        print(checks_text(checks))
         return
     if args.merge:
         print(merge(args.merge, args.results_dir))

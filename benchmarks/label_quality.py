@@ -108,6 +108,7 @@ def main() -> None:
             )
         settings.append((path, mc))
     solutions = read_samples(Path(args.samples))[: args.limit]
+    keys = {s.key for s in solutions}
     runs, soft, report = [], [], []
     for path, mc in settings:
         records = [LabelRecord.from_record(row) for row in read_jsonl(path)]
@@ -120,7 +121,6 @@ def main() -> None:
                 f"{len(missing)} missing (first: {missing[0]}); fix: --limit to what every "
                 "run labelled"
             )
-        keys = {s.key for s in solutions}
         rows = quality_from_records(solutions, [r for r in records if r.key in keys], CHECKER)
         runs.append((mc, rows))
         entry: dict[str, Any] = {

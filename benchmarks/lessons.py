@@ -260,7 +260,7 @@ def write(report: dict[str, Any]) -> None:
         )
     text = "\n".join(lines)
     RESULTS.mkdir(exist_ok=True)
-    name = args.get("name", "lessons")
+    name = args["name"]
     (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2))
     (RESULTS / f"{name}.md").write_text(text + "\n")
     print(text)

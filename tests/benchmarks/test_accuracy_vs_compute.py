@@ -317,6 +317,9 @@ def test_compare_names_rows_whose_grades_moved(tmp_path: Path) -> None:
     assert sum("same grades" in line for line in lines[:-1]) == len(old) - 1
     assert "3 problems differ" in lines[len(old) - 1]
     assert lines[-1] == f"{len(old) - 1} of {len(old)} rows in common have the same grades"
+    block = avc.recheck_markdown(*paths, avc.row_checks(*paths))
+    assert block.count("\n- ") == 1 and "3 problems differ" in block  # only the moved row
+    assert block.count("seed=0") == len(old) + 1  # listed once more among the rows compared
     other = dict(meta, split="test")
     (tmp_path / "test").mkdir()
     avc.write(tmp_path / "test", old, other, {"problems": 3})
