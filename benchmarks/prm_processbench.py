@@ -7,8 +7,12 @@ score falls below the threshold; F1 is the harmonic mean of the accuracy on erro
 correct solutions. Also the paper's diagnostic: the share of solutions whose minimum step
 score falls on the final step.
 
+With ``--split validation`` the policy and corrupted subsets come from the validation split and
+the hard subset is left out: that is the yardstick for choosing between PRM recipes, so that
+the test split is read once per recipe.
+
     python benchmarks/prm_processbench.py [--prm checkpoints/arith-prm] [--count 400] \
-        [--name prm_processbench]
+        [--split test|validation] [--name prm_processbench]
 
 Writes benchmarks/results/{name}.{json,md}.
 """
@@ -30,7 +34,38 @@ from search.metrics import min_on_final_step_share
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def evaluate(prm: str, count: int, workdir: Path, threshold: float) -> dict[str, Any]:
+def subsets(split: Split, count: int, policy: dict[str, Any]) -> list[tuple[str, ExportConfig]]:
+    """The named ProcessBench subsets scored for ``split`` (test or validation)."""
+    if split not in (Split.test, Split.validation):
+        raise ValueError(
+            f"expected split 'test' or 'validation', got {split.value!r}; "
+            "fix: pass --split test to report, --split validation to choose a recipe"
+        )
+    chosen = [
+        (
+            f"arith-{split.value}-policy",
+            ExportConfig(source=Source.policy, split=split, count=count, policy=policy),
+        )
+    ]
+    if split is Split.test:
+        chosen.append(
+            (
+                "arith-hard-policy",
+                ExportConfig(source=Source.policy, split=Split.hard, count=count, policy=policy),
+            )
+        )
+    chosen.append(
+        (
+            f"arith-{split.value}-corrupt",
+            ExportConfig(source=Source.corrupt, split=split, count=count),
+        )
+    )
+    return chosen
+
+
+def evaluate(
+    prm: str, count: int, workdir: Path, threshold: float, split: Split = Split.test
+) -> dict[str, Any]:
     policy = {
         "_target_": "search.generators.build_generator",
         "model": "checkpoints/arith-policy",
@@ -38,21 +73,10 @@ def evaluate(prm: str, count: int, workdir: Path, threshold: float) -> dict[str,
         "dtype": "float32",
         "use_chat_template": False,
     }
-    subsets = [
-        (
-            "arith-test-policy",
-            ExportConfig(source=Source.policy, split=Split.test, count=count, policy=policy),
-        ),
-        (
-            "arith-hard-policy",
-            ExportConfig(source=Source.policy, split=Split.hard, count=count, policy=policy),
-        ),
-        ("arith-test-corrupt", ExportConfig(source=Source.corrupt, split=Split.test, count=count)),
-    ]
     scorer = build_scorer(model=prm, backend="hf")
     results = []
     diagnostics: dict[str, Any] = {}
-    for name, config in subsets:
+    for name, config in subsets(split, count, policy):
         config.output = str(workdir / f"{name}.json")
         path, summary = export_processbench(config)
         samples = load_subset(path)
@@ -77,17 +101,24 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=400)
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--workdir", default="runs/processbench")
+    parser.add_argument(
+        "--split",
+        choices=[Split.test.value, Split.validation.value],
+        default=Split.test.value,
+        help="validation: choose between recipes there; test: report once per recipe",
+    )
     parser.add_argument("--name", default="prm_processbench", help="results file name, no suffix")
     args = parser.parse_args()
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    out = evaluate(args.prm, args.count, workdir, args.threshold)
+    out = evaluate(args.prm, args.count, workdir, args.threshold, Split(args.split))
     results = out["results"]
     table = markdown_table(results)
     share = {k: v["min_on_final_step_share"] for k, v in out["diagnostics"].items()}
     text = "\n".join(
         [
-            f"PRM `{args.prm}`, threshold {args.threshold}; accuracies and F1 in %. "
+            f"PRM `{args.prm}`, {args.split} split, threshold {args.threshold}; "
+            "accuracies and F1 in %. "
             "RAWP flagged: share of right-answer-wrong-process solutions the PRM flags.",
             "",
             table,

@@ -201,7 +201,7 @@ def run_labelling(
     ``config`` (``labeller`` is not used); the driver appends their records as they arrive.
     MC rollouts draw from streams keyed by the solution and step, so the labels are the same.
     """
-    if launcher is None and labeller is None:
+    if labeller is None and config is None:
         raise ValueError("expected a labeller (or a launcher and a config), got none")
     if launcher is not None and config is None:
         raise ValueError("expected the run's LabelConfig to build labellers on Ray, got none")
@@ -238,6 +238,11 @@ def _label_locked(
     if done:
         log.info("resuming: %d solutions already labelled, %d to go", len(done), len(todo))
     chunks = [todo[i : i + chunk_solutions] for i in range(0, len(todo), chunk_solutions)]
+    if labeller is None and launcher is None and chunks:
+        raise ValueError(
+            f"expected a labeller for the {len(todo)} solutions not yet labelled, got none; "
+            "fix: build one with build_labeller(config), or pass a launcher"
+        )
     if labeller is not None:
         name = labeller.name
     else:
@@ -248,9 +253,10 @@ def _label_locked(
         from tqdm import tqdm
 
         bar = tqdm(total=len(chunks), desc=f"labelling ({name})", unit="chunk")
-    if launcher is None:
-        assert labeller is not None
+    if labeller is not None and launcher is None:
         done_chunks: Any = ((chunk, _label_chunk(labeller, chunk)) for chunk in chunks)
+    elif launcher is None:
+        done_chunks = iter(())  # a finished run: no chunks, and no labeller was built
     else:
         from search.launchers.ray import map_on_ray
 
@@ -313,8 +319,10 @@ def label_from_config(raw: DictConfig) -> None:
     with RunLock(output_dir):  # one writer; settings checked before any model loads
         written = JsonlLog(output_dir / RECORDS_FILE).records
         check_fingerprint(output_dir, fingerprint(settings, NOT_LABELS), has_records=bool(written))
+        done = {LabelRecord.from_record(row).key for row in written}
+        finished = all(s.key in done for s in solutions)  # nothing to label: no model loads
         # +launcher=ray: each worker builds its own labeller (and policy)
-        labeller = None if config.launcher else build_labeller(config)
+        labeller = None if config.launcher or finished else build_labeller(config)
         records, metrics = run_labelling(
             solutions,
             labeller,

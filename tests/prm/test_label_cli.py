@@ -92,6 +92,28 @@ def test_calculator_with_report_and_resume(
     assert len(read_jsonl(out / "records.jsonl")) == 24  # resumed: nothing labelled twice
 
 
+def test_a_finished_mc_run_loads_no_model(
+    samples: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    out = tmp_path / "mc"
+    args = ["labeller=mc", "labeller.num_rollouts=2", "policy=fake", f"samples={samples}"]
+    run_cli(monkeypatch, *args, f"output_dir={out}", "limit=8")
+    first = (out / "records.jsonl").read_text()
+
+    from search.envs.arith import fakes
+
+    def unbuildable(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the MC policy was built for a finished run")
+
+    monkeypatch.setattr(fakes.FakeGenerator, "__init__", unbuildable)
+    run_cli(monkeypatch, *args, f"output_dir={out}", "limit=8")  # finished: nothing to load
+    assert (out / "records.jsonl").read_text() == first
+    assert json.loads((out / "metrics.json").read_text())["num_solutions"] == 8
+    with pytest.raises(SystemExit):  # more to label: the model loads (hydra exits on the error)
+        run_cli(monkeypatch, *args, f"output_dir={out}", "limit=12")
+    assert "the MC policy was built for a finished run" in capsys.readouterr().err
+
+
 def test_mc_then_consensus_reusing_it(
     samples: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
