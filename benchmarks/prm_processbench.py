@@ -13,6 +13,8 @@ the test split is read once per recipe.
 
     python benchmarks/prm_processbench.py [--prm checkpoints/arith-prm] [--count 400] \
         [--split test|validation] [--name prm_processbench]
+    python benchmarks/prm_processbench.py --split validation --name prm_recipes_validation \
+        --prm shipped=checkpoints/arith-prm rebuilt=runs/prm/export   # one table, a PRM column
 
 Writes benchmarks/results/{name}.{json,md}.
 """
@@ -25,7 +27,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from prm.processbench import evaluate_subset, load_subset, markdown_table, mean_f1
+from prm.processbench import (
+    comparison_table,
+    evaluate_subset,
+    load_subset,
+    markdown_table,
+    mean_f1,
+)
 from prm.scoring import build_scorer
 from search.envs.arith.export import ExportConfig, Source, export_processbench
 from search.envs.arith.world import Split
@@ -63,9 +71,30 @@ def subsets(split: Split, count: int, policy: dict[str, Any]) -> list[tuple[str,
     return chosen
 
 
+def named_prms(entries: list[str]) -> list[tuple[str, str]]:
+    """``--prm`` entries, each ``PATH`` or ``NAME=PATH``, as (name, path); names must differ."""
+    named = [
+        (entry.split("=", 1)[0], entry.split("=", 1)[1]) if "=" in entry else (entry, entry)
+        for entry in entries
+    ]
+    names = [name for name, _ in named]
+    if len(set(names)) != len(names) or not all(name and path for name, path in named):
+        raise ValueError(
+            f"expected --prm entries PATH or NAME=PATH with distinct names, got {entries}; "
+            "fix: name each PRM, e.g. --prm shipped=checkpoints/arith-prm new=runs/prm/export"
+        )
+    return named
+
+
 def evaluate(
-    prm: str, count: int, workdir: Path, threshold: float, split: Split = Split.test
-) -> dict[str, Any]:
+    prms: list[tuple[str, str]],
+    count: int,
+    workdir: Path,
+    threshold: float,
+    split: Split = Split.test,
+) -> list[dict[str, Any]]:
+    """Every PRM of ``prms`` scored on the same exported subsets (the policy writes them once):
+    per PRM its name, path, subset results and diagnostics."""
     policy = {
         "_target_": "search.generators.build_generator",
         "model": "checkpoints/arith-policy",
@@ -73,31 +102,47 @@ def evaluate(
         "dtype": "float32",
         "use_chat_template": False,
     }
-    scorer = build_scorer(model=prm, backend="hf")
-    results = []
-    diagnostics: dict[str, Any] = {}
+    exported = []
     for name, config in subsets(split, count, policy):
         config.output = str(workdir / f"{name}.json")
         path, summary = export_processbench(config)
-        samples = load_subset(path)
-        result, predictions = evaluate_subset(
-            name, samples, scorer, threshold=threshold, batch_size=128
-        )
-        results.append(result)
-        diagnostics[name] = {
-            "export": summary,
-            "min_on_final_step_share": min_on_final_step_share(
-                [p["step_scores"] for p in predictions]
-            ),
-        }
-    return {"results": results, "diagnostics": diagnostics}
+        exported.append((name, load_subset(path), summary))
+    scored = []
+    for label, prm in prms:
+        scorer = build_scorer(model=prm, backend="hf")
+        results = []
+        diagnostics: dict[str, Any] = {}
+        for name, samples, summary in exported:
+            result, predictions = evaluate_subset(
+                name, samples, scorer, threshold=threshold, batch_size=128
+            )
+            results.append(result)
+            diagnostics[name] = {
+                "export": summary,
+                "min_on_final_step_share": min_on_final_step_share(
+                    [p["step_scores"] for p in predictions]
+                ),
+            }
+        scored.append({"name": label, "prm": prm, "results": results, "diagnostics": diagnostics})
+        del scorer
+    return scored
+
+
+def final_share_line(diagnostics: dict[str, Any]) -> str:
+    share = {k: v["min_on_final_step_share"] for k, v in diagnostics.items()}
+    return ", ".join(f"{k} {v:.1%}" for k, v in share.items() if v is not None)
 
 
 def main() -> None:
     """argparse, not Hydra: a benchmark script with a few flags whose output is its table in
     benchmarks/results/, not a run directory; it composes no config groups."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--prm", default="checkpoints/arith-prm")
+    parser.add_argument(
+        "--prm",
+        nargs="+",
+        default=["checkpoints/arith-prm"],
+        help="one or more PRMs, each PATH or NAME=PATH: several share one export, one table",
+    )
     parser.add_argument("--count", type=int, default=400)
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--workdir", default="runs/processbench")
@@ -109,32 +154,66 @@ def main() -> None:
     )
     parser.add_argument("--name", default="prm_processbench", help="results file name, no suffix")
     args = parser.parse_args()
+    try:
+        prms = named_prms(args.prm)
+    except ValueError as error:
+        parser.error(str(error))
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    out = evaluate(args.prm, args.count, workdir, args.threshold, Split(args.split))
-    results = out["results"]
-    table = markdown_table(results)
-    share = {k: v["min_on_final_step_share"] for k, v in out["diagnostics"].items()}
-    text = "\n".join(
-        [
-            f"PRM `{args.prm}`, {args.split} split, threshold {args.threshold}; "
-            "accuracies and F1 in %. "
-            "RAWP flagged: share of right-answer-wrong-process solutions the PRM flags.",
+    scored = evaluate(prms, args.count, workdir, args.threshold, Split(args.split))
+    legend = (
+        "accuracies and F1 in %. "
+        "RAWP flagged: share of right-answer-wrong-process solutions the PRM flags."
+    )
+    if len(scored) == 1:
+        (only,) = scored
+        table = markdown_table(only["results"])
+        lines = [
+            f"PRM `{only['prm']}`, {args.split} split, threshold {args.threshold}; {legend}",
             "",
             table,
             "",
             "Share of solutions whose minimum step score is on the final step: "
-            + ", ".join(f"{k} {v:.1%}" for k, v in share.items() if v is not None),
+            + final_share_line(only["diagnostics"]),
         ]
-    )
+        report: dict[str, Any] = {
+            "args": vars(args),
+            "subsets": [asdict(r) for r in only["results"]],
+            "mean_f1": mean_f1(only["results"]),
+            "diagnostics": only["diagnostics"],
+            "table": table,
+        }
+    else:
+        table = comparison_table([(entry["name"], entry["results"]) for entry in scored])
+        lines = [
+            f"{args.split} split, threshold {args.threshold}, the same exported solutions for "
+            f"every PRM; {legend}",
+            "",
+            table,
+            "",
+            "PRMs: " + ", ".join(f"{entry['name']} `{entry['prm']}`" for entry in scored) + ".",
+            "",
+            "Share of solutions whose minimum step score is on the final step: "
+            + "; ".join(
+                f"{entry['name']}: {final_share_line(entry['diagnostics'])}" for entry in scored
+            ),
+        ]
+        report = {
+            "args": vars(args),
+            "prms": [
+                {
+                    "name": entry["name"],
+                    "prm": entry["prm"],
+                    "subsets": [asdict(r) for r in entry["results"]],
+                    "mean_f1": mean_f1(entry["results"]),
+                    "diagnostics": entry["diagnostics"],
+                }
+                for entry in scored
+            ],
+            "table": table,
+        }
+    text = "\n".join(lines)
     RESULTS.mkdir(exist_ok=True)
-    report = {
-        "args": vars(args),
-        "subsets": [asdict(r) for r in results],
-        "mean_f1": mean_f1(results),
-        "diagnostics": out["diagnostics"],
-        "table": table,
-    }
     (RESULTS / f"{args.name}.json").write_text(json.dumps(report, indent=2))
     (RESULTS / f"{args.name}.md").write_text(text + "\n")
     print(text)

@@ -272,20 +272,34 @@ def mean_f1(results: Sequence[SubsetResult]) -> float | None:
     return sum(v for v in values if v is not None) / len(values)
 
 
-def markdown_table(results: Sequence[SubsetResult]) -> str:
+def _rows(results: Sequence[SubsetResult]) -> list[str]:
+    """The table cells of each subset, then the mean F1 row (``|``-joined, no outer bars)."""
+
     def cell(value: float | None) -> str:
         return "-" if value is None else f"{100 * value:.1f}"
 
-    lines = [
-        "| subset | samples | error acc | correct acc | F1 | RAWP flagged |",
-        "|---|---:|---:|---:|---:|---:|",
+    rows = [
+        f"{r.subset} | {r.num_samples} | {cell(r.error_accuracy)} | "
+        f"{cell(r.correct_accuracy)} | {cell(r.f1)} | {cell(r.rawp_flagged)}"
+        for r in results
     ]
-    for r in results:
-        lines.append(
-            f"| {r.subset} | {r.num_samples} | {cell(r.error_accuracy)} | "
-            f"{cell(r.correct_accuracy)} | {cell(r.f1)} | {cell(r.rawp_flagged)} |"
-        )
-    lines.append(f"| mean F1 | | | | {cell(mean_f1(results))} | |")
+    return [*rows, f"mean F1 | | | | {cell(mean_f1(results))} |"]
+
+
+_HEADER = "subset | samples | error acc | correct acc | F1 | RAWP flagged"
+_ALIGN = "---|---:|---:|---:|---:|---:"
+
+
+def markdown_table(results: Sequence[SubsetResult]) -> str:
+    lines = [f"| {_HEADER} |", f"|{_ALIGN}|"]
+    return "\n".join(lines + [f"| {row} |" for row in _rows(results)])
+
+
+def comparison_table(named: Sequence[tuple[str, Sequence[SubsetResult]]]) -> str:
+    """Several PRMs' results on the same subsets, one table with a PRM column."""
+    lines = [f"| PRM | {_HEADER} |", f"|---|{_ALIGN}|"]
+    for name, results in named:
+        lines += [f"| {name} | {row} |" for row in _rows(results)]
     return "\n".join(lines)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,8 +16,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import prm_processbench  # noqa: E402
 
-from search.envs.arith.export import export_processbench  # noqa: E402
+from prm.processbench import comparison_table, markdown_table  # noqa: E402
+from search.envs.arith.export import ExportConfig, export_processbench  # noqa: E402
 from search.envs.arith.world import Split, make_split  # noqa: E402
+from search.types import Prefix  # noqa: E402
 
 POLICY = {"model": "unused"}
 
@@ -42,3 +46,51 @@ def test_validation_subsets_hold_validation_problems_only(tmp_path: Path) -> Non
 def test_other_splits_are_refused_with_the_fix() -> None:
     with pytest.raises(ValueError, match="--split test"):
         prm_processbench.subsets(Split.hard, 10, POLICY)
+
+
+class ConstantScorer:
+    """Every step scored ``value``: above the threshold finds no error, below flags step 0."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def score(self, prefixes: Sequence[Prefix]) -> list[list[float]]:
+        return [[self.value] * len(prefix.steps) for prefix in prefixes]
+
+
+def test_several_prms_share_one_export_and_one_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exports: list[str] = []
+    real_export = prm_processbench.export_processbench
+
+    def counting_export(config: ExportConfig) -> tuple[Path, dict[str, Any]]:
+        exports.append(str(config.output))
+        return real_export(config)
+
+    corrupt_only = [prm_processbench.subsets(Split.validation, 20, POLICY)[-1]]
+    monkeypatch.setattr(prm_processbench, "subsets", lambda *args: corrupt_only)
+    monkeypatch.setattr(prm_processbench, "export_processbench", counting_export)
+    monkeypatch.setattr(
+        prm_processbench, "build_scorer", lambda model, backend: ConstantScorer(float(model))
+    )
+    prms = prm_processbench.named_prms(["trusting=0.9", "flags-all=0.1"])
+    scored = prm_processbench.evaluate(prms, 20, tmp_path, 0.5, Split.validation)
+    assert len(exports) == 1  # the solutions are exported once, scored by both PRMs
+    (trusting,), (flags_all,) = (entry["results"] for entry in scored)
+    assert trusting.correct_accuracy == 1.0 and trusting.error_accuracy == 0.0
+    assert flags_all.correct_accuracy == 0.0
+    table = comparison_table([(entry["name"], entry["results"]) for entry in scored])
+    lines = table.splitlines()
+    assert lines[0].startswith("| PRM | subset |")
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| trusting"] * 2 + ["| flags-all"] * 2
+    assert markdown_table([trusting]).splitlines()[2:] == [
+        line.removeprefix("| trusting ") for line in lines[2:4]
+    ]
+
+
+@pytest.mark.parametrize("entries", [["a=x", "a=y"], ["=x"], ["a="]])
+def test_prm_entries_need_distinct_names_and_paths(entries: list[str]) -> None:
+    with pytest.raises(ValueError, match="NAME=PATH"):
+        prm_processbench.named_prms(entries)
+    assert prm_processbench.named_prms(["runs/x"]) == [("runs/x", "runs/x")]
