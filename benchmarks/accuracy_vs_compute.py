@@ -70,6 +70,7 @@ from search.strategies.config import StrategyConfig, StrategyName
 from search.types import Candidate, Prefix, Problem, ScoreOutput, SearchResult
 
 RESULTS = Path(__file__).resolve().parent / "results"
+SHIPPED_PRM = "checkpoints/arith-prm"
 GRADE_TIMEOUT_S = 5.0
 log = logging.getLogger("accuracy_vs_compute")
 
@@ -638,6 +639,9 @@ def write(
     report = {"args": args, **meta, "rows": list(rows), "table": table}
     stem.with_suffix(".json").write_text(json.dumps(report, indent=1))
     text = report_markdown(table, meta)
+    prm = args.get("prm", SHIPPED_PRM)
+    if prm != SHIPPED_PRM:  # a table of another PRM says so (the shipped one's stay as they were)
+        text = f"PRM `{prm}`, not the shipped one. {text}"
     stem.with_suffix(".md").write_text(text + "\n")
     plot(table, stem.with_suffix(".png"), meta)
     return text
@@ -773,7 +777,7 @@ def main() -> None:
     )
     parser.add_argument("--summary-n", type=int, default=16)
     parser.add_argument("--policy", default="checkpoints/arith-policy")
-    parser.add_argument("--prm", default="checkpoints/arith-prm")
+    parser.add_argument("--prm", default=SHIPPED_PRM)
     parser.add_argument("--splits", "--split", nargs="+", default=["test", "longest"])
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     parser.add_argument(

@@ -188,7 +188,8 @@ def render() -> str:
                 block += "\n\n" + curve
         picture = path.with_suffix(".png")
         if path.exists() and picture.exists():
-            block += f"\n\n![{title}](benchmarks/results/{picture.name})"
+            shown = picture.relative_to(RESULTS).as_posix()  # a file in a subfolder too
+            block += f"\n\n![{title}](benchmarks/results/{shown})"
         blocks.append(block)
     return "\n\n".join(blocks)
 

@@ -257,6 +257,19 @@ def test_write_makes_files_per_split_and_readme_shows_them(
     assert "_Not run yet._" in test_block
 
 
+def test_a_table_of_another_prm_names_it_and_the_merge_keeps_it(tmp_path: Path) -> None:
+    problems = make_split("longest", size=3)
+    rows, meta = fake_sweep(problems, 0, lookahead=0), longest_meta()
+    shipped = avc.write(tmp_path, rows, meta, {"problems": 3, "prm": avc.SHIPPED_PRM})
+    assert "PRM `" not in shipped  # the shipped PRM's tables read as they always did
+    other = tmp_path / "other"
+    other.mkdir()
+    text = avc.write(other, rows, meta, {"problems": 3, "prm": "runs/new/export"})
+    assert text.startswith("PRM `runs/new/export`, not the shipped one. Arithmetic `longest`")
+    merged = avc.merge([other / "accuracy_vs_compute_longest.json"], tmp_path / "merged")
+    assert merged.startswith("PRM `runs/new/export`, not the shipped one.")
+
+
 def test_recording_scorer_passes_scores_through() -> None:
     problem = make_split("test", size=1)[0]
     inner = FakeScorer(seed=0)
