@@ -30,6 +30,7 @@ from typing import Any
 from prm.processbench import (
     comparison_table,
     evaluate_subset,
+    f1_table,
     load_subset,
     markdown_table,
     mean_f1,
@@ -184,12 +185,19 @@ def main() -> None:
             "table": table,
         }
     else:
-        table = comparison_table([(entry["name"], entry["results"]) for entry in scored])
+        named = [(entry["name"], entry["results"]) for entry in scored]
+        table = comparison_table(named)
         lines = [
             f"{args.split} split, threshold {args.threshold}, the same exported solutions for "
             f"every PRM; {legend}",
             "",
+            f1_table(named),
+            "",
+            "<details><summary>Per subset: accuracies and RAWP flagged</summary>",
+            "",
             table,
+            "",
+            "</details>",
             "",
             "PRMs: " + ", ".join(f"{entry['name']} `{entry['prm']}`" for entry in scored) + ".",
             "",

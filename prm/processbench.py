@@ -295,6 +295,28 @@ def markdown_table(results: Sequence[SubsetResult]) -> str:
     return "\n".join(lines + [f"| {row} |" for row in _rows(results)])
 
 
+def f1_table(named: Sequence[tuple[str, Sequence[SubsetResult]]]) -> str:
+    """Several PRMs' F1 on the same subsets: one row per PRM, one column per subset."""
+    subsets = [r.subset for r in named[0][1]] if named else []
+    if any([r.subset for r in results] != subsets for _, results in named):
+        raise ValueError(
+            f"expected every PRM scored on the subsets {subsets}, got "
+            f"{[[r.subset for r in results] for _, results in named]}; fix: score them together"
+        )
+
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.1f}"
+
+    lines = [
+        "| PRM | " + " | ".join(f"{name} F1" for name in subsets) + " | mean F1 |",
+        "|---|" + "---:|" * (len(subsets) + 1),
+    ]
+    for name, results in named:
+        cells = [cell(r.f1) for r in results] + [cell(mean_f1(results))]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def comparison_table(named: Sequence[tuple[str, Sequence[SubsetResult]]]) -> str:
     """Several PRMs' results on the same subsets, one table with a PRM column."""
     lines = [f"| PRM | {_HEADER} |", f"|---|{_ALIGN}|"]

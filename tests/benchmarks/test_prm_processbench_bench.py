@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import prm_processbench  # noqa: E402
 
-from prm.processbench import comparison_table, markdown_table  # noqa: E402
+from prm.processbench import comparison_table, f1_table, markdown_table  # noqa: E402
 from search.envs.arith.export import ExportConfig, export_processbench  # noqa: E402
 from search.envs.arith.world import Split, make_split  # noqa: E402
 from search.types import Prefix  # noqa: E402
@@ -87,6 +87,11 @@ def test_several_prms_share_one_export_and_one_table(
     assert markdown_table([trusting]).splitlines()[2:] == [
         line.removeprefix("| trusting ") for line in lines[2:4]
     ]
+    compact = f1_table([(entry["name"], entry["results"]) for entry in scored]).splitlines()
+    assert compact[0] == "| PRM | arith-validation-corrupt F1 | mean F1 |"
+    assert compact[2:] == ["| trusting | 0.0 | 0.0 |", "| flags-all | 0.0 | 0.0 |"]
+    with pytest.raises(ValueError, match="score them together"):
+        f1_table([("a", [trusting]), ("b", [])])
 
 
 @pytest.mark.parametrize("entries", [["a=x", "a=y"], ["=x"], ["a="]])
