@@ -724,6 +724,75 @@ def recheck_markdown(old: Path, new: Path, checks: Sequence[RowCheck]) -> str:
     return "\n\n".join(block for block in blocks if block) + "\n"
 
 
+def paired_entries(old: Path, new: Path) -> list[dict[str, Any]]:
+    """Per (strategy, aggregation, N) run in both result files, e.g. the same runs with two
+    PRMs: both accuracies and NEW - OLD with its standard error, paired over the (problem,
+    seed) pairs of the seeds both files hold. Majority votes and pass@N read no PRM score,
+    so with the same policy and seeds they must come out the same: a check on the pairing."""
+    reports = [json.loads(Path(path).read_text()) for path in (old, new)]
+    if reports[0]["split"] != reports[1]["split"]:
+        raise ValueError(
+            f"expected results of one split, got {reports[0]['split']} and "
+            f"{reports[1]['split']}; fix: pair files of the same split"
+        )
+    runs: list[dict[tuple[Any, ...], dict[int, dict[str, Any]]]] = []
+    for report in reports:
+        by_run: dict[tuple[Any, ...], dict[int, dict[str, Any]]] = {}
+        for row in report["rows"]:
+            by_run.setdefault(row_key(row)[:3] + row_key(row)[4:], {})[row["seed"]] = row
+        runs.append(by_run)
+    entries = []
+    for key, old_rows in sorted(runs[0].items(), key=lambda item: item[0]):
+        new_rows = runs[1].get(key)
+        seeds = sorted(set(old_rows) & set(new_rows or {}))
+        if new_rows is None or not seeds:
+            continue
+        before = [value for seed in seeds for value in old_rows[seed]["correct"]]
+        after = [value for seed in seeds for value in new_rows[seed]["correct"]]
+        difference, error = paired_difference(after, before)
+        strategy, how, n, lookahead = key
+        entries.append(
+            {
+                "strategy": strategy if not lookahead else f"{strategy}/lookahead={lookahead}",
+                "aggregation": how,
+                "n": n,
+                "problems": len(old_rows[seeds[0]]["correct"]),
+                "seeds": len(seeds),
+                "old": statistics.mean(before),
+                "new": statistics.mean(after),
+                "difference": difference,
+                "standard_error": error,
+            }
+        )
+    if not entries:
+        raise ValueError(
+            f"expected runs in common (same strategy, aggregation, N and a seed), got none "
+            f"between {old} and {new}; fix: run the same budgets and seeds in both"
+        )
+    return entries
+
+
+def paired_markdown(old: Path, new: Path, entries: Sequence[dict[str, Any]]) -> str:
+    """README's block: which files and PRMs, then a row per run in both."""
+    prms = [
+        json.loads(Path(path).read_text())["args"].get("prm", SHIPPED_PRM) for path in (old, new)
+    ]
+    lines = [
+        f"OLD `{old}` (PRM `{prms[0]}`) against NEW `{new}` (PRM `{prms[1]}`); differences "
+        "NEW − OLD paired over the same problems and seeds, ± standard error.",
+        "",
+        "| strategy | aggregation | N | problems × seeds | OLD | NEW | NEW − OLD |",
+        "|---|---|---|---|---:|---:|---:|",
+    ]
+    for e in entries:
+        lines.append(
+            f"| {e['strategy']} | {e['aggregation']} | {e['n']} | {e['problems']} × "
+            f"{e['seeds']} | {e['old']:.3f} | {e['new']:.3f} | "
+            f"{e['difference']:+.3f} ± {e['standard_error']:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def merge(paths: Sequence[Path], results_dir: Path) -> str:
     """Union of the rows of several result files of one split (a row repeated in several,
     e.g. the best-of-N rows of one seed, is kept once); the tables are recomputed."""
@@ -795,8 +864,27 @@ def main() -> None:
         help="two JSON results of one split: say, per row in both, whether its per-problem "
         "grades are the same (runs nothing; writes <NEW's name>_recheck.md to --results-dir)",
     )
+    parser.add_argument(
+        "--paired",
+        type=Path,
+        nargs=2,
+        metavar=("OLD", "NEW"),
+        help="two JSON results of one split, e.g. the same runs with two PRMs: per run in "
+        "both, NEW − OLD paired over problems and seeds (runs nothing; writes "
+        "<NEW's name>_paired.{md,json} to --results-dir)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.paired:
+        old, new = args.paired
+        entries = paired_entries(old, new)
+        text = paired_markdown(old, new, entries)
+        args.results_dir.mkdir(parents=True, exist_ok=True)
+        stem = args.results_dir / f"{new.stem}_paired"
+        stem.with_suffix(".md").write_text(text)
+        stem.with_suffix(".json").write_text(json.dumps(entries, indent=1))
+        print(text)
+        return
     if args.compare:
         old, new = args.compare
         checks = row_checks(old, new)

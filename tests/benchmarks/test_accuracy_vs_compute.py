@@ -338,3 +338,40 @@ def test_compare_names_rows_whose_grades_moved(tmp_path: Path) -> None:
     avc.write(tmp_path / "test", old, other, {"problems": 3})
     with pytest.raises(ValueError, match="one split"):
         avc.compare(paths[0], tmp_path / "test" / "accuracy_vs_compute_test.json")
+
+
+def test_paired_compares_the_same_runs_of_two_files_over_common_seeds(tmp_path: Path) -> None:
+    def report(name: str, rows: list[dict[str, Any]], prm: str) -> Path:
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"split": "test", "args": {"prm": prm}, "rows": rows}))
+        return path
+
+    old = report(
+        "old",
+        [row("beam", 0, [1, 0, 0, 1]), row("beam", 1, [0, 0, 1, 1]), row("dvts", 0, [1, 1, 1, 1])],
+        avc.SHIPPED_PRM,
+    )
+    new = report(
+        "new",
+        [row("beam", 0, [1, 1, 0, 1]), row("beam", 1, [1, 1, 1, 1]), row("mcts", 0, [0, 0, 0, 0])],
+        "runs/new/export",
+    )
+    (entry,) = avc.paired_entries(old, new)  # dvts and mcts are in one file only
+    assert (entry["strategy"], entry["n"], entry["problems"], entry["seeds"]) == ("beam", 4, 4, 2)
+    assert (entry["old"], entry["new"]) == (0.5, 0.875)
+    differences = [0, 1, 0, 0, 1, 1, 0, 0]
+    assert entry["difference"] == pytest.approx(0.375)
+    assert entry["standard_error"] == pytest.approx(
+        statistics.stdev(differences) / math.sqrt(len(differences))
+    )
+    text = avc.paired_markdown(old, new, [entry])
+    assert "(PRM `checkpoints/arith-prm`)" in text and "(PRM `runs/new/export`)" in text
+    assert "| beam | min | 4 | 4 × 2 | 0.500 | 0.875 | +0.375 ± 0.183 |" in text
+
+    seed_two = report("seed_two", [row("beam", 2, [1, 1, 1, 1])], "x")
+    with pytest.raises(ValueError, match="same budgets and seeds"):
+        avc.paired_entries(old, seed_two)
+    other_split = tmp_path / "longest.json"
+    other_split.write_text(json.dumps({"split": "longest", "args": {}, "rows": []}))
+    with pytest.raises(ValueError, match="same split"):
+        avc.paired_entries(old, other_split)
