@@ -55,6 +55,31 @@ SECTIONS: list[tuple[str, str, str]] = [
         "prm_processbench_timed.md",
     ),
     (
+        "Choosing the MC recipe on validation: step-error identification",
+        "bash benchmarks/mc_recipes.sh",
+        "prm_recipes_validation.md",
+    ),
+    (
+        "Choosing the MC recipe on validation: every training round of both rebuilds",
+        "bash benchmarks/mc_recipes.sh",
+        "prm_recipes_rounds_validation.md",
+    ),
+    (
+        "Choosing the MC recipe on validation: search with the rolled-out PRM",
+        "bash benchmarks/mc_recipes.sh",
+        "rolled_out/accuracy_vs_compute_validation_paired.md",
+    ),
+    (
+        "The rolled-out rebuild's stages (a shared machine: not a timing)",
+        "bash benchmarks/mc_recipes.sh",
+        "prm_pipeline_distrust.md",
+    ),
+    (
+        "The MC recipes on test, reported once",
+        "bash benchmarks/mc_recipes.sh",
+        "prm_recipes_test.md",
+    ),
+    (
         "Choosing how beam search and DVTS prune: validation split",
         "python benchmarks/accuracy_vs_compute.py --splits validation --max-n 32 --search-ns 16 "
         "--strategies beam dvts --prune weighted prm",

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Choosing make prm's MC recipe on validation (README, "Choosing the MC recipe on validation"):
+# the default rebuild (early-stop MC trusting right answers, runs/prm-timed) against one whose MC
+# rolls out the prefixes of right-answer solutions too (TRUST_RIGHT_ANSWERS=false,
+# runs/prm-distrust), built from the same samples; then, on the validation split, both final
+# PRMs and the shipped one on step-error identification (the same exported solutions for all),
+# every training round of both rebuilds, and search with the rolled-out PRM paired against the
+# shipped PRM's validation table; last, the test split once for each recipe. Every stage resumes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+TRUSTING=${TRUSTING:-runs/prm-timed}
+ROLLED=${ROLLED:-runs/prm-distrust}
+mkdir -p "$ROLLED/samples"
+[ -f "$TRUSTING/samples/samples.jsonl" ] || RUN="$TRUSTING" EXPORT="$TRUSTING/export" \
+  bash benchmarks/build_prm.sh
+# the same solutions: the two rebuilds differ in their MC labels only
+[ -f "$ROLLED/samples/samples.jsonl" ] || cp -r "$TRUSTING/samples/." "$ROLLED/samples/"
+RUN="$ROLLED" EXPORT="$ROLLED/export" TRUST_RIGHT_ANSWERS=false bash benchmarks/build_prm.sh
+recipes=(shipped=checkpoints/arith-prm "trusting=$TRUSTING/export" "rolled-out=$ROLLED/export")
+"$PY" benchmarks/prm_processbench.py --split validation --name prm_recipes_validation \
+  --prm "${recipes[@]}"
+rounds=()
+for round in model refine1 refine2 refine3 refine4 refine5 refine6; do
+  rounds+=("trusting-$round=$TRUSTING/$round" "rolled-out-$round=$ROLLED/$round")
+done
+"$PY" benchmarks/prm_processbench.py --split validation --name prm_recipes_rounds_validation \
+  --prm "${rounds[@]}"
+out=benchmarks/results/rolled_out
+"$PY" benchmarks/accuracy_vs_compute.py --splits validation --max-n 32 --search-ns 16 \
+  --strategies beam dvts --prm "$ROLLED/export" --results-dir "$out"
+"$PY" benchmarks/accuracy_vs_compute.py --paired \
+  benchmarks/results/accuracy_vs_compute_validation.json "$out/accuracy_vs_compute_validation.json" \
+  --results-dir "$out"
+"$PY" benchmarks/prm_pipeline_times.py --run "$ROLLED" --name prm_pipeline_distrust
+"$PY" benchmarks/prm_processbench.py --name prm_recipes_test --prm "${recipes[@]}"
