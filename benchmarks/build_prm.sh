@@ -30,8 +30,9 @@ stage sample "$PY" -m prm.sample output_dir="$RUN/samples" count="$PROBLEMS" num
 # (MC_BACKEND=vllm), with other random draws; on a GPU, vLLM is the one to use.
 MC_BACKEND=${MC_BACKEND:-hf}
 # TRUST_RIGHT_ANSWERS=false: early-stop MC rolls out the prefixes of right-answer solutions too
-# (README, "three ways to run MC": 1.29x the rollouts, more and better consensus data); the
-# shipped PRM was built with true.
+# (README, "three ways to run MC": 1.29x the rollouts, more and better consensus data). The
+# PRM trained on those labels was weaker on validation than the shipped one and than the
+# default rebuild (README, "Choosing the MC recipe on validation"), so true stays the default.
 TRUST_RIGHT_ANSWERS=${TRUST_RIGHT_ANSWERS:-true}
 stage mc "$PY" -m prm.label labeller=mc labeller.early_stop=true samples="$RUN/samples/samples.jsonl" \
   labeller.trust_right_answers="$TRUST_RIGHT_ANSWERS" \
