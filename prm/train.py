@@ -43,10 +43,10 @@ import os
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from transformers import Trainer, TrainerCallback
 
@@ -98,6 +98,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     max_length: int = 256
     dedupe: bool = False  # train on one copy of each identical solution (validation keeps all)
+    group_by_length: bool = False  # batches of similar lengths: less padding (GroupedByLength)
     save_every: int = 200  # steps between Trainer checkpoints (the last one is kept)
     resume: bool = True
     seed: int = 0
@@ -255,6 +256,52 @@ def tag_loss(logits: Any, batch: dict[str, Any], loss: LossKind, positive_label:
     return -(p * log_probs[:, positive_label] + (1 - p) * log_probs[:, 1 - positive_label]).mean()
 
 
+class GroupedByLength:
+    """Training order in batches of similar lengths, so that a batch pads little.
+
+    Per epoch: a seeded shuffle of the examples, cut into groups of ``group_batches`` batches;
+    each group sorted by length and cut into batches; the batches shuffled (a group's short
+    last batch goes last, so every batch the loader cuts is one of them). The shuffles are
+    seeded by ``seed`` and the epoch (``set_epoch``, which the Trainer's loader calls), so a
+    resumed run replays the same order and skips the batches it already trained on
+    (transformers' LengthGroupedSampler draws from the global generator instead)."""
+
+    def __init__(
+        self, lengths: Sequence[int], batch_size: int, seed: int, group_batches: int = 50
+    ) -> None:
+        if batch_size < 1 or group_batches < 1:
+            raise ValueError(
+                f"expected batch_size and group_batches >= 1, got {batch_size}, {group_batches}"
+            )
+        self.lengths, self.batch_size, self.seed = list(lengths), batch_size, seed
+        self.group_batches, self.epoch = group_batches, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def batches(self) -> list[list[int]]:
+        import torch
+
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(len(self.lengths), generator=generator).tolist()
+        size = self.batch_size * self.group_batches
+        full: list[list[int]] = []
+        short: list[list[int]] = []
+        for start in range(0, len(order), size):
+            group = sorted(order[start : start + size], key=lambda i: self.lengths[i])
+            for cut in range(0, len(group), self.batch_size):
+                batch = group[cut : cut + self.batch_size]
+                (full if len(batch) == self.batch_size else short).append(batch)
+        shuffled = torch.randperm(len(full), generator=generator).tolist()
+        return [full[i] for i in shuffled] + short
+
+    def __iter__(self) -> Iterator[int]:
+        return iter([index for batch in self.batches() for index in batch])
+
+
 # -- the Trainer ----------------------------------------------------------------------------
 class TagCollator:
     """``data_collator``: pads a list of ``EncodedExample`` into the batch of ``collate``."""
@@ -270,9 +317,30 @@ class PRMTrainer(Trainer):  # type: ignore[misc]
     """``transformers.Trainer`` with the loss at the step tags (``tag_loss``: hard or soft
     labels); everything else (schedule, clipping, checkpoints, processes) is the Trainer's."""
 
-    def __init__(self, *args: Any, loss: LossKind, positive_label: int, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        loss: LossKind,
+        positive_label: int,
+        group_by_length: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.loss_kind, self.positive_label = loss, positive_label
+        self.group_by_length = group_by_length
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        """``GroupedByLength`` with ``group_by_length``, else the Trainer's shuffle."""
+        if not self.group_by_length:
+            return super()._get_train_sampler(train_dataset)
+        dataset = cast(
+            Sequence[EncodedExample], self.train_dataset if train_dataset is None else train_dataset
+        )
+        return GroupedByLength(
+            [len(example.token_ids) for example in dataset],
+            self.args.train_batch_size * self.args.gradient_accumulation_steps,
+            seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+        )
 
     def compute_loss(
         self,
@@ -358,7 +426,9 @@ def finished_run(output_dir: Path, config: TrainConfig, total_steps: int) -> dic
         return None
     logged = dict(json.loads(path.read_text()))
     ours = {k: v for k, v in asdict(config).items() if k not in RUN_ONLY}
-    theirs = {k: v for k, v in logged.get("config", {}).items() if k not in RUN_ONLY}
+    # a field the log lacks is newer than the run, which therefore ran as its default says
+    defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+    theirs = {k: v for k, v in (defaults | logged.get("config", {})).items() if k not in RUN_ONLY}
     if ours != theirs or logged.get("total_steps") != total_steps:
         return None
     return logged
@@ -515,6 +585,7 @@ def train_prm(config: TrainConfig) -> dict[str, Any]:
     trainer = PRMTrainer(
         loss=config.loss,
         positive_label=config.positive_label,
+        group_by_length=config.group_by_length,
         model=model,
         args=training_arguments(config, total_steps, has_val=bool(val)),
         train_dataset=train,

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import json
+import random
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,12 @@ from prm.arith_model import EMBEDDED_PRM_FORMAT
 from prm.scoring.encoding import PrefixEncoder
 from prm.stepwise import StepwiseExample, write_stepwise
 from prm.train import (
+    GroupedByLength,
     LossKind,
     TrainConfig,
     collate,
     encode_examples,
+    finished_run,
     load_data,
     predicted_first_error,
     processbench_f1,
@@ -212,14 +215,58 @@ def test_training_learns_and_the_checkpoint_loads_in_the_scorer(
     assert all(0.0 <= s <= 1.0 for s in scores[0])
 
 
+def test_grouped_batches_are_a_seeded_permutation_of_similar_lengths() -> None:
+    lengths = [(i * 37) % 101 for i in range(230)]  # 230 examples: batches of 8, 6 left over
+    sampler = GroupedByLength(lengths, batch_size=8, seed=3, group_batches=4)
+    order = list(sampler)
+    assert sorted(order) == list(range(230)) and len(sampler) == 230
+    batches = sampler.batches()
+    assert [len(b) for b in batches] == [8] * 28 + [6]  # the short batch last
+    assert order == [i for batch in batches for i in batch]
+    # a group of 4 batches is cut from one sorted run: a batch spans far fewer lengths than
+    # a batch of a plain shuffle does
+
+    def mean_spread(cut: list[list[int]]) -> float:
+        return sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in cut) / len(cut)
+
+    shuffled = list(range(230))
+    random.Random(0).shuffle(shuffled)
+    plain = [shuffled[i : i + 8] for i in range(0, 224, 8)]
+    assert mean_spread(batches[:-1]) < 0.4 * mean_spread(plain)
+    assert list(GroupedByLength(lengths, 8, seed=3, group_batches=4)) == order  # seeded
+    sampler.set_epoch(1)
+    assert list(sampler) != order  # another epoch, another order
+    assert list(GroupedByLength(lengths, 8, seed=4, group_batches=4)) != order
+    with pytest.raises(ValueError, match="batch_size and group_batches"):
+        GroupedByLength(lengths, 0, seed=0)
+
+
+def test_a_log_older_than_a_config_field_still_reads_as_finished(
+    tiny_policy_dir: Path, data: Path, tmp_path: Path
+) -> None:
+    run = config(tiny_policy_dir, data, tmp_path)
+    logged = {k: v for k, v in asdict(run).items() if k != "group_by_length"}
+    (tmp_path / "training_log.json").write_text(
+        json.dumps({"config": logged, "total_steps": 9}, default=str)
+    )
+    assert finished_run(tmp_path, run, 9) is not None  # ran before the field: its default
+    assert finished_run(tmp_path, replace(run, group_by_length=True), 9) is None
+    assert finished_run(tmp_path, run, 10) is None
+
+
+@pytest.mark.parametrize("group_by_length", [False, True])
 def test_resume_continues_from_the_saved_step(
-    tiny_policy_dir: Path, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_policy_dir: Path,
+    data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    group_by_length: bool,
 ) -> None:
     import torch
     from transformers import AutoModelForTokenClassification
 
     whole = tmp_path / "whole"
-    train_prm(config(tiny_policy_dir, data, whole, save_every=2))
+    train_prm(config(tiny_policy_dir, data, whole, save_every=2, group_by_length=group_by_length))
 
     killed = tmp_path / "killed"
     steps_taken: list[int] = []
@@ -232,7 +279,9 @@ def test_resume_continues_from_the_saved_step(
 
     monkeypatch.setattr(train_module, "StopOnDivergence", DiesAfterStep6)
     with pytest.raises(KeyboardInterrupt):
-        train_prm(config(tiny_policy_dir, data, killed, save_every=2))
+        train_prm(
+            config(tiny_policy_dir, data, killed, save_every=2, group_by_length=group_by_length)
+        )
     assert [p.name for p in killed.glob("checkpoint-*")] == ["checkpoint-4"]
     state = json.loads((killed / "checkpoint-4" / "trainer_state.json").read_text())
     assert state["global_step"] == 4 and state["max_steps"] == 9  # 18 examples, batch 8, 3 epochs
@@ -243,7 +292,9 @@ def test_resume_continues_from_the_saved_step(
 
     resumed_steps: list[int] = []
     monkeypatch.setattr(train_module, "StopOnDivergence", Counts)
-    log = train_prm(config(tiny_policy_dir, data, killed, save_every=2))
+    log = train_prm(
+        config(tiny_policy_dir, data, killed, save_every=2, group_by_length=group_by_length)
+    )
     assert resumed_steps == [5, 6, 7, 8, 9]  # continued from step 4, did not start over
     assert [row["epoch"] for row in log["history"]] == [1, 2, 3]
 
@@ -256,7 +307,16 @@ def test_resume_continues_from_the_saved_step(
     # (resuming from the last checkpoint, saved before that validation, used to drop it)
     resumed_steps.clear()
     written = (killed / "training_log.json").read_text()
-    again = train_prm(config(tiny_policy_dir, data, killed, save_every=2, progress=True))
+    again = train_prm(
+        config(
+            tiny_policy_dir,
+            data,
+            killed,
+            save_every=2,
+            progress=True,
+            group_by_length=group_by_length,
+        )
+    )
     assert resumed_steps == [] and again == log
     assert (killed / "training_log.json").read_text() == written
     assert "val_f1" in again["history"][-1]
