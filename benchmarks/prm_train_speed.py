@@ -1,0 +1,118 @@
+"""PRM training speed: the same optimizer steps with batches drawn by the Trainer's plain
+shuffle and by ``group_by_length`` (prm/train.py ``GroupedByLength``), in one run.
+
+Both continue the same PRM on the same consensus data for ``--steps`` optimizer steps without
+validation. Columns: wall seconds per step, the share of batch positions that are padding
+(over the batches those steps draw), and training tokens (real, not padding) per second.
+Timings are ratios within one run on a machine left to itself.
+
+    python benchmarks/prm_train_speed.py --init runs/prm-timed/refine6 --steps 60 \
+        --train-data runs/prm-timed/labels/consensus/stepwise.jsonl
+
+Writes benchmarks/results/prm_train_speed.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import AutoTokenizer
+
+from prm.train import GroupedByLength, TrainConfig, load_data, train_prm
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def padding_share(lengths: list[int], order: list[int], batch_size: int, steps: int) -> float:
+    """Share of padded positions in the first ``steps`` batches of ``order``."""
+    batches = [order[i : i + batch_size] for i in range(0, steps * batch_size, batch_size)]
+    real = sum(lengths[i] for batch in batches for i in batch)
+    padded = sum(max(lengths[i] for i in batch) * len(batch) for batch in batches if batch)
+    return 1 - real / padded
+
+
+def run(config: TrainConfig) -> float:
+    start = time.perf_counter()
+    train_prm(config)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    """argparse, not Hydra: a benchmark script with a few flags whose output is its table."""
+    import torch
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--train-data", default="runs/prm-timed/labels/consensus/stepwise.jsonl")
+    parser.add_argument("--init", default="runs/prm-timed/refine6", help="a PRM to continue")
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for grouped in (False, True):
+            config = TrainConfig(
+                train_data=args.train_data,
+                output_dir=str(Path(scratch) / f"grouped-{grouped}"),
+                policy_dir=None,
+                init_checkpoint=args.init,
+                val_fraction=0.0,
+                max_steps=args.steps,
+                batch_size=args.batch_size,
+                learning_rate=5e-4,
+                save_every=10**6,
+                group_by_length=grouped,
+                resume=False,
+                progress=False,
+            )
+            tokenizer = AutoTokenizer.from_pretrained(args.init)
+            train, _, _ = load_data(config, tokenizer)
+            lengths = [len(example.token_ids) for example in train]
+            if grouped:
+                order = list(GroupedByLength(lengths, args.batch_size, seed=config.seed))
+            else:  # the Trainer's shuffle: a seeded permutation (its share, not its exact order)
+                generator = torch.Generator().manual_seed(config.seed)
+                order = torch.randperm(len(lengths), generator=generator).tolist()
+            share = padding_share(lengths, order, args.batch_size, args.steps)
+            seconds = run(config)
+            real = sum(lengths) * args.steps * args.batch_size / len(lengths)
+            rows.append(
+                {
+                    "batches": "grouped by length" if grouped else "plain shuffle",
+                    "steps": args.steps,
+                    "seconds": seconds,
+                    "seconds_per_step": seconds / args.steps,
+                    "padding_share": share,
+                    "tokens_per_s": real / seconds,
+                }
+            )
+    base = rows[0]["seconds_per_step"]
+    lines = [
+        f"{args.steps} optimizer steps of batch {args.batch_size}, continuing `{args.init}` on "
+        f"`{args.train_data}`, no validation; tokens/s counts real (unpadded) training tokens "
+        "at the data's mean length.",
+        "",
+        "| batches | s / step | speed-up | padding share | tokens / s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['batches']} | {row['seconds_per_step']:.2f} | "
+            f"{base / row['seconds_per_step']:.2f}x | {row['padding_share']:.1%} | "
+            f"{row['tokens_per_s']:.0f} |"
+        )
+    text = "\n".join(lines)
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    report = {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}
+    (args.results_dir / "prm_train_speed.json").write_text(json.dumps(report, indent=2))
+    (args.results_dir / "prm_train_speed.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
