@@ -22,43 +22,52 @@ stage() {
 # the stronger verifier base (checkpoints/arith-verifier-base, `make verifier`): see README.
 VERIFIER=${VERIFIER:-checkpoints/arith-verifier-base}
 export VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-3}
-stage sample "$PY" -m prm.sample output_dir="$RUN/samples" count="$PROBLEMS" num_samples=8 \
-  chunk_problems=400 policy.backend=vllm progress=false
-# MC_BACKEND: on this 2-core machine the transformers generator labels about 1.9x the solutions
-# per second vLLM does (README, "Monte Carlo labelling speed"), which keeps `make prm` within 90
-# minutes (README, "`make prm` timed"). The shipped labels were rolled out on vLLM
-# (MC_BACKEND=vllm), with other random draws; on a GPU, vLLM is the one to use.
-MC_BACKEND=${MC_BACKEND:-hf}
-# TRUST_RIGHT_ANSWERS=false: early-stop MC rolls out the prefixes of right-answer solutions too
-# (README, "three ways to run MC": 1.29x the rollouts, more and better consensus data). The
-# PRM trained on those labels was weaker on validation than the shipped one and than the
-# default rebuild (README, "Choosing the MC recipe on validation"), so true stays the default.
-TRUST_RIGHT_ANSWERS=${TRUST_RIGHT_ANSWERS:-true}
-stage mc "$PY" -m prm.label labeller=mc labeller.early_stop=true samples="$RUN/samples/samples.jsonl" \
-  labeller.trust_right_answers="$TRUST_RIGHT_ANSWERS" \
-  output_dir="$RUN/labels/mc" chunk_solutions=2048 policy.model="$VERIFIER" \
-  policy.backend="$MC_BACKEND" report=true progress=false
-stage calculator "$PY" -m prm.label labeller=calculator samples="$RUN/samples/samples.jsonl" \
-  output_dir="$RUN/labels/calculator" report=true progress=false
-stage consensus "$PY" -m prm.label labeller=consensus samples="$RUN/samples/samples.jsonl" \
-  output_dir="$RUN/labels/consensus" labeller.mc_records="$RUN/labels/mc/records.jsonl" \
-  report=true progress=false
+# STAGES=train: only the training rounds, on TRAIN_DATA (another run's consensus labels), to
+# compare training recipes on the same data
+STAGES=${STAGES:-all}
+TRAIN_DATA=${TRAIN_DATA:-$RUN/labels/consensus/stepwise.jsonl}
+if [ "$STAGES" != train ]; then
+  stage sample "$PY" -m prm.sample output_dir="$RUN/samples" count="$PROBLEMS" num_samples=8 \
+    chunk_problems=400 policy.backend=vllm progress=false
+  # MC_BACKEND: on this 2-core machine the transformers generator labels about 1.9x the solutions
+  # per second vLLM does (README, "Monte Carlo labelling speed"), which keeps `make prm` within 90
+  # minutes (README, "`make prm` timed"). The shipped labels were rolled out on vLLM
+  # (MC_BACKEND=vllm), with other random draws; on a GPU, vLLM is the one to use.
+  MC_BACKEND=${MC_BACKEND:-hf}
+  # TRUST_RIGHT_ANSWERS=false: early-stop MC rolls out the prefixes of right-answer solutions too
+  # (README, "three ways to run MC": 1.29x the rollouts, more and better consensus data). The
+  # PRM trained on those labels was weaker on validation than the shipped one and than the
+  # default rebuild (README, "Choosing the MC recipe on validation"), so true stays the default.
+  TRUST_RIGHT_ANSWERS=${TRUST_RIGHT_ANSWERS:-true}
+  stage mc "$PY" -m prm.label labeller=mc labeller.early_stop=true samples="$RUN/samples/samples.jsonl" \
+    labeller.trust_right_answers="$TRUST_RIGHT_ANSWERS" \
+    output_dir="$RUN/labels/mc" chunk_solutions=2048 policy.model="$VERIFIER" \
+    policy.backend="$MC_BACKEND" report=true progress=false
+  stage calculator "$PY" -m prm.label labeller=calculator samples="$RUN/samples/samples.jsonl" \
+    output_dir="$RUN/labels/calculator" report=true progress=false
+  stage consensus "$PY" -m prm.label labeller=consensus samples="$RUN/samples/samples.jsonl" \
+    output_dir="$RUN/labels/consensus" labeller.mc_records="$RUN/labels/mc/records.jsonl" \
+    report=true progress=false
+fi
 # Train 2 epochs at lr 2e-3 from the verifier base, then one refine round per entry of
 # REFINE_LRS, each continuing the last model for 2 epochs at that learning rate (a fresh warmup
 # and decay): validation F1 rose round after round at 1e-3 until the fifth, and once more with a
 # last round at 5e-4 (README, "Building the shipped PRM"). The last stage exports the model.
 REFINE_LRS=${REFINE_LRS:-"0.001 0.001 0.001 0.001 0.001 0.0005"}
+# GROUP_BY_LENGTH=true: every round draws batches of similar lengths (prm.train group_by_length;
+# README, "PRM training speed"); the shipped PRM was trained with false.
+GROUP_BY_LENGTH=${GROUP_BY_LENGTH:-false}
 read -r -a lrs <<< "$REFINE_LRS"
 REFINE=${#lrs[@]}
 export_of() { if [ "$1" -eq "$REFINE" ]; then echo "export_dir=$EXPORT"; else echo "export_dir=null"; fi; }
-stage train "$PY" -m prm.train train_data="$RUN/labels/consensus/stepwise.jsonl" \
+stage train "$PY" -m prm.train train_data="$TRAIN_DATA" \
   output_dir="$RUN/model" "$(export_of 0)" policy_dir="$VERIFIER" epochs="$EPOCHS" batch_size=64 \
-  learning_rate=0.002 progress=false
+  learning_rate=0.002 group_by_length="$GROUP_BY_LENGTH" progress=false
 previous="$RUN/model"
 for round in $(seq 1 "$REFINE"); do
-  stage "refine$round" "$PY" -m prm.train train_data="$RUN/labels/consensus/stepwise.jsonl" \
+  stage "refine$round" "$PY" -m prm.train train_data="$TRAIN_DATA" \
     output_dir="$RUN/refine$round" "$(export_of "$round")" policy_dir=null \
     init_checkpoint="$previous" epochs=2 batch_size=64 learning_rate="${lrs[$((round - 1))]}" \
-    progress=false
+    group_by_length="$GROUP_BY_LENGTH" progress=false
   previous="$RUN/refine$round"
 done

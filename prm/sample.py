@@ -382,7 +382,7 @@ def sample_from_config(raw: Any) -> None:
     from omegaconf import OmegaConf
 
     from search.components import component_name
-    from search.rundir import RunLock, check_fingerprint, fingerprint
+    from search.rundir import RunLock, check_fingerprint, fingerprint, schema_defaults
 
     config: SampleConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
     if "limit" in raw.dataset and raw.dataset.limit is None:
@@ -392,7 +392,9 @@ def sample_from_config(raw: Any) -> None:
     settings: Any = OmegaConf.to_container(raw, resolve=True, enum_to_str=True)
     with RunLock(output_dir):  # one writer; settings checked before the policy loads
         written = JsonlLog(output_dir / SAMPLES_FILE).records
-        check_fingerprint(output_dir, fingerprint(settings), has_records=bool(written))
+        check_fingerprint(
+            output_dir, fingerprint(settings), bool(written), defaults=schema_defaults(raw)
+        )
         launcher = config.launcher  # +launcher=ray: the workers build the policy
         done = {row["problem_id"] for row in written}
         finished = all(problem.id in done for problem in problems)  # no policy needed

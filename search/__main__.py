@@ -150,7 +150,7 @@ def run(raw: DictConfig) -> None:
 
     from search.results import ResultsFile
     from search.run import check_same_problems, check_unique_ids, run_search
-    from search.rundir import RunLock, check_fingerprint, fingerprint
+    from search.rundir import RunLock, check_fingerprint, fingerprint, schema_defaults
     from search.strategies import build_strategy
 
     dataset: ProblemSource = instantiate(raw.dataset)
@@ -171,7 +171,9 @@ def run(raw: DictConfig) -> None:
     with RunLock(output_dir):  # one writer; checked before any model loads
         results = ResultsFile(output_dir)
         settings = fingerprint(OmegaConf.to_container(raw, resolve=True, enum_to_str=True))  # type: ignore[arg-type]
-        check_fingerprint(output_dir, settings, has_records=bool(results.records))
+        check_fingerprint(
+            output_dir, settings, bool(results.records), defaults=schema_defaults(raw)
+        )
         check_same_problems(results.records, loaded.problems)
         if config.launcher is not None:  # +launcher=ray: the workers build the models
             from search.launchers.ray import run_search_on_ray

@@ -15,6 +15,7 @@ naming the keys that differ; extending a run (a larger ``dataset.limit``) resume
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import fcntl
 import json
@@ -22,6 +23,7 @@ import logging
 import os
 import socket
 from collections.abc import Mapping
+from enum import Enum
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -135,29 +137,65 @@ def fingerprint(config: Mapping[str, Any], ignore: frozenset[str] = NOT_RESULTS)
     return out
 
 
-def differences(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """``key: old -> new`` for every dotted key whose value differs."""
+def schema_defaults(node: Any) -> dict[str, Any]:
+    """The defaults of the structured-config schemas (dataclasses) typing ``node`` and its
+    sub-nodes, nested like the config: what a run made before a field existed ran with."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if not isinstance(node, DictConfig):
+        return {}
+    out: dict[str, Any] = {}
+    schema = OmegaConf.get_type(node)
+    if dataclasses.is_dataclass(schema):
+        for field in dataclasses.fields(schema):
+            if field.default is not dataclasses.MISSING:
+                default = field.default
+                out[field.name] = default.name if isinstance(default, Enum) else default
+    for key in node:
+        child = node._get_node(key)
+        nested = schema_defaults(child) if isinstance(child, DictConfig) else {}
+        if nested:
+            out[str(key)] = nested
+    return out
+
+
+def differences(
+    old: Any, new: Any, prefix: str = "", defaults: Mapping[str, Any] | None = None
+) -> list[str]:
+    """``key: old -> new`` for every dotted key whose value differs. A key ``old`` lacks
+    counts as its value in ``defaults`` (a field added after ``old`` was written)."""
     if isinstance(old, Mapping) and isinstance(new, Mapping):
+        defaults = defaults or {}
         out = []
         for key in sorted(set(old) | set(new), key=str):
             name = f"{prefix}{key}"
+            default = defaults.get(key)
             if key not in new:
                 out.append(f"{name}: {old[key]!r} -> (absent)")
             elif key not in old:
+                if key in defaults and not isinstance(default, Mapping) and default == new[key]:
+                    continue
                 out.append(f"{name}: (absent) -> {new[key]!r}")
             else:
-                out.extend(differences(old[key], new[key], name + "."))
+                nested = default if isinstance(default, Mapping) else None
+                out.extend(differences(old[key], new[key], name + ".", nested))
         return out
     return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
 
 
-def check_fingerprint(directory: Path, current: dict[str, Any], has_records: bool) -> None:
+def check_fingerprint(
+    directory: Path,
+    current: dict[str, Any],
+    has_records: bool,
+    defaults: Mapping[str, Any] | None = None,
+) -> None:
     """Refuse to add records to ``directory`` that were made with other settings.
 
     Without records yet, ``current`` is (re)written, so a run that failed before producing
     anything can be fixed and rerun in place. With records, the stored fingerprint must
-    equal ``current``; a directory with records but no fingerprint (made before fingerprints
-    existed) gets ``current``.
+    equal ``current``, a key it lacks read as its value in ``defaults`` (``schema_defaults``:
+    a field added since, which that run ran with); a directory with records but no
+    fingerprint (made before fingerprints existed) gets ``current``.
     """
     path = Path(directory) / FINGERPRINT_FILE
     if has_records and path.exists():
@@ -168,7 +206,7 @@ def check_fingerprint(directory: Path, current: dict[str, Any], has_records: boo
                 f"{path}: expected the JSON fingerprint of the run that wrote this directory, "
                 f"got unreadable text ({error}); fix: choose a new directory"
             ) from None
-        changed = differences(stored, current)
+        changed = differences(stored, current, defaults=defaults)
         if changed:
             shown = "; ".join(changed[:12]) + ("; ..." if len(changed) > 12 else "")
             raise RunDirError(

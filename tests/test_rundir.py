@@ -21,6 +21,7 @@ from search.rundir import (
     check_fingerprint,
     differences,
     fingerprint,
+    schema_defaults,
 )
 
 HOLD = """
@@ -96,6 +97,52 @@ def test_check_fingerprint(tmp_path: Path) -> None:
     check_fingerprint(tmp_path, {"strategy": {"n": 8}}, has_records=True)
     with pytest.raises(RunDirError, match=r"1 different: strategy.n: 8 -> 4.*fix: choose a new"):
         check_fingerprint(tmp_path, {"strategy": {"n": 4}}, has_records=True)
+
+
+def test_a_field_added_since_a_run_reads_as_its_default() -> None:
+    from hydra import compose, initialize_config_dir
+
+    import prm.label.__main__  # noqa: F401  (registers the labelling schemas)
+    from search.resolve import CONF_DIR
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        raw = compose("prm_label", overrides=["labeller=mc"])
+    defaults = schema_defaults(raw)
+    assert defaults["labeller"]["trust_right_answers"] is True  # MCConfig's default
+    assert defaults["chunk_solutions"] == raw.chunk_solutions  # LabelConfig's
+    stored = {"labeller": {"name": "mc", "num_rollouts": 8}, "seed": 0}
+    current = {"labeller": {"name": "mc", "num_rollouts": 8, "trust_right_answers": True}}
+    current["seed"] = 0
+    assert differences(stored, current, defaults=defaults) == []
+    assert differences(stored, current) == ["labeller.trust_right_answers: (absent) -> True"]
+    current["labeller"]["trust_right_answers"] = False  # not what the old run did
+    assert differences(stored, current, defaults=defaults) == [
+        "labeller.trust_right_answers: (absent) -> False"
+    ]
+
+
+def test_an_old_labelling_run_resumes_after_a_field_was_added(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prm.sample import run_sampling
+    from search.envs.arith.fakes import FakeGenerator
+    from search.envs.arith.world import make_split
+
+    run_sampling(make_split("train", size=3), FakeGenerator(seed=1), tmp_path, 2, 4)
+    out = tmp_path / "calculator"
+    args = ["prm.label", "labeller=calculator", f"samples={tmp_path / 'samples.jsonl'}"]
+    args += [f"output_dir={out}", "progress=false"]
+    import prm.label.__main__ as entry
+
+    monkeypatch.setattr(sys, "argv", args)
+    entry.main()
+    stored = json.loads((out / FINGERPRINT_FILE).read_text())
+    del stored["seed"]  # as if written before the field existed
+    (out / FINGERPRINT_FILE).write_text(json.dumps(stored))
+    entry.main()  # resumes: the old run used the default
+    monkeypatch.setattr(sys, "argv", [*args, "seed=7"])
+    with pytest.raises(SystemExit):
+        entry.main()  # another value than the old run's default is refused
 
 
 def run_cli(*overrides: str, cwd: Path) -> subprocess.CompletedProcess[str]:

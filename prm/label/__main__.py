@@ -44,7 +44,7 @@ from search.jsonl import JsonlLog, read_jsonl
 from search.launchers.ray import RayLauncherConfig
 from search.protocols import Checker, Generator
 from search.resolve import CONF_DIR
-from search.rundir import NOT_RESULTS, RunLock, check_fingerprint, fingerprint
+from search.rundir import NOT_RESULTS, RunLock, check_fingerprint, fingerprint, schema_defaults
 
 log = logging.getLogger("prm.label")
 RECORDS_FILE = "records.jsonl"
@@ -318,7 +318,12 @@ def label_from_config(raw: DictConfig) -> None:
     settings: Any = OmegaConf.to_container(raw, resolve=True, enum_to_str=True)
     with RunLock(output_dir):  # one writer; settings checked before any model loads
         written = JsonlLog(output_dir / RECORDS_FILE).records
-        check_fingerprint(output_dir, fingerprint(settings, NOT_LABELS), has_records=bool(written))
+        check_fingerprint(
+            output_dir,
+            fingerprint(settings, NOT_LABELS),
+            has_records=bool(written),
+            defaults=schema_defaults(raw),
+        )
         done = {LabelRecord.from_record(row).key for row in written}
         finished = all(s.key in done for s in solutions)  # nothing to label: no model loads
         # +launcher=ray: each worker builds its own labeller (and policy)
