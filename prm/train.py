@@ -57,6 +57,7 @@ from prm.scoring.format import PRMFamily, PRMFormat
 from prm.stepwise import StepwiseExample, read_stepwise
 from search.inputs import exit_on_input_error
 from search.resolve import CONF_DIR, resolve_model_path
+from search.rundir import FINGERPRINT_FILE, check_fingerprint
 from search.types import Prefix, Problem
 
 log = logging.getLogger(__name__)
@@ -415,20 +416,32 @@ def epoch_history(log_history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]
 
 
 # -- training -------------------------------------------------------------------------------
-RUN_ONLY = ("export_dir", "progress", "num_threads", "resume")  # change no trained weight
+# change no trained weight (output_dir: where the run lives, not what it trains)
+RUN_ONLY = ("export_dir", "progress", "num_threads", "resume", "output_dir")
+PATH_FIELDS = ("train_data", "val_data", "policy_dir", "init_checkpoint")
+
+
+def run_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """What decides a training run's weights: ``settings`` (a ``TrainConfig`` as a dict, or as
+    a training log stored it) without ``RUN_ONLY`` fields, every field the dict lacks at its
+    default (a field newer than the log: the run ran as that default says), paths resolved
+    (``runs/x`` through a link and ``/abs/x`` are one file) and enums as their values."""
+    defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+    out = {k: v for k, v in (defaults | settings).items() if k not in RUN_ONLY}
+    for key in PATH_FIELDS:
+        if out.get(key) is not None:
+            out[key] = os.path.realpath(out[key])
+    return {k: v.value if isinstance(v, Enum) else v for k, v in out.items()}
 
 
 def finished_run(output_dir: Path, config: TrainConfig, total_steps: int) -> dict[str, Any] | None:
-    """The training log in ``output_dir`` when it records this very run (same config, up to
-    ``RUN_ONLY`` fields) trained to its ``total_steps``; else None."""
+    """The training log in ``output_dir`` when it records this very run (``run_settings``
+    equal) trained to its ``total_steps``; else None."""
     path = output_dir / "training_log.json"
     if not path.exists():
         return None
     logged = dict(json.loads(path.read_text()))
-    ours = {k: v for k, v in asdict(config).items() if k not in RUN_ONLY}
-    # a field the log lacks is newer than the run, which therefore ran as its default says
-    defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
-    theirs = {k: v for k, v in (defaults | logged.get("config", {})).items() if k not in RUN_ONLY}
+    ours, theirs = run_settings(asdict(config)), run_settings(logged.get("config", {}))
     if ours != theirs or logged.get("total_steps") != total_steps:
         return None
     return logged
@@ -445,7 +458,9 @@ def export_model(output_dir: Path, export: Path) -> None:
     shutil.copytree(
         output_dir,
         export,
-        ignore=shutil.ignore_patterns("checkpoint-*", "init", "hydra", "training_args.bin"),
+        ignore=shutil.ignore_patterns(
+            "checkpoint-*", "init", "hydra", "training_args.bin", FINGERPRINT_FILE
+        ),
     )
 
 
@@ -575,6 +590,10 @@ def train_prm(config: TrainConfig) -> dict[str, Any]:
         if config.export_dir and int(os.environ.get("RANK", "0")) == 0:
             export_model(output_dir, Path(config.export_dir))
         return finished
+    # a run resumed from its checkpoint must go on as it started (RunDirError otherwise)
+    last = get_last_checkpoint(str(output_dir)) if config.resume else None
+    if int(os.environ.get("RANK", "0")) == 0:
+        check_fingerprint(output_dir, run_settings(asdict(config)), has_records=bool(last))
     model = AutoModelForTokenClassification.from_pretrained(str(source), dtype=torch.float32)
     if model.config.num_labels != 2:
         raise ValueError(
@@ -595,7 +614,6 @@ def train_prm(config: TrainConfig) -> dict[str, Any]:
         preprocess_logits_for_metrics=metrics.keep_positive,
         callbacks=[StopOnDivergence()],
     )
-    last = get_last_checkpoint(str(output_dir)) if config.resume else None
     if last:
         log.info("resuming from %s", last)
     trainer.train(resume_from_checkpoint=last)

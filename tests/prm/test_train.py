@@ -23,6 +23,7 @@ from prm.train import (
     load_data,
     predicted_first_error,
     processbench_f1,
+    run_settings,
     split_by_problem,
     tag_loss,
     train_prm,
@@ -252,6 +253,23 @@ def test_a_log_older_than_a_config_field_still_reads_as_finished(
     assert finished_run(tmp_path, run, 9) is not None  # ran before the field: its default
     assert finished_run(tmp_path, replace(run, group_by_length=True), 9) is None
     assert finished_run(tmp_path, run, 10) is None
+
+
+def test_a_killed_run_resumes_only_with_its_own_settings(
+    tiny_policy_dir: Path, data: Path, tmp_path: Path
+) -> None:
+    from search.rundir import RunDirError, check_fingerprint
+
+    started = config(tiny_policy_dir, data, tmp_path)
+    check_fingerprint(tmp_path, run_settings(asdict(started)), has_records=False)
+    (tmp_path / "checkpoint-2").mkdir()  # what a killed run leaves to resume from
+    with pytest.raises(RunDirError, match="learning_rate: 0.003 -> 0.001"):
+        train_prm(replace(started, learning_rate=1e-3))
+    linked = tmp_path.parent / f"{tmp_path.name}-data-link"
+    linked.symlink_to(data.parent)
+    # the same data file spelled through a link, and settings that change no weight: the same run
+    same = replace(started, train_data=str(linked / data.name), num_threads=2, progress=True)
+    assert run_settings(asdict(same)) == run_settings(asdict(started))
 
 
 @pytest.mark.parametrize("group_by_length", [False, True])
