@@ -6,6 +6,7 @@
 # PRMs and the shipped one on step-error identification (the same exported solutions for all),
 # every training round of both rebuilds, and search with the rolled-out PRM paired against the
 # shipped PRM's validation table; last, the test split once for each recipe. Every stage resumes.
+# Besides make prm's seven rounds, both rebuilds get an eighth (refine7), in the round table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -20,15 +21,22 @@ RUN="$ROLLED" EXPORT="$ROLLED/export" TRUST_RIGHT_ANSWERS=false bash benchmarks/
 recipes=(shipped=checkpoints/arith-prm "trusting=$TRUSTING/export" "rolled-out=$ROLLED/export")
 "$PY" benchmarks/prm_processbench.py --split validation --name prm_recipes_validation \
   --prm "${recipes[@]}"
+# one round beyond make prm's for both (2 epochs more at 5e-4): does training still pay?
+for run in "$TRUSTING" "$ROLLED"; do
+  "$PY" -m prm.train train_data="$run/labels/consensus/stepwise.jsonl" output_dir="$run/refine7" \
+    export_dir=null policy_dir=null init_checkpoint="$run/refine6" epochs=2 batch_size=64 \
+    learning_rate=0.0005 progress=false
+done
 rounds=()
-for round in model refine1 refine2 refine3 refine4 refine5 refine6; do
+for round in model refine1 refine2 refine3 refine4 refine5 refine6 refine7; do
   rounds+=("trusting-$round=$TRUSTING/$round" "rolled-out-$round=$ROLLED/$round")
 done
 "$PY" benchmarks/prm_processbench.py --split validation --name prm_recipes_rounds_validation \
   --prm "${rounds[@]}"
 out=benchmarks/results/rolled_out
-"$PY" benchmarks/accuracy_vs_compute.py --splits validation --max-n 32 --search-ns 16 \
-  --strategies beam dvts --prm "$ROLLED/export" --results-dir "$out"
+[ -f "$out/accuracy_vs_compute_validation.json" ] || "$PY" benchmarks/accuracy_vs_compute.py \
+  --splits validation --max-n 32 --search-ns 16 --strategies beam dvts --prm "$ROLLED/export" \
+  --results-dir "$out"
 "$PY" benchmarks/accuracy_vs_compute.py --paired \
   benchmarks/results/accuracy_vs_compute_validation.json "$out/accuracy_vs_compute_validation.json" \
   --results-dir "$out"
