@@ -80,6 +80,16 @@ SECTIONS: list[tuple[str, str, str]] = [
         "prm_recipes_test.md",
     ),
     (
+        "PRM training speed: batches grouped by length",
+        "bash benchmarks/train_recipes.sh",
+        "prm_train_speed.md",
+    ),
+    (
+        "Choosing the training recipe on validation: batches grouped by length",
+        "bash benchmarks/train_recipes.sh",
+        "prm_training_validation.md",
+    ),
+    (
         "Choosing how beam search and DVTS prune: validation split",
         "python benchmarks/accuracy_vs_compute.py --splits validation --max-n 32 --search-ns 16 "
         "--strategies beam dvts --prune weighted prm",
