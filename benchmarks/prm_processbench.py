@@ -188,8 +188,8 @@ def main() -> None:
         named = [(entry["name"], entry["results"]) for entry in scored]
         table = comparison_table(named)
         lines = [
-            f"{args.split} split, threshold {args.threshold}, the same exported solutions for "
-            f"every PRM; {legend}",
+            f"{args.split.capitalize()} split, threshold {args.threshold}, the same exported "
+            f"solutions for every PRM; {legend}",
             "",
             f1_table(named),
             "",
