@@ -75,6 +75,7 @@ GRADE_TIMEOUT_S = 5.0
 log = logging.getLogger("accuracy_vs_compute")
 
 PASS = "pass@N"  # the ceiling row: a right answer among the candidates
+READS_NO_SCORE = ("best_of_n/majority", "adaptive_best_of_n/majority", PASS)  # rows no PRM moves
 TREE_STRATEGIES = ["beam", "dvts", "mcts", "particle_filtering", "adaptive_best_of_n"]
 
 
@@ -749,8 +750,15 @@ def paired_entries(old: Path, new: Path) -> list[dict[str, Any]]:
             continue
         before = [value for seed in seeds for value in old_rows[seed]["correct"]]
         after = [value for seed in seeds for value in new_rows[seed]["correct"]]
-        difference, error = paired_difference(after, before)
         strategy, how, n, lookahead = key
+        if strategy in READS_NO_SCORE and before != after:
+            raise ValueError(
+                f"expected the same grades for {strategy} n={n}, which reads no PRM score, in "
+                f"both files, got {sum(a != b for a, b in zip(before, after, strict=False))} "
+                f"problems that differ between {old} and {new}; fix: pair runs of the same "
+                "policy, problems and seeds"
+            )
+        difference, error = paired_difference(after, before)
         entries.append(
             {
                 "strategy": strategy if not lookahead else f"{strategy}/lookahead={lookahead}",

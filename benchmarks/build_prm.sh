@@ -25,6 +25,10 @@ export VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-3}
 # STAGES=train: only the training rounds, on TRAIN_DATA (another run's consensus labels), to
 # compare training recipes on the same data
 STAGES=${STAGES:-all}
+case "$STAGES" in
+  all | train) ;;
+  *) echo "expected STAGES=all or STAGES=train, got STAGES=$STAGES" >&2; exit 2 ;;
+esac
 TRAIN_DATA=${TRAIN_DATA:-$RUN/labels/consensus/stepwise.jsonl}
 if [ "$STAGES" != train ]; then
   stage sample "$PY" -m prm.sample output_dir="$RUN/samples" count="$PROBLEMS" num_samples=8 \

@@ -12,11 +12,16 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 TRUSTING=${TRUSTING:-runs/prm-timed}
 ROLLED=${ROLLED:-runs/prm-distrust}
-mkdir -p "$ROLLED/samples"
-[ -f "$TRUSTING/samples/samples.jsonl" ] || RUN="$TRUSTING" EXPORT="$TRUSTING/export" \
+# the default rebuild (make prm's timed run), unless it has exported its PRM
+[ -f "$TRUSTING/export/config.json" ] || RUN="$TRUSTING" EXPORT="$TRUSTING/export" \
   bash benchmarks/build_prm.sh
-# the same solutions: the two rebuilds differ in their MC labels only
-[ -f "$ROLLED/samples/samples.jsonl" ] || cp -r "$TRUSTING/samples/." "$ROLLED/samples/"
+# the same solutions: the two rebuilds differ in their MC labels only (copied whole, then moved)
+if [ ! -d "$ROLLED/samples" ]; then
+  mkdir -p "$ROLLED"
+  rm -rf "$ROLLED/samples.partial"
+  cp -r "$TRUSTING/samples" "$ROLLED/samples.partial"
+  mv "$ROLLED/samples.partial" "$ROLLED/samples"
+fi
 RUN="$ROLLED" EXPORT="$ROLLED/export" TRUST_RIGHT_ANSWERS=false bash benchmarks/build_prm.sh
 recipes=(shipped=checkpoints/arith-prm "trusting=$TRUSTING/export" "rolled-out=$ROLLED/export")
 "$PY" benchmarks/prm_processbench.py --split validation --name prm_recipes_validation \

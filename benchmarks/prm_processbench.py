@@ -153,8 +153,15 @@ def main() -> None:
         default=Split.test.value,
         help="validation: choose between recipes there; test: report once per recipe",
     )
-    parser.add_argument("--name", default="prm_processbench", help="results file name, no suffix")
+    parser.add_argument(
+        "--name",
+        default=None,
+        help="results file name, no suffix (prm_processbench, or prm_processbench_<split> "
+        "for another split than test)",
+    )
     args = parser.parse_args()
+    if args.name is None:  # a validation run does not overwrite the test results
+        args.name = "prm_processbench" + ("" if args.split == "test" else f"_{args.split}")
     try:
         prms = named_prms(args.prm)
     except ValueError as error:

@@ -2,9 +2,10 @@
 shuffle and by ``group_by_length`` (prm/train.py ``GroupedByLength``), in one run.
 
 Both continue the same PRM on the same consensus data for ``--steps`` optimizer steps without
-validation. Columns: wall seconds per step, the share of batch positions that are padding
-(over the batches those steps draw), and training tokens (real, not padding) per second.
-Timings are ratios within one run on a machine left to itself.
+validation. Columns: wall seconds per step (the Trainer's steps alone, not loading or
+saving), the share of batch positions that are padding (over the batches those steps draw),
+and training tokens (real, not padding) per second. Timings are ratios within one run on a
+machine left to itself.
 
     python benchmarks/prm_train_speed.py --init runs/prm-timed/refine6 --steps 60 \
         --train-data runs/prm-timed/labels/consensus/stepwise.jsonl
@@ -21,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, TrainerCallback
 
 from prm.train import GroupedByLength, TrainConfig, load_data, train_prm
 
@@ -36,10 +37,25 @@ def padding_share(lengths: list[int], order: list[int], batch_size: int, steps: 
     return 1 - real / padded
 
 
+class StepClock(TrainerCallback):  # type: ignore[misc]
+    """Wall time from the Trainer's first step to its last: no data loading, model loading,
+    saving or plotting."""
+
+    def __init__(self) -> None:
+        self.start = self.end = 0.0
+
+    def on_train_begin(self, *args: Any, **kwargs: Any) -> None:
+        self.start = time.perf_counter()
+
+    def on_train_end(self, *args: Any, **kwargs: Any) -> None:
+        self.end = time.perf_counter()
+
+
 def run(config: TrainConfig) -> float:
-    start = time.perf_counter()
-    train_prm(config)
-    return time.perf_counter() - start
+    """Seconds the optimizer steps of ``config`` took."""
+    clock = StepClock()
+    train_prm(config, callbacks=[clock])
+    return clock.end - clock.start
 
 
 def main() -> None:

@@ -272,18 +272,30 @@ def mean_f1(results: Sequence[SubsetResult]) -> float | None:
     return sum(v for v in values if v is not None) / len(values)
 
 
+def _cell(value: float | None) -> str:
+    """A share as a percentage with one decimal, ``-`` when there is none."""
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def _same_subsets(named: Sequence[tuple[str, Sequence[SubsetResult]]]) -> list[str]:
+    """The subsets every PRM of ``named`` was scored on (the same for all, else ValueError)."""
+    subsets = [r.subset for r in named[0][1]] if named else []
+    if any([r.subset for r in results] != subsets for _, results in named):
+        raise ValueError(
+            f"expected every PRM scored on the subsets {subsets}, got "
+            f"{[[r.subset for r in results] for _, results in named]}; fix: score them together"
+        )
+    return subsets
+
+
 def _rows(results: Sequence[SubsetResult]) -> list[str]:
     """The table cells of each subset, then the mean F1 row (``|``-joined, no outer bars)."""
-
-    def cell(value: float | None) -> str:
-        return "-" if value is None else f"{100 * value:.1f}"
-
     rows = [
-        f"{r.subset} | {r.num_samples} | {cell(r.error_accuracy)} | "
-        f"{cell(r.correct_accuracy)} | {cell(r.f1)} | {cell(r.rawp_flagged)}"
+        f"{r.subset} | {r.num_samples} | {_cell(r.error_accuracy)} | "
+        f"{_cell(r.correct_accuracy)} | {_cell(r.f1)} | {_cell(r.rawp_flagged)}"
         for r in results
     ]
-    return [*rows, f"mean F1 | | | | {cell(mean_f1(results))} |"]
+    return [*rows, f"mean F1 | | | | {_cell(mean_f1(results))} |"]
 
 
 _HEADER = "subset | samples | error acc | correct acc | F1 | RAWP flagged"
@@ -297,28 +309,20 @@ def markdown_table(results: Sequence[SubsetResult]) -> str:
 
 def f1_table(named: Sequence[tuple[str, Sequence[SubsetResult]]]) -> str:
     """Several PRMs' F1 on the same subsets: one row per PRM, one column per subset."""
-    subsets = [r.subset for r in named[0][1]] if named else []
-    if any([r.subset for r in results] != subsets for _, results in named):
-        raise ValueError(
-            f"expected every PRM scored on the subsets {subsets}, got "
-            f"{[[r.subset for r in results] for _, results in named]}; fix: score them together"
-        )
-
-    def cell(value: float | None) -> str:
-        return "-" if value is None else f"{100 * value:.1f}"
-
+    subsets = _same_subsets(named)
     lines = [
         "| PRM | " + " | ".join(f"{name} F1" for name in subsets) + " | mean F1 |",
         "|---|" + "---:|" * (len(subsets) + 1),
     ]
     for name, results in named:
-        cells = [cell(r.f1) for r in results] + [cell(mean_f1(results))]
+        cells = [_cell(r.f1) for r in results] + [_cell(mean_f1(results))]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def comparison_table(named: Sequence[tuple[str, Sequence[SubsetResult]]]) -> str:
     """Several PRMs' results on the same subsets, one table with a PRM column."""
+    _same_subsets(named)
     lines = [f"| PRM | {_HEADER} |", f"|---|{_ALIGN}|"]
     for name, results in named:
         lines += [f"| {name} | {row} |" for row in _rows(results)]

@@ -416,8 +416,17 @@ def epoch_history(log_history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]
 
 
 # -- training -------------------------------------------------------------------------------
-# change no trained weight (output_dir: where the run lives, not what it trains)
-RUN_ONLY = ("export_dir", "progress", "num_threads", "resume", "output_dir")
+# change no trained weight (output_dir: where the run lives, not what it trains; save_every
+# and device: when and where it checkpoints and runs)
+RUN_ONLY = (
+    "export_dir",
+    "progress",
+    "num_threads",
+    "resume",
+    "output_dir",
+    "save_every",
+    "device",
+)
 PATH_FIELDS = ("train_data", "val_data", "policy_dir", "init_checkpoint")
 
 
@@ -560,9 +569,29 @@ def training_arguments(config: TrainConfig, total_steps: int, has_val: bool) -> 
     )
 
 
-def train_prm(config: TrainConfig) -> dict[str, Any]:
+def check_resumable(output_dir: Path, config: TrainConfig, last: str | None) -> None:
+    """Refuse (``RunDirError``) to continue a run in ``output_dir`` that started with other
+    settings (``run_settings``). A directory from before ``fingerprint.json`` existed is
+    judged by the settings its finished run logged."""
+    fingerprint_path = output_dir / FINGERPRINT_FILE
+    log_path = output_dir / "training_log.json"
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    if last and not fingerprint_path.exists() and log_path.exists() and main_process:
+        logged = json.loads(log_path.read_text()).get("config", {})
+        check_fingerprint(output_dir, run_settings(logged), has_records=False)  # writes it
+    if last or main_process:  # only the main process writes a new run's fingerprint
+        check_fingerprint(
+            output_dir,
+            run_settings(asdict(config)),
+            has_records=bool(last),
+            defaults=run_settings({}),
+        )
+
+
+def train_prm(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
     """Train with ``transformers.Trainer``, validating every epoch; returns the training log
-    (also in ``training_log.json``). A rerun resumes from the last checkpoint."""
+    (also in ``training_log.json``). A rerun resumes from the last checkpoint, only with the
+    settings the run started with (``check_resumable``). ``callbacks`` go to the Trainer."""
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
     from transformers.trainer_utils import get_last_checkpoint
@@ -571,6 +600,8 @@ def train_prm(config: TrainConfig) -> dict[str, Any]:
         torch.set_num_threads(config.num_threads)
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    last = get_last_checkpoint(str(output_dir)) if config.resume else None
+    check_resumable(output_dir, config, last)  # before anything is written or loaded
     with _main_process_first(config):  # one process writes output_dir/init, the others read it
         source = initial_checkpoint(config, output_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(source))
@@ -590,10 +621,6 @@ def train_prm(config: TrainConfig) -> dict[str, Any]:
         if config.export_dir and int(os.environ.get("RANK", "0")) == 0:
             export_model(output_dir, Path(config.export_dir))
         return finished
-    # a run resumed from its checkpoint must go on as it started (RunDirError otherwise)
-    last = get_last_checkpoint(str(output_dir)) if config.resume else None
-    if int(os.environ.get("RANK", "0")) == 0:
-        check_fingerprint(output_dir, run_settings(asdict(config)), has_records=bool(last))
     model = AutoModelForTokenClassification.from_pretrained(str(source), dtype=torch.float32)
     if model.config.num_labels != 2:
         raise ValueError(
@@ -612,7 +639,7 @@ def train_prm(config: TrainConfig) -> dict[str, Any]:
         data_collator=TagCollator(pad_id, config.positive_label),
         compute_metrics=metrics,
         preprocess_logits_for_metrics=metrics.keep_positive,
-        callbacks=[StopOnDivergence()],
+        callbacks=[StopOnDivergence(), *callbacks],
     )
     if last:
         log.info("resuming from %s", last)

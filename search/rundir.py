@@ -150,7 +150,13 @@ def schema_defaults(node: Any) -> dict[str, Any]:
         for field in dataclasses.fields(schema):
             if field.default is not dataclasses.MISSING:
                 default = field.default
-                out[field.name] = default.name if isinstance(default, Enum) else default
+            elif field.default_factory is not dataclasses.MISSING:
+                default = field.default_factory()
+                if dataclasses.is_dataclass(default):
+                    continue  # a nested schema: its own node is read below
+            else:
+                continue
+            out[field.name] = default.name if isinstance(default, Enum) else default
     for key in node:
         child = node._get_node(key)
         nested = schema_defaults(child) if isinstance(child, DictConfig) else {}
@@ -173,9 +179,10 @@ def differences(
             if key not in new:
                 out.append(f"{name}: {old[key]!r} -> (absent)")
             elif key not in old:
-                if key in defaults and not isinstance(default, Mapping) and default == new[key]:
-                    continue
-                out.append(f"{name}: (absent) -> {new[key]!r}")
+                if isinstance(default, Mapping) and isinstance(new[key], Mapping):
+                    out.extend(differences({}, new[key], name + ".", default))  # a new group
+                elif key not in defaults or default != new[key]:
+                    out.append(f"{name}: (absent) -> {new[key]!r}")
             else:
                 nested = default if isinstance(default, Mapping) else None
                 out.extend(differences(old[key], new[key], name + ".", nested))

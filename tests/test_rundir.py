@@ -119,6 +119,13 @@ def test_a_field_added_since_a_run_reads_as_its_default() -> None:
     assert differences(stored, current, defaults=defaults) == [
         "labeller.trust_right_answers: (absent) -> False"
     ]
+    # a whole group added since: each of its keys against its default
+    group = {"seed": 0, "labeller": {"trust_right_answers": True, "num_rollouts": 8}}
+    assert differences({"seed": 0}, group, defaults=defaults) == []
+    group["labeller"]["num_rollouts"] = 3
+    assert differences({"seed": 0}, group, defaults=defaults) == [
+        "labeller.num_rollouts: (absent) -> 3"
+    ]
 
 
 def test_an_old_labelling_run_resumes_after_a_field_was_added(
@@ -141,7 +148,7 @@ def test_an_old_labelling_run_resumes_after_a_field_was_added(
     (out / FINGERPRINT_FILE).write_text(json.dumps(stored))
     entry.main()  # resumes: the old run used the default
     monkeypatch.setattr(sys, "argv", [*args, "seed=7"])
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match=r"seed: \(absent\) -> 7"):
         entry.main()  # another value than the old run's default is refused
 
 

@@ -368,6 +368,10 @@ def test_paired_compares_the_same_runs_of_two_files_over_common_seeds(tmp_path: 
     assert "(PRM `checkpoints/arith-prm`)" in text and "(PRM `runs/new/export`)" in text
     assert "| beam | min | 4 | 4 × 2 | 0.500 | 0.875 | +0.375 ± 0.183 |" in text
 
+    votes = report("votes", [row("best_of_n/majority", 0, [1, 0, 0, 1])], avc.SHIPPED_PRM)
+    moved = report("moved", [row("best_of_n/majority", 0, [1, 1, 0, 1])], "runs/new/export")
+    with pytest.raises(ValueError, match="reads no PRM score.*same policy, problems and seeds"):
+        avc.paired_entries(votes, moved)  # a majority vote that moved: not the same samples
     seed_two = report("seed_two", [row("beam", 2, [1, 1, 1, 1])], "x")
     with pytest.raises(ValueError, match="same budgets and seeds"):
         avc.paired_entries(old, seed_two)

@@ -265,6 +265,15 @@ def test_a_killed_run_resumes_only_with_its_own_settings(
     (tmp_path / "checkpoint-2").mkdir()  # what a killed run leaves to resume from
     with pytest.raises(RunDirError, match="learning_rate: 0.003 -> 0.001"):
         train_prm(replace(started, learning_rate=1e-3))
+    # a finished run from before fingerprint.json: judged by the settings its log records
+    legacy = tmp_path / "legacy"
+    (legacy / "checkpoint-9").mkdir(parents=True)
+    logged = replace(started, output_dir=str(legacy))
+    (legacy / "training_log.json").write_text(
+        json.dumps({"config": asdict(logged), "total_steps": 9}, default=str)
+    )
+    with pytest.raises(RunDirError, match="learning_rate: 0.003 -> 0.001"):
+        train_prm(replace(logged, learning_rate=1e-3))
     linked = tmp_path.parent / f"{tmp_path.name}-data-link"
     linked.symlink_to(data.parent)
     # the same data file spelled through a link, and settings that change no weight: the same run
