@@ -576,6 +576,11 @@ def check_resumable(output_dir: Path, config: TrainConfig, last: str | None) -> 
     fingerprint_path = output_dir / FINGERPRINT_FILE
     log_path = output_dir / "training_log.json"
     main_process = int(os.environ.get("RANK", "0")) == 0
+    if fingerprint_path.exists() and main_process:  # fields since counted as RUN_ONLY: dropped
+        stored = json.loads(fingerprint_path.read_text())
+        kept = {k: v for k, v in stored.items() if k not in RUN_ONLY}
+        if kept != stored:
+            fingerprint_path.write_text(json.dumps(kept, indent=2, sort_keys=True) + "\n")
     if last and not fingerprint_path.exists() and log_path.exists() and main_process:
         logged = json.loads(log_path.read_text()).get("config", {})
         check_fingerprint(output_dir, run_settings(logged), has_records=False)  # writes it

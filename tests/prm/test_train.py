@@ -263,7 +263,10 @@ def test_a_killed_run_resumes_only_with_its_own_settings(
     started = config(tiny_policy_dir, data, tmp_path)
     check_fingerprint(tmp_path, run_settings(asdict(started)), has_records=False)
     (tmp_path / "checkpoint-2").mkdir()  # what a killed run leaves to resume from
-    with pytest.raises(RunDirError, match="learning_rate: 0.003 -> 0.001"):
+    stored = json.loads((tmp_path / "fingerprint.json").read_text())
+    # a fingerprint holding a field since counted as run-only (it changes no weight)
+    (tmp_path / "fingerprint.json").write_text(json.dumps(stored | {"save_every": 7}))
+    with pytest.raises(RunDirError, match="got 1 different: learning_rate: 0.003 -> 0.001"):
         train_prm(replace(started, learning_rate=1e-3))
     # a finished run from before fingerprint.json: judged by the settings its log records
     legacy = tmp_path / "legacy"
