@@ -4,8 +4,8 @@
 # steps both ways, then make prm's first three training rounds (model, refine1, refine2) with
 # GROUP_BY_LENGTH=true on the default rebuild's consensus labels (runs/prm-timed, the same
 # data and learning rates), and both rebuilds' PRMs, round by round, on the validation split.
-# Three rounds, not seven: grouped training trails the plain shuffle's by 20 points or more
-# of validation F1 at each of them. Every stage resumes.
+# Three rounds, not seven: grouped training trails the plain shuffle's by about 20 points of
+# validation F1 at each of them. Every stage resumes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
