@@ -80,6 +80,11 @@ SECTIONS: list[tuple[str, str, str]] = [
         "prm_recipes_test.md",
     ),
     (
+        "One more training round for the shipped PRM",
+        "bash benchmarks/longer_training.sh",
+        "prm_longer_validation.md",
+    ),
+    (
         "PRM training speed: batches grouped by length",
         "bash benchmarks/train_recipes.sh",
         "prm_train_speed.md",
