@@ -85,6 +85,11 @@ SECTIONS: list[tuple[str, str, str]] = [
         "prm_longer_validation.md",
     ),
     (
+        "One more training round for the shipped PRM: search on validation",
+        "bash benchmarks/longer_training.sh",
+        "longer/accuracy_vs_compute_validation_paired.md",
+    ),
+    (
         "PRM training speed: batches grouped by length",
         "bash benchmarks/train_recipes.sh",
         "prm_train_speed.md",
