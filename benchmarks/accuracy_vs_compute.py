@@ -662,16 +662,23 @@ class RowCheck:
     same: bool
 
 
-def row_checks(old: Path, new: Path) -> list[RowCheck]:
-    """Per row present in both result files (same split, run and seed): whether the
-    per-problem grades are the same, e.g. after a code change that should not move results
-    (rerun a subset of the runs into another --results-dir, then compare)."""
+def one_split_reports(old: Path, new: Path, use: str) -> list[dict[str, Any]]:
+    """The two result files ``old`` and ``new``, read, of one split (ValueError otherwise:
+    ``use`` names what the caller does with them, for the fix)."""
     reports = [json.loads(Path(path).read_text()) for path in (old, new)]
     if reports[0]["split"] != reports[1]["split"]:
         raise ValueError(
             f"expected results of one split, got {reports[0]['split']} and "
-            f"{reports[1]['split']}; fix: compare files of the same split"
+            f"{reports[1]['split']}; fix: {use} files of the same split"
         )
+    return reports
+
+
+def row_checks(old: Path, new: Path) -> list[RowCheck]:
+    """Per row present in both result files (same split, run and seed): whether the
+    per-problem grades are the same, e.g. after a code change that should not move results
+    (rerun a subset of the runs into another --results-dir, then compare)."""
+    reports = one_split_reports(old, new, "compare")
     before = {row_key(row): row for row in reports[0]["rows"]}
     checks = []
     for row in reports[1]["rows"]:
@@ -730,12 +737,7 @@ def paired_entries(old: Path, new: Path) -> list[dict[str, Any]]:
     PRMs: both accuracies and NEW - OLD with its standard error, paired over the (problem,
     seed) pairs of the seeds both files hold. Majority votes and pass@N read no PRM score,
     so with the same policy and seeds they must come out the same: a check on the pairing."""
-    reports = [json.loads(Path(path).read_text()) for path in (old, new)]
-    if reports[0]["split"] != reports[1]["split"]:
-        raise ValueError(
-            f"expected results of one split, got {reports[0]['split']} and "
-            f"{reports[1]['split']}; fix: pair files of the same split"
-        )
+    reports = one_split_reports(old, new, "pair")
     runs: list[dict[tuple[Any, ...], dict[int, dict[str, Any]]]] = []
     for report in reports:
         by_run: dict[tuple[Any, ...], dict[int, dict[str, Any]]] = {}

@@ -70,6 +70,7 @@ def main() -> None:
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
+    lengths: list[int] = []
     with tempfile.TemporaryDirectory() as scratch:
         for grouped in (False, True):
             config = TrainConfig(
@@ -86,9 +87,9 @@ def main() -> None:
                 resume=False,
                 progress=False,
             )
-            tokenizer = AutoTokenizer.from_pretrained(args.init)
-            train, _, _ = load_data(config, tokenizer)
-            lengths = [len(example.token_ids) for example in train]
+            if not lengths:  # the same data for both set-ups: read and encoded once
+                train, _, _ = load_data(config, AutoTokenizer.from_pretrained(args.init))
+                lengths = [len(example.token_ids) for example in train]
             if grouped:
                 order = list(GroupedByLength(lengths, args.batch_size, seed=config.seed))
             else:  # the Trainer's shuffle: a seeded permutation (its share, not its exact order)
