@@ -71,6 +71,7 @@ from search.types import Candidate, Prefix, Problem, ScoreOutput, SearchResult
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHIPPED_PRM = "checkpoints/arith-prm"
+SHIPPED_POLICY = "checkpoints/arith-policy"
 GRADE_TIMEOUT_S = 5.0
 log = logging.getLogger("accuracy_vs_compute")
 
@@ -803,6 +804,10 @@ def paired_markdown(old: Path, new: Path, entries: Sequence[dict[str, Any]]) -> 
     return "\n".join(lines) + "\n"
 
 
+MERGE_DEFAULTS = {"policy": SHIPPED_POLICY, "prm": SHIPPED_PRM}
+MERGED_LISTS = ("seeds", "search_ns", "strategies", "aggregations", "prune", "lookahead_ns")
+
+
 def merge(paths: Sequence[Path], results_dir: Path) -> str:
     """Union of the rows of several result files of one split (a row repeated in several,
     e.g. the best-of-N rows of one seed, is kept once); the tables are recomputed."""
@@ -812,6 +817,13 @@ def merge(paths: Sequence[Path], results_dir: Path) -> str:
         raise ValueError(
             f"expected results of one split, got {sorted(splits)}; fix: merge per split"
         )
+    for model in ("policy", "prm"):  # rows of other models must not pass as one table
+        used = {report["args"].get(model, MERGE_DEFAULTS[model]) for report in reports}
+        if len(used) != 1:
+            raise ValueError(
+                f"expected results of one {model}, got {sorted(used)} in "
+                f"{[str(path) for path in paths]}; fix: merge the runs of each {model} separately"
+            )
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     for report in reports:
         for row in report["rows"]:
@@ -820,6 +832,10 @@ def merge(paths: Sequence[Path], results_dir: Path) -> str:
     meta = {key: value for key, value in reports[0].items() if key not in ("args", "rows", "table")}
     meta["wall_s"] = sum(report.get("wall_s", 0.0) for report in reports)
     arguments = {"merged": [str(path) for path in paths], **reports[0]["args"]}
+    for name in MERGED_LISTS:  # what the union ran: every seed, strategy, budget, rule
+        union = [v for report in reports for v in report["args"].get(name) or []]
+        if union:
+            arguments[name] = sorted(set(union), key=union.index)
     results_dir.mkdir(parents=True, exist_ok=True)
     return write(results_dir, list(rows.values()), meta, arguments)
 
@@ -855,7 +871,7 @@ def main() -> None:
         help="beam and DVTS once per rule (strategy.prune)",
     )
     parser.add_argument("--summary-n", type=int, default=16)
-    parser.add_argument("--policy", default="checkpoints/arith-policy")
+    parser.add_argument("--policy", default=SHIPPED_POLICY)
     parser.add_argument("--prm", default=SHIPPED_PRM)
     parser.add_argument("--splits", "--split", nargs="+", default=["test", "longest"])
     parser.add_argument("--results-dir", type=Path, default=RESULTS)

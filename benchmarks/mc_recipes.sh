@@ -6,14 +6,19 @@
 # PRMs and the shipped one on step-error identification (the same exported solutions for all),
 # every training round of both rebuilds, and search with the rolled-out PRM paired against the
 # shipped PRM's validation table; last, the test split once for each recipe. Every stage resumes.
-# Besides make prm's seven rounds, both rebuilds get an eighth (refine7), in the round table.
+# Both rebuilds follow make prm's recipe as it was then, seven rounds (pinned below: make prm has
+# one more since), and get an eighth (refine7) for the round table. "shipped" was the PRM shipped
+# then (checkpoints/arith-prm at commit 38c6079, written out by previous_prm.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 TRUSTING=${TRUSTING:-runs/prm-timed}
 ROLLED=${ROLLED:-runs/prm-distrust}
-# the default rebuild (make prm's timed run), unless it has exported its PRM
-[ -f "$TRUSTING/export/config.json" ] || RUN="$TRUSTING" EXPORT="$TRUSTING/export" \
+export REFINE_LRS="0.001 0.001 0.001 0.001 0.001 0.0005"
+PREVIOUS=${PREVIOUS:-runs/prm-previous}
+bash benchmarks/previous_prm.sh "$PREVIOUS"
+# the default rebuild (make prm's timed run), unless it has trained its seven rounds
+[ -f "$TRUSTING/refine6/training_log.json" ] || RUN="$TRUSTING" EXPORT="$TRUSTING/export" \
   bash benchmarks/build_prm.sh
 # the same solutions: the two rebuilds differ in their MC labels only (copied whole, then moved)
 if [ ! -d "$ROLLED/samples" ]; then
@@ -23,7 +28,7 @@ if [ ! -d "$ROLLED/samples" ]; then
   mv "$ROLLED/samples.partial" "$ROLLED/samples"
 fi
 RUN="$ROLLED" EXPORT="$ROLLED/export" TRUST_RIGHT_ANSWERS=false bash benchmarks/build_prm.sh
-recipes=(shipped=checkpoints/arith-prm "trusting=$TRUSTING/export" "rolled-out=$ROLLED/export")
+recipes=("shipped=$PREVIOUS" "trusting=$TRUSTING/refine6" "rolled-out=$ROLLED/export")
 "$PY" benchmarks/prm_processbench.py --split validation --name prm_recipes_validation \
   --prm "${recipes[@]}"
 # one round beyond make prm's for both (2 epochs more at 5e-4): does training still pay?
@@ -43,7 +48,8 @@ out=benchmarks/results/rolled_out
   --splits validation --max-n 32 --search-ns 16 --strategies beam dvts --prm "$ROLLED/export" \
   --results-dir "$out"
 "$PY" benchmarks/accuracy_vs_compute.py --paired \
-  benchmarks/results/accuracy_vs_compute_validation.json "$out/accuracy_vs_compute_validation.json" \
+  benchmarks/results/previous/accuracy_vs_compute_validation.json \
+  "$out/accuracy_vs_compute_validation.json" \
   --results-dir "$out"
 "$PY" benchmarks/prm_pipeline_times.py --run "$ROLLED" --name prm_pipeline_distrust
 "$PY" benchmarks/prm_processbench.py --name prm_recipes_test --prm "${recipes[@]}"

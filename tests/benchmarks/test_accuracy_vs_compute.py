@@ -302,8 +302,8 @@ def test_merge_keeps_repeated_rows_once_and_recomputes_the_tables(tmp_path: Path
     seed0, seed1 = fake_sweep(problems, 0, lookahead=0), fake_sweep(problems, 1, lookahead=0)
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
-    avc.write(tmp_path / "a", seed0, meta, {"problems": 3})
-    avc.write(tmp_path / "b", seed0 + seed1, meta, {"problems": 3})  # seed 0 in both
+    avc.write(tmp_path / "a", seed0, meta, {"problems": 3, "seeds": [0]})
+    avc.write(tmp_path / "b", seed0 + seed1, meta, {"problems": 3, "seeds": [0, 1]})  # 0 in both
     text = avc.merge(
         [tmp_path / name / "accuracy_vs_compute_longest.json" for name in ("a", "b")],
         tmp_path / "merged",
@@ -312,6 +312,22 @@ def test_merge_keeps_repeated_rows_once_and_recomputes_the_tables(tmp_path: Path
     assert len(merged["rows"]) == len(seed0) + len(seed1)  # seed 0's rows kept once
     assert {entry["seeds"] for entry in merged["table"]} == {2}
     assert "3 problems × 2 seeds" in text and merged["wall_s"] == 2.0
+    assert merged["args"]["seeds"] == [0, 1]  # what the union ran, not the first file's
+
+
+def test_merge_refuses_runs_of_another_prm(tmp_path: Path) -> None:
+    problems = make_split("longest", size=3)
+    meta = longest_meta()
+    for name, prm in (("a", avc.SHIPPED_PRM), ("b", "runs/new/export")):
+        (tmp_path / name).mkdir()
+        rows = fake_sweep(problems, 0 if name == "a" else 1, lookahead=0)
+        avc.write(tmp_path / name, rows, meta, {"problems": 3, "prm": prm})
+    with pytest.raises(ValueError, match="expected results of one prm.*fix: merge"):
+        avc.merge(
+            [tmp_path / name / "accuracy_vs_compute_longest.json" for name in ("a", "b")],
+            tmp_path / "merged",
+        )
+    assert not (tmp_path / "merged").exists()  # nothing written
 
 
 def test_compare_names_rows_whose_grades_moved(tmp_path: Path) -> None:
