@@ -169,7 +169,8 @@ def differences(
     old: Any, new: Any, prefix: str = "", defaults: Mapping[str, Any] | None = None
 ) -> list[str]:
     """``key: old -> new`` for every dotted key whose value differs. A key ``old`` lacks
-    counts as its value in ``defaults`` (a field added after ``old`` was written)."""
+    counts as its value in ``defaults`` (a field added after ``old`` was written); two
+    spellings of one existing path do not differ (``same_file``)."""
     if isinstance(old, Mapping) and isinstance(new, Mapping):
         defaults = defaults or {}
         out = []
@@ -187,7 +188,20 @@ def differences(
                 nested = default if isinstance(default, Mapping) else None
                 out.extend(differences(old[key], new[key], name + ".", nested))
         return out
-    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
+    if old == new or same_file(old, new):
+        return []
+    return [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
+
+
+def same_file(old: Any, new: Any) -> bool:
+    """Whether two settings are one existing file or directory under two spellings
+    (``runs/x`` through a link and ``/abs/x``): a resumed run is the same run."""
+    if not (isinstance(old, str) and isinstance(new, str)):
+        return False
+    try:
+        return os.path.samefile(old, new)
+    except (OSError, ValueError):  # either is not a path that exists
+        return False
 
 
 def check_fingerprint(

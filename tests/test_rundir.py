@@ -152,6 +152,34 @@ def test_an_old_labelling_run_resumes_after_a_field_was_added(
         entry.main()  # another value than the old run's default is refused
 
 
+def test_a_run_resumes_under_another_spelling_of_its_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prm.sample import run_sampling
+    from search.envs.arith.fakes import FakeGenerator
+    from search.envs.arith.world import make_split
+
+    run_sampling(make_split("train", size=3), FakeGenerator(seed=1), tmp_path, 2, 4)
+    (tmp_path / "link").symlink_to(tmp_path)  # runs/prm-timed -> /work/runs/prmfresh
+    out = tmp_path / "calculator"
+    import prm.label.__main__ as entry
+
+    def label(samples: Path, *more: str) -> None:
+        args = ["prm.label", "labeller=calculator", f"samples={samples}", f"output_dir={out}"]
+        monkeypatch.setattr(sys, "argv", [*args, "progress=false", *more])
+        entry.main()
+
+    label(tmp_path / "samples.jsonl")
+    records = (out / "records.jsonl").read_text()
+    label(tmp_path / "link" / "samples.jsonl")  # the same file: resumes, adds nothing
+    assert (out / "records.jsonl").read_text() == records
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "samples.jsonl").write_text((tmp_path / "samples.jsonl").read_text())
+    with pytest.raises(SystemExit, match=r"samples: .* -> .*other/samples.jsonl"):
+        label(tmp_path / "other" / "samples.jsonl")  # a copy is another file: refused
+    assert differences({"a": "hf"}, {"a": "vllm"}) == ["a: 'hf' -> 'vllm'"]  # not paths
+
+
 def run_cli(*overrides: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(
