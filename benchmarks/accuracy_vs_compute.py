@@ -753,7 +753,7 @@ def paired_entries(old: Path, new: Path) -> list[dict[str, Any]]:
             continue
         before = [value for seed in seeds for value in old_rows[seed]["correct"]]
         after = [value for seed in seeds for value in new_rows[seed]["correct"]]
-        strategy, how, n, lookahead = key
+        strategy, how, n, _ = key  # a lookahead run's name says its lookahead already
         if strategy in READS_NO_SCORE and before != after:
             raise ValueError(
                 f"expected the same grades for {strategy} n={n}, which reads no PRM score, in "
@@ -764,7 +764,7 @@ def paired_entries(old: Path, new: Path) -> list[dict[str, Any]]:
         difference, error = paired_difference(after, before)
         entries.append(
             {
-                "strategy": strategy if not lookahead else f"{strategy}/lookahead={lookahead}",
+                "strategy": strategy,
                 "aggregation": how,
                 "n": n,
                 "problems": len(old_rows[seeds[0]]["correct"]),
@@ -788,9 +788,14 @@ def paired_markdown(old: Path, new: Path, entries: Sequence[dict[str, Any]]) -> 
     prms = [
         json.loads(Path(path).read_text())["args"].get("prm", SHIPPED_PRM) for path in (old, new)
     ]
+    files = (  # one path for both: the checkpoint in it changed between the two runs
+        f"OLD `{old}` against NEW `{new}`, each run with the PRM in `{prms[0]}` as it was then"
+        if prms[0] == prms[1]
+        else f"OLD `{old}` (PRM `{prms[0]}`) against NEW `{new}` (PRM `{prms[1]}`)"
+    )
     lines = [
-        f"OLD `{old}` (PRM `{prms[0]}`) against NEW `{new}` (PRM `{prms[1]}`); differences "
-        "NEW − OLD paired over the same problems and seeds, ± standard error.",
+        f"{files}; differences NEW − OLD paired over the same problems and seeds, ± standard "
+        "error.",
         "",
         "| strategy | aggregation | N | problems × seeds | OLD | NEW | NEW − OLD |",
         "|---|---|---|---|---:|---:|---:|",

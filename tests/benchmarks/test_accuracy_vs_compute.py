@@ -373,6 +373,14 @@ def test_paired_compares_the_same_runs_of_two_files_over_common_seeds(tmp_path: 
         "runs/new/export",
     )
     (entry,) = avc.paired_entries(old, new)  # dvts and mcts are in one file only
+    problems = make_split("longest", size=3)
+    sweep = [r for r in fake_sweep(problems, 0) if r["lookahead"]]
+    assert sweep and {
+        e["strategy"]
+        for e in avc.paired_entries(
+            report("ahead", sweep, avc.SHIPPED_PRM), report("ahead2", sweep, avc.SHIPPED_PRM)
+        )
+    } == {"beam/lookahead=1"}  # named once, as in the tables
     assert (entry["strategy"], entry["n"], entry["problems"], entry["seeds"]) == ("beam", 4, 4, 2)
     assert (entry["old"], entry["new"]) == (0.5, 0.875)
     differences = [0, 1, 0, 0, 1, 1, 0, 0]
