@@ -25,3 +25,10 @@ results=benchmarks/results/longer
 "$PY" benchmarks/accuracy_vs_compute.py --paired \
   benchmarks/results/previous/accuracy_vs_compute_validation.json \
   "$results/accuracy_vs_compute_validation.json" --results-dir "$results"
+# test and longest, read once after it was shipped: README's tables (accuracy_vs_compute.py,
+# run with it) paired with the previous PRM's, kept in benchmarks/results/previous/
+for split in test longest; do
+  "$PY" benchmarks/accuracy_vs_compute.py --paired \
+    "benchmarks/results/previous/accuracy_vs_compute_$split.json" \
+    "benchmarks/results/accuracy_vs_compute_$split.json" --results-dir "$results"
+done

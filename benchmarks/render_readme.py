@@ -39,7 +39,7 @@ SECTIONS: list[tuple[str, str, str]] = [
         "mc_labelling_speed.md",
     ),
     (
-        "Building the shipped PRM: stage times on this machine",
+        "Building the shipped PRM: stage times on this machine (all rounds but its last)",
         "python benchmarks/prm_pipeline_times.py",
         "prm_pipeline.md",
     ),
@@ -90,6 +90,16 @@ SECTIONS: list[tuple[str, str, str]] = [
         "longer/accuracy_vs_compute_validation_paired.md",
     ),
     (
+        "One more training round for the shipped PRM: test, reported once after shipping it",
+        "bash benchmarks/longer_training.sh",
+        "longer/accuracy_vs_compute_test_paired.md",
+    ),
+    (
+        "One more training round for the shipped PRM: longest, reported once after shipping it",
+        "bash benchmarks/longer_training.sh",
+        "longer/accuracy_vs_compute_longest_paired.md",
+    ),
+    (
         "PRM training speed: batches grouped by length",
         "bash benchmarks/train_recipes.sh",
         "prm_train_speed.md",
@@ -104,6 +114,16 @@ SECTIONS: list[tuple[str, str, str]] = [
         "python benchmarks/accuracy_vs_compute.py --splits validation --max-n 32 --search-ns 16 "
         "--strategies beam dvts --prune weighted prm",
         "accuracy_vs_compute_validation.md",
+    ),
+    (
+        "Choosing DVTS's subtrees on validation: 8 subtrees of 2 (beam_width=2)",
+        "bash benchmarks/dvts_width.sh",
+        "dvts_width/m2/accuracy_vs_compute_validation_paired.md",
+    ),
+    (
+        "Choosing DVTS's subtrees on validation: 2 subtrees of 8 (beam_width=8)",
+        "bash benchmarks/dvts_width.sh",
+        "dvts_width/m8/accuracy_vs_compute_validation_paired.md",
     ),
     (
         "Accuracy versus compute: test split",
