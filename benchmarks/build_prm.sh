@@ -64,17 +64,20 @@ REFINE_LRS=${REFINE_LRS:-"0.001 0.001 0.001 0.001 0.001 0.0005 0.0005"}
 # 1.80x faster per step, but on these labels it trains far worse (README, "Choosing the
 # training recipe on validation"), so false stays the default.
 GROUP_BY_LENGTH=${GROUP_BY_LENGTH:-false}
+# PACK=true: every round packs each batch's examples into fewer rows (prm.train pack): the same
+# examples, steps and loss with little padding (README, "PRM training speed").
+PACK=${PACK:-false}
 read -r -a lrs <<< "$REFINE_LRS"
 REFINE=${#lrs[@]}
 export_of() { if [ "$1" -eq "$REFINE" ]; then echo "export_dir=$EXPORT"; else echo "export_dir=null"; fi; }
 stage train "$PY" -m prm.train train_data="$TRAIN_DATA" \
   output_dir="$RUN/model" "$(export_of 0)" policy_dir="$VERIFIER" epochs="$EPOCHS" batch_size=64 \
-  learning_rate=0.002 group_by_length="$GROUP_BY_LENGTH" progress=false
+  learning_rate=0.002 group_by_length="$GROUP_BY_LENGTH" pack="$PACK" progress=false
 previous="$RUN/model"
 for round in $(seq 1 "$REFINE"); do
   stage "refine$round" "$PY" -m prm.train train_data="$TRAIN_DATA" \
     output_dir="$RUN/refine$round" "$(export_of "$round")" policy_dir=null \
     init_checkpoint="$previous" epochs=2 batch_size=64 learning_rate="${lrs[$((round - 1))]}" \
-    group_by_length="$GROUP_BY_LENGTH" progress=false
+    group_by_length="$GROUP_BY_LENGTH" pack="$PACK" progress=false
   previous="$RUN/refine$round"
 done

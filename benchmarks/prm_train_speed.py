@@ -1,7 +1,8 @@
 """PRM training speed: the same optimizer steps with batches drawn by the Trainer's plain
-shuffle and by ``group_by_length`` (prm/train.py ``GroupedByLength``), in one run.
+shuffle, by ``group_by_length`` (prm/train.py ``GroupedByLength``), and drawn plainly but
+packed (``pack``: each batch's examples in fewer rows, ``collate_packed``), in one run.
 
-Both continue the same PRM on the same consensus data for ``--steps`` optimizer steps without
+All continue the same PRM on the same consensus data for ``--steps`` optimizer steps without
 validation. Columns: wall seconds per step (the Trainer's steps alone, not loading or
 saving), the share of batch positions that are padding (over the batches those steps draw),
 and training tokens (real, not padding) per second. Timings are ratios within one run on a
@@ -24,16 +25,23 @@ from typing import Any
 
 from transformers import AutoTokenizer, TrainerCallback
 
-from prm.train import GroupedByLength, TrainConfig, load_data, train_prm
+from prm.train import GroupedByLength, TrainConfig, load_data, pack_rows, train_prm
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def padding_share(lengths: list[int], order: list[int], batch_size: int, steps: int) -> float:
-    """Share of padded positions in the first ``steps`` batches of ``order``."""
+def padding_share(
+    lengths: list[int], order: list[int], batch_size: int, steps: int, packed: bool = False
+) -> float:
+    """Share of padded positions in the first ``steps`` batches of ``order`` (``packed``: in
+    the rows ``collate_packed`` makes of each batch)."""
     batches = [order[i : i + batch_size] for i in range(0, steps * batch_size, batch_size)]
     real = sum(lengths[i] for batch in batches for i in batch)
-    padded = sum(max(lengths[i] for i in batch) * len(batch) for batch in batches if batch)
+    padded = 0
+    for batch in (b for b in batches if b):
+        width = max(lengths[i] for i in batch)
+        rows = len(pack_rows([lengths[i] for i in batch], width)) if packed else len(batch)
+        padded += width * rows
     return 1 - real / padded
 
 
@@ -72,10 +80,11 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     lengths: list[int] = []
     with tempfile.TemporaryDirectory() as scratch:
-        for grouped in (False, True):
+        for batches in ("plain shuffle", "grouped by length", "plain shuffle, packed"):
+            grouped, packed = batches == "grouped by length", batches.endswith("packed")
             config = TrainConfig(
                 train_data=args.train_data,
-                output_dir=str(Path(scratch) / f"grouped-{grouped}"),
+                output_dir=str(Path(scratch) / batches.replace(" ", "-").replace(",", "")),
                 policy_dir=None,
                 init_checkpoint=args.init,
                 val_fraction=0.0,
@@ -84,6 +93,7 @@ def main() -> None:
                 learning_rate=5e-4,
                 save_every=10**6,
                 group_by_length=grouped,
+                pack=packed,
                 resume=False,
                 progress=False,
             )
@@ -95,12 +105,12 @@ def main() -> None:
             else:  # the Trainer's shuffle: a seeded permutation (its share, not its exact order)
                 generator = torch.Generator().manual_seed(config.seed)
                 order = torch.randperm(len(lengths), generator=generator).tolist()
-            share = padding_share(lengths, order, args.batch_size, args.steps)
+            share = padding_share(lengths, order, args.batch_size, args.steps, packed)
             seconds = run(config)
             real = sum(lengths) * args.steps * args.batch_size / len(lengths)
             rows.append(
                 {
-                    "batches": "grouped by length" if grouped else "plain shuffle",
+                    "batches": batches,
                     "steps": args.steps,
                     "seconds": seconds,
                     "seconds_per_step": seconds / args.steps,

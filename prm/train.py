@@ -100,6 +100,7 @@ class TrainConfig:
     max_length: int = 256
     dedupe: bool = False  # train on one copy of each identical solution (validation keeps all)
     group_by_length: bool = False  # batches of similar lengths: less padding (GroupedByLength)
+    pack: bool = False  # a batch's examples packed into fewer rows: the same loss, less padding
     save_every: int = 200  # steps between Trainer checkpoints (the last one is kept)
     resume: bool = True
     seed: int = 0
@@ -240,6 +241,66 @@ def collate(batch: Sequence[EncodedExample], pad_id: int, positive_label: int) -
     return {"input_ids": input_ids, "attention_mask": mask, "labels": labels, "soft_targets": soft}
 
 
+def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
+    """Indices of ``lengths`` placed in rows of at most ``capacity`` tokens, first fit by
+    decreasing length (ties by index, so the packing is deterministic)."""
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for index in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        if lengths[index] > capacity:
+            raise ValueError(
+                f"expected examples of at most {capacity} tokens, got {lengths[index]}; "
+                "fix: pack with a capacity of at least the longest example"
+            )
+        row = next((r for r, free in enumerate(room) if lengths[index] <= free), None)
+        if row is None:
+            rows.append([index])
+            room.append(capacity - lengths[index])
+        else:
+            rows[row].append(index)
+            room[row] -= lengths[index]
+    return rows
+
+
+def collate_packed(
+    batch: Sequence[EncodedExample], pad_id: int, positive_label: int
+) -> dict[str, Any]:
+    """The batch of ``collate`` with its examples packed into rows as long as its longest
+    example (``pack_rows``), so that little of it is padding. ``position_ids`` restart at 0
+    for each example and for a row's trailing padding, and there is no ``attention_mask``:
+    transformers then lets a token attend only within its own example
+    (``masking_utils.find_packed_sequence_indices``), so every example is computed as if it
+    were alone and the loss covers the same step tags as ``collate``'s."""
+    import torch
+
+    width = max(len(e.token_ids) for e in batch)
+    rows = pack_rows([len(e.token_ids) for e in batch], width)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    positions = torch.zeros((len(rows), width), dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+    soft = torch.full((len(rows), width), -1.0, dtype=torch.float32)
+    for row, members in enumerate(rows):
+        start = 0
+        for index in members:
+            example = batch[index]
+            length = len(example.token_ids)
+            input_ids[row, start : start + length] = torch.tensor(example.token_ids)
+            positions[row, start : start + length] = torch.arange(length)
+            for position, label, p in zip(
+                example.tag_positions, example.labels, example.soft_labels, strict=True
+            ):
+                labels[row, start + position] = positive_label if label else 1 - positive_label
+                soft[row, start + position] = p
+            start += length
+        positions[row, start:] = torch.arange(width - start)  # padding: a sequence of its own
+    return {
+        "input_ids": input_ids,
+        "position_ids": positions,
+        "labels": labels,
+        "soft_targets": soft,
+    }
+
+
 def tag_loss(logits: Any, batch: dict[str, Any], loss: LossKind, positive_label: int) -> Any:
     """Mean loss over the step tags of a batch (logits: ``(batch, seq, 2)``)."""
     import torch
@@ -305,12 +366,15 @@ class GroupedByLength:
 
 # -- the Trainer ----------------------------------------------------------------------------
 class TagCollator:
-    """``data_collator``: pads a list of ``EncodedExample`` into the batch of ``collate``."""
+    """``data_collator``: pads a list of ``EncodedExample`` into the batch of ``collate``
+    (``packed``: of ``collate_packed``)."""
 
-    def __init__(self, pad_id: int, positive_label: int) -> None:
-        self.pad_id, self.positive_label = pad_id, positive_label
+    def __init__(self, pad_id: int, positive_label: int, packed: bool = False) -> None:
+        self.pad_id, self.positive_label, self.packed = pad_id, positive_label, packed
 
     def __call__(self, batch: Sequence[EncodedExample]) -> dict[str, Any]:
+        if self.packed:
+            return collate_packed(batch, self.pad_id, self.positive_label)
         return collate(batch, self.pad_id, self.positive_label)
 
 
@@ -324,11 +388,25 @@ class PRMTrainer(Trainer):  # type: ignore[misc]
         loss: LossKind,
         positive_label: int,
         group_by_length: bool = False,
+        pack: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.loss_kind, self.positive_label = loss, positive_label
-        self.group_by_length = group_by_length
+        self.group_by_length, self.pack = group_by_length, pack
+
+    def get_train_dataloader(self) -> Any:
+        """With ``pack``, training batches are packed (``collate_packed``); validation keeps
+        one solution per row, which its first-error metrics read row by row."""
+        if not self.pack:
+            return super().get_train_dataloader()
+        plain = self.data_collator
+        assert isinstance(plain, TagCollator)
+        self.data_collator = TagCollator(plain.pad_id, plain.positive_label, packed=True)
+        try:
+            return super().get_train_dataloader()
+        finally:
+            self.data_collator = plain
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
         """``GroupedByLength`` with ``group_by_length``, else the Trainer's shuffle."""
@@ -350,7 +428,12 @@ class PRMTrainer(Trainer):  # type: ignore[misc]
         return_outputs: bool = False,
         num_items_in_batch: Any = None,
     ) -> Any:
-        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+        outputs = model(  # a packed batch has position_ids and no attention_mask
+            input_ids=inputs["input_ids"],
+            attention_mask=inputs.get("attention_mask"),
+            position_ids=inputs.get("position_ids"),
+            use_cache=False,  # with a cache, transformers would not mask a packed row per example
+        )
         value = tag_loss(outputs.logits, inputs, self.loss_kind, self.positive_label)
         return (value, outputs) if return_outputs else value
 
@@ -637,6 +720,7 @@ def train_prm(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) ->
         loss=config.loss,
         positive_label=config.positive_label,
         group_by_length=config.group_by_length,
+        pack=config.pack,
         model=model,
         args=training_arguments(config, total_steps, has_val=bool(val)),
         train_dataset=train,

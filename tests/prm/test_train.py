@@ -18,9 +18,11 @@ from prm.train import (
     LossKind,
     TrainConfig,
     collate,
+    collate_packed,
     encode_examples,
     finished_run,
     load_data,
+    pack_rows,
     predicted_first_error,
     processbench_f1,
     run_settings,
@@ -214,6 +216,103 @@ def test_training_learns_and_the_checkpoint_loads_in_the_scorer(
     )
     assert len(scores[0]) == len(problem.gold_steps)
     assert all(0.0 <= s <= 1.0 for s in scores[0])
+
+
+def test_pack_rows_fits_every_example_once_within_the_capacity() -> None:
+    lengths = [9, 3, 7, 2, 5, 5, 1, 9]
+    rows = pack_rows(lengths, capacity=10)
+    assert sorted(i for row in rows for i in row) == list(range(8))
+    assert all(sum(lengths[i] for i in row) <= 10 for row in rows)
+    assert len(rows) == 5  # 41 tokens in rows of 10: first fit decreasing needs 5
+    assert pack_rows(lengths, capacity=10) == rows  # deterministic
+    with pytest.raises(ValueError, match="at most 8 tokens, got 9"):
+        pack_rows(lengths, capacity=8)
+
+
+def test_a_packed_batch_gives_the_loss_and_gradients_of_the_padded_one(
+    tiny_policy_dir: Path, tmp_path: Path
+) -> None:
+    import torch
+    from transformers import AutoModelForTokenClassification
+
+    from prm.arith_model import init_prm_from_policy
+
+    tokenizer = build_tokenizer()
+    encoder = PrefixEncoder(tokenizer, EMBEDDED_PRM_FORMAT, max_length=10**9)
+    examples = tiny_dataset(12)
+    for index in range(0, 12, 4):  # solutions of other lengths: a right one, a step shorter
+        examples[index] = replace(
+            examples[index],
+            completions=examples[index].completions[:-1],
+            labels=examples[index].labels[:-1],
+            soft_labels=examples[index].soft_labels[:-1],
+        )
+    encoded, _ = encode_examples(examples, encoder, max_length=512)
+    assert len({len(e.token_ids) for e in encoded}) > 2
+    source = init_prm_from_policy(tiny_policy_dir, tmp_path / "init", seed=0)
+    model = AutoModelForTokenClassification.from_pretrained(str(source), dtype=torch.float32)
+    pad = tokenizer.pad_token_id
+    padded, packed = collate(encoded, pad, 1), collate_packed(encoded, pad, 1)
+    assert packed["input_ids"].numel() < padded["input_ids"].numel()  # fewer rows, same width
+    assert packed["input_ids"].shape[1] == padded["input_ids"].shape[1]
+    assert (packed["labels"] != -100).sum() == (padded["labels"] != -100).sum()
+
+    def loss_and_grads(batch: dict[str, Any], how: LossKind) -> tuple[Any, list[Any]]:
+        model.zero_grad()
+        logits = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch.get("attention_mask"),
+            position_ids=batch.get("position_ids"),
+            use_cache=False,  # as PRMTrainer.compute_loss
+        ).logits
+        value = tag_loss(logits, batch, how, positive_label=1)
+        value.backward()
+        return value.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    for how in (LossKind.hard, LossKind.soft):
+        loss, grads = loss_and_grads(padded, how)
+        packed_loss, packed_grads = loss_and_grads(packed, how)
+        assert packed_loss == pytest.approx(loss.item(), rel=1e-5)
+        assert len(grads) == len(packed_grads)
+        for grad, packed_grad in zip(grads, packed_grads, strict=True):
+            assert torch.allclose(grad, packed_grad, rtol=1e-4, atol=1e-6)
+    # the mask is what makes them equal: packed rows that attend across examples differ
+    crossed = dict(
+        packed,
+        position_ids=torch.arange(packed["input_ids"].shape[1]).expand_as(packed["input_ids"]),
+    )
+    crossed_loss, _ = loss_and_grads(crossed, LossKind.hard)
+    assert crossed_loss != pytest.approx(loss_and_grads(padded, LossKind.hard)[0].item(), rel=1e-3)
+
+
+def test_packed_training_takes_the_padded_runs_first_step_and_validates_unpacked(
+    tiny_policy_dir: Path, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    packed_batches: list[int] = []
+
+    def spy(batch: Any, pad_id: int, positive_label: int) -> dict[str, Any]:
+        packed_batches.append(len(batch))
+        return collate_packed(batch, pad_id, positive_label)
+
+    from prm.arith_model import init_prm_from_policy
+
+    monkeypatch.setattr(train_module, "collate_packed", spy)
+    # without the head's dropout (0.1 by default), whose random mask depends on the layout
+    source = init_prm_from_policy(tiny_policy_dir, tmp_path / "init", seed=0)
+    settings = json.loads((source / "config.json").read_text())
+    (source / "config.json").write_text(json.dumps(settings | {"classifier_dropout": 0.0}))
+    start = {"policy_dir": None, "init_checkpoint": str(source), "max_steps": 1}
+    plain = train_prm(config(tiny_policy_dir, data, tmp_path / "plain", **start))
+    assert packed_batches == []
+    packed = train_prm(config(tiny_policy_dir, data, tmp_path / "packed", **start, pack=True))
+    # training batches of 8 were packed (the loader may draw one ahead); the validation
+    # batch, of another size, was not
+    assert packed_batches and set(packed_batches) == {8} and packed["num_val"] not in (0, 8)
+    # the same first batch, the same loss (AdamW's first update, about lr x the sign of each
+    # gradient, turns float noise in near-zero gradients into different weights after it)
+    first = plain["history"][-1]["train_loss"]
+    assert packed["history"][-1]["train_loss"] == pytest.approx(first, rel=1e-5)
+    assert "val_f1" in packed["history"][-1]
 
 
 def test_grouped_batches_are_a_seeded_permutation_of_similar_lengths() -> None:
