@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
 import logging
 import math
@@ -785,12 +786,11 @@ def paired_entries(old: Path, new: Path) -> list[dict[str, Any]]:
 
 def paired_markdown(old: Path, new: Path, entries: Sequence[dict[str, Any]]) -> str:
     """README's block: which files and PRMs, then a row per run in both."""
-    prms = [
-        json.loads(Path(path).read_text())["args"].get("prm", SHIPPED_PRM) for path in (old, new)
-    ]
+    named = [model_identity(json.loads(Path(path).read_text()), "prm") for path in (old, new)]
+    prms = [path + (f", weights {digest}" if digest else "") for path, digest in named]
     files = (  # one path for both: the checkpoint in it changed between the two runs
-        f"OLD `{old}` against NEW `{new}`, each run with the PRM in `{prms[0]}` as it was then"
-        if prms[0] == prms[1]
+        f"OLD `{old}` against NEW `{new}`, each run with the PRM in `{named[0][0]}` as it was then"
+        if named[0][0] == named[1][0] and None in (named[0][1], named[1][1])
         else f"OLD `{old}` (PRM `{prms[0]}`) against NEW `{new}` (PRM `{prms[1]}`)"
     )
     lines = [
@@ -810,6 +810,31 @@ def paired_markdown(old: Path, new: Path, entries: Sequence[dict[str, Any]]) -> 
 
 
 MERGE_DEFAULTS = {"policy": SHIPPED_POLICY, "prm": SHIPPED_PRM}
+
+
+def weights_digest(model: str) -> str | None:
+    """The first 16 hex digits of the sha256 of a local model directory's weight files
+    (``*.safetensors``, ``*.bin``), or None for a name that is not a local directory: a
+    result file names its models by these as well as by path, since a path's checkpoint can
+    change (checkpoints/arith-prm did when a new PRM was shipped)."""
+    directory = Path(model)
+    files = sorted([*directory.glob("*.safetensors"), *directory.glob("*.bin")])
+    files = [path for path in files if path.name != "training_args.bin"]
+    if not directory.is_dir() or not files:
+        return None
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def model_identity(report: dict[str, Any], model: str) -> Any:
+    """How a result file names its policy or PRM: the path, and the weights' digest when the
+    file recorded one (files from before digests were recorded have only the path)."""
+    args = report["args"]
+    return args.get(model, MERGE_DEFAULTS[model]), args.get(f"{model}_sha256")
+
+
 MERGED_LISTS = ("seeds", "search_ns", "strategies", "aggregations", "prune", "lookahead_ns")
 
 
@@ -823,12 +848,21 @@ def merge(paths: Sequence[Path], results_dir: Path) -> str:
             f"expected results of one split, got {sorted(splits)}; fix: merge per split"
         )
     for model in ("policy", "prm"):  # rows of other models must not pass as one table
-        used = {report["args"].get(model, MERGE_DEFAULTS[model]) for report in reports}
+        named = [model_identity(report, model) for report in reports]
+        digests = {digest for _, digest in named}
+        # by the weights where every file recorded them, else by path
+        used = digests if None not in digests else {path for path, _ in named}
         if len(used) != 1:
             raise ValueError(
                 f"expected results of one {model}, got {sorted(used)} in "
                 f"{[str(path) for path in paths]}; fix: merge the runs of each {model} separately"
             )
+    widths = {report["args"].get("beam_width", 4) for report in reports}
+    if len(widths) != 1:  # not in a row's key: one run would stand for the other
+        raise ValueError(
+            f"expected results of one beam width, got {sorted(widths)}; fix: merge the runs "
+            "of each --beam-width separately"
+        )
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     for report in reports:
         for row in report["rows"]:
@@ -940,6 +974,7 @@ def main() -> None:
     results_dir: Path = args.results_dir
     results_dir.mkdir(parents=True, exist_ok=True)
     scorer = build_scorer(args.prm)
+    digests = {f"{m}_sha256": weights_digest(getattr(args, m)) for m in ("policy", "prm")}
     rows: dict[str, list[dict[str, Any]]] = {split: [] for split in splits}
     wall_s = dict.fromkeys(splits, 0.0)
     texts: dict[str, str] = {}
@@ -975,7 +1010,7 @@ def main() -> None:
                 "lookahead_sampling": lookahead_sampling(),
                 "wall_s": wall_s[split],
             }
-            arguments = {**vars(args), "results_dir": str(results_dir)}
+            arguments = {**vars(args), "results_dir": str(results_dir)} | digests
             texts[split] = write(results_dir, rows[split], meta, arguments)
             log.info("seed %d %s written (%.0f s on this split so far)", seed, split, wall_s[split])
     for split, text in texts.items():

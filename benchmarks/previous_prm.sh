@@ -8,6 +8,11 @@ cd "$(dirname "$0")/.."
 OUT=${1:-runs/prm-previous}
 COMMIT=38c6079fa67530e196438c80c12b4235d0cfdb97
 [ -f "$OUT/config.json" ] && exit 0
+if [ -e "$OUT" ]; then
+  echo "expected $OUT to be absent or the previous PRM, got something else there;" \
+    "fix: remove it, or pass another directory" >&2
+  exit 2
+fi
 if ! git cat-file -e "$COMMIT^{commit}" 2>/dev/null; then
   echo "expected commit $COMMIT in this clone's history, got none (a shallow clone?);" \
     "fix: git fetch --unshallow" >&2

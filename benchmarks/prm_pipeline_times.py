@@ -106,7 +106,8 @@ def main() -> None:
             {
                 "stage": name,
                 "command": f"python -m prm.train epochs={config['epochs']} "
-                f"learning_rate={config['learning_rate']}",
+                f"learning_rate={config['learning_rate']}"
+                + "".join(f" {key}=true" for key in ("group_by_length", "pack") if config.get(key)),
                 "seconds": times.get(name, hydra_to_log_seconds(log_path)),
                 "detail": f"from {start}: {train['num_train']} training solutions, "
                 f"{train['total_steps']} steps, validation step-error F1 "

@@ -100,14 +100,25 @@ SECTIONS: list[tuple[str, str, str]] = [
         "longer/accuracy_vs_compute_longest_paired.md",
     ),
     (
-        "PRM training speed: batches grouped by length",
-        "bash benchmarks/train_recipes.sh",
+        "PRM training speed: batches grouped by length, or packed",
+        "python benchmarks/prm_train_speed.py (run by benchmarks/train_recipes.sh and "
+        "benchmarks/pack_recipe.sh)",
         "prm_train_speed.md",
     ),
     (
         "Choosing the training recipe on validation: batches grouped by length",
         "bash benchmarks/train_recipes.sh",
         "prm_training_validation.md",
+    ),
+    (
+        "Choosing the training recipe on validation: packed batches, every round",
+        "bash benchmarks/pack_recipe.sh",
+        "prm_packed_validation.md",
+    ),
+    (
+        "Packed batches: the rebuild's stages (its sampling and labelling are the timed rebuild's)",
+        "bash benchmarks/pack_recipe.sh",
+        "prm_pipeline_packed.md",
     ),
     (
         "Choosing how beam search and DVTS prune: validation split",

@@ -301,6 +301,31 @@ def collate_packed(
     }
 
 
+PACKED_ATTENTION = ("sdpa", "eager", "flex_attention")  # they apply transformers' packed mask
+
+
+def check_packing(attention: str | None = None) -> None:
+    """``pack=true`` needs transformers to mask a packed row per example, which it does from
+    the position ids (``masking_utils.find_packed_sequence_indices``, transformers >= 4.54)
+    for the attention implementations in ``PACKED_ATTENTION``. Elsewhere the examples of a
+    row would attend to each other without any error, so this raises instead."""
+    import transformers
+
+    try:
+        from transformers.masking_utils import find_packed_sequence_indices  # noqa: F401
+    except ImportError:
+        raise ValueError(
+            f"expected transformers >= 4.54 for pack=true (it masks packed rows per example), "
+            f"got {transformers.__version__}; fix: upgrade transformers, or pack=false"
+        ) from None
+    if attention is not None and attention not in PACKED_ATTENTION:
+        raise ValueError(
+            f"expected one of {', '.join(PACKED_ATTENTION)} attention for pack=true, got "
+            f"{attention}, which does not mask packed rows of more than one sequence per "
+            "example; fix: pack=false, or load the model with sdpa attention"
+        )
+
+
 def tag_loss(logits: Any, batch: dict[str, Any], loss: LossKind, positive_label: int) -> Any:
     """Mean loss over the step tags of a batch (logits: ``(batch, seq, 2)``)."""
     import torch
@@ -432,7 +457,8 @@ class PRMTrainer(Trainer):  # type: ignore[misc]
             input_ids=inputs["input_ids"],
             attention_mask=inputs.get("attention_mask"),
             position_ids=inputs.get("position_ids"),
-            use_cache=False,  # with a cache, transformers would not mask a packed row per example
+            use_cache=False,  # with a cache transformers skips its per-example mask of packed rows
+            # (the Trainer turns the cache off too; this holds outside it)
         )
         value = tag_loss(outputs.logits, inputs, self.loss_kind, self.positive_label)
         return (value, outputs) if return_outputs else value
@@ -690,6 +716,8 @@ def train_prm(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) ->
     output_dir.mkdir(parents=True, exist_ok=True)
     last = get_last_checkpoint(str(output_dir)) if config.resume else None
     check_resumable(output_dir, config, last)  # before anything is written or loaded
+    if config.pack:
+        check_packing()
     with _main_process_first(config):  # one process writes output_dir/init, the others read it
         source = initial_checkpoint(config, output_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(source))
@@ -715,6 +743,8 @@ def train_prm(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) ->
             f"expected a token-classification model with 2 labels at {source}, got "
             f"{model.config.num_labels}; fix: initialise from the policy (policy_dir=PATH)"
         )
+    if config.pack:
+        check_packing(model.config._attn_implementation)
     metrics = TagMetrics(config.positive_label)
     trainer = PRMTrainer(
         loss=config.loss,

@@ -330,6 +330,35 @@ def test_merge_refuses_runs_of_another_prm(tmp_path: Path) -> None:
     assert not (tmp_path / "merged").exists()  # nothing written
 
 
+def test_merge_tells_models_by_their_weights_where_files_recorded_them(tmp_path: Path) -> None:
+    prm = tmp_path / "prm"
+    prm.mkdir()
+    (prm / "model.safetensors").write_bytes(b"weights one")
+    first = avc.weights_digest(str(prm))
+    assert first is not None and len(first) == 16
+    assert avc.weights_digest(str(tmp_path / "absent")) is None  # a hub name: no digest
+    problems = make_split("longest", size=3)
+
+    def result(name: str, seed: int, args: dict[str, Any]) -> Path:
+        (tmp_path / name).mkdir()
+        rows = fake_sweep(problems, seed, lookahead=0)
+        avc.write(tmp_path / name, rows, longest_meta(), {"problems": 3, **args})
+        return tmp_path / name / "accuracy_vs_compute_longest.json"
+
+    same = result("a", 0, {"prm": str(prm), "prm_sha256": first})
+    (prm / "model.safetensors").write_bytes(b"weights two")  # a new PRM shipped at that path
+    moved = result("b", 1, {"prm": str(prm), "prm_sha256": avc.weights_digest(str(prm))})
+    with pytest.raises(ValueError, match="expected results of one prm"):
+        avc.merge([same, moved], tmp_path / "merged")
+    spelled = result("c", 1, {"prm": f"{tmp_path}/./prm", "prm_sha256": first})
+    avc.merge([same, spelled], tmp_path / "merged")  # one PRM under two spellings
+    assert "each run with the PRM" not in avc.paired_markdown(same, moved, [])
+    assert first in avc.paired_markdown(same, moved, [])  # the weights tell them apart
+    wide = result("d", 1, {"prm": str(prm), "prm_sha256": first, "beam_width": 8})
+    with pytest.raises(ValueError, match="one beam width"):
+        avc.merge([same, wide], tmp_path / "merged-wide")
+
+
 def test_compare_names_rows_whose_grades_moved(tmp_path: Path) -> None:
     problems = make_split("longest", size=3)
     meta = longest_meta()

@@ -5,6 +5,7 @@ import random
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,7 +17,9 @@ from prm.stepwise import StepwiseExample, write_stepwise
 from prm.train import (
     GroupedByLength,
     LossKind,
+    PRMTrainer,
     TrainConfig,
+    check_packing,
     collate,
     collate_packed,
     encode_examples,
@@ -276,6 +279,12 @@ def test_a_packed_batch_gives_the_loss_and_gradients_of_the_padded_one(
         assert len(grads) == len(packed_grads)
         for grad, packed_grad in zip(grads, packed_grads, strict=True):
             assert torch.allclose(grad, packed_grad, rtol=1e-4, atol=1e-6)
+    # PRMTrainer's own loss on a model whose config keeps a cache (this one's does), where
+    # transformers would skip the per-example mask unless the cache is turned off
+    assert model.config.use_cache
+    stub = SimpleNamespace(loss_kind=LossKind.hard, positive_label=1)
+    trainer_loss = PRMTrainer.compute_loss(stub, model, packed)
+    assert trainer_loss.item() == pytest.approx(loss_and_grads(padded, LossKind.hard)[0].item())
     # the mask is what makes them equal: packed rows that attend across examples differ
     crossed = dict(
         packed,
@@ -283,6 +292,19 @@ def test_a_packed_batch_gives_the_loss_and_gradients_of_the_padded_one(
     )
     crossed_loss, _ = loss_and_grads(crossed, LossKind.hard)
     assert crossed_loss != pytest.approx(loss_and_grads(padded, LossKind.hard)[0].item(), rel=1e-3)
+
+
+def test_packing_is_refused_where_transformers_would_not_mask_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    check_packing("sdpa")  # this install masks packed rows per example
+    with pytest.raises(ValueError, match="flash_attention_2.*fix: pack=false"):
+        check_packing("flash_attention_2")
+    import transformers.masking_utils as masking_utils
+
+    monkeypatch.delattr(masking_utils, "find_packed_sequence_indices")  # as before 4.54
+    with pytest.raises(ValueError, match="transformers >= 4.54.*fix: upgrade"):
+        check_packing()
 
 
 def test_packed_training_takes_the_padded_runs_first_step_and_validates_unpacked(

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Packed training batches against padded ones (README, "PRM training speed" and "Choosing the
+# training recipe on validation: packed batches"): make prm's eight training rounds with
+# PACK=true on the default rebuild's consensus labels (runs/prm-timed: the same data, rounds and
+# learning rates; its sampling and labelling are shared, so their stage times carry over), both
+# rebuilds round by round on the validation split, and the packed rebuild's stage table.
+# The rule, fixed before the packed rebuild's numbers existed: PACK=true becomes make prm's
+# default if packed steps are at least 1.25x as fast and its last round's validation step F1 is
+# at most 1.5 points below the plain rebuild's. Every stage resumes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+PLAIN=${PLAIN:-runs/prm-timed}
+PACKED=${PACKED:-runs/prm-packed}
+# the plain rebuild (make prm's timed run), unless it has trained its eight rounds
+[ -f "$PLAIN/refine7/training_log.json" ] || RUN="$PLAIN" EXPORT="$PLAIN/export" \
+  bash benchmarks/build_prm.sh
+grep -q packed benchmarks/results/prm_train_speed.json 2>/dev/null || "$PY" \
+  benchmarks/prm_train_speed.py --train-data "$PLAIN/labels/consensus/stepwise.jsonl" \
+  --init "$PLAIN/refine6" --steps 60
+mkdir -p "$PACKED"
+for part in samples labels; do
+  [ -e "$PACKED/$part" ] || ln -s "$(realpath "$PLAIN/$part")" "$PACKED/$part"
+done
+if [ ! -f "$PACKED/stages.log" ]; then  # the four shared stages' times, or nothing
+  grep -E "^STAGE (sample|mc|calculator|consensus) " "$PLAIN/stages.log" > "$PACKED/stages.partial"
+  mv "$PACKED/stages.partial" "$PACKED/stages.log"
+fi
+RUN="$PACKED" EXPORT="$PACKED/export" STAGES=train PACK=true bash benchmarks/build_prm.sh
+rounds=()
+for round in model refine1 refine2 refine3 refine4 refine5 refine6 refine7; do
+  rounds+=("plain-$round=$PLAIN/$round" "packed-$round=$PACKED/$round")
+done
+"$PY" benchmarks/prm_processbench.py --split validation --name prm_packed_validation \
+  --prm "${rounds[@]}"
+"$PY" benchmarks/prm_pipeline_times.py --run "$PACKED" --name prm_pipeline_packed
