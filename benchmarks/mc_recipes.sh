@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 TRUSTING=${TRUSTING:-runs/prm-timed}
 ROLLED=${ROLLED:-runs/prm-distrust}
-export REFINE_LRS="0.001 0.001 0.001 0.001 0.001 0.0005"
+export REFINE_LRS="0.001 0.001 0.001 0.001 0.001 0.0005" PACK=false
 PREVIOUS=${PREVIOUS:-runs/prm-previous}
 bash benchmarks/previous_prm.sh "$PREVIOUS"
 # the default rebuild (make prm's timed run), unless it has trained its seven rounds

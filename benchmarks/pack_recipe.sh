@@ -13,7 +13,7 @@ PY=${PY:-.venv/bin/python}
 PLAIN=${PLAIN:-runs/prm-timed}
 PACKED=${PACKED:-runs/prm-packed}
 # the plain rebuild (make prm's timed run), unless it has trained its eight rounds
-[ -f "$PLAIN/refine7/training_log.json" ] || RUN="$PLAIN" EXPORT="$PLAIN/export" \
+[ -f "$PLAIN/refine7/training_log.json" ] || RUN="$PLAIN" EXPORT="$PLAIN/export" PACK=false \
   bash benchmarks/build_prm.sh
 grep -q packed benchmarks/results/prm_train_speed.json 2>/dev/null || "$PY" \
   benchmarks/prm_train_speed.py --train-data "$PLAIN/labels/consensus/stepwise.jsonl" \

@@ -44,12 +44,24 @@ SECTIONS: list[tuple[str, str, str]] = [
         "prm_pipeline.md",
     ),
     (
-        "`make prm` timed: a rebuild with the default recipe",
+        "`make prm` timed: a rebuild with the default recipe (packed batches)",
+        "bash benchmarks/pack_recipe.sh (its last step: python benchmarks/prm_pipeline_times.py "
+        "--run runs/prm-packed --name prm_pipeline_packed)",
+        "prm_pipeline_packed.md",
+    ),
+    (
+        "`make prm` timed: the rebuilt PRM on step-error identification",
+        "python benchmarks/prm_processbench.py --prm runs/prm-packed/export "
+        "--name prm_processbench_packed",
+        "prm_processbench_packed.md",
+    ),
+    (
+        "`make prm` timed with padded batches (PACK=false, the recipe before packing)",
         "python benchmarks/prm_pipeline_times.py --run runs/prm-timed --name prm_pipeline_timed",
         "prm_pipeline_timed.md",
     ),
     (
-        "`make prm` timed: the rebuilt PRM on step-error identification",
+        "`make prm` timed with padded batches: the rebuilt PRM on step-error identification",
         "python benchmarks/prm_processbench.py --prm runs/prm-timed/export "
         "--name prm_processbench_timed",
         "prm_processbench_timed.md",
@@ -114,11 +126,6 @@ SECTIONS: list[tuple[str, str, str]] = [
         "Choosing the training recipe on validation: packed batches, every round",
         "bash benchmarks/pack_recipe.sh",
         "prm_packed_validation.md",
-    ),
-    (
-        "Packed batches: the rebuild's stages (its sampling and labelling are the timed rebuild's)",
-        "bash benchmarks/pack_recipe.sh",
-        "prm_pipeline_packed.md",
     ),
     (
         "Choosing how beam search and DVTS prune: validation split",
