@@ -9,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
+source benchmarks/recipes.sh
 LABELS=${LABELS:-runs/prm/labels/consensus/stepwise.jsonl}
 OUT=${OUT:-runs/prm-longer}
 PREVIOUS=${PREVIOUS:-runs/prm-previous}
@@ -19,12 +20,7 @@ bash benchmarks/previous_prm.sh "$PREVIOUS"
   --prm "previous=$PREVIOUS" "previous+1 round=$OUT/round1"
 # search on validation with it, paired with the previous PRM's validation table
 results=benchmarks/results/longer
-[ -f "$results/accuracy_vs_compute_validation.json" ] || "$PY" benchmarks/accuracy_vs_compute.py \
-  --splits validation --max-n 32 --search-ns 16 --strategies beam dvts --prm "$OUT/round1" \
-  --results-dir "$results"
-"$PY" benchmarks/accuracy_vs_compute.py --paired \
-  benchmarks/results/previous/accuracy_vs_compute_validation.json \
-  "$results/accuracy_vs_compute_validation.json" --results-dir "$results"
+search_on_validation "$OUT/round1" "$results"
 # test and longest, read once after it was shipped: README's tables (accuracy_vs_compute.py,
 # run with it) paired with the previous PRM's, kept in benchmarks/results/previous/
 for split in test longest; do

@@ -12,6 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
+source benchmarks/recipes.sh
 TRUSTING=${TRUSTING:-runs/prm-timed}
 ROLLED=${ROLLED:-runs/prm-distrust}
 export REFINE_LRS="0.001 0.001 0.001 0.001 0.001 0.0005" PACK=false
@@ -37,19 +38,8 @@ for run in "$TRUSTING" "$ROLLED"; do
     export_dir=null policy_dir=null init_checkpoint="$run/refine6" epochs=2 batch_size=64 \
     learning_rate=0.0005 progress=false
 done
-rounds=()
-for round in model refine1 refine2 refine3 refine4 refine5 refine6 refine7; do
-  rounds+=("trusting-$round=$TRUSTING/$round" "rolled-out-$round=$ROLLED/$round")
-done
-"$PY" benchmarks/prm_processbench.py --split validation --name prm_recipes_rounds_validation \
-  --prm "${rounds[@]}"
-out=benchmarks/results/rolled_out
-[ -f "$out/accuracy_vs_compute_validation.json" ] || "$PY" benchmarks/accuracy_vs_compute.py \
-  --splits validation --max-n 32 --search-ns 16 --strategies beam dvts --prm "$ROLLED/export" \
-  --results-dir "$out"
-"$PY" benchmarks/accuracy_vs_compute.py --paired \
-  benchmarks/results/previous/accuracy_vs_compute_validation.json \
-  "$out/accuracy_vs_compute_validation.json" \
-  --results-dir "$out"
+rounds_on_validation prm_recipes_rounds_validation trusting "$TRUSTING" rolled-out "$ROLLED" \
+  model refine1 refine2 refine3 refine4 refine5 refine6 refine7
+search_on_validation "$ROLLED/export" benchmarks/results/rolled_out
 "$PY" benchmarks/prm_pipeline_times.py --run "$ROLLED" --name prm_pipeline_distrust
 "$PY" benchmarks/prm_processbench.py --name prm_recipes_test --prm "${recipes[@]}"

@@ -10,6 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
+source benchmarks/recipes.sh
 PLAIN=${PLAIN:-runs/prm-timed}
 PACKED=${PACKED:-runs/prm-packed}
 # the plain rebuild (make prm's timed run), unless it has trained its eight rounds
@@ -27,10 +28,6 @@ if [ ! -f "$PACKED/stages.log" ]; then  # the four shared stages' times, or noth
   mv "$PACKED/stages.partial" "$PACKED/stages.log"
 fi
 RUN="$PACKED" EXPORT="$PACKED/export" STAGES=train PACK=true bash benchmarks/build_prm.sh
-rounds=()
-for round in model refine1 refine2 refine3 refine4 refine5 refine6 refine7; do
-  rounds+=("plain-$round=$PLAIN/$round" "packed-$round=$PACKED/$round")
-done
-"$PY" benchmarks/prm_processbench.py --split validation --name prm_packed_validation \
-  --prm "${rounds[@]}"
+rounds_on_validation prm_packed_validation plain "$PLAIN" packed "$PACKED" \
+  model refine1 refine2 refine3 refine4 refine5 refine6 refine7
 "$PY" benchmarks/prm_pipeline_times.py --run "$PACKED" --name prm_pipeline_packed

@@ -9,16 +9,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
+source benchmarks/recipes.sh
 PLAIN=${PLAIN:-runs/prm-timed}
 GROUPED=${GROUPED:-runs/prm-grouped}
 DATA="$PLAIN/labels/consensus/stepwise.jsonl"
 [ -f benchmarks/results/prm_train_speed.json ] || "$PY" benchmarks/prm_train_speed.py \
   --train-data "$DATA" --init "$PLAIN/refine6" --steps 60
-RUN="$GROUPED" EXPORT="$GROUPED/export" STAGES=train TRAIN_DATA="$DATA" GROUP_BY_LENGTH=true PACK=false \
-  REFINE_LRS="0.001 0.001" bash benchmarks/build_prm.sh
-rounds=()
-for round in model refine1 refine2; do
-  rounds+=("plain-$round=$PLAIN/$round" "grouped-$round=$GROUPED/$round")
-done
-"$PY" benchmarks/prm_processbench.py --split validation --name prm_training_validation \
-  --prm "${rounds[@]}"
+RUN="$GROUPED" EXPORT="$GROUPED/export" STAGES=train TRAIN_DATA="$DATA" GROUP_BY_LENGTH=true \
+  PACK=false REFINE_LRS="0.001 0.001" bash benchmarks/build_prm.sh
+rounds_on_validation prm_training_validation plain "$PLAIN" grouped "$GROUPED" \
+  model refine1 refine2

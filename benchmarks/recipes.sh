@@ -1,0 +1,27 @@
+# Steps shared by the scripts that choose a recipe on the validation split (mc_recipes.sh,
+# train_recipes.sh, pack_recipe.sh, longer_training.sh): sourced, not run. They call "$PY".
+
+# rounds_on_validation NAME LABEL_A RUN_A LABEL_B RUN_B ROUND...: every training round of two
+# rebuilds on step-error identification (benchmarks/results/NAME.{json,md}), each round of
+# each rebuild a PRM named LABEL-ROUND.
+rounds_on_validation() {
+  local name=$1 label_a=$2 run_a=$3 label_b=$4 run_b=$5 round
+  shift 5
+  local rounds=()
+  for round in "$@"; do
+    rounds+=("$label_a-$round=$run_a/$round" "$label_b-$round=$run_b/$round")
+  done
+  "$PY" benchmarks/prm_processbench.py --split validation --name "$name" --prm "${rounds[@]}"
+}
+
+# search_on_validation PRM OUT: best-of-32, beam@16 and DVTS@16 with PRM on the validation
+# split into OUT (unless OUT holds them), paired with the previous PRM's validation table.
+search_on_validation() {
+  local prm=$1 out=$2
+  [ -f "$out/accuracy_vs_compute_validation.json" ] || "$PY" benchmarks/accuracy_vs_compute.py \
+    --splits validation --max-n 32 --search-ns 16 --strategies beam dvts --prm "$prm" \
+    --results-dir "$out"
+  "$PY" benchmarks/accuracy_vs_compute.py --paired \
+    benchmarks/results/previous/accuracy_vs_compute_validation.json \
+    "$out/accuracy_vs_compute_validation.json" --results-dir "$out"
+}
