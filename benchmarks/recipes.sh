@@ -14,14 +14,15 @@ rounds_on_validation() {
   "$PY" benchmarks/prm_processbench.py --split validation --name "$name" --prm "${rounds[@]}"
 }
 
-# search_on_validation PRM OUT: best-of-32, beam@16 and DVTS@16 with PRM on the validation
-# split into OUT (unless OUT holds them), paired with the previous PRM's validation table.
+# search_on_validation PRM OUT [BASELINE]: best-of-32, beam@16 and DVTS@16 with PRM on the
+# validation split into OUT (unless OUT holds them), paired with BASELINE's validation table
+# (default the previous PRM's, benchmarks/results/previous/).
 search_on_validation() {
   local prm=$1 out=$2
+  local baseline=${3:-benchmarks/results/previous/accuracy_vs_compute_validation.json}
   [ -f "$out/accuracy_vs_compute_validation.json" ] || "$PY" benchmarks/accuracy_vs_compute.py \
     --splits validation --max-n 32 --search-ns 16 --strategies beam dvts --prm "$prm" \
     --results-dir "$out"
   "$PY" benchmarks/accuracy_vs_compute.py --paired \
-    benchmarks/results/previous/accuracy_vs_compute_validation.json \
-    "$out/accuracy_vs_compute_validation.json" --results-dir "$out"
+    "$baseline" "$out/accuracy_vs_compute_validation.json" --results-dir "$out"
 }

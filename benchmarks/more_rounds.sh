@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# More training rounds for the shipped PRM? (README, "Two more training rounds".) Rounds 2 and
+# 3 on top of the PRM shipped at commit 646b35b (itself one round on top of the PRM before:
+# benchmarks/longer_training.sh), each as make prm's last (2 epochs at 5e-4, packed batches) on
+# the labels they were all trained on; then every one on the validation split: step-error
+# identification, and search paired with the shipped PRM's validation table
+# (benchmarks/results/longer/, written by longer_training.sh).
+#
+# The rule, written before any of these numbers existed: a round passes if its validation step
+# F1 on the policy's solutions is at least the shipped PRM's and its mean over best-of-16
+# argmax, best-of-16 weighted, beam@16 and DVTS@16 is not lower than the shipped PRM's. Of the
+# rounds that pass, the one with the higher four-row mean is shipped (a tie: the fewer rounds),
+# and make prm runs as many more rounds. Test is read once, after the choice. Resumes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+source benchmarks/recipes.sh
+LABELS=${LABELS:-runs/prm/labels/consensus/stepwise.jsonl}
+OUT=${OUT:-runs/prm-rounds}
+SHIPPED=${SHIPPED:-runs/prm-shipped-646b35b}
+bash benchmarks/previous_prm.sh "$SHIPPED" 646b35b3963248d06cf2a985baf2f446c142f6ba
+previous=$SHIPPED
+for round in round2 round3; do
+  "$PY" -m prm.train train_data="$LABELS" output_dir="$OUT/$round" export_dir=null \
+    policy_dir=null init_checkpoint="$previous" epochs=2 batch_size=64 learning_rate=0.0005 \
+    pack=true progress=false
+  previous=$OUT/$round
+done
+"$PY" benchmarks/prm_processbench.py --split validation --name prm_rounds_validation \
+  --prm "shipped=$SHIPPED" "shipped+1 round=$OUT/round2" "shipped+2 rounds=$OUT/round3"
+results=benchmarks/results/rounds
+for round in round2 round3; do
+  search_on_validation "$OUT/$round" "$results/$round" \
+    benchmarks/results/longer/accuracy_vs_compute_validation.json
+done
