@@ -33,3 +33,6 @@ for round in round2 round3; do
   search_on_validation "$OUT/$round" "$results/$round" \
     benchmarks/results/longer/accuracy_vs_compute_validation.json
 done
+"$PY" benchmarks/round_rule.py --processbench benchmarks/results/prm_rounds_validation.json \
+  --shipped shipped --candidate "shipped+1 round=$results/round2" \
+  --candidate "shipped+2 rounds=$results/round3" --out "$results/choice.md"

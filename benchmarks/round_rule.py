@@ -1,0 +1,111 @@
+"""Apply benchmarks/more_rounds.sh's rule to its validation results and print the choice.
+
+    python benchmarks/round_rule.py --processbench benchmarks/results/prm_rounds_validation.json \
+        --shipped shipped --candidate "shipped+1 round=benchmarks/results/rounds/round2" \
+        --candidate "shipped+2 rounds=benchmarks/results/rounds/round3"
+
+A candidate passes if its step F1 on the policy's validation solutions is at least the shipped
+PRM's and its mean over the four PRM-guided rows at N=16 (best-of-16 argmax, best-of-16
+weighted, beam@16, DVTS@16; min aggregation) is not lower than the shipped PRM's over the same
+problems and seeds (the paired table ``accuracy_vs_compute_validation_paired.json`` in the
+candidate's directory). Of those that pass, the higher four-row mean wins; a tie goes to the
+candidate named first (fewer rounds). Writes ``--out`` (markdown) and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+POLICY_SUBSET = "arith-validation-policy"
+TOLERANCE = 1e-9  # means equal but for float rounding are a tie
+FOUR_ROWS = (
+    ("best_of_n/prm", 16),
+    ("best_of_n/weighted", 16),
+    ("beam", 16),
+    ("dvts", 16),
+)
+
+
+def step_f1(processbench: dict[str, Any], name: str) -> float:
+    """The PRM ``name``'s F1 on the policy's own validation solutions."""
+    for prm in processbench["prms"]:
+        if prm["name"] == name:
+            for subset in prm["subsets"]:
+                if subset["subset"] == POLICY_SUBSET:
+                    return float(subset["f1"])
+    names = [prm["name"] for prm in processbench["prms"]]
+    raise SystemExit(f"expected a PRM named {name!r} with {POLICY_SUBSET}, got PRMs {names}")
+
+
+def four_rows(paired: list[dict[str, Any]]) -> tuple[float, float]:
+    """Mean over the four rows of the OLD (shipped) and NEW (candidate) PRM."""
+    old, new = [], []
+    for strategy, n in FOUR_ROWS:
+        rows = [
+            row
+            for row in paired
+            if row["strategy"] == strategy and row["n"] == n and row["aggregation"] == "min"
+        ]
+        if len(rows) != 1:
+            raise SystemExit(
+                f"expected one {strategy} N={n} min row in the paired table, got {len(rows)}; "
+                "fix: rerun benchmarks/more_rounds.sh"
+            )
+        old.append(float(rows[0]["old"]))
+        new.append(float(rows[0]["new"]))
+    return sum(old) / len(old), sum(new) / len(new)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--processbench", type=Path, required=True)
+    parser.add_argument("--shipped", required=True, help="the shipped PRM's name in it")
+    parser.add_argument(
+        "--candidate", action="append", required=True, help="NAME=DIR of its paired table"
+    )
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/rounds/choice.md"))
+    args = parser.parse_args()
+    processbench = json.loads(args.processbench.read_text())
+    shipped_f1 = step_f1(processbench, args.shipped)
+    lines = [
+        "Validation split. Step F1: the policy's own solutions (%). Four-row mean: best-of-16 "
+        "argmax, best-of-16 weighted, beam@16 and DVTS@16 (min aggregation), 200 problems × 2 "
+        "seeds, paired with the shipped PRM.",
+        "",
+        "| PRM | step F1 | four-row mean | passes |",
+        "|---|---:|---:|---|",
+    ]
+    shipped_mean: float | None = None
+    best: tuple[float, str] | None = None
+    rows = []
+    for spec in args.candidate:
+        name, _, directory = spec.partition("=")
+        paired_file = Path(directory) / "accuracy_vs_compute_validation_paired.json"
+        if not paired_file.is_file():
+            raise SystemExit(f"expected {paired_file}, got none; fix: run more_rounds.sh")
+        old, new = four_rows(json.loads(paired_file.read_text()))
+        if shipped_mean is not None and abs(old - shipped_mean) > 1e-12:
+            raise SystemExit(
+                f"expected every paired table to share the shipped PRM's rows, got four-row "
+                f"means {shipped_mean} and {old}"
+            )
+        shipped_mean = old
+        f1 = step_f1(processbench, name)
+        passes = f1 >= shipped_f1 and new >= old - TOLERANCE
+        rows.append(f"| {name} | {100 * f1:.1f} | {new:.4f} | {'yes' if passes else 'no'} |")
+        if passes and (best is None or new > best[0] + TOLERANCE):
+            best = (new, name)
+    lines.append(f"| {args.shipped} | {100 * shipped_f1:.1f} | {shipped_mean:.4f} | (shipped) |")
+    lines += rows
+    lines += ["", f"Choice: {best[1] if best else args.shipped + ' (no candidate passes)'}."]
+    text = "\n".join(lines)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""benchmarks/round_rule.py: the rule that picks a training round, on hand-made result files."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import round_rule  # noqa: E402
+
+
+def processbench(f1s: dict[str, float]) -> dict[str, Any]:
+    return {
+        "prms": [
+            {
+                "name": name,
+                "subsets": [
+                    {"subset": "arith-validation-corrupt", "f1": 0.1},
+                    {"subset": round_rule.POLICY_SUBSET, "f1": f1},
+                ],
+            }
+            for name, f1 in f1s.items()
+        ]
+    }
+
+
+def paired(old: list[float], new: list[float]) -> list[dict[str, Any]]:
+    rows = [
+        {"strategy": s, "n": n, "aggregation": "min", "old": o, "new": w}
+        for (s, n), o, w in zip(round_rule.FOUR_ROWS, old, new, strict=True)
+    ]
+    # rows the rule must not read: another N, another aggregation, a row without a PRM
+    rows.append({"strategy": "beam", "n": 8, "aggregation": "min", "old": 0.0, "new": 1.0})
+    rows.append({"strategy": "dvts", "n": 16, "aggregation": "last", "old": 0.0, "new": 1.0})
+    rows.append(
+        {"strategy": "best_of_n/majority", "n": 16, "aggregation": "-", "old": 0.3, "new": 0.3}
+    )
+    return rows
+
+
+def choose(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    f1s: dict[str, float],
+    news: dict[str, list[float]],
+) -> str:
+    old = [0.5, 0.5, 0.6, 0.6]
+    bench = tmp_path / "pb.json"
+    bench.write_text(json.dumps(processbench(f1s)))
+    argv = ["round_rule.py", "--processbench", str(bench), "--shipped", "shipped"]
+    for name, new in news.items():
+        directory = tmp_path / name
+        directory.mkdir()
+        (directory / "accuracy_vs_compute_validation_paired.json").write_text(
+            json.dumps(paired(old, new))
+        )
+        argv += ["--candidate", f"{name}={directory}"]
+    out = tmp_path / "choice.md"
+    monkeypatch.setattr(sys, "argv", [*argv, "--out", str(out)])
+    round_rule.main()
+    return out.read_text()
+
+
+def test_the_higher_mean_of_the_passing_rounds_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = choose(
+        tmp_path,
+        monkeypatch,
+        {"shipped": 0.85, "r2": 0.86, "r3": 0.87},
+        {"r2": [0.5, 0.6, 0.6, 0.6], "r3": [0.5, 0.5, 0.7, 0.7]},
+    )
+    assert "| r2 | 86.0 | 0.5750 | yes |" in text
+    assert "| r3 | 87.0 | 0.6000 | yes |" in text
+    assert "| shipped | 85.0 | 0.5500 | (shipped) |" in text
+    assert text.rstrip().endswith("Choice: r3.")
+
+
+def test_a_lower_step_f1_or_mean_fails_and_a_tie_goes_to_fewer_rounds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = choose(
+        tmp_path,
+        monkeypatch,
+        {"shipped": 0.85, "r2": 0.84, "r3": 0.90, "r4": 0.90, "r5": 0.90},
+        {
+            "r2": [0.9, 0.9, 0.9, 0.9],  # better search, lower step F1
+            "r3": [0.5, 0.5, 0.6, 0.5],  # better step F1, lower search
+            "r4": [0.5, 0.5, 0.6, 0.7],  # passes
+            "r5": [0.5, 0.5, 0.7, 0.6],  # passes with the same mean: the tie goes to r4
+        },
+    )
+    assert "| r2 | 84.0 | 0.9000 | no |" in text
+    assert "| r3 | 90.0 | 0.5250 | no |" in text
+    assert text.rstrip().endswith("Choice: r4.")
+
+
+def test_no_passing_round_keeps_the_shipped_prm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = choose(
+        tmp_path, monkeypatch, {"shipped": 0.85, "r2": 0.80}, {"r2": [0.9, 0.9, 0.9, 0.9]}
+    )
+    assert text.rstrip().endswith("Choice: shipped (no candidate passes).")
+
+
+def test_a_missing_row_is_an_error_that_names_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(SystemExit, match="rerun benchmarks/more_rounds.sh"):
+        round_rule.four_rows([{"strategy": "beam", "n": 16, "aggregation": "min"}])
