@@ -10,7 +10,10 @@
 # F1 on the policy's solutions is at least the shipped PRM's and its mean over best-of-16
 # argmax, best-of-16 weighted, beam@16 and DVTS@16 is not lower than the shipped PRM's. Of the
 # rounds that pass, the one with the higher four-row mean is shipped (a tie: the fewer rounds),
-# and make prm runs as many more rounds. Test is read once, after the choice. Resumes.
+# and make prm runs as many more rounds. Test is read once, after the choice. Then make prm,
+# timed: its rounds on top of the packed rebuild of benchmarks/pack_recipe.sh (the same labels
+# and first eight rounds), the stage table, and the rebuilt PRM on step-error identification.
+# Resumes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -36,3 +39,16 @@ done
 "$PY" benchmarks/round_rule.py --processbench benchmarks/results/prm_rounds_validation.json \
   --shipped shipped --candidate "shipped+1 round=$results/round2" \
   --candidate "shipped+2 rounds=$results/round3" --out "$results/choice.md"
+# test and longest, read once after the choice was shipped: README's tables (accuracy_vs_compute.py,
+# run with it) paired with those of the PRM shipped before, kept in benchmarks/results/rounds/before/
+for split in test longest; do
+  "$PY" benchmarks/accuracy_vs_compute.py --paired \
+    "$results/before/accuracy_vs_compute_$split.json" \
+    "benchmarks/results/accuracy_vs_compute_$split.json" --results-dir "$results"
+done
+# make prm with the chosen rounds (build_prm.sh's REFINE_LRS), timed on the packed rebuild
+PACKED=${PACKED:-runs/prm-packed}
+[ -f "$PACKED/refine7/training_log.json" ] || bash benchmarks/pack_recipe.sh
+RUN="$PACKED" EXPORT="$PACKED/export" STAGES=train PACK=true bash benchmarks/build_prm.sh
+"$PY" benchmarks/prm_pipeline_times.py --run "$PACKED" --name prm_pipeline_packed
+"$PY" benchmarks/prm_processbench.py --prm "$PACKED/export" --name prm_processbench_packed

@@ -45,7 +45,8 @@ SECTIONS: list[tuple[str, str, str]] = [
     ),
     (
         "`make prm` timed: a rebuild with the default recipe (packed batches)",
-        "bash benchmarks/pack_recipe.sh (its last step: python benchmarks/prm_pipeline_times.py "
+        "bash benchmarks/more_rounds.sh (its last steps: the rounds of make prm on top of "
+        "benchmarks/pack_recipe.sh's packed rebuild, then python benchmarks/prm_pipeline_times.py "
         "--run runs/prm-packed --name prm_pipeline_packed)",
         "prm_pipeline_packed.md",
     ),
@@ -110,6 +111,36 @@ SECTIONS: list[tuple[str, str, str]] = [
         "One more training round for the shipped PRM: longest, reported once after shipping it",
         "bash benchmarks/longer_training.sh",
         "longer/accuracy_vs_compute_longest_paired.md",
+    ),
+    (
+        "Two more training rounds: step-error identification on validation",
+        "bash benchmarks/more_rounds.sh",
+        "prm_rounds_validation.md",
+    ),
+    (
+        "Two more training rounds: search on validation, one more round",
+        "bash benchmarks/more_rounds.sh",
+        "rounds/round2/accuracy_vs_compute_validation_paired.md",
+    ),
+    (
+        "Two more training rounds: search on validation, two more rounds",
+        "bash benchmarks/more_rounds.sh",
+        "rounds/round3/accuracy_vs_compute_validation_paired.md",
+    ),
+    (
+        "Two more training rounds: the rule's choice",
+        "bash benchmarks/more_rounds.sh (benchmarks/round_rule.py)",
+        "rounds/choice.md",
+    ),
+    (
+        "Two more training rounds: test, reported once after shipping them",
+        "bash benchmarks/more_rounds.sh",
+        "rounds/accuracy_vs_compute_test_paired.md",
+    ),
+    (
+        "Two more training rounds: longest, reported once after shipping them",
+        "bash benchmarks/more_rounds.sh",
+        "rounds/accuracy_vs_compute_longest_paired.md",
     ),
     (
         "PRM training speed: batches grouped by length, or packed",
