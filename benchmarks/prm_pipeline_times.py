@@ -128,6 +128,9 @@ def main() -> None:
         seconds = "-" if row["seconds"] is None else f"{row['seconds']:.0f}"
         lines.append(f"| {row['stage']} | `{row['command']}` | {seconds} | {row['detail']} |")
     timed = [row["seconds"] for row in rows if row["seconds"] is not None]
+    for part, stages in (("sample and label", rows[:4]), ("training rounds", rows[4:])):
+        seconds = sum(row["seconds"] for row in stages if row["seconds"] is not None)
+        lines.append(f"| subtotal | {part} ({len(stages)} stages) | {seconds:.0f} | |")
     lines.append(
         f"| total | all of the above, one after another | {sum(timed):.0f} | "
         f"{sum(timed) / 60:.0f} minutes; {len(rows) - len(timed)} stages without a time |"

@@ -39,7 +39,7 @@ SECTIONS: list[tuple[str, str, str]] = [
         "mc_labelling_speed.md",
     ),
     (
-        "Building the shipped PRM: stage times on this machine (all rounds but its last)",
+        "Building the shipped PRM: stage times on this machine (all rounds but its last three)",
         "python benchmarks/prm_pipeline_times.py",
         "prm_pipeline.md",
     ),
