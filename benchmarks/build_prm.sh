@@ -68,7 +68,8 @@ GROUP_BY_LENGTH=${GROUP_BY_LENGTH:-false}
 # PACK=true (the default): every round packs each batch's examples into fewer rows (prm.train
 # pack): the same examples, steps and loss with less padding, 1.31x the steps per second, and
 # a PRM as good on validation (README, "Choosing the training recipe on validation: packed
-# batches"). PACK=false is the padded recipe that built the shipped PRM.
+# batches"). PACK=false is the padded recipe, which built the shipped PRM's first eight rounds
+# (its last two were packed).
 PACK=${PACK:-true}
 read -r -a lrs <<< "$REFINE_LRS"
 REFINE=${#lrs[@]}

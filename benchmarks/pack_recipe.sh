@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Packed training batches against padded ones (README, "PRM training speed" and "Choosing the
-# training recipe on validation: packed batches"): make prm's eight training rounds with
+# training recipe on validation: packed batches"): the eight training rounds make prm had then, with
 # PACK=true on the default rebuild's consensus labels (runs/prm-timed: the same data, rounds and
 # learning rates; its sampling and labelling are shared, so their stage times carry over), both
 # rebuilds round by round on the validation split. The rule, fixed before the packed rebuild's
@@ -31,6 +31,7 @@ if [ ! -f "$PACKED/stages.log" ]; then  # the four shared stages' times, or noth
   grep -E "^STAGE (sample|mc|calculator|consensus) " "$PLAIN/stages.log" > "$PACKED/stages.partial"
   mv "$PACKED/stages.partial" "$PACKED/stages.log"
 fi
-RUN="$PACKED" EXPORT="$PACKED/export" STAGES=train PACK=true bash benchmarks/build_prm.sh
+# its own export directory: more_rounds.sh's later rounds export make prm's PRM to "$PACKED/export"
+RUN="$PACKED" EXPORT="$PACKED/export-8rounds" STAGES=train PACK=true bash benchmarks/build_prm.sh
 rounds_on_validation prm_packed_validation plain "$PLAIN" packed "$PACKED" \
   model refine1 refine2 refine3 refine4 refine5 refine6 refine7

@@ -2,12 +2,14 @@
 # A PRM shipped before: checkpoints/arith-prm as of commit $2, written from git history into $1
 # (default runs/prm-previous). The default commit, 38c6079, is the PRM shipped before its
 # "One more training round" (README); benchmarks/longer_training.sh and benchmarks/mc_recipes.sh
-# measure against it, and benchmarks/more_rounds.sh against a later one, so they reproduce their
-# tables after checkpoints/arith-prm moved on.
+# measure against it, and benchmarks/more_rounds.sh and benchmarks/dvts_width.sh against a later
+# one, so they reproduce their tables after checkpoints/arith-prm moved on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/prm-previous}
 COMMIT=${2:-38c6079fa67530e196438c80c12b4235d0cfdb97}
+# the full hash, however the commit was named (the commit file records it)
+COMMIT=$(git rev-parse --verify --quiet "$COMMIT^{commit}" || echo "$COMMIT")
 if [ -f "$OUT/config.json" ]; then
   # written before: by this script for $COMMIT (its commit file says so), or an older run of it
   # (no commit file, the default commit)
@@ -32,5 +34,10 @@ mkdir -p "$OUT.partial"
 for file in $(git ls-tree --name-only "$COMMIT" checkpoints/arith-prm/); do
   git show "$COMMIT:$file" > "$OUT.partial/$(basename "$file")"
 done
+if [ ! -f "$OUT.partial/config.json" ]; then
+  echo "expected checkpoints/arith-prm/ at commit $COMMIT, got no config.json there;" \
+    "fix: pass a commit that shipped a PRM" >&2
+  exit 2
+fi
 echo "$COMMIT" > "$OUT.partial/commit"
 mv "$OUT.partial" "$OUT"

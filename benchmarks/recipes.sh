@@ -1,5 +1,6 @@
 # Steps shared by the scripts that choose a recipe on the validation split (mc_recipes.sh,
-# train_recipes.sh, pack_recipe.sh, longer_training.sh): sourced, not run. They call "$PY".
+# train_recipes.sh, pack_recipe.sh, longer_training.sh, more_rounds.sh): sourced, not run. They
+# call "$PY".
 
 # rounds_on_validation NAME LABEL_A RUN_A LABEL_B RUN_B ROUND...: every training round of two
 # rebuilds on step-error identification (benchmarks/results/NAME.{json,md}), each round of

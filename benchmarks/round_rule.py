@@ -40,9 +40,11 @@ def step_f1(processbench: dict[str, Any], name: str) -> float:
     raise SystemExit(f"expected a PRM named {name!r} with {POLICY_SUBSET}, got PRMs {names}")
 
 
-def four_rows(paired: list[dict[str, Any]]) -> tuple[float, float]:
-    """Mean over the four rows of the OLD (shipped) and NEW (candidate) PRM."""
+def four_rows(paired: list[dict[str, Any]]) -> tuple[float, float, tuple[int, int]]:
+    """Mean over the four rows of the OLD (shipped) and NEW (candidate) PRM, and the
+    (problems, seeds) they were paired over (the same for all four, or an error)."""
     old, new = [], []
+    sizes = set()
     for strategy, n in FOUR_ROWS:
         rows = [
             row
@@ -56,7 +58,13 @@ def four_rows(paired: list[dict[str, Any]]) -> tuple[float, float]:
             )
         old.append(float(rows[0]["old"]))
         new.append(float(rows[0]["new"]))
-    return sum(old) / len(old), sum(new) / len(new)
+        sizes.add((int(rows[0]["problems"]), int(rows[0]["seeds"])))
+    if len(sizes) != 1:
+        raise SystemExit(
+            f"expected the four rows paired over the same problems and seeds, got {sorted(sizes)};"
+            " fix: rerun benchmarks/more_rounds.sh"
+        )
+    return sum(old) / len(old), sum(new) / len(new), sizes.pop()
 
 
 def main() -> None:
@@ -70,15 +78,8 @@ def main() -> None:
     args = parser.parse_args()
     processbench = json.loads(args.processbench.read_text())
     shipped_f1 = step_f1(processbench, args.shipped)
-    lines = [
-        "Validation split. Step F1: the policy's own solutions (%). Four-row mean: best-of-16 "
-        "argmax, best-of-16 weighted, beam@16 and DVTS@16 (min aggregation), 200 problems × 2 "
-        "seeds, paired with the shipped PRM.",
-        "",
-        "| PRM | step F1 | four-row mean | passes |",
-        "|---|---:|---:|---|",
-    ]
     shipped_mean: float | None = None
+    size: tuple[int, int] | None = None
     best: tuple[float, str] | None = None
     rows = []
     for spec in args.candidate:
@@ -86,20 +87,30 @@ def main() -> None:
         paired_file = Path(directory) / "accuracy_vs_compute_validation_paired.json"
         if not paired_file.is_file():
             raise SystemExit(f"expected {paired_file}, got none; fix: run more_rounds.sh")
-        old, new = four_rows(json.loads(paired_file.read_text()))
-        if shipped_mean is not None and abs(old - shipped_mean) > 1e-12:
+        old, new, paired_over = four_rows(json.loads(paired_file.read_text()))
+        if shipped_mean is not None and (abs(old - shipped_mean) > 1e-12 or paired_over != size):
             raise SystemExit(
                 f"expected every paired table to share the shipped PRM's rows, got four-row "
-                f"means {shipped_mean} and {old}"
+                f"means {shipped_mean} and {old} over (problems, seeds) {size} and {paired_over}; "
+                "fix: pair every candidate with the same table of the shipped PRM"
             )
-        shipped_mean = old
+        shipped_mean, size = old, paired_over
         f1 = step_f1(processbench, name)
         passes = f1 >= shipped_f1 and new >= old - TOLERANCE
         rows.append(f"| {name} | {100 * f1:.1f} | {new:.4f} | {'yes' if passes else 'no'} |")
         if passes and (best is None or new > best[0] + TOLERANCE):
             best = (new, name)
-    lines.append(f"| {args.shipped} | {100 * shipped_f1:.1f} | {shipped_mean:.4f} | (shipped) |")
-    lines += rows
+    assert size is not None  # argparse requires a candidate
+    lines = [
+        "Validation split. Step F1: the policy's own solutions (%). Four-row mean: best-of-16 "
+        "argmax, best-of-16 weighted, beam@16 and DVTS@16 (min aggregation), "
+        f"{size[0]} problems × {size[1]} seeds, paired with the shipped PRM.",
+        "",
+        "| PRM | step F1 | four-row mean | passes |",
+        "|---|---:|---:|---|",
+        f"| {args.shipped} | {100 * shipped_f1:.1f} | {shipped_mean:.4f} | (shipped) |",
+        *rows,
+    ]
     lines += ["", f"Choice: {best[1] if best else args.shipped + ' (no candidate passes)'}."]
     text = "\n".join(lines)
     args.out.parent.mkdir(parents=True, exist_ok=True)

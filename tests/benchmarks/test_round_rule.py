@@ -30,9 +30,17 @@ def processbench(f1s: dict[str, float]) -> dict[str, Any]:
     }
 
 
-def paired(old: list[float], new: list[float]) -> list[dict[str, Any]]:
+def paired(old: list[float], new: list[float], seeds: int = 2) -> list[dict[str, Any]]:
     rows = [
-        {"strategy": s, "n": n, "aggregation": "min", "old": o, "new": w}
+        {
+            "strategy": s,
+            "n": n,
+            "aggregation": "min",
+            "old": o,
+            "new": w,
+            "problems": 200,
+            "seeds": seeds,
+        }
         for (s, n), o, w in zip(round_rule.FOUR_ROWS, old, new, strict=True)
     ]
     # rows the rule must not read: another N, another aggregation, a row without a PRM
@@ -49,14 +57,15 @@ def choose(
     monkeypatch: pytest.MonkeyPatch,
     f1s: dict[str, float],
     news: dict[str, list[float]],
+    olds: dict[str, list[float]] | None = None,
 ) -> str:
-    old = [0.5, 0.5, 0.6, 0.6]
     bench = tmp_path / "pb.json"
     bench.write_text(json.dumps(processbench(f1s)))
     argv = ["round_rule.py", "--processbench", str(bench), "--shipped", "shipped"]
     for name, new in news.items():
         directory = tmp_path / name
         directory.mkdir()
+        old = (olds or {}).get(name, [0.5, 0.5, 0.6, 0.6])
         (directory / "accuracy_vs_compute_validation_paired.json").write_text(
             json.dumps(paired(old, new))
         )
@@ -85,20 +94,57 @@ def test_the_higher_mean_of_the_passing_rounds_wins(
 def test_a_lower_step_f1_or_mean_fails_and_a_tie_goes_to_fewer_rounds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    shipped = [0.1, 0.2, 0.3, 0.7]
+    # the same four numbers summed in another order: means apart by float rounding only
+    low, high = [0.1, 0.7, 0.3, 0.2], [0.1, 0.2, 0.3, 0.7]
+    assert sum(low) / 4 < sum(high) / 4 == sum(shipped) / 4  # the rounding is real
     text = choose(
         tmp_path,
         monkeypatch,
         {"shipped": 0.85, "r2": 0.84, "r3": 0.90, "r4": 0.90, "r5": 0.90},
         {
             "r2": [0.9, 0.9, 0.9, 0.9],  # better search, lower step F1
-            "r3": [0.5, 0.5, 0.6, 0.5],  # better step F1, lower search
-            "r4": [0.5, 0.5, 0.6, 0.7],  # passes
-            "r5": [0.5, 0.5, 0.7, 0.6],  # passes with the same mean: the tie goes to r4
+            "r3": [0.1, 0.1, 0.1, 0.1],  # better step F1, lower search
+            "r4": low,  # level with the shipped PRM but for rounding: passes
+            "r5": high,  # above r4 by rounding only: a tie, which goes to r4
         },
+        olds=dict.fromkeys(("r2", "r3", "r4", "r5"), shipped),
     )
     assert "| r2 | 84.0 | 0.9000 | no |" in text
-    assert "| r3 | 90.0 | 0.5250 | no |" in text
+    assert "| r3 | 90.0 | 0.1000 | no |" in text
+    assert "| r4 | 90.0 | 0.3250 | yes |" in text and "| r5 | 90.0 | 0.3250 | yes |" in text
+    assert "200 problems × 2 seeds" in text
     assert text.rstrip().endswith("Choice: r4.")
+
+
+def test_a_round_level_with_the_shipped_prm_on_both_passes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = choose(
+        tmp_path, monkeypatch, {"shipped": 0.85, "r2": 0.85}, {"r2": [0.5, 0.5, 0.6, 0.6]}
+    )
+    assert "| r2 | 85.0 | 0.5500 | yes |" in text
+    assert text.rstrip().endswith("Choice: r2.")
+
+
+def test_candidates_paired_with_different_shipped_tables_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(SystemExit, match="same table of the shipped PRM"):
+        choose(
+            tmp_path,
+            monkeypatch,
+            {"shipped": 0.85, "r2": 0.9, "r3": 0.9},
+            {"r2": [0.9, 0.9, 0.9, 0.9], "r3": [0.9, 0.9, 0.9, 0.9]},
+            olds={"r3": [0.1, 0.1, 0.1, 0.1]},
+        )
+
+
+def test_a_candidate_missing_from_the_step_f1_table_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(SystemExit, match="expected a PRM named 'r3'"):
+        choose(tmp_path, monkeypatch, {"shipped": 0.85}, {"r3": [0.9, 0.9, 0.9, 0.9]})
 
 
 def test_no_passing_round_keeps_the_shipped_prm(
@@ -110,8 +156,10 @@ def test_no_passing_round_keeps_the_shipped_prm(
     assert text.rstrip().endswith("Choice: shipped (no candidate passes).")
 
 
-def test_a_missing_row_is_an_error_that_names_the_fix(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_missing_row_or_rows_of_other_sizes_are_errors_that_name_the_fix() -> None:
     with pytest.raises(SystemExit, match="rerun benchmarks/more_rounds.sh"):
         round_rule.four_rows([{"strategy": "beam", "n": 16, "aggregation": "min"}])
+    rows = paired([0.5] * 4, [0.6] * 4)
+    rows[3]["seeds"] = 1  # DVTS run on one seed only
+    with pytest.raises(SystemExit, match="same problems and seeds"):
+        round_rule.four_rows(rows)
