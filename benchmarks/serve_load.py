@@ -153,8 +153,9 @@ def main() -> None:
         ]
     lines += [
         "",
-        "On 2 shared CPU cores the tiny policy's batched forward pass becomes compute-bound "
-        "at a few hundred sequences, so the gain of batching falls as N grows.",
+        "On CPU cores the tiny policy's batched forward pass becomes compute-bound at a few "
+        "hundred sequences (64 requests of N=8 are 512), so the gain of batching falls as N "
+        "grows.",
     ]
     table = "\n".join(lines)
     (args.results_dir / "serve_load.md").write_text(table + "\n")
