@@ -71,3 +71,15 @@ read -r -a lrs <<< "$(sed -n 's/^REFINE_LRS=${REFINE_LRS:-"\(.*\)"}$/\1/p' bench
   STAGES=train PACK=true bash benchmarks/build_prm.sh
 "$PY" benchmarks/prm_pipeline_times.py --run "$PACKED" --name prm_pipeline_packed
 "$PY" benchmarks/prm_processbench.py --prm "$PACKED/export" --name prm_processbench_packed
+# Training noise, measured after the choice and not part of it: the same two rounds with
+# training seed 1 (other shuffles and dropout masks), on step-error identification beside seed 0
+previous=$SHIPPED
+for round in round2 round3; do
+  "$PY" -m prm.train train_data="$LABELS" output_dir="$OUT/seed1-$round" export_dir=null \
+    policy_dir=null init_checkpoint="$previous" epochs=2 batch_size=64 learning_rate=0.0005 \
+    pack=true seed=1 progress=false
+  previous=$OUT/seed1-$round
+done
+"$PY" benchmarks/prm_processbench.py --split validation --name prm_rounds_seeds_validation \
+  --prm "shipped=$SHIPPED" "+1 round, seed 0=$OUT/round2" "+2 rounds, seed 0=$OUT/round3" \
+  "+1 round, seed 1=$OUT/seed1-round2" "+2 rounds, seed 1=$OUT/seed1-round3"

@@ -128,6 +128,11 @@ SECTIONS: list[tuple[str, str, str]] = [
         "rounds/round3/accuracy_vs_compute_validation_paired.md",
     ),
     (
+        "Two more training rounds: a second training seed, measured after the choice",
+        "bash benchmarks/more_rounds.sh",
+        "prm_rounds_seeds_validation.md",
+    ),
+    (
         "Two more training rounds: the rule's choice",
         "bash benchmarks/more_rounds.sh (benchmarks/round_rule.py)",
         "rounds/choice.md",
