@@ -14,8 +14,7 @@ LABELS=${LABELS:-runs/prm/labels/consensus/stepwise.jsonl}
 OUT=${OUT:-runs/prm-longer}
 PREVIOUS=${PREVIOUS:-runs/prm-previous}
 bash benchmarks/previous_prm.sh "$PREVIOUS"
-"$PY" -m prm.train train_data="$LABELS" output_dir="$OUT/round1" export_dir=null policy_dir=null \
-  init_checkpoint="$PREVIOUS" epochs=2 batch_size=64 learning_rate=0.0005 progress=false
+round_on_top "$PREVIOUS" "$OUT/round1"
 "$PY" benchmarks/prm_processbench.py --split validation --name prm_longer_validation \
   --prm "previous=$PREVIOUS" "previous+1 round=$OUT/round1"
 # search on validation with it, paired with the previous PRM's validation table

@@ -24,9 +24,7 @@ SHIPPED=${SHIPPED:-runs/prm-shipped-646b35b}
 bash benchmarks/previous_prm.sh "$SHIPPED" 646b35b3963248d06cf2a985baf2f446c142f6ba
 previous=$SHIPPED
 for round in round2 round3; do
-  "$PY" -m prm.train train_data="$LABELS" output_dir="$OUT/$round" export_dir=null \
-    policy_dir=null init_checkpoint="$previous" epochs=2 batch_size=64 learning_rate=0.0005 \
-    pack=true progress=false
+  round_on_top "$previous" "$OUT/$round" pack=true
   previous=$OUT/$round
 done
 "$PY" benchmarks/prm_processbench.py --split validation --name prm_rounds_validation \
@@ -75,9 +73,7 @@ read -r -a lrs <<< "$(sed -n 's/^REFINE_LRS=${REFINE_LRS:-"\(.*\)"}$/\1/p' bench
 # training seed 1 (other shuffles and dropout masks), on step-error identification beside seed 0
 previous=$SHIPPED
 for round in round2 round3; do
-  "$PY" -m prm.train train_data="$LABELS" output_dir="$OUT/seed1-$round" export_dir=null \
-    policy_dir=null init_checkpoint="$previous" epochs=2 batch_size=64 learning_rate=0.0005 \
-    pack=true seed=1 progress=false
+  round_on_top "$previous" "$OUT/seed1-$round" pack=true seed=1
   previous=$OUT/seed1-$round
 done
 "$PY" benchmarks/prm_processbench.py --split validation --name prm_rounds_seeds_validation \

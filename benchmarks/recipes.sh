@@ -15,6 +15,15 @@ rounds_on_validation() {
   "$PY" benchmarks/prm_processbench.py --split validation --name "$name" --prm "${rounds[@]}"
 }
 
+# round_on_top INIT OUT [OVERRIDE...]: one training round as make prm's last (2 epochs at 5e-4)
+# continuing the PRM in INIT on "$LABELS", into OUT (resumes; a finished round is left as it is).
+round_on_top() {
+  local init=$1 out=$2
+  shift 2
+  "$PY" -m prm.train train_data="$LABELS" output_dir="$out" export_dir=null policy_dir=null \
+    init_checkpoint="$init" epochs=2 batch_size=64 learning_rate=0.0005 progress=false "$@"
+}
+
 # search_on_validation PRM OUT [BASELINE]: best-of-32, beam@16 and DVTS@16 with PRM on the
 # validation split into OUT (unless OUT holds them), paired with BASELINE's validation table
 # (default the previous PRM's, benchmarks/results/previous/).
