@@ -29,7 +29,7 @@ class Backend(str, Enum):
     vllm = "vllm"
 
 
-HF_KEYS = ("batch_size", "device", "kv_cache", "prefix_cache_tokens")
+HF_KEYS = ("batch_size", "device", "kv_cache", "prefix_cache_tokens", "attn_implementation")
 VLLM_KEYS = (
     "gpu_memory_utilization",
     "max_model_len",
@@ -62,7 +62,8 @@ def build_generator(
 
     ``max_step_tokens`` caps one step, ``max_tokens`` the rest of a solution;
     ``use_chat_template=None`` uses the tokenizer's chat template when it has one.
-    ``hf`` options: ``batch_size``, ``device`` (see ``HFGenerator``); ``vllm`` options:
+    ``hf`` options: ``batch_size``, ``device``, ``kv_cache``, ``prefix_cache_tokens``,
+    ``attn_implementation`` (see ``HFGenerator``); ``vllm`` options:
     ``gpu_memory_utilization``, ``max_model_len``, ``enable_prefix_caching``,
     ``cpu_kvcache_space_gib``, ``enforce_eager``, ``tensor_parallel_size``, ``max_num_seqs``
     (sequences decoded together; vLLM's default on CPU is 256) (see ``VLLMGenerator``). The
@@ -77,6 +78,10 @@ def build_generator(
             "or a policy config whose _target_ is your own Generator class"
         ) from None
     hf_options = backend_options("policy", "hf", hf, HF_KEYS)
+    if "attn_implementation" in hf_options:  # checked even when vllm is chosen: one config
+        from search.generators.hf import check_attn_implementation
+
+        check_attn_implementation(hf_options["attn_implementation"])
     vllm_options = backend_options("policy", "vllm", vllm, VLLM_KEYS)
     common: dict[str, Any] = {
         "temperature": temperature,

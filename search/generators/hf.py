@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 
 KV_CACHES = ("buffer", "dynamic")  # in-place appends (kv_buffer) | transformers' DynamicCache
 KV_PLAN_TOKENS = 32  # generated tokens a fresh KV buffer has room for before it grows
+# transformers' attention kernels a policy may ask for (None: transformers' choice, sdpa);
+# on CPU at the embedded model's size, "eager" (plain matmul and softmax) decodes faster
+# than sdpa (table "Monte Carlo labelling speed")
+ATTN_IMPLEMENTATIONS = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
 
 
 @dataclass
@@ -48,12 +52,24 @@ class _Row:
     reason: FinishReason | None = None
 
 
+def check_attn_implementation(name: str | None) -> None:
+    """Refuse an attention kernel transformers does not know, before any model loads."""
+    if name is not None and name not in ATTN_IMPLEMENTATIONS:
+        raise ValueError(
+            f"expected policy.hf.attn_implementation in {list(ATTN_IMPLEMENTATIONS)} or null, "
+            f"got {name!r}; fix: policy.hf.attn_implementation=eager (or null for "
+            "transformers' default)"
+        )
+
+
 class HFGenerator:
     """Generator on a transformers causal LM (``AutoModelForCausalLM``).
 
     ``model`` is a local directory or, when online, a hub name. ``kv_cache``: ``buffer``
     (keys and values appended in place, see ``_run_chunk``) or ``dynamic`` (transformers'
-    ``DynamicCache``). Implements ``search.protocols.Generator``.
+    ``DynamicCache``). ``attn_implementation``: transformers' attention kernel (one of
+    ``ATTN_IMPLEMENTATIONS``; ``None`` leaves transformers' default). Implements
+    ``search.protocols.Generator``.
     """
 
     def __init__(
@@ -72,11 +88,13 @@ class HFGenerator:
         trust_remote_code: bool = False,
         kv_cache: str = "buffer",
         prefix_cache_tokens: int = 65536,
+        attn_implementation: str | None = None,
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from search.kv_tree import KVTree
 
+        check_attn_implementation(attn_implementation)
         if kv_cache not in KV_CACHES:
             raise ValueError(
                 f"expected kv_cache in {list(KV_CACHES)}, got {kv_cache!r}; fix: "
@@ -99,8 +117,12 @@ class HFGenerator:
         self.batch_size = batch_size
         self.device = resolve_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
+        extra = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
         loaded: Any = AutoModelForCausalLM.from_pretrained(
-            model, dtype=torch_dtype(dtype, self.device), trust_remote_code=trust_remote_code
+            model,
+            dtype=torch_dtype(dtype, self.device),
+            trust_remote_code=trust_remote_code,
+            **extra,
         )
         self.model: Any = loaded.to(self.device)
         self.model.eval()

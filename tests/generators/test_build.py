@@ -45,3 +45,11 @@ def test_unknown_keys_and_backends_fail_before_loading() -> None:
         build_generator("/nonexistent", hf={"batchsize": 3})
     with pytest.raises(ValueError, match="expected policy.backend in"):
         build_generator("/nonexistent", "onnx")
+
+
+def test_unknown_attention_kernel_fails_before_loading() -> None:
+    """A typo in the attention kernel is refused before any model loads, on either backend
+    (one config serves both)."""
+    for backend in ("hf", "vllm"):
+        with pytest.raises(ValueError, match=r"policy\.hf\.attn_implementation=eager"):
+            build_generator("/nonexistent", backend, hf={"attn_implementation": "eagre"})

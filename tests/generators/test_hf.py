@@ -203,3 +203,17 @@ def test_rows_of_a_prompt_share_its_prefill(tiny_policy_dir: Path, prefixes: lis
     prompt_tokens = sum(len(shared.renderer.encode(p)) for p in prefixes)
     assert shared.computed_prompt_tokens == prompt_tokens
     assert per_row.computed_prompt_tokens == 4 * prompt_tokens
+
+
+def test_eager_attention_samples_what_the_default_kernel_samples(
+    tiny_policy_dir: Path, prefixes: list[Prefix]
+) -> None:
+    """``attn_implementation=eager`` (faster on CPU at this size) only swaps the attention
+    kernel: greedy continuations of ragged, left-padded prompts are the same tokens."""
+    default = HFGenerator(str(tiny_policy_dir), temperature=0.0, max_tokens=20)
+    eager = HFGenerator(
+        str(tiny_policy_dir), temperature=0.0, max_tokens=20, attn_implementation="eager"
+    )
+    assert eager.model.config._attn_implementation == "eager"
+    assert default.model.config._attn_implementation != "eager"
+    assert eager.generate(prefixes, 2, Until.end) == default.generate(prefixes, 2, Until.end)
