@@ -4,18 +4,23 @@ Rows: the backend that rolls out (the transformers generator as it was before is
 as it is now, or vLLM with prefix caching), the model that rolls out (the policy, or the
 stronger verifier base the shipped PRM starts from), the mode (``full``: K completions of
 every prefix, the soft-label estimate; ``early_stop``: hard labels, a prefix stops at its
-first right completion, see ``prm/label/mc.py``), and for vLLM whether its engine gets both
-cores. Columns: the rollouts and rollout tokens actually spent, wall time (engine start-up
+first right completion, see ``prm/label/mc.py``), for vLLM whether its engine gets both
+cores, and for transformers which attention kernel it runs (its default, sdpa, or eager).
+Columns: the rollouts and rollout tokens actually spent, wall time (engine start-up
 excluded, shown apart), rollout tokens per second, solutions labelled per second (both also
 relative to the first row, the recipe before), and how often the MC first error equals the
-checker's true first error. Below the table, the ceiling the model itself sets: its decode
-step alone (a full batch, the KV buffer, no sampling, stopping or prefill), at the length of
-the prompts MC rolls out from.
+checker's true first error. Below the table, the ceiling the model itself sets, for each
+attention kernel: its decode step alone (a full batch, the KV buffer, no sampling, stopping
+or prefill), at the length of the prompts MC rolls out from.
 
     python benchmarks/mc_labelling_speed.py --samples runs/prm/samples/samples.jsonl \
         --limit 512 --chunk 512
+    # the attention kernels against run-to-run spread: chosen rows, in turn, 3 times each
+    python benchmarks/mc_labelling_speed.py --samples runs/prm/samples/samples.jsonl \
+        --limit 512 --chunk 512 --setups 0 4 5 --repeats 3 --name mc_attention_kernels
 
-Writes benchmarks/results/mc_labelling_speed.{json,md}. Timings are ratios within one run.
+Writes benchmarks/results/<name>.{json,md}. Timings are ratios within one run; with
+``--repeats`` each row is its median-wall run and the wall column gives the range.
 """
 
 from __future__ import annotations
@@ -188,13 +193,14 @@ def decode_ceiling(
                 logits_to_keep=1,
             )
         wall_s = time.perf_counter() - start
+    attention_kernel = str(model.config._attn_implementation)
     del generator, model, out
     gc.collect()
     return {
         "model": model_dir,
         "batch": batch,
         "context": context,
-        "attention": dict(hf).get("attn_implementation") or "sdpa",
+        "attention": attention_kernel,
         "steps": steps,
         "tokens_per_s": batch * steps / wall_s,
     }
@@ -202,6 +208,7 @@ def decode_ceiling(
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     base = rows[0]
+    spread = any(len(row.get("wall_s_runs", [])) > 1 for row in rows)
     lines = [
         "| set-up (backend / roll-out model / mode) | rollouts | rollout tokens | start-up s "
         "| wall s | rollout tokens/s | x | solutions/s | x | first-error acc |",
@@ -210,7 +217,9 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         lines.append(
             f"| {row['setup']} | {row['rollouts']} | {row['rollout_tokens']} | "
-            f"{row['startup_s']:.0f} | {row['wall_s']:.1f} | {row['rollout_tokens_per_s']:.0f} | "
+            f"{row['startup_s']:.0f} | {row['wall_s']:.1f}"
+            + (f" ({min(row['wall_s_runs']):.1f}-{max(row['wall_s_runs']):.1f})" if spread else "")
+            + f" | {row['rollout_tokens_per_s']:.0f} | "
             f"{row['rollout_tokens_per_s'] / base['rollout_tokens_per_s']:.1f} | "
             f"{row['solutions_per_s']:.2f} | "
             f"{row['solutions_per_s'] / base['solutions_per_s']:.1f} | "
@@ -219,12 +228,22 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median wall time (the lower middle one of an even count), with every
+    run's wall time kept beside it."""
+    ordered = sorted(runs, key=lambda run: run["wall_s"])
+    middle = dict(ordered[(len(ordered) - 1) // 2])
+    middle["wall_s_runs"] = [run["wall_s"] for run in runs]
+    return middle
+
+
 def report(
     rows: list[dict[str, Any]], ceilings: list[dict[str, Any]], solutions: int, chunk: int, k: int
 ) -> str:
     """The table and, under it, the decode-step ceilings (one per attention kernel)."""
     base = rows[0]["rollout_tokens_per_s"]
     first = ceilings[0]
+    repeats = len(rows[0].get("wall_s_runs", [1]))
     speeds = " and ".join(
         f"{c['tokens_per_s']:.0f} tokens/s with {c['attention']} attention "
         f"({c['tokens_per_s'] / base:.1f}x the first row)"
@@ -234,7 +253,14 @@ def report(
         [
             f"{solutions} policy solutions of arithmetic training problems, K={k} rollouts, "
             f"chunks of {chunk} solutions; x: relative to the first row. Rollout tokens/s "
-            "measures the backend; solutions/s the whole labeller.",
+            "measures the backend; solutions/s the whole labeller."
+            + (
+                f" Every row ran {repeats} times, the set-ups in turn; each shows its "
+                "median-wall run, its wall time's range in brackets, and the ceilings are "
+                "medians too."
+                if repeats > 1
+                else ""
+            ),
             "",
             markdown(rows),
             "",
@@ -255,21 +281,32 @@ def main() -> None:
     parser.add_argument("--rollouts", type=int, default=8)
     parser.add_argument("--setups", type=int, nargs="*", default=None, help="row indices")
     parser.add_argument("--results-dir", default=str(RESULTS))
+    parser.add_argument("--name", default="mc_labelling_speed", help="result file stem")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of every row, in turn")
     args = parser.parse_args()
     solutions = read_samples(Path(args.samples))[: args.limit]
     chosen = [SETUPS[i] for i in args.setups] if args.setups else list(SETUPS)
-    rows = [run_setup(setup, solutions, args.chunk, args.rollouts) for setup in chosen]
+    if args.repeats < 1:
+        parser.error(f"expected --repeats >= 1, got {args.repeats}")
+    runs: list[list[dict[str, Any]]] = [[] for _ in chosen]
+    for _ in range(args.repeats):  # in turn, so a slower spell of the machine hits every row
+        for setup, mine in zip(chosen, runs, strict=True):
+            mine.append(run_setup(setup, solutions, args.chunk, args.rollouts))
+    rows = [median_run(mine) if args.repeats > 1 else mine[0] for mine in runs]
+    kernels: list[list[dict[str, Any]]] = [[], []]
+    for _ in range(args.repeats):
+        for hf, mine in zip(((), EAGER), kernels, strict=True):
+            mine.append(decode_ceiling("checkpoints/arith-verifier-base", solutions, 512, 64, hf))
     ceilings = [
-        decode_ceiling("checkpoints/arith-verifier-base", solutions, 512, 64, hf)
-        for hf in ((), EAGER)
+        sorted(mine, key=lambda c: c["tokens_per_s"])[(len(mine) - 1) // 2] for mine in kernels
     ]
     text = report(rows, ceilings, len(solutions), args.chunk, args.rollouts)
     out = Path(args.results_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "mc_labelling_speed.json").write_text(
+    (out / f"{args.name}.json").write_text(
         json.dumps({"rows": rows, "decode_ceilings": ceilings}, indent=2)
     )
-    (out / "mc_labelling_speed.md").write_text(text + "\n")
+    (out / f"{args.name}.md").write_text(text + "\n")
     print(text)
 
 

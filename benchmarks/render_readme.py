@@ -39,6 +39,12 @@ SECTIONS: list[tuple[str, str, str]] = [
         "mc_labelling_speed.md",
     ),
     (
+        "Monte Carlo labelling speed: attention kernels against run-to-run spread",
+        "python benchmarks/mc_labelling_speed.py --limit 512 --chunk 512 --setups 0 4 5 "
+        "--repeats 3 --name mc_attention_kernels",
+        "mc_attention_kernels.md",
+    ),
+    (
         "Building the shipped PRM: stage times on this machine (all rounds but its last three)",
         "python benchmarks/prm_pipeline_times.py",
         "prm_pipeline.md",

@@ -35,10 +35,9 @@ log = logging.getLogger(__name__)
 
 KV_CACHES = ("buffer", "dynamic")  # in-place appends (kv_buffer) | transformers' DynamicCache
 KV_PLAN_TOKENS = 32  # generated tokens a fresh KV buffer has room for before it grows
-# transformers' attention kernels a policy may ask for (None: transformers' choice, sdpa);
-# on CPU at the embedded model's size, "eager" (plain matmul and softmax) decodes faster
-# than sdpa (table "Monte Carlo labelling speed")
-ATTN_IMPLEMENTATIONS = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
+# policy.hf.attn_implementation: None keeps transformers' choice (sdpa); "eager" (plain
+# matmul and softmax) is compared with it on CPU in the table "Monte Carlo labelling speed:
+# attention kernels" (benchmarks/mc_labelling_speed.py --repeats)
 
 
 @dataclass
@@ -52,11 +51,18 @@ class _Row:
     reason: FinishReason | None = None
 
 
+def attn_implementations() -> list[str]:
+    """The attention kernels transformers registers (and ``eager``, its plain one)."""
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    return ["eager", *ALL_ATTENTION_FUNCTIONS.valid_keys()]
+
+
 def check_attn_implementation(name: str | None) -> None:
-    """Refuse an attention kernel transformers does not know, before any model loads."""
-    if name is not None and name not in ATTN_IMPLEMENTATIONS:
+    """Refuse an attention kernel transformers does not register, before any model loads."""
+    if name is not None and name not in (known := attn_implementations()):
         raise ValueError(
-            f"expected policy.hf.attn_implementation in {list(ATTN_IMPLEMENTATIONS)} or null, "
+            f"expected policy.hf.attn_implementation in {known} or null, "
             f"got {name!r}; fix: policy.hf.attn_implementation=eager (or null for "
             "transformers' default)"
         )
@@ -68,7 +74,7 @@ class HFGenerator:
     ``model`` is a local directory or, when online, a hub name. ``kv_cache``: ``buffer``
     (keys and values appended in place, see ``_run_chunk``) or ``dynamic`` (transformers'
     ``DynamicCache``). ``attn_implementation``: transformers' attention kernel (one of
-    ``ATTN_IMPLEMENTATIONS``; ``None`` leaves transformers' default). Implements
+    ``attn_implementations()``; ``None`` leaves transformers' default). Implements
     ``search.protocols.Generator``.
     """
 
