@@ -228,11 +228,14 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def median_by(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """The run whose ``key`` is the median (the lower middle one of an even count)."""
+    return sorted(runs, key=lambda run: run[key])[(len(runs) - 1) // 2]
+
+
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The run with the median wall time (the lower middle one of an even count), with every
-    run's wall time kept beside it."""
-    ordered = sorted(runs, key=lambda run: run["wall_s"])
-    middle = dict(ordered[(len(ordered) - 1) // 2])
+    """The run with the median wall time, with every run's wall time kept beside it."""
+    middle = dict(median_by(runs, "wall_s"))
     middle["wall_s_runs"] = [run["wall_s"] for run in runs]
     return middle
 
@@ -297,9 +300,7 @@ def main() -> None:
     for _ in range(args.repeats):
         for hf, mine in zip(((), EAGER), kernels, strict=True):
             mine.append(decode_ceiling("checkpoints/arith-verifier-base", solutions, 512, 64, hf))
-    ceilings = [
-        sorted(mine, key=lambda c: c["tokens_per_s"])[(len(mine) - 1) // 2] for mine in kernels
-    ]
+    ceilings = [median_by(mine, "tokens_per_s") for mine in kernels]
     text = report(rows, ceilings, len(solutions), args.chunk, args.rollouts)
     out = Path(args.results_dir)
     out.mkdir(parents=True, exist_ok=True)

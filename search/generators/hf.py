@@ -35,9 +35,6 @@ log = logging.getLogger(__name__)
 
 KV_CACHES = ("buffer", "dynamic")  # in-place appends (kv_buffer) | transformers' DynamicCache
 KV_PLAN_TOKENS = 32  # generated tokens a fresh KV buffer has room for before it grows
-# policy.hf.attn_implementation: None keeps transformers' choice (sdpa); "eager" (plain
-# matmul and softmax) is compared with it on CPU in the table "Monte Carlo labelling speed:
-# attention kernels" (benchmarks/mc_labelling_speed.py --repeats)
 
 
 @dataclass
@@ -52,7 +49,9 @@ class _Row:
 
 
 def attn_implementations() -> list[str]:
-    """The attention kernels transformers registers (and ``eager``, its plain one)."""
+    """The attention kernels transformers registers (and ``eager``, its plain one): the
+    values of ``policy.hf.attn_implementation``. On this CPU ``eager`` is no faster than the
+    default, sdpa (table "Monte Carlo labelling speed: attention kernels")."""
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
     return ["eager", *ALL_ATTENTION_FUNCTIONS.valid_keys()]

@@ -208,8 +208,8 @@ def test_rows_of_a_prompt_share_its_prefill(tiny_policy_dir: Path, prefixes: lis
 def test_eager_attention_samples_what_the_default_kernel_samples(
     tiny_policy_dir: Path, prefixes: list[Prefix]
 ) -> None:
-    """``attn_implementation=eager`` (faster on CPU at this size) only swaps the attention
-    kernel: greedy continuations of ragged, left-padded prompts are the same tokens."""
+    """``attn_implementation=eager`` only swaps the attention kernel: greedy continuations
+    of ragged, left-padded prompts are the same tokens."""
     default = HFGenerator(str(tiny_policy_dir), temperature=0.0, max_tokens=20)
     eager = HFGenerator(
         str(tiny_policy_dir), temperature=0.0, max_tokens=20, attn_implementation="eager"
