@@ -27,11 +27,10 @@ among the kept beams (one when no two kept beams are the same).
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 
 from search.strategies.base import Calls, Outcome, SearchStrategy
-from search.strategies.tree import Node, SearchTree, expand, prune_keys
+from search.strategies.tree import Node, SearchTree, expand, prune_keys, same_prefix_groups
 from search.types import Problem, Sampling
 
 
@@ -46,13 +45,10 @@ def _best_first(nodes: Sequence[Node]) -> list[Node]:
 
 
 def _merge(beams: Sequence[Node]) -> list[tuple[Node, int]]:
-    """Kept beams as (beam, copies): beams with the same steps become one, first one kept."""
-    first: dict[tuple[str, ...], Node] = {}
-    copies: Counter[tuple[str, ...]] = Counter()
-    for beam in beams:
-        first.setdefault(beam.steps, beam)
-        copies[beam.steps] += 1
-    return [(beam, copies[steps]) for steps, beam in first.items()]
+    """One problem's kept beams as (beam, copies): beams with the same steps become one, the
+    first one kept (``tree.same_prefix_groups``)."""
+    groups = same_prefix_groups([(0, beam) for beam in beams])
+    return [(beams[group[0]], len(group)) for group in groups]
 
 
 class BeamSearch(SearchStrategy):

@@ -15,10 +15,18 @@ exactly N per problem; the chosen child of a stopped subtree is finished, its si
 finished only if the policy ended them too, and a subtree stopped by ``max_steps`` gives
 M unfinished candidates (``finished=False``).
 
+Subtrees of one problem whose current prefixes have the same steps (all of them at the
+root, and often below it: a step the policy keeps writing is every subtree's best) are one
+prompt sampled M times per copy, each copy taking its M continuations in turn: the same
+draws in distribution as one prompt per subtree, and the prompt's tokens counted once (as
+beam search does for its identical kept beams). The subtrees stay independent: each keeps
+the best of its own M children.
+
 Budget per problem: M step generations per live subtree per depth, so at most
 N * max_steps step generations (with lookahead, each child that goes on is rolled out up to
-k more steps: at most N * (k + 1) * max_steps). One generate call (k + 1 with lookahead) and
-one score call per depth for every live subtree of every problem.
+k more steps: at most N * (k + 1) * max_steps). One score call per depth for every live
+subtree of every problem, and one generate call (k + 1 with lookahead) per distinct number
+of copies among the live subtrees' prefixes.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from dataclasses import dataclass, field
 
 from search.selection import Select
 from search.strategies.base import Calls, Outcome, SearchStrategy
-from search.strategies.tree import Node, SearchTree, expand, prune_keys
+from search.strategies.tree import Node, SearchTree, expand, prune_keys, same_prefix_groups
 from search.types import Problem, Sampling
 
 
@@ -61,20 +69,23 @@ class Dvts(SearchStrategy):
             ]
             if not live:
                 break
-            parents = [(index, subtree.current) for index, subtree in live]
+            # subtrees of a problem at the same prefix: one prompt, M continuations per copy
+            groups = same_prefix_groups([(index, subtree.current) for index, subtree in live])
             children = expand(
                 calls,
                 trees,
-                parents,
-                width,
+                [(live[group[0]][0], live[group[0]][1].current) for group in groups],
+                [width * len(group) for group in groups],
                 self.aggregation,
                 config.lookahead,
                 Sampling(temperature=config.lookahead_temperature),
             )
-            for (_, subtree), kids in zip(live, children, strict=True):
-                subtree.last_children = kids
-                subtree.current = _best(kids, config.prune)
-                subtree.live = not subtree.current.terminal
+            for group, kids in zip(groups, children, strict=True):
+                for copy, position in enumerate(group):
+                    subtree = live[position][1]
+                    subtree.last_children = kids[copy * width : (copy + 1) * width]
+                    subtree.current = _best(subtree.last_children, config.prune)
+                    subtree.live = not subtree.current.terminal
 
         outcomes = []
         for tree, problem_subtrees in zip(trees, subtrees, strict=True):

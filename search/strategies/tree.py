@@ -230,6 +230,17 @@ def expand(
     return children
 
 
+def same_prefix_groups(parents: Sequence[tuple[int, Node]]) -> list[list[int]]:
+    """Positions in ``parents`` grouped by (problem, steps), in first-seen order: nodes of one
+    problem with the same steps are one prefix. A strategy sends each group's first node once,
+    sampled ``len(group)`` times as many continuations (the same distribution as one prompt
+    per copy, one prompt's tokens), and hands the continuations out in order."""
+    groups: dict[tuple[int, tuple[str, ...]], list[int]] = {}
+    for position, (index, node) in enumerate(parents):
+        groups.setdefault((index, node.steps), []).append(position)
+    return list(groups.values())
+
+
 # -- pruning ---------------------------------------------------------------------------------
 def prune_keys(nodes: Sequence[Node], rule: Select) -> list[float]:
     """What beam search and DVTS rank ``nodes`` by (the children of one problem's depth, or of

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import networkx as nx
@@ -101,18 +100,15 @@ def test_best_of_n_is_one_generate_and_one_score_call(
 def test_one_generate_and_one_score_call_per_depth(
     name: str, problems: list[Problem], make_config: Callable[..., StrategyConfig]
 ) -> None:
-    """DVTS: one generate call per depth. Beam: one per depth and distinct number of copies
-    among its kept beams (identical beams are one prefix sampled M times per copy), so
-    between one and N/M per depth, each asking a multiple of M."""
+    """One generate call per depth and distinct number of copies among the prefixes sent
+    (identical kept beams, or subtrees at the same prefix, are one prefix sampled M times per
+    copy), so between one and N/M per depth, each asking a multiple of M."""
     config = make_config(name, n=4, beam_width=2, save_trees=True)
     results, generator, scorer = _run(config, problems)
     depths = max(_max_depth(r) for r in results)
     assert len(scorer.calls) == depths
-    if name == "dvts":
-        assert len(generator.calls) == generator.inner.usage.calls == depths
-    else:
-        assert depths <= len(generator.calls) <= depths * 2
-        assert all(n % 2 == 0 for _, n, _ in generator.calls)
+    assert depths <= len(generator.calls) == generator.inner.usage.calls <= depths * 2
+    assert all(n % 2 == 0 for _, n, _ in generator.calls)
     # Every problem was in the first call, and each problem's own count is the calls it was
     # in, so the calls were shared: far fewer than the per-problem counts added up.
     assert sorted(set(generator.calls[0][0])) == sorted(p.id for p in problems)
@@ -144,8 +140,13 @@ def test_chunking_by_batch_size_changes_calls_not_results(
     assert all(len(ids) <= 3 for ids, _, _ in chunked_generator.calls)
     assert all(len(ids) <= 3 for ids in chunked_scorer.calls)
     assert len(chunked_generator.calls) > len(whole_generator.calls)
-    live_per_call = [len(ids) for ids, _, _ in whole_generator.calls]
-    assert len(chunked_generator.calls) == sum(math.ceil(live / 3) for live in live_per_call)
+
+    # the same prefixes, each asking the same number of continuations, only cut into chunks
+    # (a chunk makes one call per distinct count among its prefixes)
+    def requests(calls: list[tuple[list[str], int, Until]]) -> list[tuple[str, int]]:
+        return sorted((id_, n) for ids, n, _ in calls for id_ in ids)
+
+    assert requests(chunked_generator.calls) == requests(whole_generator.calls)
 
 
 @pytest.mark.parametrize(

@@ -152,7 +152,8 @@ def test_dvts_candidates_are_the_last_expansion_of_each_subtree(
 def test_dvts_subtrees_search_independently(
     problems: list[Problem], make_config: Callable[..., StrategyConfig]
 ) -> None:
-    """Subtrees share only the root; below it each subtree expands one node per depth."""
+    """Below the root each subtree expands one node per depth, M children each; subtrees at
+    the same prefix expand one node (M children per subtree there)."""
     config = make_config("dvts", n=8, beam_width=2, save_trees=True)
     [result] = build_strategy(config, Aggregation.min).run(
         problems[:1], FakeGenerator(seed=0, error_rate=0.5), FakeScorer()
@@ -161,10 +162,32 @@ def test_dvts_subtrees_search_independently(
     graph = nx.node_link_graph(result.tree, edges="links")
     assert graph.out_degree(0) == 8  # 4 subtrees x M=2 first steps
     expanded = [v for v in graph if v != 0 and graph.out_degree(v)]
-    assert all(graph.out_degree(v) == 2 for v in expanded)
-    depths = [graph.nodes[v]["depth"] for v in expanded]
-    assert max(depths.count(depth) for depth in set(depths)) <= 4
-    assert len(expanded) > 4  # the subtrees went deeper than one expansion
+    assert all(graph.out_degree(v) in (2, 4, 6, 8) for v in expanded)
+    for depth in {graph.nodes[v]["depth"] for v in expanded}:
+        # 4 subtrees at most: 8 children per depth at most
+        assert sum(graph.out_degree(v) for v in expanded if graph.nodes[v]["depth"] == depth) <= 8
+    # no two expanded nodes of one depth hold the same steps: one prompt per prefix
+    paths = [tuple(nx.shortest_path(graph, 0, v)) for v in expanded]
+    steps = [tuple(graph.nodes[u]["step"] for u in path[1:]) for path in paths]
+    assert len(set(steps)) == len(steps)
+    assert len(expanded) > 1  # the subtrees went deeper than one expansion
+
+
+def test_dvts_subtrees_at_the_same_prefix_are_one_prompt() -> None:
+    """Every first step is the same, so all N/M subtrees stand at one prefix: depth 2 sends it
+    once with N continuations, and each subtree still keeps the best of its own M."""
+    options = {"": ["s1"], "s1": ["s \\boxed{2}"]}
+    generator = CountingGenerator(options)
+    config = StrategyConfig(name="dvts", n=4, beam_width=2, save_trees=True)  # type: ignore[arg-type]
+    [result] = build_strategy(config, "min").run(
+        [SCRIPTED], generator, TableScorer({"s1": 0.5, "s \\boxed{2}": 0.9})
+    )
+    assert generator.calls == [(1, 4), (1, 4)]
+    assert result.usage.prompt_tokens == 2  # one prompt per call (ScriptedGenerator: 1 each)
+    assert [c.answer for c in result.candidates] == ["2"] * 4
+    assert result.tree is not None
+    graph = nx.node_link_graph(result.tree, edges="links")
+    assert sorted(d for _, d in graph.out_degree()) == [0] * 7 + [4, 4]  # root, one prefix
 
 
 @pytest.mark.parametrize("prior", list(Prior))
