@@ -835,6 +835,18 @@ def model_identity(report: dict[str, Any], model: str) -> Any:
     return args.get(model, MERGE_DEFAULTS[model]), args.get(f"{model}_sha256")
 
 
+def require_prm(path: Path, prm: str) -> None:
+    """Refuse a result file that was not run with the PRM weights now in ``prm`` (a table
+    paired as "the PRM shipped now" must be of that PRM, or both sides would be one PRM)."""
+    recorded = json.loads(Path(path).read_text())["args"].get("prm_sha256")
+    expected = weights_digest(prm)
+    if expected is None or recorded != expected:
+        raise ValueError(
+            f"expected {path} run with the PRM weights in {prm} ({expected}), got PRM weights "
+            f"{recorded}; fix: rerun python benchmarks/accuracy_vs_compute.py with --prm {prm}"
+        )
+
+
 MERGED_LISTS = ("seeds", "search_ns", "strategies", "aggregations", "prune", "lookahead_ns")
 
 
@@ -938,10 +950,19 @@ def main() -> None:
         "both, NEW − OLD paired over problems and seeds (runs nothing; writes "
         "<NEW's name>_paired.{md,json} to --results-dir)",
     )
+    parser.add_argument(
+        "--new-prm",
+        metavar="DIR",
+        help="with --paired: refuse NEW unless it was run with the PRM weights now in DIR",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.new_prm and not args.paired:
+        parser.error("--new-prm checks the NEW file of --paired; fix: add --paired OLD NEW")
     if args.paired:
         old, new = args.paired
+        if args.new_prm:
+            require_prm(new, args.new_prm)
         entries = paired_entries(old, new)
         text = paired_markdown(old, new, entries)
         args.results_dir.mkdir(parents=True, exist_ok=True)

@@ -432,3 +432,20 @@ def test_paired_compares_the_same_runs_of_two_files_over_common_seeds(tmp_path: 
     other_split.write_text(json.dumps({"split": "longest", "args": {}, "rows": []}))
     with pytest.raises(ValueError, match="same split"):
         avc.paired_entries(old, other_split)
+
+
+def test_require_prm_refuses_a_table_of_other_weights(tmp_path: Path) -> None:
+    prm = tmp_path / "prm"
+    prm.mkdir()
+    (prm / "model.safetensors").write_bytes(b"weights one")
+    table = tmp_path / "table.json"
+    table.write_text(json.dumps({"args": {"prm_sha256": avc.weights_digest(str(prm))}}))
+    avc.require_prm(table, str(prm))  # run with these weights: accepted
+    (prm / "model.safetensors").write_bytes(b"weights two")  # another PRM shipped since
+    with pytest.raises(ValueError, match=r"expected .*table.json run with the PRM.*fix: rerun"):
+        avc.require_prm(table, str(prm))
+    table.write_text(json.dumps({"args": {}}))  # a file from before digests were recorded
+    with pytest.raises(ValueError, match="got PRM weights None"):
+        avc.require_prm(table, str(prm))
+    with pytest.raises(ValueError, match="absent"):
+        avc.require_prm(table, str(tmp_path / "absent"))
