@@ -882,6 +882,14 @@ def merge(paths: Sequence[Path], results_dir: Path) -> str:
             rows.setdefault(key, row)
     meta = {key: value for key, value in reports[0].items() if key not in ("args", "rows", "table")}
     meta["wall_s"] = sum(report.get("wall_s", 0.0) for report in reports)
+    # the lookahead of the files that ran beam with one (its summary line), whatever the order
+    lookaheads = {report.get("lookahead", 0) for report in reports} - {0}
+    if len(lookaheads) > 1:
+        raise ValueError(
+            f"expected results of one lookahead, got {sorted(lookaheads)}; fix: merge the runs "
+            "of each --lookahead separately"
+        )
+    meta["lookahead"] = lookaheads.pop() if lookaheads else 0
     arguments = {"merged": [str(path) for path in paths], **reports[0]["args"]}
     for name in MERGED_LISTS:  # what the union ran: every seed, strategy, budget, rule
         union = [v for report in reports for v in report["args"].get(name) or []]

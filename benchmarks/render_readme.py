@@ -172,7 +172,8 @@ SECTIONS: list[tuple[str, str, str]] = [
     (
         "Choosing how beam search and DVTS prune: validation split",
         "python benchmarks/accuracy_vs_compute.py --splits validation --max-n 32 --search-ns 16 "
-        "--strategies beam dvts --prune weighted prm",
+        "--strategies beam dvts --prune weighted prm (the DVTS rows: rerun with --strategies "
+        "dvts once DVTS sent shared prefixes as one prompt, then --merge)",
         "accuracy_vs_compute_validation.md",
     ),
     (
@@ -187,7 +188,8 @@ SECTIONS: list[tuple[str, str, str]] = [
     ),
     (
         "Accuracy versus compute: test split",
-        "python benchmarks/accuracy_vs_compute.py --splits test longest",
+        "python benchmarks/accuracy_vs_compute.py --splits test longest (the DVTS rows: rerun "
+        "with --strategies dvts once DVTS sent shared prefixes as one prompt, then --merge)",
         "accuracy_vs_compute_test.md",
     ),
     (
@@ -199,8 +201,18 @@ SECTIONS: list[tuple[str, str, str]] = [
         "accuracy_vs_compute_test_recheck.md",
     ),
     (
+        "Accuracy versus compute: DVTS rerun with shared prompts, against the table before",
+        "python benchmarks/accuracy_vs_compute.py --splits test --strategies dvts --results-dir "
+        "runs/dvts-shared && python benchmarks/accuracy_vs_compute.py --compare "
+        "benchmarks/results/dvts_shared/before/accuracy_vs_compute_test.json "
+        "runs/dvts-shared/accuracy_vs_compute_test.json "
+        "--results-dir benchmarks/results/dvts_shared",
+        "dvts_shared/accuracy_vs_compute_test_recheck.md",
+    ),
+    (
         "Accuracy versus compute: longest split (4-operation chains only)",
-        "python benchmarks/accuracy_vs_compute.py --splits test longest",
+        "python benchmarks/accuracy_vs_compute.py --splits test longest (the DVTS rows: rerun "
+        "with --strategies dvts once DVTS sent shared prefixes as one prompt, then --merge)",
         "accuracy_vs_compute_longest.md",
     ),
     (

@@ -315,6 +315,35 @@ def test_merge_keeps_repeated_rows_once_and_recomputes_the_tables(tmp_path: Path
     assert merged["args"]["seeds"] == [0, 1]  # what the union ran, not the first file's
 
 
+def test_merge_keeps_the_lookahead_summary_whichever_file_comes_first(tmp_path: Path) -> None:
+    """A file without lookahead rows (e.g. one strategy rerun) listed first must not drop the
+    lookahead summary line of a file that has them; two lookaheads are refused."""
+    problems = make_split("longest", size=3)
+    plain, ahead = tmp_path / "plain", tmp_path / "ahead"
+    for path in (plain, ahead):
+        path.mkdir()
+    avc.write(plain, fake_sweep(problems, 0, lookahead=0), longest_meta(), {"problems": 3})
+    avc.write(
+        ahead,
+        fake_sweep(problems, 0, lookahead=1),
+        {**longest_meta(), "lookahead": 1},
+        {"problems": 3, "lookahead": 1},
+    )
+    files = [path / "accuracy_vs_compute_longest.json" for path in (plain, ahead)]
+    text = avc.merge(files, tmp_path / "merged")
+    assert "with lookahead=1:" in text and "beam with lookahead against none" not in text
+    two = tmp_path / "two"
+    two.mkdir()
+    avc.write(
+        two,
+        fake_sweep(problems, 1, lookahead=2),
+        {**longest_meta(), "lookahead": 2},
+        {"problems": 3, "lookahead": 2},
+    )
+    with pytest.raises(ValueError, match=r"one lookahead, got \[1, 2\]"):
+        avc.merge([*files, two / "accuracy_vs_compute_longest.json"], tmp_path / "merged2")
+
+
 def test_merge_refuses_runs_of_another_prm(tmp_path: Path) -> None:
     problems = make_split("longest", size=3)
     meta = longest_meta()
