@@ -172,8 +172,7 @@ SECTIONS: list[tuple[str, str, str]] = [
     (
         "Choosing how beam search and DVTS prune: validation split",
         "python benchmarks/accuracy_vs_compute.py --splits validation --max-n 32 --search-ns 16 "
-        "--strategies beam dvts --prune weighted prm (the DVTS rows: rerun with --strategies "
-        "dvts once DVTS sent shared prefixes as one prompt, then --merge)",
+        "--strategies beam dvts --prune weighted prm",
         "accuracy_vs_compute_validation.md",
     ),
     (
@@ -188,8 +187,7 @@ SECTIONS: list[tuple[str, str, str]] = [
     ),
     (
         "Accuracy versus compute: test split",
-        "python benchmarks/accuracy_vs_compute.py --splits test longest (the DVTS rows: rerun "
-        "with --strategies dvts once DVTS sent shared prefixes as one prompt, then --merge)",
+        "python benchmarks/accuracy_vs_compute.py --splits test longest",
         "accuracy_vs_compute_test.md",
     ),
     (
@@ -206,13 +204,14 @@ SECTIONS: list[tuple[str, str, str]] = [
         "runs/dvts-shared && python benchmarks/accuracy_vs_compute.py --compare "
         "benchmarks/results/dvts_shared/before/accuracy_vs_compute_test.json "
         "runs/dvts-shared/accuracy_vs_compute_test.json "
-        "--results-dir benchmarks/results/dvts_shared",
+        "--results-dir benchmarks/results/dvts_shared && python benchmarks/accuracy_vs_compute.py "
+        "--merge runs/dvts-shared/accuracy_vs_compute_test.json "
+        "benchmarks/results/dvts_shared/before/accuracy_vs_compute_test.json",
         "dvts_shared/accuracy_vs_compute_test_recheck.md",
     ),
     (
         "Accuracy versus compute: longest split (4-operation chains only)",
-        "python benchmarks/accuracy_vs_compute.py --splits test longest (the DVTS rows: rerun "
-        "with --strategies dvts once DVTS sent shared prefixes as one prompt, then --merge)",
+        "python benchmarks/accuracy_vs_compute.py --splits test longest",
         "accuracy_vs_compute_longest.md",
     ),
     (

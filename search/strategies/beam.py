@@ -21,8 +21,9 @@ Budget per problem: at most N step generations per depth (exactly N at the first
 min(N/M, live beams) after), so at most N * max_steps step generations in all; with
 lookahead, each child that goes on is rolled out up to k more steps (at most
 N * (k + 1) * max_steps step generations). One score call per depth for every live beam of
-every problem, and one generate call (k + 1 with lookahead) per distinct number of copies
-among the kept beams (one when no two kept beams are the same).
+every problem, and one generate call per distinct number of copies among the kept beams
+(one when no two kept beams are the same), plus k with lookahead (one ``n=1`` call per
+lookahead step for all the children that go on).
 """
 
 from __future__ import annotations

@@ -25,8 +25,10 @@ the best of its own M children.
 Budget per problem: M step generations per live subtree per depth, so at most
 N * max_steps step generations (with lookahead, each child that goes on is rolled out up to
 k more steps: at most N * (k + 1) * max_steps). One score call per depth for every live
-subtree of every problem, and one generate call (k + 1 with lookahead) per distinct number
-of copies among the live subtrees' prefixes.
+subtree of every problem, and one generate call per distinct number of copies among the
+live subtrees' prefixes, plus k with lookahead (one ``n=1`` call per lookahead step for all
+the children that go on). A saved tree (``strategy.save_trees``) hangs the continuations of
+every copy under the first copy's node, so the other copies' kept nodes show as leaves.
 """
 
 from __future__ import annotations

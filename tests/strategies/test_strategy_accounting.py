@@ -212,7 +212,7 @@ def test_lookahead_rollouts_are_greedy_unless_told_otherwise(
             config.lookahead_temperature = temperature
         _, generator, _ = _run(config, problems)
         expansions = [
-            s for (_, n, _), s in zip(generator.calls, generator.samplings, strict=True) if n == 2
+            s for (_, n, _), s in zip(generator.calls, generator.samplings, strict=True) if n > 1
         ]
         rollouts = [
             s for (_, n, _), s in zip(generator.calls, generator.samplings, strict=True) if n == 1

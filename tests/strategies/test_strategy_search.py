@@ -11,6 +11,7 @@ import pytest
 from search.aggregation import Aggregation
 from search.envs.arith.fakes import FakeGenerator, FakeScorer
 from search.strategies import MctsFinal, Prior, StrategyConfig, build_strategy
+from search.strategies.tree import Node, SearchTree, same_prefix_groups
 from search.types import (
     DEFAULT_SAMPLING,
     STEP_SEPARATOR,
@@ -190,6 +191,45 @@ def test_dvts_subtrees_at_the_same_prefix_are_one_prompt() -> None:
     assert sorted(d for _, d in graph.out_degree()) == [0] * 7 + [4, 4]  # root, one prefix
 
 
+def test_dvts_copies_at_one_prefix_take_their_own_continuations() -> None:
+    """Both subtrees stand at "a" after depth 1, so depth 2 sends "a" once with 2 x M = 4
+    continuations: the first subtree gets b and c (keeps b, 0.6), the second d and e (keeps
+    the finished e, 0.9, though e would also beat b). Giving every copy the first M, or
+    letting a copy rank the whole group, gives other candidates."""
+    options = {
+        "": ["a"],
+        "a": ["b", "c", "d \\boxed{2}", "e \\boxed{3}"],
+        "b": ["f \\boxed{2}"],
+        "c": ["g"],
+    }
+    table = {"a": 1.0, "b": 0.6, "c": 0.1, "d \\boxed{2}": 0.2, "e \\boxed{3}": 0.9}
+    table["f \\boxed{2}"] = 0.8
+    generator = CountingGenerator(options)
+    config = StrategyConfig(name="dvts", n=4, beam_width=2)  # type: ignore[arg-type]
+    [result] = build_strategy(config, "min").run([SCRIPTED], generator, TableScorer(table))
+    assert generator.calls == [(1, 4), (1, 4), (1, 2)]  # the last: the first subtree alone
+    assert [c.steps for c in result.candidates] == [
+        ("a", "b", "f \\boxed{2}"),
+        ("a", "b", "f \\boxed{2}"),
+        ("a", "d \\boxed{2}"),
+        ("a", "e \\boxed{3}"),
+    ]
+
+
+def test_same_prefix_groups_are_per_problem_in_first_seen_order() -> None:
+    first, other = SearchTree(SCRIPTED), SearchTree(SCRIPTED)
+
+    def node(tree: SearchTree, *steps: str) -> Node:
+        step = Continuation("", steps, FinishReason.step, 1)
+        return tree.add(tree.root, step)
+
+    a, b = node(first, "s1"), node(first, "s2")
+    a_again, a_elsewhere = node(first, "s1"), node(other, "s1")
+    parents = [(0, a), (1, a_elsewhere), (0, b), (0, a_again), (0, first.root)]
+    assert same_prefix_groups(parents) == [[0, 3], [1], [2], [4]]
+    assert same_prefix_groups([]) == []
+
+
 @pytest.mark.parametrize("prior", list(Prior))
 @pytest.mark.parametrize("simulations", [1, 5, 12])
 def test_mcts_visits_add_up(
@@ -316,7 +356,7 @@ def test_prune_by_own_score_or_by_the_vote_of_identical_steps(
 
 def test_prune_keys_pool_identical_steps_only() -> None:
     from search.selection import Select
-    from search.strategies.tree import SearchTree, prune_keys
+    from search.strategies.tree import prune_keys
 
     tree = SearchTree(SCRIPTED)
     kids = [
