@@ -676,6 +676,11 @@ def one_split_reports(old: Path, new: Path, use: str) -> list[dict[str, Any]]:
     return reports
 
 
+def describe(row: dict[str, Any]) -> str:
+    """A row as the checks name it: strategy, aggregation, N and seed."""
+    return "{} {} n={} seed={}".format(*row_key(row)[:4])
+
+
 def row_checks(old: Path, new: Path) -> list[RowCheck]:
     """Per row present in both result files (same split, run and seed): whether the
     per-problem grades are the same, e.g. after a code change that should not move results
@@ -687,7 +692,7 @@ def row_checks(old: Path, new: Path) -> list[RowCheck]:
         earlier = before.get(row_key(row))
         if earlier is None:
             continue
-        name = "{} {} n={} seed={}".format(*row_key(row)[:4])
+        name = describe(row)
         if len(earlier["correct"]) != len(row["correct"]):
             detail = f"{len(earlier['correct'])} problems before, {len(row['correct'])} now"
             checks.append(RowCheck(name, detail, same=False))
@@ -840,19 +845,31 @@ def require_prm(path: Path, prm: str) -> None:
     paired as "the PRM shipped now" must be of that PRM, or both sides would be one PRM)."""
     recorded = json.loads(Path(path).read_text())["args"].get("prm_sha256")
     expected = weights_digest(prm)
-    if expected is None or recorded != expected:
+    if expected is None:
+        raise ValueError(
+            f"expected a local PRM directory with weights at {prm}, got none; fix: --new-prm "
+            "DIR with the PRM's *.safetensors or *.bin files"
+        )
+    if recorded != expected:
         raise ValueError(
             f"expected {path} run with the PRM weights in {prm} ({expected}), got PRM weights "
             f"{recorded}; fix: rerun python benchmarks/accuracy_vs_compute.py with --prm {prm}"
         )
 
 
+def merged_from(path: Path, report: dict[str, Any]) -> list[str]:
+    """The run files behind a result file: its ``merged`` list, or the file itself."""
+    return [str(m) for m in report["args"].get("merged") or [path]]
+
+
 MERGED_LISTS = ("seeds", "search_ns", "strategies", "aggregations", "prune", "lookahead_ns")
 
 
-def merge(paths: Sequence[Path], results_dir: Path) -> str:
+def merge(paths: Sequence[Path], results_dir: Path, replace: bool = False) -> str:
     """Union of the rows of several result files of one split (a row repeated in several,
-    e.g. the best-of-N rows of one seed, is kept once); the tables are recomputed."""
+    e.g. the best-of-N rows of one seed, is kept once); the tables are recomputed. A repeated
+    row must have the same grades in every file, unless ``replace``: then the first file's
+    row stands (a rerun listed first replaces the rows it reran)."""
     reports = [json.loads(Path(path).read_text()) for path in paths]
     splits = {report["split"] for report in reports}
     if len(splits) != 1:
@@ -876,10 +893,18 @@ def merge(paths: Sequence[Path], results_dir: Path) -> str:
             "of each --beam-width separately"
         )
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    differ: list[str] = []
     for report in reports:
         for row in report["rows"]:
-            key = row_key(row)
-            rows.setdefault(key, row)
+            kept = rows.setdefault(row_key(row), row)
+            if kept["correct"] != row["correct"]:
+                differ.append(describe(kept))
+    if differ and not replace:
+        raise ValueError(
+            f"expected a row repeated in several files to have the same grades, got {len(differ)} "
+            f"that differ ({', '.join(differ[:3])}{', ...' if len(differ) > 3 else ''}); fix: "
+            "list the rerun first and add --replace, or merge runs of the same code"
+        )
     meta = {key: value for key, value in reports[0].items() if key not in ("args", "rows", "table")}
     meta["wall_s"] = sum(report.get("wall_s", 0.0) for report in reports)
     # the lookahead of the files that ran beam with one (its summary line), whatever the order
@@ -890,7 +915,10 @@ def merge(paths: Sequence[Path], results_dir: Path) -> str:
             "of each --lookahead separately"
         )
     meta["lookahead"] = lookaheads.pop() if lookaheads else 0
-    arguments = {"merged": [str(path) for path in paths], **reports[0]["args"]}
+    # the files behind each input: its own list when it is itself a merge
+    merged = [m for path, r in zip(paths, reports, strict=True) for m in merged_from(path, r)]
+    arguments = {**reports[0]["args"], "merged": list(dict.fromkeys(merged))}
+    arguments["lookahead"] = meta["lookahead"]
     for name in MERGED_LISTS:  # what the union ran: every seed, strategy, budget, rule
         union = [v for report in reports for v in report["args"].get(name) or []]
         if union:
@@ -942,6 +970,12 @@ def main() -> None:
         "strategies, e.g. in parallel processes): rewrite their union into --results-dir",
     )
     parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="with --merge: a row in several files with other grades is taken from the first "
+        "file (list a rerun first); without it such a row is refused",
+    )
+    parser.add_argument(
         "--compare",
         type=Path,
         nargs=2,
@@ -986,8 +1020,10 @@ def main() -> None:
         (args.results_dir / f"{new.stem}_recheck.md").write_text(recheck_markdown(old, new, checks))
         print(checks_text(checks))
         return
+    if args.replace and not args.merge:
+        parser.error("--replace is for --merge; fix: add --merge RERUN OTHER...")
     if args.merge:
-        print(merge(args.merge, args.results_dir))
+        print(merge(args.merge, args.results_dir, replace=args.replace))
         return
 
     aggregations = [Aggregation(how) for how in args.aggregations]

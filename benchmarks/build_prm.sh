@@ -54,13 +54,10 @@ if [ "$STAGES" != train ]; then
     report=true progress=false
 fi
 # Train 2 epochs at lr 2e-3 from the verifier base, then one refine round per entry of
-# REFINE_LRS, each continuing the last model for 2 epochs at that learning rate (a fresh warmup
-# and decay): validation F1 rose round after round at 1e-3 until the fifth, then with a round
-# at 5e-4 (README, "Building the shipped PRM"), with a second one at 5e-4, which also searched
-# better on validation (README, "One more training round for the shipped PRM"), and with two
-# more at 5e-4, chosen on validation the same way (README, "Two more training rounds"). The
-# last stage exports the model.
-REFINE_LRS=${REFINE_LRS:-"0.001 0.001 0.001 0.001 0.001 0.0005 0.0005 0.0005 0.0005"}
+# REFINE_LRS (default: benchmarks/prm_rounds.sh, which says why), each continuing the last
+# model for 2 epochs at that learning rate. The last stage exports the model.
+source benchmarks/prm_rounds.sh
+REFINE_LRS=${REFINE_LRS:-$MAKE_PRM_REFINE_LRS}
 # GROUP_BY_LENGTH=true: every round draws batches of similar lengths (prm.train group_by_length):
 # 1.78x faster per step, but on these labels it trains far worse (README, "Choosing the
 # training recipe on validation"), so false stays the default.

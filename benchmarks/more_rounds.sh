@@ -39,19 +39,23 @@ done
   --candidate "shipped+2 rounds=$results/round3" --out "$results/choice.md"
 # test and longest, read once after the choice was shipped: README's tables (accuracy_vs_compute.py,
 # run with it) paired with those of the PRM shipped before, kept in benchmarks/results/rounds/before/
+# (README's tables as they were then: their DVTS rows were rerun later, once DVTS subtrees at
+# one prefix shared a prompt, which draws anew; benchmarks/results/dvts_shared/before/ keeps
+# them as they were)
 for split in test longest; do
-  # README's table must have been rerun with the PRM shipped now, or the pairs would be of one PRM
+  # they must have been run with the PRM shipped now, or the pairs would be of one PRM
   "$PY" benchmarks/accuracy_vs_compute.py --paired \
     "$results/before/accuracy_vs_compute_$split.json" \
-    "benchmarks/results/accuracy_vs_compute_$split.json" --new-prm checkpoints/arith-prm \
-    --results-dir "$results"
+    "benchmarks/results/dvts_shared/before/accuracy_vs_compute_$split.json" \
+    --new-prm checkpoints/arith-prm --results-dir "$results"
 done
 # make prm with the chosen rounds (build_prm.sh's REFINE_LRS), timed on the packed rebuild
 PACKED=${PACKED:-runs/prm-packed}
 [ -f "$PACKED/refine7/training_log.json" ] || bash benchmarks/pack_recipe.sh
-# once its last round has trained (only the last exports), not again: every resumed stage
-# would log its checks' seconds
-[ -f "$PACKED/export/config.json" ] || RUN="$PACKED" EXPORT="$PACKED/export" \
+source benchmarks/prm_rounds.sh
+read -r -a lrs <<< "$MAKE_PRM_REFINE_LRS"
+# once its last round has trained, not again: every resumed stage would log its checks' seconds
+[ -f "$PACKED/refine${#lrs[@]}/training_log.json" ] || RUN="$PACKED" EXPORT="$PACKED/export" \
   STAGES=train PACK=true bash benchmarks/build_prm.sh
 "$PY" benchmarks/prm_pipeline_times.py --run "$PACKED" --name prm_pipeline_packed
 "$PY" benchmarks/prm_processbench.py --prm "$PACKED/export" --name prm_processbench_packed

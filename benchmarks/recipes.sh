@@ -26,7 +26,10 @@ round_on_top() {
 
 # search_on_validation PRM OUT [BASELINE]: best-of-32, beam@16 and DVTS@16 with PRM on the
 # validation split into OUT (unless OUT holds them), paired with BASELINE's validation table
-# (default the previous PRM's, benchmarks/results/previous/).
+# (default the previous PRM's, benchmarks/results/previous/). The baselines kept in
+# benchmarks/results/ ran DVTS before its subtrees at one prefix shared a prompt: the same
+# distribution, other draws, so a new run's DVTS@16 pairs with them without the pairing's
+# smaller error; rerun the baseline for a tight DVTS pair.
 search_on_validation() {
   local prm=$1 out=$2
   local baseline=${3:-benchmarks/results/previous/accuracy_vs_compute_validation.json}

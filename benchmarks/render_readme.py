@@ -206,7 +206,7 @@ SECTIONS: list[tuple[str, str, str]] = [
         "runs/dvts-shared/accuracy_vs_compute_test.json "
         "--results-dir benchmarks/results/dvts_shared && python benchmarks/accuracy_vs_compute.py "
         "--merge runs/dvts-shared/accuracy_vs_compute_test.json "
-        "benchmarks/results/dvts_shared/before/accuracy_vs_compute_test.json",
+        "benchmarks/results/dvts_shared/before/accuracy_vs_compute_test.json --replace",
         "dvts_shared/accuracy_vs_compute_test_recheck.md",
     ),
     (

@@ -344,6 +344,33 @@ def test_merge_keeps_the_lookahead_summary_whichever_file_comes_first(tmp_path: 
         avc.merge([*files, two / "accuracy_vs_compute_longest.json"], tmp_path / "merged2")
 
 
+def test_merge_refuses_a_repeated_row_with_other_grades_unless_told(tmp_path: Path) -> None:
+    """A rerun of one strategy merged with the table it reran: its rows replace the old ones
+    only with ``replace`` and only listed first; the provenance keeps every run file."""
+    problems = make_split("longest", size=3)
+    rows = fake_sweep(problems, 0, lookahead=0)
+    changed = [
+        dict(r, correct=[1 - c for c in r["correct"]]) if r["strategy"] == "dvts" else r
+        for r in rows
+    ]
+    for name, table in (("old", rows), ("rerun", changed)):
+        (tmp_path / name).mkdir()
+        avc.write(tmp_path / name, table, longest_meta(), {"problems": 3})
+    old, rerun = (tmp_path / n / "accuracy_vs_compute_longest.json" for n in ("old", "rerun"))
+    with pytest.raises(ValueError, match=r"same grades, got 2 that differ \(dvts min n=2"):
+        avc.merge([rerun, old], tmp_path / "merged")
+    avc.merge([rerun, old], tmp_path / "merged", replace=True)
+    merged = json.loads((tmp_path / "merged" / "accuracy_vs_compute_longest.json").read_text())
+    dvts = [r for r in merged["rows"] if r["strategy"] == "dvts"]
+    assert dvts and all(r in changed for r in dvts)  # the rerun's rows, listed first
+    assert merged["args"]["merged"] == [str(rerun), str(old)]
+    # merging into a merge keeps the run files behind it, not the merged file's own name
+    again = tmp_path / "merged" / "accuracy_vs_compute_longest.json"
+    avc.merge([again], tmp_path / "again")
+    again_args = json.loads((tmp_path / "again" / "accuracy_vs_compute_longest.json").read_text())
+    assert again_args["args"]["merged"] == [str(rerun), str(old)]
+
+
 def test_merge_refuses_runs_of_another_prm(tmp_path: Path) -> None:
     problems = make_split("longest", size=3)
     meta = longest_meta()
@@ -476,5 +503,5 @@ def test_require_prm_refuses_a_table_of_other_weights(tmp_path: Path) -> None:
     table.write_text(json.dumps({"args": {}}))  # a file from before digests were recorded
     with pytest.raises(ValueError, match="got PRM weights None"):
         avc.require_prm(table, str(prm))
-    with pytest.raises(ValueError, match="absent"):
+    with pytest.raises(ValueError, match="expected a local PRM directory with weights at"):
         avc.require_prm(table, str(tmp_path / "absent"))
