@@ -168,7 +168,17 @@ def test_kv_buffer_grows_past_its_plan_and_selects_rows() -> None:
     got_keys, got_values = layer.update(step, step)  # 5 > 3: grows
     assert got_keys.shape == (2, 1, 5, 4) and layer.get_seq_length() == 5
     assert torch.equal(got_keys[:, :, :2], keys) and torch.equal(got_values[:, :, 2:], step)
-    layer.batch_select_indices(torch.tensor([1]))
+    filled_keys, filled_values = got_keys.clone(), got_values.clone()
+    layer.batch_select_indices(torch.tensor([1, 0, 1]))  # reordered, one row twice
+    assert torch.equal(layer.keys, filled_keys[[1, 0, 1]])
+    assert torch.equal(layer.values, filled_values[[1, 0, 1]])
+    room = layer._keys.shape[2]
+    assert room == 6  # the grown capacity is kept: the next token needs no new buffer
+    new_keys, new_values = layer.update(torch.ones(3, 1, 1, 4), torch.zeros(3, 1, 1, 4))
+    assert layer._keys.shape[2] == room and new_keys.shape == (3, 1, 6, 4)
+    assert torch.equal(new_keys[:, :, :5], filled_keys[[1, 0, 1]])
+    assert torch.equal(new_values[:, :, 5], torch.zeros(3, 1, 4))
+    layer.batch_select_indices(torch.tensor([2]))
     assert torch.equal(layer.keys[0, :, :2], keys[1]) and layer.keys.shape[0] == 1
 
 
