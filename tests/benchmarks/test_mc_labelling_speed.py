@@ -50,3 +50,23 @@ def test_report_shows_ranges_and_ratios_only_when_repeated() -> None:
     assert "500 tokens/s with eager attention (5.0x the first row)" in text
     single = mc_labelling_speed.report([run("before", 10.0)], ceilings, 8, 8, 4)
     assert "Every row ran" not in single and "(10.0-" not in single
+
+
+def test_every_row_stops_its_backend_before_the_next(monkeypatch: Any) -> None:
+    """A vLLM row's engine must not outlive its row (its worker would slow the rows after)."""
+    from prm.sample import SampledSolution
+    from search.envs.arith.fakes import FakeGenerator
+    from search.envs.arith.world import make_split
+
+    closed: list[bool] = []
+
+    class Closing(FakeGenerator):
+        def close(self) -> None:
+            closed.append(True)
+
+    monkeypatch.setattr(mc_labelling_speed, "_build", lambda setup: Closing(seed=0))
+    problem = make_split("test", size=1)[0]
+    solution = SampledSolution(problem, 0, problem.gold_steps, finished=True, num_tokens=9)
+    row = mc_labelling_speed.run_setup(mc_labelling_speed.SETUPS[2], [solution], 1, 2)
+    assert closed == [True] and row["solutions"] == 1
+    mc_labelling_speed.release(FakeGenerator(seed=0))  # a backend without close: nothing to do
