@@ -35,7 +35,7 @@ SECTIONS: list[tuple[str, str, str]] = [
     ),
     (
         "Monte Carlo labelling speed",
-        "python benchmarks/mc_labelling_speed.py",
+        "python benchmarks/mc_labelling_speed.py --limit 512 --chunk 512",
         "mc_labelling_speed.md",
     ),
     (
