@@ -174,23 +174,6 @@ def test_dvts_subtrees_search_independently(
     assert len(expanded) > 1  # the subtrees went deeper than one expansion
 
 
-def test_dvts_subtrees_at_the_same_prefix_are_one_prompt() -> None:
-    """Every first step is the same, so all N/M subtrees stand at one prefix: depth 2 sends it
-    once with N continuations, and each subtree still keeps the best of its own M."""
-    options = {"": ["s1"], "s1": ["s \\boxed{2}"]}
-    generator = CountingGenerator(options)
-    config = StrategyConfig(name="dvts", n=4, beam_width=2, save_trees=True)  # type: ignore[arg-type]
-    [result] = build_strategy(config, "min").run(
-        [SCRIPTED], generator, TableScorer({"s1": 0.5, "s \\boxed{2}": 0.9})
-    )
-    assert generator.calls == [(1, 4), (1, 4)]
-    assert result.usage.prompt_tokens == 2  # one prompt per call (ScriptedGenerator: 1 each)
-    assert [c.answer for c in result.candidates] == ["2"] * 4
-    assert result.tree is not None
-    graph = nx.node_link_graph(result.tree, edges="links")
-    assert sorted(d for _, d in graph.out_degree()) == [0] * 7 + [4, 4]  # root, one prefix
-
-
 def test_dvts_copies_at_one_prefix_take_their_own_continuations() -> None:
     """Both subtrees stand at "a" after depth 1, so depth 2 sends "a" once with 2 x M = 4
     continuations: the first subtree gets b and c (keeps b, 0.6), the second d and e (keeps
@@ -395,13 +378,15 @@ class CountingGenerator(ScriptedGenerator):
 
 
 @pytest.mark.parametrize("prune", ["prm", "weighted"])
-def test_identical_kept_beams_are_one_prompt_sampled_for_every_copy(prune: str) -> None:
-    """Every first step is the same: the N/M = 2 kept beams are copies, so depth 2 sends one
-    prefix with 2 x M continuations (the same draws as M per copy, one prompt)."""
+@pytest.mark.parametrize("name", ["beam", "dvts"])
+def test_identical_prefixes_are_one_prompt_sampled_for_every_copy(name: str, prune: str) -> None:
+    """Every first step is the same: beam's N/M = 2 kept beams are copies, and DVTS's 2
+    subtrees stand at one prefix, so depth 2 sends it once with 2 x M continuations (the same
+    draws as M per copy, one prompt); a DVTS subtree still keeps the best of its own M."""
     options = {"": ["s1"], "s1": ["s \\boxed{2}"]}
     generator = CountingGenerator(options)
     config = StrategyConfig(  # type: ignore[arg-type]
-        name="beam", n=4, beam_width=2, prune=prune, save_trees=True
+        name=name, n=4, beam_width=2, prune=prune, save_trees=True
     )
     [result] = build_strategy(config, "min").run(
         [SCRIPTED], generator, TableScorer({"s1": 0.5, "s \\boxed{2}": 0.9})
@@ -411,4 +396,4 @@ def test_identical_kept_beams_are_one_prompt_sampled_for_every_copy(prune: str) 
     assert [c.answer for c in result.candidates] == ["2"] * 4
     assert result.tree is not None
     graph = nx.node_link_graph(result.tree, edges="links")
-    assert sorted(d for _, d in graph.out_degree()) == [0] * 7 + [4, 4]  # root, one beam
+    assert sorted(d for _, d in graph.out_degree()) == [0] * 7 + [4, 4]  # root, one prefix
