@@ -33,9 +33,9 @@ TRAIN_DATA=${TRAIN_DATA:-$RUN/labels/consensus/stepwise.jsonl}
 if [ "$STAGES" != train ]; then
   stage sample "$PY" -m prm.sample output_dir="$RUN/samples" count="$PROBLEMS" num_samples=8 \
     chunk_problems=400 policy.backend=vllm progress=false
-  # MC_BACKEND: on this 2-core machine the transformers generator labels about 2x the solutions
-  # per second vLLM with both cores does (README, "Monte Carlo labelling speed"), which keeps
-  # `make prm` within 90 minutes (README, "`make prm` timed"). The shipped labels were rolled out on vLLM
+  # MC_BACKEND: on this 2-core machine the transformers generator labels about 2.7x the
+  # solutions per second vLLM does as run here (2x vLLM given both cores; README, "Monte Carlo
+  # labelling speed"), which keeps `make prm` within 90 minutes (README, "`make prm` timed"). The shipped labels were rolled out on vLLM
   # (MC_BACKEND=vllm), with other random draws; on a GPU, vLLM is the one to use.
   MC_BACKEND=${MC_BACKEND:-hf}
   # TRUST_RIGHT_ANSWERS=false: early-stop MC rolls out the prefixes of right-answer solutions too

@@ -136,12 +136,14 @@ def run_setup(setup: SetUp, solutions: list[Any], chunk: int, rollouts: int) -> 
     labeller = MCLabeller(generator, MCConfig(num_rollouts=rollouts, early_stop=setup.early_stop))
     start = time.perf_counter()
     records = []
-    for offset in range(0, len(solutions), chunk):
-        records += labeller.label(solutions[offset : offset + chunk])
-    wall_s = time.perf_counter() - start
+    try:
+        for offset in range(0, len(solutions), chunk):
+            records += labeller.label(solutions[offset : offset + chunk])
+    finally:
+        wall_s = time.perf_counter() - start
+        release(generator)
     usage = labeller.usage()
     quality = label_quality(setup.name, solutions, [r.first_error for r in records], ArithChecker())
-    release(generator)
     del generator, labeller
     gc.collect()
     return {

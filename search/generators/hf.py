@@ -252,10 +252,10 @@ class HFGenerator:
         if buffered:
             from search.generators.kv_buffer import buffer_cache
 
-            # room for the prompt and a step's worth of tokens: every copy of the cache (rows
-            # dropped, a prompt's states given to its rows) copies the whole buffer, so a
-            # buffer planned for the longest possible rollout would copy mostly empty room;
-            # a longer rollout grows it by doubling (`BufferLayer.update`)
+            # room for the prompt and a step's worth of tokens; a longer rollout grows it by
+            # doubling (`BufferLayer.update`). Copies of the cache (rows dropped, a prompt's
+            # states given to its rows) copy only the filled positions, so a larger plan
+            # would cost memory, not copy time
             cache = buffer_cache(
                 self.model.config.num_hidden_layers,
                 past + width + min(limit, KV_PLAN_TOKENS) + 1,

@@ -84,6 +84,9 @@ class BufferLayer(DynamicLayer):
 
         if not self.is_initialized:
             return
+        indices = torch.as_tensor(indices, device=self.device)
+        if indices.dtype == torch.bool:  # a mask of the rows to keep
+            indices = indices.nonzero().squeeze(1)
         count = int(indices.shape[0])
         filled = self.length
         keys = torch.empty((count, *self._keys.shape[1:]), dtype=self.dtype, device=self.device)
@@ -93,6 +96,30 @@ class BufferLayer(DynamicLayer):
         self._keys, self._values = keys, values
         self.keys = self._keys[:, :, :filled]
         self.values = self._values[:, :, :filled]
+
+    def reorder_cache(self, beam_idx: Any) -> None:
+        """transformers' beam search: rows reordered (and repeated) in place of the old."""
+        self.batch_select_indices(beam_idx)
+
+    # transformers' other in-place edits of a layer rewrite only ``keys``/``values`` and would
+    # leave the buffer behind them stale: refused rather than silently wrong
+    def crop(self, tokens_to_remove: int) -> None:
+        raise NotImplementedError(_UNSUPPORTED.format("crop"))
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        raise NotImplementedError(_UNSUPPORTED.format("batch_repeat_interleave"))
+
+    def offload(self) -> None:
+        raise NotImplementedError(_UNSUPPORTED.format("offload"))
+
+    def prefetch(self) -> None:
+        raise NotImplementedError(_UNSUPPORTED.format("prefetch"))
+
+
+_UNSUPPORTED = (
+    "expected the search generator's own use of the KV buffer, got a call to {}, which it "
+    "does not support; fix: policy.hf.kv_cache=dynamic (transformers' DynamicCache)"
+)
 
 
 def buffer_cache(

@@ -182,6 +182,35 @@ def test_kv_buffer_grows_past_its_plan_and_selects_rows() -> None:
     assert torch.equal(layer.keys[0, :, :2], keys[1]) and layer.keys.shape[0] == 1
 
 
+def test_kv_buffer_reorders_for_beam_search_and_refuses_what_it_cannot_do() -> None:
+    """transformers' own edits of a layer must keep the buffer behind ``keys`` right: beam
+    search's reorder goes through the row selection (a list, a mask or a tensor), the rest is
+    refused with the fix instead of leaving the buffer stale."""
+    import torch
+
+    from search.generators.kv_buffer import BufferLayer
+
+    layer = BufferLayer(capacity=4)
+    keys = torch.arange(3 * 1 * 2 * 2, dtype=torch.float32).reshape(3, 1, 2, 2)
+    layer.update(keys, -keys)
+    layer.reorder_cache(torch.tensor([2, 2, 0]))
+    assert torch.equal(layer.keys, keys[[2, 2, 0]]) and torch.equal(layer.values, -keys[[2, 2, 0]])
+    after, _ = layer.update(torch.ones(3, 1, 1, 2), torch.ones(3, 1, 1, 2))
+    assert torch.equal(after[:, :, :2], keys[[2, 2, 0]])  # appends see the reordered rows
+    layer.batch_select_indices(torch.tensor([True, False, True]))
+    assert torch.equal(layer.keys[:, :, :2], keys[[2, 0]])
+    layer.batch_select_indices([1])
+    assert torch.equal(layer.keys[:, :, :2], keys[[0]])
+    for call in (
+        lambda: layer.crop(1),
+        lambda: layer.batch_repeat_interleave(2),
+        layer.offload,
+        layer.prefetch,
+    ):
+        with pytest.raises(NotImplementedError, match="fix: policy.hf.kv_cache=dynamic"):
+            call()
+
+
 def test_prompt_prefix_reuse_across_calls_changes_no_token(tiny_policy_dir: Path) -> None:
     """A beam's next depth re-sends its whole prefix: with the prompt tree, only the new
     tokens are run, and every continuation is what a generator without the tree samples."""
