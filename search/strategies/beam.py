@@ -45,11 +45,11 @@ def _best_first(nodes: Sequence[Node]) -> list[Node]:
     return sorted(nodes, key=key)
 
 
-def _merge(beams: Sequence[Node]) -> list[tuple[Node, int]]:
-    """One problem's kept beams as (beam, copies): beams with the same steps become one, the
-    first one kept (``tree.same_prefix_groups``)."""
+def _merge(beams: Sequence[Node]) -> list[list[Node]]:
+    """One problem's kept beams grouped by their steps (``tree.same_prefix_groups``): each
+    group is one prompt, its first beam's, and every beam of it gets its own M children."""
     groups = same_prefix_groups([(0, beam) for beam in beams])
-    return [(beams[group[0]], len(group)) for group in groups]
+    return [[beams[i] for i in group] for group in groups]
 
 
 class BeamSearch(SearchStrategy):
@@ -62,26 +62,27 @@ class BeamSearch(SearchStrategy):
         dead_ends: list[list[Node]] = [[] for _ in problems]
         last_beams: list[list[Node]] = [[] for _ in problems]
         # the root as N/M copies: M children each, N first steps
-        frontier: list[list[tuple[Node, int]]] = [[(tree.root, keep)] for tree in trees]
+        frontier: list[list[list[Node]]] = [[[tree.root] * keep] for tree in trees]
 
         for _ in range(config.max_steps):
             live = [
-                (index, node, copies)
+                (index, group)
                 for index in range(len(problems))
                 if len(finished[index]) < n
-                for node, copies in frontier[index]
+                for group in frontier[index]
             ]
             if not live:
                 break
-            parents = [(index, node) for index, node, _ in live]
+            parents = [(index, group[0]) for index, group in live]
             children = expand(
                 calls,
                 trees,
                 parents,
-                [width * copies for _, _, copies in live],
+                [width * len(group) for _, group in live],
                 self.aggregation,
                 config.lookahead,
                 Sampling(temperature=config.lookahead_temperature),
+                copies=[group for _, group in live],
             )
             new: dict[int, list[Node]] = {}
             for (index, _), kids in zip(parents, children, strict=True):

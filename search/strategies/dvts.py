@@ -27,8 +27,8 @@ N * max_steps step generations (with lookahead, each child that goes on is rolle
 k more steps: at most N * (k + 1) * max_steps). One score call per depth for every live
 subtree of every problem, and one generate call per distinct number of copies among the
 live subtrees' prefixes, plus k with lookahead (one ``n=1`` call per lookahead step for all
-the children that go on). A saved tree (``strategy.save_trees``) hangs the continuations of
-every copy under the first copy's node, so the other copies' kept nodes show as leaves.
+the children that go on). A saved tree (``strategy.save_trees``) shows each copy's M
+children under that subtree's own node.
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ class Dvts(SearchStrategy):
                 self.aggregation,
                 config.lookahead,
                 Sampling(temperature=config.lookahead_temperature),
+                copies=[[live[position][1].current for position in group] for group in groups],
             )
             for group, kids in zip(groups, children, strict=True):
                 for copy, position in enumerate(group):

@@ -181,9 +181,15 @@ def expand(
     aggregation: Aggregation,
     lookahead: int = 0,
     rollout: Sampling = GREEDY,
+    copies: Sequence[Sequence[Node]] | None = None,
 ) -> list[list[Node]]:
     """``width`` scored children of every ``(problem_index, node)`` in ``parents`` (one
-    count for all, or one per parent)."""
+    count for all, or one per parent), in the order sampled.
+
+    ``copies[i]``: the nodes that parent i stands for, all with its steps (a prefix sent once
+    for several beams or subtrees, ``same_prefix_groups``); its continuations are split among
+    them in order, an equal share each, and each share is added under its own node, so a
+    saved tree shows every copy's children where they belong. Default: the parent alone."""
     if not parents:
         return []
     owners = [index for index, _ in parents]
@@ -191,8 +197,16 @@ def expand(
     generations = calls.generate(owners, prefixes, width, Until.step)
     children: list[list[Node]] = []
     flat: list[tuple[int, Node]] = []
-    for (index, node), generation in zip(parents, generations, strict=True):
-        kids = [trees[index].add(node, c) for c in generation.continuations]
+    for i, ((index, node), generation) in enumerate(zip(parents, generations, strict=True)):
+        homes = [node] if copies is None else list(copies[i])
+        continuations = generation.continuations
+        share, left = divmod(len(continuations), len(homes))
+        if left or any(home.steps != node.steps for home in homes):
+            raise ValueError(
+                f"expected copies with parent {i}'s steps sharing its {len(continuations)} "
+                f"continuations equally, got {len(homes)} copies; fix: ask width = share x copies"
+            )
+        kids = [trees[index].add(homes[j // share], c) for j, c in enumerate(continuations)]
         children.append(kids)
         flat.extend((index, kid) for kid in kids)
 
@@ -234,7 +248,8 @@ def same_prefix_groups(parents: Sequence[tuple[int, Node]]) -> list[list[int]]:
     """Positions in ``parents`` grouped by (problem, steps), in first-seen order: nodes of one
     problem with the same steps are one prefix. A strategy sends each group's first node once,
     sampled ``len(group)`` times as many continuations (the same distribution as one prompt
-    per copy, one prompt's tokens), and hands the continuations out in order."""
+    per copy, one prompt's tokens), and hands the continuations out in order (``expand``'s
+    ``copies``)."""
     groups: dict[tuple[int, tuple[str, ...]], list[int]] = {}
     for position, (index, node) in enumerate(parents):
         groups.setdefault((index, node.steps), []).append(position)

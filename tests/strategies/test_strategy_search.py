@@ -153,8 +153,8 @@ def test_dvts_candidates_are_the_last_expansion_of_each_subtree(
 def test_dvts_subtrees_search_independently(
     problems: list[Problem], make_config: Callable[..., StrategyConfig]
 ) -> None:
-    """Below the root each subtree expands one node per depth, M children each; subtrees at
-    the same prefix expand one node (M children per subtree there)."""
+    """Subtrees share only the root; below it each subtree expands its own node per depth,
+    M children each, also where subtrees stand at one prefix and share its prompt."""
     config = make_config("dvts", n=8, beam_width=2, save_trees=True)
     [result] = build_strategy(config, Aggregation.min).run(
         problems[:1], FakeGenerator(seed=0, error_rate=0.5), FakeScorer()
@@ -163,15 +163,10 @@ def test_dvts_subtrees_search_independently(
     graph = nx.node_link_graph(result.tree, edges="links")
     assert graph.out_degree(0) == 8  # 4 subtrees x M=2 first steps
     expanded = [v for v in graph if v != 0 and graph.out_degree(v)]
-    assert all(graph.out_degree(v) in (2, 4, 6, 8) for v in expanded)
-    for depth in {graph.nodes[v]["depth"] for v in expanded}:
-        # 4 subtrees at most: 8 children per depth at most
-        assert sum(graph.out_degree(v) for v in expanded if graph.nodes[v]["depth"] == depth) <= 8
-    # no two expanded nodes of one depth hold the same steps: one prompt per prefix
-    paths = [tuple(nx.shortest_path(graph, 0, v)) for v in expanded]
-    steps = [tuple(graph.nodes[u]["step"] for u in path[1:]) for path in paths]
-    assert len(set(steps)) == len(steps)
-    assert len(expanded) > 1  # the subtrees went deeper than one expansion
+    assert all(graph.out_degree(v) == 2 for v in expanded)
+    depths = [graph.nodes[v]["depth"] for v in expanded]
+    assert max(depths.count(depth) for depth in set(depths)) <= 4
+    assert len(expanded) > 4  # the subtrees went deeper than one expansion
 
 
 def test_dvts_copies_at_one_prefix_take_their_own_continuations() -> None:
@@ -396,4 +391,5 @@ def test_identical_prefixes_are_one_prompt_sampled_for_every_copy(name: str, pru
     assert [c.answer for c in result.candidates] == ["2"] * 4
     assert result.tree is not None
     graph = nx.node_link_graph(result.tree, edges="links")
-    assert sorted(d for _, d in graph.out_degree()) == [0] * 7 + [4, 4]  # root, one prefix
+    # the root's N first steps; each of the 2 copies of "s1" gets its own M under its node
+    assert sorted(d for _, d in graph.out_degree()) == [0] * 6 + [2, 2, 4]
