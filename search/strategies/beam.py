@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from search.strategies.base import Calls, Outcome, SearchStrategy
-from search.strategies.tree import Node, SearchTree, expand, prune_keys, same_prefix_groups
+from search.strategies.tree import Node, SearchTree, expand, prune_keys
 from search.types import Problem, Sampling
 
 
@@ -45,13 +45,6 @@ def _best_first(nodes: Sequence[Node]) -> list[Node]:
     return sorted(nodes, key=key)
 
 
-def _merge(beams: Sequence[Node]) -> list[list[Node]]:
-    """One problem's kept beams grouped by their steps (``tree.same_prefix_groups``): each
-    group is one prompt, its first beam's, and every beam of it gets its own M children."""
-    groups = same_prefix_groups([(0, beam) for beam in beams])
-    return [[beams[i] for i in group] for group in groups]
-
-
 class BeamSearch(SearchStrategy):
     def search(self, problems: Sequence[Problem], calls: Calls) -> list[Outcome]:
         config = self.config
@@ -62,39 +55,39 @@ class BeamSearch(SearchStrategy):
         dead_ends: list[list[Node]] = [[] for _ in problems]
         last_beams: list[list[Node]] = [[] for _ in problems]
         # the root as N/M copies: M children each, N first steps
-        frontier: list[list[list[Node]]] = [[[tree.root] * keep] for tree in trees]
+        frontier: list[list[Node]] = [[tree.root] * keep for tree in trees]
 
         for _ in range(config.max_steps):
             live = [
-                (index, group)
+                (index, beam)
                 for index in range(len(problems))
                 if len(finished[index]) < n
-                for group in frontier[index]
+                for beam in frontier[index]
             ]
             if not live:
                 break
-            parents = [(index, group[0]) for index, group in live]
             children = expand(
                 calls,
                 trees,
-                parents,
-                [width * len(group) for _, group in live],
+                live,
+                width,
                 self.aggregation,
                 config.lookahead,
                 Sampling(temperature=config.lookahead_temperature),
-                copies=[group for _, group in live],
+                share_prompts=True,  # kept beams with the same steps: one prompt
             )
             new: dict[int, list[Node]] = {}
-            for (index, _), kids in zip(parents, children, strict=True):
+            for (index, _), kids in zip(live, children, strict=True):
                 new.setdefault(index, []).extend(kids)
             for index, kids in new.items():
+                kids.sort(key=lambda kid: kid.id)  # the order sampled, shared prompts' included
                 finished[index].extend(kid for kid in kids if kid.finished)
                 dead_ends[index].extend(kid for kid in kids if kid.terminal and not kid.finished)
                 beams = [kid for kid in kids if not kid.terminal]
                 last_beams[index] = beams
                 keys = prune_keys(beams, config.prune)
                 order = sorted(range(len(beams)), key=lambda i: -keys[i])  # ties: first sampled
-                frontier[index] = _merge([beams[i] for i in order[:keep]])
+                frontier[index] = [beams[i] for i in order[:keep]]
 
         outcomes = []
         for index, tree in enumerate(trees):

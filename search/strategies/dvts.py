@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 from search.selection import Select
 from search.strategies.base import Calls, Outcome, SearchStrategy
-from search.strategies.tree import Node, SearchTree, expand, prune_keys, same_prefix_groups
+from search.strategies.tree import Node, SearchTree, expand, prune_keys
 from search.types import Problem, Sampling
 
 
@@ -71,24 +71,20 @@ class Dvts(SearchStrategy):
             ]
             if not live:
                 break
-            # subtrees of a problem at the same prefix: one prompt, M continuations per copy
-            groups = same_prefix_groups([(index, subtree.current) for index, subtree in live])
             children = expand(
                 calls,
                 trees,
-                [(live[group[0]][0], live[group[0]][1].current) for group in groups],
-                [width * len(group) for group in groups],
+                [(index, subtree.current) for index, subtree in live],
+                width,
                 self.aggregation,
                 config.lookahead,
                 Sampling(temperature=config.lookahead_temperature),
-                copies=[[live[position][1].current for position in group] for group in groups],
+                share_prompts=True,  # subtrees of a problem at one prefix: one prompt
             )
-            for group, kids in zip(groups, children, strict=True):
-                for copy, position in enumerate(group):
-                    subtree = live[position][1]
-                    subtree.last_children = kids[copy * width : (copy + 1) * width]
-                    subtree.current = _best(subtree.last_children, config.prune)
-                    subtree.live = not subtree.current.terminal
+            for (_, subtree), kids in zip(live, children, strict=True):
+                subtree.last_children = kids
+                subtree.current = _best(kids, config.prune)
+                subtree.live = not subtree.current.terminal
 
         outcomes = []
         for tree, problem_subtrees in zip(trees, subtrees, strict=True):

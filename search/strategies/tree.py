@@ -181,34 +181,38 @@ def expand(
     aggregation: Aggregation,
     lookahead: int = 0,
     rollout: Sampling = GREEDY,
-    copies: Sequence[Sequence[Node]] | None = None,
+    share_prompts: bool = False,
 ) -> list[list[Node]]:
     """``width`` scored children of every ``(problem_index, node)`` in ``parents`` (one
-    count for all, or one per parent), in the order sampled.
+    count for all, or one per parent), each parent's in the order sampled, under that parent.
 
-    ``copies[i]``: the nodes that parent i stands for, all with its steps (a prefix sent once
-    for several beams or subtrees, ``same_prefix_groups``); its continuations are split among
-    them in order, an equal share each, and each share is added under its own node, so a
-    saved tree shows every copy's children where they belong. Default: the parent alone."""
+    ``share_prompts``: parents of one problem with the same steps (``same_prefix_groups``,
+    e.g. identical kept beams, or DVTS subtrees at one prefix) are sent as one prompt asking
+    all their continuations, handed out in order, each parent's own count: the same
+    distribution as one prompt per parent, one prompt's tokens."""
     if not parents:
         return []
-    owners = [index for index, _ in parents]
-    prefixes = [trees[index].prefix(node) for index, node in parents]
-    generations = calls.generate(owners, prefixes, width, Until.step)
-    children: list[list[Node]] = []
+    counts = [width] * len(parents) if isinstance(width, int) else list(width)
+    if share_prompts:
+        groups = same_prefix_groups(parents)
+    else:
+        groups = [[position] for position in range(len(parents))]
+    sent = [parents[group[0]] for group in groups]
+    generations = calls.generate(
+        [index for index, _ in sent],
+        [trees[index].prefix(node) for index, node in sent],
+        [sum(counts[position] for position in group) for group in groups],
+        Until.step,
+    )
+    children: list[list[Node]] = [[] for _ in parents]
     flat: list[tuple[int, Node]] = []
-    for i, ((index, node), generation) in enumerate(zip(parents, generations, strict=True)):
-        homes = [node] if copies is None else list(copies[i])
-        continuations = generation.continuations
-        share, left = divmod(len(continuations), len(homes))
-        if left or any(home.steps != node.steps for home in homes):
-            raise ValueError(
-                f"expected copies with parent {i}'s steps sharing its {len(continuations)} "
-                f"continuations equally, got {len(homes)} copies; fix: ask width = share x copies"
-            )
-        kids = [trees[index].add(homes[j // share], c) for j, c in enumerate(continuations)]
-        children.append(kids)
-        flat.extend((index, kid) for kid in kids)
+    for group, generation in zip(groups, generations, strict=True):
+        continuations = iter(generation.continuations)
+        for position in group:
+            index, node = parents[position]
+            kids = [trees[index].add(node, next(continuations)) for _ in range(counts[position])]
+            children[position] = kids
+            flat.extend((index, kid) for kid in kids)
 
     rolled = [kid.steps for _, kid in flat]
     live = [position for position, (_, kid) in enumerate(flat) if not kid.terminal]
@@ -246,10 +250,8 @@ def expand(
 
 def same_prefix_groups(parents: Sequence[tuple[int, Node]]) -> list[list[int]]:
     """Positions in ``parents`` grouped by (problem, steps), in first-seen order: nodes of one
-    problem with the same steps are one prefix. A strategy sends each group's first node once,
-    sampled ``len(group)`` times as many continuations (the same distribution as one prompt
-    per copy, one prompt's tokens), and hands the continuations out in order (``expand``'s
-    ``copies``)."""
+    problem with the same steps are one prefix, which ``expand(share_prompts=True)`` sends
+    once for all of them."""
     groups: dict[tuple[int, tuple[str, ...]], list[int]] = {}
     for position, (index, node) in enumerate(parents):
         groups.setdefault((index, node.steps), []).append(position)
