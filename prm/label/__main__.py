@@ -32,15 +32,22 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from prm.label.calculator import CalculatorConfig, CalculatorLabeller
-from prm.label.consensus import ConsensusConfig, ConsensusLabeller, JudgeKind
+from prm.label.consensus import (
+    ConsensusConfig,
+    ConsensusLabeller,
+    JudgeKind,
+    check_mc_records,
+    mc_names,
+    read_mc_records,
+)
 from prm.label.judge import JudgeConfig, JudgeLabeller
 from prm.label.mc import MCConfig, MCLabeller
 from prm.label.quality import markdown_table, quality_from_records, write_quality
-from prm.label.records import Labeller, LabelRecord, to_stepwise
+from prm.label.records import Labeller, LabelRecord, stamped, to_stepwise
 from prm.sample import SampledSolution, read_samples
 from prm.stepwise import write_stepwise
 from search.inputs import exit_on_input_error
-from search.jsonl import JsonlLog, read_jsonl
+from search.jsonl import JsonlLog
 from search.launchers.ray import RayLauncherConfig
 from search.protocols import Checker, Generator
 from search.resolve import CONF_DIR
@@ -120,21 +127,15 @@ def build_labeller(config: LabelConfig) -> Labeller:
         case CalculatorConfig():
             return CalculatorLabeller(name=chosen.name)
         case ConsensusConfig():
+            source = chosen.mc_records
+            # reused MC records are read (and checked) before the judge is built
+            records = read_mc_records(Path(source), mc_names(chosen)) if source else None
             if chosen.judge is JudgeKind.calculator:
                 judge: Labeller = CalculatorLabeller()
             else:
                 judge = JudgeLabeller(build_critic(chosen.critic))
-            if chosen.mc_records:
-                rows = read_jsonl(Path(chosen.mc_records))
-                if not rows:
-                    raise FileNotFoundError(
-                        f"expected MC records at {chosen.mc_records}, got none; fix: run "
-                        "`python -m prm.label labeller=mc` first or set labeller.mc_records=null"
-                    )
-                records = [LabelRecord.from_record(row) for row in rows]
-                return ConsensusLabeller({r.key: r for r in records}, judge, chosen.name)
-            mc = MCLabeller(build_generator(), chosen.mc)
-            return ConsensusLabeller(mc, judge, chosen.name)
+            mc = MCLabeller(build_generator(), chosen.mc) if records is None else records
+            return ConsensusLabeller(mc, judge, chosen.name, source or "MC records")
     raise ValueError(
         f"expected a labeller config from conf/labeller, got {type(chosen).__name__}; "
         "fix: labeller=mc|judge|judge_local|calculator|consensus"
@@ -176,7 +177,7 @@ def _label_chunk(
     labeller: Labeller, chunk: list[SampledSolution]
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
     before = flat_counts(labeller.usage())
-    records = labeller.label(chunk)
+    records = [stamped(r, s) for r, s in zip(labeller.label(chunk), chunk, strict=True)]
     after = flat_counts(labeller.usage())
     spent = {key: value - before.get(key, 0) for key, value in after.items()}
     return [record.to_record() for record in records], spent
@@ -308,6 +309,15 @@ def main(raw: DictConfig) -> None:
         label_from_config(raw)
 
 
+def check_reused_records(config: LabelConfig, todo: list[SampledSolution]) -> None:
+    """With ``labeller.mc_records``: the records are an MC labeller's, of these solutions'
+    steps, one for each solution to label (``prm.label.consensus``), before any model loads."""
+    chosen = config.labeller
+    if isinstance(chosen, ConsensusConfig) and chosen.mc_records and todo:
+        records = read_mc_records(Path(chosen.mc_records), mc_names(chosen))
+        check_mc_records(records, todo, chosen.mc_records)
+
+
 def label_from_config(raw: DictConfig) -> None:
     """The body of ``python -m prm.label``: checks before any model loads, then labels."""
     config: LabelConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
@@ -325,7 +335,9 @@ def label_from_config(raw: DictConfig) -> None:
             defaults=schema_defaults(raw),
         )
         done = {LabelRecord.from_record(row).key for row in written}
-        finished = all(s.key in done for s in solutions)  # nothing to label: no model loads
+        todo = [s for s in solutions if s.key not in done]
+        finished = not todo  # nothing to label: no model loads
+        check_reused_records(config, todo)
         # +launcher=ray: each worker builds its own labeller (and policy)
         labeller = None if config.launcher or finished else build_labeller(config)
         records, metrics = run_labelling(

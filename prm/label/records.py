@@ -2,18 +2,23 @@
 
 A ``LabelRecord`` keeps a label for every step of the solution (nothing is dropped here);
 ``to_stepwise`` turns it into a training example, dropping the steps after the first wrong
-one unless asked to keep them.
+one unless asked to keep them. ``records.jsonl`` rows also keep ``steps_sha`` (``steps_digest``
+of the solution's steps), so a record read back can be matched to the solution it labels;
+rows written before it was kept have none.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from prm.first_error import first_error_of
 from prm.sample import SampledSolution
 from prm.stepwise import StepwiseExample
+from search.inputs import InputError
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +29,8 @@ class LabelRecord:
     when the labeller gives no label (a malformed critique, a consensus disagreement);
     ``reason`` then says why. ``labels``/``soft_labels`` hold one value per step (empty
     without a label). ``components``: for consensus, each source labeller's first error.
+    ``steps_sha``: ``steps_digest`` of the labelled steps (set when the record is written;
+    ``None`` in records of older runs).
     """
 
     problem_id: str
@@ -34,6 +41,7 @@ class LabelRecord:
     soft_labels: tuple[float, ...] = ()
     reason: str | None = None
     components: dict[str, int | None] = field(default_factory=dict, compare=False)
+    steps_sha: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.first_error is None:
@@ -67,6 +75,7 @@ class LabelRecord:
             "soft_labels": list(self.soft_labels),
             "reason": self.reason,
             "components": dict(self.components),
+            "steps_sha": self.steps_sha,
         }
 
     @classmethod
@@ -83,7 +92,20 @@ class LabelRecord:
             components={
                 k: (None if v is None else int(v)) for k, v in (row.get("components") or {}).items()
             },
+            steps_sha=None if row.get("steps_sha") is None else str(row["steps_sha"]),
         )
+
+
+def steps_digest(steps: Sequence[str]) -> str:
+    """A short hash (16 hex digits) of a solution's steps, in order."""
+    return hashlib.sha256(json.dumps(list(steps)).encode()).hexdigest()[:16]
+
+
+def stamped(record: LabelRecord, solution: SampledSolution) -> LabelRecord:
+    """``record`` with the digest of the steps it labels, as ``records.jsonl`` keeps it."""
+    if record.key != solution.key:
+        raise ValueError(f"expected a record of {solution.key}, got one of {record.key}")
+    return replace(record, steps_sha=steps_digest(solution.steps))
 
 
 def hard_labels(num_steps: int, first_error: int) -> tuple[bool, ...]:
@@ -137,7 +159,7 @@ def to_stepwise(
     if record.first_error is None:
         return None
     if len(record.labels) != len(solution.steps):
-        raise ValueError(
+        raise InputError(
             f"expected {len(solution.steps)} labels for {solution.key}, got "
             f"{len(record.labels)}; fix: label again from the same samples file"
         )

@@ -1,15 +1,21 @@
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from prm.label.calculator import CalculatorLabeller, evaluate, first_wrong_equation
 from prm.label.consensus import ConsensusLabeller, agree, combine
-from prm.label.records import LabelRecord, judged_record, unlabelled
-from prm.sample import SampledSolution
+from prm.label.records import LabelRecord, judged_record, steps_digest, unlabelled
+from prm.sample import SampledSolution, read_samples, run_sampling
 from search.envs.arith.checker import check_solution
+from search.envs.arith.fakes import FakeGenerator
+from search.envs.arith.world import make_split
+from search.jsonl import read_jsonl, write_jsonl
 from search.types import Problem
 
 PROBLEM = Problem(id="p0", question="Compute 4 + 3 - 2.", answer="5")
@@ -130,3 +136,142 @@ def test_consensus_reuses_mc_records() -> None:
     assert logic.first_error is None and logic.components == {"mc": 1, "calculator": -1}
     with pytest.raises(ValueError, match="expected MC records"):
         labeller.label([solution(RIGHT, 7)])
+
+
+# Reused MC records (labeller.mc_records), checked against the samples before any labelling.
+def run_label(monkeypatch: pytest.MonkeyPatch, *overrides: str) -> None:
+    import prm.label.__main__ as entry
+
+    monkeypatch.setattr(sys, "argv", ["prm.label", "progress=false", *overrides])
+    entry.main()
+
+
+def write_samples(path: Path, solutions: Sequence[SampledSolution]) -> Path:
+    write_jsonl(path, (s.to_record() for s in solutions))
+    return path
+
+
+def refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, samples: Path, mc: Path) -> str:
+    """The one-line error of a consensus run reusing ``mc`` on ``samples``; nothing written."""
+    out = tmp_path / "consensus"
+    with pytest.raises(SystemExit) as exit:
+        run_label(
+            monkeypatch,
+            "labeller=consensus",
+            f"labeller.mc_records={mc}",
+            f"samples={samples}",
+            f"output_dir={out}",
+        )
+    assert not (out / "records.jsonl").exists() and not (out / "stepwise.jsonl").exists()
+    message = str(exit.value.code)
+    assert message.startswith("error: ") and "fix: " in message
+    return message
+
+
+@pytest.fixture
+def mc_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """(samples, the records.jsonl of a labeller=mc run on them, by the fake policy)."""
+    generator = FakeGenerator(seed=3, error_rate=0.3)
+    run_sampling(make_split("train", size=2), generator, tmp_path / "s", 2, chunk_problems=2)
+    samples = tmp_path / "s" / "samples.jsonl"
+    mc_dir = tmp_path / "mc"
+    run_label(
+        monkeypatch,
+        "labeller=mc",
+        "labeller.num_rollouts=2",
+        "policy=fake",
+        f"samples={samples}",
+        f"output_dir={mc_dir}",
+    )
+    return samples, mc_dir / "records.jsonl"
+
+
+def test_mc_records_keep_a_digest_of_the_steps_they_label(mc_run: tuple[Path, Path]) -> None:
+    samples, mc = mc_run
+    by_key = {s.key: s for s in read_samples(samples)}
+    records = [LabelRecord.from_record(row) for row in read_jsonl(mc)]
+    assert len(records) == len(by_key) == 4
+    assert all(r.steps_sha == steps_digest(by_key[r.key].steps) for r in records)
+    assert steps_digest(RIGHT) != steps_digest(SLIP) and len(steps_digest(RIGHT)) == 16
+
+
+def test_consensus_refuses_mc_records_of_other_steps(
+    mc_run: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    samples, mc = mc_run
+    # same keys, same number of steps, other steps: another samples file
+    other = [
+        replace(s, steps=("Let me see. " + s.steps[0], *s.steps[1:])) for s in read_samples(samples)
+    ]
+    message = refused(monkeypatch, tmp_path, write_samples(tmp_path / "other.jsonl", other), mc)
+    assert str(mc) in message and str(other[0].key) in message
+    assert f"expected the record of {other[0].key} to label the steps" in message
+    assert f"(steps_sha {steps_digest(other[0].steps)}), got steps_sha" in message
+    assert "labeller=mc samples=SAME_FILE" in message
+
+
+def test_consensus_refuses_records_of_a_judge(
+    mc_run: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    samples, _ = mc_run
+    calculator = tmp_path / "calculator"
+    run_label(monkeypatch, "labeller=calculator", f"samples={samples}", f"output_dir={calculator}")
+    mc = calculator / "records.jsonl"
+    message = refused(monkeypatch, tmp_path, samples, mc)
+    assert f"{mc}:1: expected records of an MC labeller (labeller 'mc')" in message
+    assert "got labeller 'calculator'" in message
+    # an MC run under another name is accepted once labeller.mc.name says so
+    rows = [row | {"labeller": "mc_k16"} for row in read_jsonl(mc_run[1])]
+    write_jsonl(tmp_path / "mc_k16.jsonl", rows)
+    assert "'mc_k16'" in refused(monkeypatch, tmp_path, samples, tmp_path / "mc_k16.jsonl")
+    run_label(
+        monkeypatch,
+        "labeller=consensus",
+        "labeller.mc.name=mc_k16",
+        f"labeller.mc_records={tmp_path / 'mc_k16.jsonl'}",
+        f"samples={samples}",
+        f"output_dir={tmp_path / 'renamed'}",
+    )
+    assert len(read_jsonl(tmp_path / "renamed" / "records.jsonl")) == 4
+
+
+def test_consensus_checks_old_records_by_step_count(
+    mc_run: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    samples, mc = mc_run
+    old = tmp_path / "old.jsonl"  # records written before steps_sha was kept
+    write_jsonl(old, ({k: v for k, v in row.items() if k != "steps_sha"} for row in read_jsonl(mc)))
+    solutions = read_samples(samples)
+    longer = [replace(s, steps=(*s.steps, "Done.")) for s in solutions]
+    message = refused(monkeypatch, tmp_path, write_samples(tmp_path / "longer.jsonl", longer), old)
+    n = len(solutions[0].steps)
+    assert f"{old}: expected {n + 1} labels for {solutions[0].key}" in message
+    assert f"got {n} (MC records of another samples file)" in message
+    run_label(
+        monkeypatch,
+        "labeller=consensus",
+        f"labeller.mc_records={old}",
+        f"samples={samples}",
+        f"output_dir={tmp_path / 'ok'}",
+    )
+    assert "4 of 4 MC records keep no steps_sha" in capsys.readouterr().out  # logged
+    assert len(read_jsonl(tmp_path / "ok" / "records.jsonl")) == 4
+
+
+def test_consensus_refuses_missing_mc_records(
+    mc_run: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    samples, mc = mc_run
+    partial = tmp_path / "partial.jsonl"
+    write_jsonl(partial, read_jsonl(mc)[:3])
+    missing = read_samples(samples)[3].key
+    message = refused(monkeypatch, tmp_path, samples, partial)
+    assert f"{partial}: expected MC records of every solution to label, got none for " in message
+    assert str(missing) in message
+    empty = tmp_path / "none.jsonl"
+    assert f"{empty}: expected MC records, got none" in refused(
+        monkeypatch, tmp_path, samples, empty
+    )
