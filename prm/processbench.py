@@ -41,8 +41,16 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from prm.first_error import predicted_first_error, processbench_f1, share
+from prm.scoring.encoding import InputTooLong
+from search.__main__ import warn_if_world_mismatch
+from search.components import component_name
 from search.guards import call_scorer
-from search.inputs import InputError, check_writable_dir, exit_on_input_error
+from search.inputs import (
+    InputError,
+    check_writable_dir,
+    exit_on_input_error,
+    input_errors_unwrapped,
+)
 from search.metrics import min_on_final_step_share
 from search.protocols import Scorer
 from search.resolve import CONF_DIR
@@ -344,16 +352,22 @@ def run_processbench(
     scorer: Scorer,
     output_dir: Path,
     subsets: list[tuple[str, list[ProcessBenchSample]]] | None = None,
+    scorer_model: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``scorer`` on every subset (``subsets``: already loaded by
-    ``load_subsets``); write the report and predictions; return it."""
+    ``load_subsets``); write the report and predictions; return it. A sample longer than
+    the PRM's ``max_length`` is an ``InputError`` naming the subset and the fix
+    (``scorer_model``, the PRM's model path or name, picks the fix)."""
     output_dir.mkdir(parents=True, exist_ok=True)
     results: list[SubsetResult] = []
     records: list[dict[str, Any]] = []
     for name, samples in subsets if subsets is not None else load_subsets(config):
-        result, predictions = evaluate_subset(
-            name, samples, scorer, config.threshold, config.batch_size, config.progress
-        )
+        try:
+            result, predictions = evaluate_subset(
+                name, samples, scorer, config.threshold, config.batch_size, config.progress
+            )
+        except InputTooLong as error:
+            raise InputError(overflow_message(name, error, scorer_model)) from None
         log.info("%s: F1 %s over %d samples", name, result.f1, result.num_samples)
         results.append(result)
         records += predictions
@@ -372,11 +386,48 @@ def run_processbench(
     return report
 
 
+def is_arith_model(model: str | None) -> bool:
+    """Whether ``model`` is one of the embedded arithmetic checkpoints (``checkpoints/arith-*``)."""
+    return model is not None and Path(model).name.startswith("arith-")
+
+
+def overflow_message(subset: str, error: InputTooLong, scorer_model: str | None) -> str:
+    """One line for a sample of ``subset`` that does not fit the PRM's ``max_length``."""
+    dropped = " once its question is dropped" if error.question_dropped else ""
+    got = (
+        f"subset {subset}: expected every sample to fit the PRM's max_length="
+        f"{error.max_length} tokens{dropped}, got {error.num_tokens} tokens for sample "
+        f"{error.problem_id!r}"
+    )
+    if is_arith_model(scorer_model):
+        fix = (
+            f"the embedded arithmetic PRM ({scorer_model}) is for the arithmetic world: score "
+            "it on an exported arithmetic subset (python -m search.envs.arith.export, then "
+            "subsets=[runs/processbench/arith_test_corrupt.json]), or score this subset with "
+            "a PRM made for it (scorer=qwen25_math_prm_7b, GPU)"
+        )
+    else:
+        truncate = "" if error.question_dropped else "scorer.on_overflow=truncate_question, "
+        fix = (
+            f"{truncate}a PRM with a longer context (scorer.max_length up to the model's "
+            "context, or another scorer), or subsets whose solutions fit"
+        )
+    return f"{got}; fix: {fix}"
+
+
 def register_configs() -> None:
     ConfigStore.instance().store(name="processbench_schema", node=ProcessBenchConfig)
 
 
 register_configs()
+
+
+def load_scorer(node: DictConfig) -> Scorer:
+    """``instantiate(node)``; an ``InputError`` raised while the PRM loads (e.g. a
+    ``max_length`` above the model's context) is raised as itself, not in Hydra's wrapper,
+    so the entry point prints it as one line."""
+    with input_errors_unwrapped():
+        return instantiate(node)  # type: ignore[no-any-return]
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="processbench")
@@ -391,8 +442,11 @@ def main(raw: DictConfig) -> None:
         output_dir = Path(config.output_dir or HydraConfig.get().runtime.output_dir)
         check_writable_dir(output_dir, "output_dir")
         subsets = load_subsets(config)  # every file read and checked before the PRM loads
-    scorer = instantiate(raw.scorer)
-    report = run_processbench(config, scorer, output_dir, subsets)
+        scorer_model = component_name(raw.scorer)
+        for name, _ in subsets:  # the embedded arithmetic PRM scores about 0 elsewhere
+            warn_if_world_mismatch(name, None, scorer_model)
+        scorer = load_scorer(raw.scorer)
+        report = run_processbench(config, scorer, output_dir, subsets, scorer_model)
     print(markdown_table([SubsetResult(**row) for row in report["subsets"]]))
     print(f"report: {output_dir / 'processbench.json'}")
 

@@ -381,15 +381,19 @@ def sample_from_config(raw: Any) -> None:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from search.components import component_name
+    from search.components import check_component, component_name
+    from search.inputs import as_input_error
     from search.rundir import RunLock, check_fingerprint, fingerprint, schema_defaults
 
     config: SampleConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
     if "limit" in raw.dataset and raw.dataset.limit is None:
         raw.dataset.limit = config.start + config.count  # read no further than needed
-    problems = select_problems(instantiate(raw.dataset), config.start, config.count)
-    output_dir = Path(config.output_dir)
     settings: Any = OmegaConf.to_container(raw, resolve=True, enum_to_str=True)
+    check_component("dataset", settings.get("dataset"))
+    check_component("policy", settings.get("policy"), seed=config.seed)
+    with as_input_error("dataset"):
+        problems = select_problems(instantiate(raw.dataset), config.start, config.count)
+    output_dir = Path(config.output_dir)
     with RunLock(output_dir):  # one writer; settings checked before the policy loads
         written = JsonlLog(output_dir / SAMPLES_FILE).records
         check_fingerprint(

@@ -643,6 +643,16 @@ def load_data(
             val_dropped,
             config.max_length,
         )
+    if not val:
+        log.warning(
+            "no validation examples: %s, so no validation loss or step F1 is reported; "
+            "fix: val_data=FILE, or more problems (val_fraction=%s splits by a hash of the "
+            "problem id)",
+            "val_data holds none that fit"
+            if config.val_data
+            else f"val_fraction={config.val_fraction} picked no problem",
+            config.val_fraction,
+        )
     return train, val, dropped + val_dropped
 
 
@@ -793,11 +803,11 @@ def main() -> None:
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="prm_train")
     def run(raw: DictConfig) -> None:
-        config: TrainConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
         with exit_on_input_error():  # every training row read and checked before any model
+            config: TrainConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
             for path in filter(None, (config.train_data, config.val_data)):
                 read_stepwise(Path(path))
-        training_log = train_prm(config)
+            training_log = train_prm(config)  # a run directory of other settings: one line
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized():  # under accelerate / torchrun:

@@ -22,9 +22,15 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from search.components import component_name
+from search.components import check_component, component_name
 from search.config import SearchConfig, register_configs, validate
-from search.inputs import InputError, exit_on_input_error, exit_on_server_error
+from search.inputs import (
+    InputError,
+    as_input_error,
+    exit_on_input_error,
+    exit_on_server_error,
+    input_errors_unwrapped,
+)
 from search.protocols import Generator, ProblemSource
 from search.resolve import CONF_DIR
 from search.strategies.config import StrategyName
@@ -110,7 +116,8 @@ def load_component(role: str, node: DictConfig, **kwargs: Any) -> Any:
 
         transformers_logging.disable_progress_bar()
     start = time.perf_counter()
-    built = instantiate(node, **kwargs)
+    with input_errors_unwrapped():  # e.g. a max_length above the model's context: one line
+        built = instantiate(node, **kwargs)
     backend = node.get("backend")
     log.info(
         "%s %s%s ready in %.1f s",
@@ -147,14 +154,17 @@ def warn_if_world_mismatch(dataset: str, policy: str | None, scorer: str | None)
 def run(raw: DictConfig) -> None:
     config: SearchConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
     validate(config)  # before any model is loaded
+    config.strategy.check_fields_set(strategy_fields_set(HydraConfig.get().overrides.task))
+    check_components(raw, config.seed)
 
     from search.results import ResultsFile
     from search.run import check_same_problems, check_unique_ids, run_search
     from search.rundir import RunLock, check_fingerprint, fingerprint, schema_defaults
     from search.strategies import build_strategy
 
-    dataset: ProblemSource = instantiate(raw.dataset)
-    loaded = dataset.load()
+    with as_input_error("dataset"):
+        dataset: ProblemSource = instantiate(raw.dataset)
+        loaded = dataset.load()
     if loaded.skipped:
         log.warning("skipped %d bad rows: %s", loaded.skipped, loaded.skipped_reasons[:5])
     warn_if_world_mismatch(
@@ -221,6 +231,27 @@ def run(raw: DictConfig) -> None:
         )
     print_summary(metrics)
     print(f"results: {output_dir}")
+
+
+def strategy_fields_set(overrides: Sequence[str]) -> list[str]:
+    """The ``strategy`` fields a command line sets (``strategy.n=4``, ``++strategy.n=4``,
+    a sweep ``strategy.n=4,8``), not those the chosen ``+strategy=`` file sets."""
+    fields = []
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key.startswith("strategy."):
+            fields.append(key.removeprefix("strategy.").split(".")[0])
+    return fields
+
+
+def check_components(raw: DictConfig, seed: int) -> None:
+    """The dataset, policy and scorer nodes' settings (``search.components.check_component``),
+    before any of them is built: a typo in ``scorer.dtype`` does not cost a policy load."""
+    container = OmegaConf.to_container(raw, resolve=True)
+    assert isinstance(container, dict)
+    check_component("dataset", container.get("dataset"))
+    check_component("policy", container.get("policy"), seed=seed)
+    check_component("scorer", container.get("scorer"))
 
 
 def check_model_paths(raw: DictConfig) -> None:

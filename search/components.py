@@ -1,6 +1,7 @@
 """Helpers for components built from ``_target_`` config nodes (datasets, policies, scorers):
-the backend sub-blocks (``policy.hf``, ``scorer.vllm``...) and a component's name for
-provenance. Plain mappings in, no Hydra."""
+the backend sub-blocks (``policy.hf``, ``scorer.vllm``...), a component's name for
+provenance, and the check of a node's settings before anything is built
+(``check_component``). Plain mappings in, no Hydra."""
 
 from __future__ import annotations
 
@@ -30,3 +31,73 @@ def component_name(node: Mapping[str, Any] | None, key: str = "model") -> str | 
         return None
     value = node.get(key)
     return str(value) if value is not None else str(node.get("_target_"))
+
+
+# factories whose settings can be checked without loading anything: target -> checker taking
+# the same keyword arguments (it raises ValueError naming the setting and the fix)
+SETTINGS_CHECKS: dict[str, str] = {
+    "search.generators.build_generator": "search.generators.generator_plan",
+    "prm.scoring.factory.build_scorer": "prm.scoring.factory.scorer_plan",
+}
+_HYDRA_KEYS = ("_target_", "_args_", "_recursive_", "_convert_", "_partial_")
+
+
+def locate(path: str) -> Any:
+    """The object a dotted ``path`` names (``package.module.name``, or a class attribute)."""
+    import importlib
+
+    parts = path.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found: Any = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for name in parts[cut:]:
+            found = getattr(found, name)
+        return found
+    raise ImportError(f"no module found for {path!r}")
+
+
+def check_component(role: str, node: Mapping[str, Any] | None, **given: Any) -> None:
+    """Check a ``_target_`` node (``policy``, ``scorer``) before any model loads: its target
+    imports, every key is a parameter of it, and a factory of ``SETTINGS_CHECKS`` accepts
+    the values. ``given``: what the entry point adds when it builds the node (the seed).
+    Raises ``InputError`` naming ``role`` and the fix."""
+    import inspect
+
+    from search.inputs import InputError
+
+    if node is None:
+        return
+    target = node.get("_target_")
+    if not isinstance(target, str):
+        raise InputError(
+            f"expected {role}._target_ (the class or function that builds the {role}), got "
+            f"{target!r}; fix: {role}=<a file of conf/{role}> or set {role}._target_"
+        )
+    try:
+        built = locate(target)
+    except (ImportError, AttributeError) as error:
+        raise InputError(
+            f"expected {role}._target_ to name an importable class or function, got {target!r} "
+            f"({error}); fix: check its spelling and that its package is installed"
+        ) from None
+    settings = {key: value for key, value in node.items() if key not in _HYDRA_KEYS} | given
+    parameters = inspect.signature(built).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        unknown = sorted(set(settings) - set(parameters))
+        if unknown:
+            known = sorted(name for name in parameters if name not in given)
+            raise InputError(
+                f"expected {role} settings among {known} ({target}), got unknown "
+                f"{[f'{role}.{key}' for key in unknown]}; fix: check their spelling, or drop them"
+            )
+    for factory, check in SETTINGS_CHECKS.items():  # by object: a re-export names it too
+        if locate(factory) is built:
+            try:
+                locate(check)(**settings)
+            except (ValueError, TypeError) as error:
+                message = str(error)
+                raise InputError(
+                    message if f"{role}." in message else f"{role}: {message}"
+                ) from None

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from search.aggregation import Aggregation
+from search.inputs import InputError
 from search.launchers.ray import RayLauncherConfig
 from search.run import OnOverflow
 from search.strategies.config import StrategyConfig
@@ -49,18 +50,18 @@ def register_configs() -> None:
 
 
 def validate(config: SearchConfig) -> None:
-    """Cross-field checks that need more than one group; raises ValueError naming the fix."""
+    """Cross-field checks that need more than one group; raises InputError naming the fix."""
     if config.batch_problems < 1:
-        raise ValueError(
+        raise InputError(
             f"expected batch_problems >= 1, got {config.batch_problems}; fix: batch_problems=64"
         )
     if config.dataset is None:
-        raise ValueError(
+        raise InputError(
             "expected a dataset (a _target_ node building a ProblemSource), got dataset=null; "
             "fix: dataset=arith or another file of conf/dataset"
         )
     if config.policy is None:
-        raise ValueError(
+        raise InputError(
             "expected a policy (a _target_ node building a Generator), got policy=null; "
             "fix: policy=arith_tiny or another file of conf/policy"
         )

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from search.inputs import InputError
+from search.resolve import require_hub
 from search.types import LoadedProblems, Problem, split_steps
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,12 @@ class DatasetConfig:
 
 
 class BadRowError(InputError):
-    """One row that cannot become a Problem; ``load_problems`` adds where it is."""
+    """One row that cannot become a Problem; ``load_problems`` adds where it is and the fix
+    (``fix``: a fix of this row's own, put before the general one)."""
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.fix = fix
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +173,9 @@ def load_problems(config: DatasetConfig) -> LoadedProblems:
             problems.append(_to_problem(name, fields, row, index, where, config))
         except BadRowError as error:
             if config.on_bad_row == OnBadRow.error.value:
+                own = f"{error.fix}, " if error.fix else ""
                 raise BadRowError(
-                    f"{where}: bad row: {error}; fix: correct the row, or pass "
+                    f"{where}: bad row: {error}; fix: {own}correct the row, or pass "
                     "dataset.on_bad_row=skip to skip bad rows (they are counted and logged)"
                 ) from None
             reasons.append(f"{where}: {error}")
@@ -232,9 +239,33 @@ def _no_constant(name: str) -> Any:
 def _hub_rows(hub_name: str, subset: str | None, split: str) -> Iterator[tuple[int, str, Any]]:
     import datasets
 
+    if not _local_or_cached(hub_name):  # fail in seconds, not after the library's retries
+        require_hub(
+            hub_name,
+            "dataset",
+            "fix: pass a local copy (dataset.path=/path/to/file.jsonl), or run once on a "
+            "machine with network (the dataset is then cached) and set HF_HUB_OFFLINE=1",
+        )
     rows = datasets.load_dataset(hub_name, subset, split=split)
     for index, row in enumerate(rows):
         yield index, f"{hub_name}[{split}] row {index}", row
+
+
+def _local_or_cached(hub_name: str) -> bool:
+    """Whether ``load_dataset(hub_name)`` needs no network: a local folder, or a hub dataset
+    with a copy in the ``datasets`` cache (what it reads offline) or in the hub cache."""
+    from datasets import config
+    from datasets.naming import camelcase_to_snakecase
+    from huggingface_hub import constants
+
+    if Path(hub_name).expanduser().exists():
+        return True
+    *namespace, dataset = hub_name.split("/")
+    folder = "___".join([*namespace, camelcase_to_snakecase(dataset)])
+    hub_folder = "datasets--" + hub_name.replace("/", "--")
+    return (Path(config.HF_DATASETS_CACHE) / folder).is_dir() or (
+        Path(constants.HF_HUB_CACHE) / hub_folder
+    ).is_dir()
 
 
 def _to_problem(
@@ -244,7 +275,14 @@ def _to_problem(
         raise row
     if not isinstance(row, dict):
         raise BadRowError(f"expected a JSON object, got {type(row).__name__}")
-    question = row.get(fields.question)
+    if fields.question not in row:
+        texts = [key for key, value in row.items() if isinstance(value, str)]
+        guess = next((key for key in texts if key != fields.answer), "<key>")
+        raise BadRowError(
+            f"expected the question in field {fields.question!r}, got keys {sorted(row)[:12]}",
+            fix=f"dataset.question_field={guess} if another field holds it",
+        )
+    question = row[fields.question]
     if not isinstance(question, str) or not question.strip():
         raise BadRowError(f"empty or missing question (field {fields.question!r})")
     answer = _answer_text(row.get(fields.answer), fields.answer)

@@ -223,7 +223,7 @@ def _bools(values: Any, count: int, key: str) -> tuple[bool, ...]:
     return tuple(values)
 
 
-class EngineFileError(ValueError):
+class EngineFileError(InputError):
     """An engine ``results.jsonl`` read as completions: the whole file, not a bad line."""
 
 
@@ -397,7 +397,7 @@ def main(raw: DictConfig) -> None:
     print(markdown_table(report["metrics"]))
     share = report["diagnostics"]["min_on_final_step_share"]
     if share is not None:
-        print(f"min step score on the final step: {share:.3f}")
+        print(f"share of solutions whose minimum step score is on the final step: {share:.3f}")
     if report["skipped_rows"]:
         print(f"skipped bad lines: {report['skipped_rows']}")
     print(f"report: {output}")

@@ -31,6 +31,51 @@ def exit_on_input_error() -> Iterator[None]:
 
 
 @contextmanager
+def as_input_error(what: str) -> Iterator[None]:
+    """Around the reading of a user's setting or file before any model loads (a dataset):
+    a missing file, a bad value or an unreachable hub there is an ``InputError`` naming
+    ``what``, also when wrapped by Hydra's ``instantiate`` (its innermost cause is kept)."""
+    try:
+        yield
+    except InputError:
+        raise
+    except (FileNotFoundError, ValueError, ConnectionError, TypeError) as error:
+        raise InputError(f"{what}: {error}") from error
+    except Exception as error:
+        cause = innermost_cause(error)
+        if isinstance(cause, InputError):
+            raise cause from None
+        if isinstance(cause, FileNotFoundError | ValueError | ConnectionError | TypeError):
+            raise InputError(f"{what}: {cause}") from error
+        raise
+
+
+def innermost_cause(error: BaseException) -> BaseException | None:
+    """The last exception of ``error``'s ``__cause__`` chain (what Hydra's ``instantiate``
+    wrapped), or ``None`` when nothing is chained."""
+    cause = error.__cause__
+    while cause is not None and cause.__cause__ is not None:
+        cause = cause.__cause__
+    return cause
+
+
+@contextmanager
+def input_errors_unwrapped() -> Iterator[None]:
+    """Around building a component (``instantiate``): an ``InputError`` raised inside (e.g. a
+    ``max_length`` above the model's context) comes out as itself, not in Hydra's wrapper,
+    so the entry point prints it as one line; any other error propagates unchanged."""
+    try:
+        yield
+    except InputError:
+        raise
+    except Exception as error:
+        cause = innermost_cause(error)
+        if isinstance(cause, InputError):
+            raise cause from None
+        raise
+
+
+@contextmanager
 def exit_on_server_error() -> Iterator[None]:
     """At an entry point: an error caused by a model server (``search.remote.ServerError``,
     also when wrapped, e.g. by Hydra's ``instantiate``) becomes ``error: <message>`` and exit

@@ -23,7 +23,8 @@ def resolve_model_path(model: str | Path) -> str:
     not exist is an error naming the path, not a hub lookup.
     """
     path = Path(model).expanduser()
-    bases = [Path("/")] if path.is_absolute() else [Path.cwd(), REPO_ROOT]
+    relative_to = list(dict.fromkeys([Path.cwd().resolve(), REPO_ROOT]))  # each folder once
+    bases = [Path("/")] if path.is_absolute() else relative_to
     for base in bases:
         if (base / path).exists():
             return str((base / path).resolve())
@@ -31,11 +32,12 @@ def resolve_model_path(model: str | Path) -> str:
     looks_local = (
         path.is_absolute()
         or str(model).startswith(".")
-        or any((base / first).is_dir() for base in (Path.cwd(), REPO_ROOT))
+        or any((base / first).is_dir() for base in relative_to)
     )
     if looks_local:
+        where = "" if path.is_absolute() else f" (from {' or '.join(map(str, relative_to))})"
         raise FileNotFoundError(
-            f"expected a model checkpoint at {model} (from {Path.cwd()} or {REPO_ROOT}), got "
+            f"expected a model checkpoint at {model}{where}, got "
             "no such directory; fix: point policy.model / scorer.model at an existing "
             "checkpoint, or rebuild the embedded ones (`make policy`, `make prm`)"
         )
@@ -48,13 +50,8 @@ def check_hub_reachable(name: str, timeout_s: float = 3.0) -> None:
     """Fail within seconds, with the fix, when hub model ``name`` can be neither read from
     the Hugging Face cache nor downloaded (transformers would otherwise retry for a minute).
 
-    Cached (a ``config.json`` in the HF cache): fine. ``HF_HUB_OFFLINE=1`` and not cached: an
-    error. Otherwise one TCP connection to the hub's host, ``timeout_s`` at most, decides.
+    Cached (a ``config.json`` in the HF cache): fine. Otherwise ``require_hub`` decides.
     """
-    import os
-    import socket
-    from urllib.parse import urlparse
-
     from huggingface_hub import try_to_load_from_cache
 
     cached = try_to_load_from_cache(name, "config.json")
@@ -65,9 +62,20 @@ def check_hub_reachable(name: str, timeout_s: float = 3.0) -> None:
         "scorer.model=...), or download it once on a machine with network "
         f"(huggingface-cli download {name}) and set HF_HUB_OFFLINE=1"
     )
+    require_hub(name, "model", fix, timeout_s)
+
+
+def require_hub(name: str, kind: str, fix: str, timeout_s: float = 3.0) -> None:
+    """Fail within seconds, with ``fix``, when hub ``kind`` (``model``, ``dataset``) ``name``,
+    not in the cache, cannot be downloaded: ``HF_HUB_OFFLINE=1`` is an error, otherwise one
+    TCP connection to the hub's host, ``timeout_s`` at most, decides."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
         raise FileNotFoundError(
-            f"expected hub model {name} in the Hugging Face cache (HF_HUB_OFFLINE is set), "
+            f"expected hub {kind} {name} in the Hugging Face cache (HF_HUB_OFFLINE is set), "
             f"got no cached copy; {fix}"
         )
     endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
@@ -77,7 +85,7 @@ def check_hub_reachable(name: str, timeout_s: float = 3.0) -> None:
         socket.create_connection((host, port), timeout=timeout_s).close()
     except OSError as error:
         raise ConnectionError(
-            f"expected to reach the model hub ({host}:{port}) for {name}, got {error}; this "
+            f"expected to reach the {kind} hub ({host}:{port}) for {name}, got {error}; this "
             f"machine looks offline and has no cached copy; {fix}"
         ) from None
 
@@ -91,11 +99,19 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def check_dtype(dtype: str, key: str = "dtype") -> None:
+    """``dtype`` is one of ``DTYPES``; ``key`` names the setting in the error."""
+    if dtype not in DTYPES:
+        raise ValueError(
+            f"expected {key} in {list(DTYPES)}, got {dtype!r}; fix: {key}=auto (float32 on "
+            "CPU, bfloat16 or float16 on a GPU)"
+        )
+
+
 def resolve_dtype(dtype: str, device: str) -> str:
     """The dtype's name. ``auto``: bfloat16 on a CUDA device that supports it, float16 on
     other CUDA devices, float32 elsewhere (CPU kernels are fastest and exact in float32)."""
-    if dtype not in DTYPES:
-        raise ValueError(f"expected dtype in {list(DTYPES)}, got {dtype!r}")
+    check_dtype(dtype)
     if dtype != "auto":
         return dtype
     if not device.startswith("cuda"):

@@ -361,6 +361,16 @@ def _run_locked(
     finally:
         bar.close()
     wanted = {problem.id for problem in problems}
+    others = len({str(r["id"]) for r in results.records} - wanted)
+    if others:  # e.g. a rerun with a smaller dataset.limit
+        log.warning(
+            "metrics.json covers the %d problems asked for; %s also holds %d other problems "
+            "from an earlier run (kept, not counted); fix: the earlier dataset.limit to count "
+            "them, or a new hydra.run.dir",
+            len(wanted),
+            results.path,
+            others,
+        )
     metrics = summarise([r for r in results.records if str(r["id"]) in wanted])
     metrics.update(describe)
     metrics["generate_calls_this_invocation"] = counter.generate_calls

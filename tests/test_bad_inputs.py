@@ -169,6 +169,42 @@ CASES = [
     Case("search", "unknown select rule", ("strategy.select=best",), r"select"),
     Case(
         "search",
+        "a setting of another strategy",
+        ("strategy.num_simulations=64",),
+        r"strategy\.num_simulations, read only by mcts; fix: \+strategy=mcts",
+    ),
+    Case(
+        "search",
+        "a select rule for mcts",
+        ("+strategy=mcts", "strategy.select=weighted"),
+        r"no strategy\.select for mcts.*fix: strategy\.mcts_final=best_value",
+    ),
+    Case(
+        "search",
+        "unknown scorer dtype",
+        ("scorer.dtype=float17",),
+        r"expected scorer\.dtype in .*got 'float17'; fix: scorer\.dtype=auto",
+    ),
+    Case(
+        "search",
+        "unknown scorer setting",
+        ("+scorer.foo=1",),
+        r"got unknown \['scorer\.foo'\]; fix",
+    ),
+    Case(
+        "search",
+        "scorer batch size 0",
+        ("scorer.hf.batch_size=0",),
+        r"expected scorer\.hf\.batch_size >= 1, got 0; fix",
+    ),
+    Case(
+        "search",
+        "unknown policy dtype",
+        ("policy.dtype=half",),
+        r"expected policy\.dtype in .*got 'half'; fix",
+    ),
+    Case(
+        "search",
         "dataset file missing",
         ("dataset=jsonl", "dataset.path=TMP/none.jsonl"),
         r"none\.jsonl",
@@ -369,8 +405,57 @@ CASES = [
         r"samples\.jsonl:1: .*malformed JSON",
         {"samples/samples.jsonl": b"{oops\n" + line(SAMPLE)},
     ),
+    Case(
+        "sample",
+        "unknown policy dtype",
+        ("policy.dtype=x",),
+        r"expected policy\.dtype in .*got 'x'; fix",
+    ),
     # python -m prm.label
     Case("label", "samples missing", ("samples=TMP/none.jsonl",), r"none\.jsonl"),
+    Case(
+        "label",
+        "MC policy batch size 0",
+        ("labeller=mc", "policy.hf.batch_size=0"),
+        r"expected policy\.hf\.batch_size >= 1, got 0; fix",
+    ),
+    Case(
+        "label",
+        "consensus with MC records of other steps",
+        ("labeller=consensus", "labeller.mc_records=TMP/mc.jsonl"),
+        r"mc\.jsonl: expected the record of \('arith-train-0', 0\) to label the steps.*fix:",
+        {
+            "mc.jsonl": line(
+                {
+                    "problem_id": "arith-train-0",
+                    "sample_index": 0,
+                    "labeller": "mc",
+                    "first_error": -1,
+                    "labels": [True, True],
+                    "soft_labels": [1.0, 0.5],
+                    "steps_sha": "0123456789abcdef",
+                }
+            )
+        },
+    ),
+    Case(
+        "label",
+        "consensus with a judge's records as MC records",
+        ("labeller=consensus", "labeller.mc_records=TMP/mc.jsonl"),
+        r"mc\.jsonl:1: expected records of an MC labeller .*got labeller 'calculator'.*fix:",
+        {
+            "mc.jsonl": line(
+                {
+                    "problem_id": "arith-train-0",
+                    "sample_index": 0,
+                    "labeller": "calculator",
+                    "first_error": -1,
+                    "labels": [True, True],
+                    "soft_labels": [1.0, 1.0],
+                }
+            )
+        },
+    ),
     Case(
         "label",
         "samples not UTF-8",

@@ -102,15 +102,21 @@ def test_progress_bar_shows_running_accuracy(default_run: tuple[Path, Completed]
     assert "accuracy=" not in done.stdout
 
 
-@pytest.mark.parametrize("name", ["beam", "dvts", "mcts", "particle_filtering"])
+SMALL = {  # each strategy's own knobs, made small
+    "beam": ("strategy.beam_width=2",),
+    "dvts": ("strategy.beam_width=2",),
+    "mcts": ("strategy.num_simulations=4", "strategy.children_per_expansion=2"),
+    "particle_filtering": (),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
 def test_tree_strategies_run_and_save_trees(name: str, tmp_path: Path) -> None:
     out = tmp_path / "run"
     done = run_cli(
         f"+strategy={name}",
         *FAKE,
-        "strategy.beam_width=2",
-        "strategy.num_simulations=4",
-        "strategy.children_per_expansion=2",
+        *SMALL[name],
         "strategy.save_trees=true",
         "dataset.limit=2",
         f"hydra.run.dir={out}",

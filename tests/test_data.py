@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -142,6 +143,23 @@ def test_bad_row_raises_with_file_line_and_fix(tmp_path: Path, case: str) -> Non
     assert f"{path}:2" in str(raised.value)
 
 
+def test_a_row_without_the_question_field_lists_its_keys_and_the_field_option(
+    tmp_path: Path,
+) -> None:
+    path = write_jsonl(tmp_path / "rows.jsonl", [{"prompt": "1+1?", "answer": "2"}])
+    with pytest.raises(ValueError) as raised:
+        load_problems(DatasetConfig(name="jsonl", path=path))
+    assert str(raised.value).startswith(
+        f"{path}:1: bad row: expected the question in field 'question', got keys ['answer', "
+        "'prompt']; fix: dataset.question_field=prompt if another field holds it, correct "
+    )
+    config = DatasetConfig(name="jsonl", path=path, question_field="prompt")
+    assert [p.question for p in load_problems(config).problems] == ["1+1?"]
+    path = write_jsonl(tmp_path / "rows.jsonl", [{"answer": "2"}])
+    with pytest.raises(ValueError, match=r"fix: dataset\.question_field=<key> if another"):
+        load_problems(DatasetConfig(name="jsonl", path=path))
+
+
 @pytest.mark.parametrize("case", BAD_ROWS)
 def test_bad_row_skipped_and_counted(tmp_path: Path, case: str) -> None:
     good = {"question": "2+2?", "answer": "4"}
@@ -228,6 +246,39 @@ def test_hub_loader_reads_a_local_dataset_dir(
         ("toy_math-1", "2+2?", "4"),
     ]
     assert (tmp_path / "hf_cache").is_dir()  # the cache went to the temporary folder
+
+
+@pytest.fixture
+def empty_hf_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    datasets = pytest.importorskip("datasets")
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+
+
+def test_an_unreachable_hub_dataset_fails_fast_with_the_fix(
+    empty_hf_caches: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = DatasetConfig(name="math500", hub_name="HuggingFaceH4/MATH-500")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match="HF_HUB_OFFLINE is set.*fix: pass a local copy"):
+        load_problems(config)
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    start = time.perf_counter()
+    with pytest.raises(ConnectionError, match="reach the dataset hub.*dataset.path="):
+        load_problems(config)
+    assert time.perf_counter() - start < 5
+
+
+def test_a_cached_or_local_hub_dataset_needs_no_hub(tmp_path: Path, empty_hf_caches: None) -> None:
+    from search.data import _local_or_cached
+
+    assert not _local_or_cached("HuggingFaceH4/MATH-500")
+    (tmp_path / "datasets" / "HuggingFaceH4___math-500").mkdir(parents=True)  # load_dataset's
+    assert _local_or_cached("HuggingFaceH4/MATH-500")  # offline cache
+    assert _local_or_cached(str(tmp_path))  # a local folder
 
 
 @pytest.mark.parametrize("config_file", sorted(CONF_DIR.glob("*.yaml")), ids=lambda p: p.stem)

@@ -183,6 +183,10 @@ def test_cli_end_to_end(
     assert "| k | pass@k | majority@k | prm@k | weighted@k |" in printed
     assert "| 8 |" in printed and str(output) in printed
     report = json.loads(output.read_text())
+    share = report["diagnostics"]["min_on_final_step_share"]
+    assert f"share of solutions whose minimum step score is on the final step: {share:.3f}" in (
+        printed
+    )  # a share, not a score
     assert report["aggregation"] == "last" and report["format"] == "engine"
     assert report["num_problems"] == 12 and [r["k"] for r in report["metrics"]] == [1, 2, 4, 8]
     expected = evaluate_sets(read_completion_sets(path, "engine", "last").sets)

@@ -144,9 +144,14 @@ def test_resume_skips_done_problems_and_covers_all(problems: list[Problem], tmp_
     assert (tmp_path / RESULTS_FILE).read_bytes() == after
 
 
-def test_metrics_cover_only_the_problems_asked_for(problems: list[Problem], tmp_path: Path) -> None:
+def test_metrics_cover_only_the_problems_asked_for(
+    problems: list[Problem], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     run(problems[:10], tmp_path)
-    metrics = run(problems[:6], tmp_path)
+    with caplog.at_level("WARNING", logger="search.run"):
+        metrics = run(problems[:6], tmp_path)
+    assert "covers the 6 problems asked for" in caplog.text
+    assert "also holds 4 other problems" in caplog.text
     assert metrics["num_problems"] == 6
     records = read_records(tmp_path)[:6]
     assert metrics["accuracy"] == pytest.approx(sum(r["correct"] for r in records) / 6)
@@ -323,6 +328,51 @@ def test_hf_policy_predictions_do_not_depend_on_batching(
     assert [r["predictions"] for r in small] == [r["predictions"] for r in large]
     assert small == large
     assert len({c["num_tokens"] for r in small for c in r["candidates"]}) > 1  # really sampled
+
+
+def test_embedded_models_give_the_same_picks_whatever_the_batching(
+    problems: list[Problem], tmp_path: Path
+) -> None:
+    """The shipped policy and PRM (transformers, temperature 1), beam search with
+    batch_problems=2 against 8: the same samples, picks and token counts, and step scores
+    equal to 1e-5 (not bit for bit: a prefix scored in another batch meets other padding
+    and other cached prefixes; README, "Resuming and reproducibility")."""
+    from prm.scoring import build_scorer
+    from search.generators import build_generator
+
+    def go(directory: Path, batch_problems: int) -> list[dict[str, Any]]:
+        policy = build_generator("checkpoints/arith-policy", seed=3, max_tokens=160)
+        scorer = build_scorer(
+            "checkpoints/arith-prm",
+            prompt_template="Question: {question}\nAnswer:\n",
+            on_overflow="truncate_question",
+        )
+        run_search(
+            problems[:8],
+            policy,
+            scorer,
+            build_strategy(
+                StrategyConfig(name=StrategyName.beam, n=4, beam_width=2), Aggregation.min
+            ),
+            directory,
+            describe={},
+            batch_problems=batch_problems,
+        )
+        return _without_wall_time(read_records(directory))
+
+    def scores(records: list[dict[str, Any]]) -> list[float]:
+        return [x for r in records for c in r["candidates"] for x in c["step_scores"]]
+
+    def rest(records: list[dict[str, Any]]) -> list[Any]:
+        return [
+            (r["predictions"], [(c["steps"], c["num_tokens"]) for c in r["candidates"]])
+            for r in records
+        ]
+
+    small, large = go(tmp_path / "small", 2), go(tmp_path / "large", 8)
+    assert rest(small) == rest(large)
+    assert scores(small) == pytest.approx(scores(large), abs=1e-5)
+    assert len(set(scores(small))) > 8  # really scored
 
 
 def test_an_unfinished_candidate_is_never_graded_right() -> None:

@@ -46,6 +46,7 @@ from prm.label.quality import markdown_table, quality_from_records, write_qualit
 from prm.label.records import Labeller, LabelRecord, stamped, to_stepwise
 from prm.sample import SampledSolution, read_samples
 from prm.stepwise import write_stepwise
+from search.components import check_component
 from search.inputs import exit_on_input_error
 from search.jsonl import JsonlLog
 from search.launchers.ray import RayLauncherConfig
@@ -318,6 +319,14 @@ def check_reused_records(config: LabelConfig, todo: list[SampledSolution]) -> No
         check_mc_records(records, todo, chosen.mc_records)
 
 
+def uses_policy(config: LabelConfig) -> bool:
+    """Whether the labeller rolls out the policy (MC, or consensus without MC records)."""
+    chosen = config.labeller
+    if isinstance(chosen, MCConfig):
+        return True
+    return isinstance(chosen, ConsensusConfig) and not chosen.mc_records
+
+
 def label_from_config(raw: DictConfig) -> None:
     """The body of ``python -m prm.label``: checks before any model loads, then labels."""
     config: LabelConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
@@ -326,6 +335,8 @@ def label_from_config(raw: DictConfig) -> None:
         solutions = solutions[: config.limit]
     output_dir = Path(config.output_dir)
     settings: Any = OmegaConf.to_container(raw, resolve=True, enum_to_str=True)
+    if uses_policy(config):  # its settings checked before anything loads
+        check_component("policy", settings.get("policy"), seed=config.seed)
     with RunLock(output_dir):  # one writer; settings checked before any model loads
         written = JsonlLog(output_dir / RECORDS_FILE).records
         check_fingerprint(

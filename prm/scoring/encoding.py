@@ -1,11 +1,15 @@
 """From a prefix to the PRM's token ids and the positions of its step tags.
 
 The whole rendered text is tokenised in one call (as the public PRMs' cards do), so both
-backends see identical ids. Inputs longer than ``max_length`` follow ``on_overflow``:
+backends see identical ids. ``max_length`` (``resolve_max_length``) defaults to the model's
+context and may not exceed it. Inputs longer than ``max_length`` follow ``on_overflow``:
 
 - ``error``: refuse, naming the lengths and the fix;
 - ``truncate_question``: drop question tokens from the left (oldest first) until the input
   fits; the steps and their tags are never cut. If the steps alone do not fit, it refuses.
+
+A refused input raises ``InputTooLong`` (an ``InputError``: entry points print it as one
+line), which carries the lengths so an entry point can add its own fix.
 
 After encoding, the number of tag tokens must equal the number of steps; anything else
 (the question or template containing the tag, the tag merging with its neighbours in
@@ -20,6 +24,7 @@ from enum import Enum
 from typing import Any
 
 from prm.scoring.format import PRMFormat, RenderedText, TokenIds, render_text, resolve_token_ids
+from search.inputs import InputError
 from search.types import Prefix
 
 
@@ -28,6 +33,57 @@ class OverflowPolicy(str, Enum):
 
     truncate_question = "truncate_question"
     error = "error"
+
+
+class InputTooLong(InputError):
+    """A PRM input longer than ``max_length`` that ``on_overflow`` could not make fit."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        problem_id: str,
+        num_tokens: int,
+        max_length: int,
+        question_dropped: bool,
+    ) -> None:
+        super().__init__(message)
+        self.problem_id = problem_id
+        self.num_tokens = num_tokens  # the input's tokens (without the question, if dropped)
+        self.max_length = max_length
+        self.question_dropped = question_dropped  # on_overflow=truncate_question was tried
+
+
+def _positive_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and 0 < value < 10_000_000 else None
+
+
+def resolve_max_length(max_length: int | None, config: Any, tokenizer: Any) -> int:
+    """The PRM's ``max_length``: ``max_length`` as given, checked against the model's context
+    (``config.max_position_embeddings``); ``None``: that context, else the tokenizer's limit.
+    A ``max_length`` above the context is refused: the positions past it were never trained
+    and the scores there mean nothing."""
+    context = _positive_int(getattr(config, "max_position_embeddings", None))
+    if max_length is None:
+        limit = context or _positive_int(getattr(tokenizer, "model_max_length", None))
+        if limit is None:
+            raise InputError(
+                "expected the PRM's config to give max_position_embeddings, got none; fix: set "
+                "scorer.max_length"
+            )
+        return limit
+    return check_max_length(max_length, context, "max_position_embeddings")
+
+
+def check_max_length(max_length: int, context: int | None, source: str) -> int:
+    """``max_length``, refused when above the model's ``context`` (read from ``source``)."""
+    if context is not None and max_length > context:
+        raise InputError(
+            f"expected scorer.max_length <= the model's context ({source}={context}), got "
+            f"max_length={max_length}; fix: scorer.max_length={context} or null (the "
+            "model's context); inputs longer than that need a PRM with a longer context"
+        )
+    return max_length
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +130,19 @@ class PrefixEncoder:
         truncated = 0
         if len(ids) > self.max_length:
             if self.on_overflow is OverflowPolicy.error:
-                raise ValueError(
+                raise InputTooLong(
                     f"expected a PRM input of at most max_length={self.max_length} tokens, got "
                     f"{len(ids)} for problem {prefix.problem.id!r} ({len(prefix.steps)} steps); "
                     "fix: set on_overflow=truncate_question, raise max_length (up to the "
-                    "model's context), or cap the policy's solution length"
+                    "model's context), or cap the policy's solution length",
+                    problem_id=prefix.problem.id,
+                    num_tokens=len(ids),
+                    max_length=self.max_length,
+                    question_dropped=False,
                 )
-            ids, truncated = self._truncate_question(rendered, head, len(ids) - self.max_length)
+            ids, truncated = self._truncate_question(
+                prefix, rendered, head, len(ids) - self.max_length
+            )
         tag = self.token_ids.step_tag
         positions = tuple(index for index, token in enumerate(ids) if token == tag)
         if len(positions) != len(prefix.steps):
@@ -94,7 +156,7 @@ class PrefixEncoder:
         return EncodedPrefix(tuple(ids), positions, truncated)
 
     def _truncate_question(
-        self, rendered: RenderedText, head: list[int], overflow: int
+        self, prefix: Prefix, rendered: RenderedText, head: list[int], overflow: int
     ) -> tuple[list[int], int]:
         """Drop the first ``overflow`` question tokens; the rest of the ids are unchanged."""
         if not getattr(self.tokenizer, "is_fast", False):
@@ -118,10 +180,16 @@ class PrefixEncoder:
             if rendered.question_start <= start and end <= rendered.question_end and end > start
         ]
         if overflow > len(question):
-            raise ValueError(
+            without_question = len(head) + len(ids) - len(question)
+            raise InputTooLong(
                 f"expected the steps to fit max_length={self.max_length} once the question is "
-                f"dropped, got {len(head) + len(ids) - len(question)} tokens without the "
-                "question; fix: raise max_length or cap the policy's solution length"
+                f"dropped, got {without_question} tokens without the question for problem "
+                f"{prefix.problem.id!r}; fix: raise max_length (up to the model's context) or "
+                "cap the policy's solution length",
+                problem_id=prefix.problem.id,
+                num_tokens=without_question,
+                max_length=self.max_length,
+                question_dropped=True,
             )
         dropped = set(question[:overflow])
         kept = [token for index, token in enumerate(ids) if index not in dropped]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -19,6 +20,7 @@ from prm.scoring.encoding import OverflowPolicy
 from prm.scoring.format import PRMFamily, PRMFormat
 from search.components import backend_options
 from search.prompting import DEFAULT_SYSTEM_PROMPT, PLAIN_TEMPLATE
+from search.resolve import check_dtype
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,116 @@ def resolve_trust(model: str, trust: bool | None, remote_code_for: str | None) -
     return False
 
 
+@dataclass(frozen=True)
+class ScorerPlan:
+    """A PRM's settings, checked, before anything loads (``scorer_plan``)."""
+
+    backend: Backend
+    fmt: PRMFormat
+    common: dict[str, Any]
+    options: dict[str, Any]  # the chosen backend's own
+
+
+def scorer_plan(
+    model: str,
+    backend: Backend | str = Backend.hf,
+    *,
+    family: PRMFamily | str = PRMFamily.token_classification,
+    step_tag: str = "<step>",
+    use_chat_template: bool = False,
+    system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
+    prompt_template: str = PLAIN_TEMPLATE,
+    step_template: str = "{step}{tag}\n\n",
+    positive_label: int = 1,
+    good_token: str | None = None,
+    bad_token: str | None = None,
+    add_bos_token: bool = False,
+    tokenizer: str | None = None,
+    dtype: str = "auto",
+    max_length: int | None = None,
+    on_overflow: OverflowPolicy | str = OverflowPolicy.error,
+    trust_remote_code: bool | None = False,
+    remote_code_for: str | None = None,
+    base_url: str | None = None,
+    hf: Mapping[str, Any] | None = None,
+    vllm: Mapping[str, Any] | None = None,
+    server: Mapping[str, Any] | None = None,
+) -> ScorerPlan:
+    """``build_scorer``'s arguments checked without loading anything (the entry points call
+    it through ``search.components.check_component`` before any model loads): backend,
+    format, every backend's options (one config serves all three), dtype, overflow policy,
+    batch sizes and ``max_length``. Raises ValueError naming the setting and the fix."""
+    try:
+        chosen = Backend(backend)
+    except ValueError:
+        choices = [member.value for member in Backend]
+        raise ValueError(
+            f"expected scorer.backend in {choices}, got {backend!r}; fix: scorer.backend=hf"
+        ) from None
+    if chosen is Backend.vllm_server and not base_url:
+        raise ValueError(
+            "expected scorer.base_url for backend=vllm_server, got none; "
+            "fix: scorer.base_url=http://HOST:PORT (a vLLM server started with --runner pooling)"
+        )
+    try:
+        chosen_family = PRMFamily(family)
+    except ValueError:
+        choices = [member.value for member in PRMFamily]
+        raise ValueError(
+            f"expected scorer.family in {choices}, got {family!r}; "
+            "fix: scorer.family=token_classification"
+        ) from None
+    fmt = PRMFormat(
+        family=chosen_family,
+        step_tag=step_tag,
+        use_chat_template=use_chat_template,
+        system_prompt=system_prompt,
+        prompt_template=prompt_template,
+        step_template=step_template,
+        positive_label=positive_label,
+        good_token=good_token,
+        bad_token=bad_token,
+        add_bos_token=add_bos_token,
+    )
+    options = {
+        Backend.hf: backend_options("scorer", "hf", hf, _HF_KEYS),
+        Backend.vllm: backend_options("scorer", "vllm", vllm, _VLLM_KEYS),
+        Backend.vllm_server: backend_options("scorer", "server", server, _SERVER_KEYS),
+    }
+    for block, block_options in (
+        ("hf", options[Backend.hf]),
+        ("server", options[Backend.vllm_server]),
+    ):
+        size = block_options.get("batch_size", 1)
+        if not isinstance(size, int) or size < 1:
+            raise ValueError(
+                f"expected scorer.{block}.batch_size >= 1, got {size!r}; "
+                f"fix: scorer.{block}.batch_size=16"
+            )
+    check_dtype(dtype, "scorer.dtype")
+    try:
+        overflow = OverflowPolicy(on_overflow)
+    except ValueError:
+        choices = [member.value for member in OverflowPolicy]
+        raise ValueError(
+            f"expected scorer.on_overflow in {choices}, got {on_overflow!r}; "
+            "fix: scorer.on_overflow=error"
+        ) from None
+    if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
+        raise ValueError(
+            f"expected scorer.max_length >= 1 or null (the model's own), got {max_length!r}; "
+            "fix: scorer.max_length=null"
+        )
+    common: dict[str, Any] = {
+        "tokenizer": tokenizer,
+        "dtype": dtype,
+        "trust_remote_code": trust_remote_code,
+        "max_length": max_length,
+        "on_overflow": overflow,
+    }
+    return ScorerPlan(chosen, fmt, common, options[chosen])
+
+
 def build_scorer(
     model: str,
     backend: Backend | str = Backend.hf,
@@ -117,24 +229,10 @@ def build_scorer(
     written for), so pointing such a config at another model does not silently run that
     model's code.
     """
-    trust_remote_code = resolve_trust(model, trust_remote_code, remote_code_for)
-    try:
-        chosen = Backend(backend)
-    except ValueError:
-        choices = [member.value for member in Backend]
-        raise ValueError(f"expected backend in {choices}, got {backend!r}") from None
-    if chosen is Backend.vllm_server and not base_url:
-        raise ValueError(
-            "expected scorer.base_url for backend=vllm_server, got none; "
-            "fix: scorer.base_url=http://HOST:PORT (a vLLM server started with --runner pooling)"
-        )
-    try:
-        chosen_family = PRMFamily(family)
-    except ValueError:
-        choices = [member.value for member in PRMFamily]
-        raise ValueError(f"expected family in {choices}, got {family!r}") from None
-    fmt = PRMFormat(
-        family=chosen_family,
+    plan = scorer_plan(
+        model,
+        backend,
+        family=family,
         step_tag=step_tag,
         use_chat_template=use_chat_template,
         system_prompt=system_prompt,
@@ -144,27 +242,29 @@ def build_scorer(
         good_token=good_token,
         bad_token=bad_token,
         add_bos_token=add_bos_token,
+        tokenizer=tokenizer,
+        dtype=dtype,
+        max_length=max_length,
+        on_overflow=on_overflow,
+        trust_remote_code=trust_remote_code,
+        remote_code_for=remote_code_for,
+        base_url=base_url,
+        hf=hf,
+        vllm=vllm,
+        server=server,
     )
-    hf_options = backend_options("scorer", "hf", hf, _HF_KEYS)
-    vllm_options = backend_options("scorer", "vllm", vllm, _VLLM_KEYS)
-    server_options = backend_options("scorer", "server", server, _SERVER_KEYS)
-    common: dict[str, Any] = {
-        "tokenizer": tokenizer,
-        "dtype": dtype,
-        "trust_remote_code": trust_remote_code,
-        "max_length": max_length,
-        "on_overflow": on_overflow,
-    }
-    if chosen is Backend.hf:
+    common = dict(plan.common)
+    common["trust_remote_code"] = resolve_trust(model, trust_remote_code, remote_code_for)
+    if plan.backend is Backend.hf:
         from prm.scoring.hf_backend import HFScorer
 
-        return HFScorer.load(model, fmt, **common, **hf_options)
-    if chosen is Backend.vllm_server:
+        return HFScorer.load(model, plan.fmt, **common, **plan.options)
+    if plan.backend is Backend.vllm_server:
         from prm.scoring.server_backend import VLLMServerScorer
 
         assert base_url is not None
         del common["dtype"]  # the server's choice (--dtype)
-        return VLLMServerScorer.load(model, fmt, base_url=base_url, **common, **server_options)
+        return VLLMServerScorer.load(model, plan.fmt, base_url=base_url, **common, **plan.options)
     from prm.scoring.vllm_backend import VLLMScorer
 
-    return VLLMScorer.load(model, fmt, **common, **vllm_options)
+    return VLLMScorer.load(model, plan.fmt, **common, **plan.options)

@@ -28,7 +28,12 @@ from typing import Any
 import numpy as np
 
 from prm.scoring.base import StepTagScorer
-from prm.scoring.encoding import EncodedPrefix, OverflowPolicy, PrefixEncoder
+from prm.scoring.encoding import (
+    EncodedPrefix,
+    OverflowPolicy,
+    PrefixEncoder,
+    resolve_max_length,
+)
 from prm.scoring.format import PRMFamily, PRMFormat
 from search.kv_tree import KVTree
 from search.resolve import resolve_device, resolve_model_path, torch_dtype
@@ -36,19 +41,6 @@ from search.resolve import resolve_device, resolve_model_path, torch_dtype
 log = logging.getLogger(__name__)
 
 _AUTO_CLASSES = ("AutoModelForTokenClassification", "AutoModelForCausalLM", "AutoModel")
-
-
-def default_max_length(config: Any, tokenizer: Any) -> int:
-    """The model's context: ``max_position_embeddings``, else the tokenizer's limit."""
-    for value in (
-        getattr(config, "max_position_embeddings", None),
-        getattr(tokenizer, "model_max_length", None),
-    ):
-        if isinstance(value, int) and 0 < value < 10_000_000:
-            return value
-    raise ValueError(
-        "expected the PRM's config to give max_position_embeddings, got none; fix: set max_length"
-    )
 
 
 class HFScorer(StepTagScorer):
@@ -73,7 +65,7 @@ class HFScorer(StepTagScorer):
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"expected batch_size >= 1, got {batch_size}")
-        limit = max_length or default_max_length(model.config, tokenizer)
+        limit = resolve_max_length(max_length, model.config, tokenizer)
         super().__init__(PrefixEncoder(tokenizer, fmt, limit, on_overflow))
         self.model = model.eval()
         self.batch_size = batch_size

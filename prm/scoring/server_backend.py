@@ -29,7 +29,12 @@ from typing import Any
 import numpy as np
 
 from prm.scoring.base import StepTagScorer
-from prm.scoring.encoding import EncodedPrefix, OverflowPolicy, PrefixEncoder
+from prm.scoring.encoding import (
+    EncodedPrefix,
+    OverflowPolicy,
+    PrefixEncoder,
+    check_max_length,
+)
 from prm.scoring.format import PRMFamily, PRMFormat
 from search.remote import ServerClient, ServerSettings
 from search.resolve import resolve_model_path
@@ -128,12 +133,15 @@ class VLLMServerScorer(StepTagScorer):
         hf_tokenizer = transformers.AutoTokenizer.from_pretrained(
             tokenizer_path, trust_remote_code=trust_remote_code
         )
-        limit = max_length or server_limit
-        if limit is None:
+        if max_length is not None:
+            limit = check_max_length(max_length, server_limit, "the server's max_model_len")
+        elif server_limit is None:
             raise ValueError(
                 f"expected {settings.root}/v1/models to report max_model_len, got none; "
                 "fix: set scorer.max_length"
             )
+        else:
+            limit = server_limit
         return cls(
             client,
             hf_tokenizer,

@@ -37,9 +37,13 @@ from typing import Any
 import numpy as np
 
 from prm.scoring.base import StepTagScorer
-from prm.scoring.encoding import EncodedPrefix, OverflowPolicy, PrefixEncoder
+from prm.scoring.encoding import (
+    EncodedPrefix,
+    OverflowPolicy,
+    PrefixEncoder,
+    resolve_max_length,
+)
 from prm.scoring.format import PRMFamily, PRMFormat
-from prm.scoring.hf_backend import default_max_length
 from search.resolve import resolve_dtype, resolve_model_path
 
 log = logging.getLogger(__name__)
@@ -135,7 +139,7 @@ class VLLMScorer(StepTagScorer):
                 f"{config.num_labels} in {path}; fix: use family=label_token for a causal "
                 "LM, or a PRM checkpoint with 2 labels"
             )
-        limit = max_length or default_max_length(config, hf_tokenizer)
+        limit = resolve_max_length(max_length, config, hf_tokenizer)
         engine_args: dict[str, Any] = dict(engine_kwargs)
         if block_size is not None:
             engine_args["block_size"] = block_size

@@ -16,6 +16,7 @@ whose ``_target_`` names that class.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -39,6 +40,81 @@ VLLM_KEYS = (
     "tensor_parallel_size",
     "max_num_seqs",
 )
+
+
+@dataclass(frozen=True)
+class GeneratorPlan:
+    """A policy's settings, checked, before anything loads (``generator_plan``)."""
+
+    backend: Backend
+    common: dict[str, Any]
+    hf_options: dict[str, Any]
+    vllm_options: dict[str, Any]
+
+
+def generator_plan(
+    model: str,
+    backend: Backend | str = Backend.hf,
+    *,
+    seed: int = 0,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    max_step_tokens: int = 64,
+    max_tokens: int = 256,
+    dtype: str = "auto",
+    use_chat_template: bool | None = None,
+    system_prompt: str | None = None,
+    trust_remote_code: bool = False,
+    hf: Mapping[str, Any] | None = None,
+    vllm: Mapping[str, Any] | None = None,
+) -> GeneratorPlan:
+    """``build_generator``'s arguments checked without loading anything (the entry points
+    call it through ``search.components.check_component`` before any model loads): the
+    backend, both backends' options (a config serves both), the sampling settings and the
+    dtype. Raises ValueError naming the setting and the fix."""
+    from search.generators.base import GenerationSettings
+    from search.generators.hf import KV_CACHES, check_attn_implementation
+    from search.resolve import check_dtype
+
+    try:
+        chosen = Backend(backend)
+    except ValueError:
+        choices = [member.value for member in Backend]
+        raise ValueError(
+            f"expected policy.backend in {choices}, got {backend!r}; fix: policy.backend=hf, "
+            "or a policy config whose _target_ is your own Generator class"
+        ) from None
+    hf_options = backend_options("policy", "hf", hf, HF_KEYS)
+    if "attn_implementation" in hf_options:  # checked even when vllm is chosen: one config
+        check_attn_implementation(hf_options["attn_implementation"])
+    if hf_options.get("kv_cache", "buffer") not in KV_CACHES:
+        raise ValueError(
+            f"expected policy.hf.kv_cache in {list(KV_CACHES)}, got "
+            f"{hf_options['kv_cache']!r}; fix: policy.hf.kv_cache=buffer"
+        )
+    for key in ("batch_size", "prefix_cache_tokens"):
+        value = hf_options.get(key, 1)
+        if not isinstance(value, int) or value < (1 if key == "batch_size" else 0):
+            least = 1 if key == "batch_size" else 0
+            raise ValueError(
+                f"expected policy.hf.{key} >= {least}, got {value!r}; fix: policy.hf.{key}="
+                + ("256" if key == "batch_size" else "65536")
+            )
+    vllm_options = backend_options("policy", "vllm", vllm, VLLM_KEYS)
+    GenerationSettings(temperature, top_p, max_step_tokens, max_tokens)  # raises if bad
+    check_dtype(dtype, "policy.dtype")
+    common: dict[str, Any] = {
+        "temperature": temperature,
+        "top_p": top_p,
+        "max_step_tokens": max_step_tokens,
+        "max_tokens": max_tokens,
+        "seed": seed,
+        "dtype": dtype,
+        "use_chat_template": use_chat_template,
+        "system_prompt": system_prompt,
+        "trust_remote_code": trust_remote_code,
+    }
+    return GeneratorPlan(chosen, common, hf_options, vllm_options)
 
 
 def build_generator(
@@ -67,38 +143,29 @@ def build_generator(
     ``gpu_memory_utilization``, ``max_model_len``, ``enable_prefix_caching``,
     ``cpu_kvcache_space_gib``, ``enforce_eager``, ``tensor_parallel_size``, ``max_num_seqs``
     (sequences decoded together; vLLM's default on CPU is 256) (see ``VLLMGenerator``). The
-    options of the backend not chosen are checked and ignored, so one config serves both.
+    options of the backend not chosen are checked and ignored, so one config serves both
+    (``generator_plan`` checks them all before anything loads).
     """
-    try:
-        chosen = Backend(backend)
-    except ValueError:
-        choices = [member.value for member in Backend]
-        raise ValueError(
-            f"expected policy.backend in {choices}, got {backend!r}; fix: policy.backend=hf, "
-            "or a policy config whose _target_ is your own Generator class"
-        ) from None
-    hf_options = backend_options("policy", "hf", hf, HF_KEYS)
-    if "attn_implementation" in hf_options:  # checked even when vllm is chosen: one config
-        from search.generators.hf import check_attn_implementation
-
-        check_attn_implementation(hf_options["attn_implementation"])
-    vllm_options = backend_options("policy", "vllm", vllm, VLLM_KEYS)
-    common: dict[str, Any] = {
-        "temperature": temperature,
-        "top_p": top_p,
-        "max_step_tokens": max_step_tokens,
-        "max_tokens": max_tokens,
-        "seed": seed,
-        "dtype": dtype,
-        "use_chat_template": use_chat_template,
-        "system_prompt": system_prompt,
-        "trust_remote_code": trust_remote_code,
-    }
+    plan = generator_plan(
+        model,
+        backend,
+        seed=seed,
+        temperature=temperature,
+        top_p=top_p,
+        max_step_tokens=max_step_tokens,
+        max_tokens=max_tokens,
+        dtype=dtype,
+        use_chat_template=use_chat_template,
+        system_prompt=system_prompt,
+        trust_remote_code=trust_remote_code,
+        hf=hf,
+        vllm=vllm,
+    )
     path = resolve_model_path(model)
-    if chosen is Backend.hf:
+    if plan.backend is Backend.hf:
         from search.generators.hf import HFGenerator
 
-        return HFGenerator(path, **common, **hf_options)
+        return HFGenerator(path, **plan.common, **plan.hf_options)
     from search.generators.vllm import VLLMGenerator
 
-    return VLLMGenerator(path, **common, **vllm_options)
+    return VLLMGenerator(path, **plan.common, **plan.vllm_options)

@@ -12,12 +12,14 @@ the selection rule and its pick, and ``usage`` the policy tokens (``prompt_token
 ``completion_tokens``) and the PRM's (``prm_tokens``).
 
 Errors: a malformed request or an invalid override is 400 (or 404 for an unknown model) with
-OpenAI's error body; a failure inside the search is 500 for that request only.
+OpenAI's error body, naming the request's fields (``"n": 4``, not the command line's
+``strategy.n=4``); a failure inside the search is 500 for that request only.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -54,6 +56,27 @@ class SearchFields(BaseModel):
         return SearchSettings(
             strategy=self.strategy, n=self.n, aggregation=self.aggregation, select=self.select
         )
+
+
+_FIX = re.compile(r"\bstrategy\.(n|select)=(\w+)( or more)?")
+_FIELD = re.compile(r"\bstrategy\.(n|select)(=?)")
+
+
+def in_request_terms(message: str) -> str:
+    """A strategy config's error, written for the command line, in the terms of a request:
+    ``fix: strategy.n=4`` becomes ``fix: "n": 4 in the request body`` and ``strategy.n``
+    ``"n"`` (likewise ``select``); the server's own settings keep their config names."""
+
+    def fix(match: re.Match[str]) -> str:
+        key, value, more = match.group(1), match.group(2), match.group(3) or ""
+        shown = value if key == "n" else f'"{value}"'
+        return f'"{key}": {shown}{more} in the request body'
+
+    def field(match: re.Match[str]) -> str:
+        return f'"{match.group(1)}"' + (": " if match.group(2) else "")
+
+    head, separator, fixes = message.partition("; fix: ")
+    return _FIELD.sub(field, head + separator + _FIX.sub(fix, fixes))
 
 
 class ContentPart(BaseModel):
@@ -172,7 +195,7 @@ def build_app(
         try:
             resolved = service.resolve(fields.settings())
         except ValueError as error:
-            raise ApiError(400, str(error)) from None
+            raise ApiError(400, in_request_terms(str(error))) from None
         problems = [batcher.new_problem(question) for question in questions]
         try:
             results = await batcher.submit(resolved, problems)

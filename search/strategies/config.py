@@ -2,8 +2,11 @@
 
 One dataclass backs the whole ``strategy`` group, so ``strategy=beam`` (or ``+strategy=beam``)
 merges ``conf/strategy/beam.yaml`` over the same schema and a typo fails at the command line.
-Fields that a strategy does not use are ignored by it (see docs/strategies.md for which
-strategy reads which field and what each one spends).
+Which strategy reads which field is ``FIELDS_READ`` (docs/strategies.md says what each one
+spends). A field set on the command line that the chosen strategy does not read is refused
+(``check_fields_set``: ``strategy.num_simulations=64`` without ``+strategy=mcts`` would
+otherwise run best-of-N as if it had been heard); the fields a strategy's own YAML sets are
+not checked.
 
 Paper symbols: ``n`` is N (the budget, number of final candidates), ``beam_width`` is M
 (children per kept beam, Snell et al. 2024, arXiv 2408.03314), ``lookahead`` is k;
@@ -14,9 +17,11 @@ stopping rule (Aggarwal et al. 2023, arXiv 2305.11860).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
+from search.inputs import InputError
 from search.selection import Select
 
 
@@ -50,6 +55,34 @@ _NEEDS_SCORER = {
     StrategyName.particle_filtering,
 }
 _WIDTH_STRATEGIES = {StrategyName.beam, StrategyName.dvts}
+
+
+_SEARCH = ("max_steps",)
+_WIDTH = ("beam_width", "lookahead", "lookahead_temperature", "prune", "select", *_SEARCH)
+# the fields each strategy reads besides name, n, batch_size and save_trees (docs/strategies.md)
+FIELDS_READ: dict[StrategyName, tuple[str, ...]] = {
+    StrategyName.best_of_n: ("select",),
+    StrategyName.beam: _WIDTH,
+    StrategyName.dvts: _WIDTH,
+    StrategyName.mcts: (
+        "num_simulations",
+        "extra_simulations",
+        "children_per_expansion",
+        "c_puct",
+        "prior",
+        "mcts_final",
+        *_SEARCH,
+    ),
+    StrategyName.particle_filtering: (
+        "weight_temperature",
+        "ess_threshold",
+        "gibbs_iterations",
+        "select",
+        *_SEARCH,
+    ),
+    StrategyName.adaptive_best_of_n: ("samples_per_round", "stop_confidence", "select"),
+}
+_READ_BY_ALL = ("name", "n", "batch_size", "save_trees")
 
 
 @dataclass
@@ -109,7 +142,7 @@ class StrategyConfig:
         self.select = None if self.select is None else Select(self.select)
         self.prune = Select(self.prune)
         if self.prune is Select.majority:
-            raise ValueError(
+            raise InputError(
                 "expected strategy.prune=prm or weighted (beam and DVTS prune by the PRM), "
                 "got majority; fix: strategy.prune=weighted"
             )
@@ -127,80 +160,103 @@ class StrategyConfig:
         }
         for key, value in positive.items():
             if value < 1:
-                raise ValueError(
+                raise InputError(
                     f"expected strategy.{key} >= 1, got {value}; fix: strategy.{key}=1 or more"
                 )
         if self.lookahead < 0:
-            raise ValueError(
+            raise InputError(
                 f"expected strategy.lookahead >= 0, got {self.lookahead}; fix: strategy.lookahead=0"
             )
         if not self.lookahead_temperature >= 0:
-            raise ValueError(
+            raise InputError(
                 f"expected strategy.lookahead_temperature >= 0, got "
                 f"{self.lookahead_temperature}; fix: strategy.lookahead_temperature=0"
             )
         if self.extra_simulations < 0:
-            raise ValueError(
+            raise InputError(
                 f"expected strategy.extra_simulations >= 0, got {self.extra_simulations}; "
                 "fix: strategy.extra_simulations=0 (none) or more"
             )
         if self.c_puct < 0:
-            raise ValueError(
+            raise InputError(
                 f"expected strategy.c_puct >= 0, got {self.c_puct}; fix: strategy.c_puct=1.0"
             )
         if not self.weight_temperature > 0:
-            raise ValueError(
+            raise InputError(
                 f"expected strategy.weight_temperature > 0, got {self.weight_temperature}; "
                 "fix: strategy.weight_temperature=1.0"
             )
         if not 0.0 <= self.ess_threshold <= 1.0:
-            raise ValueError(
+            raise InputError(
                 f"expected 0 <= strategy.ess_threshold <= 1, got {self.ess_threshold}; "
                 "fix: strategy.ess_threshold=1.0 (resample every round)"
             )
         if not 0.5 < self.stop_confidence <= 1.0:
-            raise ValueError(
+            raise InputError(
                 f"expected 0.5 < strategy.stop_confidence <= 1, got {self.stop_confidence}; "
                 "fix: strategy.stop_confidence=0.95"
             )
         if self.gibbs_iterations > 1 and self.n < 2:
-            raise ValueError(
+            raise InputError(
                 f"expected strategy.n >= 2 for particle Gibbs (a reference and at least one "
                 f"free particle), got n={self.n}, gibbs_iterations={self.gibbs_iterations}; "
                 "fix: strategy.n=2 or more, or strategy.gibbs_iterations=1"
             )
         if self.name is StrategyName.adaptive_best_of_n and self.select is Select.prm:
-            raise ValueError(
+            raise InputError(
                 "expected strategy.select=majority or weighted for adaptive_best_of_n (it "
                 "stops when a vote is settled), got select=prm; fix: strategy.select=weighted"
             )
         if self.name in _WIDTH_STRATEGIES and self.n % self.beam_width:
             lower = max(self.beam_width, self.n - self.n % self.beam_width)
-            raise ValueError(
+            raise InputError(
                 f"expected strategy.n to be a multiple of strategy.beam_width for "
                 f"{self.name.value}, got n={self.n}, beam_width={self.beam_width}; "
                 f"fix: strategy.n={lower} or a beam_width that divides {self.n}"
             )
         if self.lookahead and self.name not in _WIDTH_STRATEGIES:
-            raise ValueError(
+            raise InputError(
                 f"expected strategy.lookahead=0 for {self.name.value}, got {self.lookahead}; "
                 "lookahead applies to beam and dvts only; fix: strategy.lookahead=0"
             )
 
     def validate(self, has_scorer: bool) -> None:
-        """Checks that need the rest of the run's config; raises ValueError naming the fix."""
+        """Checks that need the rest of the run's config; raises InputError naming the fix."""
         self.__post_init__()
         if has_scorer:
             return
         if self.name in _NEEDS_SCORER:
-            raise ValueError(
+            raise InputError(
                 f"expected a scorer (PRM) for strategy {self.name.value}, got scorer=null; "
                 "fix: choose scorer=... or strategy=best_of_n with strategy.select=majority"
             )
         if self.select in (Select.prm, Select.weighted):
-            raise ValueError(
+            raise InputError(
                 f"expected a scorer (PRM) for strategy.select={self.select.value}, got "
                 "scorer=null; fix: choose scorer=... or strategy.select=majority"
+            )
+
+    def check_fields_set(self, fields: Iterable[str]) -> None:
+        """Refuse a field the user set (``strategy.<field>=...``) that this strategy does not
+        read: ``strategy.num_simulations=64`` without ``+strategy=mcts`` would otherwise run
+        best-of-N as if it had been heard."""
+        read = {*_READ_BY_ALL, *FIELDS_READ[self.name]}
+        for field in fields:
+            if field in read:
+                continue
+            if field == "select" and self.name is StrategyName.mcts:
+                raise InputError(
+                    "expected no strategy.select for mcts, which picks by strategy.mcts_final "
+                    "(most_visited or best_value; every result reports the prm, weighted and "
+                    "majority picks too); fix: strategy.mcts_final=best_value, or drop "
+                    "strategy.select"
+                )
+            readers = [name.value for name, fields in FIELDS_READ.items() if field in fields]
+            raise InputError(
+                f"expected settings that strategy {self.name.value} reads, got "
+                f"strategy.{field}, read only by {' and '.join(readers) or 'no strategy'}; "
+                f"fix: +strategy={readers[0] if readers else '...'} to run that strategy, or "
+                f"drop strategy.{field}"
             )
 
     def selection(self, has_scorer: bool) -> Select:

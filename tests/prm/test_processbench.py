@@ -19,9 +19,11 @@ from prm.processbench import (
     evaluate_subset,
     load_subset,
     mean_f1,
+    overflow_message,
     resolve_subset,
     subset_metrics,
 )
+from prm.scoring.encoding import InputTooLong
 from search.envs.arith.export import ExportConfig, export_processbench
 from search.inputs import InputError
 from search.resolve import CONF_DIR
@@ -219,3 +221,66 @@ def test_a_limit_draws_both_kinds_however_the_file_is_ordered(tmp_path: Path) ->
         )  # file order kept
     assert sum(s.label == -1 for s in load_subset(path, limit=8, seed=0)) == 2  # 1 in 4
     assert load_subset(path, limit=8, seed=0) != load_subset(path, limit=8, seed=1)
+
+
+def _run_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *overrides: str) -> None:
+    import prm.processbench as entry
+
+    argv = ["prm.processbench", f"output_dir={tmp_path / 'out'}", "progress=false"]
+    argv += [*overrides, f"hydra.run.dir={tmp_path / 'hydra'}"]
+    monkeypatch.setattr(sys, "argv", argv)
+    entry.main()
+
+
+def test_the_embedded_prm_on_long_solutions_is_one_line_naming_the_arithmetic_world(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The embedded PRM has 256 positions: a ProcessBench-like solution longer than that is
+    an error line (not a traceback) that says what the PRM is for, after a warning."""
+    steps = [f"Step {i}: we add {i} and {i} to get {2 * i}, then carry on." for i in range(40)]
+    path = tmp_path / "gsm8k.json"
+    path.write_text(json.dumps([{"problem": "Long one.", "steps": steps, "label": -1}]))
+    with pytest.raises(SystemExit) as raised:
+        _run_cli(tmp_path, monkeypatch, "scorer=arith_prm", f"subsets=[{path}]")
+    message = str(raised.value.code)
+    assert "\n" not in message
+    assert message.startswith(
+        "error: subset gsm8k: expected every sample to fit the PRM's max_length=256 tokens "
+        "once its question is dropped, got "
+    )
+    assert "for sample 'gsm8k-0'; fix: the embedded arithmetic PRM" in message
+    assert "is for the arithmetic world" in message and "search.envs.arith.export" in message
+    log = (tmp_path / "hydra" / "processbench.log").read_text()
+    assert "trained on the arithmetic world only; on dataset gsm8k" in log  # the warning
+
+
+def test_a_max_length_beyond_the_models_context_is_refused_at_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exported, _ = export_processbench(ExportConfig(count=4, output=str(tmp_path / "a.json")))
+    with pytest.raises(SystemExit) as raised:
+        _run_cli(
+            tmp_path,
+            monkeypatch,
+            "scorer=arith_prm",
+            "scorer.max_length=4096",
+            f"subsets=[{exported}]",
+        )
+    assert str(raised.value.code).startswith(
+        "error: expected scorer.max_length <= the model's context (max_position_embeddings=256)"
+    )
+    assert not (tmp_path / "out" / "processbench.json").exists()
+
+
+def test_overflow_fix_depends_on_the_prm() -> None:
+    error = InputTooLong(
+        "x", problem_id="math-3", num_tokens=5000, max_length=4096, question_dropped=False
+    )
+    message = overflow_message("math", error, "Qwen/Qwen2.5-Math-PRM-7B")
+    assert message == (
+        "subset math: expected every sample to fit the PRM's max_length=4096 tokens, got 5000 "
+        "tokens for sample 'math-3'; fix: scorer.on_overflow=truncate_question, a PRM with a "
+        "longer context (scorer.max_length up to the model's context, or another scorer), or "
+        "subsets whose solutions fit"
+    )
+    assert "arithmetic world" in overflow_message("math", error, "checkpoints/arith-prm")

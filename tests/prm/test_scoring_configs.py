@@ -100,7 +100,9 @@ def test_arith_config_instantiates_on_a_checkpoint(tmp_path: Path) -> None:
 def test_unknown_backend_options_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown \\['batchsize'\\]"):
         build_scorer("checkpoints/arith-prm", hf={"batchsize": 4})
-    with pytest.raises(ValueError, match=r"expected backend in \[.hf., .vllm., .vllm_server.\]"):
+    with pytest.raises(
+        ValueError, match=r"expected scorer.backend in \[.hf., .vllm., .vllm_server.\]"
+    ):
         build_scorer("checkpoints/arith-prm", backend="onnx")
     with pytest.raises(ValueError, match="expected scorer.base_url for backend=vllm_server"):
         build_scorer("checkpoints/arith-prm", backend="vllm_server")

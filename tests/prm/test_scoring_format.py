@@ -21,8 +21,10 @@ from prm.scoring import (
     render_text,
     resolve_token_ids,
 )
+from prm.scoring.encoding import InputTooLong, resolve_max_length
 from prm.scoring.format import lookup_single_token
 from search.envs.arith.tokenizer import build_tokenizer
+from search.inputs import InputError
 from search.prompting import DEFAULT_SYSTEM_PROMPT
 from search.types import Prefix, Problem
 
@@ -157,8 +159,12 @@ def test_overflow_error_names_the_fix() -> None:
     encoder = PrefixEncoder(
         build_tokenizer(), EMBEDDED_PRM_FORMAT, len(full.token_ids) - 5, OverflowPolicy.error
     )
-    with pytest.raises(ValueError, match=r"at most max_length=\d+ tokens.*truncate_question"):
+    with pytest.raises(
+        InputTooLong, match=r"at most max_length=\d+ tokens.*truncate_question"
+    ) as e:
         encoder.encode_one(Prefix(PROBLEM, STEPS))
+    assert (e.value.problem_id, e.value.num_tokens) == ("p1", len(full.token_ids))
+    assert e.value.max_length == len(full.token_ids) - 5 and not e.value.question_dropped
 
 
 @pytest.mark.parametrize("make_format", ["embedded", "qwen"])
@@ -183,8 +189,30 @@ def test_truncate_question_drops_question_tokens_from_the_left(make_format: str)
 
 def test_truncation_refuses_when_the_steps_alone_do_not_fit() -> None:
     encoder = PrefixEncoder(build_tokenizer(), EMBEDDED_PRM_FORMAT, 20, "truncate_question")
-    with pytest.raises(ValueError, match="once the question is dropped"):
+    with pytest.raises(InputTooLong, match="once the question is dropped.*problem 'p1'") as e:
         encoder.encode_one(Prefix(PROBLEM, STEPS))
+    assert e.value.max_length == 20 and e.value.num_tokens > 20 and e.value.question_dropped
+    assert isinstance(e.value, InputError)  # an entry point prints it as one line
+
+
+class _Config:
+    def __init__(self, max_position_embeddings: int | None) -> None:
+        self.max_position_embeddings = max_position_embeddings
+
+
+def test_max_length_defaults_to_the_models_context_and_may_not_exceed_it() -> None:
+    tokenizer = build_tokenizer()
+    assert resolve_max_length(None, _Config(256), tokenizer) == 256
+    assert resolve_max_length(None, _Config(None), tokenizer) == tokenizer.model_max_length
+    assert resolve_max_length(128, _Config(256), tokenizer) == 128
+    assert resolve_max_length(4096, _Config(None), tokenizer) == 4096  # no context to check
+    with pytest.raises(InputError) as raised:
+        resolve_max_length(4096, _Config(256), tokenizer)
+    assert str(raised.value) == (
+        "expected scorer.max_length <= the model's context (max_position_embeddings=256), got "
+        "max_length=4096; fix: scorer.max_length=256 or null (the model's context); inputs "
+        "longer than that need a PRM with a longer context"
+    )
 
 
 def test_bos_is_prepended_when_the_format_asks() -> None:

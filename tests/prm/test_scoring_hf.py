@@ -21,6 +21,7 @@ from tiny_prms import (
 from prm.arith_model import EMBEDDED_PRM_FORMAT
 from prm.scoring import HFScorer, PRMFormat, build_scorer
 from search.guards import call_scorer
+from search.inputs import InputError
 from search.prompting import DEFAULT_SYSTEM_PROMPT
 from search.types import Prefix, Problem
 
@@ -177,6 +178,16 @@ def test_overflow_policy_both_ways() -> None:
     expected = logits.softmax(-1)[list(encoded.tag_positions), 1].tolist()
     assert out.scores[0] == pytest.approx(expected, abs=1e-5)
     assert out.scores[0] != pytest.approx(full.score([prefix])[0], abs=1e-6)  # context changed
+
+
+def test_a_max_length_above_the_models_context_fails_at_load() -> None:
+    model, tokenizer = embedded_prm()  # max_position_embeddings 512
+    assert HFScorer(model, tokenizer, EMBEDDED_PRM_FORMAT).encoder.max_length == 512
+    with pytest.raises(InputError, match=r"max_position_embeddings=512\), got max_length=4096"):
+        HFScorer(model, tokenizer, EMBEDDED_PRM_FORMAT, max_length=4096)
+    shipped = Path(__file__).resolve().parents[2] / "checkpoints" / "arith-prm"  # 256 positions
+    with pytest.raises(InputError, match=r"fix: scorer\.max_length=256 or null"):
+        build_scorer(str(shipped), max_length=4096)
 
 
 def test_new_tokens_on_a_beam_like_workload() -> None:

@@ -112,7 +112,10 @@ def test_a_request_overrides_n_strategy_aggregation_and_select(client: openai.Op
         ({"n": 0}, "n: Input should be greater than or equal to 1"),
         ({"strategy": "nope"}, "strategy: Input should be"),
         ({"aggregation": "max"}, "aggregation: Input should be"),
-        ({"strategy": "beam", "n": 6}, "multiple of strategy.beam_width"),
+        (
+            {"strategy": "beam", "n": 6},
+            'multiple of strategy.beam_width.*fix: "n": 4 in the request',
+        ),
         ({"stream": True}, "streaming is not supported"),
     ],
 )
@@ -121,6 +124,15 @@ def test_bad_requests_are_400_with_a_message(
 ) -> None:
     with pytest.raises(openai.BadRequestError, match=message):
         ask(client, PROBLEMS[0].question, **extra)
+
+
+def test_an_invalid_override_names_the_request_field_not_the_command_line(
+    client: openai.OpenAI,
+) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        ask(client, PROBLEMS[0].question, strategy="beam", n=6)
+    message = str(raised.value)
+    assert 'fix: "n": 4 in the request body' in message and "strategy.n" not in message
 
 
 def test_bad_messages_model_and_prompt(client: openai.OpenAI, server: tuple[str, Any]) -> None:

@@ -21,6 +21,7 @@ from search.strategies import (
     StrategyName,
     build_strategy,
 )
+from search.strategies.config import FIELDS_READ
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "strategy"
 
@@ -132,3 +133,20 @@ def test_hydra_style_override_of_an_enum() -> None:
     assert (config.name, config.select) == (StrategyName.dvts, Select.weighted)
     with pytest.raises(Exception, match="best_of_n"):  # omegaconf lists the valid members
         OmegaConf.merge(OmegaConf.structured(StrategyConfig), {"name": "beamsearch"})
+
+
+def test_a_field_the_strategy_does_not_read_is_refused_naming_who_reads_it() -> None:
+    from search.__main__ import strategy_fields_set
+    from search.inputs import InputError
+
+    fields = strategy_fields_set(
+        ["+strategy=beam", "strategy.n=4,8", "++strategy.beam_width=2", "aggregation=min"]
+    )
+    assert fields == ["n", "beam_width"]
+    StrategyConfig(name=StrategyName.beam).check_fields_set(fields)  # beam reads both
+    with pytest.raises(InputError, match=r"strategy\.beam_width, read only by beam and dvts"):
+        StrategyConfig().check_fields_set(fields)
+    with pytest.raises(InputError, match=r"fix: strategy\.mcts_final=best_value"):
+        StrategyConfig(name=StrategyName.mcts).check_fields_set(["select"])
+    for name, read in FIELDS_READ.items():  # every field a strategy reads is one of the schema
+        assert set(read) <= set(StrategyConfig.__dataclass_fields__), name

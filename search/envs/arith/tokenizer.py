@@ -34,7 +34,7 @@ def build_tokenizer():  # type: ignore[no-untyped-def]
         eos_token=EOS_TOKEN,
         pad_token=EOS_TOKEN,
         additional_special_tokens=[STEP_TAG],
-        model_max_length=512,
+        model_max_length=256,  # the embedded models' max_position_embeddings
         padding_side="left",
     )
     return tokenizer

@@ -229,6 +229,7 @@ def train_policy(config: PolicyTrainConfig) -> Path:
             if not math.isfinite(row["loss"]):
                 raise RuntimeError(f"training diverged at step {step + 1}; lower learning_rate")
     model.save_pretrained(str(out), safe_serialization=True)
+    tokenizer.model_max_length = model.config.max_position_embeddings  # its own context
     tokenizer.save_pretrained(str(out))
     (out / "training_log.json").write_text(
         json.dumps(
