@@ -5,8 +5,8 @@ provenance, and the check of a node's settings before anything is built
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 
 def backend_options(
@@ -33,36 +33,52 @@ def component_name(node: Mapping[str, Any] | None, key: str = "model") -> str | 
     return str(value) if value is not None else str(node.get("_target_"))
 
 
-# factories whose settings can be checked without loading anything: target -> checker taking
-# the same keyword arguments (it raises ValueError naming the setting and the fix)
-SETTINGS_CHECKS: dict[str, str] = {
-    "search.generators.build_generator": "search.generators.generator_plan",
-    "prm.scoring.factory.build_scorer": "prm.scoring.factory.scorer_plan",
-}
 _HYDRA_KEYS = ("_target_", "_args_", "_recursive_", "_convert_", "_partial_")
 
 
 def locate(path: str) -> Any:
-    """The object a dotted ``path`` names (``package.module.name``, or a class attribute)."""
+    """The object a dotted ``path`` names (``package.module.name``, or a class attribute).
+    ``ImportError`` / ``AttributeError`` when the path names nothing; an error raised while
+    one of its modules is imported (a missing dependency, a bug) propagates as it is."""
     import importlib
 
     parts = path.split(".")
     for cut in range(len(parts), 0, -1):
+        module = ".".join(parts[:cut])
         try:
-            found: Any = importlib.import_module(".".join(parts[:cut]))
-        except ModuleNotFoundError:
-            continue
+            found: Any = importlib.import_module(module)
+        except ModuleNotFoundError as error:
+            missing = error.name or ""
+            if module == missing or module.startswith(missing + "."):
+                continue  # this prefix is not a module: try a shorter one
+            raise
         for name in parts[cut:]:
             found = getattr(found, name)
         return found
     raise ImportError(f"no module found for {path!r}")
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def checks_settings_with(check: Callable[..., object]) -> Callable[[F], F]:
+    """Decorate a component factory with ``check``, which takes the same keyword arguments,
+    builds nothing and raises ValueError naming the setting and the fix; ``check_component``
+    runs it before anything loads (``build_generator``, ``build_scorer``, or a factory of
+    your own)."""
+
+    def attach(factory: F) -> F:
+        factory.check_settings = check  # type: ignore[attr-defined]
+        return factory
+
+    return attach
+
+
 def check_component(role: str, node: Mapping[str, Any] | None, **given: Any) -> None:
     """Check a ``_target_`` node (``policy``, ``scorer``) before any model loads: its target
-    imports, every key is a parameter of it, and a factory of ``SETTINGS_CHECKS`` accepts
-    the values. ``given``: what the entry point adds when it builds the node (the seed).
-    Raises ``InputError`` naming ``role`` and the fix."""
+    imports, every key is a parameter of it, and a factory's ``check_settings``
+    (``checks_settings_with``) accepts the values. ``given``: what the entry point adds when
+    it builds the node (the seed). Raises ``InputError`` naming ``role`` and the fix."""
     import inspect
 
     from search.inputs import InputError
@@ -92,12 +108,11 @@ def check_component(role: str, node: Mapping[str, Any] | None, **given: Any) -> 
                 f"expected {role} settings among {known} ({target}), got unknown "
                 f"{[f'{role}.{key}' for key in unknown]}; fix: check their spelling, or drop them"
             )
-    for factory, check in SETTINGS_CHECKS.items():  # by object: a re-export names it too
-        if locate(factory) is built:
-            try:
-                locate(check)(**settings)
-            except (ValueError, TypeError) as error:
-                message = str(error)
-                raise InputError(
-                    message if f"{role}." in message else f"{role}: {message}"
-                ) from None
+    check = getattr(built, "check_settings", None)
+    if check is None:
+        return
+    try:
+        check(**settings)
+    except (ValueError, TypeError) as error:
+        message = str(error)
+        raise InputError(message if f"{role}." in message else f"{role}: {message}") from None

@@ -32,22 +32,28 @@ def exit_on_input_error() -> Iterator[None]:
 
 @contextmanager
 def as_input_error(what: str) -> Iterator[None]:
-    """Around the reading of a user's setting or file before any model loads (a dataset):
-    a missing file, a bad value or an unreachable hub there is an ``InputError`` naming
-    ``what``, also when wrapped by Hydra's ``instantiate`` (its innermost cause is kept)."""
+    """Around the reading of a user's setting or file before any model loads (a dataset): a
+    missing file, an unreachable hub, or a ``ValueError`` of this project's checks (its
+    message names the fix) is an ``InputError`` naming ``what``, also when wrapped by Hydra's
+    ``instantiate``. Anything else (a bug, in this package or in a user's class) keeps its
+    traceback."""
     try:
         yield
     except InputError:
         raise
-    except (FileNotFoundError, ValueError, ConnectionError, TypeError) as error:
-        raise InputError(f"{what}: {error}") from error
     except Exception as error:
-        cause = innermost_cause(error)
-        if isinstance(cause, InputError):
-            raise cause from None
-        if isinstance(cause, FileNotFoundError | ValueError | ConnectionError | TypeError):
-            raise InputError(f"{what}: {cause}") from error
+        for candidate in (error, innermost_cause(error)):
+            if isinstance(candidate, InputError):
+                raise candidate from None
+            if _is_input_problem(candidate):
+                raise InputError(f"{what}: {candidate}") from error
         raise
+
+
+def _is_input_problem(error: BaseException | None) -> bool:
+    if isinstance(error, FileNotFoundError | ConnectionError):
+        return True
+    return isinstance(error, ValueError) and "fix:" in str(error)
 
 
 def innermost_cause(error: BaseException) -> BaseException | None:

@@ -43,7 +43,7 @@ from prm.label.consensus import (
 from prm.label.judge import JudgeConfig, JudgeLabeller
 from prm.label.mc import MCConfig, MCLabeller
 from prm.label.quality import markdown_table, quality_from_records, write_quality
-from prm.label.records import Labeller, LabelRecord, stamped, to_stepwise
+from prm.label.records import Labeller, LabelRecord, check_same_steps, stamped, to_stepwise
 from prm.sample import SampledSolution, read_samples
 from prm.stepwise import write_stepwise
 from search.components import check_component
@@ -345,7 +345,14 @@ def label_from_config(raw: DictConfig) -> None:
             has_records=bool(written),
             defaults=schema_defaults(raw),
         )
-        done = {LabelRecord.from_record(row).key for row in written}
+        labelled = [LabelRecord.from_record(row) for row in written]
+        check_same_steps(  # a samples file rewritten at the same path since the run began
+            labelled,
+            solutions,
+            str(output_dir / RECORDS_FILE),
+            "fix: the samples file this run started with, or a new output_dir",
+        )
+        done = {record.key for record in labelled}
         todo = [s for s in solutions if s.key not in done]
         finished = not todo  # nothing to label: no model loads
         check_reused_records(config, todo)

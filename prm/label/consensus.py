@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from prm.label.mc import MCConfig
-from prm.label.records import Labeller, LabelRecord, steps_digest, unlabelled
+from prm.label.records import Labeller, LabelRecord, check_same_steps, unlabelled
 from prm.sample import SampledSolution
 from search.inputs import InputError
 from search.jsonl import read_jsonl_numbered
@@ -93,13 +93,7 @@ def check_mc_record(
             f"{solution.key}; {MC_RECORDS_FIX}"
         )
     if record.steps_sha is not None:
-        expected = steps_digest(solution.steps)
-        if record.steps_sha != expected:
-            raise InputError(
-                f"{where}: expected the record of {solution.key} to label the steps in the "
-                f"samples (steps_sha {expected}), got steps_sha {record.steps_sha} (other "
-                f"steps: MC records of another samples file); {MC_RECORDS_FIX}"
-            )
+        check_same_steps([record], [solution], where, MC_RECORDS_FIX)
     elif record.labelled and len(record.labels) != len(solution.steps):
         raise InputError(
             f"{where}: expected {len(solution.steps)} labels for {solution.key} (its steps in "

@@ -101,6 +101,24 @@ def steps_digest(steps: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps(list(steps)).encode()).hexdigest()[:16]
 
 
+def check_same_steps(
+    records: Sequence[LabelRecord], solutions: Sequence[SampledSolution], where: str, fix: str
+) -> None:
+    """Every record that keeps ``steps_sha`` and is keyed to one of ``solutions`` labels that
+    solution's steps; else an ``InputError`` naming ``where``, the key and ``fix``."""
+    by_key = {solution.key: solution for solution in solutions}
+    for record in records:
+        solution = by_key.get(record.key)
+        if solution is None or record.steps_sha is None:
+            continue
+        expected = steps_digest(solution.steps)
+        if record.steps_sha != expected:
+            raise InputError(
+                f"{where}: expected the record of {record.key} to label the steps in the "
+                f"samples (steps_sha {expected}), got steps_sha {record.steps_sha}; {fix}"
+            )
+
+
 def stamped(record: LabelRecord, solution: SampledSolution) -> LabelRecord:
     """``record`` with the digest of the steps it labels, as ``records.jsonl`` keeps it."""
     if record.key != solution.key:

@@ -18,7 +18,7 @@ from typing import Any
 from prm.scoring.base import StepTagScorer
 from prm.scoring.encoding import OverflowPolicy
 from prm.scoring.format import PRMFamily, PRMFormat
-from search.components import backend_options
+from search.components import backend_options, checks_settings_with
 from search.prompting import DEFAULT_SYSTEM_PROMPT, PLAIN_TEMPLATE
 from search.resolve import check_dtype
 
@@ -157,7 +157,7 @@ def scorer_plan(
         ("server", options[Backend.vllm_server]),
     ):
         size = block_options.get("batch_size", 1)
-        if not isinstance(size, int) or size < 1:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValueError(
                 f"expected scorer.{block}.batch_size >= 1, got {size!r}; "
                 f"fix: scorer.{block}.batch_size=16"
@@ -171,7 +171,9 @@ def scorer_plan(
             f"expected scorer.on_overflow in {choices}, got {on_overflow!r}; "
             "fix: scorer.on_overflow=error"
         ) from None
-    if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
+    if max_length is not None and (
+        isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1
+    ):
         raise ValueError(
             f"expected scorer.max_length >= 1 or null (the model's own), got {max_length!r}; "
             "fix: scorer.max_length=null"
@@ -186,6 +188,7 @@ def scorer_plan(
     return ScorerPlan(chosen, fmt, common, options[chosen])
 
 
+@checks_settings_with(scorer_plan)
 def build_scorer(
     model: str,
     backend: Backend | str = Backend.hf,

@@ -89,8 +89,8 @@ class PRMFormat:
             if self.positive_label not in (0, 1):
                 raise ValueError(
                     "expected positive_label 0 or 1 for a 2-label head, got "
-                    f"{self.positive_label}; fix: positive_label=1 (the index of the label "
-                    "that means the step is right)"
+                    f"{self.positive_label!r}; fix: scorer.positive_label=1 (the index of the "
+                    "label that means the step is right)"
                 )
         elif not self.good_token or not self.bad_token or self.good_token == self.bad_token:
             raise ValueError(

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from search.components import backend_options
+from search.components import backend_options, checks_settings_with
 from search.protocols import Generator
 from search.resolve import resolve_model_path
 
@@ -94,8 +94,8 @@ def generator_plan(
         )
     for key in ("batch_size", "prefix_cache_tokens"):
         value = hf_options.get(key, 1)
-        if not isinstance(value, int) or value < (1 if key == "batch_size" else 0):
-            least = 1 if key == "batch_size" else 0
+        least = 1 if key == "batch_size" else 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise ValueError(
                 f"expected policy.hf.{key} >= {least}, got {value!r}; fix: policy.hf.{key}="
                 + ("256" if key == "batch_size" else "65536")
@@ -117,6 +117,7 @@ def generator_plan(
     return GeneratorPlan(chosen, common, hf_options, vllm_options)
 
 
+@checks_settings_with(generator_plan)
 def build_generator(
     model: str,
     backend: Backend | str = Backend.hf,

@@ -47,16 +47,16 @@ class GenerationSettings:
     def __post_init__(self) -> None:
         if self.temperature < 0:
             raise ValueError(
-                f"expected temperature >= 0, got {self.temperature}; fix: temperature=1.0 "
+                f"expected temperature >= 0, got {self.temperature}; fix: policy.temperature=1.0 "
                 "(0 is greedy)"
             )
         if not 0 < self.top_p <= 1:
-            raise ValueError(f"expected 0 < top_p <= 1, got {self.top_p}; fix: top_p=1.0")
+            raise ValueError(f"expected 0 < top_p <= 1, got {self.top_p}; fix: policy.top_p=1.0")
         if self.max_step_tokens < 1 or self.max_tokens < 1:
             raise ValueError(
                 "expected max_step_tokens >= 1 and max_tokens >= 1, got "
-                f"{self.max_step_tokens} and {self.max_tokens}; fix: max_step_tokens=64 and "
-                "max_tokens=512"
+                f"{self.max_step_tokens} and {self.max_tokens}; fix: policy.max_step_tokens=64 and "
+                "policy.max_tokens=512"
             )
 
     def limit(self, until: Until) -> int:

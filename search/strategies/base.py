@@ -100,7 +100,7 @@ class SearchStrategy(ABC):
         results = []
         for index, (problem, outcome) in enumerate(zip(problems, outcomes, strict=True)):
             picks = predictions(outcome.candidates, has_scorer) | outcome.picks
-            save = self.config.save_trees and outcome.tree is not None
+            save = outcome.tree is not None and self.config.save_trees  # trees: tree strategies
             results.append(
                 SearchResult(
                     problem=problem,

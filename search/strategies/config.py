@@ -57,9 +57,10 @@ _NEEDS_SCORER = {
 _WIDTH_STRATEGIES = {StrategyName.beam, StrategyName.dvts}
 
 
-_SEARCH = ("max_steps",)
+_SEARCH = ("max_steps", "save_trees")
 _WIDTH = ("beam_width", "lookahead", "lookahead_temperature", "prune", "select", *_SEARCH)
-# the fields each strategy reads besides name, n, batch_size and save_trees (docs/strategies.md)
+# the fields each strategy reads besides name, n and batch_size (docs/strategies.md); the
+# tree strategies (max_steps) keep trees (save_trees), best-of-N makes none
 FIELDS_READ: dict[StrategyName, tuple[str, ...]] = {
     StrategyName.best_of_n: ("select",),
     StrategyName.beam: _WIDTH,
@@ -82,7 +83,7 @@ FIELDS_READ: dict[StrategyName, tuple[str, ...]] = {
     ),
     StrategyName.adaptive_best_of_n: ("samples_per_round", "stop_confidence", "select"),
 }
-_READ_BY_ALL = ("name", "n", "batch_size", "save_trees")
+_READ_BY_ALL = ("name", "n", "batch_size")
 
 
 @dataclass
@@ -252,9 +253,10 @@ class StrategyConfig:
                     "strategy.select"
                 )
             readers = [name.value for name, fields in FIELDS_READ.items() if field in fields]
+            who = " and ".join(filter(None, [", ".join(readers[:-1]), *readers[-1:]]))
             raise InputError(
                 f"expected settings that strategy {self.name.value} reads, got "
-                f"strategy.{field}, read only by {' and '.join(readers) or 'no strategy'}; "
+                f"strategy.{field}, read only by {who or 'no strategy'}; "
                 f"fix: +strategy={readers[0] if readers else '...'} to run that strategy, or "
                 f"drop strategy.{field}"
             )

@@ -275,3 +275,30 @@ def test_consensus_refuses_missing_mc_records(
     assert f"{empty}: expected MC records, got none" in refused(
         monkeypatch, tmp_path, samples, empty
     )
+
+
+def test_a_resumed_run_refuses_samples_rewritten_with_other_steps(
+    mc_run: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Resuming reads the run's own records by key: a samples file rewritten at the same path
+    with other steps would mix labels of old steps into stepwise.jsonl."""
+    samples, mc = mc_run
+    args = ("labeller=mc", "labeller.num_rollouts=2", "policy=fake", f"output_dir={mc.parent}")
+    before = mc.read_bytes()
+    solutions = read_samples(samples)
+    write_samples(
+        samples,
+        [
+            replace(solutions[0], steps=("Hm. " + solutions[0].steps[0], *solutions[0].steps[1:])),
+            *solutions[1:],
+        ],
+    )
+    with pytest.raises(SystemExit) as exit:
+        run_label(monkeypatch, *args, f"samples={samples}")
+    message = str(exit.value.code)
+    assert message.startswith(f"error: {mc}: expected the record of {solutions[0].key}")
+    assert "fix: the samples file this run started with, or a new output_dir" in message
+    assert mc.read_bytes() == before  # nothing appended
+    write_samples(samples, solutions)  # the original samples: the run resumes as before
+    run_label(monkeypatch, *args, f"samples={samples}")
+    assert mc.read_bytes() == before

@@ -150,3 +150,54 @@ def test_a_field_the_strategy_does_not_read_is_refused_naming_who_reads_it() -> 
         StrategyConfig(name=StrategyName.mcts).check_fields_set(["select"])
     for name, read in FIELDS_READ.items():  # every field a strategy reads is one of the schema
         assert set(read) <= set(StrategyConfig.__dataclass_fields__), name
+
+
+class _Reads(StrategyConfig):
+    """A config that notes which of its fields are read."""
+
+    def __getattribute__(self, name: str) -> object:
+        notes = object.__getattribute__(self, "__dict__")
+        if name in StrategyConfig.__dataclass_fields__ and not notes.get("_checking"):
+            notes.setdefault("_read", set()).add(name)
+        return object.__getattribute__(self, name)
+
+    def validate(self, has_scorer: bool) -> None:  # checking every field is not using it
+        notes = object.__getattribute__(self, "__dict__")
+        notes["_checking"] = True
+        try:
+            super().validate(has_scorer)
+        finally:
+            notes["_checking"] = False
+
+
+@pytest.mark.parametrize("name", list(StrategyName))
+def test_fields_read_holds_every_field_a_strategy_reads(name: StrategyName, tmp_path: Path) -> None:
+    """Each strategy run end to end (fake models, lookahead and trees on where they apply)
+    reads no field outside FIELDS_READ: the refusal of unread fields cannot drift from the
+    code."""
+    from search.envs.arith.fakes import FakeGenerator, FakeScorer
+    from search.envs.arith.world import make_split
+    from search.run import run_search
+
+    width = name in (StrategyName.beam, StrategyName.dvts)
+    config = _Reads(
+        name=name,
+        n=4,
+        beam_width=2,
+        lookahead=1 if width else 0,
+        num_simulations=4,
+        children_per_expansion=2,
+        save_trees="save_trees" in FIELDS_READ[name],
+    )
+    object.__getattribute__(config, "__dict__")["_read"] = set()  # construction is not use
+    run_search(
+        make_split("test", size=3),
+        FakeGenerator(),
+        FakeScorer(),
+        build_strategy(config, Aggregation.min),
+        tmp_path,
+        describe={},
+    )
+    read = object.__getattribute__(config, "__dict__")["_read"]
+    assert read <= {"name", "n", "batch_size", *FIELDS_READ[name]}
+    assert "n" in read
