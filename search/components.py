@@ -99,7 +99,8 @@ def check_component(role: str, node: Mapping[str, Any] | None, **given: Any) -> 
             f"({error}); fix: check its spelling and that its package is installed"
         ) from None
     settings = {key: value for key, value in node.items() if key not in _HYDRA_KEYS} | given
-    parameters = inspect.signature(built).parameters
+    check = getattr(built, "check_settings", None)  # it lists the factory's keywords
+    parameters = inspect.signature(check or built).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         unknown = sorted(set(settings) - set(parameters))
         if unknown:
@@ -108,7 +109,6 @@ def check_component(role: str, node: Mapping[str, Any] | None, **given: Any) -> 
                 f"expected {role} settings among {known} ({target}), got unknown "
                 f"{[f'{role}.{key}' for key in unknown]}; fix: check their spelling, or drop them"
             )
-    check = getattr(built, "check_settings", None)
     if check is None:
         return
     try:

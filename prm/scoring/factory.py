@@ -80,10 +80,13 @@ def resolve_trust(model: str, trust: bool | None, remote_code_for: str | None) -
 class ScorerPlan:
     """A PRM's settings, checked, before anything loads (``scorer_plan``)."""
 
+    model: str
     backend: Backend
     fmt: PRMFormat
     common: dict[str, Any]
     options: dict[str, Any]  # the chosen backend's own
+    remote_code_for: str | None
+    base_url: str | None
 
 
 def scorer_plan(
@@ -185,38 +188,16 @@ def scorer_plan(
         "max_length": max_length,
         "on_overflow": overflow,
     }
-    return ScorerPlan(chosen, fmt, common, options[chosen])
+    return ScorerPlan(model, chosen, fmt, common, options[chosen], remote_code_for, base_url)
 
 
 @checks_settings_with(scorer_plan)
-def build_scorer(
-    model: str,
-    backend: Backend | str = Backend.hf,
-    *,
-    family: PRMFamily | str = PRMFamily.token_classification,
-    step_tag: str = "<step>",
-    use_chat_template: bool = False,
-    system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
-    prompt_template: str = PLAIN_TEMPLATE,
-    step_template: str = "{step}{tag}\n\n",
-    positive_label: int = 1,
-    good_token: str | None = None,
-    bad_token: str | None = None,
-    add_bos_token: bool = False,
-    tokenizer: str | None = None,
-    dtype: str = "auto",
-    max_length: int | None = None,
-    on_overflow: OverflowPolicy | str = OverflowPolicy.error,
-    trust_remote_code: bool | None = False,
-    remote_code_for: str | None = None,
-    base_url: str | None = None,
-    hf: Mapping[str, Any] | None = None,
-    vllm: Mapping[str, Any] | None = None,
-    server: Mapping[str, Any] | None = None,
-) -> StepTagScorer:
+def build_scorer(model: str, backend: Backend | str = Backend.hf, **settings: Any) -> StepTagScorer:
     """Load a step-tag PRM with the chosen backend (``hf``: transformers, ``vllm``: pooling).
 
-    The keyword arguments from ``family`` to ``add_bos_token`` make the ``PRMFormat``.
+    ``settings`` are ``scorer_plan``'s keyword arguments (its signature lists them with their
+    defaults; it checks them all before anything loads). The keyword arguments from
+    ``family`` to ``add_bos_token`` make the ``PRMFormat``.
     ``hf`` options: ``batch_size``, ``device``, ``device_map``, ``auto_class``,
     ``reuse_prefix_cache``, ``prefix_cache_tokens`` (see ``HFScorer.load``); ``vllm``
     options: ``gpu_memory_utilization``, ``tensor_parallel_size``, ``block_size``,
@@ -232,32 +213,11 @@ def build_scorer(
     written for), so pointing such a config at another model does not silently run that
     model's code.
     """
-    plan = scorer_plan(
-        model,
-        backend,
-        family=family,
-        step_tag=step_tag,
-        use_chat_template=use_chat_template,
-        system_prompt=system_prompt,
-        prompt_template=prompt_template,
-        step_template=step_template,
-        positive_label=positive_label,
-        good_token=good_token,
-        bad_token=bad_token,
-        add_bos_token=add_bos_token,
-        tokenizer=tokenizer,
-        dtype=dtype,
-        max_length=max_length,
-        on_overflow=on_overflow,
-        trust_remote_code=trust_remote_code,
-        remote_code_for=remote_code_for,
-        base_url=base_url,
-        hf=hf,
-        vllm=vllm,
-        server=server,
-    )
+    plan = scorer_plan(model, backend, **settings)
     common = dict(plan.common)
-    common["trust_remote_code"] = resolve_trust(model, trust_remote_code, remote_code_for)
+    common["trust_remote_code"] = resolve_trust(
+        model, plan.common["trust_remote_code"], plan.remote_code_for
+    )
     if plan.backend is Backend.hf:
         from prm.scoring.hf_backend import HFScorer
 
@@ -265,9 +225,11 @@ def build_scorer(
     if plan.backend is Backend.vllm_server:
         from prm.scoring.server_backend import VLLMServerScorer
 
-        assert base_url is not None
+        assert plan.base_url is not None
         del common["dtype"]  # the server's choice (--dtype)
-        return VLLMServerScorer.load(model, plan.fmt, base_url=base_url, **common, **plan.options)
+        return VLLMServerScorer.load(
+            model, plan.fmt, base_url=plan.base_url, **common, **plan.options
+        )
     from prm.scoring.vllm_backend import VLLMScorer
 
     return VLLMScorer.load(model, plan.fmt, **common, **plan.options)

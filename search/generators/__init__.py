@@ -118,24 +118,11 @@ def generator_plan(
 
 
 @checks_settings_with(generator_plan)
-def build_generator(
-    model: str,
-    backend: Backend | str = Backend.hf,
-    *,
-    seed: int = 0,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    max_step_tokens: int = 64,
-    max_tokens: int = 256,
-    dtype: str = "auto",
-    use_chat_template: bool | None = None,
-    system_prompt: str | None = None,
-    trust_remote_code: bool = False,
-    hf: Mapping[str, Any] | None = None,
-    vllm: Mapping[str, Any] | None = None,
-) -> Generator:
+def build_generator(model: str, backend: Backend | str = Backend.hf, **settings: Any) -> Generator:
     """Load the policy ``model`` (a local directory, relative paths also tried from the
     repository root where the embedded checkpoints live, or a hub name) on ``backend``.
+    ``settings`` are ``generator_plan``'s keyword arguments (its signature lists them with
+    their defaults; it checks them all before anything loads).
 
     ``max_step_tokens`` caps one step, ``max_tokens`` the rest of a solution;
     ``use_chat_template=None`` uses the tokenizer's chat template when it has one.
@@ -147,21 +134,7 @@ def build_generator(
     options of the backend not chosen are checked and ignored, so one config serves both
     (``generator_plan`` checks them all before anything loads).
     """
-    plan = generator_plan(
-        model,
-        backend,
-        seed=seed,
-        temperature=temperature,
-        top_p=top_p,
-        max_step_tokens=max_step_tokens,
-        max_tokens=max_tokens,
-        dtype=dtype,
-        use_chat_template=use_chat_template,
-        system_prompt=system_prompt,
-        trust_remote_code=trust_remote_code,
-        hf=hf,
-        vllm=vllm,
-    )
+    plan = generator_plan(model, backend, **settings)
     path = resolve_model_path(model)
     if plan.backend is Backend.hf:
         from search.generators.hf import HFGenerator
