@@ -6,6 +6,7 @@ provenance, and the check of a node's settings before anything is built
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from enum import Enum
 from typing import Any, TypeVar
 
 
@@ -59,6 +60,17 @@ def locate(path: str) -> Any:
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+E = TypeVar("E", bound=Enum)
+
+
+def enum_setting(kind: type[E], value: Any, key: str, fix: str) -> E:
+    """``value`` as a member of ``kind``; else a ValueError naming ``key``, the choices and
+    ``fix`` (e.g. ``scorer.backend=hf``)."""
+    try:
+        return kind(value)
+    except ValueError:
+        choices = [member.value for member in kind]
+        raise ValueError(f"expected {key} in {choices}, got {value!r}; fix: {fix}") from None
 
 
 def checks_settings_with(check: Callable[..., object]) -> Callable[[F], F]:

@@ -97,6 +97,14 @@ BASE: dict[str, list[str]] = {
     ],
 }
 # The good input file of each CLI (a case replaces it or adds others).
+MC_RECORD = {  # a labeller=mc records.jsonl row of the sample above
+    "problem_id": "arith-train-0",
+    "sample_index": 0,
+    "labeller": "mc",
+    "first_error": -1,
+    "labels": [True, True],
+    "soft_labels": [1.0, 0.5],
+}
 GOOD: dict[str, dict[str, bytes]] = {
     "search": {},
     "evaluate": {"completions.jsonl": line(COMPLETIONS)},
@@ -424,37 +432,14 @@ CASES = [
         "consensus with MC records of other steps",
         ("labeller=consensus", "labeller.mc_records=TMP/mc.jsonl"),
         r"mc\.jsonl: expected the record of \('arith-train-0', 0\) to label the steps.*fix:",
-        {
-            "mc.jsonl": line(
-                {
-                    "problem_id": "arith-train-0",
-                    "sample_index": 0,
-                    "labeller": "mc",
-                    "first_error": -1,
-                    "labels": [True, True],
-                    "soft_labels": [1.0, 0.5],
-                    "steps_sha": "0123456789abcdef",
-                }
-            )
-        },
+        {"mc.jsonl": line(MC_RECORD, steps_sha="0123456789abcdef")},
     ),
     Case(
         "label",
         "consensus with a judge's records as MC records",
         ("labeller=consensus", "labeller.mc_records=TMP/mc.jsonl"),
         r"mc\.jsonl:1: expected records of an MC labeller .*got labeller 'calculator'.*fix:",
-        {
-            "mc.jsonl": line(
-                {
-                    "problem_id": "arith-train-0",
-                    "sample_index": 0,
-                    "labeller": "calculator",
-                    "first_error": -1,
-                    "labels": [True, True],
-                    "soft_labels": [1.0, 1.0],
-                }
-            )
-        },
+        {"mc.jsonl": line(MC_RECORD, labeller="calculator")},
     ),
     Case(
         "label",

@@ -18,7 +18,7 @@ from typing import Any
 from prm.scoring.base import StepTagScorer
 from prm.scoring.encoding import OverflowPolicy
 from prm.scoring.format import PRMFamily, PRMFormat
-from search.components import backend_options, checks_settings_with
+from search.components import backend_options, checks_settings_with, enum_setting
 from search.prompting import DEFAULT_SYSTEM_PROMPT, PLAIN_TEMPLATE
 from search.resolve import check_dtype
 
@@ -118,26 +118,15 @@ def scorer_plan(
     it through ``search.components.check_component`` before any model loads): backend,
     format, every backend's options (one config serves all three), dtype, overflow policy,
     batch sizes and ``max_length``. Raises ValueError naming the setting and the fix."""
-    try:
-        chosen = Backend(backend)
-    except ValueError:
-        choices = [member.value for member in Backend]
-        raise ValueError(
-            f"expected scorer.backend in {choices}, got {backend!r}; fix: scorer.backend=hf"
-        ) from None
+    chosen = enum_setting(Backend, backend, "scorer.backend", "scorer.backend=hf")
     if chosen is Backend.vllm_server and not base_url:
         raise ValueError(
             "expected scorer.base_url for backend=vllm_server, got none; "
             "fix: scorer.base_url=http://HOST:PORT (a vLLM server started with --runner pooling)"
         )
-    try:
-        chosen_family = PRMFamily(family)
-    except ValueError:
-        choices = [member.value for member in PRMFamily]
-        raise ValueError(
-            f"expected scorer.family in {choices}, got {family!r}; "
-            "fix: scorer.family=token_classification"
-        ) from None
+    chosen_family = enum_setting(
+        PRMFamily, family, "scorer.family", "scorer.family=token_classification"
+    )
     fmt = PRMFormat(
         family=chosen_family,
         step_tag=step_tag,
@@ -166,14 +155,9 @@ def scorer_plan(
                 f"fix: scorer.{block}.batch_size=16"
             )
     check_dtype(dtype, "scorer.dtype")
-    try:
-        overflow = OverflowPolicy(on_overflow)
-    except ValueError:
-        choices = [member.value for member in OverflowPolicy]
-        raise ValueError(
-            f"expected scorer.on_overflow in {choices}, got {on_overflow!r}; "
-            "fix: scorer.on_overflow=error"
-        ) from None
+    overflow = enum_setting(
+        OverflowPolicy, on_overflow, "scorer.on_overflow", "scorer.on_overflow=error"
+    )
     if max_length is not None and (
         isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1
     ):

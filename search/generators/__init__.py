@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from search.components import backend_options, checks_settings_with
+from search.components import backend_options, checks_settings_with, enum_setting
 from search.protocols import Generator
 from search.resolve import resolve_model_path
 
@@ -76,14 +76,12 @@ def generator_plan(
     from search.generators.hf import KV_CACHES, check_attn_implementation
     from search.resolve import check_dtype
 
-    try:
-        chosen = Backend(backend)
-    except ValueError:
-        choices = [member.value for member in Backend]
-        raise ValueError(
-            f"expected policy.backend in {choices}, got {backend!r}; fix: policy.backend=hf, "
-            "or a policy config whose _target_ is your own Generator class"
-        ) from None
+    chosen = enum_setting(
+        Backend,
+        backend,
+        "policy.backend",
+        "policy.backend=hf, or a policy config whose _target_ is your own Generator class",
+    )
     hf_options = backend_options("policy", "hf", hf, HF_KEYS)
     if "attn_implementation" in hf_options:  # checked even when vllm is chosen: one config
         check_attn_implementation(hf_options["attn_implementation"])
