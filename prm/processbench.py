@@ -52,6 +52,7 @@ from search.inputs import (
     input_errors_unwrapped,
 )
 from search.metrics import min_on_final_step_share
+from search.progress import quiet_library_bars
 from search.protocols import Scorer
 from search.resolve import CONF_DIR
 from search.seeding import derive_seed
@@ -433,6 +434,7 @@ def load_scorer(node: DictConfig) -> Scorer:
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="processbench")
 def main(raw: DictConfig) -> None:
     config: ProcessBenchConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
+    quiet_library_bars(config.progress)
     with exit_on_input_error():
         if raw.scorer is None:
             raise InputError(

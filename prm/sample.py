@@ -383,9 +383,11 @@ def sample_from_config(raw: Any) -> None:
 
     from search.components import check_component, component_name
     from search.inputs import as_input_error
+    from search.progress import quiet_library_bars
     from search.rundir import RunLock, check_fingerprint, fingerprint, schema_defaults
 
     config: SampleConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
+    quiet_library_bars(config.progress)
     if "limit" in raw.dataset and raw.dataset.limit is None:
         raw.dataset.limit = config.start + config.count  # read no further than needed
     settings: Any = OmegaConf.to_container(raw, resolve=True, enum_to_str=True)

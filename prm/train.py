@@ -56,6 +56,7 @@ from prm.scoring.encoding import PrefixEncoder
 from prm.scoring.format import PRMFamily, PRMFormat
 from prm.stepwise import StepwiseExample, read_stepwise
 from search.inputs import exit_on_input_error
+from search.progress import quiet_library_bars
 from search.resolve import CONF_DIR, resolve_model_path
 from search.rundir import FINGERPRINT_FILE, check_fingerprint
 from search.types import Prefix, Problem
@@ -805,6 +806,7 @@ def main() -> None:
     def run(raw: DictConfig) -> None:
         with exit_on_input_error():  # every training row read and checked before any model
             config: TrainConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
+            quiet_library_bars(config.progress)
             for path in filter(None, (config.train_data, config.val_data)):
                 read_stepwise(Path(path))
             training_log = train_prm(config)  # a run directory of other settings: one line

@@ -62,3 +62,13 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def quiet_library_bars(progress: bool) -> None:
+    """With ``progress=false``, also transformers' own bars (weights loading, shards
+    writing) stay off, so a command's output is its results and its log lines."""
+    if progress:
+        return
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()

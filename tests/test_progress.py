@@ -48,3 +48,18 @@ def test_counts_without_a_bar() -> None:
     assert progress.postfix().startswith("accuracy=0.500, batch calls gen=1 score=1")
     progress.on_batch()
     assert "gen=0 score=0" in progress.postfix()
+
+
+def test_progress_false_turns_off_transformers_bars() -> None:
+    from transformers.utils import logging as transformers_logging
+
+    from search.progress import quiet_library_bars
+
+    transformers_logging.enable_progress_bar()  # whatever an earlier test left
+    try:
+        quiet_library_bars(True)
+        assert transformers_logging.is_progress_bar_enabled()
+        quiet_library_bars(False)
+        assert not transformers_logging.is_progress_bar_enabled()
+    finally:
+        transformers_logging.enable_progress_bar()

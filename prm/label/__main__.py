@@ -50,6 +50,7 @@ from search.components import check_component
 from search.inputs import exit_on_input_error
 from search.jsonl import JsonlLog
 from search.launchers.ray import RayLauncherConfig
+from search.progress import quiet_library_bars
 from search.protocols import Checker, Generator
 from search.resolve import CONF_DIR
 from search.rundir import NOT_RESULTS, RunLock, check_fingerprint, fingerprint, schema_defaults
@@ -330,6 +331,7 @@ def uses_policy(config: LabelConfig) -> bool:
 def label_from_config(raw: DictConfig) -> None:
     """The body of ``python -m prm.label``: checks before any model loads, then labels."""
     config: LabelConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
+    quiet_library_bars(config.progress)
     solutions = read_samples(Path(config.samples))
     if config.limit is not None:
         solutions = solutions[: config.limit]
