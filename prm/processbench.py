@@ -42,8 +42,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from prm.first_error import predicted_first_error, processbench_f1, share
 from prm.scoring.encoding import InputTooLong
-from search.__main__ import warn_if_world_mismatch
-from search.components import component_name
+from search.components import component_name, is_arith_model, warn_if_world_mismatch
 from search.guards import call_scorer
 from search.inputs import (
     InputError,
@@ -385,11 +384,6 @@ def run_processbench(
         for record in records:
             handle.write(json.dumps(record) + "\n")
     return report
-
-
-def is_arith_model(model: str | None) -> bool:
-    """Whether ``model`` is one of the embedded arithmetic checkpoints (``checkpoints/arith-*``)."""
-    return model is not None and Path(model).name.startswith("arith-")
 
 
 def overflow_message(subset: str, error: InputTooLong, scorer_model: str | None) -> str:

@@ -22,7 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from search.components import check_component, component_name
+from search.components import check_component, component_name, warn_if_world_mismatch
 from search.config import SearchConfig, register_configs, validate
 from search.inputs import (
     InputError,
@@ -127,28 +127,6 @@ def load_component(role: str, node: DictConfig, **kwargs: Any) -> Any:
         time.perf_counter() - start,
     )
     return built
-
-
-def warn_if_world_mismatch(dataset: str, policy: str | None, scorer: str | None) -> list[str]:
-    """Warn (and return the warnings) when an embedded model, trained on the arithmetic world
-    only (``checkpoints/arith-*``), is run on another dataset: it scores about 0 there."""
-    if dataset == "arith" or dataset.startswith("arith_"):
-        return []
-    warnings = []
-    choices = (
-        ("policy", policy, "policy=qwen25_math_1_5b_instruct"),
-        ("PRM", scorer, "scorer=qwen25_math_prm_7b"),
-    )
-    for role, model, example in choices:
-        if model is not None and Path(model).name.startswith("arith-"):
-            warnings.append(
-                f"the {role} {model} was trained on the arithmetic world only; on dataset "
-                f"{dataset} expect accuracy near 0; fix: a model for the dataset (e.g. "
-                f"{example}, GPU), or dataset=arith"
-            )
-    for warning in warnings:
-        log.warning(warning)
-    return warnings
 
 
 def run(raw: DictConfig) -> None:

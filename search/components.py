@@ -1,12 +1,15 @@
 """Helpers for components built from ``_target_`` config nodes (datasets, policies, scorers):
 the backend sub-blocks (``policy.hf``, ``scorer.vllm``...), a component's name for
-provenance, and the check of a node's settings before anything is built
-(``check_component``). Plain mappings in, no Hydra."""
+provenance, the check of a node's settings before anything is built (``check_component``),
+and the warning when an embedded arithmetic model meets another dataset. Plain mappings in,
+no Hydra."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from enum import Enum
+from pathlib import Path
 from typing import Any, TypeVar
 
 
@@ -73,6 +76,14 @@ def enum_setting(kind: type[E], value: Any, key: str, fix: str) -> E:
         raise ValueError(f"expected {key} in {choices}, got {value!r}; fix: {fix}") from None
 
 
+def int_setting(value: Any, key: str, least: int, fix: str, note: str = "") -> int:
+    """``value`` if it is an integer (not a boolean) of at least ``least``; else a ValueError
+    naming ``key`` (``note`` after the bound, e.g. ``" or null"``) and ``fix``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"expected {key} >= {least}{note}, got {value!r}; fix: {fix}")
+    return value
+
+
 def checks_settings_with(check: Callable[..., object]) -> Callable[[F], F]:
     """Decorate a component factory with ``check``, which takes the same keyword arguments,
     builds nothing and raises ValueError naming the setting and the fix; ``check_component``
@@ -128,3 +139,30 @@ def check_component(role: str, node: Mapping[str, Any] | None, **given: Any) -> 
     except (ValueError, TypeError) as error:
         message = str(error)
         raise InputError(message if f"{role}." in message else f"{role}: {message}") from None
+
+
+def is_arith_model(model: str | None) -> bool:
+    """Whether ``model`` is one of the embedded arithmetic checkpoints (``checkpoints/arith-*``)."""
+    return model is not None and Path(model).name.startswith("arith-")
+
+
+def warn_if_world_mismatch(dataset: str, policy: str | None, scorer: str | None) -> list[str]:
+    """Warn (and return the warnings) when an embedded model, trained on the arithmetic world
+    only (``checkpoints/arith-*``), is run on another dataset: it scores about 0 there."""
+    if dataset == "arith" or dataset.startswith("arith_"):
+        return []
+    warnings = []
+    choices = (
+        ("policy", policy, "policy=qwen25_math_1_5b_instruct"),
+        ("PRM", scorer, "scorer=qwen25_math_prm_7b"),
+    )
+    for role, model, example in choices:
+        if is_arith_model(model):
+            warnings.append(
+                f"the {role} {model} was trained on the arithmetic world only; on dataset "
+                f"{dataset} expect accuracy near 0; fix: a model for the dataset (e.g. "
+                f"{example}, GPU), or dataset=arith"
+            )
+    for warning in warnings:
+        logging.getLogger("search").warning(warning)
+    return warnings

@@ -38,13 +38,12 @@ def as_input_error(what: str) -> Iterator[None]:
     ``instantiate``. Anything else (a bug, in this package or in a user's class) keeps its
     traceback."""
     try:
-        yield
+        with input_errors_unwrapped():
+            yield
     except InputError:
         raise
     except Exception as error:
         for candidate in (error, innermost_cause(error)):
-            if isinstance(candidate, InputError):
-                raise candidate from None
             if _is_input_problem(candidate):
                 raise InputError(f"{what}: {candidate}") from error
         raise

@@ -110,7 +110,7 @@ def test_saved_trees_carry_verdicts_and_the_chosen_path(tmp_path: Path) -> None:
 
 
 def test_embedded_models_on_another_dataset_are_warned_about() -> None:
-    from search.__main__ import warn_if_world_mismatch
+    from search.components import warn_if_world_mismatch
 
     got = warn_if_world_mismatch("math500", "/repo/checkpoints/arith-policy", None)
     assert len(got) == 1 and "policy" in got[0] and "fix" in got[0]

@@ -113,8 +113,12 @@ def build_critic(node: dict[str, Any]) -> Any:
     return instantiate(node)
 
 
-def build_labeller(config: LabelConfig) -> Labeller:
-    """The labeller a config names; models are loaded here, only when needed."""
+def build_labeller(
+    config: LabelConfig, mc_records: dict[tuple[str, int], LabelRecord] | None = None
+) -> Labeller:
+    """The labeller a config names; models are loaded here, only when needed. ``mc_records``:
+    consensus's ``labeller.mc_records``, already read (``check_reused_records``); else read
+    here."""
 
     def build_generator() -> Generator:
         generator: Generator = instantiate(config.policy, seed=config.seed)
@@ -131,7 +135,9 @@ def build_labeller(config: LabelConfig) -> Labeller:
         case ConsensusConfig():
             source = chosen.mc_records
             # reused MC records are read (and checked) before the judge is built
-            records = read_mc_records(Path(source), mc_names(chosen)) if source else None
+            records = mc_records
+            if records is None and source:
+                records = read_mc_records(Path(source), mc_names(chosen))
             if chosen.judge is JudgeKind.calculator:
                 judge: Labeller = CalculatorLabeller()
             else:
@@ -311,13 +317,18 @@ def main(raw: DictConfig) -> None:
         label_from_config(raw)
 
 
-def check_reused_records(config: LabelConfig, todo: list[SampledSolution]) -> None:
-    """With ``labeller.mc_records``: the records are an MC labeller's, of these solutions'
-    steps, one for each solution to label (``prm.label.consensus``), before any model loads."""
+def check_reused_records(
+    config: LabelConfig, todo: list[SampledSolution]
+) -> dict[tuple[str, int], LabelRecord] | None:
+    """With ``labeller.mc_records``: the records, once checked to be an MC labeller's, of these
+    solutions' steps, one for each solution to label (``prm.label.consensus``), before any
+    model loads; ``None`` without them (or with nothing to label)."""
     chosen = config.labeller
-    if isinstance(chosen, ConsensusConfig) and chosen.mc_records and todo:
-        records = read_mc_records(Path(chosen.mc_records), mc_names(chosen))
-        check_mc_records(records, todo, chosen.mc_records)
+    if not (isinstance(chosen, ConsensusConfig) and chosen.mc_records and todo):
+        return None
+    records = read_mc_records(Path(chosen.mc_records), mc_names(chosen))
+    check_mc_records(records, todo, chosen.mc_records)
+    return records
 
 
 def uses_policy(config: LabelConfig) -> bool:
@@ -357,9 +368,9 @@ def label_from_config(raw: DictConfig) -> None:
         done = {record.key for record in labelled}
         todo = [s for s in solutions if s.key not in done]
         finished = not todo  # nothing to label: no model loads
-        check_reused_records(config, todo)
+        reused = check_reused_records(config, todo)
         # +launcher=ray: each worker builds its own labeller (and policy)
-        labeller = None if config.launcher or finished else build_labeller(config)
+        labeller = None if config.launcher or finished else build_labeller(config, reused)
         records, metrics = run_labelling(
             solutions,
             labeller,

@@ -18,7 +18,12 @@ from typing import Any
 from prm.scoring.base import StepTagScorer
 from prm.scoring.encoding import OverflowPolicy
 from prm.scoring.format import PRMFamily, PRMFormat
-from search.components import backend_options, checks_settings_with, enum_setting
+from search.components import (
+    backend_options,
+    checks_settings_with,
+    enum_setting,
+    int_setting,
+)
 from search.prompting import DEFAULT_SYSTEM_PROMPT, PLAIN_TEMPLATE
 from search.resolve import check_dtype
 
@@ -148,23 +153,15 @@ def scorer_plan(
         ("hf", options[Backend.hf]),
         ("server", options[Backend.vllm_server]),
     ):
-        size = block_options.get("batch_size", 1)
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(
-                f"expected scorer.{block}.batch_size >= 1, got {size!r}; "
-                f"fix: scorer.{block}.batch_size=16"
-            )
+        name = f"scorer.{block}.batch_size"
+        int_setting(block_options.get("batch_size", 1), name, 1, f"{name}=16")
     check_dtype(dtype, "scorer.dtype")
     overflow = enum_setting(
         OverflowPolicy, on_overflow, "scorer.on_overflow", "scorer.on_overflow=error"
     )
-    if max_length is not None and (
-        isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1
-    ):
-        raise ValueError(
-            f"expected scorer.max_length >= 1 or null (the model's own), got {max_length!r}; "
-            "fix: scorer.max_length=null"
-        )
+    if max_length is not None:
+        note = " or null (the model's own)"
+        int_setting(max_length, "scorer.max_length", 1, "scorer.max_length=null", note)
     common: dict[str, Any] = {
         "tokenizer": tokenizer,
         "dtype": dtype,

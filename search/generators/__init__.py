@@ -20,7 +20,12 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from search.components import backend_options, checks_settings_with, enum_setting
+from search.components import (
+    backend_options,
+    checks_settings_with,
+    enum_setting,
+    int_setting,
+)
 from search.protocols import Generator
 from search.resolve import resolve_model_path
 
@@ -90,14 +95,9 @@ def generator_plan(
             f"expected policy.hf.kv_cache in {list(KV_CACHES)}, got "
             f"{hf_options['kv_cache']!r}; fix: policy.hf.kv_cache=buffer"
         )
-    for key in ("batch_size", "prefix_cache_tokens"):
-        value = hf_options.get(key, 1)
-        least = 1 if key == "batch_size" else 0
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ValueError(
-                f"expected policy.hf.{key} >= {least}, got {value!r}; fix: policy.hf.{key}="
-                + ("256" if key == "batch_size" else "65536")
-            )
+    for key, least, fix in (("batch_size", 1, 256), ("prefix_cache_tokens", 0, 65536)):
+        name = f"policy.hf.{key}"
+        int_setting(hf_options.get(key, least), name, least, f"{name}={fix}")
     vllm_options = backend_options("policy", "vllm", vllm, VLLM_KEYS)
     GenerationSettings(temperature, top_p, max_step_tokens, max_tokens)  # raises if bad
     check_dtype(dtype, "policy.dtype")
