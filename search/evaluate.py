@@ -2,9 +2,11 @@
 
     python -m search.evaluate path=samples.jsonl                       # pass@k, majority@k
     python -m search.evaluate path=scored.jsonl aggregation=prod       # + prm@k, weighted@k
-    python -m search.evaluate path=outputs/search/RUN/results.jsonl format=engine aggregation=last
+    python -m search.evaluate path=outputs/search/RUN/results.jsonl aggregation=last
 
-Input formats (``format=``):
+Input formats (``format=``; ``auto``, the default, reads the first line that is a JSON object
+and takes ``engine`` when it has ``question`` and ``candidates`` but no ``completions``, else
+``completions``; the report's ``format`` says which):
 
 - ``completions`` (default): one problem a line, ``problem`` (text), ``answer`` (gold),
   ``completions`` (list of solution texts), optional ``scores`` (one per completion: a
@@ -53,6 +55,7 @@ log = logging.getLogger("search.evaluate")
 
 
 class InputFormat(str, Enum):
+    auto = "auto"  # decided by the file's first JSON object
     completions = "completions"
     engine = "engine"
 
@@ -62,7 +65,7 @@ class EvaluateConfig:
     """Top level of ``conf/evaluate.yaml``; see the module docstring."""
 
     path: str = MISSING
-    format: InputFormat = InputFormat.completions
+    format: InputFormat = InputFormat.auto
     aggregation: Aggregation = Aggregation.min
     output: str | None = None  # null: FILE.eval.json next to the input
     num_subsets: int = 32
@@ -97,9 +100,11 @@ class CompletionSet:
 
 @dataclass(frozen=True, slots=True)
 class LoadedSets:
-    """The lines read, and the bad lines skipped (always 0 with ``on_bad_row=error``)."""
+    """The lines read, the format they were read in (never ``auto``), and the bad lines
+    skipped (always 0 with ``on_bad_row=error``)."""
 
     sets: tuple[CompletionSet, ...]
+    input_format: InputFormat = InputFormat.completions
     skipped: int = 0
     skipped_reasons: list[str] = field(default_factory=list)
 
@@ -110,11 +115,12 @@ class BadLineError(InputError):
 
 def read_completion_sets(
     path: Path,
-    input_format: InputFormat | str = InputFormat.completions,
+    input_format: InputFormat | str = InputFormat.auto,
     aggregation: Aggregation | str = Aggregation.min,
     on_bad_row: OnBadRow | str = OnBadRow.error,
 ) -> LoadedSets:
-    """Read every non-blank line of ``path`` as a :class:`CompletionSet`."""
+    """Read every non-blank line of ``path`` as a :class:`CompletionSet`; ``auto`` takes the
+    format of the first line that is a JSON object (see the module docstring)."""
     input_format = InputFormat(input_format)
     aggregation = Aggregation(aggregation)
     on_bad_row = OnBadRow(on_bad_row)
@@ -130,6 +136,10 @@ def read_completion_sets(
             row = json.loads(line)
             if not isinstance(row, dict):
                 raise BadLineError(f"expected a JSON object, got {type(row).__name__}")
+            if input_format is InputFormat.auto:
+                engine = _looks_like_engine(row)
+                input_format = InputFormat.engine if engine else InputFormat.completions
+                log.debug("%s: read as format=%s (format=auto)", path, input_format.value)
             if input_format is InputFormat.completions and _looks_like_engine(row):
                 raise EngineFileError(
                     f"{where}: expected the completions format (problem, answer, "
@@ -159,7 +169,9 @@ def read_completion_sets(
             f"{path}: expected scores on every line or on none, got {scored} of {len(sets)} "
             "lines with scores; fix: score every line, or drop the scores"
         )
-    return LoadedSets(tuple(sets), skipped=len(reasons), skipped_reasons=reasons)
+    if input_format is InputFormat.auto:  # no line was a JSON object
+        input_format = InputFormat.completions
+    return LoadedSets(tuple(sets), input_format, skipped=len(reasons), skipped_reasons=reasons)
 
 
 def _lines(path: Path) -> Iterator[tuple[str, str]]:
@@ -361,7 +373,7 @@ def run_evaluation(config: EvaluateConfig) -> tuple[dict[str, Any], Path]:
         )
     report = {
         "input": str(path),
-        "format": InputFormat(config.format).value,
+        "format": loaded.input_format.value,
         "aggregation": Aggregation(config.aggregation).value,
         "num_subsets": config.num_subsets,
         "subsets": "first k"

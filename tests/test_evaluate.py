@@ -172,8 +172,7 @@ def test_cli_end_to_end(
         [
             "search.evaluate",
             f"path={path}",
-            "format=engine",
-            "aggregation=last",
+            "aggregation=last",  # format=auto, the default, finds the engine's format
             f"output={output}",
             f"hydra.run.dir={tmp_path / 'hydra'}",
         ],
@@ -210,6 +209,21 @@ def test_completion_set_is_frozen() -> None:
     item = CompletionSet("p", "1", ("\\boxed{1}",))
     with pytest.raises(AttributeError):
         item.gold = "2"  # type: ignore[misc]
+
+
+def test_auto_format_reads_each_file_in_its_own_format(
+    engine_run: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    path, _ = engine_run
+    auto = read_completion_sets(path, InputFormat.auto, Aggregation.min)
+    assert auto.input_format is InputFormat.engine
+    assert auto.sets == read_completion_sets(path, InputFormat.engine, Aggregation.min).sets
+    hand = write_jsonl(tmp_path / "hand.jsonl", [LINE_ONE])
+    loaded = read_completion_sets(hand)  # auto is the default
+    assert loaded.input_format is InputFormat.completions
+    assert loaded.sets == read_completion_sets(hand, InputFormat.completions).sets
+    report, _ = run_evaluation(EvaluateConfig(path=str(hand), num_subsets=0))
+    assert report["format"] == "completions"
 
 
 def test_an_engine_file_read_as_completions_says_format_engine(
