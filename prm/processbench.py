@@ -82,11 +82,18 @@ class ProcessBenchConfig:
                 f"expected at least one subset, got none; fix: subsets=[{','.join(SUBSETS)}]"
             )
         if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"expected 0 <= threshold <= 1, got {self.threshold}")
+            raise ValueError(
+                f"expected 0 <= threshold <= 1, got {self.threshold}; fix: e.g. threshold=0.5"
+            )
         if self.batch_size < 1:
-            raise ValueError(f"expected batch_size >= 1, got {self.batch_size}")
+            raise ValueError(
+                f"expected batch_size >= 1, got {self.batch_size}; fix: batch_size=1 or more"
+            )
         if self.limit is not None and self.limit < 1:
-            raise ValueError(f"expected limit >= 1 or null (every sample), got {self.limit}")
+            raise ValueError(
+                f"expected limit >= 1 or null (every sample), got {self.limit}; fix: "
+                "limit=1 or more, or limit=null"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,9 +434,9 @@ def load_scorer(node: DictConfig) -> Scorer:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="processbench")
 def main(raw: DictConfig) -> None:
-    config: ProcessBenchConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
-    quiet_library_bars(config.progress)
     with exit_on_input_error():
+        config: ProcessBenchConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
+        quiet_library_bars(config.progress)
         if raw.scorer is None:
             raise InputError(
                 "expected a scorer, got scorer=null; fix: scorer=qwen25_math_prm_7b, "

@@ -127,10 +127,13 @@ class TrainConfig:
         if self.epochs < 1 or self.batch_size < 1 or self.save_every < 1:
             raise ValueError(
                 "expected epochs, batch_size and save_every >= 1, got "
-                f"{self.epochs}, {self.batch_size}, {self.save_every}"
+                f"{self.epochs}, {self.batch_size}, {self.save_every}; fix: 1 or more each"
             )
         if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(f"expected 0 <= val_fraction < 1, got {self.val_fraction}")
+            raise ValueError(
+                f"expected 0 <= val_fraction < 1, got {self.val_fraction}; fix: e.g. "
+                "val_fraction=0.1 (0: no validation)"
+            )
         if self.extra_layers < 0 or (
             (self.extra_layers or self.tag_from_separator) and self.policy_dir is None
         ):

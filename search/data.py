@@ -98,11 +98,13 @@ class DatasetConfig:
             )
         if self.on_bad_row not in [member.value for member in OnBadRow]:
             raise ValueError(
-                f"expected dataset.on_bad_row in ['error', 'skip'], got {self.on_bad_row!r}"
+                f"expected dataset.on_bad_row in ['error', 'skip'], got {self.on_bad_row!r}; "
+                "fix: dataset.on_bad_row=skip (or error)"
             )
         if self.limit is not None and self.limit < 1:
             raise ValueError(
-                f"expected dataset.limit >= 1 or null (all problems), got {self.limit}"
+                f"expected dataset.limit >= 1 or null (all problems), got {self.limit}; "
+                "fix: dataset.limit=1 or more, or dataset.limit=null"
             )
         name = DatasetName(self.name)
         if self.path is not None and self.hub_name is not None:

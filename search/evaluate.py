@@ -403,8 +403,8 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="evaluate")
 def main(raw: DictConfig) -> None:
-    config: EvaluateConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
     with exit_on_input_error():
+        config: EvaluateConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
         report, output = run_evaluation(config)
     print(markdown_table(report["metrics"]))
     share = report["diagnostics"]["min_on_final_step_share"]

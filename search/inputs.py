@@ -23,10 +23,20 @@ class InputError(ValueError):
 
 @contextmanager
 def exit_on_input_error() -> Iterator[None]:
-    """At an entry point: an ``InputError`` becomes ``error: <message>`` and exit status 1."""
+    """At an entry point: an ``InputError``, or a check of this project that raised a
+    ``ValueError`` or ``FileNotFoundError`` naming its fix (a config's own checks), becomes
+    ``error: <message>`` and exit status 1; anything else keeps its traceback. The Hydra run
+    directory of the failed run is removed when it holds nothing but Hydra's own files
+    (``search.rundir.discard_unused_run_dir``), so bad inputs leave no empty run
+    directories behind."""
     try:
         yield
-    except InputError as error:
+    except Exception as error:
+        if not (isinstance(error, InputError) or _is_input_problem(error, require_fix=True)):
+            raise
+        from search.rundir import discard_unused_run_dir
+
+        discard_unused_run_dir()
         raise SystemExit(f"error: {error}") from None
 
 
@@ -49,9 +59,12 @@ def as_input_error(what: str) -> Iterator[None]:
         raise
 
 
-def _is_input_problem(error: BaseException | None) -> bool:
+def _is_input_problem(error: BaseException | None, require_fix: bool = False) -> bool:
+    """A missing file, an unreachable server or a check of this project (a ``ValueError``
+    whose message names its fix); ``require_fix``: the file or server error must name a fix
+    too (at an entry point, where a bare one may be a bug's)."""
     if isinstance(error, FileNotFoundError | ConnectionError):
-        return True
+        return not require_fix or "fix:" in str(error)
     return isinstance(error, ValueError) and "fix:" in str(error)
 
 
@@ -84,7 +97,8 @@ def input_errors_unwrapped() -> Iterator[None]:
 def exit_on_server_error() -> Iterator[None]:
     """At an entry point: an error caused by a model server (``search.remote.ServerError``,
     also when wrapped, e.g. by Hydra's ``instantiate``) becomes ``error: <message>`` and exit
-    status 1, one line instead of a traceback; any other error propagates."""
+    status 1, one line instead of a traceback (and a run directory with nothing of the run
+    in it is removed, as by ``exit_on_input_error``); any other error propagates."""
     try:
         yield
     except Exception as error:
@@ -93,6 +107,9 @@ def exit_on_server_error() -> Iterator[None]:
         remote = server_error(error)
         if remote is None:
             raise
+        from search.rundir import discard_unused_run_dir
+
+        discard_unused_run_dir()
         raise SystemExit(f"error: {remote}") from None
 
 

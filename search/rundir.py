@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
 FINGERPRINT_FILE = "fingerprint.json"
+HYDRA_FILES = (".hydra", LOCK_FILE)  # with ``*.log``: what a run directory holds before records
 
 # Keys (at any depth) that decide how much is done, or how fast, but not what a record holds.
 NOT_RESULTS = frozenset(
@@ -239,3 +240,30 @@ def check_fingerprint(
         return
     Path(directory).mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(current, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def discard_unused_run_dir() -> Path | None:
+    """Remove the current Hydra job's output directory if it holds only what Hydra and the
+    lock put there before any work (``.hydra/``, ``.lock``, ``*.log``): a run that failed on
+    its inputs leaves no empty run directory (nor the empty folders above it, up to the
+    working directory). A directory with anything else in it (records,
+    a fingerprint, a user's files) is left alone. Returns the directory removed, if any."""
+    import shutil
+
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    directory = Path(HydraConfig.get().runtime.output_dir)
+    if not directory.is_dir() or directory.resolve() == Path.cwd().resolve():
+        return None
+    entries = list(directory.iterdir())
+    if not all(e.name in HYDRA_FILES or (e.is_file() and e.suffix == ".log") for e in entries):
+        return None
+    shutil.rmtree(directory, ignore_errors=True)
+    here = Path.cwd().resolve()
+    parent = directory.resolve().parent
+    while parent != here and here in parent.parents and not any(parent.iterdir()):
+        parent.rmdir()  # the empty outputs/<job>/ folders this run made under the cwd
+        parent = parent.parent
+    return directory

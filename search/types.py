@@ -75,11 +75,18 @@ class Sampling:
 
     def __post_init__(self) -> None:
         if self.temperature is not None and not self.temperature >= 0:
-            raise ValueError(f"expected temperature >= 0, got {self.temperature}")
+            raise ValueError(
+                f"expected temperature >= 0, got {self.temperature}; "
+                "fix: temperature=0 (greedy) or more"
+            )
         if self.top_p is not None and not 0 < self.top_p <= 1:
-            raise ValueError(f"expected 0 < top_p <= 1, got {self.top_p}")
+            raise ValueError(
+                f"expected 0 < top_p <= 1, got {self.top_p}; fix: top_p=1.0 (no filtering)"
+            )
         if self.max_tokens is not None and self.max_tokens < 1:
-            raise ValueError(f"expected max_tokens >= 1, got {self.max_tokens}")
+            raise ValueError(
+                f"expected max_tokens >= 1, got {self.max_tokens}; fix: max_tokens=1 or more"
+            )
 
 
 DEFAULT_SAMPLING = Sampling()  # the generator's configured settings, streams named by prefix

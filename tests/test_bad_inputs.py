@@ -287,6 +287,13 @@ CASES = [
         r"file\.txt",
         {"file.txt": b"not a directory\n"},
     ),
+    Case(  # the run directory is removed only when it holds nothing but Hydra's files
+        "search",
+        "bad setting, run directory holding a file of the user's",
+        ("strategy.n=0", "hydra.run.dir=TMP/mine"),
+        r"strategy\.n >= 1",
+        {"mine/notes.txt": b"kept\n"},
+    ),
     Case(
         "search",
         "resume with other settings",
@@ -690,6 +697,9 @@ def test_bad_input_fails_naming_what_is_wrong(
     assert outcome.code != 0, f"exit 0 on a bad input:\n{outcome.message[-2000:]}"
     assert re.search(case.expect, outcome.message, re.S), outcome.message[-3000:]
     assert "Error loading" not in outcome.message  # no model load was attempted first
+    own_dir = not any(arg.startswith("hydra.run.dir=") for arg in case.args)
+    if case.before is None and own_dir:  # a run made for this case leaves no run directory
+        assert not (tmp_path / "hydra").exists(), sorted(map(str, (tmp_path / "hydra").rglob("*")))
 
 
 def test_there_are_enough_cases_and_the_doc_lists_them() -> None:

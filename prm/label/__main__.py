@@ -83,7 +83,10 @@ class LabelConfig:
 
     def __post_init__(self) -> None:
         if self.chunk_solutions < 1:
-            raise ValueError(f"expected chunk_solutions >= 1, got {self.chunk_solutions}")
+            raise ValueError(
+                f"expected chunk_solutions >= 1, got {self.chunk_solutions}; fix: "
+                "chunk_solutions=1 or more"
+            )
         if self.report and self.checker is None:
             raise ValueError(
                 "expected a checker (a _target_ node building a search.protocols.Checker) with "

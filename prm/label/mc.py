@@ -72,7 +72,10 @@ class MCConfig:
 
     def __post_init__(self) -> None:
         if self.num_rollouts < 1:
-            raise ValueError(f"expected num_rollouts >= 1, got {self.num_rollouts}")
+            raise ValueError(
+                f"expected num_rollouts >= 1, got {self.num_rollouts}; fix: e.g. "
+                "labeller.num_rollouts=8"
+            )
         if self.early_stop and self.threshold != 0.0:
             raise ValueError(
                 f"expected threshold 0 with early_stop (a prefix stops at its first right "
@@ -87,7 +90,7 @@ class MCConfig:
         if not 0.0 <= self.threshold < 1.0:
             raise ValueError(
                 f"expected 0 <= threshold < 1 (hard label = fraction correct > threshold), "
-                f"got {self.threshold}"
+                f"got {self.threshold}; fix: labeller.threshold=0.0 (any right rollout)"
             )
 
 

@@ -71,9 +71,12 @@ class PRMFormat:
                 object.__setattr__(self, "family", PRMFamily(self.family))
             except ValueError:
                 choices = ", ".join(member.value for member in PRMFamily)
-                raise ValueError(f"expected family in {{{choices}}}, got {self.family!r}") from None
+                raise ValueError(
+                    f"expected family in {{{choices}}}, got {self.family!r}; fix: "
+                    "family=token_classification"
+                ) from None
         if not self.step_tag:
-            raise ValueError("expected a non-empty step_tag, got ''")
+            raise ValueError("expected a non-empty step_tag, got ''; fix: e.g. step_tag='<step>'")
         fields = _fields(self.step_template)
         if sorted(fields) != ["step", "tag"] or fields.index("step") > fields.index("tag"):
             raise ValueError(

@@ -64,10 +64,14 @@ class RayLauncherConfig:
         if self.cpus_per_worker <= 0 or self.gpus_per_worker < 0:
             raise ValueError(
                 "expected launcher.cpus_per_worker > 0 and launcher.gpus_per_worker >= 0, got "
-                f"{self.cpus_per_worker} and {self.gpus_per_worker}"
+                f"{self.cpus_per_worker} and {self.gpus_per_worker}; fix: e.g. "
+                "launcher.cpus_per_worker=1 launcher.gpus_per_worker=0"
             )
         if self.batch_problems is not None and self.batch_problems < 1:
-            raise ValueError(f"expected launcher.batch_problems >= 1, got {self.batch_problems}")
+            raise ValueError(
+                f"expected launcher.batch_problems >= 1, got {self.batch_problems}; fix: "
+                "launcher.batch_problems=1 or more, or null (the run's batch_problems)"
+            )
 
 
 class SearchWorker:

@@ -88,11 +88,11 @@ class ServerSettings:
         }
         for name, value in positive.items():
             if value <= 0:
-                raise ValueError(f"expected {name} > 0, got {value}")
+                raise ValueError(f"expected {name} > 0, got {value}; fix: a positive {name}")
         if self.max_retries < 0 or self.backoff_s < 0 or self.max_backoff_s < 0:
             raise ValueError(
                 "expected max_retries, backoff_s and max_backoff_s >= 0, got "
-                f"{self.max_retries}, {self.backoff_s}, {self.max_backoff_s}"
+                f"{self.max_retries}, {self.backoff_s}, {self.max_backoff_s}; fix: 0 or more each"
             )
 
     @property

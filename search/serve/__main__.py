@@ -23,7 +23,7 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from search.inputs import exit_on_server_error
+from search.inputs import exit_on_input_error, exit_on_server_error
 from search.resolve import CONF_DIR
 from search.serve.config import ServeConfig, register_configs
 
@@ -34,7 +34,7 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="serve")
 def main(raw: DictConfig) -> None:
-    with exit_on_server_error():
+    with exit_on_server_error(), exit_on_input_error():
         serve(raw)
 
 

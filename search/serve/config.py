@@ -31,11 +31,12 @@ class ServeConfig:
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
-            raise ValueError(f"expected 0 < port < 65536, got {self.port}")
+            raise ValueError(f"expected 0 < port < 65536, got {self.port}; fix: e.g. port=8000")
         if self.max_batch_problems < 1 or self.max_wait_ms < 0:
             raise ValueError(
                 "expected max_batch_problems >= 1 and max_wait_ms >= 0, got "
-                f"{self.max_batch_problems} and {self.max_wait_ms}"
+                f"{self.max_batch_problems} and {self.max_wait_ms}; "
+                "fix: e.g. max_batch_problems=64 max_wait_ms=10"
             )
 
 

@@ -83,10 +83,15 @@ class ExportConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.correct_share <= 1.0:
-            raise ValueError(f"expected 0 <= correct_share <= 1, got {self.correct_share}")
+            raise ValueError(
+                f"expected 0 <= correct_share <= 1, got {self.correct_share}; "
+                "fix: e.g. correct_share=0.5"
+            )
         for name in ("count", "samples_per_problem", "batch_problems"):
             if getattr(self, name) < 1:
-                raise ValueError(f"expected {name} >= 1, got {getattr(self, name)}")
+                raise ValueError(
+                    f"expected {name} >= 1, got {getattr(self, name)}; fix: {name}=1 or more"
+                )
         if not self.corruptions:
             raise ValueError(
                 "expected at least one corruption, got none; fix: corruptions="

@@ -52,12 +52,13 @@ class WorldConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.min_steps <= self.max_steps:
             raise ValueError(
-                f"expected 1 <= min_steps <= max_steps, got {self.min_steps}, {self.max_steps}"
+                f"expected 1 <= min_steps <= max_steps, got {self.min_steps}, {self.max_steps}; "
+                "fix: e.g. min_steps=2 max_steps=4"
             )
         if not 0 <= self.min_operand <= self.max_operand:
             raise ValueError(
                 "expected 0 <= min_operand <= max_operand, "
-                f"got {self.min_operand}, {self.max_operand}"
+                f"got {self.min_operand}, {self.max_operand}; fix: e.g. min_operand=0 max_operand=9"
             )
         unknown = set(self.operations) - set(OPS)
         if not self.operations or unknown:
@@ -219,11 +220,15 @@ class ArithDataset:
     def __post_init__(self) -> None:
         splits = [member.value for member in Split]
         if self.split not in splits:
-            raise ValueError(f"expected dataset.split in {splits} for arith, got {self.split!r}")
+            raise ValueError(
+                f"expected dataset.split in {splits} for arith, got {self.split!r}; "
+                "fix: dataset.split=test"
+            )
         self.split = Split(self.split)
         if self.limit is not None and self.limit < 1:
             raise ValueError(
-                f"expected dataset.limit >= 1 or null (all problems), got {self.limit}"
+                f"expected dataset.limit >= 1 or null (all problems), got {self.limit}; "
+                "fix: dataset.limit=1 or more, or dataset.limit=null"
             )
 
     def load(self) -> LoadedProblems:
