@@ -120,9 +120,8 @@ def test_quality_needs_a_checker(
     sampled: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as refused:
         run(
             monkeypatch,
             "prm.label.__main__",
@@ -132,5 +131,5 @@ def test_quality_needs_a_checker(
             f"samples={sampled}",
             f"output_dir={tmp_path / 'calc'}",
         )
-    assert "expected a checker" in capsys.readouterr().err
+    assert "error: expected a checker" in str(refused.value.code)  # one line, no traceback
     assert not (tmp_path / "calc" / "records.jsonl").exists()  # refused before labelling

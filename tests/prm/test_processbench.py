@@ -233,7 +233,7 @@ def _run_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *overrides: str) -
 
 
 def test_the_embedded_prm_on_long_solutions_is_one_line_naming_the_arithmetic_world(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """The embedded PRM has 256 positions: a ProcessBench-like solution longer than that is
     an error line (not a traceback) that says what the PRM is for, after a warning."""
@@ -250,8 +250,10 @@ def test_the_embedded_prm_on_long_solutions_is_one_line_naming_the_arithmetic_wo
     )
     assert "for sample 'gsm8k-0'; fix: the embedded arithmetic PRM" in message
     assert "is for the arithmetic world" in message and "search.envs.arith.export" in message
-    log = (tmp_path / "hydra" / "processbench.log").read_text()
-    assert "trained on the arithmetic world only; on dataset gsm8k" in log  # the warning
+    printed = capfd.readouterr()
+    warning = "trained on the arithmetic world only; on dataset gsm8k"
+    assert warning in printed.out + printed.err  # the warning, on the console
+    assert not (tmp_path / "hydra").exists()  # a refused run leaves no run directory
 
 
 def test_a_max_length_beyond_the_models_context_is_refused_at_load(
