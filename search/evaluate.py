@@ -295,11 +295,18 @@ def _parse_engine(row: dict[str, Any], aggregation: Aggregation) -> CompletionSe
 def grade_set(
     item: CompletionSet, fallback_last_number: bool = True, timeout_s: float = 5.0
 ) -> GradedCompletions:
-    """Extract, grade and group the answers of one line's completions."""
+    """Extract, grade and group the answers of one line's completions. A completion marked
+    unfinished (``finished`` false: the policy did not end it) is graded wrong whatever
+    number it holds, as the engine grades it, so pass@k and the sample accuracy count only
+    finished answers."""
     answers = [extract_answer(text, fallback_last_number) for text in item.completions]
+    finished = item.finished or (True,) * len(answers)
     return GradedCompletions(
         classes=tuple(group_equivalent(answers, timeout_s=timeout_s)),
-        correct=tuple(answers_match(a, item.gold, timeout_s=timeout_s) for a in answers),
+        correct=tuple(
+            done and answers_match(a, item.gold, timeout_s=timeout_s)
+            for a, done in zip(answers, finished, strict=True)
+        ),
         scores=item.scores,
         finished=item.finished,
     )
@@ -389,6 +396,8 @@ def run_evaluation(config: EvaluateConfig) -> tuple[dict[str, Any], Path]:
         fallback_last_number=config.fallback_last_number,
         timeout_s=config.grading_timeout_s,
     )
+    if output.exists():  # e.g. the same run re-ranked with another aggregation
+        log.warning("replacing %s, an earlier report (output=PATH keeps both)", output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     return report, output

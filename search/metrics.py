@@ -17,7 +17,8 @@ answers counts as wrong.
 Subsets for k < n (``index_subsets``): every k-subset when there are at most
 ``num_subsets`` of them (the exact expectation), else ``num_subsets`` random k-subsets drawn
 with a local RNG seeded by (seed, problem index, k); ``num_subsets=0`` means "the first k
-completions" instead. At k = n the single subset is all completions.
+completions" instead, for pass@k too (a right answer among the first k). At k = n the
+single subset is all completions.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class GradedCompletions:
 
     ``classes[i]``: index of the first completion equivalent to completion i's answer
     (``search.grading.group_equivalent``), -1 when it states no answer. ``correct[i]``: its
-    answer matches the gold. ``scores[i]``: one (aggregated) score, ``None`` without a
+    answer matches the gold (and, when ``finished`` is known, it is finished: an unfinished
+    completion is wrong). ``scores[i]``: one (aggregated) score, ``None`` without a
     reward model. ``finished[i]``: the policy ended it itself, ``None`` when unknown.
     """
 
@@ -129,7 +131,10 @@ def metrics_at_k(
     rows: list[dict[str, float | int]] = []
     for k in ks:
         row: dict[str, float | int] = {"k": k}
-        row["pass@k"] = _mean([pass_at_k(p.n, p.num_correct, k) for p in problems])
+        if num_subsets == 0:  # the first k completions, as for the rules below
+            row["pass@k"] = _mean([float(any(p.correct[:k])) for p in problems])
+        else:
+            row["pass@k"] = _mean([pass_at_k(p.n, p.num_correct, k) for p in problems])
         for rule in rules:
             values = [
                 rule_at_k(p, k, rule, num_subsets, random.Random(f"{seed}:{index}:{k}"))

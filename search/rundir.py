@@ -8,9 +8,10 @@ run leaves behind is stale by construction: the next run takes it over and says 
 ``check_fingerprint`` keeps ``<dir>/fingerprint.json``: the settings that determine the
 records (strategy and its settings, aggregation, policy and scorer with their sampling
 settings, dataset identity, seed), without those that only decide how much is done or how
-fast (``dataset.limit``, batch sizes, devices, progress bars). A run that resumes into a
-directory whose records were made with other settings is refused before any model loads,
-naming the keys that differ; extending a run (a larger ``dataset.limit``) resumes.
+fast (``dataset.limit``, batch sizes, devices, progress bars, how a model server is
+reached). A run that resumes into a directory whose records were made with other settings is
+refused before any model loads, naming the keys that differ; extending a run (a larger
+``dataset.limit``) resumes.
 """
 
 from __future__ import annotations
@@ -56,6 +57,18 @@ NOT_RESULTS = frozenset(
         "reuse_prefix_cache",
         "output_dir",
         "launcher",
+        # how a model server is reached; what it serves is named by the model keys, which
+        # stay (a resume may go to a restarted server, with longer timeouts, fewer requests
+        # in flight, or one choice per request: the same seeds, the same records)
+        "base_url",
+        "api_key_env",
+        "timeout_s",
+        "connect_timeout_s",
+        "max_concurrency",
+        "max_retries",
+        "backoff_s",
+        "max_backoff_s",
+        "split_n",
     }
 )
 
@@ -228,7 +241,8 @@ def check_fingerprint(
                 f"{path}: expected the JSON fingerprint of the run that wrote this directory, "
                 f"got unreadable text ({error}); fix: choose a new directory"
             ) from None
-        changed = differences(stored, current, defaults=defaults)
+        # keys that have joined NOT_RESULTS since that run wrote its fingerprint drop out
+        changed = differences(fingerprint(stored), current, defaults=defaults)
         if changed:
             shown = "; ".join(changed[:12]) + ("; ..." if len(changed) > 12 else "")
             raise RunDirError(

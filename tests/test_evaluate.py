@@ -233,3 +233,54 @@ def test_an_engine_file_read_as_completions_says_format_engine(
     for skip in ("error", "skip"):  # skipping bad lines would skip every line: not offered
         with pytest.raises(ValueError, match="fix: pass format=engine"):
             read_completion_sets(path, InputFormat.completions, on_bad_row=skip)
+
+
+def test_unfinished_completions_are_graded_wrong(tmp_path: Path) -> None:
+    """An unfinished completion is wrong whatever number it holds (as in the engine), for
+    pass@k and the sample accuracy as for every selection rule."""
+    line = {
+        "problem": "1 + 1?",
+        "answer": "2",
+        "completions": ["\\boxed{2}", "so far 2", "\\boxed{3}"],
+        "finished": [False, False, True],
+    }
+    report = evaluate_sets(read_completion_sets(write_jsonl(tmp_path / "u.jsonl", [line])).sets)
+    assert at_k(report, 3)["pass@k"] == 0.0 and at_k(report, 3)["majority@k"] == 0.0
+    assert report["diagnostics"]["sample_accuracy"] == 0.0
+    line["finished"] = [True, False, True]
+    report = evaluate_sets(read_completion_sets(write_jsonl(tmp_path / "f.jsonl", [line])).sets)
+    assert at_k(report, 3)["pass@k"] == 1.0
+    assert report["diagnostics"]["sample_accuracy"] == pytest.approx(1 / 3)
+
+
+def test_engine_format_matches_a_truncated_engine_run(tmp_path: Path) -> None:
+    """Candidates cut at the token limit hold numbers a fallback would read as answers: the
+    evaluation's pass@n and sample accuracy still equal the engine's own."""
+    strategy = build_strategy(StrategyConfig(n=8), Aggregation.min)
+    metrics = run_search(
+        make_split("test", size=12),
+        FakeGenerator(seed=1, error_rate=0.3, max_new_tokens=12),
+        FakeScorer(seed=1, noise=0.3),
+        strategy,
+        tmp_path,
+        describe={},
+    )
+    rows = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
+    unfinished = [c for row in rows for c in row["candidates"] if not c["finished"]]
+    assert unfinished  # the limit cut some candidates
+    report = evaluate_sets(read_completion_sets(tmp_path / "results.jsonl").sets)
+    full = at_k(report, 8)
+    assert full["pass@k"] == pytest.approx(metrics["pass_at_n"])
+    assert report["diagnostics"]["sample_accuracy"] == pytest.approx(
+        metrics["mean_sample_accuracy"]
+    )
+    assert full["majority@k"] == pytest.approx(metrics["accuracy_by_rule"]["majority"])
+
+
+def test_first_k_mode_reads_pass_at_k_on_the_first_k(tmp_path: Path) -> None:
+    line = {"problem": "1 + 1?", "answer": "2", "completions": ["\\boxed{3}", "\\boxed{2}"]}
+    report, _ = run_evaluation(
+        EvaluateConfig(path=str(write_jsonl(tmp_path / "k.jsonl", [line])), num_subsets=0)
+    )
+    assert at_k(report, 1)["pass@k"] == 0.0 == at_k(report, 1)["majority@k"]
+    assert at_k(report, 2)["pass@k"] == 1.0

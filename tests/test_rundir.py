@@ -82,6 +82,23 @@ def test_fingerprint_drops_what_does_not_change_records() -> None:
         "strategy": {"n": 4},
         "policy": {"model": "m", "temperature": 1.0, "hf": {}},
     }
+    served = {
+        "model": "m",
+        "base_url": "http://127.0.0.1:8001",
+        "timeout_s": 300,
+        "max_concurrency": 64,
+        "split_n": False,
+        "prompt_format": "token_ids",
+    }
+    restarted = {**served, "base_url": "http://localhost:9001", "timeout_s": 600}
+    restarted |= {"max_concurrency": 8, "split_n": True}
+    assert (
+        fingerprint({"policy": served})
+        == fingerprint({"policy": restarted})
+        == {
+            "policy": {"model": "m", "prompt_format": "token_ids"}  # how it is reached: not in
+        }
+    )
     changed = {**config, "strategy": {"n": 8}, "aggregation": "prod"}
     assert differences(fingerprint(config), fingerprint(changed)) == [
         "aggregation: (absent) -> 'prod'",
@@ -234,3 +251,14 @@ def test_cli_refuses_a_second_run_into_a_directory_in_use(tmp_path: Path) -> Non
     assert f"pid {holder.pid}" in done.stderr and "fix: wait for it" in done.stderr
     assert not (out / "results.jsonl").exists()
     assert time.perf_counter() - start < 60
+
+
+def test_a_fingerprint_stored_with_server_settings_still_resumes(tmp_path: Path) -> None:
+    """A run whose fingerprint.json was written while ``base_url`` and ``timeout_s`` still
+    counted resumes with other values of them."""
+    old = {"policy": {"model": "m", "base_url": "http://a:1", "timeout_s": 300}}
+    (tmp_path / FINGERPRINT_FILE).write_text(json.dumps(old))
+    now = fingerprint({"policy": {"model": "m", "base_url": "http://b:2", "timeout_s": 600}})
+    check_fingerprint(tmp_path, now, has_records=True)  # no refusal
+    with pytest.raises(RunDirError, match="policy.model"):
+        check_fingerprint(tmp_path, fingerprint({"policy": {"model": "x"}}), has_records=True)

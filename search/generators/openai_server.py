@@ -155,7 +155,9 @@ class OpenAIServerGenerator:
             return []
         settings = self.settings.for_call(sampling, until)
         seeds = [request_seed(self.seed, stream) for stream in stream_names(prefixes, sampling)]
-        per_request = 1 if self.split_n else n
+        # one choice per request with split_n, and always at temperature 0: vLLM refuses a
+        # greedy request for n > 1 choices (its n copies would be the same continuation)
+        per_request = 1 if self.split_n or settings.temperature == 0.0 else n
         bodies = [
             self._body(prefix, per_request, until, settings, seed + copy)
             for prefix, seed in zip(prefixes, seeds, strict=True)

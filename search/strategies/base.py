@@ -190,7 +190,10 @@ class Calls:
     - prompt / generated tokens from ``Generation.prompt_tokens`` / ``Continuation.num_tokens``;
     - PRM tokens from ``ScoreOutput.tokens`` / ``new_tokens`` (``None`` from the first call
       whose scorer does not report them: unknown is not zero);
-    - ``generate_calls`` / ``score_calls``: the backend calls in which the problem had prefixes.
+    - ``generate_calls`` / ``score_calls``: the strategy's generate / score requests in which
+      the problem had prefixes (one a search depth), counted once each however the request
+      was split into backend calls (by ``batch_size`` or by continuation count), so that a
+      problem's record does not depend on which problems shared its batch.
 
     It also names every prefix's random stream (``Sampling.streams``): ``"<problem id>/<k>"``
     for the problem's k-th prefix sent to the generator. A strategy's requests for one
@@ -239,6 +242,8 @@ class Calls:
             tally = self._tallies[owner]
             streams.append(f"{prefix.problem.id}/{tally.requests}")
             tally.requests += 1
+        for owner in set(owners):
+            self._tallies[owner].generate_calls += 1
         out: list[Generation | None] = [None] * len(prefixes)
         for chunk in self._chunks(len(prefixes)):
             for count in sorted({counts[i] for i in chunk}):
@@ -247,8 +252,6 @@ class Calls:
                 call = replace(sampling, streams=tuple(streams[i] for i in members))
                 generations = self.generator.generate(batch, count, until, call)
                 check_generations(self.generator, batch, count, generations)
-                for owner in {owners[i] for i in members}:
-                    self._tallies[owner].generate_calls += 1
                 for i, generation in zip(members, generations, strict=True):
                     tally = self._tallies[owners[i]]
                     tally.prompt_tokens += generation.prompt_tokens
@@ -261,11 +264,11 @@ class Calls:
         """One score per step of every prefix (through ``search.guards.call_scorer``)."""
         if self.scorer is None:
             raise ValueError("expected a scorer, got None; fix: configure scorer=...")
+        for owner in set(owners):
+            self._tallies[owner].score_calls += 1
         out: list[list[float]] = []
         for chunk in self._chunks(len(prefixes)):
             scored = call_scorer(self.scorer, [prefixes[i] for i in chunk])
-            for owner in {owners[i] for i in chunk}:
-                self._tallies[owner].score_calls += 1
             for position, i in enumerate(chunk):
                 tally = self._tallies[owners[i]]
                 tally.prm_tokens = _add(tally.prm_tokens, scored.tokens, position)

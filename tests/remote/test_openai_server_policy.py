@@ -106,6 +106,20 @@ def test_counts_come_from_per_choice_ids_or_split_requests() -> None:
     assert len({body["seed"] for body in posted[-3:]}) == 3
 
 
+def test_greedy_copies_go_one_choice_per_request() -> None:
+    """vLLM answers 400 to a request for n > 1 greedy choices: at temperature 0 each copy is
+    a request of its own (a greedy beam or best-of-N reaches the server without split_n)."""
+    choice = {"index": 0, "text": "1", "finish_reason": "length", "token_ids": [4, 2]}
+    with scripted_server(completions([choice])) as (url, seen):
+        (generation,) = make(url, temperature=0.0).generate([Prefix(PROBLEM)], 3, Until.end)
+        sampled = make(url, temperature=1.0)
+        sampled.generate([Prefix(PROBLEM)], 2, Until.end, Sampling(temperature=0.0))
+    posted = [body for method, _, body, _ in seen if method == "POST"]
+    assert [body["n"] for body in posted] == [1, 1, 1, 1, 1]
+    assert [body["temperature"] for body in posted] == [0.0] * 5
+    assert [c.num_tokens for c in generation.continuations] == [2, 2, 2]
+
+
 def test_an_unknown_model_names_the_served_ones() -> None:
     with (
         scripted_server(completions([])) as (url, _),

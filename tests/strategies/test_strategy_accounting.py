@@ -137,6 +137,8 @@ def test_chunking_by_batch_size_changes_calls_not_results(
     whole, whole_generator, _ = _run(make_config(name), problems)
     chunked, chunked_generator, chunked_scorer = _run(make_config(name), problems, batch_size=3)
     assert [r.candidates for r in chunked] == [r.candidates for r in whole]
+    # a problem's usage, calls included, is its own search's: not how requests were cut
+    assert [r.usage for r in chunked] == [r.usage for r in whole]
     assert all(len(ids) <= 3 for ids, _, _ in chunked_generator.calls)
     assert all(len(ids) <= 3 for ids in chunked_scorer.calls)
     assert len(chunked_generator.calls) > len(whole_generator.calls)
@@ -240,6 +242,7 @@ def test_a_problems_result_does_not_depend_on_its_batch(
     assert [r.candidates for r in backwards[::-1]] == [r.candidates for r in together]
     assert [r.candidates for r in alone] == [r.candidates for r in together[:2]]
     assert [r.prediction for r in alone] == [r.prediction for r in together[:2]]
+    assert [r.usage for r in alone] == [r.usage for r in together[:2]]
 
 
 def test_calls_generate_takes_one_count_per_prefix(problems: list[Problem]) -> None:
