@@ -32,7 +32,7 @@ def exit_on_input_error() -> Iterator[None]:
     try:
         yield
     except Exception as error:
-        if not (isinstance(error, InputError) or _is_input_problem(error, require_fix=True)):
+        if not is_input_problem(error, require_fix=True):
             raise
         from search.rundir import discard_unused_run_dir
 
@@ -54,15 +54,17 @@ def as_input_error(what: str) -> Iterator[None]:
         raise
     except Exception as error:
         for candidate in (error, innermost_cause(error)):
-            if _is_input_problem(candidate):
+            if is_input_problem(candidate):
                 raise InputError(f"{what}: {candidate}") from error
         raise
 
 
-def _is_input_problem(error: BaseException | None, require_fix: bool = False) -> bool:
-    """A missing file, an unreachable server or a check of this project (a ``ValueError``
-    whose message names its fix); ``require_fix``: the file or server error must name a fix
-    too (at an entry point, where a bare one may be a bug's)."""
+def is_input_problem(error: BaseException | None, require_fix: bool = False) -> bool:
+    """An ``InputError``, a missing file, an unreachable server or a check of this project
+    (a ``ValueError`` whose message names its fix); ``require_fix``: the file or server error
+    must name a fix too (at an entry point, where a bare one may be a bug's)."""
+    if isinstance(error, InputError):
+        return True
     if isinstance(error, FileNotFoundError | ConnectionError):
         return not require_fix or "fix:" in str(error)
     return isinstance(error, ValueError) and "fix:" in str(error)

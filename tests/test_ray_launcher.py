@@ -1,14 +1,17 @@
 """``+launcher=ray``: problems sharded over a local 2-worker Ray cluster (CPU) give the same
-results as one process with the same seed, stream into one results.jsonl, and resume. Slow:
-Ray and its worker processes start in about 20 s here."""
+results as one process with the same seed, stream into one results.jsonl, and resume; small
+runs are cut into a batch per worker; a worker's failure (a model server's, a bad setting's,
+a bug's) and a missing cluster are reported in one line. Slow: Ray and its worker processes
+start in about 20 s here."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +23,55 @@ from search.aggregation import Aggregation
 from search.config import SearchConfig, register_configs
 from search.envs.arith.fakes import FakeGenerator, FakeScorer
 from search.envs.arith.world import make_split
-from search.launchers.ray import RayLauncherConfig, run_search_on_ray
+from search.inputs import InputError, exit_on_input_error, exit_on_server_error
+from search.launchers.ray import (
+    RayLauncherConfig,
+    SearchWorker,
+    map_on_ray,
+    run_search_on_ray,
+    shard_batch_size,
+)
+from search.remote import ServerUnavailable
 from search.run import run_search
 from search.strategies import StrategyConfig, build_strategy
+from search.types import DEFAULT_SAMPLING, Generation, Prefix, Sampling, Until
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 POLICY = {"_target_": "search.envs.arith.fakes.FakeGenerator", "error_rate": 0.3}
 SCORER = {"_target_": "search.envs.arith.fakes.FakeScorer", "seed": 0, "noise": 0.05}
 PROBLEMS = make_split("test", size=10)
+SERVER_DOWN = (
+    "could not reach the model server at http://127.0.0.1:8001/v1/completions (ConnectError: "
+    "All connection attempts failed) after 5 attempt(s); fix: start the server"
+)
+
+
+class FailingGenerator(FakeGenerator):
+    """A policy that fails as ``failure`` says: ``server`` (a model server gone, wrapped as
+    a caller would wrap it), ``input`` (a bad setting), ``bug`` (a plain bug), or
+    ``server_at_start`` (no server when the worker builds it, wrapped by Hydra)."""
+
+    def __init__(self, failure: str, **kwargs: Any) -> None:
+        if failure == "server_at_start":
+            raise ServerUnavailable(SERVER_DOWN)
+        super().__init__(**kwargs)
+        self.failure = failure
+
+    def generate(
+        self,
+        prefixes: Sequence[Prefix],
+        n: int,
+        until: Until,
+        sampling: Sampling = DEFAULT_SAMPLING,
+    ) -> list[Generation]:
+        if self.failure == "server":
+            try:
+                raise ServerUnavailable(SERVER_DOWN)
+            except ServerUnavailable as error:
+                raise RuntimeError("generation failed") from error
+        if self.failure == "input":
+            raise InputError("expected max_tokens >= 1, got 0; fix: policy.max_tokens=512")
+        raise KeyError("steps")  # a bug
 
 
 def read(path: Path) -> dict[str, dict[str, Any]]:
@@ -57,29 +101,39 @@ def test_launcher_config_composes_and_is_checked() -> None:
             )
 
 
+PYTHONPATH = os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "tests")])  # FailingGenerator
+
+
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[None]:
     ray = pytest.importorskip("ray")
     ray.init(
         num_cpus=2,
         include_dashboard=False,
-        runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}},
+        runtime_env={"env_vars": {"PYTHONPATH": PYTHONPATH, "OMP_NUM_THREADS": "1"}},
     )
     yield
     ray.shutdown()
 
 
-def run_on_ray(output_dir: Path, strategy: StrategyConfig, problems: Any = PROBLEMS) -> dict:
+def run_on_ray(
+    output_dir: Path,
+    strategy: StrategyConfig,
+    problems: Any = PROBLEMS,
+    launcher: RayLauncherConfig | None = None,
+    policy: dict[str, Any] = POLICY,
+) -> dict:
     return run_search_on_ray(
         problems,
-        POLICY,
+        policy,
         SCORER,
         strategy,
         Aggregation.min,
         seed=7,
         output_dir=output_dir,
         describe={},
-        launcher=RayLauncherConfig(num_workers=2, batch_problems=3),
+        launcher=launcher or RayLauncherConfig(num_workers=2, batch_problems=3),
+        batch_problems=64,
     )
 
 
@@ -108,7 +162,7 @@ def test_two_ray_workers_give_the_single_process_results(
     assert all(same_search(a[key], b[key]) for key in a)
     assert sharded["accuracy"] == single["accuracy"]
     assert sharded["policy_tokens"] == single["policy_tokens"]
-    assert sharded["launcher"] == {"name": "ray", "num_workers": 2}
+    assert sharded["launcher"] == {"name": "ray", "num_workers": 2, "batch_problems": 3}
 
 
 @pytest.mark.slow
@@ -195,3 +249,97 @@ def test_mc_labelling_on_ray_writes_the_single_process_labels(
 
     assert rows(tmp_path / "ray") == rows(tmp_path / "local") and len(rows(tmp_path / "ray")) == 8
     assert sharded["usage"] == local["usage"] and sharded["labeller"] == "mc"
+
+
+def test_batches_are_cut_so_that_every_worker_gets_one() -> None:
+    two = RayLauncherConfig(num_workers=2)
+    assert shard_batch_size(20, two, batch_problems=64) == 10  # not 1 batch of 20 for 2
+    assert shard_batch_size(200, two, batch_problems=64) == 64  # enough: the run's size
+    assert shard_batch_size(7, RayLauncherConfig(num_workers=3), batch_problems=64) == 3
+    assert shard_batch_size(1, two, batch_problems=64) == 1
+    assert shard_batch_size(20, RayLauncherConfig(batch_problems=16), batch_problems=64) == 16
+
+
+def test_no_ray_cluster_at_the_address_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    ray = pytest.importorskip("ray")
+
+    def no_cluster(**kwargs: Any) -> None:
+        raise ConnectionError(
+            "Could not find any running Ray instance. Please specify the one to connect to by "
+            "setting `--address` flag or `RAY_ADDRESS` environment variable."
+        )
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", no_cluster)
+    launcher = RayLauncherConfig(address="auto")
+    with pytest.raises(InputError) as raised:
+        list(map_on_ray(launcher, SearchWorker, (), [PROBLEMS[:1]]))
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith("expected a running Ray cluster at launcher.address=auto, got none")
+    assert message.endswith("fix: run `ray start --head` on the head node first, or drop "
+                            "launcher.address for a local Ray on this machine")  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_small_run_gets_a_batch_per_worker(
+    local_ray: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    strategy = StrategyConfig(n=4)
+    metrics = run_on_ray(tmp_path / "ray", strategy, launcher=RayLauncherConfig(num_workers=2))
+    assert metrics["launcher"] == {"name": "ray", "num_workers": 2, "batch_problems": 5}
+    run_single(tmp_path / "single", strategy)
+    a, b = read(tmp_path / "ray"), read(tmp_path / "single")
+    assert sorted(a) == sorted(b) and all(same_search(a[key], b[key]) for key in a)
+    with caplog.at_level(logging.WARNING, logger="search.launchers.ray"):
+        few = run_on_ray(tmp_path / "few", strategy, PROBLEMS[:2], RayLauncherConfig(num_workers=3))
+    assert few["launcher"] == {"name": "ray", "num_workers": 2, "batch_problems": 1}
+    assert "starting 2 of launcher.num_workers=3 Ray workers: only 2 batch(es)" in caplog.text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("failure", "cause"),
+    [
+        ("server", SERVER_DOWN),
+        ("server_at_start", SERVER_DOWN),
+        ("input", "expected max_tokens >= 1, got 0; fix: policy.max_tokens=512"),
+    ],
+)
+def test_a_failing_worker_is_reported_in_one_line(
+    local_ray: None, tmp_path: Path, caplog: pytest.LogCaptureFixture, failure: str, cause: str
+) -> None:
+    policy = {"_target_": "test_ray_launcher.FailingGenerator", "failure": failure}
+    with (
+        caplog.at_level(logging.ERROR, logger="search.launchers"),
+        pytest.raises(SystemExit) as stopped,
+        exit_on_server_error(),
+        exit_on_input_error(),
+    ):
+        run_on_ray(tmp_path, StrategyConfig(n=4), policy=policy)
+    message = str(stopped.value)
+    assert "\n" not in message
+    hint = f"finished problems are saved in {tmp_path / 'results.jsonl'}; re-run the same command"
+    assert message.startswith("error: Ray worker ")
+    assert f" (SearchWorker) failed: {cause}; {hint} to resume" in message
+    assert message.removeprefix("error: ") in caplog.text  # in the run's log too
+    assert "Traceback" not in caplog.text
+
+
+@pytest.mark.slow
+def test_a_bug_in_a_worker_keeps_its_traceback_in_the_log(
+    local_ray: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    policy = {"_target_": "test_ray_launcher.FailingGenerator", "failure": "bug"}
+    with (
+        caplog.at_level(logging.ERROR, logger="search.launchers"),
+        pytest.raises(RuntimeError) as raised,
+        exit_on_server_error(),
+        exit_on_input_error(),
+    ):
+        run_on_ray(tmp_path, StrategyConfig(n=4), policy=policy)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith("Ray worker ")
+    assert " (SearchWorker) failed: KeyError: 'steps'; finished problems are saved in " in message
+    assert "Traceback" in caplog.text and 'raise KeyError("steps")  # a bug' in caplog.text

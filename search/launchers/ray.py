@@ -15,26 +15,35 @@ a problem does not matter.
 
 ``address=null`` starts a local Ray instance with ``num_workers x cpus_per_worker`` CPUs;
 ``address=auto`` (or ``ray://HOST:10001``) joins an existing cluster, whose nodes must have
-this package and the models' files. ``gpus_per_worker`` reserves GPUs for each worker's
-local models (0 for server clients and CPU runs).
+this package and the models' files (no cluster there: one line saying so). ``gpus_per_worker``
+reserves GPUs for each worker's local models (0 for server clients and CPU runs).
+
+A worker's failure stops the run with one line, ``Ray worker N (SearchWorker) failed: <cause>;
+<resume hint>``, also written to the run's log: a model server's error or a bad setting as the
+single-process run prints it, a bug with the worker's traceback in the log
+(``search.launchers.failures``).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from search.aggregation import Aggregation
 from search.progress import Progress
 from search.results import write_metrics
 from search.strategies.config import StrategyConfig
 from search.types import Problem
+
+if TYPE_CHECKING:  # the failure handling (and its httpx) loads only when Ray runs
+    from search.launchers.failures import WorkerFailure
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,7 +55,8 @@ class RayLauncherConfig:
     """``conf/launcher/ray.yaml`` (added with ``+launcher=ray``).
 
     ``batch_problems``: problems per task handed to a worker (``null``: the run's
-    ``batch_problems``); smaller batches spread the work more evenly over the workers.
+    ``batch_problems``, made smaller when needed so that every worker gets a batch:
+    ``shard_batch_size``); smaller batches spread the work more evenly over the workers.
     """
 
     num_workers: int = 2
@@ -119,8 +129,12 @@ class SearchWorker:
 
 
 def _start_ray(config: RayLauncherConfig) -> bool:
-    """Connect to (or start) Ray; True when this call started it (and must shut it down)."""
+    """Connect to (or start) Ray; True when this call started it (and must shut it down).
+    No cluster at ``config.address`` is an ``InputError`` (one line at the entry point)."""
     import ray
+
+    from search.inputs import InputError
+    from search.launchers.failures import one_line
 
     if ray.is_initialized():
         return False
@@ -135,9 +149,64 @@ def _start_ray(config: RayLauncherConfig) -> bool:
             runtime_env=runtime_env,
             logging_level=logging.WARNING,
         )
-    else:
+        return True
+    try:
         ray.init(address=config.address, runtime_env=runtime_env, logging_level=logging.WARNING)
+    except ConnectionError as error:
+        raise InputError(
+            f"expected a running Ray cluster at launcher.address={config.address}, got none "
+            f"({one_line(str(error))}); fix: run `ray start --head` on the head node first, "
+            "or drop launcher.address for a local Ray on this machine"
+        ) from None
     return True
+
+
+def _stop_ray() -> None:
+    import ray
+
+    ray.shutdown()
+
+
+class Shard:
+    """The Ray actor around one worker: builds ``worker_class(*worker_args)`` and runs its
+    tasks, returning ``(result, None)`` or ``(None, failure)``. A failure (in the build or
+    a task) is sorted here, where its cause chain is intact, and sent as a value
+    (``search.launchers.failures``), so the driver reports it as one line."""
+
+    def __init__(self, worker_class: type, worker_args: tuple[Any, ...]) -> None:
+        from search.launchers.failures import describe_failure
+
+        self.worker: Any = None
+        self.failure: WorkerFailure | None = None
+        try:
+            self.worker = worker_class(*worker_args)
+        except Exception as error:
+            self.failure = describe_failure(error)
+
+    def run(self, task: Any) -> tuple[Any, WorkerFailure | None]:
+        from search.launchers.failures import describe_failure
+
+        if self.failure is not None:
+            return None, self.failure
+        try:
+            return self.worker.run(task), None
+        except Exception as error:
+            return None, describe_failure(error)
+
+
+def _failure_of(error: Exception) -> WorkerFailure:
+    """A failure Ray reported itself: a task's exception that the ``Shard`` did not catch
+    (``RayTaskError``: its ``cause``, unwrapped) or a worker process that died (killed, out
+    of memory): kept with Ray's text as the traceback."""
+    import ray
+
+    from search.launchers.failures import FailureKind, WorkerFailure, describe_failure, one_line
+
+    if isinstance(error, ray.exceptions.RayTaskError) and isinstance(error.cause, Exception):
+        failure = describe_failure(error.cause)
+        return WorkerFailure(failure.kind, failure.message, str(error))
+    first = (str(error).strip().splitlines() or [""])[0]
+    return WorkerFailure(FailureKind.bug, one_line(f"{type(error).__name__}: {first}"), str(error))
 
 
 def map_on_ray(
@@ -146,24 +215,40 @@ def map_on_ray(
     worker_args: tuple[Any, ...],
     tasks: Sequence[T],
     resume_hint: str = "",
+    tasks_name: str = "tasks",
 ) -> Iterator[tuple[int, T, Any]]:
     """Run ``worker_class(*worker_args).run(task)`` for every task on up to ``num_workers``
-    Ray actors, each handed its next task as it finishes the last; yields
-    ``(worker index, task, result)`` in the order they complete. Ray is started (and shut
-    down at the end) unless already running. A failing task raises ``RuntimeError``;
-    ``resume_hint`` says where the finished work is saved."""
+    Ray actors (``Shard``), each handed its next task as it finishes the last; yields
+    ``(worker index, task, result)`` in the order they complete. Fewer tasks than workers
+    start only one worker per task (a warning names ``tasks_name``). Ray is started (and
+    shut down at the end) unless already running. A failure (a worker's build or task)
+    raises ``Ray worker N (Class) failed: <cause>; <resume_hint>`` as a ``ServerError``,
+    an ``InputError`` or, for a bug, a ``RuntimeError`` with the worker's traceback logged
+    (``search.launchers.failures.raise_failure``); ``resume_hint`` says where the finished
+    work is saved."""
     import ray
+
+    from search.launchers.failures import raise_failure
 
     if not tasks:
         return
     queue = deque(tasks)
+    count = min(launcher.num_workers, len(queue))
+    if count < launcher.num_workers:
+        log.warning(
+            "starting %d of launcher.num_workers=%d Ray workers: only %d %s to hand out",
+            count,
+            launcher.num_workers,
+            len(queue),
+            tasks_name,
+        )
     started = _start_ray(launcher)
     workers: list[Any] = []
     try:
-        actor: Any = ray.remote(worker_class).options(
+        actor: Any = ray.remote(Shard).options(
             num_cpus=launcher.cpus_per_worker, num_gpus=launcher.gpus_per_worker
         )
-        workers = [actor.remote(*worker_args) for _ in range(min(launcher.num_workers, len(queue)))]
+        workers = [actor.remote(worker_class, worker_args) for _ in range(count)]
         pending: dict[Any, tuple[int, T]] = {}
         for index, worker in enumerate(workers):
             task = queue.popleft()
@@ -172,20 +257,31 @@ def map_on_ray(
             (ready,), _ = ray.wait(list(pending), num_returns=1)
             index, task = pending.pop(ready)
             try:
-                result = ray.get(ready)
+                result, failure = ray.get(ready)
             except ray.exceptions.RayError as error:
-                raise RuntimeError(
-                    f"Ray worker {index} ({worker_class.__name__}) failed: {error}; {resume_hint}"
-                ) from error
+                failure = _failure_of(error)
+            if failure is not None:
+                raise_failure(failure, f"Ray worker {index} ({worker_class.__name__})", resume_hint)
             if queue:
                 next_task = queue.popleft()
                 pending[workers[index].run.remote(next_task)] = (index, next_task)
             yield index, task, result
     finally:
-        for worker in workers:
-            ray.kill(worker)
         if started:
-            ray.shutdown()
+            ray.shutdown()  # its actors with it
+        else:
+            for worker in workers:
+                ray.kill(worker)
+
+
+def shard_batch_size(problems: int, launcher: RayLauncherConfig, batch_problems: int) -> int:
+    """Problems per batch for ``problems`` problems: ``launcher.batch_problems`` when set,
+    else the run's ``batch_problems`` cut to ``ceil(problems / num_workers)`` so that every
+    worker gets a batch (20 problems on 2 workers: 2 batches of 10, not 1 of 64). The
+    records do not depend on the batching (every draw is keyed by seed and problem)."""
+    if launcher.batch_problems is not None:
+        return launcher.batch_problems
+    return max(1, min(batch_problems, math.ceil(problems / launcher.num_workers)))
 
 
 def run_search_on_ray(
@@ -248,11 +344,12 @@ def _run_locked(
     from search.run import open_results, summarise
 
     results, done, todo = open_results(output_dir, problems)
-    size = launcher.batch_problems or batch_problems
+    size = shard_batch_size(len(todo), launcher, batch_problems)
     batches = [todo[begin : begin + size] for begin in range(0, len(todo), size)]
     start = time.perf_counter()
     calls: dict[int, tuple[int, int]] = {}
     num_correct = sum(bool(r["correct"]) for r in results.records if str(r["id"]) in done)
+    started = bool(batches) and _start_ray(launcher)  # no cluster: said before any bar
     bar = Progress(len(problems), len(done), num_correct, enabled=progress)
     worker_args = (
         dict(policy),
@@ -266,8 +363,17 @@ def _run_locked(
     )
     hint = f"finished problems are saved in {results.path}; re-run the same command to resume"
     try:
+        if batches:
+            log.info(
+                "%d problems in %d batches of up to %d for %d Ray workers",
+                len(todo),
+                len(batches),
+                size,
+                min(launcher.num_workers, len(batches)),
+            )
+        tasks_name = f"batch(es) of up to {size} problems"
         for index, _, (records, generate_calls, score_calls) in map_on_ray(
-            launcher, SearchWorker, worker_args, batches, hint
+            launcher, SearchWorker, worker_args, batches, hint, tasks_name
         ):
             results.append(records)
             calls[index] = (generate_calls, score_calls)
@@ -275,6 +381,8 @@ def _run_locked(
                 bar.on_problem(bool(record["correct"]))
     finally:
         bar.close()
+        if started:
+            _stop_ray()
     wanted = {problem.id for problem in problems}
     metrics = summarise([r for r in results.records if str(r["id"]) in wanted])
     metrics.update(describe)
@@ -284,6 +392,7 @@ def _run_locked(
     metrics["launcher"] = {
         "name": "ray",
         "num_workers": min(launcher.num_workers, max(1, len(batches))),
+        "batch_problems": size,
     }
     write_metrics(output_dir, metrics)
     return metrics

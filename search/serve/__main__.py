@@ -55,6 +55,7 @@ def serve(raw: DictConfig) -> None:
         config.strategy,
         config.aggregation,
         seed=config.seed,
+        max_n=config.max_n,
     )
     app = build_app(
         service,

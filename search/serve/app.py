@@ -5,19 +5,27 @@
 - ``GET /v1/models``, ``GET /health``.
 
 A request may override the search in extra body fields: ``n`` (the search budget N, not the
-number of choices: the answer is always one choice per question), ``strategy``,
-``aggregation`` and ``select``. The choice's text is the selected solution (steps joined by
-blank lines); the ``search`` field holds every candidate with its steps, answer and scores,
-the selection rule and its pick, and ``usage`` the policy tokens (``prompt_tokens``,
-``completion_tokens``) and the PRM's (``prm_tokens``).
+number of choices: the answer is always one choice per question; at most the server's
+``max_n``), ``strategy``, ``aggregation`` and ``select``; ``seed`` makes the request
+repeatable (``Batcher.new_problem``). Other OpenAI fields are refused unless neutral
+(``search.serve.fields``). The choice's text is the selected solution (steps joined by blank
+lines) and ``finish_reason`` is that candidate's (``stop``: the policy ended it); the
+``search`` field holds the requested budget ``n``, the ``candidates_drawn``, every candidate
+with its steps, answer and scores, the selection rule and its pick, the index of the returned
+candidate (``selected``) and a ``note`` when that is not an answer's pick (no finished
+candidate states an answer: ``SearchService.reply``); ``usage`` has the policy tokens
+(``prompt_tokens``, ``completion_tokens``) and the PRM's (``prm_tokens``).
 
-Errors: a malformed request or an invalid override is 400 (or 404 for an unknown model) with
-OpenAI's error body, naming the request's fields (``"n": 4``, not the command line's
-``strategy.n=4``); a failure inside the search is 500 for that request only.
+Errors: a malformed request, an invalid override, a question too long for the policy's
+context or more questions than ``max_batch_problems`` is 400 (or 404 for an unknown model)
+with OpenAI's error body, naming the request's fields (``"n": 4``, not the command line's
+``strategy.n=4``); a failure inside the search is 500 for that request only. ``/health`` is
+503 when a remote policy or PRM server does not answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -32,8 +40,18 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from search.aggregation import Aggregation
+from search.remote import ServerClient
 from search.selection import Select
-from search.serve.service import Batcher, SearchService, SearchSettings, solution_text
+from search.serve.fields import check_unapplied
+from search.serve.service import (
+    Batcher,
+    QuestionTooLong,
+    RequestError,
+    Resolved,
+    SearchService,
+    SearchSettings,
+    solution_text,
+)
 from search.strategies.config import StrategyName
 from search.types import SearchResult
 
@@ -41,12 +59,14 @@ log = logging.getLogger(__name__)
 
 
 class SearchFields(BaseModel):
-    """The extra body fields that override the configured search."""
+    """The extra body fields that override the configured search; any other field lands in
+    ``model_extra`` for ``search.serve.fields.check_unapplied``."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
 
     model: str | None = None
     n: int | None = Field(default=None, ge=1)
+    seed: int | None = None
     strategy: StrategyName | None = None
     aggregation: Aggregation | None = None
     select: Select | None = None
@@ -102,6 +122,9 @@ class ChatRequest(SearchFields):
 
 class CompletionRequest(SearchFields):
     prompt: str | list[str]
+
+
+HEALTH_TIMEOUT_S = 5.0  # how long /health waits for a remote backend's GET /v1/models
 
 
 class ApiError(Exception):
@@ -160,15 +183,18 @@ def build_app(
         )
         return _error(400, f"invalid request: {problems}", "invalid_request_error")
 
-    def describe(result: SearchResult, rule: str, fields: SearchFields) -> dict[str, Any]:
-        settings = fields.settings()
+    def describe(result: SearchResult, resolved: Resolved) -> dict[str, Any]:
+        reply = service.reply(result)
         return {
-            "strategy": (settings.strategy or service.strategy.name).value,
-            "n": len(result.candidates),
-            "aggregation": (settings.aggregation or service.aggregation).value,
-            "rule": rule,
+            "strategy": resolved.config.name.value,
+            "n": resolved.config.n,  # the budget asked for
+            "candidates_drawn": len(result.candidates),  # fewer when adaptive stops early
+            "aggregation": resolved.aggregation.value,
+            "rule": service.rule(resolved),
             "prediction": result.prediction,
             "predictions": result.predictions,
+            "selected": reply.index,
+            "note": reply.note,
             "candidates": [
                 {
                     "text": solution_text(c),
@@ -183,29 +209,54 @@ def build_app(
             ],
         }
 
-    async def search(fields: SearchFields, questions: list[str]) -> tuple[list[SearchResult], str]:
+    async def search(
+        fields: SearchFields, questions: list[str], where: list[str]
+    ) -> tuple[list[SearchResult], Resolved]:
+        """Search ``questions``; ``where[i]`` names question i's field in the request."""
         if fields.stream:
             raise ApiError(400, "expected stream=false, got true; streaming is not supported")
         if fields.model is not None and fields.model != model_name:
             raise ApiError(
                 404, f"expected model {model_name!r}, got {fields.model!r}", "not_found_error"
             )
+        body_field = where[0].split("[")[0] if where else "prompt"
+        try:
+            check_unapplied(fields.model_extra or {}, service.policy_settings, (body_field,))
+        except RequestError as error:
+            raise ApiError(400, str(error)) from None
         if not questions or any(not q.strip() for q in questions):
             raise ApiError(400, "expected a non-empty question, got an empty one")
+        if len(questions) > batcher.max_batch_problems:
+            raise ApiError(
+                400,
+                f'expected at most {batcher.max_batch_problems} questions in "{body_field}" '
+                f"(the server's max_batch_problems), got {len(questions)}; fix: send them in "
+                f"requests of at most {batcher.max_batch_problems} questions, or start the "
+                f"server with max_batch_problems={len(questions)}",
+            )
         try:
             resolved = service.resolve(fields.settings())
+        except RequestError as error:
+            raise ApiError(400, str(error)) from None
         except ValueError as error:
             raise ApiError(400, in_request_terms(str(error))) from None
-        problems = [batcher.new_problem(question) for question in questions]
+        problems = [batcher.new_problem(question, fields.seed) for question in questions]
         try:
             results = await batcher.submit(resolved, problems)
+        except QuestionTooLong as error:
+            ids = [problem.id for problem in problems]
+            field = where[ids.index(error.problem_id)] if error.problem_id in ids else body_field
+            raise ApiError(400, f'"{field}": {error}') from None
+        except RequestError as error:
+            raise ApiError(400, str(error)) from None
         except Exception as error:
             raise ApiError(500, f"search failed: {error}", "server_error") from None
-        return results, service.rule(resolved)
+        return results, resolved
 
     def finish(result: SearchResult) -> str:
-        chosen = service.selected(result)
-        return "stop" if chosen is not None and chosen.finished else "length"
+        """The returned candidate's finish: ``stop`` when the policy ended it."""
+        candidate = service.reply(result).candidate
+        return "stop" if candidate is not None and candidate.finished else "length"
 
     @app.post("/v1/chat/completions")
     async def chat(body: ChatRequest) -> dict[str, Any]:
@@ -220,7 +271,7 @@ def build_app(
             question = body.messages[0].text()
         except ValueError as error:
             raise ApiError(400, str(error)) from None
-        results, rule = await search(body, [question])
+        results, resolved = await search(body, [question], ["messages[0].content"])
         (result,) = results
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
@@ -232,19 +283,23 @@ def build_app(
                     "index": 0,
                     "message": {
                         "role": "assistant",
-                        "content": solution_text(service.selected(result)),
+                        "content": solution_text(service.reply(result).candidate),
                     },
                     "finish_reason": finish(result),
                 }
             ],
             "usage": _usage(results),
-            "search": describe(result, rule, body),
+            "search": describe(result, resolved),
         }
 
     @app.post("/v1/completions")
     async def completions(body: CompletionRequest) -> dict[str, Any]:
-        questions = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
-        results, rule = await search(body, questions)
+        if isinstance(body.prompt, str):
+            questions, where = [body.prompt], ["prompt"]
+        else:
+            questions = list(body.prompt)
+            where = [f"prompt[{i}]" for i in range(len(questions))]
+        results, resolved = await search(body, questions, where)
         return {
             "id": f"cmpl-{uuid.uuid4().hex}",
             "object": "text_completion",
@@ -253,10 +308,10 @@ def build_app(
             "choices": [
                 {
                     "index": index,
-                    "text": solution_text(service.selected(result)),
+                    "text": solution_text(service.reply(result).candidate),
                     "finish_reason": finish(result),
                     "logprobs": None,
-                    "search": describe(result, rule, body),
+                    "search": describe(result, resolved),
                 }
                 for index, result in enumerate(results)
             ],
@@ -273,7 +328,27 @@ def build_app(
         }
 
     @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    async def health() -> JSONResponse:
+        """``ok`` (200) when this process is up and every remote backend (a policy or PRM
+        behind a ``ServerClient``) answers ``GET /v1/models``; else 503 naming the one down.
+        In-process models are not probed (they are up when the process is)."""
+        backends: dict[str, dict[str, str]] = {}
+        for role, backend in (("policy", service.generator), ("scorer", service.scorer)):
+            client = getattr(backend, "client", None)
+            if not isinstance(client, ServerClient):
+                continue
+            entry = {"url": client.settings.root, "status": "ok"}
+            try:
+                await asyncio.wait_for(asyncio.to_thread(client.check), HEALTH_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                entry.update(status="unavailable", error=f"no answer in {HEALTH_TIMEOUT_S} s")
+            except Exception as error:
+                entry.update(status="unavailable", error=str(error))
+            backends[role] = entry
+        ok = all(entry["status"] == "ok" for entry in backends.values())
+        return JSONResponse(
+            status_code=200 if ok else 503,
+            content={"status": "ok" if ok else "unavailable", "backends": backends},
+        )
 
     return app

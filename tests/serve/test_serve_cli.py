@@ -51,6 +51,10 @@ def test_serve_config_composes(policy: str, scorer: str) -> None:
 def test_bad_serve_settings_fail_at_the_command_line() -> None:
     with pytest.raises(Exception, match="port"):
         OmegaConf.to_object(compose(config_name="serve", overrides=["port=0"]))
+    with pytest.raises(Exception, match=r"strategy.n=100, max_n=64; fix: max_n=100"):
+        OmegaConf.to_object(compose(config_name="serve", overrides=["strategy.n=100"]))
+    raw = compose(config_name="serve", overrides=["strategy.n=100", "max_n=128"])
+    assert OmegaConf.to_object(raw).max_n == 128  # type: ignore[union-attr]
 
 
 def test_python_m_search_serve_answers_the_openai_client(tmp_path: Path) -> None:
