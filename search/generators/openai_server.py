@@ -125,7 +125,8 @@ class OpenAIServerGenerator:
             ),
             seed=seed,
         )
-        served = [str(item.get("id")) for item in self.client.check().get("data", [])]
+        entries = {str(item.get("id")): item for item in self.client.check().get("data", [])}
+        served = list(entries)
         if model not in served:
             raise ValueError(
                 f"expected {self.client.settings.root} to serve model {model!r}, got {served}; "
@@ -133,6 +134,10 @@ class OpenAIServerGenerator:
                 "unless --served-model-name is given)"
             )
         self.model = model
+        # the served context (vLLM's /v1/models reports max_model_len), so that a prompt that
+        # does not fit is found before any search, as with a local policy
+        limit = entries[model].get("max_model_len")
+        self.context_length: int | None = int(limit) if isinstance(limit, int) else None
         path = resolve_model_path(tokenizer or model)
         self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         self.renderer = PromptRenderer(self.tokenizer, use_chat_template, system_prompt)
@@ -140,6 +145,11 @@ class OpenAIServerGenerator:
         self.split_n = split_n
         self.seed = seed
         self.usage = TokenCounter()
+
+    def prompt_length(self, prefix: Prefix) -> int:
+        """Tokens of ``prefix``'s prompt as rendered here (``search.protocols.ContextLimited``;
+        with ``prompt_format=text`` the server's own count may differ slightly)."""
+        return len(self.renderer.encode(prefix))
 
     def generate(
         self,

@@ -18,6 +18,7 @@ from fake_server import free_port, scripted_server
 from search.envs.arith.world import make_split
 from search.generators.base import PromptRenderer
 from search.generators.openai_server import OpenAIServerGenerator
+from search.protocols import ContextLimited
 from search.remote import ServerUnavailable
 from search.types import FinishReason, Prefix, Sampling, Until
 
@@ -118,6 +119,16 @@ def test_greedy_copies_go_one_choice_per_request() -> None:
     assert [body["n"] for body in posted] == [1, 1, 1, 1, 1]
     assert [body["temperature"] for body in posted] == [0.0] * 5
     assert [c.num_tokens for c in generation.continuations] == [2, 2, 2]
+
+
+def test_the_served_context_is_known_before_any_search() -> None:
+    """The served model's max_model_len makes the generator ``ContextLimited``, so a run or
+    the search server refuses a prompt that does not fit before generating."""
+    with scripted_server(completions([])) as (url, _):
+        generator = make(url)
+    assert isinstance(generator, ContextLimited) and generator.context_length == 256
+    renderer = PromptRenderer(generator.tokenizer, use_chat_template=None)
+    assert generator.prompt_length(Prefix(PROBLEM)) == len(renderer.encode(Prefix(PROBLEM)))
 
 
 def test_an_unknown_model_names_the_served_ones() -> None:
