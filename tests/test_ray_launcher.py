@@ -281,6 +281,31 @@ def test_no_ray_cluster_at_the_address_is_one_line(monkeypatch: pytest.MonkeyPat
                             "launcher.address for a local Ray on this machine")  # fmt: skip
 
 
+def test_an_address_where_nothing_listens_is_one_line_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HOST:PORT with nothing listening: refused within seconds, before ray.init (which
+    would retry for minutes)."""
+    import socket
+    import time
+
+    ray = pytest.importorskip("ray")
+
+    def never(**kwargs: Any) -> None:
+        raise AssertionError("ray.init was called for an address that takes no connection")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", never)
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        start = time.perf_counter()
+        with pytest.raises(InputError, match=rf"nothing answers at 127\.0\.0\.1:{port}"):
+            list(map_on_ray(RayLauncherConfig(address=address), SearchWorker, (), [PROBLEMS[:1]]))
+        assert time.perf_counter() - start < 10
+
+
 @pytest.mark.slow
 def test_a_small_run_gets_a_batch_per_worker(
     local_ray: None, tmp_path: Path, caplog: pytest.LogCaptureFixture

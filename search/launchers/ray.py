@@ -150,15 +150,35 @@ def _start_ray(config: RayLauncherConfig) -> bool:
             logging_level=logging.WARNING,
         )
         return True
+    missing = (
+        f"expected a running Ray cluster at launcher.address={config.address}, got none "
+        "({}); fix: run `ray start --head` on the head node first, or drop launcher.address "
+        "for a local Ray on this machine"
+    )
+    unreachable = _unreachable(config.address)
+    if unreachable is not None:  # Ray itself would retry for minutes before saying so
+        raise InputError(missing.format(unreachable))
     try:
         ray.init(address=config.address, runtime_env=runtime_env, logging_level=logging.WARNING)
     except ConnectionError as error:
-        raise InputError(
-            f"expected a running Ray cluster at launcher.address={config.address}, got none "
-            f"({one_line(str(error))}); fix: run `ray start --head` on the head node first, "
-            "or drop launcher.address for a local Ray on this machine"
-        ) from None
+        raise InputError(missing.format(one_line(str(error)))) from None
     return True
+
+
+def _unreachable(address: str, timeout_s: float = 3.0) -> str | None:
+    """Why ``HOST:PORT`` (or ``ray://HOST:PORT``) takes no TCP connection within
+    ``timeout_s``; ``None`` when it does, or for ``auto`` (found by Ray from this node)."""
+    import socket
+
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return None
+    except OSError as error:
+        return f"nothing answers at {host}:{port}: {error}"
 
 
 def _stop_ray() -> None:
