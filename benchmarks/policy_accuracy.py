@@ -19,19 +19,10 @@ from typing import Any
 from search.envs.arith.checker import ErrorKind, check_solution
 from search.envs.arith.world import make_split
 from search.generators import build_generator
+from search.metrics import pass_at_k
 from search.types import Prefix, Until
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k from n samples with c correct (Chen et al. 2021)."""
-    if n - c < k:
-        return 1.0
-    result = 1.0
-    for i in range(n - c + 1, n + 1):
-        result *= 1.0 - k / i
-    return 1.0 - result
 
 
 def main() -> None:
