@@ -713,6 +713,7 @@ def check_resumable(output_dir: Path, config: TrainConfig, last: str | None) -> 
             run_settings(asdict(config)),
             has_records=bool(last),
             defaults=run_settings({}),
+            ignore=frozenset(RUN_ONLY),
         )
 
 

@@ -223,14 +223,17 @@ def check_fingerprint(
     current: dict[str, Any],
     has_records: bool,
     defaults: Mapping[str, Any] | None = None,
+    ignore: frozenset[str] = NOT_RESULTS,
 ) -> None:
     """Refuse to add records to ``directory`` that were made with other settings.
 
     Without records yet, ``current`` is (re)written, so a run that failed before producing
     anything can be fixed and rerun in place. With records, the stored fingerprint must
     equal ``current``, a key it lacks read as its value in ``defaults`` (``schema_defaults``:
-    a field added since, which that run ran with); a directory with records but no
-    fingerprint (made before fingerprints existed) gets ``current``.
+    a field added since, which that run ran with), and without the keys in ``ignore`` (those
+    ``current`` was made without: one that joined them since that run no longer counts); a
+    directory with records but no fingerprint (made before fingerprints existed) gets
+    ``current``.
     """
     path = Path(directory) / FINGERPRINT_FILE
     if has_records and path.exists():
@@ -241,8 +244,9 @@ def check_fingerprint(
                 f"{path}: expected the JSON fingerprint of the run that wrote this directory, "
                 f"got unreadable text ({error}); fix: choose a new directory"
             ) from None
-        # keys that have joined NOT_RESULTS since that run wrote its fingerprint drop out
-        changed = differences(fingerprint(stored), current, defaults=defaults)
+        # keys that have joined ``ignore`` (the keys ``current`` was made without) since that
+        # run wrote its fingerprint drop out
+        changed = differences(fingerprint(stored, ignore), current, defaults=defaults)
         if changed:
             shown = "; ".join(changed[:12]) + ("; ..." if len(changed) > 12 else "")
             raise RunDirError(

@@ -360,6 +360,7 @@ def label_from_config(raw: DictConfig) -> None:
             fingerprint(settings, NOT_LABELS),
             has_records=bool(written),
             defaults=schema_defaults(raw),
+            ignore=NOT_LABELS,
         )
         labelled = [LabelRecord.from_record(row) for row in written]
         check_same_steps(  # a samples file rewritten at the same path since the run began
