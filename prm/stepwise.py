@@ -116,9 +116,19 @@ def read_stepwise(path: Path) -> list[StepwiseExample]:
             f"expected a stepwise dataset (JSON Lines) at {path}, got no file; fix: run "
             "`python -m prm.label` first or pass the path of its stepwise.jsonl"
         )
-    examples = [checked_example(row, f"{path}:{n}") for n, row in read_jsonl_numbered(path)]
+    rows = list(read_jsonl_numbered(path))
+    examples = [checked_example(row, f"{path}:{n}") for n, row in rows]
     if not examples:
         raise InputError(f"{path}: expected stepwise examples, got an empty file")
+    hard_only = sum(row.get("soft_labels") is None for _, row in rows)
+    if hard_only:
+        log.warning(
+            "%s: %d of %d examples have no soft_labels; their hard labels stand in (as 0/1 "
+            "targets under prm.train loss=soft)",
+            path,
+            hard_only,
+            len(rows),
+        )
     return examples
 
 
@@ -127,9 +137,12 @@ def checked_example(row: dict[str, Any], where: str) -> StepwiseExample:
     prompt = require_str(row, "prompt", where)
     completions = require_str_list(row, "completions", where)
     labels = require(row, "labels", where)
+    if isinstance(labels, list) and all(type(x) is int and x in (0, 1) for x in labels):
+        labels = [bool(x) for x in labels]  # 0/1, as many TRL-style files write them
     if not isinstance(labels, list) or not all(isinstance(x, bool) for x in labels):
         raise InputError(
-            f"{where}: expected 'labels' to be a list of true/false, got {labels!r:.60}"
+            f"{where}: expected 'labels' to be a list of true/false (or 0/1), one per "
+            f"completion, got {labels!r:.60}; fix: true for a right step, false for a wrong one"
         )
     soft = (
         require_probabilities(row, "soft_labels", where)
@@ -141,7 +154,9 @@ def checked_example(row: dict[str, Any], where: str) -> StepwiseExample:
             f"{where}: expected as many labels and soft_labels as completions (at least one), "
             f"got {len(completions)} completions, {len(labels)} labels, {len(soft)} soft_labels"
         )
-    return StepwiseExample.from_record(row | {"prompt": prompt, "soft_labels": soft})
+    return StepwiseExample.from_record(
+        row | {"prompt": prompt, "labels": labels, "soft_labels": soft}
+    )
 
 
 def load_stepwise_dataset(path: Path) -> Any:

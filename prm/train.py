@@ -52,7 +52,7 @@ from transformers import Trainer, TrainerCallback
 
 from prm.arith_model import EMBEDDED_PRM_FORMAT
 from prm.first_error import predicted_first_error, processbench_f1
-from prm.scoring.encoding import PrefixEncoder
+from prm.scoring.encoding import PrefixEncoder, check_max_length
 from prm.scoring.format import PRMFamily, PRMFormat
 from prm.stepwise import StepwiseExample, read_stepwise
 from search.inputs import exit_on_input_error
@@ -722,7 +722,7 @@ def train_prm(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) ->
     (also in ``training_log.json``). A rerun resumes from the last checkpoint, only with the
     settings the run started with (``check_resumable``). ``callbacks`` go to the Trainer."""
     import torch
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
     from transformers.trainer_utils import get_last_checkpoint
 
     if config.num_threads:
@@ -735,6 +735,8 @@ def train_prm(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) ->
         check_packing()
     with _main_process_first(config):  # one process writes output_dir/init, the others read it
         source = initial_checkpoint(config, output_dir)
+    context = getattr(AutoConfig.from_pretrained(str(source)), "max_position_embeddings", None)
+    check_max_length(config.max_length, context, "max_position_embeddings", "max_length")
     tokenizer = AutoTokenizer.from_pretrained(str(source))
     pad_id = (
         tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

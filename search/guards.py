@@ -58,13 +58,14 @@ def call_scorer(scorer: Scorer, prefixes: Sequence[Prefix]) -> ScoreOutput:
         if not isinstance(scores, Sequence) or isinstance(scores, str):
             raise TypeError(
                 f"{name}.score returned {type(scores).__name__} for prefix {index}; expected "
-                "a list of floats, one per step"
+                "a list of floats, one per step; fix: return lists (a numpy array: .tolist())"
             )
         bad = [v for v in scores if isinstance(v, bool) or not isinstance(v, int | float)]
         if bad:
             raise TypeError(
                 f"{name}.score returned {type(bad[0]).__name__} {bad[0]!r:.40} for prefix "
-                f"{index}; expected floats in [0, 1]"
+                f"{index}; expected floats in [0, 1]; fix: return Python floats (numpy: "
+                ".tolist())"
             )
         if len(scores) != len(prefix.steps):
             raise ValueError(

@@ -65,6 +65,14 @@ def parse_line(path: Path, number: int, line: bytes) -> dict[str, Any] | None:
             path, number, f"expected JSON, got {error} (not a JSON number); fix: a number or null"
         ) from None
     except json.JSONDecodeError as error:
+        if number == 1 and text.lstrip().startswith("["):
+            raise JsonlError(
+                path,
+                number,
+                "expected JSON Lines (one JSON object per line), got a file that opens a JSON "
+                "array (a .json file?); fix: write one object per line, e.g. "
+                f"`jq -c '.[]' {path} > {Path(path).with_suffix('.jsonl')}`",
+            ) from None
         raise JsonlError(
             path,
             number,

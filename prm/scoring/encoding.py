@@ -75,13 +75,17 @@ def resolve_max_length(max_length: int | None, config: Any, tokenizer: Any) -> i
     return check_max_length(max_length, context, "max_position_embeddings")
 
 
-def check_max_length(max_length: int, context: int | None, source: str) -> int:
-    """``max_length``, refused when above the model's ``context`` (read from ``source``)."""
+def check_max_length(
+    max_length: int, context: int | None, source: str, setting: str = "scorer.max_length"
+) -> int:
+    """``max_length``, refused when above the model's ``context`` (read from ``source``);
+    ``setting`` names the key to fix (``max_length`` for ``prm.train``)."""
     if context is not None and max_length > context:
+        null = " or null (the model's context)" if setting.startswith("scorer.") else ""
         raise InputError(
-            f"expected scorer.max_length <= the model's context ({source}={context}), got "
-            f"max_length={max_length}; fix: scorer.max_length={context} or null (the "
-            "model's context); inputs longer than that need a PRM with a longer context"
+            f"expected {setting} <= the model's context ({source}={context}), got "
+            f"max_length={max_length}; fix: {setting}={context}{null}; inputs longer than "
+            "that need a PRM with a longer context"
         )
     return max_length
 

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from prm.scoring.base import StepTagScorer
@@ -24,6 +25,7 @@ from search.components import (
     enum_setting,
     int_setting,
 )
+from search.inputs import InputError
 from search.prompting import DEFAULT_SYSTEM_PROMPT, PLAIN_TEMPLATE
 from search.resolve import check_dtype
 
@@ -144,6 +146,7 @@ def scorer_plan(
         bad_token=bad_token,
         add_bos_token=add_bos_token,
     )
+    check_trained_layout(model, fmt)
     options = {
         Backend.hf: backend_options("scorer", "hf", hf, _HF_KEYS),
         Backend.vllm: backend_options("scorer", "vllm", vllm, _VLLM_KEYS),
@@ -214,3 +217,39 @@ def build_scorer(model: str, backend: Backend | str = Backend.hf, **settings: An
     from prm.scoring.vllm_backend import VLLMScorer
 
     return VLLMScorer.load(model, plan.fmt, **common, **plan.options)
+
+
+# the PRMFormat fields that prm.train records in a checkpoint's training_log.json
+TRAINED_LAYOUT = ("step_tag", "step_template", "prompt_template", "use_chat_template")
+
+
+def check_trained_layout(model: str, fmt: PRMFormat) -> None:
+    """Refuse a format whose input layout differs from the one a checkpoint trained by
+    ``prm.train`` learned (its ``training_log.json``): a PRM read at another step tag or
+    template scores noise. A checkpoint without that log (a hub PRM) is not checked."""
+    import json
+
+    from search.resolve import resolve_model_path
+
+    try:
+        log_path = Path(resolve_model_path(model)) / "training_log.json"
+    except FileNotFoundError:
+        return  # the model's own load says so, naming the path
+    if not log_path.is_file():
+        return
+    try:
+        trained = json.loads(log_path.read_text(encoding="utf-8")).get("config") or {}
+    except (ValueError, AttributeError):
+        return  # not prm.train's log
+    keys = [
+        *TRAINED_LAYOUT,
+        *(["positive_label"] if fmt.family is PRMFamily.token_classification else []),
+    ]
+    differing = [key for key in keys if key in trained and trained[key] != getattr(fmt, key)]
+    if differing:
+        got = ", ".join(f"scorer.{key}={getattr(fmt, key)!r}" for key in differing)
+        fix = " ".join(f"scorer.{key}={trained[key]!r}" for key in differing)
+        raise InputError(
+            f"expected the input layout {model} was trained with (its training_log.json), got "
+            f"{got}; fix: {fix}"
+        )

@@ -95,6 +95,13 @@ class PRMFormat:
                     f"{self.positive_label!r}; fix: scorer.positive_label=1 (the index of the "
                     "label that means the step is right)"
                 )
+            if self.good_token is not None or self.bad_token is not None:
+                raise ValueError(
+                    "expected no good_token/bad_token for family token_classification (they "
+                    f"are label_token's), got good_token={self.good_token!r}, "
+                    f"bad_token={self.bad_token!r}; fix: family=label_token to read label "
+                    "tokens, or drop good_token and bad_token"
+                )
         elif not self.good_token or not self.bad_token or self.good_token == self.bad_token:
             raise ValueError(
                 f"expected two different label tokens for family label_token, got "

@@ -21,7 +21,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from prm.scoring.encoding import (
     resolve_max_length,
 )
 from prm.scoring.format import PRMFamily, PRMFormat
+from search.inputs import InputError
 from search.kv_tree import KVTree
 from search.resolve import resolve_device, resolve_model_path, torch_dtype
 
@@ -126,9 +127,14 @@ class HFScorer(StepTagScorer):
             tokenizer_path, trust_remote_code=trust_remote_code
         )
         extra = {"device_map": device_map} if device_map is not None else {}
-        loaded = getattr(transformers, auto_class).from_pretrained(
-            path, dtype=weights_dtype, trust_remote_code=trust_remote_code, **extra
+        loaded, info = getattr(transformers, auto_class).from_pretrained(
+            path,
+            dtype=weights_dtype,
+            trust_remote_code=trust_remote_code,
+            output_loading_info=True,
+            **extra,
         )
+        check_no_missing_weights(path, auto_class, fmt, info.get("missing_keys") or ())
         if device_map is None:
             loaded = loaded.to(device)
         log.debug("loaded PRM %s (%s, %s) on %s", path, auto_class, weights_dtype, loaded.device)
@@ -344,3 +350,26 @@ def _common_length(left: Sequence[int], right: Sequence[int]) -> int:
             break
         count += 1
     return count
+
+
+def check_no_missing_weights(
+    path: Path | str, auto_class: str, fmt: PRMFormat, missing: Iterable[str]
+) -> None:
+    """Refuse a checkpoint that lacks weights of the class it is loaded as: transformers
+    fills them at random (e.g. a causal LM loaded as a token-classification PRM gets a random
+    ``score`` head, whose scores mean nothing)."""
+    missing = sorted(missing)
+    if not missing:
+        return
+    other = (
+        PRMFamily.label_token
+        if fmt.family is PRMFamily.token_classification
+        else PRMFamily.token_classification
+    )
+    shown = ", ".join(missing[:6]) + (", ..." if len(missing) > 6 else "")
+    raise InputError(
+        f"expected {path} to hold every weight of {auto_class} (family={fmt.family.value}), "
+        f"got {len(missing)} missing, which transformers would fill at random: {shown}; fix: "
+        f"family={other.value} if this checkpoint is of that kind, or a PRM checkpoint trained "
+        f"for family={fmt.family.value}"
+    )

@@ -233,3 +233,10 @@ def test_bos_is_prepended_when_the_format_asks() -> None:
         Prefix(PROBLEM, STEPS[:1])
     )
     assert encoded.token_ids[1:] == plain.token_ids
+
+
+def test_label_tokens_on_a_token_classification_format_are_refused() -> None:
+    """good_token/bad_token are read only by label_token PRMs: set on a token-classification
+    format they would be silently ignored."""
+    with pytest.raises(ValueError, match=r"expected no good_token/bad_token.*fix: family=label"):
+        PRMFormat(family="token_classification", step_tag="<step>", good_token="+")

@@ -150,6 +150,18 @@ def test_token_classifier_without_two_labels_fails_at_load() -> None:
         HFScorer(causal, causal_tokenizer, EMBEDDED_PRM_FORMAT)
 
 
+def test_a_checkpoint_of_the_other_family_is_refused_not_given_a_random_head(
+    tmp_path: Path,
+) -> None:
+    """transformers fills weights a checkpoint lacks at random (a causal LM loaded for token
+    classification gets a random score head): the scorer refuses such a load."""
+    causal, causal_tokenizer = shepherd_style_prm()
+    causal.save_pretrained(tmp_path / "causal")
+    causal_tokenizer.save_pretrained(tmp_path / "causal")
+    with pytest.raises(InputError, match=r"score\.weight.*fix: family=label_token"):
+        HFScorer.load(tmp_path / "causal", EMBEDDED_PRM_FORMAT, device="cpu")
+
+
 def test_tag_outside_the_models_vocabulary_fails_at_load() -> None:
     model, _ = embedded_prm()  # embeddings for the embedded vocabulary only
     _, bigger_tokenizer = qwen_style_prm()

@@ -16,6 +16,7 @@ from prm.stepwise import (
     read_stepwise,
     write_stepwise,
 )
+from search.inputs import InputError
 from search.jsonl import read_jsonl
 
 
@@ -189,3 +190,27 @@ def test_convert_jsonl(tmp_path: Path) -> None:
     written, skipped = convert_jsonl(source, tmp_path / "out.jsonl", SourceFormat.math_shepherd)
     assert (written, skipped) == (1, 0)
     assert load_stepwise_dataset(tmp_path / "out.jsonl")[0]["labels"] == [True, False, False]
+
+
+def test_labels_may_be_0_and_1_and_other_numbers_name_the_fix(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """TRL-style files often write labels as 0/1: read as false/true. Rows without
+    soft_labels are read with their hard labels standing in, and a warning counts them."""
+    path = tmp_path / "s.jsonl"
+    row = {"prompt": "1 + 1?", "completions": ["1 + 1 = 2", "so 2"], "labels": [1, 0]}
+    path.write_text(json.dumps(row) + "\n")
+    with caplog.at_level("WARNING"):
+        (example,) = read_stepwise(path)
+    assert example.labels == (True, False) and example.soft_labels == (1.0, 0.0)
+    assert "1 of 1 examples have no soft_labels" in caplog.text
+    path.write_text(json.dumps(row | {"labels": [2, 0]}) + "\n")
+    with pytest.raises(InputError, match=r"s\.jsonl:1: expected 'labels'.*fix: true for a right"):
+        read_stepwise(path)
+
+
+def test_a_json_array_file_is_named_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps([{"prompt": "p"}], indent=2))
+    with pytest.raises(InputError, match=r"bench\.json:1: .*opens a JSON array.*jq -c"):
+        read_stepwise(path)

@@ -36,6 +36,7 @@ from prm.train import (
 )
 from search.envs.arith.tokenizer import STEP_TAG, build_tokenizer
 from search.envs.arith.world import make_split
+from search.inputs import InputError
 
 
 def slipped(steps: tuple[str, ...]) -> tuple[str, ...]:
@@ -219,6 +220,17 @@ def test_training_learns_and_the_checkpoint_loads_in_the_scorer(
     )
     assert len(scores[0]) == len(problem.gold_steps)
     assert all(0.0 <= s <= 1.0 for s in scores[0])
+    # read at another step tag than it learned, the PRM would score noise: refused
+    with pytest.raises(InputError, match=r"trained with .*fix: scorer\.step_tag='<step>'"):
+        build_scorer(str(out), "hf", step_tag="|", hf={"device": "cpu"})
+
+
+def test_a_max_length_beyond_the_models_context_is_refused(
+    tiny_policy_dir: Path, data: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(InputError, match=r"expected max_length <= the model's context"):
+        train_prm(config(tiny_policy_dir, data, tmp_path / "prm", max_length=10**6))
+    assert not (tmp_path / "prm" / "training_log.json").exists()
 
 
 def test_pack_rows_fits_every_example_once_within_the_capacity() -> None:
