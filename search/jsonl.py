@@ -71,7 +71,7 @@ def parse_line(path: Path, number: int, line: bytes) -> dict[str, Any] | None:
                 number,
                 "expected JSON Lines (one JSON object per line), got a file that opens a JSON "
                 "array (a .json file?); fix: write one object per line, e.g. "
-                f"`jq -c '.[]' {path} > {Path(path).with_suffix('.jsonl')}`",
+                f"`jq -c '.[]' {path} > {_lines_name(Path(path))}`",
             ) from None
         raise JsonlError(
             path,
@@ -212,3 +212,11 @@ class JsonlLog:
         self.line_numbers.extend(range(self._num_lines + 1, self._num_lines + 1 + len(rows)))
         self._num_lines += len(rows)
         self.records.extend(rows)
+
+
+def _lines_name(path: Path) -> Path:
+    """Where a JSON Lines copy of ``path`` may go: never ``path`` itself (a shell would empty
+    it before reading it)."""
+    if path.suffix == ".jsonl":
+        return path.with_name(path.stem + ".lines.jsonl")
+    return path.with_suffix(".jsonl")

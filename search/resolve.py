@@ -14,6 +14,17 @@ CONF_DIR = REPO_ROOT / "conf"  # Hydra's config_path for every entry point
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
+def local_model_dir(model: str | Path) -> Path | None:
+    """``model`` as an existing local directory (tried as ``resolve_model_path`` tries it:
+    from the working directory, then the repository root), else ``None``; never the hub."""
+    path = Path(model).expanduser()
+    bases = [Path("/")] if path.is_absolute() else [Path.cwd(), REPO_ROOT]
+    for base in bases:
+        if (base / path).is_dir():
+            return (base / path).resolve()
+    return None
+
+
 def resolve_model_path(model: str | Path) -> str:
     """A local checkpoint as an absolute path, else ``model`` unchanged (a hub name).
 

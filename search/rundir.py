@@ -261,11 +261,12 @@ def check_fingerprint(
 
 
 def discard_unused_run_dir() -> Path | None:
-    """Remove the current Hydra job's output directory if it holds only what Hydra and the
-    lock put there before any work (``.hydra/``, ``.lock``, ``*.log``): a run that failed on
-    its inputs leaves no empty run directory (nor the empty folders above it, up to the
-    working directory). A directory with anything else in it (records,
-    a fingerprint, a user's files) is left alone. Returns the directory removed, if any."""
+    """Remove the current Hydra job's output directory when nothing in it is worth keeping:
+    only ``.hydra/``, a ``.lock`` and log files that are all empty (a run refused on its
+    inputs before it logged a line), so bad inputs leave no empty run directories. A
+    directory with records, a fingerprint, a user's file or any logged line (a long run's
+    log, a reused folder's history) is left alone, as is a symlinked one and the folders
+    above it. Returns the directory removed, if any."""
     import shutil
 
     from hydra.core.hydra_config import HydraConfig
@@ -273,15 +274,20 @@ def discard_unused_run_dir() -> Path | None:
     if not HydraConfig.initialized():
         return None
     directory = Path(HydraConfig.get().runtime.output_dir)
-    if not directory.is_dir() or directory.resolve() == Path.cwd().resolve():
+    if directory.is_symlink() or not directory.is_dir():
         return None
-    entries = list(directory.iterdir())
-    if not all(e.name in HYDRA_FILES or (e.is_file() and e.suffix == ".log") for e in entries):
+    if directory.resolve() == Path.cwd().resolve():
         return None
-    shutil.rmtree(directory, ignore_errors=True)
-    here = Path.cwd().resolve()
-    parent = directory.resolve().parent
-    while parent != here and here in parent.parents and not any(parent.iterdir()):
-        parent.rmdir()  # the empty outputs/<job>/ folders this run made under the cwd
-        parent = parent.parent
+    for entry in directory.iterdir():
+        if entry.name in HYDRA_FILES and not entry.is_symlink():
+            continue
+        empty_log = entry.suffix == ".log" and entry.is_file() and not entry.is_symlink()
+        if empty_log and entry.stat().st_size == 0:
+            continue
+        return None
+    try:
+        shutil.rmtree(directory)
+    except OSError as error:
+        log.debug("could not remove the unused run directory %s: %s", directory, error)
+        return None
     return directory

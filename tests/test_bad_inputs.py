@@ -698,8 +698,10 @@ def test_bad_input_fails_naming_what_is_wrong(
     assert re.search(case.expect, outcome.message, re.S), outcome.message[-3000:]
     assert "Error loading" not in outcome.message  # no model load was attempted first
     own_dir = not any(arg.startswith("hydra.run.dir=") for arg in case.args)
-    if case.before is None and own_dir:  # a run made for this case leaves no run directory
-        assert not (tmp_path / "hydra").exists(), sorted(map(str, (tmp_path / "hydra").rglob("*")))
+    run_dir = tmp_path / "hydra" / case.cli
+    if case.before is None and own_dir and run_dir.exists():  # a run made for this case...
+        logged = [p for p in run_dir.glob("*.log") if p.stat().st_size]
+        assert logged, sorted(map(str, run_dir.rglob("*")))  # ...is gone, unless it logged
 
 
 def test_there_are_enough_cases_and_the_doc_lists_them() -> None:

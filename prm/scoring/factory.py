@@ -13,7 +13,6 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 from prm.scoring.base import StepTagScorer
@@ -229,13 +228,11 @@ def check_trained_layout(model: str, fmt: PRMFormat) -> None:
     template scores noise. A checkpoint without that log (a hub PRM) is not checked."""
     import json
 
-    from search.resolve import resolve_model_path
+    from search.resolve import local_model_dir
 
-    try:
-        log_path = Path(resolve_model_path(model)) / "training_log.json"
-    except FileNotFoundError:
-        return  # the model's own load says so, naming the path
-    if not log_path.is_file():
+    directory = local_model_dir(model)  # a local checkpoint only: no hub lookup here
+    log_path = directory / "training_log.json" if directory is not None else None
+    if log_path is None or not log_path.is_file():
         return
     try:
         trained = json.loads(log_path.read_text(encoding="utf-8")).get("config") or {}
@@ -244,6 +241,7 @@ def check_trained_layout(model: str, fmt: PRMFormat) -> None:
     keys = [
         *TRAINED_LAYOUT,
         *(["positive_label"] if fmt.family is PRMFamily.token_classification else []),
+        *(["system_prompt"] if fmt.use_chat_template else []),
     ]
     differing = [key for key in keys if key in trained and trained[key] != getattr(fmt, key)]
     if differing:

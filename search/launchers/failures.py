@@ -50,12 +50,13 @@ def one_line(text: str) -> str:
 
 
 def _chain(error: BaseException) -> list[BaseException]:
-    """``error`` and what it was raised from or during (``__cause__``/``__context__``)."""
+    """``error`` and what it was raised from (``__cause__``; not ``__context__``: a bug
+    raised while handling an input error is a bug, as at a single-process entry point)."""
     seen: list[BaseException] = []
     current: BaseException | None = error
     while current is not None and all(current is not s for s in seen):
         seen.append(current)
-        current = current.__cause__ or current.__context__
+        current = current.__cause__
     return seen
 
 

@@ -172,6 +172,7 @@ def _unreachable(address: str, timeout_s: float = 3.0) -> str | None:
 
     target = address.removeprefix("ray://")
     host, _, port = target.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")  # [::1]:6379
     if not host or not port.isdigit():
         return None
     try:

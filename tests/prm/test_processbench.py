@@ -250,10 +250,11 @@ def test_the_embedded_prm_on_long_solutions_is_one_line_naming_the_arithmetic_wo
     )
     assert "for sample 'gsm8k-0'; fix: the embedded arithmetic PRM" in message
     assert "is for the arithmetic world" in message and "search.envs.arith.export" in message
-    printed = capfd.readouterr()
+    log = (tmp_path / "hydra" / "processbench.log").read_text()  # kept: it logged a warning
     warning = "trained on the arithmetic world only; on dataset gsm8k"
-    assert warning in printed.out + printed.err  # the warning, on the console
-    assert not (tmp_path / "hydra").exists()  # a refused run leaves no run directory
+    assert warning in log
+    printed = capfd.readouterr()
+    assert warning in printed.out + printed.err  # and on the console
 
 
 def test_a_max_length_beyond_the_models_context_is_refused_at_load(

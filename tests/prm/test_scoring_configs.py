@@ -142,3 +142,23 @@ def test_remote_code_is_trusted_only_for_the_model_a_config_names() -> None:
     assert resolve_trust("/models/other-prm", True, qwen)  # unless passed explicitly
     assert not resolve_trust(qwen, False, qwen)
     assert not resolve_trust("any", None, None)
+
+
+def test_the_trained_layout_check_reads_local_checkpoints_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A hub name (or a served model's name) is not looked up: the check must work offline
+    and add no network probe."""
+    import search.resolve
+    from prm.scoring.factory import check_trained_layout
+    from prm.scoring.format import PRMFormat
+    from search.inputs import InputError
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the layout check probed the hub")
+
+    monkeypatch.setattr(search.resolve, "check_hub_reachable", no_network)
+    fmt = PRMFormat(family="token_classification", step_tag="<extra_0>")
+    check_trained_layout("Qwen/Qwen2.5-Math-PRM-7B", fmt)  # not local: not checked
+    with pytest.raises(InputError, match="trained with"):
+        check_trained_layout("checkpoints/arith-prm", fmt)

@@ -214,3 +214,10 @@ def test_a_json_array_file_is_named_as_such(tmp_path: Path) -> None:
     path.write_text(json.dumps([{"prompt": "p"}], indent=2))
     with pytest.raises(InputError, match=r"bench\.json:1: .*opens a JSON array.*jq -c"):
         read_stepwise(path)
+
+
+def test_the_json_array_fix_never_writes_over_its_input(tmp_path: Path) -> None:
+    path = tmp_path / "data.jsonl"  # a JSON array saved under a .jsonl name
+    path.write_text(json.dumps([{"prompt": "p"}], indent=2))
+    with pytest.raises(InputError, match=r"> \S*data\.lines\.jsonl`"):
+        read_stepwise(path)
