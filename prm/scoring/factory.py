@@ -146,6 +146,7 @@ def scorer_plan(
         add_bos_token=add_bos_token,
     )
     check_trained_layout(model, fmt)
+    check_architecture(model, fmt)
     options = {
         Backend.hf: backend_options("scorer", "hf", hf, _HF_KEYS),
         Backend.vllm: backend_options("scorer", "vllm", vllm, _VLLM_KEYS),
@@ -250,4 +251,37 @@ def check_trained_layout(model: str, fmt: PRMFormat) -> None:
         raise InputError(
             f"expected the input layout {model} was trained with (its training_log.json), got "
             f"{got}; fix: {fix}"
+        )
+
+
+def check_architecture(model: str, fmt: PRMFormat) -> None:
+    """Refuse, before any backend loads it, a local checkpoint whose ``config.json`` names
+    an architecture of the other family: a causal LM (``...ForCausalLM``) read as a
+    token-classification PRM, or a token classifier read for label tokens, would be scored
+    with a head filled at random (the transformers backend also checks the weights it
+    loads; vLLM would not say). Other architectures (a PRM's own remote code) pass."""
+    import json
+
+    from search.resolve import local_model_dir
+
+    directory = local_model_dir(model)
+    config_path = directory / "config.json" if directory is not None else None
+    if config_path is None or not config_path.is_file():
+        return
+    try:
+        architectures = json.loads(config_path.read_text(encoding="utf-8")).get("architectures")
+    except (ValueError, AttributeError):
+        return
+    names = [str(name) for name in architectures or []]
+    wrong = {
+        PRMFamily.token_classification: ("ForCausalLM", PRMFamily.label_token),
+        PRMFamily.label_token: ("ForTokenClassification", PRMFamily.token_classification),
+    }
+    suffix, other = wrong[fmt.family]
+    if names and all(name.endswith(suffix) for name in names):
+        raise InputError(
+            f"expected a checkpoint for family={fmt.family.value}, got {model} whose "
+            f"config.json names {names}, whose head this family would fill at random; fix: "
+            f"family={other.value} if this checkpoint is of that kind, or a PRM checkpoint "
+            f"trained for family={fmt.family.value}"
         )

@@ -162,3 +162,23 @@ def test_the_trained_layout_check_reads_local_checkpoints_only(
     check_trained_layout("Qwen/Qwen2.5-Math-PRM-7B", fmt)  # not local: not checked
     with pytest.raises(InputError, match="trained with"):
         check_trained_layout("checkpoints/arith-prm", fmt)
+
+
+@pytest.mark.parametrize(
+    ("model", "family", "fix"),
+    [
+        ("checkpoints/arith-verifier-base", "token_classification", "family=label_token"),
+        ("checkpoints/arith-prm", "label_token", "family=token_classification"),
+    ],
+)
+def test_a_checkpoint_of_the_other_family_is_refused_before_loading(
+    model: str, family: str, fix: str
+) -> None:
+    """On every backend (vLLM would load a random head without a word), before any load."""
+    from prm.scoring.factory import scorer_plan
+    from search.inputs import InputError
+
+    labels = {"good_token": "+", "bad_token": "-"} if family == "label_token" else {}
+    for backend in ("hf", "vllm"):
+        with pytest.raises(InputError, match=rf"names \['Qwen2For\w+'\].*fix: {fix}"):
+            scorer_plan(model, backend, family=family, step_tag="<step>", **labels)

@@ -1,0 +1,287 @@
+"""``build_scorer``: one entry point for every PRM config (``conf/scorer/*.yaml``).
+
+The format keys (family, tag, layout) and the common keys are flat; what only one backend
+understands sits under ``hf:`` or ``vllm:``, so switching backend is one override::
+
+    python -m search scorer=qwen25_math_prm_7b scorer.backend=vllm
+    python -m search scorer=arith_prm scorer.vllm.reuse_prefix_cache=false scorer.backend=vllm
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from prm.scoring.base import StepTagScorer
+from prm.scoring.encoding import OverflowPolicy
+from prm.scoring.format import PRMFamily, PRMFormat
+from search.components import (
+    backend_options,
+    checks_settings_with,
+    enum_setting,
+    int_setting,
+)
+from search.inputs import InputError
+from search.prompting import DEFAULT_SYSTEM_PROMPT, PLAIN_TEMPLATE
+from search.resolve import check_dtype
+
+log = logging.getLogger(__name__)
+
+
+class Backend(str, Enum):
+    hf = "hf"
+    vllm = "vllm"
+    vllm_server = "vllm_server"  # a running vLLM server's /pooling endpoint (base_url)
+
+
+_HF_KEYS = (
+    "batch_size",
+    "device",
+    "device_map",
+    "auto_class",
+    "reuse_prefix_cache",
+    "prefix_cache_tokens",
+)
+_VLLM_KEYS = (
+    "gpu_memory_utilization",
+    "tensor_parallel_size",
+    "block_size",
+    "enforce_eager",
+    "reuse_prefix_cache",
+    "kv_cache_space_gib",
+    "seed",
+)
+_SERVER_KEYS = (
+    "served_model_name",
+    "batch_size",
+    "api_key_env",
+    "timeout_s",
+    "connect_timeout_s",
+    "max_concurrency",
+    "max_retries",
+)
+
+
+def resolve_trust(model: str, trust: bool | None, remote_code_for: str | None) -> bool:
+    """Whether to run ``model``'s remote code (see ``build_scorer``)."""
+    if trust is not None:
+        return trust
+    if remote_code_for is not None and model == remote_code_for:
+        return True
+    if remote_code_for is not None:
+        log.warning(
+            "not running remote code for %s: this config trusts it for %s only; fix: "
+            "scorer.trust_remote_code=true if you trust %s's code",
+            model,
+            remote_code_for,
+            model,
+        )
+    return False
+
+
+@dataclass(frozen=True)
+class ScorerPlan:
+    """A PRM's settings, checked, before anything loads (``scorer_plan``)."""
+
+    model: str
+    backend: Backend
+    fmt: PRMFormat
+    common: dict[str, Any]
+    options: dict[str, Any]  # the chosen backend's own
+    remote_code_for: str | None
+    base_url: str | None
+
+
+def scorer_plan(
+    model: str,
+    backend: Backend | str = Backend.hf,
+    *,
+    family: PRMFamily | str = PRMFamily.token_classification,
+    step_tag: str = "<step>",
+    use_chat_template: bool = False,
+    system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
+    prompt_template: str = PLAIN_TEMPLATE,
+    step_template: str = "{step}{tag}\n\n",
+    positive_label: int = 1,
+    good_token: str | None = None,
+    bad_token: str | None = None,
+    add_bos_token: bool = False,
+    tokenizer: str | None = None,
+    dtype: str = "auto",
+    max_length: int | None = None,
+    on_overflow: OverflowPolicy | str = OverflowPolicy.error,
+    trust_remote_code: bool | None = False,
+    remote_code_for: str | None = None,
+    base_url: str | None = None,
+    hf: Mapping[str, Any] | None = None,
+    vllm: Mapping[str, Any] | None = None,
+    server: Mapping[str, Any] | None = None,
+) -> ScorerPlan:
+    """``build_scorer``'s arguments checked without loading anything (the entry points call
+    it through ``search.components.check_component`` before any model loads): backend,
+    format, every backend's options (one config serves all three), dtype, overflow policy,
+    batch sizes and ``max_length``. Raises ValueError naming the setting and the fix."""
+    chosen = enum_setting(Backend, backend, "scorer.backend", "scorer.backend=hf")
+    if chosen is Backend.vllm_server and not base_url:
+        raise ValueError(
+            "expected scorer.base_url for backend=vllm_server, got none; "
+            "fix: scorer.base_url=http://HOST:PORT (a vLLM server started with --runner pooling)"
+        )
+    chosen_family = enum_setting(
+        PRMFamily, family, "scorer.family", "scorer.family=token_classification"
+    )
+    fmt = PRMFormat(
+        family=chosen_family,
+        step_tag=step_tag,
+        use_chat_template=use_chat_template,
+        system_prompt=system_prompt,
+        prompt_template=prompt_template,
+        step_template=step_template,
+        positive_label=positive_label,
+        good_token=good_token,
+        bad_token=bad_token,
+        add_bos_token=add_bos_token,
+    )
+    check_trained_layout(model, fmt)
+    check_architecture(model, fmt)
+    options = {
+        Backend.hf: backend_options("scorer", "hf", hf, _HF_KEYS),
+        Backend.vllm: backend_options("scorer", "vllm", vllm, _VLLM_KEYS),
+        Backend.vllm_server: backend_options("scorer", "server", server, _SERVER_KEYS),
+    }
+    for block, block_options in (
+        ("hf", options[Backend.hf]),
+        ("server", options[Backend.vllm_server]),
+    ):
+        name = f"scorer.{block}.batch_size"
+        int_setting(block_options.get("batch_size", 1), name, 1, f"{name}=16")
+    check_dtype(dtype, "scorer.dtype")
+    overflow = enum_setting(
+        OverflowPolicy, on_overflow, "scorer.on_overflow", "scorer.on_overflow=error"
+    )
+    if max_length is not None:
+        note = " or null (the model's own)"
+        int_setting(max_length, "scorer.max_length", 1, "scorer.max_length=null", note)
+    common: dict[str, Any] = {
+        "tokenizer": tokenizer,
+        "dtype": dtype,
+        "trust_remote_code": trust_remote_code,
+        "max_length": max_length,
+        "on_overflow": overflow,
+    }
+    return ScorerPlan(model, chosen, fmt, common, options[chosen], remote_code_for, base_url)
+
+
+@checks_settings_with(scorer_plan)
+def build_scorer(model: str, backend: Backend | str = Backend.hf, **settings: Any) -> StepTagScorer:
+    """Load a step-tag PRM with the chosen backend (``hf``: transformers, ``vllm``: pooling).
+
+    ``settings`` are ``scorer_plan``'s keyword arguments (its signature lists them with their
+    defaults; it checks them all before anything loads). The keyword arguments from
+    ``family`` to ``add_bos_token`` make the ``PRMFormat``.
+    ``hf`` options: ``batch_size``, ``device``, ``device_map``, ``auto_class``,
+    ``reuse_prefix_cache``, ``prefix_cache_tokens`` (see ``HFScorer.load``); ``vllm``
+    options: ``gpu_memory_utilization``, ``tensor_parallel_size``, ``block_size``,
+    ``enforce_eager``, ``reuse_prefix_cache``, ``kv_cache_space_gib``, ``seed`` (see
+    ``VLLMScorer.load``); ``vllm_server`` (a running server at ``base_url``, ``model``
+    gives the tokenizer) options under ``server``: ``served_model_name``, ``batch_size``,
+    ``api_key_env``, ``timeout_s``, ``connect_timeout_s``, ``max_concurrency``,
+    ``max_retries`` (see ``VLLMServerScorer.load``). The options of the backends not chosen
+    are ignored, so one config serves all three.
+
+    ``trust_remote_code``: ``True`` runs the model repository's own code whatever ``model``
+    is; ``None`` trusts it only when ``model`` is ``remote_code_for`` (the model a config was
+    written for), so pointing such a config at another model does not silently run that
+    model's code.
+    """
+    plan = scorer_plan(model, backend, **settings)
+    common = dict(plan.common)
+    common["trust_remote_code"] = resolve_trust(
+        model, plan.common["trust_remote_code"], plan.remote_code_for
+    )
+    if plan.backend is Backend.hf:
+        from prm.scoring.hf_backend import HFScorer
+
+        return HFScorer.load(model, plan.fmt, **common, **plan.options)
+    if plan.backend is Backend.vllm_server:
+        from prm.scoring.server_backend import VLLMServerScorer
+
+        assert plan.base_url is not None
+        del common["dtype"]  # the server's choice (--dtype)
+        return VLLMServerScorer.load(
+            model, plan.fmt, base_url=plan.base_url, **common, **plan.options
+        )
+    from prm.scoring.vllm_backend import VLLMScorer
+
+    return VLLMScorer.load(model, plan.fmt, **common, **plan.options)
+
+
+# the PRMFormat fields that prm.train records in a checkpoint's training_log.json
+TRAINED_LAYOUT = ("step_tag", "step_template", "prompt_template", "use_chat_template")
+
+
+def check_trained_layout(model: str, fmt: PRMFormat) -> None:
+    """Refuse a format whose input layout differs from the one a checkpoint trained by
+    ``prm.train`` learned (its ``training_log.json``): a PRM read at another step tag or
+    template scores noise. A checkpoint without that log (a hub PRM) is not checked."""
+    import json
+
+    from search.resolve import local_model_dir
+
+    directory = local_model_dir(model)  # a local checkpoint only: no hub lookup here
+    log_path = directory / "training_log.json" if directory is not None else None
+    if log_path is None or not log_path.is_file():
+        return
+    try:
+        trained = json.loads(log_path.read_text(encoding="utf-8")).get("config") or {}
+    except (ValueError, AttributeError):
+        return  # not prm.train's log
+    keys = [
+        *TRAINED_LAYOUT,
+        *(["positive_label"] if fmt.family is PRMFamily.token_classification else []),
+        *(["system_prompt"] if fmt.use_chat_template else []),
+    ]
+    differing = [key for key in keys if key in trained and trained[key] != getattr(fmt, key)]
+    if differing:
+        got = ", ".join(f"scorer.{key}={getattr(fmt, key)!r}" for key in differing)
+        fix = " ".join(f"scorer.{key}={trained[key]!r}" for key in differing)
+        raise InputError(
+            f"expected the input layout {model} was trained with (its training_log.json), got "
+            f"{got}; fix: {fix}"
+        )
+
+
+def check_architecture(model: str, fmt: PRMFormat) -> None:
+    """Refuse, before any backend loads it, a local checkpoint whose ``config.json`` names
+    an architecture of the other family: a causal LM (``...ForCausalLM``) read as a
+    token-classification PRM, or a token classifier read for label tokens, would be scored
+    with a head filled at random (the transformers backend also checks the weights it
+    loads; vLLM would not say). Other architectures (a PRM's own remote code) pass."""
+    import json
+
+    from search.resolve import local_model_dir
+
+    directory = local_model_dir(model)
+    config_path = directory / "config.json" if directory is not None else None
+    if config_path is None or not config_path.is_file():
+        return
+    try:
+        architectures = json.loads(config_path.read_text(encoding="utf-8")).get("architectures")
+    except (ValueError, AttributeError):
+        return
+    names = [str(name) for name in architectures or []]
+    wrong = {
+        PRMFamily.token_classification: ("ForCausalLM", PRMFamily.label_token),
+        PRMFamily.label_token: ("ForTokenClassification", PRMFamily.token_classification),
+    }
+    suffix, other = wrong[fmt.family]
+    if names and all(name.endswith(suffix) for name in names):
+        raise InputError(
+            f"expected a checkpoint for family={fmt.family.value}, got {model} whose "
+            f"config.json names {names}, whose head this family would fill at random; fix: "
+            f"family={other.value} if this checkpoint is of that kind, or a PRM checkpoint "
+            f"trained for family={fmt.family.value}"
+        )

@@ -1,0 +1,143 @@
+"""Generator backends behind ``search.protocols.Generator``: transformers (``hf``) and vLLM
+(``vllm``). Heavy libraries are imported only when a backend is built.
+
+A policy is a ``_target_`` node (``conf/policy/*.yaml``), like a scorer; entry points build
+it with ``hydra.utils.instantiate(node, seed=seed)``. The local-model backends share one
+builder, ``build_generator``: the keys every backend understands are flat, the ones only one
+backend understands sit under ``hf:`` / ``vllm:``, so switching backend is one override::
+
+    python -m search policy.backend=vllm
+
+A backend with other settings (a remote server, the fake policy of the arithmetic world)
+is one class satisfying ``Generator`` whose constructor takes ``seed``, and one YAML file
+whose ``_target_`` names that class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from search.components import (
+    backend_options,
+    checks_settings_with,
+    enum_setting,
+    int_setting,
+)
+from search.protocols import Generator
+from search.resolve import resolve_model_path
+
+
+class Backend(str, Enum):
+    hf = "hf"
+    vllm = "vllm"
+
+
+HF_KEYS = ("batch_size", "device", "kv_cache", "prefix_cache_tokens", "attn_implementation")
+VLLM_KEYS = (
+    "gpu_memory_utilization",
+    "max_model_len",
+    "enable_prefix_caching",
+    "cpu_kvcache_space_gib",
+    "enforce_eager",
+    "tensor_parallel_size",
+    "max_num_seqs",
+)
+
+
+@dataclass(frozen=True)
+class GeneratorPlan:
+    """A policy's settings, checked, before anything loads (``generator_plan``)."""
+
+    backend: Backend
+    common: dict[str, Any]
+    hf_options: dict[str, Any]
+    vllm_options: dict[str, Any]
+
+
+def generator_plan(
+    model: str,
+    backend: Backend | str = Backend.hf,
+    *,
+    seed: int = 0,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    max_step_tokens: int = 64,
+    max_tokens: int = 256,
+    dtype: str = "auto",
+    use_chat_template: bool | None = None,
+    system_prompt: str | None = None,
+    trust_remote_code: bool = False,
+    hf: Mapping[str, Any] | None = None,
+    vllm: Mapping[str, Any] | None = None,
+) -> GeneratorPlan:
+    """``build_generator``'s arguments checked without loading anything (the entry points
+    call it through ``search.components.check_component`` before any model loads): the
+    backend, both backends' options (a config serves both), the sampling settings and the
+    dtype. Raises ValueError naming the setting and the fix."""
+    from search.generators.base import GenerationSettings
+    from search.generators.hf import KV_CACHES, check_attn_implementation
+    from search.resolve import check_dtype
+
+    chosen = enum_setting(
+        Backend,
+        backend,
+        "policy.backend",
+        "policy.backend=hf, or a policy config whose _target_ is your own Generator class",
+    )
+    hf_options = backend_options("policy", "hf", hf, HF_KEYS)
+    if "attn_implementation" in hf_options:  # checked even when vllm is chosen: one config
+        check_attn_implementation(hf_options["attn_implementation"])
+    if hf_options.get("kv_cache", "buffer") not in KV_CACHES:
+        raise ValueError(
+            f"expected policy.hf.kv_cache in {list(KV_CACHES)}, got "
+            f"{hf_options['kv_cache']!r}; fix: policy.hf.kv_cache=buffer"
+        )
+    for key, least, fix in (("batch_size", 1, 256), ("prefix_cache_tokens", 0, 65536)):
+        name = f"policy.hf.{key}"
+        int_setting(hf_options.get(key, least), name, least, f"{name}={fix}")
+    vllm_options = backend_options("policy", "vllm", vllm, VLLM_KEYS)
+    GenerationSettings(temperature, top_p, max_step_tokens, max_tokens)  # raises if bad
+    check_dtype(dtype, "policy.dtype")
+    common: dict[str, Any] = {
+        "temperature": temperature,
+        "top_p": top_p,
+        "max_step_tokens": max_step_tokens,
+        "max_tokens": max_tokens,
+        "seed": seed,
+        "dtype": dtype,
+        "use_chat_template": use_chat_template,
+        "system_prompt": system_prompt,
+        "trust_remote_code": trust_remote_code,
+    }
+    return GeneratorPlan(chosen, common, hf_options, vllm_options)
+
+
+@checks_settings_with(generator_plan)
+def build_generator(model: str, backend: Backend | str = Backend.hf, **settings: Any) -> Generator:
+    """Load the policy ``model`` (a local directory, relative paths also tried from the
+    repository root where the embedded checkpoints live, or a hub name) on ``backend``.
+    ``settings`` are ``generator_plan``'s keyword arguments (its signature lists them with
+    their defaults; it checks them all before anything loads).
+
+    ``max_step_tokens`` caps one step, ``max_tokens`` the rest of a solution;
+    ``use_chat_template=None`` uses the tokenizer's chat template when it has one.
+    ``hf`` options: ``batch_size``, ``device``, ``kv_cache``, ``prefix_cache_tokens``,
+    ``attn_implementation`` (see ``HFGenerator``); ``vllm`` options:
+    ``gpu_memory_utilization``, ``max_model_len``, ``enable_prefix_caching``,
+    ``cpu_kvcache_space_gib``, ``enforce_eager``, ``tensor_parallel_size``, ``max_num_seqs``
+    (sequences decoded together; vLLM's default on CPU is 256) (see ``VLLMGenerator``). The
+    options of the backend not chosen are checked and ignored, so one config serves both
+    (``generator_plan`` checks them all before anything loads).
+    """
+    plan = generator_plan(model, backend, **settings)
+    path = resolve_model_path(model)
+    if plan.backend is Backend.hf:
+        from search.generators.hf import HFGenerator
+
+        return HFGenerator(path, **plan.common, **plan.hf_options)
+    from search.generators.vllm import VLLMGenerator
+
+    return VLLMGenerator(path, **plan.common, **plan.vllm_options)

@@ -1,0 +1,273 @@
+"""An HTTP client for model servers (vLLM, SGLang, any OpenAI-compatible endpoint).
+
+Batch-first and synchronous to its callers: ``post_many`` sends many JSON bodies at once over
+one ``httpx.AsyncClient`` (at most ``max_concurrency`` in flight) and returns the responses
+in order. The event loop runs in a private daemon thread, so the client works the same from a
+plain script, a worker thread of an async web server, or a Ray actor.
+
+Failures:
+
+- 429, 5xx, timeouts and dropped connections are retried ``max_retries`` times with
+  exponential backoff (``backoff_s`` doubling up to ``max_backoff_s``, with jitter; a 429's
+  ``Retry-After`` is honoured within that cap);
+- any other 4xx is the caller's mistake and fails at once with the server's message;
+- a server that cannot be reached at all (refused or unresolvable) fails the first request
+  after its retries with one ``ServerUnavailable`` naming the URL; ``check`` does the same in
+  about ``connect_timeout_s`` without retries, so an entry point can fail before any work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import threading
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class ServerError(RuntimeError):
+    """A model server answered with an error, or could not be reached."""
+
+
+class ServerUnavailable(ServerError):
+    """Nothing answers at the server's URL."""
+
+
+def server_error(error: BaseException) -> ServerError | None:
+    """The ``ServerError`` behind ``error`` (itself, or what it was raised from, e.g. by
+    Hydra's ``instantiate``), or ``None``: entry points print it as one line."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ServerError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """Where a server is and how to talk to it.
+
+    ``base_url`` is the server root, e.g. ``http://127.0.0.1:8000`` (a trailing ``/v1`` is
+    accepted and removed: paths are given in full). ``api_key_env`` names the environment
+    variable that holds the API key (the key itself never sits in a config file); unset or
+    empty means no ``Authorization`` header.
+    """
+
+    base_url: str
+    api_key_env: str | None = None
+    timeout_s: float = 300.0
+    connect_timeout_s: float = 5.0
+    max_concurrency: int = 64
+    max_retries: int = 4
+    backoff_s: float = 0.5
+    max_backoff_s: float = 8.0
+
+    def __post_init__(self) -> None:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"expected base_url to start with http:// or https://, got {self.base_url!r}; "
+                "fix: base_url=http://HOST:PORT"
+            )
+        positive = {
+            "timeout_s": self.timeout_s,
+            "connect_timeout_s": self.connect_timeout_s,
+            "max_concurrency": self.max_concurrency,
+        }
+        for name, value in positive.items():
+            if value <= 0:
+                raise ValueError(f"expected {name} > 0, got {value}; fix: a positive {name}")
+        if self.max_retries < 0 or self.backoff_s < 0 or self.max_backoff_s < 0:
+            raise ValueError(
+                "expected max_retries, backoff_s and max_backoff_s >= 0, got "
+                f"{self.max_retries}, {self.backoff_s}, {self.max_backoff_s}; fix: 0 or more each"
+            )
+
+    @property
+    def root(self) -> str:
+        url = self.base_url.rstrip("/")
+        return url[: -len("/v1")] if url.endswith("/v1") else url
+
+    def api_key(self) -> str | None:
+        if not self.api_key_env:
+            return None
+        return os.environ.get(self.api_key_env) or None
+
+
+def backoff_delay(attempt: int, base_s: float, cap_s: float, rng: random.Random) -> float:
+    """Full-jitter exponential backoff: uniform in [0.5, 1] x min(cap, base * 2**attempt)."""
+    return min(cap_s, base_s * 2**attempt) * (0.5 + 0.5 * rng.random())
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return None if value is None else max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _message(response: httpx.Response) -> str:
+    """The server's own error text, short."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500]
+    if isinstance(body, dict):
+        error = body.get("error", body.get("detail", body))
+        if isinstance(error, dict):
+            error = error.get("message", error)
+        return str(error)[:500]
+    return str(body)[:500]
+
+
+class ServerClient:
+    """JSON over HTTP to one server, many requests in flight (see the module docstring)."""
+
+    def __init__(self, settings: ServerSettings, seed: int = 0) -> None:
+        self.settings = settings
+        self._rng = random.Random(seed)  # backoff jitter only
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name=f"http:{settings.root}", daemon=True
+        )
+        self._thread.start()
+        self._client: httpx.AsyncClient | None = None
+        self._semaphore: asyncio.Semaphore | None = None
+        self.requests = 0  # HTTP requests sent, retries included
+        self.retries = 0
+
+    # -- sync API ---------------------------------------------------------------------------
+    def get(self, path: str) -> Any:
+        """GET ``path`` (retried like a POST)."""
+        return self._run(self._send("GET", path, None))
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        return self.post_many(path, [body])[0]
+
+    def post_many(self, path: str, bodies: Sequence[dict[str, Any]]) -> list[Any]:
+        """POST every body to ``path`` concurrently; the decoded JSON responses, in order.
+        The first request that fails for good cancels the rest and raises."""
+        if not bodies:
+            return []
+        return self._run(self._gather(path, bodies))
+
+    def check(self) -> Any:
+        """``GET /v1/models`` once, without retries: the server's models, or one
+        ``ServerUnavailable`` naming the URL within about ``connect_timeout_s``."""
+        return self._run(self._send("GET", "/v1/models", None, retries=0))
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        if self._client is not None:
+            self._run(self._client.aclose())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
+
+    def __del__(self) -> None:  # a forgotten client must not keep a thread spinning
+        try:
+            if not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(self._loop.stop)
+        except Exception:
+            pass
+
+    # -- async internals --------------------------------------------------------------------
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        if self._loop.is_closed():
+            raise ServerError(f"the client of {self.settings.root} is closed")
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            settings = self.settings
+            headers = {}
+            key = settings.api_key()
+            if key:
+                headers["Authorization"] = f"Bearer {key}"
+            limit = settings.max_concurrency
+            self._client = httpx.AsyncClient(
+                base_url=settings.root,
+                headers=headers,
+                timeout=httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s),
+                limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
+            )
+            self._semaphore = asyncio.Semaphore(limit)
+        return self._client
+
+    async def _gather(self, path: str, bodies: Sequence[dict[str, Any]]) -> list[Any]:
+        tasks = [asyncio.ensure_future(self._send("POST", path, body)) for body in bodies]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+    async def _send(
+        self, method: str, path: str, body: dict[str, Any] | None, retries: int | None = None
+    ) -> Any:
+        settings = self.settings
+        client = self._http()
+        assert self._semaphore is not None
+        retries = settings.max_retries if retries is None else retries
+        url = settings.root + path
+        attempt = 0
+        while True:
+            wait: float | None = None
+            async with self._semaphore:
+                self.requests += 1
+                try:
+                    response = await client.request(method, path, json=body)
+                except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+                    if attempt >= retries:
+                        raise ServerUnavailable(
+                            f"could not reach the model server at {url} "
+                            f"({type(error).__name__}: {error or 'no answer'}) after "
+                            f"{attempt + 1} attempt(s); fix: start the server, or point "
+                            "base_url at a running one"
+                        ) from None
+                    failure = f"{type(error).__name__}"
+                except (
+                    httpx.TimeoutException,
+                    httpx.NetworkError,
+                    httpx.RemoteProtocolError,
+                ) as error:
+                    if attempt >= retries:
+                        raise ServerError(
+                            f"{method} {url} failed after {attempt + 1} attempt(s): "
+                            f"{type(error).__name__} {error}; fix: check the server's log, "
+                            "raise timeout_s, or lower max_concurrency"
+                        ) from None
+                    failure = f"{type(error).__name__}"
+                else:
+                    if response.is_success:
+                        return response.json()
+                    if response.status_code not in RETRY_STATUS or attempt >= retries:
+                        raise ServerError(
+                            f"{method} {url} answered {response.status_code} after "
+                            f"{attempt + 1} attempt(s): {_message(response)}"
+                        )
+                    failure = f"HTTP {response.status_code}"
+                    wait = _retry_after(response)
+            delay = backoff_delay(attempt, settings.backoff_s, settings.max_backoff_s, self._rng)
+            if wait is not None:
+                delay = min(settings.max_backoff_s, max(delay, wait))
+            log.warning("%s %s: %s; retry %d in %.1f s", method, url, failure, attempt + 1, delay)
+            self.retries += 1
+            attempt += 1
+            await asyncio.sleep(delay)

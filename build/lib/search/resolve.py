@@ -1,0 +1,139 @@
+"""Where things are and what they run on, one rule each: the repository's folders, model
+paths, devices and dtypes. Used by the generators, the scorers and the trainers alike."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = REPO_ROOT / "conf"  # Hydra's config_path for every entry point
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def local_model_dir(model: str | Path) -> Path | None:
+    """``model`` as an existing local directory (tried as ``resolve_model_path`` tries it:
+    from the working directory, then the repository root), else ``None``; never the hub."""
+    path = Path(model).expanduser()
+    bases = [Path("/")] if path.is_absolute() else [Path.cwd(), REPO_ROOT]
+    for base in bases:
+        if (base / path).is_dir():
+            return (base / path).resolve()
+    return None
+
+
+def resolve_model_path(model: str | Path) -> str:
+    """A local checkpoint as an absolute path, else ``model`` unchanged (a hub name).
+
+    A relative path is tried from the working directory, then from the repository root (so
+    ``checkpoints/arith-prm`` is found from anywhere). A path that is absolute, starts with
+    ``.``, or whose first folder exists locally (``checkpoints/...``) but which itself does
+    not exist is an error naming the path, not a hub lookup.
+    """
+    path = Path(model).expanduser()
+    relative_to = list(dict.fromkeys([Path.cwd().resolve(), REPO_ROOT]))  # each folder once
+    bases = [Path("/")] if path.is_absolute() else relative_to
+    for base in bases:
+        if (base / path).exists():
+            return str((base / path).resolve())
+    first = path.parts[0] if path.parts else ""
+    looks_local = (
+        path.is_absolute()
+        or str(model).startswith(".")
+        or any((base / first).is_dir() for base in relative_to)
+    )
+    if looks_local:
+        where = "" if path.is_absolute() else f" (from {' or '.join(map(str, relative_to))})"
+        raise FileNotFoundError(
+            f"expected a model checkpoint at {model}{where}, got "
+            "no such directory; fix: point policy.model / scorer.model at an existing "
+            "checkpoint, or rebuild the embedded ones (`make policy`, `make prm`)"
+        )
+    log.info("model %s is not a local path; loading it as a hub model name", model)
+    check_hub_reachable(str(model))
+    return str(model)
+
+
+def check_hub_reachable(name: str, timeout_s: float = 3.0) -> None:
+    """Fail within seconds, with the fix, when hub model ``name`` can be neither read from
+    the Hugging Face cache nor downloaded (transformers would otherwise retry for a minute).
+
+    Cached (a ``config.json`` in the HF cache): fine. Otherwise ``require_hub`` decides.
+    """
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(name, "config.json")
+    if isinstance(cached, str):
+        return
+    fix = (
+        f"fix: pass a local copy (policy.model=/path/to/{name.split('/')[-1]} or "
+        "scorer.model=...), or download it once on a machine with network "
+        f"(huggingface-cli download {name}) and set HF_HUB_OFFLINE=1"
+    )
+    require_hub(name, "model", fix, timeout_s)
+
+
+def require_hub(name: str, kind: str, fix: str, timeout_s: float = 3.0) -> None:
+    """Fail within seconds, with ``fix``, when hub ``kind`` (``model``, ``dataset``) ``name``,
+    not in the cache, cannot be downloaded: ``HF_HUB_OFFLINE=1`` is an error, otherwise one
+    TCP connection to the hub's host, ``timeout_s`` at most, decides."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        raise FileNotFoundError(
+            f"expected hub {kind} {name} in the Hugging Face cache (HF_HUB_OFFLINE is set), "
+            f"got no cached copy; {fix}"
+        )
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host = endpoint.hostname or "huggingface.co"
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as error:
+        raise ConnectionError(
+            f"expected to reach the {kind} hub ({host}:{port}) for {name}, got {error}; this "
+            f"machine looks offline and has no cached copy; {fix}"
+        ) from None
+
+
+def resolve_device(device: str) -> str:
+    """``auto``: ``cuda`` when a GPU is visible, else ``cpu``; anything else unchanged."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def check_dtype(dtype: str, key: str = "dtype") -> None:
+    """``dtype`` is one of ``DTYPES``; ``key`` names the setting in the error."""
+    if dtype not in DTYPES:
+        raise ValueError(
+            f"expected {key} in {list(DTYPES)}, got {dtype!r}; fix: {key}=auto (float32 on "
+            "CPU, bfloat16 or float16 on a GPU)"
+        )
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """The dtype's name. ``auto``: bfloat16 on a CUDA device that supports it, float16 on
+    other CUDA devices, float32 elsewhere (CPU kernels are fastest and exact in float32)."""
+    check_dtype(dtype)
+    if dtype != "auto":
+        return dtype
+    if not device.startswith("cuda"):
+        return "float32"
+    import torch
+
+    return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+
+
+def torch_dtype(dtype: str, device: str) -> Any:
+    """``resolve_dtype`` as a ``torch.dtype``."""
+    import torch
+
+    return getattr(torch, resolve_dtype(dtype, device))

@@ -1,0 +1,81 @@
+"""Results on disk: ``results.jsonl`` (one line per problem, appended and flushed per batch,
+so a killed run resumes where it stopped) and ``metrics.json`` (self-describing summary)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from search.jsonl import JsonlLog
+from search.types import SearchResult
+
+log = logging.getLogger(__name__)
+
+RESULTS_FILE = "results.jsonl"
+METRICS_FILE = "metrics.json"
+
+
+def result_to_record(result: SearchResult, correct: dict[str, bool]) -> dict[str, Any]:
+    """One ``results.jsonl`` line. ``correct`` holds the grade of every selection rule."""
+    problem = result.problem
+    return {
+        "id": problem.id,
+        "question": problem.question,
+        "answer": problem.answer,
+        "prediction": result.prediction,
+        "correct": correct.get("selected", False),
+        "predictions": result.predictions,
+        "correct_by_rule": {k: v for k, v in correct.items() if k != "selected"},
+        "candidates": [
+            {
+                "steps": list(c.steps),
+                "answer": c.answer,
+                "correct": c.correct,
+                "finished": c.finished,
+                "num_tokens": c.num_tokens,
+                "finish_reason": None if c.finish_reason is None else c.finish_reason.value,
+                "step_scores": None if c.step_scores is None else list(c.step_scores),
+                "score": c.score,
+                "aggregation": c.aggregation,
+            }
+            for c in result.candidates
+        ],
+        "usage": {**asdict(result.usage), "policy_tokens": result.usage.policy_tokens},
+        "wall_s": result.wall_s,
+    }
+
+
+class ResultsFile:
+    """Append-only ``results.jsonl`` with resume (a ``search.jsonl.JsonlLog``): a torn last
+    line is cut off and its problem runs again; any other bad line is refused."""
+
+    def __init__(self, directory: Path) -> None:
+        self.log = JsonlLog(directory / RESULTS_FILE)
+        self.path = self.log.path
+        for number, record in zip(self.log.line_numbers, self.log.records, strict=True):
+            if "id" not in record:
+                raise ValueError(
+                    f"{self.path}:{number}: expected a result record with an 'id', got keys "
+                    f"{sorted(record)[:8]}; fix: point the run at its own output directory"
+                )
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return self.log.records
+
+    @property
+    def done_ids(self) -> set[str]:
+        return {str(record["id"]) for record in self.records}
+
+    def append(self, records: Iterable[dict[str, Any]]) -> None:
+        self.log.append(records)
+
+
+def write_metrics(directory: Path, metrics: dict[str, Any]) -> Path:
+    path = directory / METRICS_FILE
+    path.write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    return path

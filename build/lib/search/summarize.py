@@ -1,0 +1,217 @@
+"""One table across runs: a sweep's jobs (or any run directories) side by side.
+
+Every ``metrics.json`` found under the given directories becomes one row: strategy, N,
+selection rule, aggregation, accuracy of every selection rule, pass@N, policy and PRM tokens
+per problem, and wall time. Written beside them as ``summary.md``, ``summary.csv`` and
+``summary.png`` (accuracy against policy tokens per problem, one line per strategy and
+aggregation)::
+
+    python -m search.summarize multirun/search/2026-11-30_01-00-00
+    python -m search.summarize outputs/a outputs/b --out comparison/
+
+After ``python -m search -m ...`` the sweep directory gets the same files automatically
+(``SweepSummary``, a Hydra callback in ``conf/config.yaml``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.json"
+FIXED_COLUMNS = (
+    "run",
+    "strategy",
+    "n",
+    "select",
+    "aggregation",
+    "problems",
+    "accuracy",
+)
+TAIL_COLUMNS = ("pass@n", "policy tokens/problem", "prm tokens/problem", "wall s")
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Rows (one per run, sorted by strategy, aggregation, N) and their column names."""
+
+    columns: tuple[str, ...]
+    rows: tuple[dict[str, Any], ...]
+
+
+def find_runs(directories: Sequence[Path]) -> list[Path]:
+    """Every ``metrics.json`` at or under ``directories``, sorted, each once."""
+    found: set[Path] = set()
+    for directory in directories:
+        if not directory.exists():
+            raise FileNotFoundError(
+                f"expected a run or sweep directory, got no such path: {directory}; fix: pass "
+                "the directory Hydra printed (outputs/... or multirun/...)"
+            )
+        found.update(path.resolve() for path in directory.rglob(METRICS_FILE))
+    return sorted(found)
+
+
+def _per_problem(total: Any, problems: int) -> float | None:
+    return None if total is None or not problems else total / problems
+
+
+def summarize(metrics_paths: Sequence[Path], root: Path | None = None) -> Summary:
+    """The table of the runs whose ``metrics.json`` files are given. ``run`` is each file's
+    directory relative to ``root`` (or its name)."""
+    if not metrics_paths:
+        raise ValueError(
+            "expected at least one metrics.json, got none; fix: point at a directory that "
+            "holds finished runs (a run writes metrics.json when it ends)"
+        )
+    rules: list[str] = []
+    rows = []
+    for path in metrics_paths:
+        metrics = json.loads(path.read_text())
+        by_rule = metrics.get("accuracy_by_rule") or {}
+        rules += [rule for rule in by_rule if rule not in rules]
+        problems = int(metrics.get("num_problems") or 0)
+        directory = path.parent
+        name = str(directory.relative_to(root)) if root is not None else directory.name
+        rows.append(
+            {
+                "run": name or ".",
+                "strategy": metrics.get("strategy"),
+                "n": metrics.get("n"),
+                "select": metrics.get("select"),
+                "aggregation": metrics.get("aggregation"),
+                "problems": problems,
+                "accuracy": metrics.get("accuracy"),
+                **{f"acc {rule}": value for rule, value in by_rule.items()},
+                "pass@n": metrics.get("pass_at_n"),
+                "policy tokens/problem": _per_problem(metrics.get("policy_tokens"), problems),
+                "prm tokens/problem": _per_problem(metrics.get("prm_tokens"), problems),
+                "wall s": metrics.get("wall_s"),
+            }
+        )
+    rows.sort(key=lambda r: (str(r["strategy"]), str(r["aggregation"]), r["n"] or 0, r["run"]))
+    columns = (*FIXED_COLUMNS, *(f"acc {rule}" for rule in rules), *TAIL_COLUMNS)
+    return Summary(columns, tuple(rows))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:.0f}"
+    return str(value)
+
+
+def to_markdown(summary: Summary) -> str:
+    lines = [
+        "| " + " | ".join(summary.columns) + " |",
+        "|" + "---|" * len(summary.columns),
+    ]
+    for row in summary.rows:
+        lines.append("| " + " | ".join(_cell(row.get(c)) for c in summary.columns) + " |")
+    return "\n".join(lines)
+
+
+def write_csv(summary: Summary, path: Path) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(summary.columns))
+        writer.writeheader()
+        for row in summary.rows:
+            writer.writerow({c: "" if row.get(c) is None else row.get(c) for c in summary.columns})
+
+
+def plot(summary: Summary, path: Path) -> bool:
+    """Accuracy against policy tokens per problem, one line per (strategy, aggregation).
+    Returns False (and says why) when no row has both numbers."""
+    points: dict[str, list[tuple[float, float]]] = {}
+    for row in summary.rows:
+        tokens, accuracy = row.get("policy tokens/problem"), row.get("accuracy")
+        if tokens is None or accuracy is None:
+            continue
+        label = f"{row['strategy']} / {row['aggregation']} / {row['select']}"
+        points.setdefault(label, []).append((float(tokens), float(accuracy)))
+    if not points:
+        log.warning("no run has both accuracy and policy tokens; %s not drawn", path)
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, xy in sorted(points.items()):
+        xy.sort()
+        ax.plot([x for x, _ in xy], [y for _, y in xy], marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("policy tokens per problem")
+    ax.set_ylabel("accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def write_summary(directories: Sequence[Path], out: Path) -> Summary:
+    """Summarise every run under ``directories`` into ``out/summary.{md,csv,png}``."""
+    paths = find_runs(directories)
+    root = directories[0].resolve() if len(directories) == 1 else None
+    summary = summarize(paths, root=root)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.md").write_text(to_markdown(summary) + "\n")
+    write_csv(summary, out / "summary.csv")
+    plot(summary, out / "summary.png")
+    return summary
+
+
+class SweepSummary(Callback):
+    """Hydra callback: after a multirun, the summary of its jobs in the sweep directory."""
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if not sweep_dir.exists():
+            return  # no job ran (e.g. --cfg)
+        try:
+            paths = find_runs([sweep_dir])
+        except FileNotFoundError:
+            return
+        if not paths:
+            log.warning("no job of the sweep in %s wrote metrics.json; no summary", sweep_dir)
+            return
+        summary = write_summary([sweep_dir], sweep_dir)
+        print(to_markdown(summary))
+        print(f"sweep summary: {sweep_dir / 'summary.md'} (.csv, .png)")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """argparse, not Hydra: it reads run directories given on the command line and composes
+    no config groups; a Hydra app would make a run directory of its own."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("directories", nargs="+", type=Path, help="run or sweep directories")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="where to write (default: the one directory)"
+    )
+    args = parser.parse_args(argv)
+    out = args.out
+    if out is None:
+        if len(args.directories) > 1:
+            parser.error("with several directories, say where to write: --out DIR")
+        out = args.directories[0]
+    summary = write_summary(args.directories, out)
+    print(to_markdown(summary))
+    print(f"written: {out / 'summary.md'}, {out / 'summary.csv'}, {out / 'summary.png'}")
+
+
+if __name__ == "__main__":
+    main()
