@@ -9,12 +9,13 @@ traceback ending in ``KeyError: 'labels'`` after a model has loaded.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 
 class InputError(ValueError):
@@ -34,10 +35,22 @@ def exit_on_input_error() -> Iterator[None]:
     except Exception as error:
         if not is_input_problem(error, require_fix=True):
             raise
-        from search.rundir import discard_unused_run_dir
+        stop_with(f"error: {error}")
 
-        discard_unused_run_dir()
-        raise SystemExit(f"error: {error}") from None
+
+def stop_with(line: str) -> NoReturn:
+    """End an entry point with ``line`` on stderr and exit status 1. The run's Hydra
+    directory is removed when nothing in it is worth keeping
+    (``search.rundir.discard_unused_run_dir``); else ``line`` is also written to the run's
+    log files (not the console again), so the log says how the run ended."""
+    from search.rundir import discard_unused_run_dir
+
+    if discard_unused_run_dir() is None:
+        record = logging.LogRecord("search", logging.ERROR, __file__, 0, line, None, None)
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.FileHandler):
+                handler.handle(record)
+    raise SystemExit(line) from None
 
 
 @contextmanager
@@ -109,10 +122,7 @@ def exit_on_server_error() -> Iterator[None]:
         remote = server_error(error)
         if remote is None:
             raise
-        from search.rundir import discard_unused_run_dir
-
-        discard_unused_run_dir()
-        raise SystemExit(f"error: {remote}") from None
+        stop_with(f"error: {remote}")
 
 
 def _kind(value: Any) -> str:

@@ -668,8 +668,12 @@ def snapshot(tmp: Path) -> dict[Path, bytes]:
     return {
         path: path.read_bytes()
         for path in tmp.rglob("*")
-        # hydra/ and .hydra/: Hydra's own record of each launch (refused ones included)
-        if path.is_file() and not {"hydra", ".hydra"} & set(path.parts) and path.name != ".lock"
+        # hydra/ and .hydra/: Hydra's own record of each launch (refused ones included); a
+        # run's *.log gets the refusal's line appended (search.inputs.stop_with)
+        if path.is_file()
+        and not {"hydra", ".hydra"} & set(path.parts)
+        and path.name != ".lock"
+        and path.suffix != ".log"
     }
 
 
@@ -698,6 +702,9 @@ def test_bad_input_fails_naming_what_is_wrong(
     assert re.search(case.expect, outcome.message, re.S), outcome.message[-3000:]
     assert "Error loading" not in outcome.message  # no model load was attempted first
     own_dir = not any(arg.startswith("hydra.run.dir=") for arg in case.args)
+    if case.cli == "search" and case.before is not None:  # a kept run's log says how it ended
+        logs = "".join(p.read_text() for p in (tmp_path / "run").glob("*.log"))
+        assert "[ERROR] - error: expected" in logs, logs[-2000:]
     run_dir = tmp_path / "hydra" / case.cli
     if case.before is None and own_dir and run_dir.exists():  # a run made for this case...
         logged = [p for p in run_dir.glob("*.log") if p.stat().st_size]
@@ -740,7 +747,8 @@ def write_doc() -> None:
         "# Bad inputs and what they get\n\n"
         "Every row is a case of `tests/test_bad_inputs.py` (regenerate this file with "
         "`python tests/test_bad_inputs.py`). Each exits non-zero before any model loads, "
-        "names the file (and line) or the key at fault, and changes no existing file. "
+        "names the file (and line) or the key at fault, and changes no existing file (a kept "
+        "run directory's log gets the error line). "
         "Files of a case live in a temporary directory, shown as `TMP`; the repository is "
         "`REPO`.\n\n"
         "| CLI | bad input | command (after the case's base overrides) | exit | message |\n"

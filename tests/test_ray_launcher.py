@@ -335,19 +335,26 @@ def test_a_failing_worker_is_reported_in_one_line(
     local_ray: None, tmp_path: Path, caplog: pytest.LogCaptureFixture, failure: str, cause: str
 ) -> None:
     policy = {"_target_": "test_ray_launcher.FailingGenerator", "failure": failure}
-    with (
-        caplog.at_level(logging.ERROR, logger="search.launchers"),
-        pytest.raises(SystemExit) as stopped,
-        exit_on_server_error(),
-        exit_on_input_error(),
-    ):
-        run_on_ray(tmp_path, StrategyConfig(n=4), policy=policy)
+    run_log = logging.FileHandler(tmp_path / "search.log")  # as Hydra's job log
+    logging.getLogger().addHandler(run_log)
+    try:
+        with (
+            caplog.at_level(logging.ERROR, logger="search.launchers"),
+            pytest.raises(SystemExit) as stopped,
+            exit_on_server_error(),
+            exit_on_input_error(),
+        ):
+            run_on_ray(tmp_path, StrategyConfig(n=4), policy=policy)
+    finally:
+        logging.getLogger().removeHandler(run_log)
+        run_log.close()
     message = str(stopped.value)
     assert "\n" not in message
     hint = f"finished problems are saved in {tmp_path / 'results.jsonl'}; re-run the same command"
     assert message.startswith("error: Ray worker ")
     assert f" (SearchWorker) failed: {cause}; {hint} to resume" in message
-    assert message.removeprefix("error: ") in caplog.text  # in the run's log too
+    assert message in (tmp_path / "search.log").read_text()  # in the run's log too...
+    assert message.removeprefix("error: ") not in caplog.text  # ...but printed once
     assert "Traceback" not in caplog.text
 
 

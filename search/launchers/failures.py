@@ -73,14 +73,15 @@ def describe_failure(error: BaseException) -> WorkerFailure:
 
 
 def raise_failure(failure: WorkerFailure, worker: str, hint: str) -> NoReturn:
-    """Log ``Ray worker N (Class) failed: <cause>; <hint>`` (``worker`` names the worker)
-    and raise it: a ``ServerError`` or an ``InputError`` (printed as one line by the entry
-    points), or for a bug a ``RuntimeError``, the worker's traceback logged above it."""
+    """Raise ``Ray worker N (Class) failed: <cause>; <hint>`` (``worker`` names the
+    worker): a ``ServerError`` or an ``InputError`` (printed as one line by the entry points,
+    which also write it to the run's log), or for a bug a ``RuntimeError``, the worker's
+    traceback logged above it."""
     line = f"{worker} failed: {failure.message}" + (f"; {hint}" if hint else "")
     if failure.kind is FailureKind.bug:
         log.error("%s\n%s's traceback:\n%s", line, worker, failure.traceback.rstrip())
         raise RuntimeError(line)
-    log.error("%s", line)
+    # the entry point prints the line and writes it to the run's log (search.inputs.stop_with)
     log.debug("%s's traceback:\n%s", worker, failure.traceback.rstrip())
     if failure.kind is FailureKind.server:
         raise ServerError(line)
