@@ -223,22 +223,32 @@ def build_scorer(model: str, backend: Backend | str = Backend.hf, **settings: An
 TRAINED_LAYOUT = ("step_tag", "step_template", "prompt_template", "use_chat_template")
 
 
-def check_trained_layout(model: str, fmt: PRMFormat) -> None:
-    """Refuse a format whose input layout differs from the one a checkpoint trained by
-    ``prm.train`` learned (its ``training_log.json``): a PRM read at another step tag or
-    template scores noise. A checkpoint without that log (a hub PRM) is not checked."""
+def _local_json(model: str, name: str) -> dict[str, Any] | None:
+    """The JSON object in file ``name`` of ``model`` when ``model`` is a local checkpoint
+    holding it (no hub lookup: a check must work offline), else ``None`` (also for a file
+    that is not a JSON object: the checks below then have nothing to read)."""
     import json
 
     from search.resolve import local_model_dir
 
-    directory = local_model_dir(model)  # a local checkpoint only: no hub lookup here
-    log_path = directory / "training_log.json" if directory is not None else None
-    if log_path is None or not log_path.is_file():
-        return
+    directory = local_model_dir(model)
+    path = directory / name if directory is not None else None
+    if path is None or not path.is_file():
+        return None
     try:
-        trained = json.loads(log_path.read_text(encoding="utf-8")).get("config") or {}
-    except (ValueError, AttributeError):
-        return  # not prm.train's log
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return None
+    return content if isinstance(content, dict) else None
+
+
+def check_trained_layout(model: str, fmt: PRMFormat) -> None:
+    """Refuse a format whose input layout differs from the one a checkpoint trained by
+    ``prm.train`` learned (its ``training_log.json``): a PRM read at another step tag or
+    template scores noise. A checkpoint without that log (a hub PRM) is not checked."""
+    trained = (_local_json(model, "training_log.json") or {}).get("config")
+    if not isinstance(trained, dict):
+        return  # no log, or not prm.train's
     keys = [
         *TRAINED_LAYOUT,
         *(["positive_label"] if fmt.family is PRMFamily.token_classification else []),
@@ -260,28 +270,15 @@ def check_architecture(model: str, fmt: PRMFormat) -> None:
     token-classification PRM, or a token classifier read for label tokens, would be scored
     with a head filled at random (the transformers backend also checks the weights it
     loads; vLLM would not say). Other architectures (a PRM's own remote code) pass."""
-    import json
-
-    from search.resolve import local_model_dir
-
-    directory = local_model_dir(model)
-    config_path = directory / "config.json" if directory is not None else None
-    if config_path is None or not config_path.is_file():
-        return
-    try:
-        architectures = json.loads(config_path.read_text(encoding="utf-8")).get("architectures")
-    except (ValueError, AttributeError):
-        return
+    architectures = (_local_json(model, "config.json") or {}).get("architectures")
     names = [str(name) for name in architectures or []]
-    wrong = {
-        PRMFamily.token_classification: ("ForCausalLM", PRMFamily.label_token),
-        PRMFamily.label_token: ("ForTokenClassification", PRMFamily.token_classification),
-    }
-    suffix, other = wrong[fmt.family]
+    suffix = {
+        PRMFamily.token_classification: "ForCausalLM",
+        PRMFamily.label_token: "ForTokenClassification",
+    }[fmt.family]  # the other family's architectures
     if names and all(name.endswith(suffix) for name in names):
         raise InputError(
             f"expected a checkpoint for family={fmt.family.value}, got {model} whose "
             f"config.json names {names}, whose head this family would fill at random; fix: "
-            f"family={other.value} if this checkpoint is of that kind, or a PRM checkpoint "
-            f"trained for family={fmt.family.value}"
+            f"{fmt.family.wrong_checkpoint_fix()}"
         )

@@ -39,6 +39,14 @@ class PRMFamily(str, Enum):
     token_classification = "token_classification"
     label_token = "label_token"
 
+    def wrong_checkpoint_fix(self) -> str:
+        """The fix for a checkpoint that is not of this family (it has the other's head)."""
+        other = next(family for family in PRMFamily if family is not self)
+        return (
+            f"family={other.value} if this checkpoint is of that kind, or a PRM checkpoint "
+            f"trained for family={self.value}"
+        )
+
 
 def _fields(template: str) -> list[str]:
     return [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]

@@ -361,15 +361,9 @@ def check_no_missing_weights(
     missing = sorted(missing)
     if not missing:
         return
-    other = (
-        PRMFamily.label_token
-        if fmt.family is PRMFamily.token_classification
-        else PRMFamily.token_classification
-    )
     shown = ", ".join(missing[:6]) + (", ..." if len(missing) > 6 else "")
     raise InputError(
         f"expected {path} to hold every weight of {auto_class} (family={fmt.family.value}), "
         f"got {len(missing)} missing, which transformers would fill at random: {shown}; fix: "
-        f"family={other.value} if this checkpoint is of that kind, or a PRM checkpoint trained "
-        f"for family={fmt.family.value}"
+        f"{fmt.family.wrong_checkpoint_fix()}"
     )
