@@ -175,6 +175,11 @@ def build_app(
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
         return _error(error.status, str(error), error.kind)
 
+    @app.exception_handler(RequestError)
+    async def refused(request: Request, error: RequestError) -> JSONResponse:
+        """A request the service refuses, already worded in the request's fields."""
+        return _error(400, str(error), "invalid_request_error")
+
     @app.exception_handler(RequestValidationError)
     async def bad_body(request: Request, error: RequestValidationError) -> JSONResponse:
         problems = "; ".join(
@@ -220,10 +225,7 @@ def build_app(
                 404, f"expected model {model_name!r}, got {fields.model!r}", "not_found_error"
             )
         body_field = where[0].split("[")[0] if where else "prompt"
-        try:
-            check_unapplied(fields.model_extra or {}, service.policy_settings, (body_field,))
-        except RequestError as error:
-            raise ApiError(400, str(error)) from None
+        check_unapplied(fields.model_extra or {}, service.policy_settings, (body_field,))
         if not questions or any(not q.strip() for q in questions):
             raise ApiError(400, "expected a non-empty question, got an empty one")
         if len(questions) > batcher.max_batch_problems:
@@ -236,8 +238,8 @@ def build_app(
             )
         try:
             resolved = service.resolve(fields.settings())
-        except RequestError as error:
-            raise ApiError(400, str(error)) from None
+        except RequestError:
+            raise  # already in the request's terms: a 400 (``refused``)
         except ValueError as error:
             raise ApiError(400, in_request_terms(str(error))) from None
         problems = [batcher.new_problem(question, fields.seed) for question in questions]
@@ -247,8 +249,8 @@ def build_app(
             ids = [problem.id for problem in problems]
             field = where[ids.index(error.problem_id)] if error.problem_id in ids else body_field
             raise ApiError(400, f'"{field}": {error}') from None
-        except RequestError as error:
-            raise ApiError(400, str(error)) from None
+        except RequestError:
+            raise  # a 400 (``refused``), not a failed search
         except Exception as error:
             raise ApiError(500, f"search failed: {error}", "server_error") from None
         return results, resolved
