@@ -286,8 +286,9 @@ def test_an_address_where_nothing_listens_is_one_line_at_once(
 ) -> None:
     """HOST:PORT with nothing listening: refused within seconds, before ray.init (which
     would retry for minutes)."""
-    import socket
     import time
+
+    from remote.fake_server import free_port
 
     ray = pytest.importorskip("ray")
 
@@ -296,9 +297,7 @@ def test_an_address_where_nothing_listens_is_one_line_at_once(
 
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", never)
-    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # free a moment ago: nothing listens there
     for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
         start = time.perf_counter()
         with pytest.raises(InputError, match=rf"nothing answers at 127\.0\.0\.1:{port}"):
