@@ -6,7 +6,7 @@ in their own class by satisfying these protocols (see README, "Plugging in a cus
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -109,8 +109,14 @@ class Strategy(Protocol):
     """A test-time search method, batched across problems."""
 
     def run(
-        self, problems: Sequence[Problem], generator: Generator, scorer: Scorer | None
+        self,
+        problems: Sequence[Problem],
+        generator: Generator,
+        scorer: Scorer | None,
+        *,
+        stop: Callable[[], bool] | None = None,
     ) -> list[SearchResult]:
         """One result per problem, in order; each with exactly the strategy's budget of
-        candidates."""
+        candidates. ``stop``, when given, is asked between backend calls: once true, the run
+        raises ``search.strategies.base.SearchStopped`` instead of finishing."""
         ...

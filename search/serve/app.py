@@ -20,7 +20,9 @@ Errors: a malformed request, an invalid override, a question too long for the po
 context or more questions than ``max_batch_problems`` is 400 (or 404 for an unknown model)
 with OpenAI's error body, naming the request's fields (``"n": 4``, not the command line's
 ``strategy.n=4``); a failure inside the search is 500 for that request only. ``/health`` is
-503 when a remote policy or PRM server does not answer.
+503 when a remote policy or PRM server does not answer. A client that disconnects before its
+answer drops its search (``search.serve.service``): it stops at its next generate or score
+call unless other requests share its batch.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from search.selection import Select
 from search.serve.fields import check_unapplied
 from search.serve.service import (
     Batcher,
+    ClientGone,
     QuestionTooLong,
     RequestError,
     Resolved,
@@ -157,9 +160,15 @@ def build_app(
     model_name: str = "prm-search",
     max_batch_problems: int = 64,
     max_wait_s: float = 0.01,
+    disconnect_poll_s: float = 0.5,
 ) -> FastAPI:
     """The app; ``app.state.batcher`` is the running ``Batcher`` (while the app is up)."""
-    batcher = Batcher(service, max_batch_problems=max_batch_problems, max_wait_s=max_wait_s)
+    batcher = Batcher(
+        service,
+        max_batch_problems=max_batch_problems,
+        max_wait_s=max_wait_s,
+        disconnect_poll_s=disconnect_poll_s,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -215,9 +224,11 @@ def build_app(
         }
 
     async def search(
-        fields: SearchFields, questions: list[str], where: list[str]
+        request: Request, fields: SearchFields, questions: list[str], where: list[str]
     ) -> tuple[list[SearchResult], Resolved]:
-        """Search ``questions``; ``where[i]`` names question i's field in the request."""
+        """Search ``questions``; ``where[i]`` names question i's field in the request. A
+        client that disconnects drops its search (``Batcher.submit``); the 499 it is answered
+        reaches no one."""
         if fields.stream:
             raise ApiError(400, "expected stream=false, got true; streaming is not supported")
         if fields.model is not None and fields.model != model_name:
@@ -244,7 +255,10 @@ def build_app(
             raise ApiError(400, in_request_terms(str(error))) from None
         problems = [batcher.new_problem(question, fields.seed) for question in questions]
         try:
-            results = await batcher.submit(resolved, problems)
+            results = await batcher.submit(resolved, problems, request.is_disconnected)
+        except ClientGone as error:
+            log.info("%s; its search was dropped", error)
+            raise ApiError(499, f"{error}", "client_closed_request") from None
         except QuestionTooLong as error:
             ids = [problem.id for problem in problems]
             field = where[ids.index(error.problem_id)] if error.problem_id in ids else body_field
@@ -261,7 +275,7 @@ def build_app(
         return "stop" if candidate is not None and candidate.finished else "length"
 
     @app.post("/v1/chat/completions")
-    async def chat(body: ChatRequest) -> dict[str, Any]:
+    async def chat(body: ChatRequest, request: Request) -> dict[str, Any]:
         roles = [m.role for m in body.messages]
         if roles != ["user"]:
             raise ApiError(
@@ -273,7 +287,7 @@ def build_app(
             question = body.messages[0].text()
         except ValueError as error:
             raise ApiError(400, str(error)) from None
-        results, resolved = await search(body, [question], ["messages[0].content"])
+        results, resolved = await search(request, body, [question], ["messages[0].content"])
         (result,) = results
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
@@ -295,13 +309,13 @@ def build_app(
         }
 
     @app.post("/v1/completions")
-    async def completions(body: CompletionRequest) -> dict[str, Any]:
+    async def completions(body: CompletionRequest, request: Request) -> dict[str, Any]:
         if isinstance(body.prompt, str):
             questions, where = [body.prompt], ["prompt"]
         else:
             questions = list(body.prompt)
             where = [f"prompt[{i}]" for i in range(len(questions))]
-        results, resolved = await search(body, questions, where)
+        results, resolved = await search(request, body, questions, where)
         return {
             "id": f"cmpl-{uuid.uuid4().hex}",
             "object": "text_completion",

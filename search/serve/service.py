@@ -7,6 +7,12 @@ settings, so concurrent requests share every generate and score call. The model 
 one worker thread, never on the event loop. When a batch fails, each of its requests is run
 again alone, so one bad request fails by itself.
 
+A request whose client has gone (``Batcher.submit``'s ``disconnected``, polled every
+``disconnect_poll_s``) is dropped: from the queue if its batch has not started, and a running
+batch whose clients have all gone stops at its next generate or score call
+(``search.strategies.base.Calls``), so an abandoned search no longer holds the model thread.
+A batch shared with requests still waiting runs on for them.
+
 Limits on what one request may ask (``max_n``, the policy's context) are checked here and
 raised as ``RequestError`` (the client's mistake, a 400) in the terms of a request body.
 """
@@ -16,10 +22,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from search.aggregation import Aggregation
@@ -27,7 +35,7 @@ from search.generators.base import GenerationSettings
 from search.protocols import ContextLimited, Generator, Scorer, Strategy
 from search.seeding import derive_seed
 from search.selection import Select
-from search.strategies import build_strategy
+from search.strategies import SearchStopped, build_strategy
 from search.strategies.config import FIELDS_READ, StrategyConfig, StrategyName
 from search.trees import chosen_candidate
 from search.types import STEP_SEPARATOR, Candidate, Prefix, Problem, SearchResult
@@ -37,6 +45,10 @@ log = logging.getLogger(__name__)
 
 class RequestError(ValueError):
     """A request the server refuses (a 400), worded in the request's fields."""
+
+
+class ClientGone(Exception):
+    """The client of a request disconnected before its results were ready."""
 
 
 class QuestionTooLong(RequestError):
@@ -174,9 +186,17 @@ class SearchService:
     def strategy_for(self, resolved: Resolved) -> Strategy:
         return build_strategy(resolved.config, resolved.aggregation, seed=self.seed)
 
-    def run(self, resolved: Resolved, problems: Sequence[Problem]) -> list[SearchResult]:
+    def run(
+        self,
+        resolved: Resolved,
+        problems: Sequence[Problem],
+        stop: Callable[[], bool] | None = None,
+    ) -> list[SearchResult]:
+        """Search ``problems``; ``stop``: asked between backend calls, ends the search with
+        ``SearchStopped`` once true."""
         self.check_fits(problems)  # here, in the model thread: tokenizers are not shared
-        results = self.strategy_for(resolved).run(problems, self.generator, self.scorer)
+        strategy = self.strategy_for(resolved)
+        results = strategy.run(problems, self.generator, self.scorer, stop=stop)
         if [r.problem.id for r in results] != [p.id for p in problems]:
             raise RuntimeError("expected one result per problem, in order")
         return results
@@ -229,29 +249,39 @@ class _Job:
     resolved: Resolved
     problems: list[Problem]
     future: asyncio.Future[list[SearchResult]]
+    abandoned: threading.Event = field(default_factory=threading.Event)  # its client left
 
 
 class Batcher:
     """Groups concurrent requests into strategy calls (see the module docstring).
 
     ``max_batch_problems`` caps the problems of one strategy call (a request is never
-    split); ``max_wait_s`` is how long the first request of a batch waits for company.
+    split); ``max_wait_s`` is how long the first request of a batch waits for company;
+    ``disconnect_poll_s`` how often a waiting request asks whether its client is still there.
     """
 
     def __init__(
-        self, service: SearchService, max_batch_problems: int = 64, max_wait_s: float = 0.01
+        self,
+        service: SearchService,
+        max_batch_problems: int = 64,
+        max_wait_s: float = 0.01,
+        disconnect_poll_s: float = 0.5,
     ) -> None:
         if max_batch_problems < 1:
             raise ValueError(f"expected max_batch_problems >= 1, got {max_batch_problems}")
+        if disconnect_poll_s <= 0:
+            raise ValueError(f"expected disconnect_poll_s > 0, got {disconnect_poll_s}")
         self.service = service
         self.max_batch_problems = max_batch_problems
         self.max_wait_s = max_wait_s
+        self.disconnect_poll_s = disconnect_poll_s
         self._queue: asyncio.Queue[_Job] | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="search")
         self._ids = itertools.count()
         self.strategy_calls = 0  # strategy.run calls made (for tests and the load benchmark)
         self.batch_sizes: list[int] = []
+        self.stopped_batches = 0  # batches stopped because all their clients left
 
     def start(self) -> None:
         self._queue = asyncio.Queue()
@@ -274,11 +304,29 @@ class Batcher:
             id=f"seed-{seed}-{derive_seed(seed, question):016x}", question=question, answer=""
         )
 
-    async def submit(self, resolved: Resolved, problems: list[Problem]) -> list[SearchResult]:
+    async def submit(
+        self,
+        resolved: Resolved,
+        problems: list[Problem],
+        disconnected: Callable[[], Awaitable[bool]] | None = None,
+    ) -> list[SearchResult]:
+        """The results of ``problems``, searched in some batch. ``disconnected``: whether the
+        client has gone (e.g. Starlette's ``Request.is_disconnected``); once it has, the
+        request is dropped (see the module docstring) and ``ClientGone`` raised."""
         assert self._queue is not None, "Batcher.start() was not called"
         future: asyncio.Future[list[SearchResult]] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Job(resolved, problems, future))
-        return await future
+        job = _Job(resolved, problems, future)
+        await self._queue.put(job)
+        if disconnected is None:
+            return await future
+        while True:
+            done, _ = await asyncio.wait({future}, timeout=self.disconnect_poll_s)
+            if done:
+                return future.result()
+            if await disconnected():
+                job.abandoned.set()
+                future.cancel()
+                raise ClientGone(f"the client of {len(problems)} question(s) disconnected")
 
     async def _loop(self) -> None:
         assert self._queue is not None
@@ -319,14 +367,26 @@ class Batcher:
         return batches
 
     async def _run_batch(self, jobs: list[_Job]) -> None:
+        jobs = [job for job in jobs if not job.abandoned.is_set()]  # left while queued
+        if not jobs:
+            return
         problems = [problem for job in jobs for problem in job.problems]
         loop = asyncio.get_running_loop()
+
+        def everyone_left() -> bool:  # asked in the model thread: Events are thread-safe
+            return all(job.abandoned.is_set() for job in jobs)
+
         try:
             self.strategy_calls += 1
             self.batch_sizes.append(len(problems))
             results = await loop.run_in_executor(
-                self._executor, self.service.run, jobs[0].resolved, problems
+                self._executor,
+                partial(self.service.run, jobs[0].resolved, problems, stop=everyone_left),
             )
+        except SearchStopped:
+            self.stopped_batches += 1
+            log.info("a search of %d problems stopped: all its clients left", len(problems))
+            return
         except Exception as error:
             if len(jobs) == 1:
                 if isinstance(error, RequestError):  # the client's mistake, answered as a 400

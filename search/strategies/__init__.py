@@ -19,7 +19,7 @@ from __future__ import annotations
 from search.aggregation import Aggregation
 from search.selection import Select
 from search.strategies.adaptive import AdaptiveBestOfN
-from search.strategies.base import Calls, Outcome, SearchStrategy
+from search.strategies.base import Calls, Outcome, SearchStopped, SearchStrategy
 from search.strategies.beam import BeamSearch
 from search.strategies.best_of_n import BestOfN
 from search.strategies.config import MctsFinal, Prior, StrategyConfig, StrategyName
@@ -38,6 +38,7 @@ __all__ = [
     "Outcome",
     "ParticleFilter",
     "Prior",
+    "SearchStopped",
     "SearchStrategy",
     "Select",
     "StrategyConfig",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -80,15 +80,21 @@ class SearchStrategy(ABC):
         self.aggregation = Aggregation(aggregation)
 
     def run(
-        self, problems: Sequence[Problem], generator: Generator, scorer: Scorer | None
+        self,
+        problems: Sequence[Problem],
+        generator: Generator,
+        scorer: Scorer | None,
+        *,
+        stop: Callable[[], bool] | None = None,
     ) -> list[SearchResult]:
-        """``search.protocols.Strategy``: one result per problem, in order."""
+        """``search.protocols.Strategy``: one result per problem, in order (``stop``: see
+        ``Calls``)."""
         has_scorer = scorer is not None
         self.config.validate(has_scorer=has_scorer)
         if not problems:
             return []
         start = time.perf_counter()
-        calls = Calls(generator, scorer, self.config.batch_size, len(problems))
+        calls = Calls(generator, scorer, self.config.batch_size, len(problems), stop=stop)
         outcomes = self.search(problems, calls)
         if len(outcomes) != len(problems):
             raise RuntimeError(
@@ -157,6 +163,10 @@ def make_candidate(
 
 
 # -- calls into the backends ------------------------------------------------------------------
+class SearchStopped(Exception):
+    """A search ended early because its ``stop`` callable said so (no results)."""
+
+
 @dataclass
 class _Tally:
     prompt_tokens: int = 0
@@ -199,15 +209,29 @@ class Calls:
     for the problem's k-th prefix sent to the generator. A strategy's requests for one
     problem depend only on that problem's own search, so a problem draws the same numbers
     whatever other problems share its batch, and a resumed or re-batched run repeats it.
+
+    ``stop``, when given, is asked before every backend call; once it returns true the search
+    ends there with ``SearchStopped`` (the search server's way to drop a search whose clients
+    all left: ``search.serve.service.Batcher``), so a search stops within one call's time.
     """
 
     def __init__(
-        self, generator: Generator, scorer: Scorer | None, batch_size: int, num_problems: int
+        self,
+        generator: Generator,
+        scorer: Scorer | None,
+        batch_size: int,
+        num_problems: int,
+        stop: Callable[[], bool] | None = None,
     ) -> None:
         self.generator = generator
         self.scorer = scorer
         self.batch_size = batch_size
+        self.stop = stop
         self._tallies = [_Tally() for _ in range(num_problems)]
+
+    def _check_stop(self) -> None:
+        if self.stop is not None and self.stop():
+            raise SearchStopped("the search was stopped before its next backend call")
 
     def usage(self, problem_index: int) -> Usage:
         return self._tallies[problem_index].usage()
@@ -249,6 +273,7 @@ class Calls:
             for count in sorted({counts[i] for i in chunk}):
                 members = [i for i in chunk if counts[i] == count]
                 batch = [prefixes[i] for i in members]
+                self._check_stop()
                 call = replace(sampling, streams=tuple(streams[i] for i in members))
                 generations = self.generator.generate(batch, count, until, call)
                 check_generations(self.generator, batch, count, generations)
@@ -268,6 +293,7 @@ class Calls:
             self._tallies[owner].score_calls += 1
         out: list[list[float]] = []
         for chunk in self._chunks(len(prefixes)):
+            self._check_stop()
             scored = call_scorer(self.scorer, [prefixes[i] for i in chunk])
             for position, i in enumerate(chunk):
                 tally = self._tallies[owners[i]]

@@ -4,12 +4,14 @@ arithmetic world, so each test takes well under a second of model time."""
 from __future__ import annotations
 
 import concurrent.futures
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
 import openai
 import pytest
+from slow_fake import SlowFakeGenerator
 
 from search.aggregation import Aggregation
 from search.answers import extract_answer
@@ -446,3 +448,78 @@ def test_one_seeded_request_may_repeat_a_question(client: openai.OpenAI) -> None
     )
     first, second = (c.model_extra["search"]["candidates"] for c in reply.choices)
     assert first == second
+
+
+# -- a client that leaves ---------------------------------------------------------------------
+def _leave_after(url: str, question: str, seconds: float) -> None:
+    """Send ``question`` and hang up after ``seconds`` without reading an answer."""
+    body = {"model": "prm-search", "messages": [{"role": "user", "content": question}]}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(url + "/v1/chat/completions", json=body, timeout=seconds)
+
+
+def _wait_for(condition: Any, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _beam_service(generator: Any) -> SearchService:
+    return SearchService(
+        generator,
+        FakeScorer(seed=0),
+        StrategyConfig(name=StrategyName.beam, n=4, beam_width=2, max_steps=8),
+        Aggregation.min,
+    )
+
+
+def test_a_search_whose_client_left_stops_at_its_next_backend_call() -> None:
+    # the same beam search run to its end makes this many generate calls
+    full = SlowFakeGenerator(delay_s=0.0, seed=0)
+    _beam_service(full).run(_beam_service(full).resolve(SearchSettings()), [PROBLEMS[0]])
+    assert full.usage.calls >= 4
+
+    slow = SlowFakeGenerator(delay_s=0.25, seed=0)
+    app = build_app(_beam_service(slow), disconnect_poll_s=0.05)
+    with serve_in_background(app) as url:
+        _leave_after(url, PROBLEMS[0].question, seconds=0.4)
+        batcher = app.state.batcher
+        assert _wait_for(lambda: batcher.stopped_batches == 1)
+        calls_when_stopped = slow.usage.calls
+        time.sleep(0.6)
+        assert slow.usage.calls == calls_when_stopped < full.usage.calls
+        # the model thread is free again: the next request is answered at once
+        client = local_client(url)
+        assert ask(client, PROBLEMS[1].question).choices[0].message.content
+
+
+def test_a_queued_request_whose_client_left_is_never_searched() -> None:
+    slow = SlowFakeGenerator(delay_s=0.25, seed=0)
+    app = build_app(_beam_service(slow), max_wait_s=0.0, disconnect_poll_s=0.05)
+    with serve_in_background(app) as url:
+        client = local_client(url)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            first = pool.submit(ask, client, PROBLEMS[0].question)
+            assert _wait_for(lambda: app.state.batcher.strategy_calls == 1)
+            _leave_after(url, PROBLEMS[1].question, seconds=0.2)  # queued behind the first
+            assert first.result().choices[0].message.content
+        time.sleep(0.3)
+        batcher = app.state.batcher
+        assert batcher.strategy_calls == 1 and batcher.stopped_batches == 0
+
+
+def test_a_batch_shared_with_a_waiting_client_runs_on_for_it() -> None:
+    slow = SlowFakeGenerator(delay_s=0.2, seed=0)
+    app = build_app(_beam_service(slow), max_wait_s=0.3, disconnect_poll_s=0.05)
+    with serve_in_background(app) as url:
+        client = local_client(url)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            stays = pool.submit(ask, client, PROBLEMS[2].question)
+            _leave_after(url, PROBLEMS[3].question, seconds=0.6)  # in the same batch
+            reply = stays.result()
+        batcher = app.state.batcher
+        assert batcher.batch_sizes == [2] and batcher.stopped_batches == 0
+        assert reply.model_extra["search"]["prediction"] is not None

@@ -10,7 +10,7 @@ import pytest
 from search.aggregation import Aggregation
 from search.envs.arith.fakes import FakeGenerator, FakeScorer
 from search.guards import call_scorer
-from search.strategies import StrategyConfig, build_strategy
+from search.strategies import SearchStopped, StrategyConfig, build_strategy
 from search.types import (
     DEFAULT_SAMPLING,
     Generation,
@@ -262,3 +262,28 @@ def test_calls_generate_takes_one_count_per_prefix(problems: list[Problem]) -> N
     )
     with pytest.raises(ValueError, match="one continuation count per prefix"):
         calls.generate([0], prefixes[:1], [1, 2], Until.step)
+
+
+@pytest.mark.parametrize("name", ALL_STRATEGIES)
+def test_a_stop_ends_the_search_before_the_next_backend_call(
+    name: str, problems: list[Problem], make_config: Callable[..., StrategyConfig]
+) -> None:
+    _, whole_generator, whole_scorer = _run(make_config(name), problems)
+    whole = len(whole_generator.calls) + len(whole_scorer.calls)
+    assert whole >= 2
+    generator = RecordingGenerator(FakeGenerator(seed=7, error_rate=0.3))
+    scorer = RecordingScorer(FakeScorer(noise=0.05))
+
+    def after_one_call() -> bool:
+        return len(generator.calls) + len(scorer.calls) >= 1
+
+    strategy = build_strategy(make_config(name), Aggregation.min)
+    with pytest.raises(SearchStopped):
+        strategy.run(problems, generator, scorer, stop=after_one_call)
+    assert len(generator.calls) + len(scorer.calls) == 1
+    # a stop that never fires changes nothing
+    kept = RecordingGenerator(FakeGenerator(seed=7, error_rate=0.3))
+    results = build_strategy(make_config(name), Aggregation.min).run(
+        problems, kept, RecordingScorer(FakeScorer(noise=0.05)), stop=lambda: False
+    )
+    assert kept.calls == whole_generator.calls and len(results) == len(problems)
