@@ -479,7 +479,8 @@ def _beam_service(generator: Any) -> SearchService:
 def test_a_search_whose_client_left_stops_at_its_next_backend_call() -> None:
     # the same beam search run to its end makes this many generate calls
     full = SlowFakeGenerator(delay_s=0.0, seed=0)
-    _beam_service(full).run(_beam_service(full).resolve(SearchSettings()), [PROBLEMS[0]])
+    service = _beam_service(full)
+    service.run(service.resolve(SearchSettings()), [PROBLEMS[0]])
     assert full.usage.calls >= 4
 
     slow = SlowFakeGenerator(delay_s=0.25, seed=0)
