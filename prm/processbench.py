@@ -428,7 +428,7 @@ def load_scorer(node: DictConfig) -> Scorer:
     """``instantiate(node)``; an ``InputError`` raised while the PRM loads (e.g. a
     ``max_length`` above the model's context) is raised as itself, not in Hydra's wrapper,
     so the entry point prints it as one line."""
-    with input_errors_unwrapped():
+    with input_errors_unwrapped("scorer"):
         return instantiate(node)  # type: ignore[no-any-return]
 
 

@@ -33,6 +33,7 @@ from search.guards import check_generations
 from search.inputs import (
     InputError,
     exit_on_input_error,
+    input_errors_unwrapped,
     require_bool,
     require_int,
     require_str,
@@ -404,7 +405,8 @@ def sample_from_config(raw: Any) -> None:
         launcher = config.launcher  # +launcher=ray: the workers build the policy
         done = {row["problem_id"] for row in written}
         finished = all(problem.id in done for problem in problems)  # no policy needed
-        generator = None if launcher or finished else instantiate(raw.policy, seed=config.seed)
+        with input_errors_unwrapped("policy"):
+            generator = None if launcher or finished else instantiate(raw.policy, seed=config.seed)
         metrics = run_sampling(
             problems,
             generator,

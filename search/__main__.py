@@ -116,7 +116,7 @@ def load_component(role: str, node: DictConfig, **kwargs: Any) -> Any:
 
         transformers_logging.disable_progress_bar()
     start = time.perf_counter()
-    with input_errors_unwrapped():  # e.g. a max_length above the model's context: one line
+    with input_errors_unwrapped(role):  # e.g. a max_length above the context: one line
         built = instantiate(node, **kwargs)
     backend = node.get("backend")
     log.info(

@@ -93,10 +93,13 @@ def innermost_cause(error: BaseException) -> BaseException | None:
 
 
 @contextmanager
-def input_errors_unwrapped() -> Iterator[None]:
+def input_errors_unwrapped(what: str | None = None) -> Iterator[None]:
     """Around building a component (``instantiate``): an ``InputError`` raised inside (e.g. a
     ``max_length`` above the model's context) comes out as itself, not in Hydra's wrapper,
-    so the entry point prints it as one line; any other error propagates unchanged."""
+    so the entry point prints it as one line. With ``what`` (the component, e.g.
+    ``"policy"``), a ``ValueError`` of this project's checks (its message names the fix; e.g.
+    a constructor's bound) comes out as an ``InputError`` naming ``what`` too. Any other
+    error (a bug, in this package or in a user's class) propagates unchanged."""
     try:
         yield
     except InputError:
@@ -105,6 +108,10 @@ def input_errors_unwrapped() -> Iterator[None]:
         cause = innermost_cause(error)
         if isinstance(cause, InputError):
             raise cause from None
+        if what is not None:
+            for candidate in (error, cause):
+                if isinstance(candidate, ValueError) and "fix:" in str(candidate):
+                    raise InputError(f"{what}: {candidate}") from error
         raise
 
 

@@ -207,6 +207,24 @@ CASES = [
     ),
     Case(
         "search",
+        "scorer prefix cache below 0",
+        ("scorer.hf.prefix_cache_tokens=-1",),
+        r"expected scorer\.hf\.prefix_cache_tokens >= 0 \(0: off\), got -1; fix",
+    ),
+    Case(
+        "search",
+        "unknown scorer auto class",
+        ("+scorer.hf.auto_class=Foo",),
+        r"expected scorer\.hf\.auto_class in .*got 'Foo'; fix: scorer\.hf\.auto_class=null",
+    ),
+    Case(
+        "search",
+        "unknown prompt format of a policy server",
+        ("policy=openai_server", "policy.prompt_format=xml", "scorer=fake"),
+        r"policy: expected policy\.prompt_format in .*got 'xml'; fix",
+    ),
+    Case(
+        "search",
         "unknown policy dtype",
         ("policy.dtype=half",),
         r"expected policy\.dtype in .*got 'half'; fix",

@@ -51,5 +51,6 @@ def test_experiment_composes_with_the_papers_models(experiment: str, dataset: st
     if experiment == "paper_greedy":  # one kept beam, 8 children per step
         assert config.strategy.name is StrategyName.beam
         assert config.strategy.beam_width == config.strategy.n
+        assert config.strategy.prune is Select.prm  # the best-scored step, not pooled scores
     else:
         assert config.strategy.name is StrategyName.best_of_n

@@ -47,7 +47,7 @@ from prm.label.records import Labeller, LabelRecord, check_same_steps, stamped, 
 from prm.sample import SampledSolution, read_samples
 from prm.stepwise import write_stepwise
 from search.components import check_component
-from search.inputs import exit_on_input_error
+from search.inputs import exit_on_input_error, input_errors_unwrapped
 from search.jsonl import JsonlLog
 from search.launchers.ray import RayLauncherConfig
 from search.progress import quiet_library_bars
@@ -124,7 +124,8 @@ def build_labeller(
     here."""
 
     def build_generator() -> Generator:
-        generator: Generator = instantiate(config.policy, seed=config.seed)
+        with input_errors_unwrapped("policy"):
+            generator: Generator = instantiate(config.policy, seed=config.seed)
         return generator
 
     chosen = config.labeller

@@ -37,6 +37,8 @@ class Backend(str, Enum):
     vllm_server = "vllm_server"  # a running vLLM server's /pooling endpoint (base_url)
 
 
+# the transformers classes an hf scorer may load its checkpoint as (scorer.hf.auto_class)
+AUTO_CLASSES = ("AutoModelForTokenClassification", "AutoModelForCausalLM", "AutoModel")
 _HF_KEYS = (
     "batch_size",
     "device",
@@ -158,6 +160,15 @@ def scorer_plan(
     ):
         name = f"scorer.{block}.batch_size"
         int_setting(block_options.get("batch_size", 1), name, 1, f"{name}=16")
+    hf_options = options[Backend.hf]
+    name = "scorer.hf.prefix_cache_tokens"
+    int_setting(hf_options.get("prefix_cache_tokens", 0), name, 0, f"{name}=65536", " (0: off)")
+    auto_class = hf_options.get("auto_class")
+    if auto_class is not None and auto_class not in AUTO_CLASSES:
+        raise ValueError(
+            f"expected scorer.hf.auto_class in {list(AUTO_CLASSES)} or null (the family's "
+            f"own), got {auto_class!r}; fix: scorer.hf.auto_class=null"
+        )
     check_dtype(dtype, "scorer.dtype")
     overflow = enum_setting(
         OverflowPolicy, on_overflow, "scorer.on_overflow", "scorer.on_overflow=error"

@@ -34,14 +34,13 @@ from prm.scoring.encoding import (
     PrefixEncoder,
     resolve_max_length,
 )
+from prm.scoring.factory import AUTO_CLASSES
 from prm.scoring.format import PRMFamily, PRMFormat
 from search.inputs import InputError
 from search.kv_tree import KVTree
 from search.resolve import resolve_device, resolve_model_path, torch_dtype
 
 log = logging.getLogger(__name__)
-
-_AUTO_CLASSES = ("AutoModelForTokenClassification", "AutoModelForCausalLM", "AutoModel")
 
 
 class HFScorer(StepTagScorer):
@@ -81,7 +80,8 @@ class HFScorer(StepTagScorer):
             and "logits_to_keep" in inspect.signature(model.forward).parameters
         )
         self.computed_tokens = 0  # tokens run through the model (the rest were reused)
-        self.kv_tree = KVTree(prefix_cache_tokens) if reuse_prefix_cache else None
+        reuse = reuse_prefix_cache and prefix_cache_tokens > 0  # 0 tokens: off, as the policy's
+        self.kv_tree = KVTree(prefix_cache_tokens) if reuse else None
         self._check_model()
         if self.kv_tree is not None:
             self._check_reuse()
@@ -121,8 +121,11 @@ class HFScorer(StepTagScorer):
         if auto_class is None:
             token_cls = fmt.family is PRMFamily.token_classification
             auto_class = "AutoModelForTokenClassification" if token_cls else "AutoModelForCausalLM"
-        if auto_class not in _AUTO_CLASSES:
-            raise ValueError(f"expected auto_class in {_AUTO_CLASSES}, got {auto_class!r}")
+        if auto_class not in AUTO_CLASSES:  # checked before loading by scorer_plan too
+            raise ValueError(
+                f"expected auto_class in {list(AUTO_CLASSES)}, got {auto_class!r}; "
+                "fix: scorer.hf.auto_class=null"
+            )
         loaded_tokenizer = transformers.AutoTokenizer.from_pretrained(
             tokenizer_path, trust_remote_code=trust_remote_code
         )

@@ -107,7 +107,11 @@ class OpenAIServerGenerator:
         from search.resolve import resolve_model_path
 
         if prompt_format not in PROMPT_FORMATS:
-            raise ValueError(f"expected prompt_format in {PROMPT_FORMATS}, got {prompt_format!r}")
+            raise ValueError(
+                f"expected policy.prompt_format in {list(PROMPT_FORMATS)}, got "
+                f"{prompt_format!r}; fix: policy.prompt_format=token_ids (or text for a server "
+                "that takes no token ids)"
+            )
         self.settings = GenerationSettings(
             temperature=temperature,
             top_p=top_p,

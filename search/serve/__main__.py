@@ -23,7 +23,7 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from search.inputs import exit_on_input_error, exit_on_server_error
+from search.inputs import exit_on_input_error, exit_on_server_error, input_errors_unwrapped
 from search.resolve import CONF_DIR
 from search.serve.config import ServeConfig, register_configs
 
@@ -47,8 +47,10 @@ def serve(raw: DictConfig) -> None:
     from search.serve.app import build_app
     from search.serve.service import SearchService
 
-    generator = instantiate(raw.policy, seed=config.seed)
-    scorer = None if raw.scorer is None else instantiate(raw.scorer)
+    with input_errors_unwrapped("policy"):
+        generator = instantiate(raw.policy, seed=config.seed)
+    with input_errors_unwrapped("scorer"):
+        scorer = None if raw.scorer is None else instantiate(raw.scorer)
     service = SearchService(
         generator,
         scorer,

@@ -294,6 +294,15 @@ def test_prefix_reuse_keeps_at_most_its_token_budget() -> None:
     assert small.computed_tokens > small.usage.new_tokens  # evicted prefixes ran again
 
 
+def test_a_prefix_cache_of_0_tokens_is_off_as_the_policys() -> None:
+    model, tokenizer = embedded_prm()
+    off = HFScorer(model, tokenizer, EMBEDDED_PRM_FORMAT, prefix_cache_tokens=0)
+    assert off.kv_tree is None
+    prefixes = _beam_calls()[0]
+    off.score(prefixes)
+    assert off.computed_tokens == off.usage.tokens  # every token ran: nothing reused
+
+
 def test_a_model_that_ignores_reused_states_fails_at_load() -> None:
     model, tokenizer = embedded_prm()
 

@@ -114,9 +114,14 @@ class FakeGenerator:
         generic_steps: int = 3,
     ) -> None:
         if not 0.0 <= error_rate <= 1.0:
-            raise ValueError(f"expected 0 <= error_rate <= 1, got {error_rate}")
+            raise ValueError(
+                f"expected 0 <= error_rate <= 1, got {error_rate}; fix: policy.error_rate=0.2"
+            )
         if max_new_tokens is not None and max_new_tokens < 1:
-            raise ValueError(f"expected max_new_tokens >= 1 or None, got {max_new_tokens}")
+            raise ValueError(
+                f"expected max_new_tokens >= 1 or None, got {max_new_tokens}; "
+                "fix: policy.max_new_tokens=null"
+            )
         self.error_rate = error_rate
         self.max_new_tokens = max_new_tokens
         self.generic_steps = generic_steps
