@@ -32,7 +32,6 @@ counted in :attr:`LoadedProblems.skipped` and logged, never dropped silently.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Iterator
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from search.inputs import InputError
+from search.jsonl import JsonlError, parse_line
 from search.resolve import require_hub
 from search.types import LoadedProblems, Problem, split_steps
 
@@ -216,26 +216,15 @@ def _jsonl_rows(path: Path, name: DatasetName) -> Iterator[tuple[int, str, Any]]
         )
     index = 0
     for line_number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
-        if not raw.strip():
-            continue
-        where = f"{path}:{line_number}"
+        row: Any
         try:
-            row: Any = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
-        except UnicodeDecodeError as error:
-            row = BadRowError(
-                f"expected UTF-8 text, got byte 0x{raw[error.start : error.start + 1].hex()} "
-                f"at column {error.start + 1}; fix: re-save the file as UTF-8"
-            )
-        except json.JSONDecodeError as error:
-            row = BadRowError(f"malformed JSON ({error.msg} at column {error.colno})")
-        except ValueError as error:
-            row = BadRowError(f"{error} is not JSON; fix: a number or null")
-        yield index, where, row
+            row = parse_line(path, line_number, raw)
+        except JsonlError as error:  # load_problems words the fix (or skips the row)
+            row = BadRowError(error.problem, fix=error.fix)
+        if row is None:  # a blank line
+            continue
+        yield index, f"{path}:{line_number}", row
         index += 1
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(name)
 
 
 def _hub_rows(hub_name: str, subset: str | None, split: str) -> Iterator[tuple[int, str, Any]]:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -47,6 +47,7 @@ from search.answers import extract_answer
 from search.data import OnBadRow
 from search.grading import answers_match, group_equivalent
 from search.inputs import InputError, check_writable_dir, exit_on_input_error
+from search.jsonl import JsonlError, parse_line
 from search.metrics import GradedCompletions, metrics_at_k, min_on_final_step_share
 from search.resolve import CONF_DIR
 from search.types import STEP_SEPARATOR
@@ -131,11 +132,12 @@ def read_completion_sets(
         )
     sets: list[CompletionSet] = []
     reasons: list[str] = []
-    for where, line in _lines(path):
+    for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+        where = f"{path}:{number}"
         try:
-            row = json.loads(line)
-            if not isinstance(row, dict):
-                raise BadLineError(f"expected a JSON object, got {type(row).__name__}")
+            row = parse_line(path, number, raw)
+            if row is None:  # a blank line
+                continue
             if input_format is InputFormat.auto:
                 engine = _looks_like_engine(row)
                 input_format = InputFormat.engine if engine else InputFormat.completions
@@ -148,17 +150,17 @@ def read_completion_sets(
                 )
             parse = _parse_engine if input_format is InputFormat.engine else _parse_completions
             sets.append(parse(row, aggregation))
-        except (BadLineError, json.JSONDecodeError) as error:
-            message = (
-                f"malformed JSON ({error.msg} at column {error.colno})"
-                if isinstance(error, json.JSONDecodeError)
-                else str(error)
-            )
+        except (BadLineError, JsonlError) as error:
+            own = ""
+            message = str(error)
+            if isinstance(error, JsonlError):
+                message = error.problem
+                own = f"{error.fix}, " if error.fix else ""
             if on_bad_row is OnBadRow.error:
                 raise BadLineError(
                     f"{where}: bad line ({input_format.value} format): {message}; fix: "
-                    "correct the line, or pass on_bad_row=skip to skip bad lines (they are "
-                    "counted and logged)"
+                    f"{own}correct the line, or pass on_bad_row=skip to skip bad lines (they "
+                    "are counted and logged)"
                 ) from None
             reasons.append(f"{where}: {message}")
     if reasons:
@@ -172,21 +174,6 @@ def read_completion_sets(
     if input_format is InputFormat.auto:  # no line was a JSON object
         input_format = InputFormat.completions
     return LoadedSets(tuple(sets), input_format, skipped=len(reasons), skipped_reasons=reasons)
-
-
-def _lines(path: Path) -> Iterator[tuple[str, str]]:
-    for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
-        if not raw.strip():
-            continue
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            bad = raw[error.start : error.start + 1].hex()
-            raise BadLineError(
-                f"{path}:{number}: expected UTF-8 text, got byte 0x{bad} at column "
-                f"{error.start + 1}; fix: re-save the file as UTF-8"
-            ) from None
-        yield f"{path}:{number}", line
 
 
 def _text(row: dict[str, Any], key: str) -> str:

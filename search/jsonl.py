@@ -27,12 +27,16 @@ log = logging.getLogger(__name__)
 
 
 class JsonlError(InputError):
-    """A bad line of a JSON Lines file; ``str`` starts with ``path:line``."""
+    """A bad line of a JSON Lines file; ``str`` starts with ``path:line``. ``problem`` and
+    ``fix`` are the message's two parts (for a reader that words its own fix around them)."""
 
     def __init__(self, path: Path, line: int, message: str) -> None:
         super().__init__(f"{path}:{line}: {message}")
         self.path = path
         self.line = line
+        problem, _, fix = message.partition("; fix: ")
+        self.problem = problem
+        self.fix = fix or None
 
 
 class _NotJson(ValueError):

@@ -253,7 +253,7 @@ CASES = [
         "search",
         "dataset NaN answer",
         tuple(SEARCH_JSONL),
-        r"problems\.jsonl:1: .*NaN is not JSON",
+        r"problems\.jsonl:1: .*got NaN \(not a JSON number\)",
         {"problems.jsonl": b'{"question": "q", "answer": NaN}\n'},
     ),
     Case(
@@ -372,7 +372,7 @@ CASES = [
         "evaluate",
         "input not UTF-8",
         (),
-        r"completions\.jsonl:1: expected UTF-8",
+        r"completions\.jsonl:1: bad line .*expected UTF-8 text, got byte 0xfe",
         {"completions.jsonl": b'{"problem": "\xfe"}\n'},
     ),
     Case(

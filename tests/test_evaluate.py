@@ -284,3 +284,12 @@ def test_first_k_mode_reads_pass_at_k_on_the_first_k(tmp_path: Path) -> None:
     )
     assert at_k(report, 1)["pass@k"] == 0.0 == at_k(report, 1)["majority@k"]
     assert at_k(report, 2)["pass@k"] == 1.0
+
+
+def test_a_nan_in_a_completions_line_is_refused_as_the_dataset_loader_refuses_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "completions.jsonl"
+    path.write_text('{"problem": "q", "answer": NaN, "completions": ["\\\\boxed{1}"]}\n')
+    with pytest.raises(BadLineError, match=r"completions\.jsonl:1: .*got NaN \(not a JSON"):
+        read_completion_sets(path)
