@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -46,7 +45,13 @@ from search.aggregation import Aggregation, aggregate
 from search.answers import extract_answer
 from search.data import OnBadRow
 from search.grading import answers_match, group_equivalent
-from search.inputs import InputError, check_writable_dir, exit_on_input_error
+from search.inputs import (
+    InputError,
+    NotProbability,
+    check_writable_dir,
+    exit_on_input_error,
+    probability,
+)
 from search.jsonl import JsonlError, parse_line
 from search.metrics import GradedCompletions, metrics_at_k, min_on_final_step_share
 from search.resolve import CONF_DIR
@@ -186,13 +191,11 @@ def _text(row: dict[str, Any], key: str) -> str:
 
 
 def _probability(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise BadLineError(f"expected a number for {what}, got {value!r}")
-    if math.isnan(value) or not 0.0 <= value <= 1.0:
-        raise BadLineError(
-            f"expected a score in [0, 1] for {what}, got {value!r} (apply a sigmoid to logits)"
-        )
-    return float(value)
+    try:
+        return probability(value, f"the score of {what}")
+    except NotProbability as error:
+        hint = " (apply a sigmoid to logits)" if error.out_of_range else ""
+        raise BadLineError(f"{error}{hint}") from None
 
 
 def _scores(

@@ -182,17 +182,32 @@ def require_str_list(row: Mapping[str, Any], key: str, where: str) -> list[str]:
     return value
 
 
-def require_probability(value: Any, what: str, where: str) -> float:
-    """A finite number in [0, 1] (a soft label, a score)."""
+class NotProbability(ValueError):
+    """``probability``'s refusal; ``out_of_range``: a number, outside [0, 1] (or NaN)."""
+
+    def __init__(self, message: str, out_of_range: bool) -> None:
+        super().__init__(message)
+        self.out_of_range = out_of_range
+
+
+def probability(value: Any, what: str) -> float:
+    """``value`` as a finite number in [0, 1] (a soft label, a score); else ``NotProbability``
+    saying what ``what`` got, without a fix (each caller words its own)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InputError(f"{where}: expected {what} to be a number in [0, 1], got {_kind(value)}")
+        raise NotProbability(f"expected {what} to be a number in [0, 1], got {_kind(value)}", False)
     number = float(value)
     if math.isnan(number) or not 0.0 <= number <= 1.0:
-        raise InputError(
-            f"{where}: expected {what} in [0, 1], got {number}; fix: a probability (a soft "
-            "label is the fraction of right completions)"
-        )
+        raise NotProbability(f"expected {what} in [0, 1], got {number}", True)
     return number
+
+
+def require_probability(value: Any, what: str, where: str) -> float:
+    """``probability`` of a training label, refused naming ``where``."""
+    try:
+        return probability(value, what)
+    except NotProbability as error:
+        fix = "; fix: a probability (a soft label is the fraction of right completions)"
+        raise InputError(f"{where}: {error}{fix if error.out_of_range else ''}") from None
 
 
 def require_probabilities(row: Mapping[str, Any], key: str, where: str) -> list[float]:

@@ -293,3 +293,20 @@ def test_a_nan_in_a_completions_line_is_refused_as_the_dataset_loader_refuses_it
     path.write_text('{"problem": "q", "answer": NaN, "completions": ["\\\\boxed{1}"]}\n')
     with pytest.raises(BadLineError, match=r"completions\.jsonl:1: .*got NaN \(not a JSON"):
         read_completion_sets(path)
+
+
+@pytest.mark.parametrize(
+    ("scores", "message"),
+    [
+        ([1.7], r"the score of completion 0 in \[0, 1\], got 1\.7 \(apply a sigmoid to logits\)"),
+        ([[0.5, "x"]], r"the score of step 1 of completion 0 to be a number in \[0, 1\], got"),
+    ],
+)
+def test_a_score_that_is_no_probability_names_the_completion(
+    tmp_path: Path, scores: list[Any], message: str
+) -> None:
+    path = tmp_path / "completions.jsonl"
+    row = {"problem": "q", "answer": "1", "completions": ["\\boxed{1}"], "scores": scores}
+    path.write_text(json.dumps(row) + "\n")
+    with pytest.raises(BadLineError, match=message):
+        read_completion_sets(path)
