@@ -275,7 +275,11 @@ def _to_problem(
         )
     question = row[fields.question]
     if not isinstance(question, str) or not question.strip():
-        raise BadRowError(f"empty or missing question (field {fields.question!r})")
+        got = "an empty string" if isinstance(question, str) else type(question).__name__
+        raise BadRowError(
+            f"expected the question in field {fields.question!r} to be non-empty text, got {got}",
+            fix="a question string",
+        )
     answer = _answer_text(row.get(fields.answer), fields.answer)
     gold_steps: tuple[str, ...] = ()
     if name is DatasetName.gsm8k:

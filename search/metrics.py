@@ -10,7 +10,8 @@ majority@k, prm@k and weighted@k, plus a PRM diagnostic of arXiv 2501.07301. Pur
 
 The rules are the engine's own (``search.selection``, one ``Select`` enum and one
 ``pick_index``): the pool is the finished completions that state an answer (all completions
-with an answer when none is finished, or when finishing is unknown); ties go to the earliest
+with an answer when finishing is unknown; none, so no pick, when no completion with an
+answer is finished: an unfinished one is wrong); ties go to the earliest
 completion, or to the class whose first member in the pool comes first. A pool without
 answers counts as wrong.
 

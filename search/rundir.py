@@ -52,9 +52,11 @@ NOT_RESULTS = frozenset(
         "device",
         "gpu_memory_utilization",
         "cpu_kvcache_space_gib",
+        "kv_cache_space_gib",
         "enable_prefix_caching",
         "block_size",
         "reuse_prefix_cache",
+        "prefix_cache_tokens",
         "output_dir",
         "launcher",
         # how a model server is reached; what it serves is named by the model keys, which

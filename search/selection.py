@@ -93,7 +93,8 @@ def _class_totals(
 
 
 def pick(candidates: Sequence[Candidate], rule: Select) -> str | None:
-    """The answer ``rule`` selects; ``None`` when no candidate states an answer."""
+    """The answer ``rule`` selects among the finished candidates that state one; ``None``
+    when there is none (no candidate states an answer, or none of those is finished)."""
     chosen = pick_index(
         group_equivalent([c.answer for c in candidates]),
         rule,

@@ -267,7 +267,7 @@ CASES = [
         "search",
         "dataset question not a string",
         tuple(SEARCH_JSONL),
-        r"problems\.jsonl:1: .*question",
+        r"problems\.jsonl:1: .*question in field .question. to be non-empty text, got list",
         {"problems.jsonl": line(PROBLEM, question=["a", "b"])},
     ),
     Case(

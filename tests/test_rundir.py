@@ -99,6 +99,11 @@ def test_fingerprint_drops_what_does_not_change_records() -> None:
             "policy": {"model": "m", "prompt_format": "token_ids"}  # how it is reached: not in
         }
     )
+    # cache sizes decide speed, not records (README: the same generations with or without
+    # prompt reuse), for the policy's and the scorer's backends alike
+    cached = {"model": "m", "hf": {"prefix_cache_tokens": 65536}, "vllm": {"kv_cache_space_gib": 4}}
+    uncached = {"model": "m", "hf": {"prefix_cache_tokens": 0}, "vllm": {"kv_cache_space_gib": 1}}
+    assert fingerprint({"scorer": cached}) == fingerprint({"scorer": uncached})
     changed = {**config, "strategy": {"n": 8}, "aggregation": "prod"}
     assert differences(fingerprint(config), fingerprint(changed)) == [
         "aggregation: (absent) -> 'prod'",

@@ -114,7 +114,11 @@ class Message(BaseModel):
     def text(self) -> str:
         if isinstance(self.content, list):
             if any(part.type != "text" for part in self.content):
-                raise ValueError("expected text content parts only")
+                kinds = sorted({part.type for part in self.content if part.type != "text"})
+                raise ValueError(
+                    f"expected text content parts only, got {kinds}; fix: send the question "
+                    'as a string, or as parts of {"type": "text"}'
+                )
             return "".join(part.text or "" for part in self.content)
         return self.content or ""
 

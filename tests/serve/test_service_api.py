@@ -205,6 +205,11 @@ def test_bad_messages_model_and_prompt(client: openai.OpenAI, server: tuple[str,
         )
     with pytest.raises(openai.BadRequestError, match="non-empty question"):
         client.completions.create(model="prm-search", prompt="  ")
+    image = {"type": "image_url", "image_url": {"url": "http://x/y.png"}}
+    with pytest.raises(openai.BadRequestError, match=r"got \['image_url'\]; fix: send"):
+        client.chat.completions.create(
+            model="prm-search", messages=[{"role": "user", "content": [image]}]
+        )
     response = httpx.post(server[0] + "/v1/completions", content=b"{not json")
     assert response.status_code == 400 and "error" in response.json()
 

@@ -11,8 +11,6 @@ Special tokens:
 
 from __future__ import annotations
 
-from pathlib import Path
-
 EOS_TOKEN = "<|endoftext|>"
 STEP_TAG = "<step>"
 SPECIAL_TOKENS = (EOS_TOKEN, STEP_TAG)
@@ -38,7 +36,3 @@ def build_tokenizer():  # type: ignore[no-untyped-def]
         padding_side="left",
     )
     return tokenizer
-
-
-def save_tokenizer(path: Path) -> None:
-    build_tokenizer().save_pretrained(str(path))
