@@ -42,7 +42,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from prm.first_error import predicted_first_error, processbench_f1, share
 from prm.scoring.encoding import InputTooLong
-from search.components import component_name, is_arith_model, warn_if_world_mismatch
+from search.components import (
+    check_component,
+    component_name,
+    is_arith_model,
+    warn_if_world_mismatch,
+)
 from search.guards import call_scorer
 from search.inputs import (
     InputError,
@@ -445,6 +450,9 @@ def main(raw: DictConfig) -> None:
         output_dir = Path(config.output_dir or HydraConfig.get().runtime.output_dir)
         check_writable_dir(output_dir, "output_dir")
         subsets = load_subsets(config)  # every file read and checked before the PRM loads
+        settings = OmegaConf.to_container(raw.scorer, resolve=True)
+        assert isinstance(settings, dict)
+        check_component("scorer", {str(key): value for key, value in settings.items()})
         scorer_model = component_name(raw.scorer)
         for name, _ in subsets:  # the embedded arithmetic PRM scores about 0 elsewhere
             warn_if_world_mismatch(name, None, scorer_model)

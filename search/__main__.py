@@ -243,7 +243,7 @@ def check_model_paths(raw: DictConfig) -> None:
         if model is None:
             continue
         try:
-            resolve_model_path(str(model))
+            resolve_model_path(str(model), key=f"{role}.model")
         except FileNotFoundError as error:
             raise InputError(f"{role}.model: {error}") from None
 

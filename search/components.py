@@ -99,8 +99,10 @@ def checks_settings_with(check: Callable[..., object]) -> Callable[[F], F]:
 
 def check_component(role: str, node: Mapping[str, Any] | None, **given: Any) -> None:
     """Check a ``_target_`` node (``policy``, ``scorer``) before any model loads: its target
-    imports, every key is a parameter of it, and a factory's ``check_settings``
-    (``checks_settings_with``) accepts the values. ``given``: what the entry point adds when
+    imports, every key is a parameter of it, a factory's ``check_settings``
+    (``checks_settings_with``) accepts the values, and a local checkpoint that one of this
+    project's loaders will read holds what the role needs (``search.resolve.check_checkpoint``;
+    a class of your own reads its ``model`` its own way). ``given``: what the entry point adds when
     it builds the node (the seed). Raises ``InputError`` naming ``role`` and the fix."""
     import inspect
 
@@ -132,13 +134,16 @@ def check_component(role: str, node: Mapping[str, Any] | None, **given: Any) -> 
                 f"expected {role} settings among {known} ({target}), got unknown "
                 f"{[f'{role}.{key}' for key in unknown]}; fix: check their spelling, or drop them"
             )
-    if check is None:
-        return
-    try:
-        check(**settings)
-    except (ValueError, TypeError) as error:
-        message = str(error)
-        raise InputError(message if f"{role}." in message else f"{role}: {message}") from None
+    if check is not None:
+        try:
+            check(**settings)
+        except (ValueError, TypeError) as error:
+            message = str(error)
+            raise InputError(message if f"{role}." in message else f"{role}: {message}") from None
+    if target.startswith(("search.", "prm.")) and "model" in settings:  # our loaders' models
+        from search.resolve import check_checkpoint
+
+        check_checkpoint(role, settings, causal_lm=role == "policy")
 
 
 def is_arith_model(model: str | None) -> bool:

@@ -25,7 +25,89 @@ def local_model_dir(model: str | Path) -> Path | None:
     return None
 
 
-def resolve_model_path(model: str | Path) -> str:
+def local_json(model: str | Path, name: str) -> dict[str, Any] | None:
+    """The JSON object in file ``name`` of ``model`` when ``model`` is a local checkpoint
+    holding it (no hub lookup: a check must work offline), else ``None`` (also for a file
+    that is not a JSON object: the checks that read it then have nothing to read)."""
+    import json
+
+    directory = local_model_dir(model)
+    path = directory / name if directory is not None else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return None
+    return content if isinstance(content, dict) else None
+
+
+# files of which a transformers tokenizer folder holds at least one
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "tiktoken.model")
+CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
+
+
+def check_checkpoint(role: str, settings: dict[str, Any], causal_lm: bool) -> None:
+    """Before any model loads: ``settings`` (a policy or scorer node) name a local checkpoint
+    that holds a model (``config.json``), a tokenizer (here or at ``tokenizer``) with a chat
+    template when ``use_chat_template`` asks for one, a context at least as long as the vLLM
+    ``max_model_len`` asked, and, for a policy (``causal_lm``), a model that writes text
+    rather than a classifier (a PRM given as the policy). A hub name is not read here
+    (``check_hub_reachable`` covers it); an ``InputError`` names the key and the fix."""
+    from search.inputs import InputError
+
+    model = settings.get("model")
+    directory = None if model is None else local_model_dir(str(model))
+    if directory is None:
+        return
+    key = f"{role}.model"
+    config = local_json(directory, "config.json")
+    if config is None:
+        raise InputError(
+            f"{key}: expected a transformers checkpoint (config.json) in {directory}, got "
+            f"none; fix: point {key} at the folder that holds config.json and the weights"
+        )
+    architectures = [str(a) for a in config.get("architectures") or []]
+    classifier = [a for a in architectures if "Classification" in a or "RewardModel" in a]
+    if causal_lm and classifier and len(classifier) == len(architectures):
+        raise InputError(
+            f"{key}: expected a causal language model (e.g. *ForCausalLM) to write solutions, "
+            f"got {classifier[0]} in {directory}/config.json (a PRM?); fix: {key}=a policy "
+            "checkpoint, and give a PRM as scorer.model"
+        )
+    tokenizer = settings.get("tokenizer")
+    tokenizer_dir = directory if tokenizer is None else local_model_dir(str(tokenizer))
+    if tokenizer_dir is not None:
+        present = {path.name for path in tokenizer_dir.iterdir()}
+        if not present & set(TOKENIZER_FILES):
+            raise InputError(
+                f"{key}: expected tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...) in "
+                f"{tokenizer_dir}, got none; fix: {role}.tokenizer=PATH of the tokenizer, or "
+                "save it there (tokenizer.save_pretrained)"
+            )
+        template = (local_json(tokenizer_dir, "tokenizer_config.json") or {}).get("chat_template")
+        if (
+            settings.get("use_chat_template")
+            and not template
+            and not (present & set(CHAT_TEMPLATE_FILES))
+        ):
+            raise InputError(
+                f"{role}.use_chat_template: expected a tokenizer with a chat template, got none "
+                f"in {tokenizer_dir}; fix: {role}.use_chat_template=false (the plain prompt "
+                "template), or a tokenizer that has one"
+            )
+    asked = (settings.get("vllm") or {}).get("max_model_len")
+    context = config.get("max_position_embeddings")
+    on_vllm = settings.get("backend") == "vllm"
+    if on_vllm and isinstance(asked, int) and isinstance(context, int) and asked > context:
+        raise InputError(
+            f"{role}.vllm.max_model_len: expected at most the model's context of {context} "
+            f"tokens (max_position_embeddings in {directory}/config.json), got {asked}; "
+            f"fix: {role}.vllm.max_model_len={context}"
+        )
+
+
+def resolve_model_path(model: str | Path, key: str | None = None) -> str:
     """A local checkpoint as an absolute path, else ``model`` unchanged (a hub name).
 
     A relative path is tried from the working directory, then from the repository root (so
@@ -53,24 +135,26 @@ def resolve_model_path(model: str | Path) -> str:
             "checkpoint, or rebuild the embedded ones (`make policy`, `make prm`)"
         )
     log.info("model %s is not a local path; loading it as a hub model name", model)
-    check_hub_reachable(str(model))
+    check_hub_reachable(str(model), key=key)
     return str(model)
 
 
-def check_hub_reachable(name: str, timeout_s: float = 3.0) -> None:
+def check_hub_reachable(name: str, timeout_s: float = 3.0, key: str | None = None) -> None:
     """Fail within seconds, with the fix, when hub model ``name`` can be neither read from
     the Hugging Face cache nor downloaded (transformers would otherwise retry for a minute).
 
     Cached (a ``config.json`` in the HF cache): fine. Otherwise ``require_hub`` decides.
+    ``key``: the setting that named the model (``scorer.model``), for the fix.
     """
     from huggingface_hub import try_to_load_from_cache
 
     cached = try_to_load_from_cache(name, "config.json")
     if isinstance(cached, str):
         return
+    local = f"/path/to/{name.split('/')[-1]}"
+    copy = f"{key}={local}" if key else f"policy.model={local} or scorer.model={local}"
     fix = (
-        f"fix: pass a local copy (policy.model=/path/to/{name.split('/')[-1]} or "
-        "scorer.model=...), or download it once on a machine with network "
+        f"fix: pass a local copy ({copy}), or download it once on a machine with network "
         f"(huggingface-cli download {name}) and set HF_HUB_OFFLINE=1"
     )
     require_hub(name, "model", fix, timeout_s)

@@ -131,6 +131,18 @@ class Case:
     before: tuple[str, ...] | None = None
 
 
+CAUSAL = json.dumps({"architectures": ["Qwen2ForCausalLM"], "max_position_embeddings": 256})
+CLASSIFIER = json.dumps({"architectures": ["Qwen2ForTokenClassification"]})
+
+
+def checkpoint(folder: str, config: str = CAUSAL, **files: bytes) -> dict[str, bytes]:
+    """A local checkpoint's small files (no weights: each check runs before any load)."""
+    tokenizer = {"tokenizer.json": b"{}", "tokenizer_config.json": b"{}"}
+    return {f"{folder}/{name}": data for name, data in (tokenizer | files).items()} | {
+        f"{folder}/config.json": config.encode()
+    }
+
+
 CASES = [
     # python -m search: config
     Case("search", "strategy.n=0", ("strategy.n=0",), r"strategy\.n >= 1"),
@@ -222,6 +234,54 @@ CASES = [
         "unknown prompt format of a policy server",
         ("policy=openai_server", "policy.prompt_format=xml", "scorer=fake"),
         r"policy: expected policy\.prompt_format in .*got 'xml'; fix",
+    ),
+    Case(
+        "search",
+        "policy folder without a model",
+        ("policy.model=TMP/nomodel", "scorer=fake"),
+        r"policy\.model: expected a transformers checkpoint \(config\.json\) in .*nomodel",
+        {"nomodel/notes.txt": b"weights to come"},
+    ),
+    Case(
+        "search",
+        "policy folder without a tokenizer",
+        ("policy.model=TMP/notok", "scorer=fake"),
+        r"policy\.model: expected tokenizer files .*notok, got none; fix: policy\.tokenizer=",
+        {"notok/config.json": CAUSAL.encode()},
+    ),
+    Case(
+        "search",
+        "a PRM given as the policy",
+        ("policy.model=TMP/prm", "scorer=fake"),
+        r"expected a causal language model .*got Qwen2ForTokenClassification .*fix: policy\.",
+        checkpoint("prm", CLASSIFIER),
+    ),
+    Case(
+        "search",
+        "policy chat template asked, tokenizer has none",
+        ("policy.model=TMP/policy", "policy.use_chat_template=true", "scorer=fake"),
+        r"policy\.use_chat_template: expected a tokenizer with a chat template, got none",
+        checkpoint("policy"),
+    ),
+    Case(
+        "search",
+        "vLLM context above the model's",
+        (
+            "policy.model=TMP/policy",
+            "policy.backend=vllm",
+            "+policy.vllm.max_model_len=4096",
+            "scorer=fake",
+        ),
+        r"policy\.vllm\.max_model_len: expected at most the model's context of 256 .*got 4096; "
+        r"fix: policy\.vllm\.max_model_len=256",
+        checkpoint("policy"),
+    ),
+    Case(
+        "processbench",
+        "PRM folder without a tokenizer",
+        ("scorer.model=TMP/prm",),
+        r"scorer\.model: expected tokenizer files .*prm, got none; fix: scorer\.tokenizer=",
+        {"prm/config.json": CLASSIFIER.encode()},
     ),
     Case(
         "search",

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 
+from search.inputs import InputError
 from search.resolve import (
     CONF_DIR,
     REPO_ROOT,
+    check_checkpoint,
     resolve_device,
     resolve_dtype,
     resolve_model_path,
@@ -52,3 +55,26 @@ def test_a_missing_checkpoint_names_each_folder_tried_once(
     assert f"(from {tmp_path.resolve()} or {REPO_ROOT})" in str(raised.value)
     with pytest.raises(FileNotFoundError, match=r"at /nonexistent/model, got no such"):
         resolve_model_path("/nonexistent/model")  # absolute: no folder to name
+
+
+def test_a_local_checkpoint_with_what_its_role_needs_passes_the_checks(tmp_path: Path) -> None:
+    for role, causal in (("policy", True), ("scorer", False)):
+        check_checkpoint(role, {"model": "checkpoints/arith-policy"}, causal)  # embedded
+    folder = tmp_path / "qwen-like"
+    folder.mkdir()
+    config = {"architectures": ["Qwen2ForCausalLM"], "max_position_embeddings": 4096}
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "tokenizer.json").write_text("{}")
+    (folder / "tokenizer_config.json").write_text(json.dumps({"chat_template": "{{ x }}"}))
+    settings = {"model": str(folder), "use_chat_template": True, "backend": "vllm"}
+    check_checkpoint("policy", settings | {"vllm": {"max_model_len": 4096}}, True)
+    # a template in its own file counts too; a PRM as the scorer is what it should be
+    (folder / "tokenizer_config.json").write_text("{}")
+    (folder / "chat_template.jinja").write_text("{{ x }}")
+    check_checkpoint("policy", settings, True)
+    (folder / "config.json").write_text(
+        json.dumps({"architectures": ["Qwen2ForTokenClassification"]})
+    )
+    check_checkpoint("scorer", {"model": str(folder)}, False)
+    with pytest.raises(InputError, match="expected a causal language model"):
+        check_checkpoint("policy", {"model": str(folder)}, True)

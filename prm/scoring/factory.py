@@ -26,7 +26,7 @@ from search.components import (
 )
 from search.inputs import InputError
 from search.prompting import DEFAULT_SYSTEM_PROMPT, PLAIN_TEMPLATE
-from search.resolve import check_dtype
+from search.resolve import check_dtype, local_json
 
 log = logging.getLogger(__name__)
 
@@ -234,30 +234,11 @@ def build_scorer(model: str, backend: Backend | str = Backend.hf, **settings: An
 TRAINED_LAYOUT = ("step_tag", "step_template", "prompt_template", "use_chat_template")
 
 
-def _local_json(model: str, name: str) -> dict[str, Any] | None:
-    """The JSON object in file ``name`` of ``model`` when ``model`` is a local checkpoint
-    holding it (no hub lookup: a check must work offline), else ``None`` (also for a file
-    that is not a JSON object: the checks below then have nothing to read)."""
-    import json
-
-    from search.resolve import local_model_dir
-
-    directory = local_model_dir(model)
-    path = directory / name if directory is not None else None
-    if path is None or not path.is_file():
-        return None
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        return None
-    return content if isinstance(content, dict) else None
-
-
 def check_trained_layout(model: str, fmt: PRMFormat) -> None:
     """Refuse a format whose input layout differs from the one a checkpoint trained by
     ``prm.train`` learned (its ``training_log.json``): a PRM read at another step tag or
     template scores noise. A checkpoint without that log (a hub PRM) is not checked."""
-    trained = (_local_json(model, "training_log.json") or {}).get("config")
+    trained = (local_json(model, "training_log.json") or {}).get("config")
     if not isinstance(trained, dict):
         return  # no log, or not prm.train's
     keys = [
@@ -281,7 +262,7 @@ def check_architecture(model: str, fmt: PRMFormat) -> None:
     token-classification PRM, or a token classifier read for label tokens, would be scored
     with a head filled at random (the transformers backend also checks the weights it
     loads; vLLM would not say). Other architectures (a PRM's own remote code) pass."""
-    architectures = (_local_json(model, "config.json") or {}).get("architectures")
+    architectures = (local_json(model, "config.json") or {}).get("architectures")
     names = [str(name) for name in architectures or []]
     suffix = {
         PRMFamily.token_classification: "ForCausalLM",
