@@ -130,6 +130,12 @@ def read_completion_sets(
     input_format = InputFormat(input_format)
     aggregation = Aggregation(aggregation)
     on_bad_row = OnBadRow(on_bad_row)
+    if path.is_dir():
+        results = path / "results.jsonl"
+        hint = f"path={results}" if results.is_file() else "path=/path/to/file.jsonl"
+        raise InputError(
+            f"expected a jsonl file of completions, got the directory {path}; fix: {hint}"
+        )
     if not path.is_file():
         raise FileNotFoundError(
             f"expected a jsonl file of completions, got no file at {path} (resolved: "

@@ -69,6 +69,14 @@ def parse_line(path: Path, number: int, line: bytes) -> dict[str, Any] | None:
             path, number, f"expected JSON, got {error} (not a JSON number); fix: a number or null"
         ) from None
     except json.JSONDecodeError as error:
+        if number == 1 and text.strip() == "{":
+            raise JsonlError(
+                path,
+                number,
+                "expected JSON Lines (one JSON object per line), got a JSON document spread "
+                "over lines (a .json file?); fix: one object per line, e.g. "
+                f"`jq -c . {path} > {_lines_name(Path(path))}`",
+            ) from None
         if number == 1 and text.lstrip().startswith("["):
             raise JsonlError(
                 path,

@@ -38,8 +38,8 @@ def render_prompt(
     if use_chat_template:
         if not has_template:
             raise ValueError(
-                "expected a tokenizer with a chat template, got none; "
-                "fix: set use_chat_template=false for base models"
+                "expected a tokenizer with a chat template (policy.use_chat_template is "
+                "true), got none; fix: policy.use_chat_template=false for base models"
             )
         messages = []
         if system_prompt:

@@ -22,6 +22,7 @@ from search.evaluate import (
     read_completion_sets,
     run_evaluation,
 )
+from search.inputs import InputError
 from search.run import run_search
 from search.strategies import StrategyConfig, build_strategy
 
@@ -310,3 +311,15 @@ def test_a_score_that_is_no_probability_names_the_completion(
     path.write_text(json.dumps(row) + "\n")
     with pytest.raises(BadLineError, match=message):
         read_completion_sets(path)
+
+
+def test_a_run_directory_or_a_json_document_is_refused_naming_the_file_to_pass(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "results.jsonl").write_text("")
+    with pytest.raises(InputError, match=rf"got the directory .*fix: path={tmp_path}/results"):
+        read_completion_sets(tmp_path)
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"accuracy": 0.5}, indent=2))
+    with pytest.raises(BadLineError, match=r"metrics\.json:1: .*spread over lines .*jq -c"):
+        read_completion_sets(metrics)

@@ -73,7 +73,9 @@ def resolve_trust(model: str, trust: bool | None, remote_code_for: str | None) -
         return trust
     if remote_code_for is not None and model == remote_code_for:
         return True
-    if remote_code_for is not None:
+    config = local_json(model, "config.json")
+    if remote_code_for is not None and (config is None or "auto_map" in config):
+        # a local checkpoint without auto_map is a transformers class: no remote code to run
         log.warning(
             "not running remote code for %s: this config trusts it for %s only; fix: "
             "scorer.trust_remote_code=true if you trust %s's code",

@@ -146,7 +146,8 @@ def lookup_single_token(tokenizer: Any, text: str, role: str) -> int:
         raise ValueError(
             f"expected the {role} {text!r} to be exactly one token of the PRM's tokenizer, "
             f"got {len(ids)} tokens {pieces} (ids {ids}); fix: use the tag/label the model "
-            "was trained with, or add it to the tokenizer as a special token "
+            "was trained with (scorer.step_tag, scorer.good_token, scorer.bad_token), or add "
+            "it to the tokenizer as a special token "
             "(tokenizer.add_special_tokens) and resize the model's embeddings"
         )
     return int(ids[0])
@@ -163,19 +164,20 @@ def resolve_token_ids(tokenizer: Any, fmt: PRMFormat) -> TokenIds:
         if step_tag in (good, bad):
             raise ValueError(
                 f"expected the step tag {fmt.step_tag!r} to differ from the label tokens, "
-                f"got the same token id {step_tag}"
+                f"got the same token id {step_tag}; fix: scorer.step_tag=<a token the labels "
+                "do not use>"
             )
     if fmt.add_bos_token:
         bos = getattr(tokenizer, "bos_token_id", None)
         if bos is None:
             raise ValueError(
-                "expected a tokenizer with a bos token because add_bos_token is true, got "
-                "none; fix: set add_bos_token=false"
+                "expected a tokenizer with a bos token because scorer.add_bos_token is true, "
+                "got none; fix: scorer.add_bos_token=false"
             )
     if fmt.use_chat_template and not getattr(tokenizer, "chat_template", None):
         raise ValueError(
-            "expected a tokenizer with a chat template because use_chat_template is true, "
-            "got none; fix: set use_chat_template=false and a prompt_template"
+            "expected a tokenizer with a chat template because scorer.use_chat_template is "
+            "true, got none; fix: scorer.use_chat_template=false and a scorer.prompt_template"
         )
     return TokenIds(step_tag=step_tag, good=good, bad=bad, bos=bos)
 

@@ -203,6 +203,16 @@ class StrategyConfig:
                 f"free particle), got n={self.n}, gibbs_iterations={self.gibbs_iterations}; "
                 "fix: strategy.n=2 or more, or strategy.gibbs_iterations=1"
             )
+        grown = self.num_simulations * self.children_per_expansion  # nodes the tree can have
+        if self.name is StrategyName.mcts and grown < self.n:
+            least = -(-self.n // self.children_per_expansion)
+            raise InputError(
+                f"expected strategy.num_simulations * strategy.children_per_expansion >= "
+                f"strategy.n for mcts (a tree that can hold n distinct paths; fewer would be "
+                f"repeated to fill n candidates), got {self.num_simulations} * "
+                f"{self.children_per_expansion} < {self.n}; fix: "
+                f"strategy.num_simulations={least}, or a smaller strategy.n"
+            )
         if self.name is StrategyName.adaptive_best_of_n and self.select is Select.prm:
             raise InputError(
                 "expected strategy.select=majority or weighted for adaptive_best_of_n (it "

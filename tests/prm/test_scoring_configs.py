@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +119,7 @@ def test_model_paths_resolve_locally_then_against_the_repo_root(
     with pytest.raises(FileNotFoundError, match="checkpoints/no-such-prm.*fix"):
         resolve_model_path("checkpoints/no-such-prm")
     # not local: a hub name, checked against the cache and the network (tests/test_resolve_hub.py)
-    monkeypatch.setattr("search.resolve.check_hub_reachable", lambda name: None)
+    monkeypatch.setattr("search.resolve.check_hub_reachable", lambda name, key=None: None)
     assert resolve_model_path("Qwen/Qwen2.5-Math-PRM-7B") == "Qwen/Qwen2.5-Math-PRM-7B"
 
 
@@ -142,6 +143,24 @@ def test_remote_code_is_trusted_only_for_the_model_a_config_names() -> None:
     assert resolve_trust("/models/other-prm", True, qwen)  # unless passed explicitly
     assert not resolve_trust(qwen, False, qwen)
     assert not resolve_trust("any", None, None)
+
+
+def test_the_remote_code_warning_is_for_checkpoints_that_ship_code(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from prm.scoring.factory import resolve_trust
+
+    qwen = "Qwen/Qwen2.5-Math-PRM-7B"
+    plain, coded = tmp_path / "plain", tmp_path / "coded"
+    for folder, config in ((plain, {}), (coded, {"auto_map": {"AutoModel": "m.Model"}})):
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps(config))
+    with caplog.at_level("WARNING"):
+        assert not resolve_trust(str(plain), None, qwen)  # a transformers class: nothing to say
+    assert "not running remote code" not in caplog.text
+    with caplog.at_level("WARNING"):
+        assert not resolve_trust(str(coded), None, qwen)
+    assert "not running remote code" in caplog.text and "trust_remote_code=true" in caplog.text
 
 
 def test_the_trained_layout_check_reads_local_checkpoints_only(

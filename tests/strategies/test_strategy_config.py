@@ -34,6 +34,13 @@ def test_n_must_be_a_multiple_of_beam_width(name: str) -> None:
         StrategyConfig(name=StrategyName(name), n=10, beam_width=4)
 
 
+def test_mcts_needs_a_tree_that_can_hold_n_paths() -> None:
+    with pytest.raises(ValueError, match=r"got 4 \* 2 < 16; fix: strategy.num_simulations=8"):
+        StrategyConfig(name=StrategyName.mcts, n=16, num_simulations=4, children_per_expansion=2)
+    StrategyConfig(name=StrategyName.mcts, n=16, num_simulations=8, children_per_expansion=2)
+    StrategyConfig(name=StrategyName.best_of_n, n=16, num_simulations=4)  # not read there
+
+
 def test_best_of_n_and_mcts_ignore_beam_width() -> None:
     StrategyConfig(name=StrategyName.best_of_n, n=10, beam_width=4)
     StrategyConfig(name=StrategyName.mcts, n=10, beam_width=4)

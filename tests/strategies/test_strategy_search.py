@@ -218,8 +218,8 @@ def test_mcts_visits_add_up(
 ) -> None:
     """Root visits = simulations; every node's visits = simulations that ended at it plus
     its children's visits, so the excesses add up to the simulations again."""
-    config = make_config(
-        "mcts", num_simulations=simulations, extra_simulations=0, prior=prior, save_trees=True
+    config = make_config(  # n=2: one simulation of 2 children can hold that many paths
+        "mcts", n=2, num_simulations=simulations, extra_simulations=0, prior=prior, save_trees=True
     )
     results = build_strategy(config, Aggregation.min).run(
         problems, FakeGenerator(seed=1, error_rate=0.3), FakeScorer(noise=0.1)
