@@ -51,7 +51,7 @@ from typing import Any, cast
 from transformers import Trainer, TrainerCallback
 
 from prm.arith_model import EMBEDDED_PRM_FORMAT
-from prm.first_error import predicted_first_error, processbench_f1
+from prm.first_error import first_error_of, predicted_first_error, processbench_f1
 from prm.scoring.encoding import PrefixEncoder, check_max_length
 from prm.scoring.format import PRMFamily, PRMFormat
 from prm.stepwise import StepwiseExample, read_stepwise
@@ -168,7 +168,7 @@ class EncodedExample:
 
     @property
     def first_error(self) -> int:
-        return next((i for i, label in enumerate(self.labels) if not label), -1)
+        return first_error_of(self.labels)
 
 
 def encode_examples(

@@ -58,9 +58,12 @@ class Match:
     path: tuple[tuple[_Node, int], ...]
 
 
-def _common_length(edge: np.ndarray, ids: np.ndarray) -> int:
-    width = min(len(edge), len(ids))
-    mismatch = np.flatnonzero(edge[:width] != ids[:width])
+def common_length(left: Sequence[int] | np.ndarray, right: Sequence[int] | np.ndarray) -> int:
+    """How many leading tokens ``left`` and ``right`` share (one rule for every token tree:
+    this one, the PRM's token ledger and its prefix waves)."""
+    left, right = np.asarray(left, dtype=np.int64), np.asarray(right, dtype=np.int64)
+    width = min(len(left), len(right))
+    mismatch = np.flatnonzero(left[:width] != right[:width])
     return int(mismatch[0]) if len(mismatch) else width
 
 
@@ -84,7 +87,7 @@ class KVTree:
             child = node.children.get(int(ids[position]))
             if child is None:
                 break
-            used = _common_length(child.edge, ids[position:])
+            used = common_length(child.edge, ids[position:])
             child.last_used = self._clock
             path.append((child, used))
             position += used

@@ -37,7 +37,7 @@ from prm.scoring.encoding import (
 from prm.scoring.factory import AUTO_CLASSES
 from prm.scoring.format import PRMFamily, PRMFormat
 from search.inputs import InputError
-from search.kv_tree import KVTree
+from search.kv_tree import KVTree, common_length
 from search.resolve import resolve_device, resolve_model_path, torch_dtype
 
 log = logging.getLogger(__name__)
@@ -225,7 +225,7 @@ class HFScorer(StepTagScorer):
         unique = sorted({item.token_ids for item in encoded})
         todo = set(unique)
         for left, right in itertools.pairwise(unique):
-            shared = _common_length(left, right)
+            shared = common_length(left, right)
             if shared > 0:
                 todo.add(left[:shared])
         waves: dict[int, list[tuple[int, ...]]] = {}
@@ -344,15 +344,6 @@ class HFScorer(StepTagScorer):
                 "does not take past_key_values/position_ids as transformers' models do; fix: "
                 "set scorer.hf.reuse_prefix_cache=false"
             )
-
-
-def _common_length(left: Sequence[int], right: Sequence[int]) -> int:
-    count = 0
-    for a, b in zip(left, right, strict=False):
-        if a != b:
-            break
-        count += 1
-    return count
 
 
 def check_no_missing_weights(

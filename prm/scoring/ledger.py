@@ -12,6 +12,8 @@ from collections.abc import Hashable, Sequence
 
 import numpy as np
 
+from search.kv_tree import common_length
+
 
 class _Node:
     __slots__ = ("children", "edge")
@@ -19,12 +21,6 @@ class _Node:
     def __init__(self, edge: np.ndarray) -> None:
         self.edge = edge  # token ids on the edge into this node
         self.children: dict[int, _Node] = {}
-
-
-def _common_length(edge: np.ndarray, ids: np.ndarray) -> int:
-    width = min(len(edge), len(ids))
-    mismatch = np.flatnonzero(edge[:width] != ids[:width])
-    return int(mismatch[0]) if len(mismatch) else width
 
 
 class TokenLedger:
@@ -44,7 +40,7 @@ class TokenLedger:
             if child is None:
                 node.children[int(ids[position])] = _Node(ids[position:].copy())
                 return len(ids) - position
-            matched = _common_length(child.edge, ids[position:])
+            matched = common_length(child.edge, ids[position:])
             if matched < len(child.edge):  # split the edge where the sequences part
                 middle = _Node(child.edge[:matched])
                 child.edge = child.edge[matched:]
