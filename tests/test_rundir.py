@@ -61,10 +61,18 @@ def test_a_second_writer_is_refused_and_a_killed_ones_lock_is_taken_over(
 
 
 def test_the_lock_is_reentrant_within_a_process(tmp_path: Path) -> None:
-    with RunLock(tmp_path), RunLock(tmp_path):
-        pass
-    with RunLock(tmp_path):  # released after the outer exit
-        pass
+    lock = tmp_path / LOCK_FILE
+    with RunLock(tmp_path):
+        with RunLock(tmp_path):
+            pass
+        assert json.loads(lock.read_text())["pid"] == os.getpid()  # the inner exit keeps it
+    assert lock.read_text() == ""  # released after the outer exit: another process may take it
+    holder = hold_lock(tmp_path)
+    try:
+        assert json.loads(lock.read_text())["pid"] == holder.pid
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
 
 
 def test_fingerprint_drops_what_does_not_change_records() -> None:

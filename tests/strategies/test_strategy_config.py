@@ -42,8 +42,10 @@ def test_mcts_needs_a_tree_that_can_hold_n_paths() -> None:
 
 
 def test_best_of_n_and_mcts_ignore_beam_width() -> None:
-    StrategyConfig(name=StrategyName.best_of_n, n=10, beam_width=4)
-    StrategyConfig(name=StrategyName.mcts, n=10, beam_width=4)
+    for name in (StrategyName.best_of_n, StrategyName.mcts):  # n=10 is no multiple of 4
+        config = StrategyConfig(name=name, n=10, beam_width=4)
+        assert (config.n, config.beam_width) == (10, 4)
+        assert "beam_width" not in FIELDS_READ[name]
 
 
 @pytest.mark.parametrize(

@@ -123,13 +123,25 @@ def test_best_of_n_prm_pick_uses_the_configured_aggregation(aggregation: str, an
     assert result.prediction == answer  # select=prm
 
 
-def test_weighted_pick_sums_scores_per_answer() -> None:
+@pytest.mark.parametrize(
+    ("aggregation", "weighted", "other_rule", "other"),
+    [
+        # min: X 0.2, Y 0.6, Z 0.1 + 0.1 -> 2 by weight, where counting votes gives 3
+        ("min", "2", "majority", "3"),
+        # mean: X 0.713, Y 0.763, Z 0.397 + 0.397 -> 3 by summed weight, where the best
+        # single candidate (prm) is Y's 2
+        ("mean", "3", "prm", "2"),
+    ],
+)
+def test_weighted_pick_sums_scores_per_answer(
+    aggregation: str, weighted: str, other_rule: str, other: str
+) -> None:
     config = StrategyConfig(name="best_of_n", n=4, select="weighted")  # type: ignore[arg-type]
-    # last: X 0.99, Y 0.99, Z 0.99 + 0.99 -> answer 3 wins by weight.
-    [result] = build_strategy(config, "last").run(
+    [result] = build_strategy(config, aggregation).run(
         [SCRIPTED], ScriptedGenerator(OPTIONS), TableScorer(TABLE)
     )
-    assert result.prediction == result.predictions["weighted"] == "3"
+    assert result.prediction == result.predictions["weighted"] == weighted
+    assert result.predictions[other_rule] == other
 
 
 def test_dvts_candidates_are_the_last_expansion_of_each_subtree(
