@@ -21,6 +21,10 @@ from __future__ import annotations
 
 import re
 
+# the final step a gold solution is written with (the arithmetic world's, GSM8K's gold steps):
+# rule 1 reads it back
+ANSWER_STEP = "The answer is \\boxed{{{value}}}."
+
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
 # "answer is" at a word boundary, then the answer up to the end of the sentence or line. A
 # period ends the answer only when followed by whitespace or the end, so 3.5 stays whole.

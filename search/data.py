@@ -40,14 +40,13 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from search.answers import ANSWER_STEP
 from search.inputs import InputError
 from search.jsonl import JsonlError, parse_line
 from search.resolve import require_hub
 from search.types import LoadedProblems, Problem, split_steps
 
 log = logging.getLogger(__name__)
-
-GSM8K_ANSWER_STEP = "The answer is \\boxed{{{value}}}."
 
 
 class DatasetName(str, Enum):
@@ -327,7 +326,7 @@ def _gsm8k_answer(rationale: str) -> tuple[str, tuple[str, ...]]:
         raise BadRowError("expected the answer to end in '#### N' (GSM8K format), got none")
     lines = (_CALCULATOR_NOTE.sub("", line).strip() for line in body.splitlines())
     steps = tuple(line for line in lines if line)
-    return value, (*steps, GSM8K_ANSWER_STEP.format(value=value))
+    return value, (*steps, ANSWER_STEP.format(value=value))
 
 
 def _problem_id(

@@ -40,9 +40,10 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from search.answers import ANSWER_STEP
 from search.components import component_name
 from search.envs.arith.checker import ErrorKind, check_solution, parse_question
-from search.envs.arith.world import ANSWER_TEMPLATE, OPS, Split, apply, make_split
+from search.envs.arith.world import OPS, Split, apply, make_split
 from search.protocols import Generator
 from search.resolve import CONF_DIR
 from search.types import Prefix, Problem, Until
@@ -122,7 +123,7 @@ def _write(
 
 def _answer(steps: list[str], start: int) -> str:
     value = int(steps[-1].rsplit("=", 1)[1]) if steps else start
-    return ANSWER_TEMPLATE.format(value=value)
+    return ANSWER_STEP.format(value=value)
 
 
 def corrupt_solution(
@@ -153,9 +154,9 @@ def corrupt_solution(
     if corruption is Corruption.skipped_step:
         gold = _write(start, chain)
         steps = gold[:index] + gold[index + 1 :]
-        return (*steps, ANSWER_TEMPLATE.format(value=values[-1]))
+        return (*steps, ANSWER_STEP.format(value=values[-1]))
     steps = _write(start, chain)
-    return (*steps, ANSWER_TEMPLATE.format(value=values[-1] + delta))
+    return (*steps, ANSWER_STEP.format(value=values[-1] + delta))
 
 
 def to_record(

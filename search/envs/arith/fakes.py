@@ -17,9 +17,9 @@ import random
 import re
 from collections.abc import Sequence
 
-from search.answers import extract_answer
+from search.answers import ANSWER_STEP, extract_answer
 from search.envs.arith.checker import check_solution, parse_question
-from search.envs.arith.world import ANSWER_TEMPLATE, OPS, apply
+from search.envs.arith.world import OPS, apply
 from search.generators.base import continuation_seed, stream_names
 from search.grading import answers_match
 from search.prompting import render_prompt
@@ -207,7 +207,7 @@ class FakeGenerator:
         start, operations = chain
         value = _running_value(start, steps)
         if len(steps) >= len(operations):
-            return ANSWER_TEMPLATE.format(value=value), True
+            return ANSWER_STEP.format(value=value), True
         op, operand = operations[len(steps)]
         result = apply(op, value, operand)
         if rng.random() < error_rate:
@@ -230,7 +230,7 @@ class FakeGenerator:
             answer = str(int(stripped) + rng.randint(1, 9)) if is_int else "0"
             if answer == problem.answer:
                 answer = str(rng.randint(1000, 9999))
-        return ANSWER_TEMPLATE.format(value=answer), True
+        return ANSWER_STEP.format(value=answer), True
 
 
 class FakeScorer:

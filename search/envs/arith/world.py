@@ -23,10 +23,10 @@ import random
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
+from search.answers import ANSWER_STEP
 from search.protocols import Checker
 from search.types import LoadedProblems, Problem
 
-ANSWER_TEMPLATE = "The answer is \\boxed{{{value}}}."
 OPS: dict[str, str] = {"add": "+", "sub": "-", "mul": "*"}
 
 
@@ -111,7 +111,7 @@ class Chain:
         for op, operand, value in zip(self.ops, self.operands, self.values, strict=True):
             steps.append(f"{previous} {OPS[op]} {operand} = {value}")
             previous = value
-        steps.append(ANSWER_TEMPLATE.format(value=self.answer))
+        steps.append(ANSWER_STEP.format(value=self.answer))
         return tuple(steps)
 
 

@@ -4,9 +4,9 @@ import hashlib
 
 import pytest
 
+from search.answers import ANSWER_STEP
 from search.envs.arith.checker import ErrorKind, check_solution, parse_question
 from search.envs.arith.world import (
-    ANSWER_TEMPLATE,
     Split,
     WorldConfig,
     apply,
@@ -29,7 +29,7 @@ def test_gold_solution_shape_and_answer_form() -> None:
     for problem in make_split(Split.test, size=50):
         start, chain = parse_question(problem.question)
         assert len(problem.gold_steps) == len(chain) + 1
-        assert problem.gold_steps[-1] == ANSWER_TEMPLATE.format(value=problem.answer)
+        assert problem.gold_steps[-1] == ANSWER_STEP.format(value=problem.answer)
         value = start
         for (op, operand), step in zip(chain, problem.gold_steps, strict=False):
             value = apply(op, value, operand)
