@@ -53,6 +53,7 @@ from search.inputs import (
     InputError,
     check_writable_dir,
     exit_on_input_error,
+    exit_on_server_error,
     input_errors_unwrapped,
 )
 from search.metrics import min_on_final_step_share
@@ -439,7 +440,7 @@ def load_scorer(node: DictConfig) -> Scorer:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="processbench")
 def main(raw: DictConfig) -> None:
-    with exit_on_input_error():
+    with exit_on_server_error(), exit_on_input_error():
         config: ProcessBenchConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
         quiet_library_bars(config.progress)
         if raw.scorer is None:

@@ -33,6 +33,7 @@ from search.guards import check_generations
 from search.inputs import (
     InputError,
     exit_on_input_error,
+    exit_on_server_error,
     input_errors_unwrapped,
     require_bool,
     require_int,
@@ -433,7 +434,7 @@ def main() -> None:
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="prm_sample")
     def run(raw: DictConfig) -> None:
-        with exit_on_input_error():
+        with exit_on_server_error(), exit_on_input_error():
             sample_from_config(raw)
 
     run()

@@ -508,6 +508,12 @@ CASES = [
     Case("label", "samples missing", ("samples=TMP/none.jsonl",), r"none\.jsonl"),
     Case(
         "label",
+        "judge server not there",
+        ("labeller=judge", "labeller.critic.base_url=http://127.0.0.1:9"),
+        r"error: .*http://127\.0\.0\.1:9",
+    ),
+    Case(
+        "label",
         "MC policy batch size 0",
         ("labeller=mc", "policy.hf.batch_size=0"),
         r"expected policy\.hf\.batch_size >= 1, got 0; fix",

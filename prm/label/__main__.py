@@ -47,7 +47,7 @@ from prm.label.records import Labeller, LabelRecord, check_same_steps, stamped, 
 from prm.sample import SampledSolution, read_samples
 from prm.stepwise import write_stepwise
 from search.components import check_component
-from search.inputs import exit_on_input_error, input_errors_unwrapped
+from search.inputs import exit_on_input_error, exit_on_server_error, input_errors_unwrapped
 from search.jsonl import JsonlLog
 from search.launchers.ray import RayLauncherConfig
 from search.progress import quiet_library_bars
@@ -317,7 +317,7 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="prm_label")
 def main(raw: DictConfig) -> None:
-    with exit_on_input_error():
+    with exit_on_server_error(), exit_on_input_error():
         label_from_config(raw)
 
 

@@ -21,10 +21,8 @@ Critics (``Critic``: a batch of prompts in, a batch of critiques out):
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -33,6 +31,7 @@ from prm.sample import SampledSolution
 from search.answers import last_boxed
 from search.guards import check_generations
 from search.protocols import Generator
+from search.remote import ServerClient, ServerSettings
 from search.types import FinishReason, Prefix, Problem, Until
 
 log = logging.getLogger(__name__)
@@ -138,62 +137,65 @@ class GeneratorCritic:
 
 
 class OpenAICritic:
-    """A critic behind an OpenAI-compatible chat-completions endpoint.
-
-    ``api_key``: the key itself, or ``None`` to read ``$OPENAI_API_KEY`` (a local vLLM server
-    accepts any value; ``"EMPTY"`` is used when neither is set). Requests run
-    ``max_concurrency`` at a time. ``client`` replaces the ``openai.OpenAI`` client (tests).
-    """
+    """A critic behind an OpenAI-compatible chat-completions endpoint (e.g. ``vllm serve``),
+    through the project's one HTTP client (``search.remote.ServerClient``): requests run
+    ``max_concurrency`` at a time, are retried with backoff on 429, 5xx, timeouts and dropped
+    connections (``max_retries``), and a server that is not there is one error naming its URL
+    when the critic is built. ``api_key_env`` names the environment variable holding the key
+    (a local vLLM server needs none), as for the remote policy and PRM. ``client`` replaces
+    the client (tests)."""
 
     def __init__(
         self,
         model: str,
-        base_url: str = "http://localhost:8000/v1",
-        api_key: str | None = None,
+        base_url: str = "http://localhost:8000",
+        api_key_env: str | None = None,
         temperature: float = 0.0,
         max_tokens: int = 4096,
         max_concurrency: int = 8,
         timeout_s: float = 600.0,
-        client: Any = None,
+        connect_timeout_s: float = 5.0,
+        max_retries: int = 4,
+        client: ServerClient | None = None,
     ) -> None:
         if client is None:
-            try:
-                import openai
-            except ImportError:
-                raise ImportError(
-                    "expected the openai client for the LLM judge, got no module 'openai'; "
-                    "fix: pip install 'prm-search[judge]' (or pip install openai)"
-                ) from None
-
-            client = openai.OpenAI(
+            settings = ServerSettings(
                 base_url=base_url,
-                api_key=api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",
-                timeout=timeout_s,
+                api_key_env=api_key_env,
+                timeout_s=timeout_s,
+                connect_timeout_s=connect_timeout_s,
+                max_concurrency=max_concurrency,
+                max_retries=max_retries,
             )
+            client = ServerClient(settings)
+            client.check()  # a judge that is not there: one line now, not after sampling
         self.client = client
         self.model = model
         self.temperature = temperature
         self.max_tokens = max_tokens
-        self.max_concurrency = max_concurrency
-
-    def _one(self, prompt: str) -> Critique:
-        response = self.client.chat.completions.create(
-            model=self.model,
-            messages=[{"role": "user", "content": prompt}],
-            temperature=self.temperature,
-            max_tokens=self.max_tokens,
-        )
-        choice = response.choices[0]
-        usage = getattr(response, "usage", None)
-        return Critique(
-            text=choice.message.content or "",
-            truncated=choice.finish_reason == "length",
-            num_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
-        )
 
     def critique(self, prompts: Sequence[str]) -> list[Critique]:
-        with ThreadPoolExecutor(max_workers=max(1, self.max_concurrency)) as pool:
-            return list(pool.map(self._one, prompts))
+        bodies = [
+            {
+                "model": self.model,
+                "messages": [{"role": "user", "content": prompt}],
+                "temperature": self.temperature,
+                "max_tokens": self.max_tokens,
+            }
+            for prompt in prompts
+        ]
+        critiques = []
+        for response in self.client.post_many("/v1/chat/completions", bodies):
+            choice = response["choices"][0]
+            usage = response.get("usage") or {}
+            critiques.append(
+                Critique(
+                    text=(choice.get("message") or {}).get("content") or "",
+                    truncated=choice.get("finish_reason") == "length",
+                    num_tokens=int(usage.get("completion_tokens") or 0),
+                )
+            )
+        return critiques
 
 
 @dataclass

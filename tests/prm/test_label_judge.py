@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Sequence
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from remote.fake_server import free_port, scripted_server
 
 from prm.label.judge import (
     Critique,
@@ -18,6 +17,7 @@ from prm.label.judge import (
     render_judge_prompt,
 )
 from prm.sample import SampledSolution
+from search.remote import ServerUnavailable
 from search.types import (
     DEFAULT_SAMPLING,
     Continuation,
@@ -163,45 +163,44 @@ def test_generator_critic_renders_the_prompt_as_the_question() -> None:
     assert cut.first_error is None and cut.reason == "truncated"
 
 
-class FakeCompletions:
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
+def _chat_server(method: str, path: str, body: Any) -> tuple[int, dict[str, str], Any]:
+    """An OpenAI-compatible chat endpoint: a prompt holding "q-cut" is cut at max_tokens."""
+    if method == "GET":
+        return 200, {}, {"object": "list", "data": [{"id": "judge-72b"}]}
+    cut = "q-cut" in body["messages"][0]["content"]
+    choice = {
+        "message": {"role": "assistant", "content": "hmm" if cut else "\\boxed{-1}"},
+        "finish_reason": "length" if cut else "stop",
+    }
+    return 200, {}, {"choices": [choice], "usage": {"completion_tokens": 11}}
 
-    def create(self, **request: Any) -> Any:
-        with self.lock:
-            self.requests.append(request)
-        content = request["messages"][0]["content"]
-        cut = "q-cut" in content
-        return SimpleNamespace(
-            choices=[
-                SimpleNamespace(
-                    message=SimpleNamespace(content="hmm" if cut else "\\boxed{-1}"),
-                    finish_reason="length" if cut else "stop",
-                )
-            ],
-            usage=SimpleNamespace(completion_tokens=11),
+
+def test_openai_critic_maps_requests_and_finish_reasons(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JUDGE_KEY", "secret")
+    with scripted_server(_chat_server) as (url, seen):
+        critic = OpenAICritic(
+            model="judge-72b",
+            base_url=url + "/v1",  # a trailing /v1 is accepted
+            api_key_env="JUDGE_KEY",
+            temperature=0.0,
+            max_tokens=123,
+            max_concurrency=4,
         )
-
-
-def test_openai_critic_maps_requests_and_finish_reasons() -> None:
-    completions = FakeCompletions()
-    client = SimpleNamespace(chat=SimpleNamespace(completions=completions))
-    critic = OpenAICritic(
-        model="judge-72b", temperature=0.0, max_tokens=123, max_concurrency=4, client=client
-    )
-    prompts = ["q-ok", "q-cut", "q-ok-2"]
-    critiques = critic.critique(prompts)
+        prompts = ["q-ok", "q-cut", "q-ok-2"]
+        critiques = critic.critique(prompts)
+        critic.client.close()
     assert [c.truncated for c in critiques] == [False, True, False]
     assert critiques[0].text == "\\boxed{-1}" and critiques[0].num_tokens == 11
-    assert sorted(r["messages"][0]["content"] for r in completions.requests) == sorted(prompts)
-    request = completions.requests[0]
+    posts = [(path, body, headers) for method, path, body, headers in seen if method == "POST"]
+    assert {path for path, _, _ in posts} == {"/v1/chat/completions"}
+    assert sorted(body["messages"][0]["content"] for _, body, _ in posts) == sorted(prompts)
+    _, request, headers = posts[0]
     assert request["model"] == "judge-72b" and request["max_tokens"] == 123
     assert request["messages"][0]["role"] == "user" and request["temperature"] == 0.0
+    assert headers["authorization"] == "Bearer secret"
 
 
-def test_openai_critic_builds_a_client_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    critic = OpenAICritic(model="m", base_url="http://127.0.0.1:9/v1")  # no request is sent
-    assert str(critic.client.base_url).startswith("http://127.0.0.1:9/v1")
-    assert critic.client.api_key == "EMPTY"
+def test_a_judge_that_is_not_there_is_one_error_naming_its_url() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(ServerUnavailable, match=url.replace(".", r"\.")):
+        OpenAICritic(model="m", base_url=url, connect_timeout_s=1.0)
