@@ -69,7 +69,7 @@ def parse_line(path: Path, number: int, line: bytes) -> dict[str, Any] | None:
             path, number, f"expected JSON, got {error} (not a JSON number); fix: a number or null"
         ) from None
     except json.JSONDecodeError as error:
-        if number == 1 and text.strip() == "{":
+        if number == 1 and text.strip() == "{" and Path(path).suffix == ".json":
             raise JsonlError(
                 path,
                 number,

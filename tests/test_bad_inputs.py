@@ -143,6 +143,12 @@ def checkpoint(folder: str, config: str = CAUSAL, **files: bytes) -> dict[str, b
     }
 
 
+EMBEDDED_PRM = ROOT / "checkpoints" / "arith-prm"
+PRM_TOKENIZER = {  # the embedded PRM's tokenizer files, without its training log
+    f"own_prm/{name}": (EMBEDDED_PRM / name).read_bytes()
+    for name in ("tokenizer.json", "tokenizer_config.json")
+} | {"own_prm/config.json": CLASSIFIER.encode()}
+
 CASES = [
     # python -m search: config
     Case("search", "strategy.n=0", ("strategy.n=0",), r"strategy\.n >= 1"),
@@ -282,6 +288,13 @@ CASES = [
         ("scorer.model=TMP/prm",),
         r"scorer\.model: expected tokenizer files .*prm, got none; fix: scorer\.tokenizer=",
         {"prm/config.json": CLASSIFIER.encode()},
+    ),
+    Case(
+        "search",
+        "step tag of several tokens",
+        ("scorer.model=TMP/own_prm", "scorer.step_tag=abcxyz", "policy=fake"),
+        r"expected the step tag 'abcxyz' to be exactly one token .*fix: .*scorer\.step_tag",
+        PRM_TOKENIZER,
     ),
     Case(
         "search",

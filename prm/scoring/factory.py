@@ -17,7 +17,7 @@ from typing import Any
 
 from prm.scoring.base import StepTagScorer
 from prm.scoring.encoding import OverflowPolicy
-from prm.scoring.format import PRMFamily, PRMFormat
+from prm.scoring.format import PRMFamily, PRMFormat, resolve_token_ids
 from search.components import (
     backend_options,
     checks_settings_with,
@@ -151,6 +151,7 @@ def scorer_plan(
     )
     check_trained_layout(model, fmt)
     check_architecture(model, fmt)
+    check_format_tokens(tokenizer or model, fmt)
     options = {
         Backend.hf: backend_options("scorer", "hf", hf, _HF_KEYS),
         Backend.vllm: backend_options("scorer", "vllm", vllm, _VLLM_KEYS),
@@ -256,6 +257,25 @@ def check_trained_layout(model: str, fmt: PRMFormat) -> None:
             f"expected the input layout {model} was trained with (its training_log.json), got "
             f"{got}; fix: {fix}"
         )
+
+
+def check_format_tokens(tokenizer: str, fmt: PRMFormat) -> None:
+    """Before any model loads: the format's step tag (and label tokens, bos, chat template)
+    against a local tokenizer (``prm.scoring.format.resolve_token_ids``, the check the
+    scorer runs when it loads). A hub name, or a tokenizer transformers cannot read here, is
+    left to the load, which reports it."""
+    from search.resolve import local_model_dir
+
+    directory = local_model_dir(tokenizer)
+    if directory is None:
+        return
+    try:
+        import transformers
+
+        loaded = transformers.AutoTokenizer.from_pretrained(str(directory))
+    except Exception:  # e.g. one that needs remote code: its load says why
+        return
+    resolve_token_ids(loaded, fmt)  # ValueError naming scorer.<key> and the fix
 
 
 def check_architecture(model: str, fmt: PRMFormat) -> None:
