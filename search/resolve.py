@@ -4,6 +4,7 @@ paths, devices and dtypes. Used by the generators, the scorers and the trainers 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,9 @@ def local_json(model: str | Path, name: str) -> dict[str, Any] | None:
     return content if isinstance(content, dict) else None
 
 
-# files of which a transformers tokenizer folder holds at least one
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "tiktoken.model")
+# files of which a transformers tokenizer folder holds at least one (besides any *.model,
+# sentencepiece's, or *.tiktoken file)
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "vocab.txt", "merges.txt")
 CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
 
 
@@ -79,13 +81,17 @@ def check_checkpoint(role: str, settings: dict[str, Any], causal_lm: bool) -> No
     tokenizer_dir = directory if tokenizer is None else local_model_dir(str(tokenizer))
     if tokenizer_dir is not None:
         present = {path.name for path in tokenizer_dir.iterdir()}
-        if not present & set(TOKENIZER_FILES):
+        tokenizer_config = local_json(tokenizer_dir, "tokenizer_config.json") or {}
+        vocabulary = present & set(TOKENIZER_FILES) or any(
+            name.endswith((".model", ".tiktoken")) for name in present
+        )
+        if not vocabulary and "auto_map" not in tokenizer_config:  # auto_map: its own code
             raise InputError(
                 f"{key}: expected tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...) in "
                 f"{tokenizer_dir}, got none; fix: {role}.tokenizer=PATH of the tokenizer, or "
                 "save it there (tokenizer.save_pretrained)"
             )
-        template = (local_json(tokenizer_dir, "tokenizer_config.json") or {}).get("chat_template")
+        template = tokenizer_config.get("chat_template")
         if (
             settings.get("use_chat_template")
             and not template
@@ -98,7 +104,9 @@ def check_checkpoint(role: str, settings: dict[str, Any], causal_lm: bool) -> No
             )
     asked = (settings.get("vllm") or {}).get("max_model_len")
     context = config.get("max_position_embeddings")
-    on_vllm = settings.get("backend") == "vllm"
+    # vLLM derives the same bound (longer with rope scaling, or when told to allow it)
+    on_vllm = settings.get("backend") == "vllm" and not config.get("rope_scaling")
+    on_vllm = on_vllm and os.environ.get("VLLM_ALLOW_LONG_MAX_MODEL_LEN", "0") in ("", "0")
     if on_vllm and isinstance(asked, int) and isinstance(context, int) and asked > context:
         raise InputError(
             f"{role}.vllm.max_model_len: expected at most the model's context of {context} "

@@ -78,3 +78,26 @@ def test_a_local_checkpoint_with_what_its_role_needs_passes_the_checks(tmp_path:
     check_checkpoint("scorer", {"model": str(folder)}, False)
     with pytest.raises(InputError, match="expected a causal language model"):
         check_checkpoint("policy", {"model": str(folder)}, True)
+
+
+@pytest.mark.parametrize(
+    "files",
+    [("tokenizer.model",), ("spiece.model",), ("vocab.json", "merges.txt"), ("q.tiktoken",)],
+)
+def test_tokenizers_of_other_layouts_pass(tmp_path: Path, files: tuple[str, ...]) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"]}))
+    for name in files:
+        (tmp_path / name).write_text("x")
+    check_checkpoint("policy", {"model": str(tmp_path)}, True)
+
+
+def test_a_longer_vllm_context_passes_with_rope_scaling(tmp_path: Path) -> None:
+    config = {"architectures": ["Qwen2ForCausalLM"], "max_position_embeddings": 4096}
+    (tmp_path / "tokenizer.json").write_text("{}")
+    settings = {"model": str(tmp_path), "backend": "vllm", "vllm": {"max_model_len": 16384}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(InputError, match="max_model_len=4096"):
+        check_checkpoint("policy", settings, True)
+    scaled = config | {"rope_scaling": {"type": "yarn", "factor": 4.0}}
+    (tmp_path / "config.json").write_text(json.dumps(scaled))
+    check_checkpoint("policy", settings, True)  # vLLM stretches the context itself
