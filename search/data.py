@@ -174,9 +174,8 @@ def load_problems(config: DatasetConfig) -> LoadedProblems:
             problems.append(_to_problem(name, fields, row, index, where, config))
         except BadRowError as error:
             if config.on_bad_row == OnBadRow.error.value:
-                own = f"{error.fix}, " if error.fix else ""
                 raise BadRowError(
-                    f"{where}: bad row: {error}; fix: {own}correct the row, or pass "
+                    f"{where}: bad row: {error}; fix: {error.fix or 'correct the row'}; or pass "
                     "dataset.on_bad_row=skip to skip bad rows (they are counted and logged)"
                 ) from None
             reasons.append(f"{where}: {error}")

@@ -162,16 +162,14 @@ def read_completion_sets(
             parse = _parse_engine if input_format is InputFormat.engine else _parse_completions
             sets.append(parse(row, aggregation))
         except (BadLineError, JsonlError) as error:
-            own = ""
             message = str(error)
+            fix = "correct the line"
             if isinstance(error, JsonlError):
-                message = error.problem
-                own = f"{error.fix}, " if error.fix else ""
+                message, fix = error.problem, error.fix or fix
             if on_bad_row is OnBadRow.error:
                 raise BadLineError(
-                    f"{where}: bad line ({input_format.value} format): {message}; fix: "
-                    f"{own}correct the line, or pass on_bad_row=skip to skip bad lines (they "
-                    "are counted and logged)"
+                    f"{where}: bad line ({input_format.value} format): {message}; fix: {fix}; "
+                    "or pass on_bad_row=skip to skip bad lines (they are counted and logged)"
                 ) from None
             reasons.append(f"{where}: {message}")
     if reasons:

@@ -97,8 +97,9 @@ def input_errors_unwrapped(what: str | None = None) -> Iterator[None]:
     """Around building a component (``instantiate``): an ``InputError`` raised inside (e.g. a
     ``max_length`` above the model's context) comes out as itself, not in Hydra's wrapper,
     so the entry point prints it as one line. With ``what`` (the component, e.g.
-    ``"policy"``), a ``ValueError`` of this project's checks (its message names the fix; e.g.
-    a constructor's bound) comes out as an ``InputError`` naming ``what`` too. Any other
+    ``"policy"``), any other input problem that names its fix (``is_input_problem``: a check's
+    ``ValueError``, e.g. a constructor's bound, a missing file, an unreachable hub) comes out
+    as an ``InputError`` naming ``what`` too. Any other
     error (a bug, in this package or in a user's class) propagates unchanged."""
     try:
         yield
@@ -110,7 +111,7 @@ def input_errors_unwrapped(what: str | None = None) -> Iterator[None]:
             raise cause from None
         if what is not None:
             for candidate in (error, cause):
-                if isinstance(candidate, ValueError) and "fix:" in str(candidate):
+                if is_input_problem(candidate, require_fix=True):
                     raise InputError(f"{what}: {candidate}") from error
         raise
 

@@ -38,8 +38,9 @@ def render_prompt(
     if use_chat_template:
         if not has_template:
             raise ValueError(
-                "expected a tokenizer with a chat template (policy.use_chat_template is "
-                "true), got none; fix: policy.use_chat_template=false for base models"
+                "expected a tokenizer with a chat template (use_chat_template is true), got "
+                "none; fix: use_chat_template=false for base models (policy.use_chat_template, "
+                "or that of the generator node in use)"
             )
         messages = []
         if system_prompt:

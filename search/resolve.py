@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,19 +50,69 @@ TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "vocab.txt", "merges.txt")
 CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
 
 
-def check_checkpoint(role: str, settings: dict[str, Any], causal_lm: bool) -> None:
-    """Before any model loads: ``settings`` (a policy or scorer node) name a local checkpoint
-    that holds a model (``config.json``), a tokenizer (here or at ``tokenizer``) with a chat
-    template when ``use_chat_template`` asks for one, a context at least as long as the vLLM
-    ``max_model_len`` asked, and, for a policy (``causal_lm``), a model that writes text
-    rather than a classifier (a PRM given as the policy). A hub name is not read here
-    (``check_hub_reachable`` covers it); an ``InputError`` names the key and the fix."""
+def check_checkpoint(role: str, settings: Mapping[str, Any], causal_lm: bool) -> None:
+    """Before any model loads: ``settings`` (a policy or scorer node) name local folders that
+    hold what the role needs. A model loaded here (not one a server runs: ``base_url``)
+    needs a ``config.json``, a context at least as long as the vLLM ``max_model_len`` asked,
+    and, for a policy (``causal_lm``), to be a model that writes text rather than a
+    classifier (a PRM given as the policy). The tokenizer (``tokenizer``, else ``model``)
+    needs its files, and a chat template when ``use_chat_template`` asks for one. A hub or
+    served name is not read here (``check_hub_reachable`` covers the hub); an ``InputError``
+    names the key and the fix."""
     from search.inputs import InputError
 
     model = settings.get("model")
-    directory = None if model is None else local_model_dir(str(model))
-    if directory is None:
+    # a model a server runs (an openai_server policy, a vllm_server scorer): its name only
+    served = bool(settings.get("base_url")) and settings.get("backend") in (None, "vllm_server")
+    directory = None if model is None or served else local_model_dir(str(model))
+    key = f"{role}.model"
+    if directory is not None:
+        _check_model_folder(role, directory, settings, causal_lm)
+    tokenizer = settings.get("tokenizer")
+    named = tokenizer if tokenizer is not None else model  # where the tokenizer loads from
+    tokenizer_dir = None if named is None else local_model_dir(str(named))
+    if tokenizer_dir is None:
         return
+    present = {path.name for path in tokenizer_dir.iterdir()}
+    tokenizer_config = local_json(tokenizer_dir, "tokenizer_config.json") or {}
+    vocabulary = present & set(TOKENIZER_FILES) or any(
+        name.endswith((".model", ".tiktoken")) for name in present
+    )
+    if not vocabulary and "auto_map" not in tokenizer_config:  # auto_map: its own code
+        which = f"{role}.tokenizer" if tokenizer is not None else key
+        raise InputError(
+            f"{which}: expected tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...) in "
+            f"{tokenizer_dir}, got none; fix: {role}.tokenizer=PATH of the tokenizer, or "
+            "save it there (tokenizer.save_pretrained)"
+        )
+    template = tokenizer_config.get("chat_template")
+    has_template = bool(template) or bool(present & set(CHAT_TEMPLATE_FILES))
+    if settings.get("use_chat_template") and not has_template:
+        raise InputError(
+            f"{role}.use_chat_template: expected a tokenizer with a chat template, got none "
+            f"in {tokenizer_dir}; fix: {role}.use_chat_template=false (the plain prompt "
+            "template), or a tokenizer that has one"
+        )
+
+
+def _rope_scaled(config: Mapping[str, Any]) -> bool:
+    """Whether the model stretches its context (rope scaling: ``rope_scaling``, or
+    transformers 5's ``rope_parameters`` with a ``rope_type`` other than ``default``)."""
+    if config.get("rope_scaling"):
+        return True
+    parameters = config.get("rope_parameters")
+    if not isinstance(parameters, dict):
+        return False
+    # one set of parameters, or one per attention type
+    groups = [parameters] if "rope_type" in parameters else list(parameters.values())
+    return any(isinstance(g, dict) and g.get("rope_type", "default") != "default" for g in groups)
+
+
+def _check_model_folder(
+    role: str, directory: Path, settings: Mapping[str, Any], causal_lm: bool
+) -> None:
+    from search.inputs import InputError
+
     key = f"{role}.model"
     config = local_json(directory, "config.json")
     if config is None:
@@ -77,35 +128,10 @@ def check_checkpoint(role: str, settings: dict[str, Any], causal_lm: bool) -> No
             f"got {classifier[0]} in {directory}/config.json (a PRM?); fix: {key}=a policy "
             "checkpoint, and give a PRM as scorer.model"
         )
-    tokenizer = settings.get("tokenizer")
-    tokenizer_dir = directory if tokenizer is None else local_model_dir(str(tokenizer))
-    if tokenizer_dir is not None:
-        present = {path.name for path in tokenizer_dir.iterdir()}
-        tokenizer_config = local_json(tokenizer_dir, "tokenizer_config.json") or {}
-        vocabulary = present & set(TOKENIZER_FILES) or any(
-            name.endswith((".model", ".tiktoken")) for name in present
-        )
-        if not vocabulary and "auto_map" not in tokenizer_config:  # auto_map: its own code
-            raise InputError(
-                f"{key}: expected tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...) in "
-                f"{tokenizer_dir}, got none; fix: {role}.tokenizer=PATH of the tokenizer, or "
-                "save it there (tokenizer.save_pretrained)"
-            )
-        template = tokenizer_config.get("chat_template")
-        if (
-            settings.get("use_chat_template")
-            and not template
-            and not (present & set(CHAT_TEMPLATE_FILES))
-        ):
-            raise InputError(
-                f"{role}.use_chat_template: expected a tokenizer with a chat template, got none "
-                f"in {tokenizer_dir}; fix: {role}.use_chat_template=false (the plain prompt "
-                "template), or a tokenizer that has one"
-            )
     asked = (settings.get("vllm") or {}).get("max_model_len")
     context = config.get("max_position_embeddings")
     # vLLM derives the same bound (longer with rope scaling, or when told to allow it)
-    on_vllm = settings.get("backend") == "vllm" and not config.get("rope_scaling")
+    on_vllm = settings.get("backend") == "vllm" and not _rope_scaled(config)
     on_vllm = on_vllm and os.environ.get("VLLM_ALLOW_LONG_MAX_MODEL_LEN", "0") in ("", "0")
     if on_vllm and isinstance(asked, int) and isinstance(context, int) and asked > context:
         raise InputError(

@@ -151,7 +151,7 @@ def test_a_row_without_the_question_field_lists_its_keys_and_the_field_option(
         load_problems(DatasetConfig(name="jsonl", path=path))
     assert str(raised.value).startswith(
         f"{path}:1: bad row: expected the question in field 'question', got keys ['answer', "
-        "'prompt']; fix: dataset.question_field=prompt if another field holds it, correct "
+        "'prompt']; fix: dataset.question_field=prompt if another field holds it; or pass "
     )
     config = DatasetConfig(name="jsonl", path=path, question_field="prompt")
     assert [p.question for p in load_problems(config).problems] == ["1+1?"]

@@ -101,3 +101,34 @@ def test_a_longer_vllm_context_passes_with_rope_scaling(tmp_path: Path) -> None:
     scaled = config | {"rope_scaling": {"type": "yarn", "factor": 4.0}}
     (tmp_path / "config.json").write_text(json.dumps(scaled))
     check_checkpoint("policy", settings, True)  # vLLM stretches the context itself
+
+
+def test_a_served_model_needs_only_its_tokenizer_here(tmp_path: Path) -> None:
+    folder = tmp_path / "tokenizer-only"  # what an openai_server policy renders prompts with
+    folder.mkdir()
+    (folder / "tokenizer.json").write_text("{}")
+    served = {"model": str(folder), "base_url": "http://127.0.0.1:8000"}
+    check_checkpoint("policy", served, True)
+    check_checkpoint("scorer", served | {"backend": "vllm_server"}, False)
+    with pytest.raises(InputError, match="expected a transformers checkpoint"):
+        check_checkpoint("policy", {"model": str(folder), "backend": "hf"}, True)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match=r"policy\.tokenizer: expected tokenizer files"):
+        check_checkpoint("policy", served | {"model": "served-name", "tokenizer": str(empty)}, True)
+
+
+def test_transformers_5_rope_parameters_count_as_scaling(tmp_path: Path) -> None:
+    config = {
+        "architectures": ["Qwen2ForCausalLM"],
+        "max_position_embeddings": 32768,
+        "rope_parameters": {"rope_type": "yarn", "factor": 4.0, "rope_theta": 1e6},
+    }
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "tokenizer.json").write_text("{}")
+    settings = {"model": str(tmp_path), "backend": "vllm", "vllm": {"max_model_len": 65536}}
+    check_checkpoint("policy", settings, True)
+    plain = config | {"rope_parameters": {"rope_type": "default", "rope_theta": 1e6}}
+    (tmp_path / "config.json").write_text(json.dumps(plain))
+    with pytest.raises(InputError, match="max_model_len=32768"):
+        check_checkpoint("policy", settings, True)

@@ -113,7 +113,8 @@ def build_critic(node: dict[str, Any]) -> Any:
             f"{sorted(node)}; fix: use labeller=judge (an OpenAI-compatible endpoint) or "
             "labeller=judge_local (a generator), or set labeller.critic._target_"
         )
-    return instantiate(node)
+    with input_errors_unwrapped("labeller.critic"):
+        return instantiate(node)
 
 
 def build_labeller(
@@ -343,6 +344,14 @@ def uses_policy(config: LabelConfig) -> bool:
     return isinstance(chosen, ConsensusConfig) and not chosen.mc_records
 
 
+def uses_critic(config: LabelConfig) -> bool:
+    """Whether the labeller asks a critic (the LLM judge, alone or in consensus)."""
+    chosen = config.labeller
+    if isinstance(chosen, JudgeConfig):
+        return True
+    return isinstance(chosen, ConsensusConfig) and chosen.judge is not JudgeKind.calculator
+
+
 def label_from_config(raw: DictConfig) -> None:
     """The body of ``python -m prm.label``: checks before any model loads, then labels."""
     config: LabelConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
@@ -354,6 +363,8 @@ def label_from_config(raw: DictConfig) -> None:
     settings: Any = OmegaConf.to_container(raw, resolve=True, enum_to_str=True)
     if uses_policy(config):  # its settings checked before anything loads
         check_component("policy", settings.get("policy"), seed=config.seed)
+    if uses_critic(config):  # likewise the critic's (an unknown key is one line, not a trace)
+        check_component("labeller.critic", settings["labeller"].get("critic"))
     with RunLock(output_dir):  # one writer; settings checked before any model loads
         written = JsonlLog(output_dir / RECORDS_FILE).records
         check_fingerprint(

@@ -141,15 +141,16 @@ class OpenAICritic:
     through the project's one HTTP client (``search.remote.ServerClient``): requests run
     ``max_concurrency`` at a time, are retried with backoff on 429, 5xx, timeouts and dropped
     connections (``max_retries``), and a server that is not there is one error naming its URL
-    when the critic is built. ``api_key_env`` names the environment variable holding the key
-    (a local vLLM server needs none), as for the remote policy and PRM. ``client`` replaces
+    when the critic is built. ``api_key_env`` names the environment variable holding the key,
+    as for the remote policy and PRM (``$OPENAI_API_KEY`` by default; when it is unset no key
+    is sent, which a local vLLM server accepts). ``client`` replaces
     the client (tests)."""
 
     def __init__(
         self,
         model: str,
         base_url: str = "http://localhost:8000",
-        api_key_env: str | None = None,
+        api_key_env: str | None = "OPENAI_API_KEY",
         temperature: float = 0.0,
         max_tokens: int = 4096,
         max_concurrency: int = 8,

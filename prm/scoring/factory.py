@@ -272,7 +272,8 @@ def check_format_tokens(tokenizer: str, fmt: PRMFormat) -> None:
     try:
         import transformers
 
-        loaded = transformers.AutoTokenizer.from_pretrained(str(directory))
+        # no remote code here, whatever the config says: a check must not run a model's code
+        loaded = transformers.AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False)
     except Exception:  # e.g. one that needs remote code: its load says why
         return
     resolve_token_ids(loaded, fmt)  # ValueError naming scorer.<key> and the fix

@@ -319,14 +319,17 @@ class Batcher:
         await self._queue.put(job)
         if disconnected is None:
             return await future
-        while True:
-            done, _ = await asyncio.wait({future}, timeout=self.disconnect_poll_s)
-            if done:
-                return future.result()
-            if await disconnected():
-                job.abandoned.set()
-                future.cancel()
-                raise ClientGone(f"the client of {len(problems)} question(s) disconnected")
+        try:
+            while True:
+                done, _ = await asyncio.wait({future}, timeout=self.disconnect_poll_s)
+                if done:
+                    return future.result()
+                if await disconnected():
+                    raise ClientGone(f"the client of {len(problems)} question(s) disconnected")
+        except (ClientGone, asyncio.CancelledError):  # also the request cancelled (shutdown)
+            job.abandoned.set()
+            future.cancel()
+            raise
 
     async def _loop(self) -> None:
         assert self._queue is not None

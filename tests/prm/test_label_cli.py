@@ -48,20 +48,27 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, *overrides: str) -> None:
     entry.main()
 
 
-@pytest.mark.parametrize("labeller", LABELLERS)
+@pytest.mark.parametrize("labeller", [*LABELLERS, "consensus labeller.judge=llm"])
 def test_every_labeller_composes(labeller: str) -> None:
     from omegaconf import OmegaConf
 
     import prm.label.__main__ as entry  # registers the schemas
 
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        config = OmegaConf.to_object(compose("prm_label", overrides=[f"labeller={labeller}"]))
+        name, *more = labeller.split()
+        config = OmegaConf.to_object(compose("prm_label", overrides=[f"labeller={name}", *more]))
     assert isinstance(config, entry.LabelConfig)
     assert config.labeller.name in ("mc", "judge", "calculator", "consensus")
     assert config.output_dir.endswith(config.labeller.name)
     if labeller.startswith("judge"):
         assert isinstance(config.labeller, JudgeConfig)
         assert "_target_" in config.labeller.critic
+    if entry.uses_critic(config):  # every key of a shipped critic is one its class takes
+        from search.components import check_component
+
+        critic = OmegaConf.to_container(OmegaConf.create(config.labeller.critic))
+        assert isinstance(critic, dict)
+        check_component("labeller.critic", {str(k): v for k, v in critic.items()})
 
 
 def test_calculator_with_report_and_resume(

@@ -3,6 +3,7 @@ arithmetic world, so each test takes well under a second of model time."""
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import time
 from collections.abc import Iterator, Sequence
@@ -24,7 +25,7 @@ from search.remote import ServerClient, ServerSettings
 from search.serve.app import build_app
 from search.serve.background import free_port, serve_in_background
 from search.serve.fields import check_unapplied
-from search.serve.service import RequestError, SearchService, SearchSettings
+from search.serve.service import Batcher, RequestError, SearchService, SearchSettings
 from search.strategies import StrategyConfig
 from search.strategies.config import StrategyName
 from search.types import DEFAULT_SAMPLING, FinishReason, Generation, Prefix, Sampling, Until
@@ -529,3 +530,32 @@ def test_a_batch_shared_with_a_waiting_client_runs_on_for_it() -> None:
         batcher = app.state.batcher
         assert batcher.batch_sizes == [2] and batcher.stopped_batches == 0
         assert reply.model_extra["search"]["prediction"] is not None
+
+
+def test_a_request_cancelled_on_the_server_drops_its_search_too() -> None:
+    """E.g. at shutdown: the request's coroutine is cancelled, not its client gone."""
+    slow = SlowFakeGenerator(delay_s=0.2, seed=0)
+    service = _beam_service(slow)
+
+    async def scenario() -> Batcher:
+        batcher = Batcher(service, disconnect_poll_s=0.05)
+        batcher.start()
+
+        async def still_there() -> bool:
+            return False
+
+        settings = service.resolve(SearchSettings())
+        request = asyncio.create_task(batcher.submit(settings, [PROBLEMS[0]], still_there))
+        await asyncio.sleep(0.1)
+        request.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await request
+        for _ in range(100):
+            if batcher.stopped_batches:
+                break
+            await asyncio.sleep(0.02)
+        await batcher.stop()
+        return batcher
+
+    batcher = asyncio.run(scenario())
+    assert batcher.stopped_batches == 1 and batcher.strategy_calls == 1
