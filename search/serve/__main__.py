@@ -23,6 +23,7 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from search.components import check_component
 from search.inputs import exit_on_input_error, exit_on_server_error, input_errors_unwrapped
 from search.resolve import CONF_DIR
 from search.serve.config import ServeConfig, register_configs
@@ -41,6 +42,10 @@ def main(raw: DictConfig) -> None:
 def serve(raw: DictConfig) -> None:
     config: ServeConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
     config.strategy.validate(has_scorer=config.scorer is not None)  # before any model loads
+    settings = OmegaConf.to_container(raw, resolve=True)
+    assert isinstance(settings, dict)
+    check_component("policy", settings.get("policy"), seed=config.seed)  # likewise
+    check_component("scorer", settings.get("scorer"))
 
     import uvicorn
 

@@ -4,6 +4,7 @@ the command serves requests end to end (fake models, a subprocess, as a user run
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -90,3 +91,20 @@ def test_python_m_search_serve_answers_the_openai_client(tmp_path: Path) -> None
         os.killpg(process.pid, signal.SIGINT)
         process.wait(timeout=30)
         log.close()
+
+
+def test_bad_component_settings_are_one_line_before_any_model_loads(tmp_path: Path) -> None:
+    (tmp_path / "tokenizer-only").mkdir()
+    (tmp_path / "tokenizer-only" / "tokenizer.json").write_text("{}")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    cases = {
+        "policy.hf.batch_size=0": r"expected policy\.hf\.batch_size >= 1, got 0; fix",
+        f"policy.model={tmp_path}/tokenizer-only": r"policy\.model: expected a transformers ",
+    }
+    for override, message in cases.items():
+        done = subprocess.run(
+            [sys.executable, "-m", "search.serve", override, f"hydra.run.dir={tmp_path}/run"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+        assert re.search(message, done.stderr.strip().splitlines()[-1]), done.stderr[-2000:]
