@@ -40,7 +40,8 @@ def plot_training_curve(log_path: Path, out: Path | None = None) -> Path:
             left.plot(steps, [row[key] for row in history], marker="o", label=key)
     left.set_xlabel("optimizer step")
     left.set_ylabel("loss")
-    left.legend()
+    if left.get_lines():
+        left.legend()
     left.grid(alpha=0.3)
     for key in SCORES:
         if key in history[0]:
@@ -48,7 +49,10 @@ def plot_training_curve(log_path: Path, out: Path | None = None) -> Path:
     right.set_xlabel("optimizer step")
     right.set_ylabel("validation")
     right.set_ylim(0, 1)
-    right.legend(fontsize=8)
+    if right.get_lines():  # a run without validation has no scores to show
+        right.legend(fontsize=8)
+    else:
+        right.text(0.5, 0.5, "no validation in this run", ha="center", transform=right.transAxes)
     right.grid(alpha=0.3)
     fig.suptitle(f"PRM training: {log.get('num_train', '?')} solutions, {Path(log_path).parent}")
     fig.tight_layout()

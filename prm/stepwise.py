@@ -275,6 +275,11 @@ class SourceFormat(str, Enum):
 
 def convert_jsonl(source: Path, output: Path, fmt: SourceFormat) -> tuple[int, int]:
     """Convert a file of PRM800K or Math-Shepherd rows; returns (written, skipped)."""
+    if not Path(source).is_file():
+        raise InputError(
+            f"expected a JSON Lines file of {fmt.value} rows, got no file at {source}; fix: "
+            "pass the path of the downloaded file"
+        )
     examples: list[StepwiseExample] = []
     skipped = 0
     for row in read_jsonl(source):
@@ -297,7 +302,10 @@ def main() -> None:
     parser.add_argument("output", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    written, skipped = convert_jsonl(args.source, args.output, SourceFormat(args.format))
+    try:
+        written, skipped = convert_jsonl(args.source, args.output, SourceFormat(args.format))
+    except InputError as error:  # one line, and no empty output file
+        parser.exit(1, f"error: {error}\n")
     log.info(
         "wrote %d examples to %s (%d rows without a rated step)", written, args.output, skipped
     )

@@ -589,11 +589,11 @@ def export_model(output_dir: Path, export: Path) -> None:
 def initial_checkpoint(config: TrainConfig, output_dir: Path) -> Path:
     """The directory the model starts from: the PRM built from the policy, or a checkpoint."""
     if config.init_checkpoint is not None:
-        return Path(resolve_model_path(config.init_checkpoint))
+        return Path(resolve_model_path(config.init_checkpoint, key="init_checkpoint"))
     from prm.arith_model import init_prm_from_policy
 
     assert config.policy_dir is not None
-    policy = Path(resolve_model_path(config.policy_dir))
+    policy = Path(resolve_model_path(config.policy_dir, key="policy_dir"))
     return Path(
         init_prm_from_policy(
             policy,

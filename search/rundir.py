@@ -264,11 +264,12 @@ def check_fingerprint(
 
 def discard_unused_run_dir() -> Path | None:
     """Remove the current Hydra job's output directory when nothing in it is worth keeping:
-    only ``.hydra/``, a ``.lock`` and log files that are all empty (a run refused on its
-    inputs before it logged a line), so bad inputs leave no empty run directories. A
-    directory with records, a fingerprint, a user's file or any logged line (a long run's
-    log, a reused folder's history) is left alone, as is a symlinked one and the folders
-    above it. Returns the directory removed, if any."""
+    only ``.hydra/``, a ``.lock``, a fingerprint and log files that are all empty (a run
+    refused on its inputs before it logged a line), so bad inputs leave no empty run
+    directories. A fingerprint alone holds nothing: without records beside it, the next run
+    writes its own (``check_fingerprint``). A directory with records, a user's file or any
+    logged line (a long run's log, a reused folder's history) is left alone, as is a
+    symlinked one and the folders above it. Returns the directory removed, if any."""
     import shutil
 
     from hydra.core.hydra_config import HydraConfig
@@ -281,7 +282,7 @@ def discard_unused_run_dir() -> Path | None:
     if directory.resolve() == Path.cwd().resolve():
         return None
     for entry in directory.iterdir():
-        if entry.name in HYDRA_FILES and not entry.is_symlink():
+        if entry.name in (*HYDRA_FILES, FINGERPRINT_FILE) and not entry.is_symlink():
             continue
         empty_log = entry.suffix == ".log" and entry.is_file() and not entry.is_symlink()
         if empty_log and entry.stat().st_size == 0:

@@ -856,3 +856,15 @@ def write_doc() -> None:
 
 if __name__ == "__main__":
     write_doc()
+
+
+def test_a_run_refused_after_its_fingerprint_was_written_leaves_no_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fingerprint is written before the components are built: a constructor's refusal
+    (here the fake policy's) comes after it, and the directory still holds nothing of a run."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")
+    outcome = run_case_cli("search", [*FAKE_RUN, "policy.error_rate=2"], tmp_path)
+    assert outcome.code == 1 and "policy: expected 0 <= error_rate <= 1" in outcome.message
+    assert not (tmp_path / "hydra" / "search").exists()

@@ -9,6 +9,7 @@ understands sits under ``hf:`` or ``vllm:``, so switching backend is one overrid
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -252,11 +253,26 @@ def check_trained_layout(model: str, fmt: PRMFormat) -> None:
     differing = [key for key in keys if key in trained and trained[key] != getattr(fmt, key)]
     if differing:
         got = ", ".join(f"scorer.{key}={getattr(fmt, key)!r}" for key in differing)
-        fix = " ".join(f"scorer.{key}={trained[key]!r}" for key in differing)
+        typed = [key for key in differing if "\n" not in str(trained[key])]
+        in_yaml = [key for key in differing if key not in typed]
+        fixes = [" ".join(_override(f"scorer.{key}", trained[key]) for key in typed)]
+        if in_yaml:  # Hydra's command line has no way to write a line break
+            fixes.append(
+                "in a scorer YAML (line breaks cannot be typed as overrides): "
+                + ", ".join(f"{key}: {json.dumps(trained[key])}" for key in in_yaml)
+            )
         raise InputError(
             f"expected the input layout {model} was trained with (its training_log.json), got "
-            f"{got}; fix: {fix}"
+            f"{got}; fix: {'; and '.join(fix for fix in fixes if fix)}"
         )
+
+
+def _override(key: str, value: Any) -> str:
+    """``key=value`` as a shell would pass it to Hydra: a string quoted for Hydra (so ``<``,
+    ``{`` and spaces survive) inside double quotes for the shell."""
+    if isinstance(value, str):
+        return f"\"{key}='{value}'\""
+    return f"{key}={json.dumps(value)}"
 
 
 def check_format_tokens(tokenizer: str, fmt: PRMFormat) -> None:

@@ -114,8 +114,10 @@ class HFScorer(StepTagScorer):
         """
         import transformers
 
-        path = resolve_model_path(model)
-        tokenizer_path = resolve_model_path(tokenizer) if tokenizer is not None else path
+        path = resolve_model_path(model, key="scorer.model")
+        tokenizer_path = (
+            resolve_model_path(tokenizer, key="scorer.tokenizer") if tokenizer is not None else path
+        )
         device = resolve_device(device)
         weights_dtype = torch_dtype(dtype, device)
         if auto_class is None:

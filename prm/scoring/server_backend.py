@@ -129,7 +129,10 @@ class VLLMServerScorer(StepTagScorer):
         )
         client = ServerClient(settings)
         name, server_limit = served_model(client, served_model_name)
-        tokenizer_path = resolve_model_path(tokenizer if tokenizer is not None else model)
+        tokenizer_path = resolve_model_path(
+            tokenizer if tokenizer is not None else model,
+            key="scorer.tokenizer" if tokenizer is not None else "scorer.model",
+        )
         hf_tokenizer = transformers.AutoTokenizer.from_pretrained(
             tokenizer_path, trust_remote_code=trust_remote_code
         )

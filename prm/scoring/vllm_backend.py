@@ -127,8 +127,10 @@ class VLLMScorer(StepTagScorer):
         from vllm import LLM
         from vllm.config import PoolerConfig
 
-        path = resolve_model_path(model)
-        tokenizer_path = resolve_model_path(tokenizer) if tokenizer is not None else path
+        path = resolve_model_path(model, key="scorer.model")
+        tokenizer_path = (
+            resolve_model_path(tokenizer, key="scorer.tokenizer") if tokenizer is not None else path
+        )
         hf_tokenizer = transformers.AutoTokenizer.from_pretrained(
             tokenizer_path, trust_remote_code=trust_remote_code
         )

@@ -142,7 +142,9 @@ class OpenAIServerGenerator:
         # does not fit is found before any search, as with a local policy
         limit = entries[model].get("max_model_len")
         self.context_length: int | None = int(limit) if isinstance(limit, int) else None
-        path = resolve_model_path(tokenizer or model)
+        path = resolve_model_path(
+            tokenizer or model, key="policy.tokenizer" if tokenizer else "policy.model"
+        )
         self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         self.renderer = PromptRenderer(self.tokenizer, use_chat_template, system_prompt)
         self.prompt_format = prompt_format

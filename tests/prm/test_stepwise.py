@@ -221,3 +221,16 @@ def test_the_json_array_fix_never_writes_over_its_input(tmp_path: Path) -> None:
     path.write_text(json.dumps([{"prompt": "p"}], indent=2))
     with pytest.raises(InputError, match=r"> \S*data\.lines\.jsonl`"):
         read_stepwise(path)
+
+
+def test_converting_a_missing_file_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "out.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-m", "prm.stepwise", "prm800k", str(tmp_path / "nope.jsonl"), str(out)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1 and not out.exists()
+    assert done.stderr.strip().splitlines()[-1].startswith("error: expected a JSON Lines file")

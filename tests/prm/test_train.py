@@ -221,8 +221,11 @@ def test_training_learns_and_the_checkpoint_loads_in_the_scorer(
     assert len(scores[0]) == len(problem.gold_steps)
     assert all(0.0 <= s <= 1.0 for s in scores[0])
     # read at another step tag than it learned, the PRM would score noise: refused
-    with pytest.raises(InputError, match=r"trained with .*fix: scorer\.step_tag='<step>'"):
+    with pytest.raises(InputError, match=r"trained with .*fix: \"scorer\.step_tag='<step>'\"$"):
         build_scorer(str(out), "hf", step_tag="|", hf={"device": "cpu"})
+    # a template with line breaks cannot be typed as an override: the fix says where it goes
+    with pytest.raises(InputError, match=r"in a scorer YAML .*step_template: \"\{step\}"):
+        build_scorer(str(out), "hf", step_template="{step} {tag}", hf={"device": "cpu"})
 
 
 def test_a_max_length_beyond_the_models_context_is_refused(
