@@ -111,6 +111,15 @@ def report(result: dict[str, Any], chunk: int, rollouts: int) -> str:
         )
     outside = result["outside_model_s"]
     lines.append(f"| outside the model | | | {outside:.1f} | {outside / wall:.2f} | |")
+    full = result["decode"][-1]  # the largest batches
+    bound = result["rollout_tokens"] / (steps / (full["row_steps"] / full["seconds"]))
+    lines += [
+        "",
+        f"Bound: with every decode row-step at the rate of the largest batches "
+        f"({full['row_steps'] / full['seconds']:.0f}/s) and nothing else taking time (no "
+        f"prefill, sampling, stopping or copies), this row would spend {bound:.0f} rollout "
+        f"tokens/s ({bound / (result['rollout_tokens'] / wall):.2f}x its measured rate).",
+    ]
     return "\n".join(lines)
 
 

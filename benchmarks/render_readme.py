@@ -45,6 +45,11 @@ SECTIONS: list[tuple[str, str, str]] = [
         "mc_attention_kernels.md",
     ),
     (
+        "Monte Carlo labelling: where the time of make prm's row goes",
+        "python benchmarks/mc_profile.py --limit 512 --chunk 512",
+        "mc_profile.md",
+    ),
+    (
         "Building the shipped PRM: stage times on this machine (all rounds but its last three)",
         "python benchmarks/prm_pipeline_times.py",
         "prm_pipeline.md",
