@@ -38,7 +38,15 @@ FIXED_COLUMNS = (
     "problems",
     "accuracy",
 )
-TAIL_COLUMNS = ("pass@n", "policy tokens/problem", "prm tokens/problem", "wall s")
+TAIL_COLUMNS = (
+    "pass@n",
+    "finished share",
+    "policy tokens/problem",
+    "prm tokens/problem",
+    "wall s",
+)
+# the decimals each numeric column is shown with (accuracies and shares: 3)
+DECIMALS = {"policy tokens/problem": 0, "prm tokens/problem": 0, "wall s": 1}
 
 
 @dataclass(frozen=True)
@@ -94,6 +102,7 @@ def summarize(metrics_paths: Sequence[Path], root: Path | None = None) -> Summar
                 "accuracy": metrics.get("accuracy"),
                 **{f"acc {rule}": value for rule, value in by_rule.items()},
                 "pass@n": metrics.get("pass_at_n"),
+                "finished share": metrics.get("finished_share"),
                 "policy tokens/problem": _per_problem(metrics.get("policy_tokens"), problems),
                 "prm tokens/problem": _per_problem(metrics.get("prm_tokens"), problems),
                 "wall s": metrics.get("wall_s"),
@@ -104,11 +113,12 @@ def summarize(metrics_paths: Sequence[Path], root: Path | None = None) -> Summar
     return Summary(columns, tuple(rows))
 
 
-def _cell(value: Any) -> str:
+def _cell(column: str, value: Any) -> str:
+    """One column's numbers all with the same decimals (``DECIMALS``, else 3 for floats)."""
     if value is None:
         return "-"
-    if isinstance(value, float):
-        return f"{value:.3f}" if abs(value) < 10 else f"{value:.0f}"
+    if isinstance(value, float) or (column in DECIMALS and isinstance(value, int)):
+        return f"{value:.{DECIMALS.get(column, 3)}f}"
     return str(value)
 
 
@@ -118,7 +128,7 @@ def to_markdown(summary: Summary) -> str:
         "|" + "---|" * len(summary.columns),
     ]
     for row in summary.rows:
-        lines.append("| " + " | ".join(_cell(row.get(c)) for c in summary.columns) + " |")
+        lines.append("| " + " | ".join(_cell(c, row.get(c)) for c in summary.columns) + " |")
     return "\n".join(lines)
 
 

@@ -50,6 +50,14 @@ def test_rows_are_per_run_with_per_problem_tokens(tmp_path: Path) -> None:
     table = to_markdown(summary)
     assert table.count("\n") == 4  # header, rule, 3 rows
     assert "| best_of_n | 4 | weighted | min | 10 | 0.500 | - | - | 0.300 |" in table
+    # a column's numbers share their decimals (wall time 2.0 beside 29.0, not "2.000" / "29")
+    _metrics(tmp_path / "d", wall_s=29.0, finished_share=0.75)
+    rows = to_markdown(summarize(find_runs([tmp_path]), root=tmp_path)).splitlines()
+    assert rows[0].endswith("| pass@n | finished share | policy tokens/problem | "
+                            "prm tokens/problem | wall s |")  # fmt: skip
+    by_run = {row.split(" | ")[0].strip("| "): row for row in rows[2:]}
+    assert by_run["d"].endswith("| 0.800 | 0.750 | 100 | - | 29.0 |")
+    assert by_run["a"].endswith("| 0.800 | - | 100 | - | 2.0 |")
 
 
 def test_cli_needs_out_for_several_directories(tmp_path: Path) -> None:
