@@ -5,12 +5,18 @@ The row is ``make prm``'s (early-stop MC rolled out by the verifier base on the 
 generator: ``mc_labelling_speed.SETUPS[4]``). Every forward call of the model is timed with
 forward hooks (a call of one new token per row is a decode step, else a prefill); the rest of
 the wall time is sampling, stopping, cache copies, tokenizing and the labeller's own work.
-Early-stop MC labels in rounds (``prm.label.mc``), and its later rounds hold fewer rows: the
-buckets show what a decode step costs per row at each batch size.
+A decode batch holds fewer rows as its rows finish (the generator drops them) and in early
+stop's later rounds (``prm.label.mc``): the buckets show what a decode step costs per row at
+each batch size. (A prefill whose prompts were all run before is one new token per row; it
+is counted as a decode step, which is rare.) ``--baseline`` also runs the recipe before
+(``mc_labelling_speed.SETUPS[0]``) in the same run, so the bound below the table is also
+given against it.
 
-    python benchmarks/mc_profile.py --limit 512 --chunk 512
+    python benchmarks/mc_profile.py --limit 512 --chunk 512 --baseline
+    python benchmarks/mc_profile.py --limit 1024 --chunk 512 --name mc_profile_1024_chunk512
+    python benchmarks/mc_profile.py --limit 1024 --chunk 1024 --name mc_profile_1024_chunk1024
 
-Writes benchmarks/results/mc_profile.{json,md}. Shares are ratios within one run.
+Writes benchmarks/results/<name>.{json,md}. Shares are ratios within one run.
 """
 
 from __future__ import annotations
@@ -70,6 +76,7 @@ def profile(solutions: list[Any], chunk: int, rollouts: int) -> dict[str, Any]:
             )
     model_s = sum(s for _, _, s in calls)
     return {
+        "chunk": chunk,
         "setup": row["setup"],
         "solutions": row["solutions"],
         "rollout_tokens": row["rollout_tokens"],
@@ -94,31 +101,41 @@ def report(result: dict[str, Any], chunk: int, rollouts: int) -> str:
         f"{steps} ({steps - result['rollout_tokens']} more than the rollout tokens: rows "
         "that finished riding along until the batch drops them). Shares of the wall time.",
         "",
-        "| part | calls | tokens or row-steps | seconds | share | tokens/s |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| part | calls | tokens or row-steps | seconds | share | tokens/s | vs largest |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
+    full = result["decode"][-1]  # the largest batches
+    full_rate = full["row_steps"] / full["seconds"]
     prefill = result["prefill"]
     rate = prefill["tokens"] / max(prefill["seconds"], 1e-9)
     lines.append(
         f"| prefill | {prefill['calls']} | {prefill['tokens']} | {prefill['seconds']:.1f} | "
-        f"{prefill['seconds'] / wall:.2f} | {rate:.0f} |"
+        f"{prefill['seconds'] / wall:.2f} | {rate:.0f} | |"
     )
     for bucket in result["decode"]:
+        bucket_rate = bucket["row_steps"] / bucket["seconds"]
         lines.append(
             f"| decode, batches of {bucket['rows']} rows | {bucket['calls']} | "
             f"{bucket['row_steps']} | {bucket['seconds']:.1f} | {bucket['seconds'] / wall:.2f} "
-            f"| {bucket['row_steps'] / bucket['seconds']:.0f} |"
+            f"| {bucket_rate:.0f} | {bucket_rate / full_rate:.2f} |"
         )
     outside = result["outside_model_s"]
-    lines.append(f"| outside the model | | | {outside:.1f} | {outside / wall:.2f} | |")
-    full = result["decode"][-1]  # the largest batches
-    bound = result["rollout_tokens"] / (steps / (full["row_steps"] / full["seconds"]))
+    lines.append(f"| outside the model | | | {outside:.1f} | {outside / wall:.2f} | | |")
+    bound = result["rollout_tokens"] / (steps / full_rate)
     lines += [
         "",
         f"Bound: with every decode row-step at the rate of the largest batches "
-        f"({full['row_steps'] / full['seconds']:.0f}/s) and nothing else taking time (no "
-        f"prefill, sampling, stopping or copies), this row would spend {bound:.0f} rollout "
-        f"tokens/s ({bound / (result['rollout_tokens'] / wall):.2f}x its measured rate).",
+        f"({full_rate:.0f}/s) and nothing else taking time (no prefill, sampling, stopping or "
+        f"copies), this row would spend {bound:.0f} rollout tokens/s "
+        f"({bound / (result['rollout_tokens'] / wall):.2f}x its measured rate)"
+        + (
+            f"; the recipe before ({result['baseline']['setup']}) ran "
+            f"{result['baseline']['rollout_tokens_per_s']:.0f} in this run: the row is "
+            f"{result['rollout_tokens'] / wall / result['baseline']['rollout_tokens_per_s']:.2f}x "
+            f"it, the bound {bound / result['baseline']['rollout_tokens_per_s']:.2f}x."
+            if result.get("baseline")
+            else "."
+        ),
     ]
     return "\n".join(lines)
 
@@ -131,14 +148,18 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=512)
     parser.add_argument("--rollouts", type=int, default=8)
     parser.add_argument("--results-dir", default=str(speed.RESULTS))
+    parser.add_argument("--name", default="mc_profile", help="result file stem")
+    parser.add_argument("--baseline", action="store_true", help="also run the recipe before")
     args = parser.parse_args()
     solutions = read_samples(Path(args.samples))[: args.limit]
     result = profile(solutions, args.chunk, args.rollouts)
+    if args.baseline:  # after the profiled row, in the same run
+        result["baseline"] = speed.run_setup(speed.SETUPS[0], solutions, args.chunk, args.rollouts)
     text = report(result, args.chunk, args.rollouts)
     out = Path(args.results_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "mc_profile.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "mc_profile.md").write_text(text + "\n")
+    (out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"{args.name}.md").write_text(text + "\n")
     print(text)
 
 

@@ -46,7 +46,7 @@ SECTIONS: list[tuple[str, str, str]] = [
     ),
     (
         "Monte Carlo labelling: where the time of make prm's row goes",
-        "python benchmarks/mc_profile.py --limit 512 --chunk 512",
+        "python benchmarks/mc_profile.py --limit 512 --chunk 512 --baseline",
         "mc_profile.md",
     ),
     (

@@ -23,7 +23,12 @@ class Progress:
         if enabled:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, initial=done, desc="problems", dynamic_ncols=True)
+            # smoothing=0: the rate is the run's average. Problems finish a batch at a time,
+            # so tqdm's moving average (the time between the last updates) would read a
+            # whole batch's time as one problem's and overstate the ETA many times over
+            self.bar = tqdm(
+                total=total, initial=done, desc="problems", dynamic_ncols=True, smoothing=0
+            )
 
     def tokens_per_s(self) -> float:
         return self.generated_tokens / max(time.perf_counter() - self.start, 1e-9)

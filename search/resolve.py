@@ -186,7 +186,7 @@ def check_hub_reachable(name: str, timeout_s: float = 3.0, key: str | None = Non
     if isinstance(cached, str):
         return
     local = f"/path/to/{name.split('/')[-1]}"
-    copy = f"{key}={local}" if key else f"policy.model={local} or scorer.model={local}"
+    copy = f"{key}={local}" if key else f"{local} in the setting that names {name}"
     fix = (
         f"fix: pass a local copy ({copy}), or download it once on a machine with network "
         f"(huggingface-cli download {name}) and set HF_HUB_OFFLINE=1"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -253,12 +254,12 @@ def check_trained_layout(model: str, fmt: PRMFormat) -> None:
     differing = [key for key in keys if key in trained and trained[key] != getattr(fmt, key)]
     if differing:
         got = ", ".join(f"scorer.{key}={getattr(fmt, key)!r}" for key in differing)
-        typed = [key for key in differing if "\n" not in str(trained[key])]
+        typed = [key for key in differing if _typeable(trained[key])]
         in_yaml = [key for key in differing if key not in typed]
         fixes = [" ".join(_override(f"scorer.{key}", trained[key]) for key in typed)]
-        if in_yaml:  # Hydra's command line has no way to write a line break
+        if in_yaml:  # a line break, a quote, $, ` or \ does not survive a shell and Hydra
             fixes.append(
-                "in a scorer YAML (line breaks cannot be typed as overrides): "
+                "in a scorer YAML (these values cannot be typed safely as overrides): "
                 + ", ".join(f"{key}: {json.dumps(trained[key])}" for key in in_yaml)
             )
         raise InputError(
@@ -267,9 +268,17 @@ def check_trained_layout(model: str, fmt: PRMFormat) -> None:
         )
 
 
+_UNSAFE = re.compile(r"[\n'\"$`\\]")  # what a shell or Hydra's quoting would change
+
+
+def _typeable(value: Any) -> bool:
+    return not isinstance(value, str) or not _UNSAFE.search(value)
+
+
 def _override(key: str, value: Any) -> str:
-    """``key=value`` as a shell would pass it to Hydra: a string quoted for Hydra (so ``<``,
-    ``{`` and spaces survive) inside double quotes for the shell."""
+    """``key=value`` as a shell would pass it to Hydra (for a ``_typeable`` value): a string
+    quoted for Hydra (so ``<``, ``{`` and spaces survive) inside double quotes for the
+    shell."""
     if isinstance(value, str):
         return f"\"{key}='{value}'\""
     return f"{key}={json.dumps(value)}"

@@ -133,7 +133,7 @@ def build_generator(model: str, backend: Backend | str = Backend.hf, **settings:
     (``generator_plan`` checks them all before anything loads).
     """
     plan = generator_plan(model, backend, **settings)
-    path = resolve_model_path(model, key="policy.model")
+    path = resolve_model_path(model)  # the policy, or e.g. a judge_local generator
     if plan.backend is Backend.hf:
         from search.generators.hf import HFGenerator
 

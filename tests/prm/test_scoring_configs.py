@@ -201,3 +201,27 @@ def test_a_checkpoint_of_the_other_family_is_refused_before_loading(
     for backend in ("hf", "vllm"):
         with pytest.raises(InputError, match=rf"names \['Qwen2For\w+'\].*fix: {fix}"):
             scorer_plan(model, backend, family=family, step_tag="<step>", **labels)
+
+
+@pytest.mark.parametrize("value", ["<step>", "{step} {tag}", "ки", "Step: ", "1 + 2", 3, True])
+def test_a_typed_layout_fix_survives_the_shell_and_hydra(value: object) -> None:
+    import subprocess
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from prm.scoring.factory import _override, _typeable
+
+    assert _typeable(value)
+    typed = subprocess.run(
+        ["bash", "-c", f"printf '%s' {_override('scorer.step_tag', value)}"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    [parsed] = OverridesParser.create().parse_overrides([typed])
+    assert parsed.value() == value
+
+
+@pytest.mark.parametrize("value", ["a\nb", "Let's think", 'say "hi"', "$HOME", "a`b`", "x\\"])
+def test_a_value_a_shell_or_hydra_would_change_goes_to_a_yaml(value: str) -> None:
+    from prm.scoring.factory import _typeable
+
+    assert not _typeable(value)
