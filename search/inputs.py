@@ -83,13 +83,22 @@ def is_input_problem(error: BaseException | None, require_fix: bool = False) -> 
     return isinstance(error, ValueError) and "fix:" in str(error)
 
 
+def cause_chain(error: BaseException) -> list[BaseException]:
+    """``error`` and what it was raised from, in turn (``__cause__``; not ``__context__``: a
+    bug raised while handling an input error is a bug)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = current.__cause__
+    return chain
+
+
 def innermost_cause(error: BaseException) -> BaseException | None:
     """The last exception of ``error``'s ``__cause__`` chain (what Hydra's ``instantiate``
     wrapped), or ``None`` when nothing is chained."""
-    cause = error.__cause__
-    while cause is not None and cause.__cause__ is not None:
-        cause = cause.__cause__
-    return cause
+    chain = cause_chain(error)
+    return chain[-1] if len(chain) > 1 else None
 
 
 @contextmanager

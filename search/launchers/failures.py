@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import NoReturn
 
-from search.inputs import InputError, is_input_problem
+from search.inputs import InputError, cause_chain, is_input_problem
 from search.remote import ServerError, server_error
 
 log = logging.getLogger(__name__)
@@ -49,24 +49,13 @@ def one_line(text: str) -> str:
     return line if len(line) <= MAX_MESSAGE_CHARS else line[: MAX_MESSAGE_CHARS - 3] + "..."
 
 
-def _chain(error: BaseException) -> list[BaseException]:
-    """``error`` and what it was raised from (``__cause__``; not ``__context__``: a bug
-    raised while handling an input error is a bug, as at a single-process entry point)."""
-    seen: list[BaseException] = []
-    current: BaseException | None = error
-    while current is not None and all(current is not s for s in seen):
-        seen.append(current)
-        current = current.__cause__
-    return seen
-
-
 def describe_failure(error: BaseException) -> WorkerFailure:
     """Sort ``error`` (raised in a worker, its chain intact) into a ``WorkerFailure``."""
     text = "".join(traceback.format_exception(error))
     remote = server_error(error)
     if remote is not None:
         return WorkerFailure(FailureKind.server, one_line(str(remote)), text)
-    for candidate in _chain(error):
+    for candidate in cause_chain(error):
         if is_input_problem(candidate, require_fix=True):
             return WorkerFailure(FailureKind.input, one_line(str(candidate)), text)
     return WorkerFailure(FailureKind.bug, one_line(f"{type(error).__name__}: {error}"), text)
