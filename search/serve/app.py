@@ -240,7 +240,8 @@ def build_app(
                 404, f"expected model {model_name!r}, got {fields.model!r}", "not_found_error"
             )
         body_field = where[0].split("[")[0] if where else "prompt"
-        check_unapplied(fields.model_extra or {}, service.policy_settings, (body_field,))
+        applied = tuple(type(fields).model_fields)  # what this endpoint's request model reads
+        check_unapplied(fields.model_extra or {}, service.policy_settings, applied)
         if not questions or any(not q.strip() for q in questions):
             raise ApiError(400, "expected a non-empty question, got an empty one")
         if len(questions) > batcher.max_batch_problems:

@@ -56,9 +56,6 @@ NEUTRAL: dict[str, tuple[Any, ...]] = {
 
 INFORMATIONAL = frozenset({"user"})
 
-# the fields each endpoint reads (SearchFields and its subclasses), for the message
-APPLIED = ("model", "n", "seed", "strategy", "aggregation", "select", "stream")
-
 
 def _same(value: Any, neutral: Any) -> bool:
     if isinstance(neutral, bool) or isinstance(value, bool):
@@ -67,11 +64,11 @@ def _same(value: Any, neutral: Any) -> bool:
 
 
 def check_unapplied(
-    extra: Mapping[str, Any], policy: GenerationSettings | None, body_fields: tuple[str, ...]
+    extra: Mapping[str, Any], policy: GenerationSettings | None, applied: tuple[str, ...]
 ) -> None:
     """Refuse the first field of ``extra`` (the request's fields the server does not read)
-    that would change what the server does; ``body_fields`` are the endpoint's own fields
-    (``messages`` or ``prompt``), named in the message of an unknown field."""
+    that would change what the server does; ``applied`` are the fields the endpoint reads
+    (its request model's), named in the message of an unknown field."""
     for name, value in extra.items():
         if value is None or name in INFORMATIONAL:
             continue
@@ -98,7 +95,7 @@ def check_unapplied(
                 f"searches with its own settings and returns one choice per question), got "
                 f'{value!r}; fix: drop "{name}" from the request'
             )
-        known = ", ".join(f'"{f}"' for f in (*body_fields, *APPLIED, *sorted(INFORMATIONAL)))
+        known = ", ".join(f'"{f}"' for f in (*applied, *sorted(INFORMATIONAL)))
         raise RequestError(
             f'expected only fields the server applies ({known}), got "{name}"; fix: drop '
             f'"{name}" from the request (or correct its spelling)'
