@@ -41,12 +41,17 @@ class ServeConfig:
                 f"{self.max_batch_problems} and {self.max_wait_ms}; "
                 "fix: e.g. max_batch_problems=64 max_wait_ms=10"
             )
-        n = getattr(self.strategy, "n", 1)
-        if self.max_n < 1 or n > self.max_n:
-            raise ValueError(
-                f"expected 1 <= strategy.n <= max_n, got strategy.n={n}, max_n={self.max_n}; "
-                f"fix: max_n={max(n, 64)} (the largest n a request may ask for)"
-            )
+        check_max_n(getattr(self.strategy, "n", 1), self.max_n)
+
+
+def check_max_n(n: int, max_n: int) -> None:
+    """The server's own budget ``n`` (``strategy.n``) must be one a request may ask for."""
+    if max_n < 1 or n > max_n:
+        raise ValueError(
+            f"expected 1 <= strategy.n <= max_n, got strategy.n={n}, max_n={max_n}; "
+            f"fix: max_n={max(n, 64)} (the largest n a request may ask for), or a smaller "
+            "strategy.n"
+        )
 
 
 def register_configs() -> None:

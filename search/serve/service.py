@@ -35,6 +35,7 @@ from search.generators.base import GenerationSettings
 from search.protocols import ContextLimited, Generator, Scorer, Strategy
 from search.seeding import derive_seed
 from search.selection import Select
+from search.serve.config import check_max_n
 from search.strategies import SearchStopped, build_strategy
 from search.strategies.config import FIELDS_READ, StrategyConfig, StrategyName
 from search.trees import chosen_candidate
@@ -106,11 +107,7 @@ class SearchService:
         seed: int = 0,
         max_n: int = 64,
     ) -> None:
-        if strategy.n > max_n:
-            raise ValueError(
-                f"expected strategy.n <= max_n, got strategy.n={strategy.n}, max_n={max_n}; "
-                f"fix: max_n={strategy.n} or a smaller strategy.n"
-            )
+        check_max_n(strategy.n, max_n)
         self.generator = generator
         self.scorer = scorer
         self.strategy = strategy
