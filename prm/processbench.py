@@ -37,12 +37,12 @@ from typing import Any
 import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from prm.first_error import predicted_first_error, processbench_f1, share
 from prm.scoring.encoding import InputTooLong
 from search.components import (
+    build_component,
     check_component,
     component_name,
     is_arith_model,
@@ -54,7 +54,6 @@ from search.inputs import (
     check_writable_dir,
     exit_on_input_error,
     exit_on_server_error,
-    input_errors_unwrapped,
 )
 from search.metrics import min_on_final_step_share
 from search.progress import quiet_library_bars
@@ -430,14 +429,6 @@ def register_configs() -> None:
 register_configs()
 
 
-def load_scorer(node: DictConfig) -> Scorer:
-    """``instantiate(node)``; an ``InputError`` raised while the PRM loads (e.g. a
-    ``max_length`` above the model's context) is raised as itself, not in Hydra's wrapper,
-    so the entry point prints it as one line."""
-    with input_errors_unwrapped("scorer"):
-        return instantiate(node)  # type: ignore[no-any-return]
-
-
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="processbench")
 def main(raw: DictConfig) -> None:
     with exit_on_server_error(), exit_on_input_error():
@@ -457,7 +448,7 @@ def main(raw: DictConfig) -> None:
         scorer_model = component_name(raw.scorer)
         for name, _ in subsets:  # the embedded arithmetic PRM scores about 0 elsewhere
             warn_if_world_mismatch(name, None, scorer_model)
-        scorer = load_scorer(raw.scorer)
+        scorer = build_component("scorer", raw.scorer)
         report = run_processbench(config, scorer, output_dir, subsets, scorer_model)
     print(markdown_table([SubsetResult(**row) for row in report["subsets"]]))
     print(f"report: {output_dir / 'processbench.json'}")

@@ -34,7 +34,6 @@ from search.inputs import (
     InputError,
     exit_on_input_error,
     exit_on_server_error,
-    input_errors_unwrapped,
     require_bool,
     require_int,
     require_str,
@@ -383,7 +382,7 @@ def sample_from_config(raw: Any) -> None:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from search.components import check_component, component_name
+    from search.components import build_component, check_component, component_name
     from search.inputs import as_input_error
     from search.progress import quiet_library_bars
     from search.rundir import RunLock, check_fingerprint, fingerprint, schema_defaults
@@ -406,8 +405,8 @@ def sample_from_config(raw: Any) -> None:
         launcher = config.launcher  # +launcher=ray: the workers build the policy
         done = {row["problem_id"] for row in written}
         finished = all(problem.id in done for problem in problems)  # no policy needed
-        with input_errors_unwrapped("policy"):
-            generator = None if launcher or finished else instantiate(raw.policy, seed=config.seed)
+        no_policy = launcher or finished
+        generator = None if no_policy else build_component("policy", raw.policy, seed=config.seed)
         metrics = run_sampling(
             problems,
             generator,

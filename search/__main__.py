@@ -22,14 +22,18 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from search.components import check_component, component_name, warn_if_world_mismatch
+from search.components import (
+    build_component,
+    check_component,
+    component_name,
+    warn_if_world_mismatch,
+)
 from search.config import SearchConfig, register_configs, validate
 from search.inputs import (
     InputError,
     as_input_error,
     exit_on_input_error,
     exit_on_server_error,
-    input_errors_unwrapped,
 )
 from search.protocols import Generator, ProblemSource
 from search.resolve import CONF_DIR
@@ -116,8 +120,7 @@ def load_component(role: str, node: DictConfig, **kwargs: Any) -> Any:
 
         transformers_logging.disable_progress_bar()
     start = time.perf_counter()
-    with input_errors_unwrapped(role):  # e.g. a max_length above the context: one line
-        built = instantiate(node, **kwargs)
+    built = build_component(role, node, **kwargs)  # e.g. a max_length above the context
     backend = node.get("backend")
     log.info(
         "%s %s%s ready in %.1f s",

@@ -97,6 +97,20 @@ def checks_settings_with(check: Callable[..., object]) -> Callable[[F], F]:
     return attach
 
 
+def build_component(role: str, node: Any, **given: Any) -> Any:
+    """Build a ``_target_`` node (``instantiate(node, **given)``; ``given``: what the entry
+    point adds, e.g. the seed). A problem with the user's input raised while it builds (an
+    ``InputError``, or a check naming its fix, e.g. a constructor's bound) comes out as one
+    ``InputError`` naming ``role`` (``search.inputs.input_errors_unwrapped``), not in Hydra's
+    wrapper; a bug keeps its traceback."""
+    from hydra.utils import instantiate
+
+    from search.inputs import input_errors_unwrapped
+
+    with input_errors_unwrapped(role):
+        return instantiate(node, **given)
+
+
 def check_component(role: str, node: Mapping[str, Any] | None, **given: Any) -> None:
     """Check a ``_target_`` node (``policy``, ``scorer``) before any model loads: its target
     imports, every key is a parameter of it, a factory's ``check_settings``

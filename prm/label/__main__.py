@@ -46,8 +46,8 @@ from prm.label.quality import markdown_table, quality_from_records, write_qualit
 from prm.label.records import Labeller, LabelRecord, check_same_steps, stamped, to_stepwise
 from prm.sample import SampledSolution, read_samples
 from prm.stepwise import write_stepwise
-from search.components import check_component
-from search.inputs import exit_on_input_error, exit_on_server_error, input_errors_unwrapped
+from search.components import build_component, check_component
+from search.inputs import exit_on_input_error, exit_on_server_error
 from search.jsonl import JsonlLog
 from search.launchers.ray import RayLauncherConfig
 from search.progress import quiet_library_bars
@@ -113,8 +113,7 @@ def build_critic(node: dict[str, Any]) -> Any:
             f"{sorted(node)}; fix: use labeller=judge (an OpenAI-compatible endpoint) or "
             "labeller=judge_local (a generator), or set labeller.critic._target_"
         )
-    with input_errors_unwrapped("labeller.critic"):
-        return instantiate(node)
+    return build_component("labeller.critic", node)
 
 
 def build_labeller(
@@ -125,8 +124,7 @@ def build_labeller(
     here."""
 
     def build_generator() -> Generator:
-        with input_errors_unwrapped("policy"):
-            generator: Generator = instantiate(config.policy, seed=config.seed)
+        generator: Generator = build_component("policy", config.policy, seed=config.seed)
         return generator
 
     chosen = config.labeller

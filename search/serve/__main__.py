@@ -20,11 +20,10 @@ from __future__ import annotations
 import logging
 
 import hydra
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from search.components import check_component
-from search.inputs import exit_on_input_error, exit_on_server_error, input_errors_unwrapped
+from search.components import build_component, check_component
+from search.inputs import exit_on_input_error, exit_on_server_error
 from search.resolve import CONF_DIR
 from search.serve.config import ServeConfig, register_configs
 
@@ -52,10 +51,8 @@ def serve(raw: DictConfig) -> None:
     from search.serve.app import build_app
     from search.serve.service import SearchService
 
-    with input_errors_unwrapped("policy"):
-        generator = instantiate(raw.policy, seed=config.seed)
-    with input_errors_unwrapped("scorer"):
-        scorer = None if raw.scorer is None else instantiate(raw.scorer)
+    generator = build_component("policy", raw.policy, seed=config.seed)
+    scorer = None if raw.scorer is None else build_component("scorer", raw.scorer)
     service = SearchService(
         generator,
         scorer,
