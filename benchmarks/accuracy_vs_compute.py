@@ -2,7 +2,8 @@
 seeds, one or more arithmetic splits.
 
 Best-of-N is run once per seed at the largest N (``--max-n``) and subsampled (its first N
-candidates) for smaller N, as search-and-learn does; beam, DVTS, MCTS, particle filtering and
+candidates) for smaller N, as search-and-learn does, at powers of two and the half-octaves
+between them (3, 6, 12, 24, 48); beam, DVTS, MCTS, particle filtering and
 adaptive best-of-N (majority and PRM-weighted vote) run once per N (``--search-ns``), and
 with ``--lookahead K`` beam runs again with ``strategy.lookahead=K`` (greedy rollouts). Budget
 N: N candidates for beam and DVTS (beam width min(4, N)), N particles, at most N samples for
@@ -299,6 +300,20 @@ def search_row(
     }
 
 
+def best_of_n_budgets(max_n: int) -> list[int]:
+    """The N at which best-of-N is read off its run at ``max_n``: powers of two and the
+    half-octaves between them (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, ...), up to and
+    including ``max_n``. The half-octaves put a best-of-N row within 1.5x of any tree run's
+    policy tokens, so "the smallest N with at least its tokens" is a near-equal budget and not
+    up to twice it."""
+    ns = {1, max_n}
+    power = 1
+    while power <= max_n:
+        ns.update(n for n in (power, 3 * power // 2) if 1 <= n <= max_n)
+        power *= 2
+    return sorted(ns)
+
+
 def sweep(
     problems: Sequence[Problem],
     generator: Generator,
@@ -310,16 +325,15 @@ def sweep(
     aggregations: Sequence[Aggregation],
     beam_width: int,
 ) -> list[dict[str, Any]]:
-    """Every row of one seed on ``problems``: best-of-N at 1, 2, 4, ... ``max_n`` from one
-    run, then each of ``runs``."""
+    """Every row of one seed on ``problems``: best-of-N at ``best_of_n_budgets(max_n)`` from
+    one run, then each of ``runs``."""
     recording = RecordingScorer(scorer)
     best_of_n = build_strategy(
         StrategyConfig(name=StrategyName.best_of_n, n=max_n), Aggregation.min
     )
     start = time.perf_counter()
     results = best_of_n.run(problems, generator, recording)
-    ns = [2**k for k in range(max_n.bit_length()) if 2**k <= max_n]
-    rows = best_of_n_rows(results, ns, seed, aggregations, recording.tokens)
+    rows = best_of_n_rows(results, best_of_n_budgets(max_n), seed, aggregations, recording.tokens)
     log.info("seed %d best_of_n@%d: %.0f s", seed, max_n, time.perf_counter() - start)
     for run in runs:
         row = search_row(run, problems, generator, scorer, seed, beam_width)

@@ -4,6 +4,7 @@ summary computed from the rows, the files per split, and README's blocks for the
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import statistics
@@ -68,6 +69,16 @@ def test_paired_difference_and_its_error() -> None:
     assert se == pytest.approx(statistics.stdev([1, 0, 0, 1]) / 2)
     with pytest.raises(ValueError, match="same"):
         avc.paired_difference([1], [1, 0])
+
+
+def test_best_of_n_budgets_are_powers_of_two_and_half_octaves() -> None:
+    assert avc.best_of_n_budgets(64) == [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]
+    assert avc.best_of_n_budgets(4) == [1, 2, 3, 4]
+    assert avc.best_of_n_budgets(20) == [1, 2, 3, 4, 6, 8, 12, 16, 20]
+    assert avc.best_of_n_budgets(1) == [1]
+    # each budget is within 1.5x of the one below it: a near-equal budget for any tree run
+    ns = avc.best_of_n_budgets(64)
+    assert all(b <= 1.5 * a for a, b in itertools.pairwise(ns[1:]))
 
 
 def fake_sweep(problems: list[Problem], seed: int, lookahead: int = 1) -> list[dict[str, Any]]:
@@ -156,7 +167,8 @@ def test_sweep_rows_ceiling_and_summary() -> None:
         else:
             assert entry["prm_tokens"] > 0
     prm = {e["n"]: e["prm_tokens"] for e in table if e["strategy"] == "best_of_n/prm"}
-    assert prm[1] < prm[2] < prm[4]
+    assert sorted(prm) == [1, 2, 3, 4]
+    assert prm[1] < prm[2] < prm[3] < prm[4]
 
     text = avc.summary(table, 4, "min", 1)
     assert "not run" not in text
