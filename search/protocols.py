@@ -6,7 +6,7 @@ in their own class by satisfying these protocols (see README, "Plugging in a cus
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -114,9 +114,12 @@ class Strategy(Protocol):
         generator: Generator,
         scorer: Scorer | None,
         *,
-        stop: Callable[[], bool] | None = None,
+        dropped: Callable[[], Collection[int]] | None = None,
     ) -> list[SearchResult]:
         """One result per problem, in order; each with exactly the strategy's budget of
-        candidates. ``stop``, when given, is asked between backend calls: once true, the run
-        raises ``search.strategies.base.SearchStopped`` instead of finishing."""
+        candidates. ``dropped``, when given, is asked between backend calls for the indices
+        of problems whose results are no longer wanted: their searches end at no further
+        backend cost (their results are then meaningless), and once every problem is dropped
+        the run raises ``search.strategies.base.SearchStopped`` instead of finishing
+        (``search.strategies.base.Calls``)."""
         ...

@@ -21,8 +21,8 @@ context or more questions than ``max_batch_problems`` is 400 (or 404 for an unkn
 with OpenAI's error body, naming the request's fields (``"n": 4``, not the command line's
 ``strategy.n=4``); a failure inside the search is 500 for that request only. ``/health`` is
 503 when a remote policy or PRM server does not answer. A client that disconnects before its
-answer drops its search (``search.serve.service``): it stops at its next generate or score
-call unless other requests share its batch.
+answer drops its search (``search.serve.service``): its questions leave its batch at the
+next generate or score call, and a batch left by every client stops there.
 """
 
 from __future__ import annotations

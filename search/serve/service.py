@@ -8,10 +8,11 @@ one worker thread, never on the event loop. When a batch fails, each of its requ
 again alone, so one bad request fails by itself.
 
 A request whose client has gone (``Batcher.submit``'s ``disconnected``, polled every
-``disconnect_poll_s``) is dropped: from the queue if its batch has not started, and a running
-batch whose clients have all gone stops at its next generate or score call
-(``search.strategies.base.Calls``), so an abandoned search no longer holds the model thread.
-A batch shared with requests still waiting runs on for them.
+``disconnect_poll_s``) is dropped: from the queue if its batch has not started, and from a
+running batch at its next generate or score call (``search.strategies.base.Calls``): its
+problems are left out of every later call, while the requests still waiting get the same
+results as without it, and a batch whose clients have all gone stops there, so an abandoned
+search no longer holds the model thread.
 
 Limits on what one request may ask (``max_n``, the policy's context) are checked here and
 raised as ``RequestError`` (the client's mistake, a 400) in the terms of a request body.
@@ -24,7 +25,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -187,13 +188,13 @@ class SearchService:
         self,
         resolved: Resolved,
         problems: Sequence[Problem],
-        stop: Callable[[], bool] | None = None,
+        dropped: Callable[[], Collection[int]] | None = None,
     ) -> list[SearchResult]:
-        """Search ``problems``; ``stop``: asked between backend calls, ends the search with
-        ``SearchStopped`` once true."""
+        """Search ``problems``; ``dropped``: asked between backend calls for the indices of
+        the problems to leave out (``search.strategies.base.Calls``)."""
         self.check_fits(problems)  # here, in the model thread: tokenizers are not shared
         strategy = self.strategy_for(resolved)
-        results = strategy.run(problems, self.generator, self.scorer, stop=stop)
+        results = strategy.run(problems, self.generator, self.scorer, dropped=dropped)
         if [r.problem.id for r in results] != [p.id for p in problems]:
             raise RuntimeError("expected one result per problem, in order")
         return results
@@ -279,6 +280,7 @@ class Batcher:
         self.strategy_calls = 0  # strategy.run calls made (for tests and the load benchmark)
         self.batch_sizes: list[int] = []
         self.stopped_batches = 0  # batches stopped because all their clients left
+        self.dropped_requests = 0  # requests left out of a batch that ran on for others
 
     def start(self) -> None:
         self._queue = asyncio.Queue()
@@ -373,15 +375,22 @@ class Batcher:
         problems = [problem for job in jobs for problem in job.problems]
         loop = asyncio.get_running_loop()
 
-        def everyone_left() -> bool:  # asked in the model thread: Events are thread-safe
-            return all(job.abandoned.is_set() for job in jobs)
+        spans = list(itertools.accumulate((len(job.problems) for job in jobs), initial=0))
+
+        def left() -> list[int]:  # asked in the model thread: Events are thread-safe
+            return [
+                index
+                for job, start, end in zip(jobs, spans, spans[1:], strict=False)
+                if job.abandoned.is_set()
+                for index in range(start, end)
+            ]
 
         try:
             self.strategy_calls += 1
             self.batch_sizes.append(len(problems))
             results = await loop.run_in_executor(
                 self._executor,
-                partial(self.service.run, jobs[0].resolved, problems, stop=everyone_left),
+                partial(self.service.run, jobs[0].resolved, problems, dropped=left),
             )
         except SearchStopped:
             self.stopped_batches += 1
@@ -401,6 +410,7 @@ class Batcher:
             for job in jobs:
                 await self._run_batch([job])
             return
+        self.dropped_requests += sum(job.abandoned.is_set() for job in jobs)
         start = 0
         for job in jobs:
             _settle(job.future, results=results[start : start + len(job.problems)])

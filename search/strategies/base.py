@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,7 @@ from search.types import (
     DEFAULT_SAMPLING,
     STEP_SEPARATOR,
     Candidate,
+    Continuation,
     FinishReason,
     Generation,
     Prefix,
@@ -85,16 +86,16 @@ class SearchStrategy(ABC):
         generator: Generator,
         scorer: Scorer | None,
         *,
-        stop: Callable[[], bool] | None = None,
+        dropped: Callable[[], Collection[int]] | None = None,
     ) -> list[SearchResult]:
-        """``search.protocols.Strategy``: one result per problem, in order (``stop``: see
+        """``search.protocols.Strategy``: one result per problem, in order (``dropped``: see
         ``Calls``)."""
         has_scorer = scorer is not None
         self.config.validate(has_scorer=has_scorer)
         if not problems:
             return []
         start = time.perf_counter()
-        calls = Calls(generator, scorer, self.config.batch_size, len(problems), stop=stop)
+        calls = Calls(generator, scorer, self.config.batch_size, len(problems), dropped=dropped)
         outcomes = self.search(problems, calls)
         if len(outcomes) != len(problems):
             raise RuntimeError(
@@ -164,7 +165,8 @@ def make_candidate(
 
 # -- calls into the backends ------------------------------------------------------------------
 class SearchStopped(Exception):
-    """A search ended early because its ``stop`` callable said so (no results)."""
+    """A search ended early because its ``dropped`` callable dropped every problem (no
+    results)."""
 
 
 @dataclass
@@ -210,9 +212,15 @@ class Calls:
     problem depend only on that problem's own search, so a problem draws the same numbers
     whatever other problems share its batch, and a resumed or re-batched run repeats it.
 
-    ``stop``, when given, is asked before every backend call; once it returns true the search
-    ends there with ``SearchStopped`` (the search server's way to drop a search whose clients
-    all left: ``search.serve.service.Batcher``), so a search stops within one call's time.
+    ``dropped``, when given, is asked before every backend call for the indices of the
+    problems whose results nobody wants any more (the search server's clients that left:
+    ``search.serve.service.Batcher``). Their prefixes are left out of the call: each gets
+    empty continuations cut at no tokens (``FinishReason.length``, so its node is terminal
+    and unfinished) and a score of 0 per step, so their searches end within a depth or two
+    at no backend cost, and their results are meaningless (the caller drops them). The
+    other problems get what they would have got without the drop, as their random streams
+    are their own. Once every problem is dropped the search ends there with
+    ``SearchStopped``, so an abandoned search stops within one call's time.
     """
 
     def __init__(
@@ -221,17 +229,23 @@ class Calls:
         scorer: Scorer | None,
         batch_size: int,
         num_problems: int,
-        stop: Callable[[], bool] | None = None,
+        dropped: Callable[[], Collection[int]] | None = None,
     ) -> None:
         self.generator = generator
         self.scorer = scorer
         self.batch_size = batch_size
-        self.stop = stop
+        self.dropped = dropped
         self._tallies = [_Tally() for _ in range(num_problems)]
 
-    def _check_stop(self) -> None:
-        if self.stop is not None and self.stop():
-            raise SearchStopped("the search was stopped before its next backend call")
+    def _kept(self, members: Sequence[int], owners: Sequence[int]) -> list[int]:
+        """The positions among ``members`` whose problems are not dropped (``SearchStopped``
+        when no problem is left at all)."""
+        if self.dropped is None:
+            return list(members)
+        dropped = set(self.dropped())
+        if dropped.issuperset(range(len(self._tallies))):
+            raise SearchStopped("every problem of the search was dropped before its next call")
+        return [i for i in members if owners[i] not in dropped]
 
     def usage(self, problem_index: int) -> Usage:
         return self._tallies[problem_index].usage()
@@ -272,8 +286,13 @@ class Calls:
         for chunk in self._chunks(len(prefixes)):
             for count in sorted({counts[i] for i in chunk}):
                 members = [i for i in chunk if counts[i] == count]
+                kept = self._kept(members, owners)
+                for i in set(members).difference(kept):  # a dropped problem: cut, no tokens
+                    out[i] = Generation(0, (_CUT,) * count)
+                if not kept:
+                    continue
+                members = kept
                 batch = [prefixes[i] for i in members]
-                self._check_stop()
                 call = replace(sampling, streams=tuple(streams[i] for i in members))
                 generations = self.generator.generate(batch, count, until, call)
                 check_generations(self.generator, batch, count, generations)
@@ -291,16 +310,22 @@ class Calls:
             raise ValueError("expected a scorer, got None; fix: configure scorer=...")
         for owner in set(owners):
             self._tallies[owner].score_calls += 1
-        out: list[list[float]] = []
+        out: list[list[float]] = [[0.0] * len(prefix.steps) for prefix in prefixes]  # dropped
         for chunk in self._chunks(len(prefixes)):
-            self._check_stop()
-            scored = call_scorer(self.scorer, [prefixes[i] for i in chunk])
-            for position, i in enumerate(chunk):
+            kept = self._kept(chunk, owners)
+            if not kept:
+                continue
+            scored = call_scorer(self.scorer, [prefixes[i] for i in kept])
+            for position, i in enumerate(kept):
                 tally = self._tallies[owners[i]]
                 tally.prm_tokens = _add(tally.prm_tokens, scored.tokens, position)
                 tally.prm_new_tokens = _add(tally.prm_new_tokens, scored.new_tokens, position)
-            out.extend(scored.scores)
+                out[i] = scored.scores[position]
         return out
+
+
+_CUT = Continuation(text="", steps=(), finish_reason=FinishReason.length, num_tokens=0)
+"""What a dropped problem's prefix is given instead of a generation (see ``Calls``)."""
 
 
 def _add(total: int | None, counts: list[int] | None, position: int) -> int | None:

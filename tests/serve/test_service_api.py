@@ -518,18 +518,45 @@ def test_a_queued_request_whose_client_left_is_never_searched() -> None:
         assert batcher.strategy_calls == 1 and batcher.stopped_batches == 0
 
 
-def test_a_batch_shared_with_a_waiting_client_runs_on_for_it() -> None:
-    slow = SlowFakeGenerator(delay_s=0.2, seed=0)
+class _QuestionsPerCall(SlowFakeGenerator):
+    """The slow fake policy, remembering the questions of every generate call."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.questions: list[set[str]] = []
+
+    def generate(
+        self,
+        prefixes: Sequence[Prefix],
+        n: int,
+        until: Until,
+        sampling: Sampling = DEFAULT_SAMPLING,
+    ) -> list[Generation]:
+        self.questions.append({prefix.problem.question for prefix in prefixes})
+        return super().generate(prefixes, n, until, sampling)
+
+
+def test_a_client_that_leaves_a_shared_batch_is_dropped_from_it() -> None:
+    slow = _QuestionsPerCall(delay_s=0.2, seed=0)
     app = build_app(_beam_service(slow), max_wait_s=0.3, disconnect_poll_s=0.05)
+    stays, leaves = PROBLEMS[2].question, PROBLEMS[3].question
     with serve_in_background(app) as url:
         client = local_client(url)
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            stays = pool.submit(ask, client, PROBLEMS[2].question)
-            _leave_after(url, PROBLEMS[3].question, seconds=0.6)  # in the same batch
-            reply = stays.result()
+            staying = pool.submit(ask, client, stays, seed=5)
+            _leave_after(url, leaves, seconds=0.6)  # in the same batch
+            reply = staying.result()
         batcher = app.state.batcher
         assert batcher.batch_sizes == [2] and batcher.stopped_batches == 0
-        assert reply.model_extra["search"]["prediction"] is not None
+        assert batcher.dropped_requests == 1
+    assert slow.questions[0] == {stays, leaves}  # shared until the client left
+    assert leaves not in slow.questions[-1] and stays in slow.questions[-1]
+    # the client that stayed got what it gets alone
+    alone = _beam_service(SlowFakeGenerator(delay_s=0.0, seed=0))
+    with serve_in_background(build_app(alone)) as url:
+        by_itself = ask(local_client(url), stays, seed=5)
+    assert reply.choices[0].message.content == by_itself.choices[0].message.content
+    assert reply.model_extra["search"] == by_itself.model_extra["search"]
 
 
 def test_a_request_cancelled_on_the_server_drops_its_search_too() -> None:

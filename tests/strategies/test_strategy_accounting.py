@@ -265,7 +265,7 @@ def test_calls_generate_takes_one_count_per_prefix(problems: list[Problem]) -> N
 
 
 @pytest.mark.parametrize("name", ALL_STRATEGIES)
-def test_a_stop_ends_the_search_before_the_next_backend_call(
+def test_dropping_every_problem_ends_the_search_before_the_next_backend_call(
     name: str, problems: list[Problem], make_config: Callable[..., StrategyConfig]
 ) -> None:
     _, whole_generator, whole_scorer = _run(make_config(name), problems)
@@ -274,16 +274,49 @@ def test_a_stop_ends_the_search_before_the_next_backend_call(
     generator = RecordingGenerator(FakeGenerator(seed=7, error_rate=0.3))
     scorer = RecordingScorer(FakeScorer(noise=0.05))
 
-    def after_one_call() -> bool:
-        return len(generator.calls) + len(scorer.calls) >= 1
+    def after_one_call() -> range:
+        return range(len(problems) if len(generator.calls) + len(scorer.calls) >= 1 else 0)
 
     strategy = build_strategy(make_config(name), Aggregation.min)
     with pytest.raises(SearchStopped):
-        strategy.run(problems, generator, scorer, stop=after_one_call)
+        strategy.run(problems, generator, scorer, dropped=after_one_call)
     assert len(generator.calls) + len(scorer.calls) == 1
-    # a stop that never fires changes nothing
+    # a drop that never comes changes nothing
     kept = RecordingGenerator(FakeGenerator(seed=7, error_rate=0.3))
     results = build_strategy(make_config(name), Aggregation.min).run(
-        problems, kept, RecordingScorer(FakeScorer(noise=0.05)), stop=lambda: False
+        problems, kept, RecordingScorer(FakeScorer(noise=0.05)), dropped=lambda: ()
     )
     assert kept.calls == whole_generator.calls and len(results) == len(problems)
+
+
+@pytest.mark.parametrize("name", ALL_STRATEGIES)
+def test_a_dropped_problem_leaves_every_later_call_and_the_others_keep_their_results(
+    name: str, problems: list[Problem], make_config: Callable[..., StrategyConfig]
+) -> None:
+    """Problem 1 dropped after the first backend call: no later generate or score call holds
+    any of its prefixes, and the other problems get the same results as without the drop."""
+    config = make_config(name, max_steps=6)
+    whole, _, _ = _run(config, problems)
+    generator = RecordingGenerator(FakeGenerator(seed=7, error_rate=0.3))
+    scorer = RecordingScorer(FakeScorer(noise=0.05))
+    first: list[int] = []
+
+    def drop_problem_1() -> tuple[int, ...]:
+        if not first and generator.calls + scorer.calls:
+            first.append(len(generator.calls) + len(scorer.calls))
+        return (1,) if first else ()
+
+    results = build_strategy(config, Aggregation.min).run(
+        problems, generator, scorer, dropped=drop_problem_1
+    )
+    dropped_id = problems[1].id
+    later = [ids for ids, _, _ in generator.calls[1:]] + scorer.calls  # the first is a generate
+    assert all(dropped_id not in ids for ids in later)
+    assert first == [1]
+    others = [0, 2, 3]
+    assert [results[i].candidates for i in others] == [whole[i].candidates for i in others]
+    assert [results[i].prediction for i in others] == [whole[i].prediction for i in others]
+    assert [results[i].usage for i in others] == [whole[i].usage for i in others]
+    # the dropped problem still gets its result's shape, and nothing after the drop is charged
+    assert len(results[1].candidates) == len(whole[1].candidates) or name == "adaptive_best_of_n"
+    assert results[1].usage.generated_tokens <= whole[1].usage.generated_tokens
