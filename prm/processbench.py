@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ from search.components import (
     check_component,
     component_name,
     is_arith_model,
+    locate,
     warn_if_world_mismatch,
 )
 from search.guards import call_scorer
@@ -398,6 +399,30 @@ def run_processbench(
     return report
 
 
+def check_fit(
+    subsets: Sequence[tuple[str, Sequence[ProcessBenchSample]]],
+    scorer: Mapping[str, Any],
+    scorer_model: str | None,
+) -> None:
+    """Refuse, before the PRM loads, a sample that will not fit its ``max_length``: the
+    ``InputError`` that scoring it would raise after the load (``overflow_message``). Only
+    for this project's scorer (``build_scorer``) with a local tokenizer and config
+    (``prm.scoring.factory.local_encoder``); anything else is checked as it scores."""
+    from prm.scoring.factory import build_scorer, local_encoder
+
+    if locate(str(scorer.get("_target_"))) is not build_scorer:
+        return
+    encoder = local_encoder(**{k: v for k, v in scorer.items() if not k.startswith("_")})
+    if encoder is None:
+        return
+    for name, samples in subsets:
+        for sample in samples:
+            try:
+                encoder.encode_one(sample.prefix)
+            except InputTooLong as error:
+                raise InputError(overflow_message(name, error, scorer_model)) from None
+
+
 def overflow_message(subset: str, error: InputTooLong, scorer_model: str | None) -> str:
     """One line for a sample of ``subset`` that does not fit the PRM's ``max_length``."""
     dropped = " once its question is dropped" if error.question_dropped else ""
@@ -448,6 +473,7 @@ def main(raw: DictConfig) -> None:
         scorer_model = component_name(raw.scorer)
         for name, _ in subsets:  # the embedded arithmetic PRM scores about 0 elsewhere
             warn_if_world_mismatch(name, None, scorer_model)
+        check_fit(subsets, settings, scorer_model)
         scorer = build_component("scorer", raw.scorer)
         report = run_processbench(config, scorer, output_dir, subsets, scorer_model)
     print(markdown_table([SubsetResult(**row) for row in report["subsets"]]))

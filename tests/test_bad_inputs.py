@@ -708,6 +708,17 @@ CASES = [
         r"bench\.json\[0\]: expected 'steps'",
         {"bench.json": json.dumps([BENCH | {"steps": "2 + 3 = 5"}]).encode()},
     ),
+    Case(
+        "processbench",
+        "sample longer than the PRM's max_length",
+        ("scorer=arith_prm", "scorer.model=TMP/short_prm", "scorer.max_length=8"),
+        r"subset bench: expected every sample to fit the PRM's max_length=8 tokens once its "
+        r"question is dropped, got \d+ tokens for sample 'bench-0'; fix: a PRM with a longer",
+        {  # the embedded PRM without its weights: refused before any load
+            f"short_prm/{name}": (EMBEDDED_PRM / name).read_bytes()
+            for name in ("config.json", "tokenizer.json", "tokenizer_config.json")
+        },
+    ),
     Case("processbench", "threshold above 1", ("threshold=2",), r"threshold <= 1"),
     Case("processbench", "limit=0", ("limit=0",), r"limit >= 1"),
     Case(

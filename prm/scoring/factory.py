@@ -18,7 +18,7 @@ from enum import Enum
 from typing import Any
 
 from prm.scoring.base import StepTagScorer
-from prm.scoring.encoding import OverflowPolicy
+from prm.scoring.encoding import OverflowPolicy, PrefixEncoder, resolve_max_length
 from prm.scoring.format import PRMFamily, PRMFormat, resolve_token_ids
 from search.components import (
     backend_options,
@@ -284,24 +284,50 @@ def _override(key: str, value: Any) -> str:
     return f"{key}={json.dumps(value)}"
 
 
+def _local_pretrained(kind: str, path: str) -> Any | None:
+    """``transformers.Auto<kind>.from_pretrained`` of a local folder, never running remote
+    code (a check must not run a model's code); ``None`` for a hub name, or a folder
+    transformers cannot read that way (e.g. one that needs remote code: its load says why)."""
+    from search.resolve import local_model_dir
+
+    directory = local_model_dir(path)
+    if directory is None:
+        return None
+    try:
+        import transformers
+
+        auto = getattr(transformers, f"Auto{kind}")
+        return auto.from_pretrained(str(directory), trust_remote_code=False)
+    except Exception:
+        return None
+
+
 def check_format_tokens(tokenizer: str, fmt: PRMFormat) -> None:
     """Before any model loads: the format's step tag (and label tokens, bos, chat template)
     against a local tokenizer (``prm.scoring.format.resolve_token_ids``, the check the
     scorer runs when it loads). A hub name, or a tokenizer transformers cannot read here, is
     left to the load, which reports it."""
-    from search.resolve import local_model_dir
+    loaded = _local_pretrained("Tokenizer", tokenizer)
+    if loaded is not None:
+        resolve_token_ids(loaded, fmt)  # ValueError naming scorer.<key> and the fix
 
-    directory = local_model_dir(tokenizer)
-    if directory is None:
-        return
-    try:
-        import transformers
 
-        # no remote code here, whatever the config says: a check must not run a model's code
-        loaded = transformers.AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False)
-    except Exception:  # e.g. one that needs remote code: its load says why
-        return
-    resolve_token_ids(loaded, fmt)  # ValueError naming scorer.<key> and the fix
+def local_encoder(model: str, **settings: Any) -> PrefixEncoder | None:
+    """The encoder ``build_scorer(model, **settings)`` will score with (format, tokenizer,
+    ``max_length``, ``on_overflow``), made before any model loads from the local tokenizer and
+    ``config.json``, so that an entry point can refuse an input that will not fit before the
+    load (``prm.processbench``). ``None`` when it cannot be known here: a hub name, a folder
+    that needs remote code, or a served PRM (``backend=vllm_server``: its length is the
+    server's)."""
+    plan = scorer_plan(model, **settings)
+    if plan.backend is Backend.vllm_server:
+        return None
+    tokenizer = _local_pretrained("Tokenizer", plan.common["tokenizer"] or model)
+    config = _local_pretrained("Config", model)
+    if tokenizer is None or config is None:
+        return None
+    limit = resolve_max_length(plan.common["max_length"], config, tokenizer)
+    return PrefixEncoder(tokenizer, plan.fmt, limit, plan.common["on_overflow"])
 
 
 def check_architecture(model: str, fmt: PRMFormat) -> None:

@@ -98,6 +98,30 @@ def test_arith_config_instantiates_on_a_checkpoint(tmp_path: Path) -> None:
     assert len(out.scores[0]) == 1 and out.tokens == out.new_tokens
 
 
+def test_the_local_encoder_is_the_one_the_scorer_loads_with(tmp_path: Path) -> None:
+    """``local_encoder`` (made before any load, for pre-load length checks) encodes as the
+    loaded scorer does, and says None where it cannot know: a hub name, a served PRM."""
+    from prm.scoring.factory import local_encoder
+
+    model, tokenizer = embedded_prm()
+    path = str(save(model, tokenizer, tmp_path / "arith-prm"))
+    settings = {
+        k: v
+        for k, v in OmegaConf.to_container(OmegaConf.load(SCORER_DIR / "arith_prm.yaml")).items()
+        if not k.startswith("_") and k != "model"
+    }
+    encoder = local_encoder(path, **settings)
+    scorer = build_scorer(path, **settings)
+    assert encoder is not None and isinstance(scorer, HFScorer)
+    assert encoder.max_length == scorer.encoder.max_length
+    problem = Problem("p", "Compute 1 + 2 + 3.", "6")
+    prefix = Prefix(problem, ("1 + 2 = 3", "3 + 3 = 6"))
+    assert encoder.encode_one(prefix) == scorer.encoder.encode_one(prefix)
+    assert local_encoder("Qwen/Qwen2.5-Math-PRM-7B", **settings) is None
+    served = settings | {"backend": "vllm_server", "base_url": "http://127.0.0.1:1"}
+    assert local_encoder(path, **served) is None
+
+
 def test_unknown_backend_options_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown \\['batchsize'\\]"):
         build_scorer("checkpoints/arith-prm", hf={"batchsize": 4})
