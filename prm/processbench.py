@@ -469,11 +469,12 @@ def main(raw: DictConfig) -> None:
         subsets = load_subsets(config)  # every file read and checked before the PRM loads
         settings = OmegaConf.to_container(raw.scorer, resolve=True)
         assert isinstance(settings, dict)
-        check_component("scorer", {str(key): value for key, value in settings.items()})
+        node = {str(key): value for key, value in settings.items()}
+        check_component("scorer", node)
         scorer_model = component_name(raw.scorer)
         for name, _ in subsets:  # the embedded arithmetic PRM scores about 0 elsewhere
             warn_if_world_mismatch(name, None, scorer_model)
-        check_fit(subsets, settings, scorer_model)
+        check_fit(subsets, node, scorer_model)
         scorer = build_component("scorer", raw.scorer)
         report = run_processbench(config, scorer, output_dir, subsets, scorer_model)
     print(markdown_table([SubsetResult(**row) for row in report["subsets"]]))
