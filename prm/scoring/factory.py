@@ -285,19 +285,21 @@ def _override(key: str, value: Any) -> str:
 
 
 def _local_pretrained(kind: str, path: str) -> Any | None:
-    """``transformers.Auto<kind>.from_pretrained`` of a local folder, never running remote
-    code (a check must not run a model's code); ``None`` for a hub name, or a folder
-    transformers cannot read that way (e.g. one that needs remote code: its load says why)."""
+    """``transformers.Auto<kind>.from_pretrained`` of a local folder, or of a hub name whose
+    files are in the local cache (never downloading: a check must not wait on the network),
+    never running remote code (a check must not run a model's code). ``None`` when
+    transformers cannot read it that way (not cached, or it needs remote code: its load
+    says why)."""
     from search.resolve import local_model_dir
 
     directory = local_model_dir(path)
-    if directory is None:
-        return None
     try:
         import transformers
 
         auto = getattr(transformers, f"Auto{kind}")
-        return auto.from_pretrained(str(directory), trust_remote_code=False)
+        if directory is not None:
+            return auto.from_pretrained(str(directory), trust_remote_code=False)
+        return auto.from_pretrained(path, trust_remote_code=False, local_files_only=True)
     except Exception:
         return None
 
@@ -305,8 +307,9 @@ def _local_pretrained(kind: str, path: str) -> Any | None:
 def check_format_tokens(tokenizer: str, fmt: PRMFormat) -> None:
     """Before any model loads: the format's step tag (and label tokens, bos, chat template)
     against a local tokenizer (``prm.scoring.format.resolve_token_ids``, the check the
-    scorer runs when it loads). A hub name, or a tokenizer transformers cannot read here, is
-    left to the load, which reports it."""
+    scorer runs when it loads), read from a local folder or the local hub cache. A hub name
+    not downloaded yet, or a tokenizer transformers cannot read here, is left to the load,
+    which reports it."""
     loaded = _local_pretrained("Tokenizer", tokenizer)
     if loaded is not None:
         resolve_token_ids(loaded, fmt)  # ValueError naming scorer.<key> and the fix
@@ -314,11 +317,11 @@ def check_format_tokens(tokenizer: str, fmt: PRMFormat) -> None:
 
 def local_encoder(model: str, **settings: Any) -> PrefixEncoder | None:
     """The encoder ``build_scorer(model, **settings)`` will score with (format, tokenizer,
-    ``max_length``, ``on_overflow``), made before any model loads from the local tokenizer and
-    ``config.json``, so that an entry point can refuse an input that will not fit before the
-    load (``prm.processbench``). ``None`` when it cannot be known here: a hub name, a folder
-    that needs remote code, or a served PRM (``backend=vllm_server``: its length is the
-    server's)."""
+    ``max_length``, ``on_overflow``), made before any model loads from the tokenizer and
+    ``config.json`` of a local folder or of the local hub cache, so that an entry point can
+    refuse an input that will not fit before the load (``prm.processbench``). ``None`` when
+    it cannot be known here: a hub model not downloaded yet, one that needs remote code to
+    read, or a served PRM (``backend=vllm_server``: its length is the server's)."""
     plan = scorer_plan(model, **settings)
     if plan.backend is Backend.vllm_server:
         return None

@@ -10,9 +10,10 @@ again alone, so one bad request fails by itself.
 A request whose client has gone (``Batcher.submit``'s ``disconnected``, polled every
 ``disconnect_poll_s``) is dropped: from the queue if its batch has not started, and from a
 running batch at its next generate or score call (``search.strategies.base.Calls``): its
-problems are left out of every later call, while the requests still waiting get the same
-results as without it, and a batch whose clients have all gone stops there, so an abandoned
-search no longer holds the model thread.
+problems are left out of every later call, while the requests still waiting are searched as
+without it (the same results, up to what a backend's numbers owe to its batch's padding),
+and a batch whose clients have all gone stops there, so an abandoned search no longer holds
+the model thread.
 
 Limits on what one request may ask (``max_n``, the policy's context) are checked here and
 raised as ``RequestError`` (the client's mistake, a 400) in the terms of a request body.
@@ -280,7 +281,7 @@ class Batcher:
         self.strategy_calls = 0  # strategy.run calls made (for tests and the load benchmark)
         self.batch_sizes: list[int] = []
         self.stopped_batches = 0  # batches stopped because all their clients left
-        self.dropped_requests = 0  # requests left out of a batch that ran on for others
+        self.dropped_requests = 0  # requests whose client left while their batch ran on
 
     def start(self) -> None:
         self._queue = asyncio.Queue()
@@ -316,9 +317,9 @@ class Batcher:
         future: asyncio.Future[list[SearchResult]] = asyncio.get_running_loop().create_future()
         job = _Job(resolved, problems, future)
         await self._queue.put(job)
-        if disconnected is None:
-            return await future
         try:
+            if disconnected is None:
+                return await future
             while True:
                 done, _ = await asyncio.wait({future}, timeout=self.disconnect_poll_s)
                 if done:

@@ -216,11 +216,13 @@ class Calls:
     problems whose results nobody wants any more (the search server's clients that left:
     ``search.serve.service.Batcher``). Their prefixes are left out of the call: each gets
     empty continuations cut at no tokens (``FinishReason.length``, so its node is terminal
-    and unfinished) and a score of 0 per step, so their searches end within a depth or two
-    at no backend cost, and their results are meaningless (the caller drops them). The
-    other problems get what they would have got without the drop, as their random streams
-    are their own. Once every problem is dropped the search ends there with
-    ``SearchStopped``, so an abandoned search stops within one call's time.
+    and unfinished) and a score of 0 per step, so their searches cost no more backend work
+    (MCTS and adaptive best-of-N may go on for some rounds of bookkeeping until their
+    budget is spent) and their results are meaningless (the caller drops them). The other
+    problems are asked for what they would have been asked without the drop, as their
+    random streams are their own (so with a backend whose outputs do not depend on what
+    shares its batch, they get the same results). Once every problem is dropped the search
+    ends there with ``SearchStopped``, so an abandoned search stops within one call's time.
     """
 
     def __init__(

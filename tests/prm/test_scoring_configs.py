@@ -117,9 +117,35 @@ def test_the_local_encoder_is_the_one_the_scorer_loads_with(tmp_path: Path) -> N
     problem = Problem("p", "Compute 1 + 2 + 3.", "6")
     prefix = Prefix(problem, ("1 + 2 = 3", "3 + 3 = 6"))
     assert encoder.encode_one(prefix) == scorer.encoder.encode_one(prefix)
-    assert local_encoder("Qwen/Qwen2.5-Math-PRM-7B", **settings) is None
     served = settings | {"backend": "vllm_server", "base_url": "http://127.0.0.1:1"}
     assert local_encoder(path, **served) is None
+
+
+def test_the_local_encoder_reads_a_hub_model_from_the_cache_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hub name whose files are in the local cache gets its pre-load check too (the large
+    PRMs are hub names); one not downloaded gets none, and nothing is fetched."""
+    import shutil
+
+    import huggingface_hub.constants
+
+    from prm.scoring.factory import local_encoder
+
+    model, tokenizer = embedded_prm()
+    saved = save(model, tokenizer, tmp_path / "saved")
+    repo = tmp_path / "hub" / "models--someone--tiny-prm"
+    snapshot = repo / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(saved / name, snapshot / name)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    settings = {"step_tag": "<step>", "max_length": 8}
+    encoder = local_encoder("someone/tiny-prm", **settings)
+    assert encoder is not None and encoder.max_length == 8
+    assert local_encoder("someone/not-downloaded", **settings) is None
 
 
 def test_unknown_backend_options_are_refused() -> None:

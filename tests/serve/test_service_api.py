@@ -559,8 +559,10 @@ def test_a_client_that_leaves_a_shared_batch_is_dropped_from_it() -> None:
     assert reply.model_extra["search"] == by_itself.model_extra["search"]
 
 
-def test_a_request_cancelled_on_the_server_drops_its_search_too() -> None:
-    """E.g. at shutdown: the request's coroutine is cancelled, not its client gone."""
+@pytest.mark.parametrize("polled", [True, False])
+def test_a_request_cancelled_on_the_server_drops_its_search_too(polled: bool) -> None:
+    """E.g. at shutdown: the request's coroutine is cancelled, not its client gone (with or
+    without a ``disconnected`` poll)."""
     slow = SlowFakeGenerator(delay_s=0.2, seed=0)
     service = _beam_service(slow)
 
@@ -572,7 +574,8 @@ def test_a_request_cancelled_on_the_server_drops_its_search_too() -> None:
             return False
 
         settings = service.resolve(SearchSettings())
-        request = asyncio.create_task(batcher.submit(settings, [PROBLEMS[0]], still_there))
+        poll = still_there if polled else None
+        request = asyncio.create_task(batcher.submit(settings, [PROBLEMS[0]], poll))
         await asyncio.sleep(0.1)
         request.cancel()
         with pytest.raises(asyncio.CancelledError):

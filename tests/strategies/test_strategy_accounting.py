@@ -289,14 +289,18 @@ def test_dropping_every_problem_ends_the_search_before_the_next_backend_call(
     assert kept.calls == whole_generator.calls and len(results) == len(problems)
 
 
+@pytest.mark.parametrize("batch_size", [256, 3])  # 3: calls in chunks, dropped and kept mixed
 @pytest.mark.parametrize("name", ALL_STRATEGIES)
 def test_a_dropped_problem_leaves_every_later_call_and_the_others_keep_their_results(
-    name: str, problems: list[Problem], make_config: Callable[..., StrategyConfig]
+    name: str,
+    batch_size: int,
+    problems: list[Problem],
+    make_config: Callable[..., StrategyConfig],
 ) -> None:
     """Problem 1 dropped after the first backend call: no later generate or score call holds
     any of its prefixes, and the other problems get the same results as without the drop."""
-    config = make_config(name, max_steps=6)
-    whole, _, _ = _run(config, problems)
+    config = make_config(name, max_steps=6, batch_size=batch_size)
+    whole, _, _ = _run(config, problems, batch_size)
     generator = RecordingGenerator(FakeGenerator(seed=7, error_rate=0.3))
     scorer = RecordingScorer(FakeScorer(noise=0.05))
     first: list[int] = []
