@@ -465,9 +465,9 @@ def _versus(first: dict[str, Any], second: dict[str, Any]) -> str:
 def summary(table: Sequence[dict[str, Any]], n: int, aggregation: str, lookahead: int) -> str:
     """The comparisons issue 10 asks for, computed from ``table``: best-of-n rules against
     majority, beam and DVTS at n against best-of-n weighted (and against best-of-N weighted
-    at the smallest N that spends at least their policy tokens), MCTS against majority at the
-    nearest policy-token budget, and beam with lookahead against beam without. A comparison
-    whose rows were not run says so."""
+    at the smallest N that spends at least their policy tokens, and at the next N up), MCTS
+    against majority at the nearest policy-token budget, and beam with lookahead against
+    beam without. A comparison whose rows were not run says so."""
     lines = []
     argmax = find(table, "best_of_n/prm", n, aggregation)
     weighted = find(table, "best_of_n/weighted", n, aggregation)
@@ -504,7 +504,13 @@ def summary(table: Sequence[dict[str, Any]], n: int, aggregation: str, lookahead
                     f"policy tokens) {_accuracy(richer[0])} at {_cost(richer[0])}; "
                     f"{strategy} − best-of-{richer[0]['n']}: {_versus(entry, richer[0])}"
                 )
-            else:
+            if len(richer) > 1:  # the next budget up, so a near-tie is read at both
+                line += (
+                    f"; best-of-{richer[1]['n']} weighted (the next N up) "
+                    f"{_accuracy(richer[1])} at {_cost(richer[1])}; "
+                    f"{strategy} − best-of-{richer[1]['n']}: {_versus(entry, richer[1])}"
+                )
+            if not richer:
                 line += "; no best-of-N run spent as many policy tokens (raise --max-n)"
             lines.append(line + ".")
         else:

@@ -215,6 +215,20 @@ SECTIONS: list[tuple[str, str, str]] = [
         "dvts_shared/accuracy_vs_compute_test_recheck.md",
     ),
     (
+        "Accuracy versus compute: best-of-N rerun for the half-octave budgets, against the "
+        "tables before",
+        "for s in test longest validation; do python benchmarks/accuracy_vs_compute.py "
+        "--splits $s --problems P --max-n M --strategies --results-dir runs/bon-grid/$s && "
+        "python benchmarks/accuracy_vs_compute.py --compare "
+        "benchmarks/results/accuracy_vs_compute_$s.json "
+        "runs/bon-grid/$s/accuracy_vs_compute_$s.json --results-dir benchmarks/results/bon_grid "
+        "&& python benchmarks/accuracy_vs_compute.py --merge "
+        "runs/bon-grid/$s/accuracy_vs_compute_$s.json "
+        "benchmarks/results/accuracy_vs_compute_$s.json; done  (P, M: 200, 64 on test; 100, 64 "
+        "on longest; 200, 32 on validation)",
+        "bon_grid/accuracy_vs_compute_test_recheck.md",
+    ),
+    (
         "Accuracy versus compute: longest split (4-operation chains only)",
         "python benchmarks/accuracy_vs_compute.py --splits test longest",
         "accuracy_vs_compute_longest.md",

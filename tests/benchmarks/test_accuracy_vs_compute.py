@@ -81,6 +81,22 @@ def test_best_of_n_budgets_are_powers_of_two_and_half_octaves() -> None:
     assert all(b <= 1.5 * a for a, b in itertools.pairwise(ns[1:]))
 
 
+def test_a_tree_run_is_read_against_the_smallest_richer_best_of_n_and_the_next() -> None:
+    table = avc.summarise(
+        [
+            row("dvts", 0, [1, 1, 0, 0], n=16, policy_tokens=130.0),
+            row("best_of_n/weighted", 0, [1, 0, 0, 0], n=16, policy_tokens=100.0),
+            row("best_of_n/weighted", 0, [1, 1, 0, 0], n=24, policy_tokens=145.0),
+            row("best_of_n/weighted", 0, [1, 1, 1, 0], n=32, policy_tokens=190.0),
+        ]
+    )
+    text = avc.summary(table, 16, "min", 0)
+    assert "best-of-24 weighted (the smallest N with at least its policy tokens) 0.500" in text
+    assert "dvts − best-of-24: difference +0.000" in text
+    assert "best-of-32 weighted (the next N up) 0.750" in text
+    assert "dvts − best-of-32: difference -0.250" in text
+
+
 def fake_sweep(problems: list[Problem], seed: int, lookahead: int = 1) -> list[dict[str, Any]]:
     runs = avc.search_runs(
         ["beam", "dvts", "mcts", "adaptive_best_of_n"], [2, 4], [Aggregation.min], lookahead
@@ -189,6 +205,8 @@ def test_sweep_rows_ceiling_and_summary() -> None:
     ]
     if richer:
         assert f"best-of-{min(richer)} weighted (the smallest N with at least" in text
+        if len(richer) > 1:
+            assert f"best-of-{sorted(richer)[1]} weighted (the next N up)" in text
     else:
         assert "no best-of-N run spent as many policy tokens" in text
     assert "best-of-8" in avc.summary(table, 8, "min", 1) and "not run" in avc.summary(
