@@ -518,26 +518,8 @@ def test_a_queued_request_whose_client_left_is_never_searched() -> None:
         assert batcher.strategy_calls == 1 and batcher.stopped_batches == 0
 
 
-class _QuestionsPerCall(SlowFakeGenerator):
-    """The slow fake policy, remembering the questions of every generate call."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.questions: list[set[str]] = []
-
-    def generate(
-        self,
-        prefixes: Sequence[Prefix],
-        n: int,
-        until: Until,
-        sampling: Sampling = DEFAULT_SAMPLING,
-    ) -> list[Generation]:
-        self.questions.append({prefix.problem.question for prefix in prefixes})
-        return super().generate(prefixes, n, until, sampling)
-
-
 def test_a_client_that_leaves_a_shared_batch_is_dropped_from_it() -> None:
-    slow = _QuestionsPerCall(delay_s=0.2, seed=0)
+    slow = SlowFakeGenerator(delay_s=0.2, seed=0)
     app = build_app(_beam_service(slow), max_wait_s=0.3, disconnect_poll_s=0.05)
     stays, leaves = PROBLEMS[2].question, PROBLEMS[3].question
     with serve_in_background(app) as url:
