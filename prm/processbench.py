@@ -45,6 +45,7 @@ from search.components import (
     build_component,
     check_component,
     component_name,
+    is_arith_dataset,
     is_arith_model,
     locate,
     warn_if_world_mismatch,
@@ -380,7 +381,7 @@ def run_processbench(
                 name, samples, scorer, config.threshold, config.batch_size, config.progress
             )
         except InputTooLong as error:
-            raise InputError(overflow_message(name, error, scorer_model)) from None
+            raise InputError(overflow_message(name, [error], scorer_model)) from None
         log.info("%s: F1 %s over %d samples", name, result.f1, result.num_samples)
         results.append(result)
         records += predictions
@@ -399,52 +400,120 @@ def run_processbench(
     return report
 
 
+ARITH_SUBSET_FIX = (
+    "an exported arithmetic subset (python -m search.envs.arith.export, then "
+    "subsets=[runs/processbench/arith_test_corrupt.json])"
+)
+
+
 def check_fit(
     subsets: Sequence[tuple[str, Sequence[ProcessBenchSample]]],
     scorer: Mapping[str, Any],
     scorer_model: str | None,
 ) -> None:
-    """Refuse, before the PRM loads, a sample that will not fit its ``max_length``: the
-    ``InputError`` that scoring it would raise after the load (``overflow_message``). Only
-    for this project's scorer (``build_scorer``) with a local tokenizer and config
-    (``prm.scoring.factory.local_encoder``); anything else is checked as it scores."""
-    from prm.scoring.factory import build_scorer, local_encoder
+    """Refuse, before the PRM loads, a subset with samples that will not fit the PRM's
+    ``max_length``: every sample is encoded as the scorer will encode it, and the message
+    counts those that do not fit, names the longest and gives a fix that makes them all fit
+    (``overflow_message``). Only for this project's scorer (``build_scorer``) with a local
+    tokenizer and config (``prm.scoring.factory.local_encoder``); anything else is checked
+    as it scores, one sample at a time."""
+    from prm.scoring.encoding import OverflowPolicy, PrefixEncoder
+    from prm.scoring.factory import build_scorer, local_context, local_encoder
 
     if locate(str(scorer.get("_target_"))) is not build_scorer:
         return
-    encoder = local_encoder(**{k: v for k, v in scorer.items() if not k.startswith("_")})
+    settings = {key: value for key, value in scorer.items() if not key.startswith("_")}
+    encoder = local_encoder(**settings)
     if encoder is None:
         return
-    for name, samples in subsets:
-        for sample in samples:
-            try:
-                encoder.encode_one(sample.prefix)
-            except InputTooLong as error:
-                raise InputError(overflow_message(name, error, scorer_model)) from None
+    # the pre-check's own tokenizer warns of every input above its limit: that is the point
+    quiet = logging.getLogger("transformers.tokenization_utils_base")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        for name, samples in subsets:
+            errors = _too_long(encoder, samples)
+            if not errors:
+                continue
+            truncation_fits = None
+            if encoder.on_overflow is OverflowPolicy.error:
+                truncating = PrefixEncoder(
+                    encoder.tokenizer,
+                    encoder.fmt,
+                    encoder.max_length,
+                    OverflowPolicy.truncate_question,
+                )
+                too_long = {e.problem_id for e in errors}
+                kept = [s for s in samples if s.id in too_long]
+                try:
+                    truncation_fits = not _too_long(truncating, kept)
+                except ValueError:  # e.g. a slow tokenizer cannot truncate by characters
+                    truncation_fits = False
+            context = local_context(str(settings.get("model")))
+            raise InputError(
+                overflow_message(name, errors, scorer_model, len(samples), context, truncation_fits)
+            )
+    finally:
+        quiet.setLevel(level)
 
 
-def overflow_message(subset: str, error: InputTooLong, scorer_model: str | None) -> str:
-    """One line for a sample of ``subset`` that does not fit the PRM's ``max_length``."""
-    dropped = " once its question is dropped" if error.question_dropped else ""
+def _too_long(encoder: Any, samples: Sequence[ProcessBenchSample]) -> list[InputTooLong]:
+    """The overflow of every sample that ``encoder`` cannot make fit, in order."""
+    errors = []
+    for sample in samples:
+        try:
+            encoder.encode_one(sample.prefix)
+        except InputTooLong as error:
+            errors.append(error)
+    return errors
+
+
+def overflow_message(
+    subset: str,
+    errors: Sequence[InputTooLong],
+    scorer_model: str | None,
+    total: int | None = None,
+    context: int | None = None,
+    truncation_fits: bool | None = None,
+) -> str:
+    """One line for the samples of ``subset`` that do not fit the PRM's ``max_length``
+    (``errors``: all of them when known before the load, else the first one met; ``total``:
+    the subset's size). The fix makes them all fit where the numbers allow: the longest
+    sample's length as ``scorer.max_length`` when the model's ``context`` holds it,
+    ``scorer.on_overflow=truncate_question`` only when ``truncation_fits`` (unknown:
+    offered unless it was tried), and the arithmetic world's own subsets for the embedded
+    PRM on another world's data."""
+    longest = max(errors, key=lambda e: e.num_tokens)
+    dropped = " once its question is dropped" if longest.question_dropped else ""
+    count = f"{len(errors)} of {total} samples longer, " if total is not None else ""
     got = (
         f"subset {subset}: expected every sample to fit the PRM's max_length="
-        f"{error.max_length} tokens{dropped}, got {error.num_tokens} tokens for sample "
-        f"{error.problem_id!r}"
+        f"{longest.max_length} tokens{dropped}, got {count}"
+        f"{'the longest ' if total is not None else ''}{longest.num_tokens} tokens for "
+        f"sample {longest.problem_id!r}"
     )
-    if is_arith_model(scorer_model):
+    if is_arith_model(scorer_model) and not is_arith_dataset(subset):
         fix = (
             f"the embedded arithmetic PRM ({scorer_model}) is for the arithmetic world: score "
-            "it on an exported arithmetic subset (python -m search.envs.arith.export, then "
-            "subsets=[runs/processbench/arith_test_corrupt.json]), or score this subset with "
-            "a PRM made for it (scorer=qwen25_math_prm_7b, GPU)"
+            f"it on {ARITH_SUBSET_FIX}, or score this subset with a PRM made for it "
+            "(scorer=qwen25_math_prm_7b, GPU)"
         )
-    else:
-        truncate = "" if error.question_dropped else "scorer.on_overflow=truncate_question, "
-        fix = (
-            f"{truncate}a PRM with a longer context (scorer.max_length up to the model's "
-            "context, or another scorer), or subsets whose solutions fit"
+        return f"{got}; fix: {fix}"
+    fixes = []
+    if context is not None and longest.num_tokens <= context:
+        fixes.append(f"scorer.max_length={longest.num_tokens} (the model's context is {context})")
+    if truncation_fits or (truncation_fits is None and not longest.question_dropped):
+        fixes.append("scorer.on_overflow=truncate_question")
+    if context is None:
+        fixes.append(
+            "a PRM with a longer context (scorer.max_length up to the model's context, or "
+            "another scorer)"
         )
-    return f"{got}; fix: {fix}"
+    elif longest.num_tokens > context:
+        fixes.append(f"a PRM with a context above {context} tokens (another scorer)")
+    fixes.append("subsets whose solutions fit")
+    listed = ", ".join(fixes[:-1]) + ", or " if len(fixes) > 1 else ""
+    return f"{got}; fix: {listed}{fixes[-1]}"
 
 
 def register_configs() -> None:
@@ -473,7 +542,7 @@ def main(raw: DictConfig) -> None:
         check_component("scorer", node)
         scorer_model = component_name(raw.scorer)
         for name, _ in subsets:  # the embedded arithmetic PRM scores about 0 elsewhere
-            warn_if_world_mismatch(name, None, scorer_model)
+            warn_if_world_mismatch(name, None, scorer_model, ARITH_SUBSET_FIX)
         check_fit(subsets, node, scorer_model)
         scorer = build_component("scorer", raw.scorer)
         report = run_processbench(config, scorer, output_dir, subsets, scorer_model)

@@ -165,10 +165,22 @@ def is_arith_model(model: str | None) -> bool:
     return model is not None and Path(model).name.startswith("arith-")
 
 
-def warn_if_world_mismatch(dataset: str, policy: str | None, scorer: str | None) -> list[str]:
+def is_arith_dataset(name: str) -> bool:
+    """Whether a dataset (or a ProcessBench subset) is of the arithmetic world: ``arith``, or
+    ``arith_*`` (its splits and ``search.envs.arith.export``'s subsets)."""
+    return name == "arith" or name.startswith("arith_")
+
+
+def warn_if_world_mismatch(
+    dataset: str,
+    policy: str | None,
+    scorer: str | None,
+    arith_fix: str = "dataset=arith",
+) -> list[str]:
     """Warn (and return the warnings) when an embedded model, trained on the arithmetic world
-    only (``checkpoints/arith-*``), is run on another dataset: it scores about 0 there."""
-    if dataset == "arith" or dataset.startswith("arith_"):
+    only (``checkpoints/arith-*``), is run on another dataset: it scores about 0 there.
+    ``arith_fix``: how the caller's command runs on the arithmetic world instead."""
+    if is_arith_dataset(dataset):
         return []
     warnings = []
     choices = (
@@ -180,7 +192,7 @@ def warn_if_world_mismatch(dataset: str, policy: str | None, scorer: str | None)
             warnings.append(
                 f"the {role} {model} was trained on the arithmetic world only; on dataset "
                 f"{dataset} expect accuracy near 0; fix: a model for the dataset (e.g. "
-                f"{example}, GPU), or dataset=arith"
+                f"{example}, GPU), or {arith_fix}"
             )
     for warning in warnings:
         logging.getLogger("search").warning(warning)

@@ -713,7 +713,8 @@ CASES = [
         "sample longer than the PRM's max_length",
         ("scorer=arith_prm", "scorer.model=TMP/short_prm", "scorer.max_length=8"),
         r"subset bench: expected every sample to fit the PRM's max_length=8 tokens once its "
-        r"question is dropped, got \d+ tokens for sample 'bench-0'; fix: a PRM with a longer",
+        r"question is dropped, got 1 of 1 samples longer, the longest \d+ tokens for sample "
+        r"'bench-0'; fix: scorer\.max_length=\d+ \(the model's context is 256\)",
         {  # the embedded PRM without its weights: refused before any load
             f"short_prm/{name}": (EMBEDDED_PRM / name).read_bytes()
             for name in ("config.json", "tokenizer.json", "tokenizer_config.json")

@@ -119,3 +119,7 @@ def test_embedded_models_on_another_dataset_are_warned_about() -> None:
     assert warn_if_world_mismatch("arith", "checkpoints/arith-policy", None) == []
     assert warn_if_world_mismatch("arith_longest", "checkpoints/arith-policy", None) == []
     assert warn_if_world_mismatch("math500", "Qwen/Qwen2.5-Math-7B-Instruct", None) == []
+    assert got[0].endswith("or dataset=arith")
+    # prm.processbench has no dataset key: it names its own way to the arithmetic world
+    (subset,) = warn_if_world_mismatch("math", None, "checkpoints/arith-prm", "subsets=[X]")
+    assert subset.endswith("or subsets=[X]")

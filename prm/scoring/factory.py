@@ -315,6 +315,14 @@ def check_format_tokens(tokenizer: str, fmt: PRMFormat) -> None:
         resolve_token_ids(loaded, fmt)  # ValueError naming scorer.<key> and the fix
 
 
+def local_context(model: str) -> int | None:
+    """The model's context (``config.json``'s ``max_position_embeddings``) from a local folder
+    or the local hub cache; ``None`` when it cannot be read there."""
+    config = _local_pretrained("Config", model)
+    context = getattr(config, "max_position_embeddings", None)
+    return context if isinstance(context, int) and context > 0 else None
+
+
 def local_encoder(model: str, **settings: Any) -> PrefixEncoder | None:
     """The encoder ``build_scorer(model, **settings)`` will score with (format, tokenizer,
     ``max_length``, ``on_overflow``), made before any model loads from the tokenizer and

@@ -66,6 +66,7 @@ def serve(raw: DictConfig) -> None:
         model_name=config.model_name,
         max_batch_problems=config.max_batch_problems,
         max_wait_s=config.max_wait_ms / 1000,
+        disconnect_poll_s=config.disconnect_poll_ms / 1000,
     )
     log.info("serving %s on http://%s:%d/v1", config.model_name, config.host, config.port)
     uvicorn.run(app, host=config.host, port=config.port, log_level=config.log_level)

@@ -16,8 +16,10 @@ class ServeConfig:
     """``policy`` and ``scorer`` are ``_target_`` nodes as in ``python -m search``.
     ``max_batch_problems``: most problems in one strategy call (and most questions in one
     request); ``max_wait_ms``: how long the first request of a batch waits for others to
-    join it; ``max_n``: the largest search budget ``n`` a request may ask for (a larger one
-    is a 400), at least ``strategy.n``."""
+    join it; ``disconnect_poll_ms``: how often a waiting request asks whether its client is
+    still there (a client that left is dropped from the queue or from its running batch);
+    ``max_n``: the largest search budget ``n`` a request may ask for (a larger one is a
+    400), at least ``strategy.n``."""
 
     seed: int = 0
     aggregation: Aggregation = Aggregation.min
@@ -26,6 +28,7 @@ class ServeConfig:
     model_name: str = "prm-search"
     max_batch_problems: int = 64
     max_wait_ms: float = 10.0
+    disconnect_poll_ms: float = 500.0
     max_n: int = 64
     log_level: str = "info"
     policy: Any = None
@@ -40,6 +43,11 @@ class ServeConfig:
                 "expected max_batch_problems >= 1 and max_wait_ms >= 0, got "
                 f"{self.max_batch_problems} and {self.max_wait_ms}; "
                 "fix: e.g. max_batch_problems=64 max_wait_ms=10"
+            )
+        if not self.disconnect_poll_ms > 0:
+            raise ValueError(
+                f"expected disconnect_poll_ms > 0, got {self.disconnect_poll_ms}; "
+                "fix: e.g. disconnect_poll_ms=500"
             )
         check_max_n(getattr(self.strategy, "n", 1), self.max_n)
 

@@ -249,6 +249,7 @@ class _Job:
     problems: list[Problem]
     future: asyncio.Future[list[SearchResult]]
     abandoned: threading.Event = field(default_factory=threading.Event)  # its client left
+    started: bool = False  # its batch is running (set on the event loop)
 
 
 class Batcher:
@@ -325,7 +326,10 @@ class Batcher:
                 if done:
                     return future.result()
                 if await disconnected():
-                    raise ClientGone(f"the client of {len(problems)} question(s) disconnected")
+                    where = "its batch was running" if job.started else "it was queued"
+                    raise ClientGone(
+                        f"the client of {len(problems)} question(s) disconnected while {where}"
+                    )
         except (ClientGone, asyncio.CancelledError):  # also the request cancelled (shutdown)
             job.abandoned.set()
             future.cancel()
@@ -373,6 +377,8 @@ class Batcher:
         jobs = [job for job in jobs if not job.abandoned.is_set()]  # left while queued
         if not jobs:
             return
+        for job in jobs:
+            job.started = True
         problems = [problem for job in jobs for problem in job.problems]
         loop = asyncio.get_running_loop()
 

@@ -275,15 +275,64 @@ def test_a_max_length_beyond_the_models_context_is_refused_at_load(
     assert not (tmp_path / "out" / "processbench.json").exists()
 
 
-def test_overflow_fix_depends_on_the_prm() -> None:
-    error = InputTooLong(
-        "x", problem_id="math-3", num_tokens=5000, max_length=4096, question_dropped=False
-    )
-    message = overflow_message("math", error, "Qwen/Qwen2.5-Math-PRM-7B")
+def test_the_pre_load_check_counts_every_sample_that_does_not_fit() -> None:
+    """On the embedded PRM's tokenizer (no weights are read): the count, the longest, and
+    truncation offered only when dropping the questions makes every sample fit."""
+    from prm.processbench import ProcessBenchSample, check_fit
+
+    question = "Compute " + " + ".join(["1"] * 20) + "."
+    samples = [
+        ProcessBenchSample("short", "Compute 1 + 1.", ("1 + 1 = 2",), -1),
+        ProcessBenchSample("long-q", question, ("1 + 1 = 2",), -1),
+        ProcessBenchSample("longer-q", question + " Then add 1.", ("1 + 1 = 2",), -1),
+    ]
+    scorer = {
+        "_target_": "prm.scoring.build_scorer",
+        "model": "checkpoints/arith-prm",
+        "step_tag": "<step>",
+        "max_length": 60,
+        "on_overflow": "error",
+    }
+    with pytest.raises(InputError) as raised:
+        check_fit([("mine", samples)], scorer, "my/prm")
+    message = str(raised.value)
+    assert "got 2 of 3 samples longer, the longest" in message
+    assert "'longer-q'" in message and "scorer.on_overflow=truncate_question" in message
+    assert "(the model's context is 256)" in message
+    wordy = [ProcessBenchSample("wordy", "Compute 1 + 1.", ("1 + 1 = 2 " * 8,), -1)]
+    with pytest.raises(InputError) as raised:
+        check_fit([("mine", wordy)], scorer, "my/prm")
+    assert "truncate_question" not in str(raised.value)
+    check_fit([("mine", samples[:1])], scorer, "my/prm")  # every sample fits: no error
+
+
+def test_overflow_fix_depends_on_the_prm_and_the_numbers() -> None:
+    def too_long(sample: str, tokens: int, dropped: bool = False) -> InputTooLong:
+        return InputTooLong(
+            "x", problem_id=sample, num_tokens=tokens, max_length=4096, question_dropped=dropped
+        )
+
+    # met while scoring (one sample, the context unknown)
+    message = overflow_message("math", [too_long("math-3", 5000)], "Qwen/Qwen2.5-Math-PRM-7B")
     assert message == (
         "subset math: expected every sample to fit the PRM's max_length=4096 tokens, got 5000 "
         "tokens for sample 'math-3'; fix: scorer.on_overflow=truncate_question, a PRM with a "
         "longer context (scorer.max_length up to the model's context, or another scorer), or "
         "subsets whose solutions fit"
     )
-    assert "arithmetic world" in overflow_message("math", error, "checkpoints/arith-prm")
+    # found before the load: all of them counted, the longest named, fixes that fit it
+    errors = [too_long("math-3", 5000), too_long("math-9", 6000)]
+    message = overflow_message("math", errors, "my/prm", 500, 8192, truncation_fits=False)
+    assert message == (
+        "subset math: expected every sample to fit the PRM's max_length=4096 tokens, got 2 of "
+        "500 samples longer, the longest 6000 tokens for sample 'math-9'; fix: "
+        "scorer.max_length=6000 (the model's context is 8192), or subsets whose solutions fit"
+    )
+    message = overflow_message("math", errors, "my/prm", 500, 4096, truncation_fits=True)
+    assert "fix: scorer.on_overflow=truncate_question, a PRM with a context above 4096" in message
+    dropped = [too_long("math-3", 4500, dropped=True)]
+    assert "truncate_question" not in overflow_message("math", dropped, "my/prm")
+    # the embedded PRM: the world's own subsets, unless it is already on one
+    assert "arithmetic world" in overflow_message("math", errors, "checkpoints/arith-prm")
+    on_arith = overflow_message("arith_test_corrupt", errors, "checkpoints/arith-prm", 9, 8192)
+    assert "arithmetic world" not in on_arith and "scorer.max_length=6000" in on_arith

@@ -56,6 +56,10 @@ def test_bad_serve_settings_fail_at_the_command_line() -> None:
         OmegaConf.to_object(compose(config_name="serve", overrides=["strategy.n=100"]))
     raw = compose(config_name="serve", overrides=["strategy.n=100", "max_n=128"])
     assert OmegaConf.to_object(raw).max_n == 128  # type: ignore[union-attr]
+    with pytest.raises(Exception, match=r"disconnect_poll_ms > 0, got 0.0; fix"):
+        OmegaConf.to_object(compose(config_name="serve", overrides=["disconnect_poll_ms=0"]))
+    raw = compose(config_name="serve", overrides=["disconnect_poll_ms=50"])
+    assert OmegaConf.to_object(raw).disconnect_poll_ms == 50  # type: ignore[union-attr]
 
 
 def test_python_m_search_serve_answers_the_openai_client(tmp_path: Path) -> None:
