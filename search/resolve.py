@@ -53,26 +53,51 @@ CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
 def check_checkpoint(role: str, settings: Mapping[str, Any], causal_lm: bool) -> None:
     """Before any model loads: ``settings`` (a policy or scorer node) name local folders that
     hold what the role needs. A model loaded here (not one a server runs: ``base_url``)
-    needs a ``config.json``, a context at least as long as the vLLM ``max_model_len`` asked,
-    and, for a policy (``causal_lm``), to be a model that writes text rather than a
-    classifier (a PRM given as the policy). The tokenizer (``tokenizer``, else ``model``)
-    needs its files, and a chat template when ``use_chat_template`` asks for one. A hub or
+    needs a ``config.json``, weights, a context at least as long as the vLLM
+    ``max_model_len`` asked, and, for a policy (``causal_lm``), to be a model that writes
+    text rather than a classifier (a PRM given as the policy). The tokenizer (``tokenizer``,
+    else ``model``) needs its files, and a chat template when ``use_chat_template`` asks for
+    one (checked before the weights, which say less about a half-made folder). A hub or
     served name is not read here (``check_hub_reachable`` covers the hub); an ``InputError``
     names the key and the fix."""
-    from search.inputs import InputError
-
     model = settings.get("model")
     # a model a server runs (an openai_server policy, a vllm_server scorer): its name only
     served = bool(settings.get("base_url")) and settings.get("backend") in (None, "vllm_server")
     directory = None if model is None or served else local_model_dir(str(model))
-    key = f"{role}.model"
     if directory is not None:
         _check_model_folder(role, directory, settings, causal_lm)
     tokenizer = settings.get("tokenizer")
     named = tokenizer if tokenizer is not None else model  # where the tokenizer loads from
     tokenizer_dir = None if named is None else local_model_dir(str(named))
-    if tokenizer_dir is None:
-        return
+    if tokenizer_dir is not None:
+        _check_tokenizer_folder(role, tokenizer_dir, settings)
+    if directory is not None:  # last: the checks above say more about a half-made folder
+        _check_weights(role, directory)
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".gguf")
+
+
+def _check_weights(role: str, directory: Path) -> None:
+    """A model folder must hold weights (any format transformers or vLLM reads, sharded or
+    not); a folder of a config and a tokenizer alone fails only after the other models
+    loaded."""
+    from search.inputs import InputError
+
+    if not any(path.name.endswith(WEIGHT_SUFFIXES) for path in directory.iterdir()):
+        raise InputError(
+            f"{role}.model: expected model weights (model.safetensors, pytorch_model.bin, or "
+            f"their shards) in {directory}, got none; fix: point {role}.model at the folder "
+            f"that holds the weights (a folder with only the tokenizer goes in "
+            f"{role}.tokenizer)"
+        )
+
+
+def _check_tokenizer_folder(role: str, tokenizer_dir: Path, settings: Mapping[str, Any]) -> None:
+    from search.inputs import InputError
+
+    tokenizer = settings.get("tokenizer")
+    key = f"{role}.model"
     present = {path.name for path in tokenizer_dir.iterdir()}
     tokenizer_config = local_json(tokenizer_dir, "tokenizer_config.json") or {}
     vocabulary = present & set(TOKENIZER_FILES) or any(

@@ -291,6 +291,14 @@ CASES = [
     ),
     Case(
         "search",
+        "PRM folder without weights",
+        ("scorer.model=TMP/own_prm", "policy=fake"),
+        r"scorer\.model: expected model weights \(model\.safetensors, pytorch_model\.bin, or "
+        r"their shards\) in .*own_prm, got none; fix: point scorer\.model at the folder",
+        PRM_TOKENIZER,
+    ),
+    Case(
+        "search",
         "step tag of several tokens",
         ("scorer.model=TMP/own_prm", "scorer.step_tag=abcxyz", "policy=fake"),
         r"expected the step tag 'abcxyz' to be exactly one token .*fix: .*scorer\.step_tag",
@@ -715,10 +723,11 @@ CASES = [
         r"subset bench: expected every sample to fit the PRM's max_length=8 tokens once its "
         r"question is dropped, got 1 of 1 samples longer, the longest \d+ tokens for sample "
         r"'bench-0'; fix: scorer\.max_length=\d+ \(the model's context is 256\)",
-        {  # the embedded PRM without its weights: refused before any load
+        {  # the embedded PRM with empty weights: refused before any load
             f"short_prm/{name}": (EMBEDDED_PRM / name).read_bytes()
             for name in ("config.json", "tokenizer.json", "tokenizer_config.json")
-        },
+        }
+        | {"short_prm/model.safetensors": b""},
     ),
     Case("processbench", "threshold above 1", ("threshold=2",), r"threshold <= 1"),
     Case("processbench", "limit=0", ("limit=0",), r"limit >= 1"),

@@ -67,6 +67,9 @@ def test_a_local_checkpoint_with_what_its_role_needs_passes_the_checks(tmp_path:
     (folder / "tokenizer.json").write_text("{}")
     (folder / "tokenizer_config.json").write_text(json.dumps({"chat_template": "{{ x }}"}))
     settings = {"model": str(folder), "use_chat_template": True, "backend": "vllm"}
+    with pytest.raises(InputError, match=r"policy\.model: expected model weights"):
+        check_checkpoint("policy", settings, True)
+    (folder / "model-00001-of-00002.safetensors").write_bytes(b"")  # shards count
     check_checkpoint("policy", settings | {"vllm": {"max_model_len": 4096}}, True)
     # a template in its own file counts too; a PRM as the scorer is what it should be
     (folder / "tokenizer_config.json").write_text("{}")
@@ -86,6 +89,7 @@ def test_a_local_checkpoint_with_what_its_role_needs_passes_the_checks(tmp_path:
 )
 def test_tokenizers_of_other_layouts_pass(tmp_path: Path, files: tuple[str, ...]) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"]}))
+    (tmp_path / "pytorch_model.bin").write_bytes(b"")
     for name in files:
         (tmp_path / name).write_text("x")
     check_checkpoint("policy", {"model": str(tmp_path)}, True)
@@ -94,6 +98,7 @@ def test_tokenizers_of_other_layouts_pass(tmp_path: Path, files: tuple[str, ...]
 def test_a_longer_vllm_context_passes_with_rope_scaling(tmp_path: Path) -> None:
     config = {"architectures": ["Qwen2ForCausalLM"], "max_position_embeddings": 4096}
     (tmp_path / "tokenizer.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"")
     settings = {"model": str(tmp_path), "backend": "vllm", "vllm": {"max_model_len": 16384}}
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(InputError, match="max_model_len=4096"):
@@ -126,6 +131,7 @@ def test_transformers_5_rope_parameters_count_as_scaling(tmp_path: Path) -> None
     }
     (tmp_path / "config.json").write_text(json.dumps(config))
     (tmp_path / "tokenizer.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"")
     settings = {"model": str(tmp_path), "backend": "vllm", "vllm": {"max_model_len": 65536}}
     check_checkpoint("policy", settings, True)
     plain = config | {"rope_parameters": {"rope_type": "default", "rope_theta": 1e6}}
