@@ -2,7 +2,7 @@
 arXiv 2412.06559, the benchmark arXiv 2501.07301 reports its PRMs on).
 
     python -m prm.processbench scorer=qwen25_math_prm_7b                # the four subsets
-    python -m prm.processbench scorer=arith_prm subsets=[runs/processbench/arith_test.json]
+    python -m prm.processbench scorer=arith_prm subsets=[runs/processbench/arith_test_corrupt.json]
     python -m prm.processbench scorer=qwen25_math_prm_7b subsets=[gsm8k] limit=50 threshold=0.6
 
 A subset is a JSON list of objects with ``problem``, ``steps`` (list of strings) and
@@ -381,7 +381,7 @@ def run_processbench(
                 name, samples, scorer, config.threshold, config.batch_size, config.progress
             )
         except InputTooLong as error:
-            raise InputError(overflow_message(name, [error], scorer_model)) from None
+            raise InputError(overflow_message([name], [error], scorer_model)) from None
         log.info("%s: F1 %s over %d samples", name, result.f1, result.num_samples)
         results.append(result)
         records += predictions
@@ -411,12 +411,13 @@ def check_fit(
     scorer: Mapping[str, Any],
     scorer_model: str | None,
 ) -> None:
-    """Refuse, before the PRM loads, a subset with samples that will not fit the PRM's
-    ``max_length``: every sample is encoded as the scorer will encode it, and the message
-    counts those that do not fit, names the longest and gives a fix that makes them all fit
-    (``overflow_message``). Only for this project's scorer (``build_scorer``) with a local
-    tokenizer and config (``prm.scoring.factory.local_encoder``); anything else is checked
-    as it scores, one sample at a time."""
+    """Refuse, before the PRM loads, subsets with samples that will not fit the PRM's
+    ``max_length``: every sample of every subset is encoded as the scorer will encode it,
+    and one message names the subsets, counts the samples that do not fit, names the longest
+    and gives a fix that makes them all fit (``overflow_message``). Only for this project's
+    scorer (``build_scorer``) with a local tokenizer and config
+    (``prm.scoring.factory.local_encoder``); anything else is checked as it scores, one
+    sample at a time."""
     from prm.scoring.encoding import OverflowPolicy, PrefixEncoder
     from prm.scoring.factory import build_scorer, local_context, local_encoder
 
@@ -431,54 +432,59 @@ def check_fit(
     level = quiet.level
     quiet.setLevel(logging.ERROR)
     try:
+        failing: list[str] = []  # every subset with samples that do not fit: one message
+        found: list[tuple[ProcessBenchSample, InputTooLong]] = []
+        total = 0
         for name, samples in subsets:
-            errors = _too_long(encoder, samples)
-            if not errors:
-                continue
-            truncation_fits = None
-            if encoder.on_overflow is OverflowPolicy.error:
-                truncating = PrefixEncoder(
-                    encoder.tokenizer,
-                    encoder.fmt,
-                    encoder.max_length,
-                    OverflowPolicy.truncate_question,
-                )
-                too_long = {e.problem_id for e in errors}
-                kept = [s for s in samples if s.id in too_long]
-                try:
-                    truncation_fits = not _too_long(truncating, kept)
-                except ValueError:  # e.g. a slow tokenizer cannot truncate by characters
-                    truncation_fits = False
-            context = local_context(str(settings.get("model")))
-            raise InputError(
-                overflow_message(name, errors, scorer_model, len(samples), context, truncation_fits)
+            too_long = _too_long(encoder, samples)
+            if too_long:
+                failing.append(name)
+                found += too_long
+                total += len(samples)
+        if not found:
+            return
+        truncation_fits = None
+        if encoder.on_overflow is OverflowPolicy.error:
+            truncating = PrefixEncoder(
+                encoder.tokenizer, encoder.fmt, encoder.max_length, OverflowPolicy.truncate_question
             )
+            try:
+                truncation_fits = not _too_long(truncating, [sample for sample, _ in found])
+            except ValueError:  # e.g. a slow tokenizer cannot truncate by characters
+                truncation_fits = False
+        context = local_context(str(settings.get("model")))
+        errors = [error for _, error in found]
+        raise InputError(
+            overflow_message(failing, errors, scorer_model, total, context, truncation_fits)
+        )
     finally:
         quiet.setLevel(level)
 
 
-def _too_long(encoder: Any, samples: Sequence[ProcessBenchSample]) -> list[InputTooLong]:
-    """The overflow of every sample that ``encoder`` cannot make fit, in order."""
-    errors = []
+def _too_long(
+    encoder: Any, samples: Sequence[ProcessBenchSample]
+) -> list[tuple[ProcessBenchSample, InputTooLong]]:
+    """Every sample that ``encoder`` cannot make fit, with its overflow, in order."""
+    found = []
     for sample in samples:
         try:
             encoder.encode_one(sample.prefix)
         except InputTooLong as error:
-            errors.append(error)
-    return errors
+            found.append((sample, error))
+    return found
 
 
 def overflow_message(
-    subset: str,
+    subsets: Sequence[str],
     errors: Sequence[InputTooLong],
     scorer_model: str | None,
     total: int | None = None,
     context: int | None = None,
     truncation_fits: bool | None = None,
 ) -> str:
-    """One line for the samples of ``subset`` that do not fit the PRM's ``max_length``
+    """One line for the samples of ``subsets`` that do not fit the PRM's ``max_length``
     (``errors``: all of them when known before the load, else the first one met; ``total``:
-    the subset's size). The fix makes them all fit where the numbers allow: the longest
+    the size of those subsets). The fix makes them all fit where the numbers allow: the longest
     sample's length as ``scorer.max_length`` when the model's ``context`` holds it,
     ``scorer.on_overflow=truncate_question`` only when ``truncation_fits`` (unknown:
     offered unless it was tried), and the arithmetic world's own subsets for the embedded
@@ -486,13 +492,14 @@ def overflow_message(
     longest = max(errors, key=lambda e: e.num_tokens)
     dropped = " once its question is dropped" if longest.question_dropped else ""
     count = f"{len(errors)} of {total} samples longer, " if total is not None else ""
+    named = f"subset {subsets[0]}" if len(subsets) == 1 else f"subsets {', '.join(subsets)}"
     got = (
-        f"subset {subset}: expected every sample to fit the PRM's max_length="
+        f"{named}: expected every sample to fit the PRM's max_length="
         f"{longest.max_length} tokens{dropped}, got {count}"
         f"{'the longest ' if total is not None else ''}{longest.num_tokens} tokens for "
         f"sample {longest.problem_id!r}"
     )
-    if is_arith_model(scorer_model) and not is_arith_dataset(subset):
+    if is_arith_model(scorer_model) and not all(map(is_arith_dataset, subsets)):
         fix = (
             f"the embedded arithmetic PRM ({scorer_model}) is for the arithmetic world: score "
             f"it on {ARITH_SUBSET_FIX}, or score this subset with a PRM made for it "

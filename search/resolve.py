@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -75,21 +76,34 @@ def check_checkpoint(role: str, settings: Mapping[str, Any], causal_lm: bool) ->
         _check_weights(role, directory)
 
 
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".gguf")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+"""Weight files transformers (``model*.safetensors``, ``pytorch_model*.bin``) or vLLM (also
+``*.pt``, ``consolidated*.safetensors``, GGUF) reads."""
+TRAINER_STATE = re.compile(r"(training_args|optimizer|scheduler|scaler)\.(bin|pt)|rng_state.*\.pth")
+"""What a training checkpoint keeps beside (or instead of) the weights: not weights (vLLM
+skips the same names)."""
 
 
 def _check_weights(role: str, directory: Path) -> None:
-    """A model folder must hold weights (any format transformers or vLLM reads, sharded or
-    not); a folder of a config and a tokenizer alone fails only after the other models
+    """A model folder must hold weights (a format transformers or vLLM reads, sharded or
+    not; a trainer's state files do not count); a folder of a config and a tokenizer alone,
+    or a training checkpoint saved without its weights, fails only after the other models
     loaded."""
     from search.inputs import InputError
 
-    if not any(path.name.endswith(WEIGHT_SUFFIXES) for path in directory.iterdir()):
+    weights = [
+        path.name
+        for path in directory.iterdir()
+        if path.name.endswith(WEIGHT_SUFFIXES) and not TRAINER_STATE.fullmatch(path.name)
+    ]
+    if not weights:
+        elsewhere = (
+            f" (a tokenizer kept elsewhere goes in {role}.tokenizer)" if role == "scorer" else ""
+        )
         raise InputError(
             f"{role}.model: expected model weights (model.safetensors, pytorch_model.bin, or "
             f"their shards) in {directory}, got none; fix: point {role}.model at the folder "
-            f"that holds the weights (a folder with only the tokenizer goes in "
-            f"{role}.tokenizer)"
+            f"that holds the weights{elsewhere}"
         )
 
 
@@ -105,10 +119,13 @@ def _check_tokenizer_folder(role: str, tokenizer_dir: Path, settings: Mapping[st
     )
     if not vocabulary and "auto_map" not in tokenizer_config:  # auto_map: its own code
         which = f"{role}.tokenizer" if tokenizer is not None else key
+        # a tokenizer of its own: every scorer, and a policy a server runs
+        own = role == "scorer" or "tokenizer" in settings
+        elsewhere = f"{role}.tokenizer=PATH of the tokenizer, or " if own else ""
         raise InputError(
             f"{which}: expected tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...) in "
-            f"{tokenizer_dir}, got none; fix: {role}.tokenizer=PATH of the tokenizer, or "
-            "save it there (tokenizer.save_pretrained)"
+            f"{tokenizer_dir}, got none; fix: {elsewhere}save it there "
+            "(tokenizer.save_pretrained)"
         )
     template = tokenizer_config.get("chat_template")
     has_template = bool(template) or bool(present & set(CHAT_TEMPLATE_FILES))

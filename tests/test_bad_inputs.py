@@ -252,7 +252,8 @@ CASES = [
         "search",
         "policy folder without a tokenizer",
         ("policy.model=TMP/notok", "scorer=fake"),
-        r"policy\.model: expected tokenizer files .*notok, got none; fix: policy\.tokenizer=",
+        r"policy\.model: expected tokenizer files .*notok, got none; fix: save it there "
+        r"\(tokenizer\.save_pretrained\)",  # a local policy has no tokenizer key of its own
         {"notok/config.json": CAUSAL.encode()},
     ),
     Case(

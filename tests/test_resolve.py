@@ -69,6 +69,17 @@ def test_a_local_checkpoint_with_what_its_role_needs_passes_the_checks(tmp_path:
     settings = {"model": str(folder), "use_chat_template": True, "backend": "vllm"}
     with pytest.raises(InputError, match=r"policy\.model: expected model weights"):
         check_checkpoint("policy", settings, True)
+    # a trainer's state is not weights (a checkpoint saved without them), nor is TF's format
+    for name in (
+        "training_args.bin",
+        "optimizer.pt",
+        "scheduler.pt",
+        "rng_state_0.pth",
+        "tf_model.h5",
+    ):
+        (folder / name).write_bytes(b"")
+    with pytest.raises(InputError, match=r"policy\.model: expected model weights"):
+        check_checkpoint("policy", settings, True)
     (folder / "model-00001-of-00002.safetensors").write_bytes(b"")  # shards count
     check_checkpoint("policy", settings | {"vllm": {"max_model_len": 4096}}, True)
     # a template in its own file counts too; a PRM as the scorer is what it should be

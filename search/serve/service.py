@@ -415,6 +415,8 @@ class Batcher:
                 "a batch of %d requests failed (%s); running them one by one", len(jobs), error
             )
             for job in jobs:
+                job.started = False  # queued again, for a batch of its own
+            for job in jobs:
                 await self._run_batch([job])
             return
         self.dropped_requests += sum(job.abandoned.is_set() for job in jobs)

@@ -304,6 +304,14 @@ def test_the_pre_load_check_counts_every_sample_that_does_not_fit() -> None:
         check_fit([("mine", wordy)], scorer, "my/prm")
     assert "truncate_question" not in str(raised.value)
     check_fit([("mine", samples[:1])], scorer, "my/prm")  # every sample fits: no error
+    # several subsets: one message for all of them, whose fix fits them all
+    with pytest.raises(InputError) as raised:
+        check_fit([("a", samples[:2]), ("ok", samples[:1]), ("b", wordy)], scorer, "my/prm")
+    message = str(raised.value)
+    assert message.startswith("subsets a, b: expected every sample")
+    assert "got 2 of 3 samples longer, the longest 117 tokens for sample 'long-q'" in message
+    # truncation would fit a's long question, not b's wordy steps: not offered
+    assert "scorer.max_length=117" in message and "truncate_question" not in message
 
 
 def test_overflow_fix_depends_on_the_prm_and_the_numbers() -> None:
@@ -313,7 +321,7 @@ def test_overflow_fix_depends_on_the_prm_and_the_numbers() -> None:
         )
 
     # met while scoring (one sample, the context unknown)
-    message = overflow_message("math", [too_long("math-3", 5000)], "Qwen/Qwen2.5-Math-PRM-7B")
+    message = overflow_message(["math"], [too_long("math-3", 5000)], "Qwen/Qwen2.5-Math-PRM-7B")
     assert message == (
         "subset math: expected every sample to fit the PRM's max_length=4096 tokens, got 5000 "
         "tokens for sample 'math-3'; fix: scorer.on_overflow=truncate_question, a PRM with a "
@@ -322,17 +330,17 @@ def test_overflow_fix_depends_on_the_prm_and_the_numbers() -> None:
     )
     # found before the load: all of them counted, the longest named, fixes that fit it
     errors = [too_long("math-3", 5000), too_long("math-9", 6000)]
-    message = overflow_message("math", errors, "my/prm", 500, 8192, truncation_fits=False)
+    message = overflow_message(["math"], errors, "my/prm", 500, 8192, truncation_fits=False)
     assert message == (
         "subset math: expected every sample to fit the PRM's max_length=4096 tokens, got 2 of "
         "500 samples longer, the longest 6000 tokens for sample 'math-9'; fix: "
         "scorer.max_length=6000 (the model's context is 8192), or subsets whose solutions fit"
     )
-    message = overflow_message("math", errors, "my/prm", 500, 4096, truncation_fits=True)
+    message = overflow_message(["math"], errors, "my/prm", 500, 4096, truncation_fits=True)
     assert "fix: scorer.on_overflow=truncate_question, a PRM with a context above 4096" in message
     dropped = [too_long("math-3", 4500, dropped=True)]
-    assert "truncate_question" not in overflow_message("math", dropped, "my/prm")
+    assert "truncate_question" not in overflow_message(["math"], dropped, "my/prm")
     # the embedded PRM: the world's own subsets, unless it is already on one
-    assert "arithmetic world" in overflow_message("math", errors, "checkpoints/arith-prm")
-    on_arith = overflow_message("arith_test_corrupt", errors, "checkpoints/arith-prm", 9, 8192)
+    assert "arithmetic world" in overflow_message(["math"], errors, "checkpoints/arith-prm")
+    on_arith = overflow_message(["arith_test_corrupt"], errors, "checkpoints/arith-prm", 9, 8192)
     assert "arithmetic world" not in on_arith and "scorer.max_length=6000" in on_arith
