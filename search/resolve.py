@@ -92,10 +92,18 @@ def _check_weights(role: str, directory: Path) -> None:
     from search.inputs import InputError
 
     weights = [
-        path.name
+        path
         for path in directory.iterdir()
         if path.name.endswith(WEIGHT_SUFFIXES) and not TRAINER_STATE.fullmatch(path.name)
     ]
+    placeholders = [path for path in weights if _placeholder(path)]
+    if weights and len(placeholders) == len(weights):
+        names = ", ".join(sorted(path.name for path in placeholders)[:3])
+        raise InputError(
+            f"{role}.model: expected model weights in {directory}, got Git LFS pointers or "
+            f"empty files in their place ({names}); fix: fetch the files themselves (git lfs "
+            "pull in that folder, or huggingface-cli download)"
+        )
     if not weights:
         elsewhere = (
             f" (a tokenizer kept elsewhere goes in {role}.tokenizer)" if role == "scorer" else ""
@@ -105,6 +113,20 @@ def _check_weights(role: str, directory: Path) -> None:
             f"their shards) in {directory}, got none; fix: point {role}.model at the folder "
             f"that holds the weights{elsewhere}"
         )
+
+
+LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+
+
+def _placeholder(path: Path) -> bool:
+    """An empty file, or a Git LFS pointer (what a clone without git-lfs holds in place of a
+    large file): no weights, and transformers' error on it does not say so."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(len(LFS_POINTER))
+    except OSError:  # e.g. a dangling link: the load says why
+        return False
+    return head == b"" or head == LFS_POINTER
 
 
 def _check_tokenizer_folder(role: str, tokenizer_dir: Path, settings: Mapping[str, Any]) -> None:

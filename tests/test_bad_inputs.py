@@ -292,6 +292,15 @@ CASES = [
     ),
     Case(
         "search",
+        "PRM weights that are Git LFS pointers",
+        ("scorer.model=TMP/own_prm", "policy=fake"),
+        r"scorer\.model: expected model weights in .*own_prm, got Git LFS pointers or empty "
+        r"files in their place \(model\.safetensors\); fix: fetch the files themselves",
+        PRM_TOKENIZER
+        | {"own_prm/model.safetensors": b"version https://git-lfs.github.com/spec/v1\n"},
+    ),
+    Case(
+        "search",
         "PRM folder without weights",
         ("scorer.model=TMP/own_prm", "policy=fake"),
         r"scorer\.model: expected model weights \(model\.safetensors, pytorch_model\.bin, or "
@@ -724,11 +733,11 @@ CASES = [
         r"subset bench: expected every sample to fit the PRM's max_length=8 tokens once its "
         r"question is dropped, got 1 of 1 samples longer, the longest \d+ tokens for sample "
         r"'bench-0'; fix: scorer\.max_length=\d+ \(the model's context is 256\)",
-        {  # the embedded PRM with empty weights: refused before any load
+        {  # the embedded PRM with broken weights: refused before any load
             f"short_prm/{name}": (EMBEDDED_PRM / name).read_bytes()
             for name in ("config.json", "tokenizer.json", "tokenizer_config.json")
         }
-        | {"short_prm/model.safetensors": b""},
+        | {"short_prm/model.safetensors": b"not the weights"},
     ),
     Case("processbench", "threshold above 1", ("threshold=2",), r"threshold <= 1"),
     Case("processbench", "limit=0", ("limit=0",), r"limit >= 1"),

@@ -80,7 +80,12 @@ def test_a_local_checkpoint_with_what_its_role_needs_passes_the_checks(tmp_path:
         (folder / name).write_bytes(b"")
     with pytest.raises(InputError, match=r"policy\.model: expected model weights"):
         check_checkpoint("policy", settings, True)
-    (folder / "model-00001-of-00002.safetensors").write_bytes(b"")  # shards count
+    # what a clone without git-lfs holds in place of the weights
+    pointer = b"version https://git-lfs.github.com/spec/v1\noid sha256:ab\nsize 9\n"
+    (folder / "model-00001-of-00002.safetensors").write_bytes(pointer)
+    with pytest.raises(InputError, match=r"got Git LFS pointers or empty files in their place"):
+        check_checkpoint("policy", settings, True)
+    (folder / "model-00001-of-00002.safetensors").write_bytes(b"\x08" * 16)  # shards count
     check_checkpoint("policy", settings | {"vllm": {"max_model_len": 4096}}, True)
     # a template in its own file counts too; a PRM as the scorer is what it should be
     (folder / "tokenizer_config.json").write_text("{}")
@@ -100,7 +105,7 @@ def test_a_local_checkpoint_with_what_its_role_needs_passes_the_checks(tmp_path:
 )
 def test_tokenizers_of_other_layouts_pass(tmp_path: Path, files: tuple[str, ...]) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"]}))
-    (tmp_path / "pytorch_model.bin").write_bytes(b"")
+    (tmp_path / "pytorch_model.bin").write_bytes(b"weights")
     for name in files:
         (tmp_path / name).write_text("x")
     check_checkpoint("policy", {"model": str(tmp_path)}, True)
@@ -109,7 +114,7 @@ def test_tokenizers_of_other_layouts_pass(tmp_path: Path, files: tuple[str, ...]
 def test_a_longer_vllm_context_passes_with_rope_scaling(tmp_path: Path) -> None:
     config = {"architectures": ["Qwen2ForCausalLM"], "max_position_embeddings": 4096}
     (tmp_path / "tokenizer.json").write_text("{}")
-    (tmp_path / "model.safetensors").write_bytes(b"")
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
     settings = {"model": str(tmp_path), "backend": "vllm", "vllm": {"max_model_len": 16384}}
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(InputError, match="max_model_len=4096"):
@@ -142,7 +147,7 @@ def test_transformers_5_rope_parameters_count_as_scaling(tmp_path: Path) -> None
     }
     (tmp_path / "config.json").write_text(json.dumps(config))
     (tmp_path / "tokenizer.json").write_text("{}")
-    (tmp_path / "model.safetensors").write_bytes(b"")
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
     settings = {"model": str(tmp_path), "backend": "vllm", "vllm": {"max_model_len": 65536}}
     check_checkpoint("policy", settings, True)
     plain = config | {"rope_parameters": {"rope_type": "default", "rope_theta": 1e6}}
