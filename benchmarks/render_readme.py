@@ -273,6 +273,11 @@ SECTIONS: list[tuple[str, str, str]] = [
         "serve_load.md",
     ),
     (
+        "Search server: clients that leave a shared batch",
+        "python benchmarks/serve_leave.py",
+        "serve_leave.md",
+    ),
+    (
         "Decoding: the transformers generator's KV cache",
         "python benchmarks/generator_kv_cache.py",
         "generator_kv_cache.md",
