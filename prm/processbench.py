@@ -488,7 +488,8 @@ def overflow_message(
     sample's length as ``scorer.max_length`` when the model's ``context`` holds it,
     ``scorer.on_overflow=truncate_question`` only when ``truncation_fits`` (unknown:
     offered unless it was tried), and the arithmetic world's own subsets for the embedded
-    PRM on another world's data."""
+    PRM on another world's data. With questions dropped, the ``max_length`` offered keeps
+    every question when the context allows it."""
     longest = max(errors, key=lambda e: e.num_tokens)
     dropped = " once its question is dropped" if longest.question_dropped else ""
     count = f"{len(errors)} of {total} samples longer, " if total is not None else ""
@@ -507,8 +508,14 @@ def overflow_message(
         )
         return f"{got}; fix: {fix}"
     fixes = []
-    if context is not None and longest.num_tokens <= context:
-        fixes.append(f"scorer.max_length={longest.num_tokens} (the model's context is {context})")
+    whole = max(e.full_tokens for e in errors)  # every sample with its question
+    if context is not None and longest.question_dropped and whole <= context:
+        fixes.append(f"scorer.max_length={whole} (the model's context is {context})")
+    elif context is not None and longest.num_tokens <= context:
+        kept = " (the longest questions dropped)" if longest.question_dropped else ""
+        fixes.append(
+            f"scorer.max_length={longest.num_tokens}{kept} (the model's context is {context})"
+        )
     if truncation_fits or (truncation_fits is None and not longest.question_dropped):
         fixes.append("scorer.on_overflow=truncate_question")
     if context is None:

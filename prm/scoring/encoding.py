@@ -46,12 +46,15 @@ class InputTooLong(InputError):
         num_tokens: int,
         max_length: int,
         question_dropped: bool,
+        full_tokens: int | None = None,
     ) -> None:
         super().__init__(message)
         self.problem_id = problem_id
         self.num_tokens = num_tokens  # the input's tokens (without the question, if dropped)
         self.max_length = max_length
         self.question_dropped = question_dropped  # on_overflow=truncate_question was tried
+        # the input's tokens with its question (= num_tokens when no question was dropped)
+        self.full_tokens = num_tokens if full_tokens is None else full_tokens
 
 
 def _positive_int(value: Any) -> int | None:
@@ -194,6 +197,7 @@ class PrefixEncoder:
                 num_tokens=without_question,
                 max_length=self.max_length,
                 question_dropped=True,
+                full_tokens=len(head) + len(ids),
             )
         dropped = set(question[:overflow])
         kept = [token for index, token in enumerate(ids) if index not in dropped]

@@ -340,6 +340,16 @@ def test_overflow_fix_depends_on_the_prm_and_the_numbers() -> None:
     assert "fix: scorer.on_overflow=truncate_question, a PRM with a context above 4096" in message
     dropped = [too_long("math-3", 4500, dropped=True)]
     assert "truncate_question" not in overflow_message(["math"], dropped, "my/prm")
+    # questions dropped: the max_length offered keeps them when the context holds them all
+    whole = InputTooLong(
+        "x", problem_id="m", num_tokens=4500, max_length=4096, question_dropped=True,
+        full_tokens=5200,
+    )  # fmt: skip
+    assert "scorer.max_length=5200 (the model's" in overflow_message(["m"], [whole], "p", 1, 8192)
+    assert (
+        "scorer.max_length=4500 (the longest questions dropped) (the model's context is 5000)"
+        in (overflow_message(["m"], [whole], "p", 1, 5000))
+    )
     # the embedded PRM: the world's own subsets, unless it is already on one
     assert "arithmetic world" in overflow_message(["math"], errors, "checkpoints/arith-prm")
     on_arith = overflow_message(["arith_test_corrupt"], errors, "checkpoints/arith-prm", 9, 8192)
