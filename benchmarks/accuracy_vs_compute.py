@@ -498,17 +498,12 @@ def summary(table: Sequence[dict[str, Any]], n: int, aggregation: str, lookahead
                 ),
                 key=lambda e: e["n"],
             )
-            if richer:
+            # the smallest richer budget, and the next one up, so a near-tie is read at both
+            roles = ("the smallest N with at least its policy tokens", "the next N up")
+            for other, role in zip(richer, roles, strict=False):
                 line += (
-                    f"; best-of-{richer[0]['n']} weighted (the smallest N with at least its "
-                    f"policy tokens) {_accuracy(richer[0])} at {_cost(richer[0])}; "
-                    f"{strategy} − best-of-{richer[0]['n']}: {_versus(entry, richer[0])}"
-                )
-            if len(richer) > 1:  # the next budget up, so a near-tie is read at both
-                line += (
-                    f"; best-of-{richer[1]['n']} weighted (the next N up) "
-                    f"{_accuracy(richer[1])} at {_cost(richer[1])}; "
-                    f"{strategy} − best-of-{richer[1]['n']}: {_versus(entry, richer[1])}"
+                    f"; best-of-{other['n']} weighted ({role}) {_accuracy(other)} at "
+                    f"{_cost(other)}; {strategy} − best-of-{other['n']}: {_versus(entry, other)}"
                 )
             if not richer:
                 line += "; no best-of-N run spent as many policy tokens (raise --max-n)"
