@@ -18,6 +18,15 @@ or prefill), at the length of the prompts MC rolls out from.
     # the attention kernels against run-to-run spread: chosen rows, in turn, 3 times each
     python benchmarks/mc_labelling_speed.py --samples runs/prm/samples/samples.jsonl \
         --limit 512 --chunk 512 --setups 0 4 5 --repeats 3 --name mc_attention_kernels
+    # and the labeller as it was when issue 10 asked for 5x, run from its own commit
+    python benchmarks/mc_labelling_speed.py --limit 512 --chunk 512 --setups 0 4 \
+        --code-before 1a6411c --repeats 3 --name mc_code_before
+
+``--code-before COMMIT`` adds a first row: the MC labeller and transformers generator of that
+commit, unpacked from this clone's git history (``git archive``) into a temporary folder and
+run there in a child process (the recipe before, as it was, not rebuilt from today's options:
+policy, K, full mode, batch 512 and chunks as the other rows). The child checks that its
+``prm`` and ``search`` are the unpacked ones before it labels anything.
 
 Writes benchmarks/results/<name>.{json,md}. Timings are ratios within one run; with
 ``--repeats`` each row is its median-wall run and the wall column gives the range.
@@ -29,6 +38,10 @@ import argparse
 import gc
 import json
 import os
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -156,6 +169,106 @@ def run_setup(setup: SetUp, solutions: list[Any], chunk: int, rollouts: int) -> 
         "rollout_tokens": usage["rollout_tokens"],
         "generate_calls": usage["generate_calls"],
         "startup_s": startup_s,
+        "wall_s": wall_s,
+        "rollout_tokens_per_s": usage["rollout_tokens"] / wall_s,
+        "solutions_per_s": len(solutions) / wall_s,
+        "first_error_accuracy": quality.first_error_accuracy,
+    }
+
+
+# The last commit before the work on issue 10 (MC labelling 5x faster): the labeller and
+# generator that `make prm` ran when the issue measured 1.2k rollout tokens/s.
+CODE_BEFORE = "1a6411c"
+
+# Runs in the unpacked commit (cwd): argv[1] is a JSON spec, the last stdout line the result.
+# Only the API that commit had: HFGenerator's keyword arguments, MCConfig(num_rollouts),
+# MCLabeller(generator, config).label/usage, prm.sample.read_samples.
+_OLD_LABELLER = """
+import json, sys, time
+from pathlib import Path
+spec = json.loads(sys.argv[1])
+import prm, search
+for module in (prm, search):
+    if not Path(module.__file__).resolve().is_relative_to(Path.cwd().resolve()):
+        sys.exit(f"expected {module.__name__} from {Path.cwd()}, got {module.__file__}")
+from prm.label.mc import MCConfig, MCLabeller
+from prm.sample import read_samples
+from search.generators.hf import HFGenerator
+solutions = read_samples(Path(spec["samples"]))[: spec["limit"]]
+start = time.perf_counter()
+generator = HFGenerator(spec["model"], temperature=1.0, top_p=1.0, max_step_tokens=32,
+    max_tokens=160, batch_size=512, seed=0, dtype="float32", device="cpu",
+    use_chat_template=False)
+startup_s = time.perf_counter() - start
+labeller = MCLabeller(generator, MCConfig(num_rollouts=spec["rollouts"]))
+records = []
+start = time.perf_counter()
+for offset in range(0, len(solutions), spec["chunk"]):
+    records += labeller.label(solutions[offset : offset + spec["chunk"]])
+wall_s = time.perf_counter() - start
+print(json.dumps({"startup_s": startup_s, "wall_s": wall_s, "usage": labeller.usage(),
+    "first_errors": [record.first_error for record in records]}))
+"""
+
+
+def unpack_commit(commit: str, into: Path) -> None:
+    """This clone's tree at ``commit`` written under ``into`` (``git archive``)."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(["git", "archive", commit], cwd=root, capture_output=True)
+    if done.returncode:
+        raise SystemExit(
+            f"expected commit {commit} in this clone's history, got git archive's "
+            f"{done.stderr.decode().strip()!r}; fix: a full clone (git fetch --unshallow), or "
+            "leave out --code-before"
+        )
+    with tempfile.TemporaryFile() as archive:
+        archive.write(done.stdout)
+        archive.seek(0)
+        with tarfile.open(fileobj=archive) as tar:
+            tar.extractall(into, filter="data")
+
+
+def run_code_before(
+    commit: str, samples: Path, solutions: list[Any], chunk: int, rollouts: int
+) -> dict[str, Any]:
+    """The row of ``commit``'s own MC labeller (full mode, the policy rolling out, the
+    transformers generator it had), run in a child process on the first ``len(solutions)``
+    samples of ``samples``; the same columns as ``run_setup``."""
+    model = Path(__file__).resolve().parents[1] / "checkpoints" / "arith-policy"
+    spec = {
+        "samples": str(samples.resolve()),
+        "limit": len(solutions),
+        "chunk": chunk,
+        "rollouts": rollouts,
+        "model": str(model),
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        unpack_commit(commit, Path(folder))
+        env = {**os.environ, "PYTHONPATH": folder}  # the unpacked packages, not this clone's
+        done = subprocess.run(
+            [sys.executable, "-c", _OLD_LABELLER, json.dumps(spec)],
+            cwd=folder,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+    if done.returncode:
+        raise RuntimeError(f"the labeller of {commit} failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    usage, wall_s = result["usage"], result["wall_s"]
+    name = f"hf / {model.name} / full / code at {commit}"
+    quality = label_quality(name, solutions, result["first_errors"], ArithChecker())
+    return {
+        "setup": name,
+        "backend": "hf",
+        "model": "checkpoints/arith-policy",
+        "early_stop": False,
+        "commit": commit,
+        "solutions": len(solutions),
+        "rollouts": usage["rollouts"],
+        "rollout_tokens": usage["rollout_tokens"],
+        "generate_calls": usage["generate_calls"],
+        "startup_s": result["startup_s"],
         "wall_s": wall_s,
         "rollout_tokens_per_s": usage["rollout_tokens"] / wall_s,
         "solutions_per_s": len(solutions) / wall_s,
@@ -298,15 +411,27 @@ def main() -> None:
     parser.add_argument("--results-dir", default=str(RESULTS))
     parser.add_argument("--name", default="mc_labelling_speed", help="result file stem")
     parser.add_argument("--repeats", type=int, default=1, help="runs of every row, in turn")
+    parser.add_argument(
+        "--code-before",
+        metavar="COMMIT",
+        default=None,
+        help=f"a first row: that commit's own labeller (the last before issue 10: {CODE_BEFORE})",
+    )
     args = parser.parse_args()
     solutions = read_samples(Path(args.samples))[: args.limit]
     chosen = [SETUPS[i] for i in args.setups] if args.setups else list(SETUPS)
     if args.repeats < 1:
         parser.error(f"expected --repeats >= 1, got {args.repeats}")
-    runs: list[list[dict[str, Any]]] = [[] for _ in chosen]
+    rows_to_run: list[Any] = ([args.code_before] if args.code_before else []) + chosen
+    runs: list[list[dict[str, Any]]] = [[] for _ in rows_to_run]
     for _ in range(args.repeats):  # in turn, so a slower spell of the machine hits every row
-        for setup, mine in zip(chosen, runs, strict=True):
-            mine.append(run_setup(setup, solutions, args.chunk, args.rollouts))
+        for row, mine in zip(rows_to_run, runs, strict=True):
+            if isinstance(row, SetUp):
+                mine.append(run_setup(row, solutions, args.chunk, args.rollouts))
+            else:
+                mine.append(
+                    run_code_before(row, Path(args.samples), solutions, args.chunk, args.rollouts)
+                )
     rows = [median_run(mine) if args.repeats > 1 else mine[0] for mine in runs]
     kernels: list[list[dict[str, Any]]] = [[], []]
     for _ in range(args.repeats):

@@ -45,6 +45,12 @@ SECTIONS: list[tuple[str, str, str]] = [
         "mc_attention_kernels.md",
     ),
     (
+        "Monte Carlo labelling speed: against the labeller as it was, run from its own commit",
+        "python benchmarks/mc_labelling_speed.py --limit 512 --chunk 512 --setups 0 4 "
+        "--code-before 1a6411c --repeats 3 --name mc_code_before",
+        "mc_code_before.md",
+    ),
+    (
         "Monte Carlo labelling: where the time of make prm's row goes",
         "python benchmarks/mc_profile.py --limit 512 --chunk 512 --baseline",
         "mc_profile.md",

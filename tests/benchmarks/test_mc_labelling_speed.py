@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
@@ -70,3 +72,60 @@ def test_every_row_stops_its_backend_before_the_next(monkeypatch: Any) -> None:
     row = mc_labelling_speed.run_setup(mc_labelling_speed.SETUPS[2], [solution], 1, 2)
     assert closed == [True] and row["solutions"] == 1
     mc_labelling_speed.release(FakeGenerator(seed=0))  # a backend without close: nothing to do
+
+
+def _has_commit(commit: str) -> bool:
+    import subprocess
+
+    found = subprocess.run(
+        ["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=ROOT, capture_output=True
+    )
+    return found.returncode == 0
+
+
+@pytest.mark.slow
+def test_code_before_row_runs_that_commits_own_labeller(tmp_path: Path) -> None:
+    """The first row of --code-before is the old commit's labeller, from its own files, with
+    the columns of every other row."""
+    from prm.sample import SampledSolution
+    from search.envs.arith.world import make_split
+    from search.jsonl import write_jsonl
+
+    commit = mc_labelling_speed.CODE_BEFORE
+    if not _has_commit(commit):
+        pytest.skip(f"this clone lacks commit {commit} (a shallow or exported copy)")
+    problems = make_split("train", size=2)
+    solutions = [
+        SampledSolution(problem, 0, problem.gold_steps, finished=False, num_tokens=20)
+        for problem in problems
+    ]
+    samples = tmp_path / "samples.jsonl"
+    write_jsonl(samples, [solution.to_record() for solution in solutions])
+    row = mc_labelling_speed.run_code_before(commit, samples, solutions, 2, 2)
+    assert row["setup"] == f"hf / arith-policy / full / code at {commit}"
+    assert row["solutions"] == 2 and row["commit"] == commit
+    # unfinished solutions: every step's prefix is rolled out, K=2 completions each
+    steps = sum(len(solution.steps) for solution in solutions)
+    assert 0 < row["rollouts"] <= 2 * steps and row["rollout_tokens"] > 0
+    assert row["rollout_tokens_per_s"] == row["rollout_tokens"] / row["wall_s"]
+    assert 0.0 <= row["first_error_accuracy"] <= 1.0
+
+
+def test_old_labeller_refuses_this_clones_packages(tmp_path: Path) -> None:
+    """Run from a folder that holds no packages, the child would import this clone's (the
+    editable install): it stops instead of timing today's code under the old name."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", mc_labelling_speed._OLD_LABELLER, "{}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode != 0
+    assert f"expected prm from {tmp_path}" in done.stderr
+
+
+def test_code_before_names_the_fix_for_a_missing_commit(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="expected commit 0000000 in this clone's history"):
+        mc_labelling_speed.unpack_commit("0000000", tmp_path)
