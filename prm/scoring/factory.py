@@ -9,12 +9,14 @@ understands sits under ``hf:`` or ``vllm:``, so switching backend is one overrid
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from prm.scoring.base import StepTagScorer
@@ -289,10 +291,53 @@ def _local_pretrained(kind: str, path: str) -> Any | None:
     files are in the local cache (never downloading: a check must not wait on the network),
     never running remote code (a check must not run a model's code). ``None`` when
     transformers cannot read it that way (not cached, or it needs remote code: its load
-    says why)."""
+    says why).
+
+    The pre-load checks of one entry point ask for the same tokenizer and config several
+    times (the step-tag check, the length check, its fix's context): each is read once per
+    process while the folder's files stay as they were (``_folder_state``), not once per
+    check (a large model's tokenizer takes seconds)."""
     from search.resolve import local_model_dir
 
     directory = local_model_dir(path)
+    files = directory if directory is not None else _hub_snapshot(path)
+    return _read_pretrained(kind, path, directory, files, _folder_state(files))
+
+
+def _hub_snapshot(name: str) -> Path | None:
+    """The local hub cache's snapshot folder of ``name`` (where its ``config.json`` is), or
+    ``None`` when it is not cached."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(name, "config.json")
+    except Exception:  # not a valid repo name, or no hub library: nothing cached to read
+        return None
+    return Path(found).parent if isinstance(found, str) else None
+
+
+def _folder_state(folder: Path | None) -> tuple[tuple[str, int, int], ...]:
+    """Name, size and modification time of every file in ``folder``: what
+    ``_read_pretrained`` remembers a load by, so a folder edited (or a hub model downloaded)
+    since is read again."""
+    if folder is None:
+        return ()
+    return tuple(
+        (item.name, item.stat().st_size, item.stat().st_mtime_ns)
+        for item in sorted(folder.iterdir())
+        if item.is_file()
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _read_pretrained(
+    kind: str,
+    path: str,
+    directory: Path | None,
+    files: Path | None,
+    state: tuple[tuple[str, int, int], ...],
+) -> Any | None:
+    """``_local_pretrained``'s load (``files`` and ``state`` only key the memo)."""
     try:
         import transformers
 

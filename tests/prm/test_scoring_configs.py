@@ -275,3 +275,45 @@ def test_a_value_a_shell_or_hydra_would_change_goes_to_a_yaml(value: str) -> Non
     from prm.scoring.factory import _typeable
 
     assert not _typeable(value)
+
+
+def test_pre_load_checks_read_a_tokenizer_and_config_once_until_the_folder_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The step-tag check, the length check and its fix's context all read the same folder:
+    one tokenizer and one config load, not one per check; an edited folder is read again."""
+    import transformers
+
+    from prm.scoring.factory import check_format_tokens, local_context, local_encoder
+
+    model, tokenizer = embedded_prm()
+    path = str(save(model, tokenizer, tmp_path / "arith-prm"))
+    loads: list[str] = []
+    inside: list[str] = []  # a tokenizer's own load reads its config: count the outer call
+    for kind in ("AutoTokenizer", "AutoConfig"):
+        original = getattr(transformers, kind).from_pretrained
+
+        def counted(*args: Any, _kind: str = kind, _load: Any = original, **kwargs: Any) -> Any:
+            if not inside:
+                loads.append(_kind)
+            inside.append(_kind)
+            try:
+                return _load(*args, **kwargs)
+            finally:
+                inside.pop()
+
+        monkeypatch.setattr(getattr(transformers, kind), "from_pretrained", counted)
+    fmt = PRMFormat(PRMFamily.token_classification, step_tag="<step>")
+    check_format_tokens(path, fmt)
+    first = local_encoder(path, step_tag="<step>")
+    config = Path(path) / "config.json"
+    context = json.loads(config.read_text())["max_position_embeddings"]
+    assert local_context(path) == context
+    assert sorted(loads) == ["AutoConfig", "AutoTokenizer"]
+    config.write_text(
+        json.dumps(json.loads(config.read_text()) | {"max_position_embeddings": context // 2})
+    )
+    again = local_encoder(path, step_tag="<step>")
+    assert first is not None and again is not None
+    assert (first.max_length, again.max_length) == (context, context // 2)
+    assert sorted(loads) == ["AutoConfig", "AutoConfig", "AutoTokenizer", "AutoTokenizer"]
