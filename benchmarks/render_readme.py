@@ -197,6 +197,11 @@ SECTIONS: list[tuple[str, str, str]] = [
         "dvts_width/m8/accuracy_vs_compute_validation_paired.md",
     ),
     (
+        "DVTS's candidates on validation: how far apart, and subtrees forced apart or together",
+        "python benchmarks/dvts_picks.py --split validation --problems 200 --seeds 0 1",
+        "dvts_picks_validation.md",
+    ),
+    (
         "Accuracy versus compute: test split",
         "python benchmarks/accuracy_vs_compute.py --splits test longest",
         "accuracy_vs_compute_test.md",

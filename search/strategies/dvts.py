@@ -56,6 +56,15 @@ def _best(nodes: Sequence[Node], rule: Select) -> Node:
 
 
 class Dvts(SearchStrategy):
+    def choose(
+        self, parents: Sequence[tuple[int, Node]], children: Sequence[list[Node]]
+    ) -> list[Node]:
+        """The node each live subtree goes on from, given its ``(problem index, current
+        node)`` and its scored children at this depth: its own best child
+        (``strategy.prune``). Subtrees stay independent; a subclass may pick otherwise (e.g.
+        ``benchmarks/dvts_picks.py`` measures picks shared between subtrees at one prefix)."""
+        return [_best(kids, self.config.prune) for kids in children]
+
     def search(self, problems: Sequence[Problem], calls: Calls) -> list[Outcome]:
         config = self.config
         width = config.beam_width
@@ -81,10 +90,11 @@ class Dvts(SearchStrategy):
                 Sampling(temperature=config.lookahead_temperature),
                 share_prompts=True,  # subtrees of a problem at one prefix: one prompt
             )
-            for (_, subtree), kids in zip(live, children, strict=True):
+            chosen = self.choose([(index, subtree.current) for index, subtree in live], children)
+            for (_, subtree), kids, node in zip(live, children, chosen, strict=True):
                 subtree.last_children = kids
-                subtree.current = _best(kids, config.prune)
-                subtree.live = not subtree.current.terminal
+                subtree.current = node
+                subtree.live = not node.terminal
 
         outcomes = []
         for tree, problem_subtrees in zip(trees, subtrees, strict=True):

@@ -1,0 +1,225 @@
+"""Why DVTS@16 is only level with best-of-N on this world: how far apart its candidates are,
+and what forcing them apart, or together, does.
+
+DVTS@16 (4 subtrees of 4 children, min aggregation, weighted pruning: the shipped config) on
+one arithmetic split, with three ways for a subtree to pick the node it goes on from at each
+depth (``search.strategies.dvts.Dvts.choose``):
+
+- ``own``: each subtree keeps its own best child, independently (the engine's DVTS);
+- ``distinct``: subtrees standing at one prefix pool their children and take the best
+  distinct steps in turn (the k-th subtree the k-th best different step; the best again when
+  the pool holds fewer different steps than subtrees), to keep the subtrees apart;
+- ``shared``: subtrees at one prefix pool their children and all go on from the best one (a
+  greedy step-level best-of-16 per prefix).
+
+Best-of-16 (weighted vote) runs beside them for the spread of independent samples. Columns,
+per problem: accuracy ± standard error over (problem, seed) pairs, pass@16 (a right finished
+answer among the 16 candidates), distinct candidate texts, distinct first steps and distinct
+answers among the candidates (means), and policy tokens. The differences against ``own`` are
+paired over the same problems and seeds.
+
+    python benchmarks/dvts_picks.py --split validation --problems 200 --seeds 0 1
+
+Writes benchmarks/results/<name>.{json,md} (default name ``dvts_picks_<split>``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from accuracy_vs_compute import (
+    RESULTS,
+    SHIPPED_POLICY,
+    SHIPPED_PRM,
+    build_scorer,
+    paired_difference,
+    standard_error,
+)
+
+from search.aggregation import Aggregation
+from search.envs.arith.world import make_split
+from search.generators import build_generator
+from search.protocols import Generator, Scorer
+from search.run import grade
+from search.selection import Select
+from search.strategies import build_strategy
+from search.strategies.config import StrategyConfig, StrategyName
+from search.strategies.dvts import Dvts
+from search.strategies.tree import Node, prune_keys, same_prefix_groups
+from search.types import Problem, SearchResult
+
+PICKS = ("own", "distinct", "shared")
+GRADE_TIMEOUT_S = 5.0
+
+
+class PooledDvts(Dvts):
+    """DVTS whose subtrees at one prefix pick from their pooled children: ``distinct`` (the
+    best different steps in turn) or ``shared`` (all the best one)."""
+
+    def __init__(self, *args: Any, distinct: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.distinct = distinct
+
+    def choose(
+        self, parents: Sequence[tuple[int, Node]], children: Sequence[list[Node]]
+    ) -> list[Node]:
+        chosen: list[Node | None] = [None] * len(parents)
+        for group in same_prefix_groups(parents):
+            pool = [kid for position in group for kid in children[position]]
+            keys = prune_keys(pool, self.config.prune)
+            ranked = [pool[i] for i in sorted(range(len(pool)), key=lambda i: (-keys[i], i))]
+            different: list[Node] = []
+            for node in ranked:
+                if all(node.steps != taken.steps for taken in different):
+                    different.append(node)
+            for turn, position in enumerate(group):
+                take = turn if self.distinct and turn < len(different) else 0
+                chosen[position] = different[take]
+        assert all(node is not None for node in chosen)
+        return [node for node in chosen if node is not None]
+
+
+def dvts(pick: str, seed: int) -> Dvts:
+    config = StrategyConfig(name=StrategyName.dvts, n=16, beam_width=4)
+    if pick == "own":
+        strategy = build_strategy(config, Aggregation.min, seed=seed)
+        assert type(strategy) is Dvts
+        return strategy
+    return PooledDvts(config, Aggregation.min, distinct=pick == "distinct")
+
+
+def spread(results: Sequence[SearchResult]) -> dict[str, float]:
+    """Means per problem of the distinct candidate texts, first steps and answers."""
+
+    def mean_distinct(key: Any) -> float:
+        return statistics.mean(len({key(c) for c in r.candidates}) for r in results)
+
+    return {
+        "distinct_candidates": mean_distinct(lambda c: c.steps),
+        "distinct_first_steps": mean_distinct(lambda c: c.steps[:1]),
+        "distinct_answers": mean_distinct(lambda c: c.answer),
+    }
+
+
+def run_row(
+    name: str,
+    strategy: Any,
+    problems: Sequence[Problem],
+    generator: Generator,
+    scorer: Scorer,
+    seed: int,
+) -> dict[str, Any]:
+    start = time.perf_counter()
+    results = strategy.run(problems, generator, scorer)
+    wall_s = time.perf_counter() - start
+    graded = [grade(result, GRADE_TIMEOUT_S) for result in results]
+    return {
+        "row": name,
+        "seed": seed,
+        "correct": [int(marks["selected"]) for _, marks in graded],
+        "passed": [int(any(c.correct for c in result.candidates)) for result, _ in graded],
+        "policy_tokens": statistics.mean(r.usage.policy_tokens for r in results),
+        **spread(results),
+        "wall_s": wall_s,
+    }
+
+
+def merge_seeds(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One row per name: correctness over every (problem, seed) pair, means of the rest."""
+    first = runs[0]
+    merged: dict[str, Any] = {"row": first["row"], "seeds": [run["seed"] for run in runs]}
+    for key in ("correct", "passed"):
+        merged[key] = [value for run in runs for value in run[key]]
+    for key in (
+        "policy_tokens",
+        "distinct_candidates",
+        "distinct_first_steps",
+        "distinct_answers",
+        "wall_s",
+    ):
+        merged[key] = statistics.mean(run[key] for run in runs)
+    return merged
+
+
+def markdown(rows: Sequence[dict[str, Any]], split: str, problems: int) -> str:
+    own = next(row for row in rows if row["row"] == "dvts/own")
+    seeds = len(own["seeds"])
+    lines = [
+        f"Arithmetic `{split}` split, {problems} problems × {seeds} seeds; the shipped policy "
+        "and PRM; min aggregation. Accuracy ± standard error over the (problem, seed) pairs; "
+        "the spread columns are means per problem over the 16 candidates; differences "
+        "against dvts/own paired over the same problems and seeds.",
+        "",
+        "| row | accuracy ± SE | − dvts/own | pass@16 | distinct candidates | distinct "
+        "first steps | distinct answers | policy tokens / problem |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        accuracy = statistics.mean(row["correct"])
+        error = standard_error(row["correct"])
+        if row is own:
+            versus = "-"
+        else:
+            difference, difference_error = paired_difference(row["correct"], own["correct"])
+            versus = f"{difference:+.3f} ± {difference_error:.3f}"
+        lines.append(
+            f"| {row['row']} | {accuracy:.3f} ± {error:.3f} | {versus} | "
+            f"{statistics.mean(row['passed']):.3f} | {row['distinct_candidates']:.2f} | "
+            f"{row['distinct_first_steps']:.2f} | {row['distinct_answers']:.2f} | "
+            f"{row['policy_tokens']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """argparse, not Hydra: a benchmark script with a few flags whose output is its table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--split", default="validation")
+    parser.add_argument("--problems", type=int, default=200)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--prm", default=SHIPPED_PRM)
+    parser.add_argument("--policy", default=SHIPPED_POLICY)
+    parser.add_argument("--results-dir", default=str(RESULTS))
+    parser.add_argument("--name", default=None, help="result file stem")
+    args = parser.parse_args()
+    problems = make_split(args.split, size=args.problems)
+    scorer = build_scorer(args.prm)
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for seed in args.seeds:
+        generator = build_generator(
+            args.policy,
+            seed=seed,
+            max_tokens=160,
+            max_step_tokens=32,
+            dtype="float32",
+            use_chat_template=False,
+            hf={"batch_size": 1024},
+        )
+        best_of_n = build_strategy(
+            StrategyConfig(name=StrategyName.best_of_n, n=16, select=Select.weighted),
+            Aggregation.min,
+            seed=seed,
+        )
+        named: list[tuple[str, Any]] = [(f"dvts/{pick}", dvts(pick, seed)) for pick in PICKS]
+        for name, strategy in [*named, ("best_of_n/weighted", best_of_n)]:
+            row = run_row(name, strategy, problems, generator, scorer, seed)
+            print(f"seed {seed} {name}: accuracy {statistics.mean(row['correct']):.3f}")
+            runs.setdefault(name, []).append(row)
+    rows = [merge_seeds(mine) for mine in runs.values()]
+    text = markdown(rows, args.split, args.problems)
+    out = Path(args.results_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    name = args.name or f"dvts_picks_{args.split}"
+    (out / f"{name}.json").write_text(json.dumps({"split": args.split, "rows": rows}, indent=2))
+    (out / f"{name}.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
