@@ -82,6 +82,20 @@ READS_NO_SCORE = ("best_of_n/majority", "adaptive_best_of_n/majority", PASS)  # 
 TREE_STRATEGIES = ["beam", "dvts", "mcts", "particle_filtering", "adaptive_best_of_n"]
 
 
+def build_policy(model: str, seed: int) -> Generator:
+    """The policy as the benchmarks sample it: the embedded world's token limits, float32,
+    transformers with batches of 1,024 rows."""
+    return build_generator(
+        model,
+        seed=seed,
+        max_tokens=160,
+        max_step_tokens=32,
+        dtype="float32",
+        use_chat_template=False,
+        hf={"batch_size": 1024},
+    )
+
+
 def build_scorer(model: str) -> Scorer:
     from prm.scoring import build_scorer as build
 
@@ -1059,15 +1073,7 @@ def main() -> None:
     wall_s = dict.fromkeys(splits, 0.0)
     texts: dict[str, str] = {}
     for seed in args.seeds:
-        generator = build_generator(
-            args.policy,
-            seed=seed,
-            max_tokens=160,
-            max_step_tokens=32,
-            dtype="float32",
-            use_chat_template=False,
-            hf={"batch_size": 1024},
-        )
+        generator = build_policy(args.policy, seed)
         for split, problems in splits.items():
             start = time.perf_counter()
             rows[split] += sweep(

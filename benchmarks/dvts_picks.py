@@ -37,6 +37,7 @@ from accuracy_vs_compute import (
     RESULTS,
     SHIPPED_POLICY,
     SHIPPED_PRM,
+    build_policy,
     build_scorer,
     paired_difference,
     standard_error,
@@ -44,7 +45,6 @@ from accuracy_vs_compute import (
 
 from search.aggregation import Aggregation
 from search.envs.arith.world import make_split
-from search.generators import build_generator
 from search.protocols import Generator, Scorer
 from search.run import grade
 from search.selection import Select
@@ -192,15 +192,7 @@ def main() -> None:
     scorer = build_scorer(args.prm)
     runs: dict[str, list[dict[str, Any]]] = {}
     for seed in args.seeds:
-        generator = build_generator(
-            args.policy,
-            seed=seed,
-            max_tokens=160,
-            max_step_tokens=32,
-            dtype="float32",
-            use_chat_template=False,
-            hf={"batch_size": 1024},
-        )
+        generator = build_policy(args.policy, seed)
         best_of_n = build_strategy(
             StrategyConfig(name=StrategyName.best_of_n, n=16, select=Select.weighted),
             Aggregation.min,
