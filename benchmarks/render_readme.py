@@ -57,8 +57,10 @@ SECTIONS: list[tuple[str, str, str]] = [
     ),
     (
         "Building the shipped PRM: stage times on this machine (all rounds but its last three)",
-        "python benchmarks/prm_pipeline_times.py",
-        "prm_pipeline.md",
+        "python benchmarks/prm_pipeline_times.py (then, on that build's run directory, which is "
+        "gone since: a record kept in benchmarks/results/previous/, not rerunnable; the "
+        "make prm timed tables below are)",
+        "previous/prm_pipeline_shipped_build.md",
     ),
     (
         "`make prm` timed: a rebuild with the default recipe (packed batches)",
