@@ -33,3 +33,13 @@ def tiny_policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
     return out
+
+
+@pytest.fixture(autouse=True)
+def _fresh_pretrained_memo() -> None:
+    """Each test starts without the pre-load checks' remembered tokenizers and configs
+    (``prm.scoring.factory._read_pretrained``), so a test that counts or patches loads does
+    not depend on which test read the same folder before it."""
+    from prm.scoring.factory import _read_pretrained
+
+    _read_pretrained.cache_clear()

@@ -13,6 +13,7 @@ import functools
 import json
 import logging
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -296,17 +297,22 @@ def _local_pretrained(kind: str, path: str) -> Any | None:
     The pre-load checks of one entry point ask for the same tokenizer and config several
     times (the step-tag check, the length check, its fix's context): each is read once per
     process while the folder's files stay as they were (``_folder_state``), not once per
-    check (a large model's tokenizer takes seconds)."""
+    check (a large model's tokenizer takes seconds). The objects are shared between the
+    checks that ask: read them, do not change them."""
     from search.resolve import local_model_dir
 
     directory = local_model_dir(path)
     files = directory if directory is not None else _hub_snapshot(path)
-    return _read_pretrained(kind, path, directory, files, _folder_state(files))
+    try:
+        state = _folder_state(files)
+    except OSError:  # a file went away while listed (a checkpoint being saved): no memo
+        return _read_pretrained.__wrapped__(kind, path, directory, files, ())
+    return _read_pretrained(kind, path, directory, files, state)
 
 
 def _hub_snapshot(name: str) -> Path | None:
-    """The local hub cache's snapshot folder of ``name`` (where its ``config.json`` is), or
-    ``None`` when it is not cached."""
+    """The local hub cache's snapshot folder of ``name`` (where its ``config.json`` is, which
+    transformers needs beside a hub tokenizer too), or ``None`` when it is not cached."""
     try:
         from huggingface_hub import try_to_load_from_cache
 
@@ -316,17 +322,18 @@ def _hub_snapshot(name: str) -> Path | None:
     return Path(found).parent if isinstance(found, str) else None
 
 
-def _folder_state(folder: Path | None) -> tuple[tuple[str, int, int], ...]:
-    """Name, size and modification time of every file in ``folder``: what
-    ``_read_pretrained`` remembers a load by, so a folder edited (or a hub model downloaded)
-    since is read again."""
+def _folder_state(folder: Path | None) -> tuple[tuple[str, int, int, int, int], ...]:
+    """Name, size, inode, and change and modification times of every file in ``folder``:
+    what ``_read_pretrained`` remembers a load by, so a folder whose files were edited or
+    replaced since (or a hub model downloaded since) is read again."""
     if folder is None:
         return ()
-    return tuple(
-        (item.name, item.stat().st_size, item.stat().st_mtime_ns)
-        for item in sorted(folder.iterdir())
-        if item.is_file()
-    )
+    state = []
+    for item in sorted(folder.iterdir()):
+        info = item.stat()  # once per file: the state is of one moment
+        if stat.S_ISREG(info.st_mode):
+            state.append((item.name, info.st_size, info.st_ino, info.st_ctime_ns, info.st_mtime_ns))
+    return tuple(state)
 
 
 @functools.lru_cache(maxsize=16)
@@ -335,7 +342,7 @@ def _read_pretrained(
     path: str,
     directory: Path | None,
     files: Path | None,
-    state: tuple[tuple[str, int, int], ...],
+    state: tuple[tuple[str, int, int, int, int], ...],
 ) -> Any | None:
     """``_local_pretrained``'s load (``files`` and ``state`` only key the memo)."""
     try:

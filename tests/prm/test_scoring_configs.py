@@ -317,3 +317,35 @@ def test_pre_load_checks_read_a_tokenizer_and_config_once_until_the_folder_chang
     assert first is not None and again is not None
     assert (first.max_length, again.max_length) == (context, context // 2)
     assert sorted(loads) == ["AutoConfig", "AutoConfig", "AutoTokenizer", "AutoTokenizer"]
+
+
+def test_pre_load_checks_read_a_hub_snapshot_again_once_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hub name is remembered by its cached snapshot's files (found by its config.json):
+    what could not be read before the rest of the download is read once it is there, not
+    answered from the memo."""
+    import shutil
+
+    import huggingface_hub.constants
+
+    from prm.scoring.factory import _local_pretrained
+
+    model, tokenizer = embedded_prm()
+    saved = save(model, tokenizer, tmp_path / "saved")
+    repo = tmp_path / "hub" / "models--someone--half-downloaded"
+    snapshot = repo / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(saved / name, snapshot / name)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    name = "someone/half-downloaded"
+    # transformers reads a hub tokenizer only with its model's config.json beside it
+    assert _local_pretrained("Tokenizer", name) is None
+    assert _local_pretrained("Config", name) is None
+    shutil.copy(saved / "config.json", snapshot / "config.json")
+    assert _local_pretrained("Tokenizer", name) is not None
+    config = _local_pretrained("Config", name)
+    assert config is not None and config.model_type == "qwen2"
