@@ -23,10 +23,11 @@ or prefill), at the length of the prompts MC rolls out from.
         --code-before 1a6411c --repeats 3 --name mc_code_before
 
 ``--code-before COMMIT`` adds a first row: the MC labeller and transformers generator of that
-commit, unpacked from this clone's git history (``git archive``) into a temporary folder and
-run there in a child process (the recipe before, as it was, not rebuilt from today's options:
-policy, K, full mode, batch 512 and chunks as the other rows). The child checks that its
-``prm`` and ``search`` are the unpacked ones before it labels anything.
+commit, unpacked from this clone's git history (``git archive``, its code and configs) into a
+temporary folder and run there in a child process (the recipe before, as it was, not rebuilt
+from today's options: policy, K, full mode, batch 512 and chunks as the other rows). Its code
+is that commit's; torch and transformers are this environment's, as for every other row. The
+child checks that its ``prm`` and ``search`` are the unpacked ones before it labels anything.
 
 Writes benchmarks/results/<name>.{json,md}. Timings are ratios within one run; with
 ``--repeats`` each row is its median-wall run and the wall column gives the range.
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import io
 import json
 import os
 import subprocess
@@ -43,7 +45,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,8 +57,10 @@ from prm.sample import read_samples
 from search.envs.arith.checker import ArithChecker
 from search.generators import build_generator
 from search.protocols import Generator
+from search.resolve import REPO_ROOT, resolve_model_path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+POLICY = "checkpoints/arith-policy"
 
 
 @dataclass(frozen=True)
@@ -113,17 +117,25 @@ def environment(values: tuple[tuple[str, str], ...]) -> Iterator[None]:
                 os.environ[key] = old
 
 
+# How every row samples its rollouts (the code-before row passes them to that commit's
+# transformers generator, whose keywords these are too).
+SAMPLING = {
+    "seed": 0,
+    "temperature": 1.0,
+    "max_step_tokens": 32,
+    "max_tokens": 160,
+    "dtype": "float32",
+    "use_chat_template": False,
+}
+HF_ROWS = {"batch_size": 512, "device": "cpu"}
+
+
 def _build(setup: SetUp) -> Generator:
     return build_generator(
         setup.model,
         setup.backend,
-        seed=0,
-        temperature=1.0,
-        max_step_tokens=32,
-        max_tokens=160,
-        dtype="float32",
-        use_chat_template=False,
-        hf={"batch_size": 512, "device": "cpu", **dict(setup.hf)},
+        **SAMPLING,  # type: ignore[arg-type]
+        hf={**HF_ROWS, **dict(setup.hf)},
         vllm={
             "gpu_memory_utilization": 0.05,
             "cpu_kvcache_space_gib": 2,
@@ -176,9 +188,13 @@ def run_setup(setup: SetUp, solutions: list[Any], chunk: int, rollouts: int) -> 
     }
 
 
-# The last commit before the work on issue 10 (MC labelling 5x faster): the labeller and
-# generator that `make prm` ran when the issue measured 1.2k rollout tokens/s.
+# The code issue 10 measured when it asked for MC labelling 5x faster: its figure (1,042 s
+# and 1,236,581 rollout tokens for 3,200 solutions, about 1.2k rollout tokens/s) is the
+# `label mc` row of README's stage table at this commit, the last one dated before the work
+# on issues 10 to 14 began (2026-11-30), all of which landed after it.
 CODE_BEFORE = "1a6411c"
+# what the child needs of that commit's tree (its checkpoints are not: this clone's are used)
+CODE_PATHS = ("prm", "search", "conf", "pyproject.toml")
 
 # Runs in the unpacked commit (cwd): argv[1] is a JSON spec, the last stdout line the result.
 # Only the API that commit had: HFGenerator's keyword arguments, MCConfig(num_rollouts),
@@ -196,9 +212,7 @@ from prm.sample import read_samples
 from search.generators.hf import HFGenerator
 solutions = read_samples(Path(spec["samples"]))[: spec["limit"]]
 start = time.perf_counter()
-generator = HFGenerator(spec["model"], temperature=1.0, top_p=1.0, max_step_tokens=32,
-    max_tokens=160, batch_size=512, seed=0, dtype="float32", device="cpu",
-    use_chat_template=False)
+generator = HFGenerator(spec["model"], **spec["generator"])
 startup_s = time.perf_counter() - start
 labeller = MCLabeller(generator, MCConfig(num_rollouts=spec["rollouts"]))
 records = []
@@ -211,21 +225,28 @@ print(json.dumps({"startup_s": startup_s, "wall_s": wall_s, "usage": labeller.us
 """
 
 
-def unpack_commit(commit: str, into: Path) -> None:
-    """This clone's tree at ``commit`` written under ``into`` (``git archive``)."""
-    root = Path(__file__).resolve().parents[1]
-    done = subprocess.run(["git", "archive", commit], cwd=root, capture_output=True)
+def unpack_commit(commit: str, into: Path, paths: Sequence[str] = CODE_PATHS) -> None:
+    """``paths`` of this clone's tree at ``commit`` written under ``into`` (``git
+    archive``)."""
+    fix = "fix: a git clone with full history (git fetch --unshallow), or leave out --code-before"
+    try:
+        done = subprocess.run(
+            ["git", "archive", commit, *paths], cwd=REPO_ROOT, capture_output=True
+        )
+    except FileNotFoundError as missing:
+        raise SystemExit(
+            f"expected git to unpack commit {commit}, got no git program; {fix}"
+        ) from missing
     if done.returncode:
         raise SystemExit(
             f"expected commit {commit} in this clone's history, got git archive's "
-            f"{done.stderr.decode().strip()!r}; fix: a full clone (git fetch --unshallow), or "
-            "leave out --code-before"
+            f"{done.stderr.decode().strip()!r}; {fix}"
         )
-    with tempfile.TemporaryFile() as archive:
-        archive.write(done.stdout)
-        archive.seek(0)
-        with tarfile.open(fileobj=archive) as tar:
+    with tarfile.open(fileobj=io.BytesIO(done.stdout)) as tar:
+        if hasattr(tarfile, "data_filter"):  # Python 3.10.12+ / 3.11.4+: refuse unsafe members
             tar.extractall(into, filter="data")
+        else:
+            tar.extractall(into)  # an archive of this clone's own history
 
 
 def run_code_before(
@@ -234,13 +255,14 @@ def run_code_before(
     """The row of ``commit``'s own MC labeller (full mode, the policy rolling out, the
     transformers generator it had), run in a child process on the first ``len(solutions)``
     samples of ``samples``; the same columns as ``run_setup``."""
-    model = Path(__file__).resolve().parents[1] / "checkpoints" / "arith-policy"
+    model = Path(resolve_model_path(POLICY))
     spec = {
         "samples": str(samples.resolve()),
         "limit": len(solutions),
         "chunk": chunk,
         "rollouts": rollouts,
         "model": str(model),
+        "generator": {**SAMPLING, **HF_ROWS, "top_p": 1.0},
     }
     with tempfile.TemporaryDirectory() as folder:
         unpack_commit(commit, Path(folder))
@@ -252,16 +274,22 @@ def run_code_before(
             capture_output=True,
             text=True,
         )
-    if done.returncode:
-        raise RuntimeError(f"the labeller of {commit} failed:\n{done.stderr[-3000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    lines = done.stdout.strip().splitlines()
+    if done.returncode or not lines:
+        raise SystemExit(
+            f"expected the labeller of {commit} to print its result, got exit status "
+            f"{done.returncode} and this end of its stderr:\n{done.stderr[-3000:]}\nfix: "
+            "run the command above by hand in an unpacked copy (git archive) to see why; a "
+            "commit whose labeller API differs from 1a6411c's needs its own driver"
+        )
+    result = json.loads(lines[-1])
     usage, wall_s = result["usage"], result["wall_s"]
     name = f"hf / {model.name} / full / code at {commit}"
     quality = label_quality(name, solutions, result["first_errors"], ArithChecker())
     return {
         "setup": name,
         "backend": "hf",
-        "model": "checkpoints/arith-policy",
+        "model": POLICY,
         "early_stop": False,
         "commit": commit,
         "solutions": len(solutions),
@@ -422,7 +450,7 @@ def main() -> None:
     chosen = [SETUPS[i] for i in args.setups] if args.setups else list(SETUPS)
     if args.repeats < 1:
         parser.error(f"expected --repeats >= 1, got {args.repeats}")
-    rows_to_run: list[Any] = ([args.code_before] if args.code_before else []) + chosen
+    rows_to_run: list[SetUp | str] = [*([args.code_before] if args.code_before else []), *chosen]
     runs: list[list[dict[str, Any]]] = [[] for _ in rows_to_run]
     for _ in range(args.repeats):  # in turn, so a slower spell of the machine hits every row
         for row, mine in zip(rows_to_run, runs, strict=True):
