@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from accuracy_vs_compute import (
+    GRADE_TIMEOUT_S,
     RESULTS,
     SHIPPED_POLICY,
     SHIPPED_PRM,
@@ -55,7 +56,6 @@ from search.strategies.tree import Node, prune_keys, same_prefix_groups
 from search.types import Problem, SearchResult
 
 PICKS = ("own", "distinct", "shared")
-GRADE_TIMEOUT_S = 5.0
 
 
 class PooledDvts(Dvts):
@@ -69,6 +69,9 @@ class PooledDvts(Dvts):
     def choose(
         self, parents: Sequence[tuple[int, Node]], children: Sequence[list[Node]]
     ) -> list[Node]:
+        """Per group of subtrees at one prefix: rank the pooled children, pick, then deal the
+        pool out again so that each subtree's list holds its own pick (its candidates if it
+        stops there) and the group's children stay 4 per subtree."""
         chosen: list[Node | None] = [None] * len(parents)
         for group in same_prefix_groups(parents):
             pool = [kid for position in group for kid in children[position]]
@@ -78,11 +81,34 @@ class PooledDvts(Dvts):
             for node in ranked:
                 if all(node.steps != taken.steps for taken in different):
                     different.append(node)
-            for turn, position in enumerate(group):
-                take = turn if self.distinct and turn < len(different) else 0
-                chosen[position] = different[take]
+            picks = [
+                different[turn if self.distinct and turn < len(different) else 0]
+                for turn in range(len(group))
+            ]
+            deal(group, picks, ranked, children)
+            for position, node in zip(group, picks, strict=True):
+                chosen[position] = node
         assert all(node is not None for node in chosen)
         return [node for node in chosen if node is not None]
+
+
+def deal(
+    group: Sequence[int],
+    picks: Sequence[Node],
+    pool: Sequence[Node],
+    children: Sequence[list[Node]],
+) -> None:
+    """Refill the lists ``children[position]`` of ``group`` from ``pool`` (their children,
+    alike: one prefix), each as long as before and led by its own pick, the rest dealt in
+    rank order of the pool. A pick several subtrees share (``shared``, or ``distinct`` with
+    fewer different steps than subtrees) leads each of their lists, as each goes on from it,
+    so the lists together may leave out some of the pool's other children."""
+    sizes = [len(children[position]) for position in group]
+    picked = {id(node) for node in picks}
+    rest = [node for node in pool if id(node) not in picked]
+    for position, node, size in zip(group, picks, sizes, strict=True):
+        children[position][:] = [node, *rest[: size - 1]]
+        rest = rest[size - 1 :]
 
 
 def dvts(pick: str, seed: int) -> Dvts:

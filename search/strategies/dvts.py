@@ -62,7 +62,10 @@ class Dvts(SearchStrategy):
         """The node each live subtree goes on from, given its ``(problem index, current
         node)`` and its scored children at this depth: its own best child
         (``strategy.prune``). Subtrees stay independent; a subclass may pick otherwise (e.g.
-        ``benchmarks/dvts_picks.py`` measures picks shared between subtrees at one prefix)."""
+        ``benchmarks/dvts_picks.py`` measures picks shared between subtrees at one prefix).
+        Each pick must be among that subtree's own list in ``children``, which are its
+        candidates if it stops there: a subclass that picks across subtrees at one prefix
+        rearranges their lists in place (their children are alike: one prefix, one prompt)."""
         return [_best(kids, self.config.prune) for kids in children]
 
     def search(self, problems: Sequence[Problem], calls: Calls) -> list[Outcome]:
@@ -92,6 +95,13 @@ class Dvts(SearchStrategy):
             )
             chosen = self.choose([(index, subtree.current) for index, subtree in live], children)
             for (_, subtree), kids, node in zip(live, children, chosen, strict=True):
+                if not any(node is kid for kid in kids):
+                    raise ValueError(
+                        f"expected each subtree's chosen node among its own children (they "
+                        f"are its candidates if it stops there), got one from elsewhere from "
+                        f"{type(self).__name__}.choose; fix: hand the subtree children that "
+                        "hold its pick (choose may rearrange the lists of subtrees at one prefix)"
+                    )
                 subtree.last_children = kids
                 subtree.current = node
                 subtree.live = not node.terminal

@@ -74,6 +74,19 @@ def test_distinct_picks_keep_subtrees_at_one_prefix_apart() -> None:
     assert all(len(r.candidates) == 16 for r in results + own_results)
 
 
+def test_pooled_picks_keep_every_finished_pick_among_the_candidates() -> None:
+    """A subtree that stops on a finished child picked from the pool has that child among
+    its candidates (the pool is dealt out again so each list holds its own pick)."""
+    for pick in ("distinct", "shared"):
+        results, chosen = run(pick)
+        candidates = [{c.steps for c in result.candidates} for result in results]
+        stops = [node for depth in chosen for node in depth if node.finished]
+        assert stops  # the check below is not empty
+        for node in stops:
+            assert any(node.steps in steps for steps in candidates)
+        assert all(len(result.candidates) == 16 for result in results)
+
+
 def test_spread_counts_distinct_texts_first_steps_and_answers() -> None:
     results, _ = run("own")
     stats = dvts_picks.spread(results)

@@ -206,6 +206,24 @@ def test_dvts_copies_at_one_prefix_take_their_own_continuations() -> None:
     ]
 
 
+def test_dvts_refuses_a_pick_outside_the_subtrees_own_children(
+    problems: list[Problem], make_config: Callable[..., StrategyConfig]
+) -> None:
+    """A subtree's own children are its candidates if it stops: a ``choose`` that hands it
+    another subtree's child without its list is refused, not searched on with lost nodes."""
+    from search.strategies.dvts import Dvts
+
+    class Borrowing(Dvts):
+        def choose(
+            self, parents: Sequence[tuple[int, Node]], children: Sequence[list[Node]]
+        ) -> list[Node]:
+            return [children[0][0] for _ in children]  # the first subtree's first child
+
+    strategy = Borrowing(make_config("dvts", n=4, beam_width=2), Aggregation.min)
+    with pytest.raises(ValueError, match="expected each subtree's chosen node among its own"):
+        strategy.run(problems[:1], FakeGenerator(seed=0), FakeScorer())
+
+
 def test_same_prefix_groups_are_per_problem_in_first_seen_order() -> None:
     first, other = SearchTree(SCRIPTED), SearchTree(SCRIPTED)
 
