@@ -64,7 +64,7 @@ from search.envs.arith.world import make_split
 from search.generators import build_generator
 from search.grading import answers_match
 from search.guards import call_scorer
-from search.protocols import Generator, Scorer
+from search.protocols import Generator, Scorer, Strategy
 from search.run import grade
 from search.selection import Select, pick
 from search.strategies import build_strategy
@@ -272,6 +272,17 @@ def search_runs(
     return runs
 
 
+def run_graded(
+    strategy: Strategy, problems: Sequence[Problem], generator: Generator, scorer: Scorer | None
+) -> tuple[list[tuple[SearchResult, dict[str, bool]]], float]:
+    """``strategy`` run on ``problems``: each result graded as the engine grades its runs (no
+    credit for an answer no finished path states, ``search.run.grade``), and the wall time."""
+    start = time.perf_counter()
+    results = strategy.run(problems, generator, scorer)
+    wall = time.perf_counter() - start
+    return [grade(result, GRADE_TIMEOUT_S) for result in results], wall
+
+
 def search_row(
     run: SearchRun,
     problems: Sequence[Problem],
@@ -291,13 +302,14 @@ def search_row(
         children_per_expansion=beam_width,
         prune=run.prune,
     )
-    start = time.perf_counter()
-    results = build_strategy(config, run.aggregation, seed=seed).run(
-        problems, generator, scorer if run.uses_scorer else None
+    graded, wall = run_graded(
+        build_strategy(config, run.aggregation, seed=seed),
+        problems,
+        generator,
+        scorer if run.uses_scorer else None,
     )
-    wall = time.perf_counter() - start
-    # graded as the engine grades its runs: no credit for an answer no finished path states
-    correct = [int(grade(r, GRADE_TIMEOUT_S)[1]["selected"]) for r in results]
+    results = [result for result, _ in graded]
+    correct = [int(marks["selected"]) for _, marks in graded]
     return {
         "strategy": run.label,
         "aggregation": run.aggregation.value if run.uses_scorer else "-",

@@ -28,26 +28,24 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from accuracy_vs_compute import (
-    GRADE_TIMEOUT_S,
     RESULTS,
     SHIPPED_POLICY,
     SHIPPED_PRM,
     build_policy,
     build_scorer,
     paired_difference,
+    run_graded,
     standard_error,
 )
 
 from search.aggregation import Aggregation
 from search.envs.arith.world import make_split
 from search.protocols import Generator, Scorer
-from search.run import grade
 from search.selection import Select
 from search.strategies import build_strategy
 from search.strategies.config import StrategyConfig, StrategyName
@@ -141,10 +139,8 @@ def run_row(
     scorer: Scorer,
     seed: int,
 ) -> dict[str, Any]:
-    start = time.perf_counter()
-    results = strategy.run(problems, generator, scorer)
-    wall_s = time.perf_counter() - start
-    graded = [grade(result, GRADE_TIMEOUT_S) for result in results]
+    graded, wall_s = run_graded(strategy, problems, generator, scorer)
+    results = [result for result, _ in graded]
     return {
         "row": name,
         "seed": seed,
