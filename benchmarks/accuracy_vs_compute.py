@@ -155,7 +155,7 @@ def mean_or_none(values: Sequence[float | None]) -> float | None:
 @functools.lru_cache(maxsize=1 << 16)
 def is_right(prediction: str | None, gold: str) -> bool:
     """``answers_match``, remembered: best-of-N asks about the same answers at every N."""
-    return answers_match(prediction, gold)
+    return answers_match(prediction, gold, timeout_s=GRADE_TIMEOUT_S)
 
 
 def best_of_n_right(result: SearchResult, n: int, rule: Select | None, how: Aggregation) -> bool:

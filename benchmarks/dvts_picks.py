@@ -67,9 +67,8 @@ class PooledDvts(Dvts):
     def choose(
         self, parents: Sequence[tuple[int, Node]], children: Sequence[list[Node]]
     ) -> list[Node]:
-        """Per group of subtrees at one prefix: rank the pooled children, pick, then deal the
-        pool out again so that each subtree's list holds its own pick (its candidates if it
-        stops there) and the group's children stay 4 per subtree."""
+        """Per group of subtrees at one prefix: rank the pooled children and pick, then swap
+        each pick into a list of a subtree that picked it (``deal``), as the engine asks."""
         chosen: list[Node | None] = [None] * len(parents)
         for group in same_prefix_groups(parents):
             pool = [kid for position in group for kid in children[position]]
@@ -83,30 +82,30 @@ class PooledDvts(Dvts):
                 different[turn if self.distinct and turn < len(different) else 0]
                 for turn in range(len(group))
             ]
-            deal(group, picks, ranked, children)
+            deal(group, picks, children)
             for position, node in zip(group, picks, strict=True):
                 chosen[position] = node
         assert all(node is not None for node in chosen)
         return [node for node in chosen if node is not None]
 
 
-def deal(
-    group: Sequence[int],
-    picks: Sequence[Node],
-    pool: Sequence[Node],
-    children: Sequence[list[Node]],
-) -> None:
-    """Refill the lists ``children[position]`` of ``group`` from ``pool`` (their children,
-    alike: one prefix), each as long as before and led by its own pick, the rest dealt in
-    rank order of the pool. A pick several subtrees share (``shared``, or ``distinct`` with
-    fewer different steps than subtrees) leads each of their lists, as each goes on from it,
-    so the lists together may leave out some of the pool's other children."""
-    sizes = [len(children[position]) for position in group]
+def deal(group: Sequence[int], picks: Sequence[Node], children: Sequence[list[Node]]) -> None:
+    """Swap each pick that none of the subtrees picking it holds into the first such
+    subtree's list (``children[position]`` of ``group``), in exchange for a child of that
+    list that nobody picked: every child of the group stays in exactly one list, each list
+    keeps its length and otherwise its own draws, and ``search.strategies.dvts.check_held``
+    holds. A pick several subtrees share needs to be in one of their lists only: they go on,
+    or stop, together."""
     picked = {id(node) for node in picks}
-    rest = [node for node in pool if id(node) not in picked]
-    for position, node, size in zip(group, picks, sizes, strict=True):
-        children[position][:] = [node, *rest[: size - 1]]
-        rest = rest[size - 1 :]
+    for node in dict.fromkeys(picks):  # each picked node once, in pick order
+        choosers = [position for position, pick in zip(group, picks, strict=True) if pick is node]
+        if any(any(node is kid for kid in children[position]) for position in choosers):
+            continue
+        owner = next(p for p in group if any(node is kid for kid in children[p]))
+        target = children[choosers[0]]
+        spare = next(i for i, kid in enumerate(target) if id(kid) not in picked)
+        at = next(i for i, kid in enumerate(children[owner]) if kid is node)
+        target[spare], children[owner][at] = node, target[spare]
 
 
 def dvts(pick: str, seed: int) -> Dvts:

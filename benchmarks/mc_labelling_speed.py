@@ -238,6 +238,16 @@ def unpack_commit(commit: str, into: Path, paths: Sequence[str] = CODE_PATHS) ->
             f"expected git to unpack commit {commit}, got no git program; {fix}"
         ) from missing
     if done.returncode:
+        known = subprocess.run(
+            ["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=REPO_ROOT, capture_output=True
+        )
+        if known.returncode == 0:  # the commit is there, some of ``paths`` are not
+            raise SystemExit(
+                f"expected {' '.join(paths)} in commit {commit}, got git archive's "
+                f"{done.stderr.decode().strip()!r}; fix: a commit of this project that has "
+                "them (its labeller is what the row runs), e.g. the default "
+                f"--code-before {CODE_BEFORE}"
+            )
         raise SystemExit(
             f"expected commit {commit} in this clone's history, got git archive's "
             f"{done.stderr.decode().strip()!r}; {fix}"
@@ -279,8 +289,10 @@ def run_code_before(
         raise SystemExit(
             f"expected the labeller of {commit} to print its result, got exit status "
             f"{done.returncode} and this end of its stderr:\n{done.stderr[-3000:]}\nfix: "
-            "run the command above by hand in an unpacked copy (git archive) to see why; a "
-            "commit whose labeller API differs from 1a6411c's needs its own driver"
+            f"see why by hand: unpack it (git archive {commit} {' '.join(CODE_PATHS)} | tar "
+            "-x -C DIR), then in DIR run python -c with mc_labelling_speed._OLD_LABELLER and "
+            f"this spec: '{json.dumps(spec)}'; a commit whose labeller API differs from "
+            f"{CODE_BEFORE}'s needs its own driver"
         )
     result = json.loads(lines[-1])
     usage, wall_s = result["usage"], result["wall_s"]

@@ -56,10 +56,10 @@ SECTIONS: list[tuple[str, str, str]] = [
         "mc_profile.md",
     ),
     (
-        "Building the shipped PRM: stage times on this machine (all rounds but its last three)",
-        "python benchmarks/prm_pipeline_times.py (then, on that build's run directory, which is "
-        "gone since: a record kept in benchmarks/results/previous/, not rerunnable; the "
-        "make prm timed tables below are)",
+        "Building the shipped PRM: stage times on this machine (all rounds but its last three; "
+        "a record of a run directory since gone, not rerunnable: the make prm timed tables "
+        "below are)",
+        "python benchmarks/prm_pipeline_times.py",
         "previous/prm_pipeline_shipped_build.md",
     ),
     (

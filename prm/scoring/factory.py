@@ -305,7 +305,7 @@ def _local_pretrained(kind: str, path: str) -> Any | None:
     files = directory if directory is not None else _hub_snapshot(path)
     try:
         state = _folder_state(files)
-    except OSError:  # a file went away while listed (a checkpoint being saved): no memo
+    except OSError:  # the folder cannot be listed (gone, or no permission): load, no memo
         return _read_pretrained.__wrapped__(kind, path, directory, files, ())
     return _read_pretrained(kind, path, directory, files, state)
 
@@ -330,7 +330,10 @@ def _folder_state(folder: Path | None) -> tuple[tuple[str, int, int, int, int], 
         return ()
     state = []
     for item in sorted(folder.iterdir()):
-        info = item.stat()  # once per file: the state is of one moment
+        try:
+            info = item.stat()  # once per file: the state is of one moment
+        except FileNotFoundError:  # a broken link (or a file gone since listed): not read
+            continue
         if stat.S_ISREG(info.st_mode):
             state.append((item.name, info.st_size, info.st_ino, info.st_ctime_ns, info.st_mtime_ns))
     return tuple(state)

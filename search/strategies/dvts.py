@@ -55,6 +55,23 @@ def _best(nodes: Sequence[Node], rule: Select) -> Node:
     return nodes[max(range(len(nodes)), key=lambda i: (keys[i], -i))]
 
 
+def check_held(chosen: Sequence[Node], children: Sequence[list[Node]], by: str) -> None:
+    """Refuse picks that no subtree picking them holds among its own children: such a node,
+    finished, would stop its subtrees and be in none of their candidates."""
+    held = {
+        id(node)
+        for node, kids in zip(chosen, children, strict=True)
+        if any(node is kid for kid in kids)
+    }
+    if any(id(node) not in held for node in chosen):
+        raise ValueError(
+            "expected every chosen node among the children of a subtree that chose it (a "
+            "subtree's children are its candidates if it stops there), got one held by none "
+            f"of them from {by}.choose; fix: swap it into the list of a subtree that chose it "
+            "(lists of subtrees at one prefix may be rearranged in place)"
+        )
+
+
 class Dvts(SearchStrategy):
     def choose(
         self, parents: Sequence[tuple[int, Node]], children: Sequence[list[Node]]
@@ -63,9 +80,10 @@ class Dvts(SearchStrategy):
         node)`` and its scored children at this depth: its own best child
         (``strategy.prune``). Subtrees stay independent; a subclass may pick otherwise (e.g.
         ``benchmarks/dvts_picks.py`` measures picks shared between subtrees at one prefix).
-        Each pick must be among that subtree's own list in ``children``, which are its
-        candidates if it stops there: a subclass that picks across subtrees at one prefix
-        rearranges their lists in place (their children are alike: one prefix, one prompt)."""
+        A subtree's own list in ``children`` is its candidates if it stops, so every picked
+        node must be in the list of a subtree that picked it (``check_held``): a subclass
+        that picks across subtrees at one prefix swaps children between their lists in place
+        (their children are alike: one prefix, one prompt)."""
         return [_best(kids, self.config.prune) for kids in children]
 
     def search(self, problems: Sequence[Problem], calls: Calls) -> list[Outcome]:
@@ -94,14 +112,8 @@ class Dvts(SearchStrategy):
                 share_prompts=True,  # subtrees of a problem at one prefix: one prompt
             )
             chosen = self.choose([(index, subtree.current) for index, subtree in live], children)
+            check_held(chosen, children, type(self).__name__)
             for (_, subtree), kids, node in zip(live, children, chosen, strict=True):
-                if not any(node is kid for kid in kids):
-                    raise ValueError(
-                        f"expected each subtree's chosen node among its own children (they "
-                        f"are its candidates if it stops there), got one from elsewhere from "
-                        f"{type(self).__name__}.choose; fix: hand the subtree children that "
-                        "hold its pick (choose may rearrange the lists of subtrees at one prefix)"
-                    )
                 subtree.last_children = kids
                 subtree.current = node
                 subtree.live = not node.terminal

@@ -14,7 +14,8 @@ import dvts_picks  # noqa: E402
 from search.envs.arith.fakes import FakeGenerator, FakeScorer  # noqa: E402
 from search.envs.arith.world import make_split  # noqa: E402
 from search.strategies.dvts import Dvts  # noqa: E402
-from search.strategies.tree import Node  # noqa: E402
+from search.strategies.tree import Node, SearchTree  # noqa: E402
+from search.types import Continuation, FinishReason  # noqa: E402
 
 
 def recorded(pick: str, seed: int = 0) -> tuple[Any, list[list[Node]]]:
@@ -74,17 +75,60 @@ def test_distinct_picks_keep_subtrees_at_one_prefix_apart() -> None:
     assert all(len(r.candidates) == 16 for r in results + own_results)
 
 
-def test_pooled_picks_keep_every_finished_pick_among_the_candidates() -> None:
-    """A subtree that stops on a finished child picked from the pool has that child among
-    its candidates (the pool is dealt out again so each list holds its own pick)."""
+def nodes(count: int) -> list[Node]:
+    """``count`` children of one root (alike for ``deal``: one prefix)."""
+    tree = SearchTree(make_split("test", size=1)[0])
+    return [
+        tree.add(tree.root, Continuation(f"s{i}", (f"s{i}",), FinishReason.step, 1))
+        for i in range(count)
+    ]
+
+
+def test_deal_swaps_each_pick_into_a_list_of_a_subtree_that_picked_it() -> None:
+    a, b, c, d, e, f = nodes(6)
+    children = [[a, b], [c, d], [e, f]]
+    # crossed picks: subtree 0 picks c (in list 1), subtree 1 picks a (in list 0)
+    dvts_picks.deal([0, 1, 2], [c, a, e], children)
+    assert children == [[b, c], [a, d], [e, f]]  # b and a swapped for c and a's places
+    assert sorted(id(n) for lst in children for n in lst) == sorted(map(id, (a, b, c, d, e, f)))
+    assert [len(lst) for lst in children] == [2, 2, 2]
+    # a shared pick held by one of its choosers: nothing moves
+    children = [[a, b], [c, d]]
+    dvts_picks.deal([0, 1], [c, c], children)
+    assert children == [[a, b], [c, d]]
+    # a pick shared by subtrees that do not hold it (its holder picked another): swapped into
+    # the first chooser's list for a child nobody picked
+    children = [[a, b], [c, d], [e, f]]
+    dvts_picks.deal([0, 1, 2], [e, e, a], children)
+    assert children == [[b, e], [c, d], [a, f]]  # e to subtree 0 for b, then a back to 2
+
+
+def test_pooled_picks_keep_every_finished_pick_among_its_problems_candidates() -> None:
+    """A subtree that stops on a finished child picked from the pool has it (by identity)
+    among its own children, so among its problem's candidates."""
     for pick in ("distinct", "shared"):
-        results, chosen = run(pick)
-        candidates = [{c.steps for c in result.candidates} for result in results]
-        stops = [node for depth in chosen for node in depth if node.finished]
-        assert stops  # the check below is not empty
-        for node in stops:
-            assert any(node.steps in steps for steps in candidates)
-        assert all(len(result.candidates) == 16 for result in results)
+        strategy = dvts_picks.dvts(pick, 0)
+        stops: list[tuple[Node, list[Node]]] = []
+        original = strategy.choose
+
+        def spy(
+            parents: Any, children: Any, _choose: Any = original, _stops: Any = stops
+        ) -> list[Node]:
+            chosen = _choose(parents, children)
+            for node, kids in zip(chosen, children, strict=True):
+                if node.finished:
+                    _stops.append((node, kids))
+            return chosen
+
+        strategy.choose = spy  # type: ignore[method-assign]
+        strategy.run(
+            make_split("test", size=4),
+            FakeGenerator(seed=3, error_rate=0.4),
+            FakeScorer(seed=3, noise=0.05),
+        )
+        assert stops
+        held = {id(node) for node, kids in stops if any(node is kid for kid in kids)}
+        assert all(id(node) in held for node, _ in stops)
 
 
 def test_spread_counts_distinct_texts_first_steps_and_answers() -> None:

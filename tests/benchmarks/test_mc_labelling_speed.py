@@ -129,3 +129,13 @@ def test_old_labeller_refuses_this_clones_packages(tmp_path: Path) -> None:
 def test_code_before_names_the_fix_for_a_missing_commit(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="expected commit 0000000 in this clone's history"):
         mc_labelling_speed.unpack_commit("0000000", tmp_path)
+
+
+def test_code_before_names_paths_a_commit_lacks(tmp_path: Path) -> None:
+    """A commit that is in the history but lacks the labeller's files is told apart from a
+    missing commit (whose fix is a full clone)."""
+    commit = mc_labelling_speed.CODE_BEFORE
+    if not _has_commit(commit):
+        pytest.skip(f"this clone lacks commit {commit} (a shallow or exported copy)")
+    with pytest.raises(SystemExit, match=f"expected no-such-folder in commit {commit}"):
+        mc_labelling_speed.unpack_commit(commit, tmp_path, ("no-such-folder",))

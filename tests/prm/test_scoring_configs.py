@@ -349,3 +349,45 @@ def test_pre_load_checks_read_a_hub_snapshot_again_once_it_changes(
     assert _local_pretrained("Tokenizer", name) is not None
     config = _local_pretrained("Config", name)
     assert config is not None and config.model_type == "qwen2"
+
+
+def test_pre_load_memo_reads_a_replaced_file_again_and_skips_what_it_cannot_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A config.json replaced by another with the old size and times (``cp -p``, ``rsync
+    -a``) is a new file: read again. A broken link in the folder is skipped, the memo still
+    used; a folder that cannot be listed is read without the memo."""
+    import os
+    import shutil
+
+    from prm.scoring import factory
+
+    model, tokenizer = embedded_prm()
+    folder = save(model, tokenizer, tmp_path / "arith-prm")
+    config = folder / "config.json"
+    first = factory._local_pretrained("Config", str(folder))
+    assert first is not None
+    assert factory._local_pretrained("Config", str(folder)) is first  # remembered
+    times = (config.stat().st_atime_ns, config.stat().st_mtime_ns)
+    changed = json.loads(config.read_text()) | {"rms_norm_eps": 2e-6}
+    text = json.dumps(changed)
+    replacement = tmp_path / "config.json"
+    replacement.write_text(text + " " * (config.stat().st_size - len(text)))  # the same size
+    shutil.copy(replacement, tmp_path / "staged.json")
+    os.replace(tmp_path / "staged.json", config)  # a new inode at the old name
+    os.utime(config, ns=times)
+    again = factory._local_pretrained("Config", str(folder))
+    assert again is not first and again.rms_norm_eps == 2e-6
+    (folder / "dangling").symlink_to(tmp_path / "nowhere")
+    assert factory._local_pretrained("Config", str(folder)) is not None
+    hits = factory._read_pretrained.cache_info().hits
+    assert factory._local_pretrained("Config", str(folder)) is not None
+    assert factory._read_pretrained.cache_info().hits == hits + 1  # the memo still serves
+
+    def unlistable(folder: Path | None) -> tuple[tuple[str, int, int, int, int], ...]:
+        raise PermissionError(f"cannot list {folder}")
+
+    monkeypatch.setattr(factory, "_folder_state", unlistable)
+    size = factory._read_pretrained.cache_info().currsize
+    assert factory._local_pretrained("Config", str(folder)) is not None
+    assert factory._read_pretrained.cache_info().currsize == size

@@ -206,22 +206,34 @@ def test_dvts_copies_at_one_prefix_take_their_own_continuations() -> None:
     ]
 
 
-def test_dvts_refuses_a_pick_outside_the_subtrees_own_children(
+def test_dvts_refuses_a_pick_no_subtree_picking_it_holds(
     problems: list[Problem], make_config: Callable[..., StrategyConfig]
 ) -> None:
-    """A subtree's own children are its candidates if it stops: a ``choose`` that hands it
-    another subtree's child without its list is refused, not searched on with lost nodes."""
+    """A subtree's own children are its candidates if it stops: a ``choose`` that sends
+    subtrees on from a node none of them holds is refused (a finished one would be lost);
+    one that sends them all on from a node one of them holds is not."""
     from search.strategies.dvts import Dvts
 
     class Borrowing(Dvts):
         def choose(
             self, parents: Sequence[tuple[int, Node]], children: Sequence[list[Node]]
         ) -> list[Node]:
-            return [children[0][0] for _ in children]  # the first subtree's first child
+            # all but the first subtree take the first subtree's first child; it takes another
+            return [children[0][1], *(children[0][0] for _ in children[1:])]
 
-    strategy = Borrowing(make_config("dvts", n=4, beam_width=2), Aggregation.min)
-    with pytest.raises(ValueError, match="expected each subtree's chosen node among its own"):
-        strategy.run(problems[:1], FakeGenerator(seed=0), FakeScorer())
+    class Sharing(Dvts):
+        def choose(
+            self, parents: Sequence[tuple[int, Node]], children: Sequence[list[Node]]
+        ) -> list[Node]:
+            return [children[0][0] for _ in children]  # held by the first, which picks it
+
+    config = make_config("dvts", n=4, beam_width=2)
+    with pytest.raises(ValueError, match="expected every chosen node among the children of a"):
+        Borrowing(config, Aggregation.min).run(problems[:1], FakeGenerator(seed=0), FakeScorer())
+    [result] = Sharing(config, Aggregation.min).run(
+        problems[:1], FakeGenerator(seed=0), FakeScorer()
+    )
+    assert len(result.candidates) == 4
 
 
 def test_same_prefix_groups_are_per_problem_in_first_seen_order() -> None:
