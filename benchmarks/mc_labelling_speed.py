@@ -168,9 +168,23 @@ def run_setup(setup: SetUp, solutions: list[Any], chunk: int, rollouts: int) -> 
         wall_s = time.perf_counter() - start
         release(generator)
     usage = labeller.usage()
-    quality = label_quality(setup.name, solutions, [r.first_error for r in records], ArithChecker())
     del generator, labeller
     gc.collect()
+    first_errors = [record.first_error for record in records]
+    return labelled_row(setup, solutions, first_errors, usage, startup_s, wall_s)
+
+
+def labelled_row(
+    setup: SetUp,
+    solutions: list[Any],
+    first_errors: list[int | None],
+    usage: dict[str, Any],
+    startup_s: float,
+    wall_s: float,
+) -> dict[str, Any]:
+    """One row of the table: what a set-up's labelling of ``solutions`` spent and how often
+    its first errors are the checker's."""
+    quality = label_quality(setup.name, solutions, first_errors, ArithChecker())
     return {
         "setup": setup.name,
         "backend": setup.backend,
@@ -295,25 +309,16 @@ def run_code_before(
             f"{CODE_BEFORE}'s needs its own driver"
         )
     result = json.loads(lines[-1])
-    usage, wall_s = result["usage"], result["wall_s"]
-    name = f"hf / {model.name} / full / code at {commit}"
-    quality = label_quality(name, solutions, result["first_errors"], ArithChecker())
-    return {
-        "setup": name,
-        "backend": "hf",
-        "model": POLICY,
-        "early_stop": False,
-        "commit": commit,
-        "solutions": len(solutions),
-        "rollouts": usage["rollouts"],
-        "rollout_tokens": usage["rollout_tokens"],
-        "generate_calls": usage["generate_calls"],
-        "startup_s": result["startup_s"],
-        "wall_s": wall_s,
-        "rollout_tokens_per_s": usage["rollout_tokens"] / wall_s,
-        "solutions_per_s": len(solutions) / wall_s,
-        "first_error_accuracy": quality.first_error_accuracy,
-    }
+    setup = SetUp("hf", POLICY, early_stop=False, note=f"code at {commit}")
+    row = labelled_row(
+        setup,
+        solutions,
+        result["first_errors"],
+        result["usage"],
+        result["startup_s"],
+        result["wall_s"],
+    )
+    return {**row, "commit": commit}
 
 
 def decode_ceiling(

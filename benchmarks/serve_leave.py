@@ -36,14 +36,14 @@ from omegaconf import OmegaConf
 from search.aggregation import Aggregation
 from search.envs.arith.world import make_split
 from search.protocols import Generator, Scorer
+from search.resolve import CONF_DIR, REPO_ROOT
 from search.serve.app import build_app
 from search.serve.background import serve_in_background
 from search.serve.service import SearchService
 from search.strategies.config import StrategyConfig
 from search.types import DEFAULT_SAMPLING, Generation, Prefix, Sampling, Until
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = REPO_ROOT / "benchmarks" / "results"
 
 
 class CountingGenerator:
@@ -93,8 +93,8 @@ def load_service(n: int, seed: int) -> tuple[SearchService, Backends]:
     conf/scorer/arith_prm.yaml), behind counters. Their prefix caches are off, so that a
     run does not reuse what the run before it computed for the same questions (the runs are
     compared)."""
-    policy = OmegaConf.load(ROOT / "conf" / "policy" / "arith_tiny.yaml")
-    scorer = OmegaConf.load(ROOT / "conf" / "scorer" / "arith_prm.yaml")
+    policy = OmegaConf.load(CONF_DIR / "policy" / "arith_tiny.yaml")
+    scorer = OmegaConf.load(CONF_DIR / "scorer" / "arith_prm.yaml")
     policy.hf.prefix_cache_tokens = 0
     scorer.hf.reuse_prefix_cache = False
     backends = Backends(
