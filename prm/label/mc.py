@@ -9,11 +9,12 @@ completion is the solution itself. A completion that runs out of tokens counts a
 
 All prefixes of all solutions in one ``label`` call go to the policy in a single generate
 call; identical prefixes (samples of one problem often share their first steps) are rolled
-out once when ``dedupe_prefixes`` is on. Each rolled-out prefix draws from its own random
-stream (``search.types.Sampling.streams``): named by the prefix itself (problem and steps)
-with de-duplication, by (solution, step) without it, and by the prefix and the rollouts it
-has had so far in early-stop rounds; so labels do not depend on chunking, resume or which
-solutions share a call.
+out once when ``dedupe_prefixes`` is on, in both modes. Each rolled-out prefix draws from its
+own random stream (``search.types.Sampling.streams``): named by the prefix itself (problem and
+steps) with de-duplication, by (solution, step) without it, and in early-stop rounds also by
+the rollouts it has had so far; so labels do not depend on chunking, resume or which
+solutions share a call, and requests with the same prefix and stream, whose completions would
+be the same, are generated once (``_rollout``).
 
 ``early_stop=true`` computes the same kind of hard label (any completion right) for far fewer
 rollouts, in rounds of ``rollouts_per_round`` completions of every pending prefix of a chunk
@@ -135,7 +136,6 @@ class MCLabeller:
 
     def soft_labels(self, solutions: Sequence[SampledSolution]) -> list[tuple[float, ...]]:
         """Fraction of correct completions after every step of every solution."""
-        wanted: dict[tuple[str, str, tuple[str, ...]], int] = {}
         prefixes: list[Prefix] = []
         streams: list[str] = []
         slots: list[list[int | float]] = []  # per step: index into prefixes, or a direct grade
@@ -145,25 +145,28 @@ class MCLabeller:
                 if end == len(solution.steps) and solution.finished:
                     row.append(float(self._is_correct(solution.text, solution.problem.answer)))
                     continue
-                key = (solution.problem.id, solution.problem.question, solution.steps[:end])
                 self._usage.prefixes += 1
-                if self.config.dedupe_prefixes and key in wanted:
-                    row.append(wanted[key])
-                    continue
-                wanted[key] = len(prefixes)
                 row.append(len(prefixes))
                 prefixes.append(Prefix(solution.problem, solution.steps[:end]))
-                streams.append(
-                    "mc\x1f" + "\x1f".join(key[0:2] + key[2])
-                    if self.config.dedupe_prefixes
-                    else f"mc/{solution.problem.id}/{solution.sample_index}/{end}"
-                )
+                streams.append(self._stream(solution, end))
             slots.append(row)
         fractions = self._rollout(prefixes, tuple(streams))
         return [
             tuple(slot if isinstance(slot, float) else fractions[slot] for slot in row)
             for row in slots
         ]
+
+    def _stream(self, solution: SampledSolution, end: int, spent: int | None = None) -> str:
+        """The random stream of the rollouts of ``solution``'s prefix of ``end`` steps (and,
+        in early-stop rounds, after ``spent`` rollouts): named by the prefix itself with
+        ``dedupe_prefixes``, so that solutions sharing it share its rollouts, else by the
+        solution and the step."""
+        problem = solution.problem
+        if self.config.dedupe_prefixes:  # texts may hold "/": a separator they cannot hold
+            name, separator = ["mc", problem.id, problem.question, *solution.steps[:end]], "\x1f"
+        else:
+            name, separator = ["mc", problem.id, str(solution.sample_index), str(end)], "/"
+        return separator.join(name if spent is None else [*name, str(spent)])
 
     def early_stop_labels(self, solutions: Sequence[SampledSolution]) -> list[tuple[float, ...]]:
         """Hard labels (0/1 per step) with as few rollouts as the rule above allows."""
@@ -189,8 +192,7 @@ class MCLabeller:
             ]
             k = self.config.rollouts_per_round
             streams = tuple(
-                "\x1f".join(("mc", p.problem.id, p.problem.question, *p.steps, str(spent[i])))
-                for i, p in zip(pending, prefixes, strict=True)
+                self._stream(solutions[i], len(labels[i]) + 1, spent[i]) for i in pending
             )
             rights = self._rollout(prefixes, streams, k)
             still = []
@@ -221,24 +223,40 @@ class MCLabeller:
     def _rollout(
         self, prefixes: list[Prefix], streams: tuple[str, ...], k: int | None = None
     ) -> list[float]:
+        """Fraction of ``k`` completions of each prefix that reach the gold answer, each
+        prefix completed from its stream in ``streams``. Requests with the same prefix and
+        stream are generated once: their completions would be the same."""
         if not prefixes:
             return []
         k = k or self.config.num_rollouts
+        first: dict[tuple[str, str, str, tuple[str, ...]], int] = {}
+        unique: list[int] = []  # request index of each distinct request
+        of_request: list[int] = []  # request index -> position in `unique`
+        for index, (prefix, stream) in enumerate(zip(prefixes, streams, strict=True)):
+            key = (stream, prefix.problem.id, prefix.problem.question, prefix.steps)
+            if key not in first:
+                first[key] = len(unique)
+                unique.append(index)
+            of_request.append(first[key])
+        asked = [prefixes[i] for i in unique]
         generations = self.generator.generate(
-            prefixes, n=k, until=Until.end, sampling=Sampling(streams=streams)
+            asked,
+            n=k,
+            until=Until.end,
+            sampling=Sampling(streams=tuple(streams[i] for i in unique)),
         )
-        check_generations(self.generator, prefixes, k, generations)
+        check_generations(self.generator, asked, k, generations)
         usage = self._usage
         usage.generate_calls += 1
-        usage.prefixes_rolled_out += len(prefixes)
+        usage.prefixes_rolled_out += len(asked)
         fractions = []
-        for prefix, generation in zip(prefixes, generations, strict=True):
+        for prefix, generation in zip(asked, generations, strict=True):
             usage.rollouts += k
             usage.prompt_tokens += generation.prompt_tokens
             usage.rollout_tokens += sum(c.num_tokens for c in generation.continuations)
             right = sum(self._rollout_correct(prefix, c) for c in generation.continuations)
             fractions.append(right / k)
-        return fractions
+        return [fractions[position] for position in of_request]
 
     def label(self, solutions: Sequence[SampledSolution]) -> list[LabelRecord]:
         if self.config.early_stop:

@@ -259,10 +259,64 @@ def test_early_stop_settings_are_checked() -> None:
         MCConfig(num_rollouts=8, rollouts_per_round=3)
 
 
-@pytest.mark.parametrize(("dedupe", "early_stop"), [(True, False), (False, False), (False, True)])
+@pytest.mark.parametrize("dedupe", [True, False])
+def test_early_stop_rolls_out_a_prefix_that_solutions_share_once(dedupe: bool) -> None:
+    """Two samples of one problem with the same steps: with de-duplication their shared
+    prefix is asked for once per round (its stream is named by the prefix, so its rollouts
+    would be the same twice); without it, each sample's own."""
+    first_right = {SLIP[:1]: None, SLIP[:2]: None, LATE[:1]: 3, LATE[:2]: None}
+    solutions = [solution(SLIP), solution(LATE, 1), solution(SLIP, 2)]
+    generator = CountingRollouts(first_right)
+    config = MCConfig(num_rollouts=8, early_stop=True, rollouts_per_round=2)
+    labeller = MCLabeller(generator, replace(config, dedupe_prefixes=dedupe))
+    records = labeller.label(solutions)
+    assert [r.first_error for r in records] == [0, 1, 0]
+    assert records[0].labels == records[2].labels == (False, False, False)
+    copies = [SLIP[:1]] if dedupe else [SLIP[:1], SLIP[:1]]
+    assert generator.calls == [
+        [SLIP[:1], LATE[:1]] + copies[1:],
+        [SLIP[:1], LATE[:1]] + copies[1:],
+        [SLIP[:1], LATE[:2]] + copies[1:],
+        [SLIP[:1], LATE[:2]] + copies[1:],
+        [LATE[:2]],
+        [LATE[:2]],
+    ]
+    usage = labeller.usage()
+    assert usage["rollouts"] == 8 + 4 + 8 + (0 if dedupe else 8)
+    assert usage["prefixes"] == 4  # every sample's prefixes, rolled out or shared
+
+
+def test_requests_with_the_same_prefix_and_stream_are_generated_once() -> None:
+    class Recording(CountingRollouts):
+        def generate(
+            self,
+            prefixes: Sequence[Prefix],
+            n: int,
+            until: Until,
+            sampling: Sampling = DEFAULT_SAMPLING,
+        ) -> list[Generation]:
+            self.streams = sampling.streams
+            return super().generate(prefixes, n, until, sampling)
+
+    generator = Recording({SLIP[:1]: None, SLIP[:2]: 0})
+    labeller = MCLabeller(generator, MCConfig(num_rollouts=2))
+    prefixes = [Prefix(PROBLEM, SLIP[:1]), Prefix(PROBLEM, SLIP[:2]), Prefix(PROBLEM, SLIP[:1])]
+    # the third repeats the first; a same-named stream of another prefix is its own request
+    fractions = labeller._rollout(prefixes, ("a", "a", "a"))
+    assert fractions == [0.0, 1.0, 0.0]
+    assert generator.calls == [[SLIP[:1], SLIP[:2]]] and generator.streams == ("a", "a")
+    assert labeller._rollout(prefixes, ("a", "b", "c")) == [0.0, 1.0, 0.0]
+    assert generator.calls[1] == [SLIP[:1], SLIP[:2], SLIP[:1]]
+    assert labeller.usage()["rollouts"] == 2 * 2 + 3 * 2
+
+
+@pytest.mark.parametrize(
+    ("dedupe", "early_stop"), [(True, False), (False, False), (True, True), (False, True)]
+)
 def test_soft_labels_do_not_depend_on_chunking(dedupe: bool, early_stop: bool) -> None:
     """Rollouts draw from streams named by the prefix (or by solution and step without
-    de-duplication), so labelling in chunks of 1 or all at once gives the same labels."""
+    de-duplication), so labelling in chunks of 1 or all at once gives the same labels; with
+    de-duplication, all at once rolls out the prefixes samples share once."""
     from search.envs.arith.fakes import FakeGenerator
     from search.envs.arith.world import make_split
 
@@ -278,9 +332,12 @@ def test_soft_labels_do_not_depend_on_chunking(dedupe: bool, early_stop: bool) -
     config = MCConfig(
         num_rollouts=4, dedupe_prefixes=dedupe, early_stop=early_stop, rollouts_per_round=2
     )
-    whole = MCLabeller(FakeGenerator(seed=3, error_rate=0.5), config).label(solutions)
+    at_once = MCLabeller(FakeGenerator(seed=3, error_rate=0.5), config)
+    whole = at_once.label(solutions)
     single = MCLabeller(FakeGenerator(seed=3, error_rate=0.5), config)
     one_by_one = [single.label([s])[0] for s in reversed(solutions)][::-1]
     assert one_by_one == whole
+    spent, alone = at_once.usage()["rollouts"], single.usage()["rollouts"]
+    assert spent < alone if dedupe else spent == alone
     values = {value for record in whole for value in record.soft_labels}
     assert len(values) > (1 if early_stop else 2)  # fractions unless early stop (0/1)
