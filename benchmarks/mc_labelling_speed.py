@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
 import io
 import json
 import os
@@ -47,7 +48,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,6 @@ from search.protocols import Generator
 from search.resolve import REPO_ROOT, resolve_model_path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-POLICY = "checkpoints/arith-policy"
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,14 @@ def labelled_row(
         "rollout_tokens_per_s": usage["rollout_tokens"] / wall_s,
         "solutions_per_s": len(solutions) / wall_s,
         "first_error_accuracy": quality.first_error_accuracy,
+        "first_errors_digest": first_errors_digest(first_errors),
     }
+
+
+def first_errors_digest(first_errors: list[int | None]) -> str:
+    """A short digest of a row's first errors, so that rows labelling the same way (the
+    same first error for every solution) can be told from rows that agree on accuracy only."""
+    return hashlib.sha256(json.dumps(first_errors).encode()).hexdigest()[:16]
 
 
 # The code issue 10 measured when it asked for MC labelling 5x faster: its figure (1,042 s
@@ -211,7 +218,8 @@ CODE_BEFORE = "1a6411c"
 CODE_PATHS = ("prm", "search", "conf", "pyproject.toml")
 
 # Runs in the unpacked commit (cwd): argv[1] is a JSON spec, the last stdout line the result.
-# Only the API that commit had: HFGenerator's keyword arguments, MCConfig(num_rollouts),
+# Only the API that commit had: HFGenerator's keyword arguments, MCConfig(num_rollouts) (and
+# early_stop for an early-stop row, which needs a later commit),
 # MCLabeller(generator, config).label/usage, prm.sample.read_samples.
 _OLD_LABELLER = """
 import json, sys, time
@@ -228,7 +236,7 @@ solutions = read_samples(Path(spec["samples"]))[: spec["limit"]]
 start = time.perf_counter()
 generator = HFGenerator(spec["model"], **spec["generator"])
 startup_s = time.perf_counter() - start
-labeller = MCLabeller(generator, MCConfig(num_rollouts=spec["rollouts"]))
+labeller = MCLabeller(generator, MCConfig(**spec["config"]))
 records = []
 start = time.perf_counter()
 for offset in range(0, len(solutions), spec["chunk"]):
@@ -274,19 +282,33 @@ def unpack_commit(commit: str, into: Path, paths: Sequence[str] = CODE_PATHS) ->
 
 
 def run_code_before(
-    commit: str, samples: Path, solutions: list[Any], chunk: int, rollouts: int
+    commit: str,
+    samples: Path,
+    solutions: list[Any],
+    chunk: int,
+    rollouts: int,
+    setup: SetUp = SETUPS[0],
 ) -> dict[str, Any]:
-    """The row of ``commit``'s own MC labeller (full mode, the policy rolling out, the
-    transformers generator it had), run in a child process on the first ``len(solutions)``
-    samples of ``samples``; the same columns as ``run_setup``."""
-    model = Path(resolve_model_path(POLICY))
+    """The row of ``commit``'s own MC labeller and transformers generator, run as ``setup``
+    (its roll-out model and mode; by default the recipe before: full mode, the policy) in a
+    child process on the first ``len(solutions)`` samples of ``samples``; the same columns as
+    ``run_setup``."""
+    if setup.backend != "hf" or setup.env:
+        raise SystemExit(
+            f"expected a transformers set-up for the code-before row, got {setup.name!r}; "
+            "fix: --code-before-setup with the index of an hf row of SETUPS (0 or 4)"
+        )
+    # the generator before is what the old commit's own generator is: its options name it
+    # in today's code, and the old generator does not know them
+    options = {} if setup.hf == BEFORE else dict(setup.hf)
     spec = {
         "samples": str(samples.resolve()),
         "limit": len(solutions),
         "chunk": chunk,
-        "rollouts": rollouts,
-        "model": str(model),
-        "generator": {**SAMPLING, **HF_ROWS, "top_p": 1.0},
+        # only the keys the commit's MCConfig has: early_stop is left out of a full-mode row
+        "config": {"num_rollouts": rollouts, **({"early_stop": True} if setup.early_stop else {})},
+        "model": str(Path(resolve_model_path(setup.model))),
+        "generator": {**SAMPLING, **HF_ROWS, "top_p": 1.0, **options},
     }
     with tempfile.TemporaryDirectory() as folder:
         unpack_commit(commit, Path(folder))
@@ -309,9 +331,11 @@ def run_code_before(
             f"{CODE_BEFORE}'s needs its own driver"
         )
     result = json.loads(lines[-1])
-    setup = SetUp("hf", POLICY, early_stop=False, note=f"code at {commit}")
+    note = f"code at {commit}"  # in place of the generator before's note: it is that code
+    if setup.hf != BEFORE and setup.note:
+        note = f"{setup.note}, {note}"
     row = labelled_row(
-        setup,
+        replace(setup, note=note),
         solutions,
         result["first_errors"],
         result["usage"],
@@ -437,11 +461,28 @@ def report(
             "",
             markdown(rows),
             "",
+            same_labels(rows),
+            "",
             f"Ceiling: the transformers model's decode step alone (arith-verifier-base, batch "
             f"{first['batch']}, contexts of {first['context']} to "
             f"{first['context'] + first['steps']} tokens, no sampling, stopping or prefill) "
             f"runs {speeds}.",
         ]
+    )
+
+
+def same_labels(rows: list[dict[str, Any]]) -> str:
+    """Which rows give every solution the same first error as another row does."""
+    groups: dict[str, list[str]] = {}
+    for row in rows:
+        groups.setdefault(row["first_errors_digest"], []).append(row["setup"])
+    shared = [names for names in groups.values() if len(names) > 1]
+    if not shared:
+        return "Same first errors for every solution: no two rows."
+    return (
+        "Same first errors for every solution: "
+        + "; ".join(" and ".join(f"`{name}`" for name in names) for names in shared)
+        + "."
     )
 
 
@@ -462,6 +503,14 @@ def main() -> None:
         default=None,
         help=f"a first row: that commit's own labeller (the last before issue 10: {CODE_BEFORE})",
     )
+    parser.add_argument(
+        "--code-before-setup",
+        type=int,
+        default=0,
+        metavar="INDEX",
+        help="the set-up (an hf row of SETUPS) the code-before row runs as; default 0, the "
+        "recipe before",
+    )
     args = parser.parse_args()
     solutions = read_samples(Path(args.samples))[: args.limit]
     chosen = [SETUPS[i] for i in args.setups] if args.setups else list(SETUPS)
@@ -475,7 +524,14 @@ def main() -> None:
                 mine.append(run_setup(row, solutions, args.chunk, args.rollouts))
             else:
                 mine.append(
-                    run_code_before(row, Path(args.samples), solutions, args.chunk, args.rollouts)
+                    run_code_before(
+                        row,
+                        Path(args.samples),
+                        solutions,
+                        args.chunk,
+                        args.rollouts,
+                        SETUPS[args.code_before_setup],
+                    )
                 )
     rows = [median_run(mine) if args.repeats > 1 else mine[0] for mine in runs]
     kernels: list[list[dict[str, Any]]] = [[], []]

@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import mc_labelling_speed  # noqa: E402
 
 
-def run(setup: str, wall_s: float, tokens: int = 1000) -> dict[str, Any]:
+def run(setup: str, wall_s: float, tokens: int = 1000, labels: str = "") -> dict[str, Any]:
     return {
         "setup": setup,
         "rollouts": 10,
@@ -24,6 +24,7 @@ def run(setup: str, wall_s: float, tokens: int = 1000) -> dict[str, Any]:
         "rollout_tokens_per_s": tokens / wall_s,
         "solutions_per_s": 8 / wall_s,
         "first_error_accuracy": 0.5,
+        "first_errors_digest": labels or mc_labelling_speed.first_errors_digest([0, None, 1]),
     }
 
 
@@ -52,6 +53,19 @@ def test_report_shows_ranges_and_ratios_only_when_repeated() -> None:
     assert "500 tokens/s with eager attention (5.0x the first row)" in text
     single = mc_labelling_speed.report([run("before", 10.0)], ceilings, 8, 8, 4)
     assert "Every row ran" not in single and "(10.0-" not in single
+
+
+def test_report_names_the_rows_that_label_alike() -> None:
+    digest = mc_labelling_speed.first_errors_digest
+    assert digest([0, None, 1]) == digest([0, None, 1]) != digest([0, None, 2])
+    assert digest([0, 1]) != digest([None, 1])
+    rows = [run("a", 1.0), run("b", 1.0, labels=digest([2])), run("c", 1.0)]
+    assert mc_labelling_speed.same_labels(rows) == (
+        "Same first errors for every solution: `a` and `c`."
+    )
+    assert mc_labelling_speed.same_labels(rows[:2]) == (
+        "Same first errors for every solution: no two rows."
+    )
 
 
 def test_every_row_stops_its_backend_before_the_next(monkeypatch: Any) -> None:
@@ -109,6 +123,46 @@ def test_code_before_row_runs_that_commits_own_labeller(tmp_path: Path) -> None:
     assert 0 < row["rollouts"] <= 2 * steps and row["rollout_tokens"] > 0
     assert row["rollout_tokens_per_s"] == row["rollout_tokens"] / row["wall_s"]
     assert 0.0 <= row["first_error_accuracy"] <= 1.0
+
+
+# the last commit before early-stop rounds rolled out a prefix that samples share once
+BEFORE_SHARED_ROLLOUTS = "bc94d04"
+
+
+@pytest.mark.slow
+def test_code_before_row_runs_as_an_early_stop_setup(tmp_path: Path) -> None:
+    """--code-before-setup 4 runs the commit's labeller as make prm's row (verifier base,
+    early stop): two copies of a solution cost that commit twice the rollouts they cost
+    today, for the same first errors."""
+    from prm.sample import SampledSolution
+    from search.envs.arith.world import make_split
+    from search.jsonl import write_jsonl
+
+    commit = BEFORE_SHARED_ROLLOUTS
+    if not _has_commit(commit):
+        pytest.skip(f"this clone lacks commit {commit} (a shallow or exported copy)")
+    (problem,) = make_split("train", size=1)
+    solutions = [
+        SampledSolution(problem, index, problem.gold_steps, finished=False, num_tokens=20)
+        for index in range(2)
+    ]
+    samples = tmp_path / "samples.jsonl"
+    write_jsonl(samples, [solution.to_record() for solution in solutions])
+    setup = mc_labelling_speed.SETUPS[4]
+    assert setup.early_stop and setup.model.endswith("arith-verifier-base")
+    before = mc_labelling_speed.run_code_before(commit, samples, solutions, 2, 2, setup)
+    today = mc_labelling_speed.run_setup(setup, solutions, 2, 2)
+    assert before["setup"] == f"hf / arith-verifier-base / early_stop / code at {commit}"
+    assert before["rollouts"] == 2 * today["rollouts"] > 0
+    assert before["rollout_tokens"] == 2 * today["rollout_tokens"]
+    assert before["first_errors_digest"] == today["first_errors_digest"]
+
+
+def test_code_before_refuses_a_vllm_setup() -> None:
+    with pytest.raises(SystemExit, match="expected a transformers set-up"):
+        mc_labelling_speed.run_code_before(
+            "HEAD", Path("samples.jsonl"), [], 2, 2, mc_labelling_speed.SETUPS[2]
+        )
 
 
 def test_old_labeller_refuses_this_clones_packages(tmp_path: Path) -> None:
