@@ -21,13 +21,19 @@ or prefill), at the length of the prompts MC rolls out from.
     # and the labeller as it was when issue 10 asked for 5x, run from its own commit
     python benchmarks/mc_labelling_speed.py --limit 512 --chunk 512 --setups 0 4 \
         --code-before 1a6411c --repeats 3 --name mc_code_before
+    # make prm's row at its chunks, against the last commit before early-stop rounds rolled
+    # out a prefix that samples share once
+    python benchmarks/mc_labelling_speed.py --limit 4096 --chunk 2048 --setups 4 \
+        --code-before bc94d04 --code-before-setup 4 --name mc_shared_prefixes
 
 ``--code-before COMMIT`` adds a first row: the MC labeller and transformers generator of that
 commit, unpacked from this clone's git history (``git archive``, its code and configs) into a
 temporary folder and run there in a child process (the recipe before, as it was, not rebuilt
-from today's options: policy, K, full mode, batch 512 and chunks as the other rows). Its code
-is that commit's; torch and transformers are this environment's, as for every other row. The
-child checks that its ``prm`` and ``search`` are the unpacked ones before it labels anything.
+from today's options: policy, K, full mode, batch 512 and chunks as the other rows; with
+``--code-before-setup N``, as the transformers row ``SETUPS[N]`` instead). Its code is that
+commit's; torch and transformers are this environment's, as for every other row. The child
+checks that its ``prm`` and ``search`` are the unpacked ones before it labels anything. Under
+the table, which rows give every solution the same first error.
 
 Writes benchmarks/results/<name>.{json,md}. Timings are ratios within one run; with
 ``--repeats`` each row is its median-wall run and the wall column gives the range.
@@ -233,10 +239,11 @@ from prm.label.mc import MCConfig, MCLabeller
 from prm.sample import read_samples
 from search.generators.hf import HFGenerator
 solutions = read_samples(Path(spec["samples"]))[: spec["limit"]]
+config = MCConfig(**spec["config"])  # before the model loads: a key the commit lacks fails fast
 start = time.perf_counter()
 generator = HFGenerator(spec["model"], **spec["generator"])
 startup_s = time.perf_counter() - start
-labeller = MCLabeller(generator, MCConfig(**spec["config"]))
+labeller = MCLabeller(generator, config)
 records = []
 start = time.perf_counter()
 for offset in range(0, len(solutions), spec["chunk"]):
@@ -296,7 +303,7 @@ def run_code_before(
     if setup.backend != "hf" or setup.env:
         raise SystemExit(
             f"expected a transformers set-up for the code-before row, got {setup.name!r}; "
-            "fix: --code-before-setup with the index of an hf row of SETUPS (0 or 4)"
+            "fix: --code-before-setup with the index of an hf row of SETUPS"
         )
     # the generator before is what the old commit's own generator is: its options name it
     # in today's code, and the old generator does not know them
@@ -512,6 +519,17 @@ def main() -> None:
         "recipe before",
     )
     args = parser.parse_args()
+    hf_rows = [i for i, setup in enumerate(SETUPS) if setup.backend == "hf" and not setup.env]
+    if args.code_before_setup not in hf_rows:
+        parser.error(
+            f"expected --code-before-setup in {hf_rows} (the transformers rows of SETUPS), got "
+            f"{args.code_before_setup}; fix: e.g. --code-before-setup 4 (make prm's row)"
+        )
+    if args.code_before_setup and not args.code_before:
+        parser.error(
+            "expected --code-before COMMIT with --code-before-setup, got no commit; fix: add "
+            "--code-before (the row it sets up) or leave --code-before-setup out"
+        )
     solutions = read_samples(Path(args.samples))[: args.limit]
     chosen = [SETUPS[i] for i in args.setups] if args.setups else list(SETUPS)
     if args.repeats < 1:

@@ -51,6 +51,13 @@ SECTIONS: list[tuple[str, str, str]] = [
         "mc_code_before.md",
     ),
     (
+        "Monte Carlo labelling speed: a prefix that samples share, rolled out once (make "
+        "prm's chunks)",
+        "python benchmarks/mc_labelling_speed.py --limit 4096 --chunk 2048 --setups 4 "
+        "--code-before bc94d04 --code-before-setup 4 --name mc_shared_prefixes",
+        "mc_shared_prefixes.md",
+    ),
+    (
         "Monte Carlo labelling: where the time of make prm's row goes",
         "python benchmarks/mc_profile.py --limit 512 --chunk 512 --baseline",
         "mc_profile.md",

@@ -211,7 +211,8 @@ def run_labelling(
 
     With a ``launcher`` the chunks go to Ray workers that each build the labeller of
     ``config`` (``labeller`` is not used); the driver appends their records as they arrive.
-    MC rollouts draw from streams keyed by the solution and step, so the labels are the same.
+    MC rollouts draw from streams named by the prefix (by solution and step without prefix
+    de-duplication), so the labels are the same.
     """
     if labeller is None and config is None:
         raise ValueError("expected a labeller (or a launcher and a config), got none")

@@ -99,7 +99,7 @@ class MCConfig:
 class RolloutUsage:
     generate_calls: int = 0
     prefixes: int = 0  # prefixes that needed rollouts
-    prefixes_rolled_out: int = 0  # after de-duplication
+    prefixes_rolled_out: int = 0  # requests generated: after de-duplication, per round
     rollouts: int = 0
     prompt_tokens: int = 0
     rollout_tokens: int = 0  # tokens the policy sampled
@@ -229,11 +229,11 @@ class MCLabeller:
         if not prefixes:
             return []
         k = k or self.config.num_rollouts
-        first: dict[tuple[str, str, str, tuple[str, ...]], int] = {}
+        first: dict[tuple[str, Prefix], int] = {}
         unique: list[int] = []  # request index of each distinct request
         of_request: list[int] = []  # request index -> position in `unique`
         for index, (prefix, stream) in enumerate(zip(prefixes, streams, strict=True)):
-            key = (stream, prefix.problem.id, prefix.problem.question, prefix.steps)
+            key = (stream, prefix)
             if key not in first:
                 first[key] = len(unique)
                 unique.append(index)

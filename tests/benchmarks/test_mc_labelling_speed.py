@@ -193,3 +193,20 @@ def test_code_before_names_paths_a_commit_lacks(tmp_path: Path) -> None:
         pytest.skip(f"this clone lacks commit {commit} (a shallow or exported copy)")
     with pytest.raises(SystemExit, match=f"expected no-such-folder in commit {commit}"):
         mc_labelling_speed.unpack_commit(commit, tmp_path, ("no-such-folder",))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--code-before", "HEAD", "--code-before-setup", "2"], "expected --code-before-setup in"),
+        (["--code-before-setup", "-4"], "expected --code-before-setup in"),
+        (["--code-before-setup", "4"], "expected --code-before COMMIT with --code-before-setup"),
+    ],
+)
+def test_code_before_setup_is_checked_before_anything_runs(
+    argv: list[str], message: str, monkeypatch: Any, capsys: Any
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["mc_labelling_speed.py", *argv])
+    with pytest.raises(SystemExit):
+        mc_labelling_speed.main()
+    assert message in capsys.readouterr().err

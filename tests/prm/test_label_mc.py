@@ -272,12 +272,12 @@ def test_early_stop_rolls_out_a_prefix_that_solutions_share_once(dedupe: bool) -
     records = labeller.label(solutions)
     assert [r.first_error for r in records] == [0, 1, 0]
     assert records[0].labels == records[2].labels == (False, False, False)
-    copies = [SLIP[:1]] if dedupe else [SLIP[:1], SLIP[:1]]
+    again = [] if dedupe else [SLIP[:1]]  # the second sample's own request
     assert generator.calls == [
-        [SLIP[:1], LATE[:1]] + copies[1:],
-        [SLIP[:1], LATE[:1]] + copies[1:],
-        [SLIP[:1], LATE[:2]] + copies[1:],
-        [SLIP[:1], LATE[:2]] + copies[1:],
+        [SLIP[:1], LATE[:1], *again],
+        [SLIP[:1], LATE[:1], *again],
+        [SLIP[:1], LATE[:2], *again],
+        [SLIP[:1], LATE[:2], *again],
         [LATE[:2]],
         [LATE[:2]],
     ]
@@ -308,6 +308,39 @@ def test_requests_with_the_same_prefix_and_stream_are_generated_once() -> None:
     assert labeller._rollout(prefixes, ("a", "b", "c")) == [0.0, 1.0, 0.0]
     assert generator.calls[1] == [SLIP[:1], SLIP[:2], SLIP[:1]]
     assert labeller.usage()["rollouts"] == 2 * 2 + 3 * 2
+
+
+@pytest.mark.parametrize("early_stop", [False, True])
+@pytest.mark.parametrize("dedupe", [True, False])
+def test_streams_are_named_by_the_prefix_or_by_the_solution(dedupe: bool, early_stop: bool) -> None:
+    """The stream names every label depends on: by the prefix with de-duplication (so samples
+    sharing a prefix share its rollouts), by solution and step without; early-stop rounds add
+    the rollouts the prefix has had."""
+    streams: list[tuple[str, ...]] = []
+
+    class Recording(CountingRollouts):
+        def generate(
+            self,
+            prefixes: Sequence[Prefix],
+            n: int,
+            until: Until,
+            sampling: Sampling = DEFAULT_SAMPLING,
+        ) -> list[Generation]:
+            streams.append(sampling.streams or ())
+            return super().generate(prefixes, n, until, sampling)
+
+    config = MCConfig(
+        num_rollouts=2, dedupe_prefixes=dedupe, early_stop=early_stop, rollouts_per_round=2
+    )
+    MCLabeller(Recording({SLIP[:1]: None, SLIP[:2]: None}), config).label([solution(SLIP, 3)])
+    by_prefix = f"mc\x1fp0\x1f{PROBLEM.question}\x1f4 + 3 = 8"
+    if early_stop:  # the first prefix, wrong after its 2 rollouts: one round
+        expected = [(f"{by_prefix}\x1f0",)] if dedupe else [("mc/p0/3/1/0",)]
+    else:
+        expected = (
+            [(by_prefix, f"{by_prefix}\x1f8 - 2 = 6")] if dedupe else [("mc/p0/3/1", "mc/p0/3/2")]
+        )
+    assert streams == expected
 
 
 @pytest.mark.parametrize(
