@@ -1,8 +1,10 @@
-"""Decode throughput of the transformers generator with its two KV caches.
+"""Decode throughput of the transformers generator with its KV caches.
 
 ``kv_cache=dynamic`` is transformers' ``DynamicCache`` (every step concatenates every layer's
 keys and values, and finished rows are dropped at once); ``kv_cache=buffer`` appends in place
-into a preallocated buffer (``search/generators/kv_buffer.py``). Same prompts, same model:
+into a preallocated buffer (``search/generators/kv_buffer.py``), either with the prompt's keys
+and values copied to every row sampled from it or read once for all of them
+(``shared_prompt_attention``, ``search/generators/shared_prompt.py``). Same prompts, same model:
 best-of-N solutions to the end (``Until.end``) for ``--problems`` arithmetic test problems,
 the embedded policy, float32, one chunk of ``problems x n`` rows. Greedy outputs of the two
 must be identical (checked); sampled tokens/s is the best of ``--repeats`` runs, the two
@@ -19,12 +21,19 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from search.envs.arith.world import make_split
 from search.generators.hf import HFGenerator
 from search.types import Prefix, Until
 
 RESULTS = Path(__file__).resolve().parent / "results"
+DYNAMIC, COPIED, SHARED = "dynamic", "buffer, prompt copied to every row", "buffer, shared prompt"
+VARIANTS: dict[str, dict[str, Any]] = {
+    DYNAMIC: {"kv_cache": "dynamic"},
+    COPIED: {"kv_cache": "buffer", "shared_prompt_attention": False},
+    SHARED: {"kv_cache": "buffer", "shared_prompt_attention": True},
+}
 
 
 def main() -> None:
@@ -39,7 +48,7 @@ def main() -> None:
     prefixes = [Prefix(p) for p in make_split("test", size=args.problems)]
     rows = args.problems * args.n
 
-    def generator(kv_cache: str, temperature: float) -> HFGenerator:
+    def generator(variant: str, temperature: float) -> HFGenerator:
         return HFGenerator(
             args.policy,
             temperature=temperature,
@@ -48,52 +57,65 @@ def main() -> None:
             batch_size=rows,
             dtype="float32",
             use_chat_template=False,
-            kv_cache=kv_cache,
+            **VARIANTS[variant],
         )
 
     greedy = {
-        cache: [
+        variant: [
             [c.text for c in g.continuations]
-            for g in generator(cache, 0.0).generate(prefixes, 1, Until.end)
+            for g in generator(variant, 0.0).generate(prefixes, 1, Until.end)
         ]
-        for cache in ("dynamic", "buffer")
+        for variant in VARIANTS
     }
-    if greedy["dynamic"] != greedy["buffer"]:
-        raise SystemExit("expected identical greedy outputs with both KV caches, got different")
+    if any(texts != greedy[DYNAMIC] for texts in greedy.values()):
+        raise SystemExit(
+            f"expected identical greedy outputs with every KV cache, got different ones: "
+            f"{[v for v, texts in greedy.items() if texts != greedy[DYNAMIC]]}"
+        )
     report: dict[str, dict[str, float]] = {
-        cache: {"wall_s": float("inf"), "cpu_s": float("inf")} for cache in ("dynamic", "buffer")
+        variant: {"wall_s": float("inf"), "cpu_s": float("inf")} for variant in VARIANTS
     }
-    for _ in range(args.repeats):  # interleaved, so both see the same machine load
-        for cache in ("dynamic", "buffer"):
-            gen = generator(cache, 1.0)
+    for _ in range(args.repeats):  # interleaved, so every variant sees the same machine load
+        for variant in VARIANTS:
+            gen = generator(variant, 1.0)
             start, cpu = time.perf_counter(), time.process_time()
             gen.generate(prefixes, args.n, Until.end)
-            row = report[cache]
+            row = report[variant]
             row["wall_s"] = min(row["wall_s"], time.perf_counter() - start)
             row["cpu_s"] = min(row["cpu_s"], time.process_time() - cpu)
             row["generated_tokens"] = gen.usage.generated_tokens
-    for cache, row in report.items():
+    for variant, row in report.items():
         row["tokens_per_s"] = row["generated_tokens"] / row["wall_s"]
         row["tokens_per_cpu_s"] = row["generated_tokens"] / row["cpu_s"]
-        print(f"{cache}: {row}")
-    speedup = report["buffer"]["tokens_per_cpu_s"] / report["dynamic"]["tokens_per_cpu_s"]
-    wall_speedup = report["buffer"]["tokens_per_s"] / report["dynamic"]["tokens_per_s"]
+        print(f"{variant}: {row}")
+
+    def ratio(a: str, b: str) -> tuple[float, float]:
+        """``a``'s tokens per CPU second and per second over ``b``'s."""
+        return (
+            report[a]["tokens_per_cpu_s"] / report[b]["tokens_per_cpu_s"],
+            report[a]["tokens_per_s"] / report[b]["tokens_per_s"],
+        )
+
+    speedup, wall_speedup = ratio(COPIED, DYNAMIC)
+    shared, wall_shared = ratio(SHARED, COPIED)
     lines = [
         f"Best-of-{args.n} to the end for {args.problems} arithmetic problems ({rows} rows in one "
         f"chunk), embedded policy, float32, best of {args.repeats}; greedy outputs identical "
-        "with both caches (checked). CPU s: this process's CPU time over all its threads, which "
-        "other jobs on the machine disturb less than wall time.",
+        "with every variant (checked). CPU s: this process's CPU time over all its threads, "
+        "which other jobs on the machine disturb less than wall time.",
         "",
-        "| kv_cache | generated tokens | wall s | CPU s | tokens/s | tokens per CPU s |",
+        "| KV cache | generated tokens | wall s | CPU s | tokens/s | tokens per CPU s |",
         "|---|---:|---:|---:|---:|---:|",
         *(
-            f"| {cache} | {row['generated_tokens']:.0f} | {row['wall_s']:.2f} | "
+            f"| {variant} | {row['generated_tokens']:.0f} | {row['wall_s']:.2f} | "
             f"{row['cpu_s']:.2f} | {row['tokens_per_s']:.0f} | {row['tokens_per_cpu_s']:.0f} |"
-            for cache, row in report.items()
+            for variant, row in report.items()
         ),
         "",
         f"In-place KV buffer: {speedup:.2f}x the tokens per CPU second of transformers' "
-        f"DynamicCache ({wall_speedup:.2f}x by wall time).",
+        f"DynamicCache ({wall_speedup:.2f}x by wall time). Shared-prompt attention on top: "
+        f"{shared:.2f}x the tokens per CPU second of the buffer with the prompt copied to "
+        f"every row ({wall_shared:.2f}x by wall time).",
     ]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "generator_kv_cache.json").write_text(
@@ -103,6 +125,8 @@ def main() -> None:
                 "report": report,
                 "speedup_cpu": speedup,
                 "speedup_wall": wall_speedup,
+                "shared_prompt_speedup_cpu": shared,
+                "shared_prompt_speedup_wall": wall_shared,
             },
             indent=2,
         )

@@ -35,7 +35,14 @@ class Backend(str, Enum):
     vllm = "vllm"
 
 
-HF_KEYS = ("batch_size", "device", "kv_cache", "prefix_cache_tokens", "attn_implementation")
+HF_KEYS = (
+    "batch_size",
+    "device",
+    "kv_cache",
+    "prefix_cache_tokens",
+    "attn_implementation",
+    "shared_prompt_attention",
+)
 VLLM_KEYS = (
     "gpu_memory_utilization",
     "max_model_len",
@@ -95,6 +102,12 @@ def generator_plan(
             f"expected policy.hf.kv_cache in {list(KV_CACHES)}, got "
             f"{hf_options['kv_cache']!r}; fix: policy.hf.kv_cache=buffer"
         )
+    shared = hf_options.get("shared_prompt_attention", True)
+    if not isinstance(shared, bool):
+        raise ValueError(
+            f"expected policy.hf.shared_prompt_attention true or false, got {shared!r}; fix: "
+            "policy.hf.shared_prompt_attention=true"
+        )
     for key, least, fix in (("batch_size", 1, 256), ("prefix_cache_tokens", 0, 65536)):
         name = f"policy.hf.{key}"
         int_setting(hf_options.get(key, least), name, least, f"{name}={fix}")
@@ -125,7 +138,7 @@ def build_generator(model: str, backend: Backend | str = Backend.hf, **settings:
     ``max_step_tokens`` caps one step, ``max_tokens`` the rest of a solution;
     ``use_chat_template=None`` uses the tokenizer's chat template when it has one.
     ``hf`` options: ``batch_size``, ``device``, ``kv_cache``, ``prefix_cache_tokens``,
-    ``attn_implementation`` (see ``HFGenerator``); ``vllm`` options:
+    ``attn_implementation``, ``shared_prompt_attention`` (see ``HFGenerator``); ``vllm`` options:
     ``gpu_memory_utilization``, ``max_model_len``, ``enable_prefix_caching``,
     ``cpu_kvcache_space_gib``, ``enforce_eager``, ``tensor_parallel_size``, ``max_num_seqs``
     (sequences decoded together; vLLM's default on CPU is 256) (see ``VLLMGenerator``). The

@@ -73,8 +73,11 @@ class HFGenerator:
     ``model`` is a local directory or, when online, a hub name. ``kv_cache``: ``buffer``
     (keys and values appended in place, see ``_run_chunk``) or ``dynamic`` (transformers'
     ``DynamicCache``). ``attn_implementation``: transformers' attention kernel (one of
-    ``attn_implementations()``; ``None`` leaves transformers' default). Implements
-    ``search.protocols.Generator``.
+    ``attn_implementations()``; ``None`` leaves transformers' default).
+    ``shared_prompt_attention``: the rows sampled from one prompt read its keys and values
+    once, not each its own copy (``search/generators/shared_prompt.py``; with the buffer cache
+    and transformers' default kernel on a model whose layers all attend to every earlier
+    token, else off, logged). Implements ``search.protocols.Generator``.
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class HFGenerator:
         kv_cache: str = "buffer",
         prefix_cache_tokens: int = 65536,
         attn_implementation: str | None = None,
+        shared_prompt_attention: bool = True,
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -131,6 +135,17 @@ class HFGenerator:
         )
         self.model: Any = loaded.to(self.device)
         self.model.eval()
+        # rows sampled from one prompt read its keys and values once (shared_prompt.py)
+        self.shared_prompt = False
+        if shared_prompt_attention and kv_cache == "buffer":
+            from search.generators import shared_prompt
+
+            why = shared_prompt.unsupported(self.model)
+            if why is None:
+                shared_prompt.enable(self.model)
+                self.shared_prompt = True
+            else:
+                log.info("shared-prompt attention off for %s: %s", model, why)
         positions = getattr(self.model.config, "max_position_embeddings", None)
         self.context_length: int | None = int(positions) if positions else None
         self.renderer = PromptRenderer(self.tokenizer, use_chat_template, system_prompt)
@@ -264,6 +279,7 @@ class HFGenerator:
         length = past + width
         step_input = input_ids
         first = True
+        shared: dict[str, Any] = {}  # the decode steps' shared prompt, when the rows read one
         with torch.inference_mode():
             while True:
                 out = self.model(
@@ -273,6 +289,7 @@ class HFGenerator:
                     past_key_values=cache,
                     use_cache=True,
                     logits_to_keep=1,
+                    **shared,
                 )
                 cache = out.past_key_values
                 logits = out.logits[:, -1, :]
@@ -281,12 +298,17 @@ class HFGenerator:
                         self._remember_prompts(tree, cache, ids, reused, past, width)
                     if buffered:
                         to_rows = torch.tensor(expand, device=self.device)
-                        cache.batch_select_indices(to_rows)
-                        attention, positions, logits = (
-                            attention[to_rows],
-                            positions[to_rows],
-                            logits[to_rows],
-                        )
+                        positions, logits = positions[to_rows], logits[to_rows]
+                        if self.shared_prompt and len(rows) > len(requests):
+                            # one copy of each prompt; each row's cache holds its own tokens
+                            # only, and its mask covers those (all of them, no padding)
+                            cache, attention, shared = self._share_prompts(
+                                cache, attention[:, :length], to_rows, len(rows), limit
+                            )
+                            length = 0
+                        else:
+                            cache.batch_select_indices(to_rows)
+                            attention = attention[to_rows]
                     first = False
                 tokens = self._sample(logits.float(), [rows[index] for index in slots], settings)
                 for slot, token in enumerate(tokens.tolist()):
@@ -303,6 +325,8 @@ class HFGenerator:
                     keep = torch.tensor(live, device=self.device)
                     cache.batch_select_indices(keep)
                     attention = attention[keep]
+                    if shared:
+                        shared["shared_prompt"] = shared["shared_prompt"].keep(keep)
                     tokens = tokens[keep]
                     positions = positions[keep]
                     slots = [slots[slot] for slot in live]
@@ -311,6 +335,23 @@ class HFGenerator:
                 length += 1
                 positions = positions[:, -1:] + 1
                 step_input = tokens.unsqueeze(-1)
+
+    def _share_prompts(
+        self, cache: Any, attention: Any, to_rows: Any, rows: int, limit: int
+    ) -> tuple[Any, Any, dict[str, Any]]:
+        """After the prefill: the prompts' key/value states as one ``SharedPrompt`` (a
+        contiguous copy of each), a fresh cache for the ``rows`` rows' own tokens, their
+        all-ones mask, and the keyword the model's decode steps take it by."""
+        import torch
+
+        from search.generators.kv_buffer import buffer_cache
+        from search.generators.shared_prompt import SharedPrompt
+
+        layers = [(layer.keys.contiguous(), layer.values.contiguous()) for layer in cache.layers]
+        prompt = SharedPrompt.of(layers, attention, to_rows)
+        own = buffer_cache(self.model.config.num_hidden_layers, min(limit, KV_PLAN_TOKENS) + 1)
+        mask = torch.ones((rows, limit + 1), dtype=torch.long, device=self.device)
+        return own, mask, {"shared_prompt": prompt}
 
     def _gather_past(self, matches: list[Any], reused: list[int], past: int) -> list[Any]:
         """Per layer, the reused keys and values of every row, padded to ``past`` positions

@@ -1,0 +1,206 @@
+"""Attention that reads a prompt shared by several sampled rows once for all of them.
+
+The transformers generator samples ``n`` rows from each prompt (best-of-N's N samples, MC's K
+rollouts of a prefix, a beam's children). Its prompt's keys and values are the same for every
+row, yet plain decoding copies them to each row and, at every token, every row's attention
+reads its own copy: on CPU decode attention is bound by that reading. Here the prompt's keys
+and values stay one copy per prompt (``SharedPrompt``) and each row's cache holds only the
+tokens it generated. Attention is computed in two parts and merged exactly by their
+log-sum-exps (cascade attention, as FlashInfer and vLLM do it on GPU):
+
+- the prompt part: the queries of all rows of a prompt, stacked, against the prompt's keys
+  (one batched product per prompt, its padding masked);
+- the row's own part: each row's query against the tokens it generated so far;
+- merged as ``o = o_row + sigmoid(lse_prompt - lse_row) * (o_prompt - o_row)``, which is the
+  softmax over the concatenated keys.
+
+Grouped-query attention needs no repeated keys either: the query heads that share a key/value
+head are stacked along the query axis. ``enable`` switches a loaded model to this attention;
+a forward pass given no ``shared_prompt`` (the prefill) runs transformers' sdpa unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+NAME = "search_shared_prompt"  # the attention implementation registered with transformers
+BASE = "sdpa"  # what it runs for forward passes without a shared prompt (the prefill)
+FUSED_ON_CPU = True  # torch's fused CPU attention kernel (it returns the log-sum-exp); tests
+# turn it off to check the plain products, which every other device runs
+
+
+def unsupported(model: Any) -> str | None:
+    """Why ``model`` cannot use shared-prompt attention, or ``None`` when it can: every
+    layer must attend to all earlier tokens (no sliding window, no logit soft-capping) with
+    transformers' default kernel (sdpa), since the prefill runs that kernel."""
+    config = model.config
+    kernel = getattr(config, "_attn_implementation", None)
+    if kernel not in (BASE, NAME):
+        return f"the attention kernel is {kernel!r}, not {BASE}"
+    layer_types = getattr(config, "layer_types", None) or ["full_attention"]
+    if any(kind != "full_attention" for kind in layer_types):
+        return f"layers of kinds {sorted(set(layer_types))}, not only full_attention"
+    if getattr(config, "use_sliding_window", False) and getattr(config, "sliding_window", None):
+        return "a sliding attention window"
+    for name in ("attn_logit_softcapping", "attention_chunk_size"):
+        if getattr(config, name, None):
+            return f"{name} is set"
+    return None
+
+
+def enable(model: Any) -> None:
+    """Register shared-prompt attention with transformers (once per process) and switch
+    ``model`` to it. The caller checks ``unsupported(model)`` first."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
+
+    if NAME not in AttentionInterface._global_mapping:
+        AttentionInterface.register(NAME, shared_prompt_attention)
+        AttentionMaskInterface.register(NAME, ALL_MASK_ATTENTION_FUNCTIONS[BASE])
+    model.set_attn_implementation(NAME)
+
+
+@dataclass(frozen=True)
+class SharedPrompt:
+    """The prompts of a batch being decoded, one copy each, and which rows read which.
+
+    ``layers``: per layer, keys and values ``(prompts, kv_heads, prompt_length, dim)``;
+    ``mask``: ``(prompts, 1, 1, prompt_length)``, 0 where a prompt has a token and -inf at
+    its padding; ``group``: ``(rows,)``, the prompt of each row; ``slot``: ``(rows,)``, the
+    row's place in a ``(prompts, width)`` grid that stacks the rows of each prompt;
+    ``width``: the most rows any prompt has."""
+
+    layers: tuple[tuple[Any, Any], ...]
+    mask: Any
+    group: Any
+    slot: Any
+    width: int
+
+    @classmethod
+    def of(cls, layers: list[tuple[Any, Any]], attention: Any, group: Any) -> SharedPrompt:
+        """From the prompts' key/value states ``layers`` (the prefill's cache), their 0/1
+        ``attention`` mask ``(prompts, prompt_length)`` and each row's prompt ``group``."""
+        import torch
+
+        dtype = layers[0][0].dtype
+        mask = torch.zeros(attention.shape, dtype=dtype, device=attention.device)
+        mask.masked_fill_(attention == 0, float("-inf"))
+        slot, width = _slots(group, attention.shape[0])
+        return cls(tuple(layers), mask[:, None, None, :], group, slot, width)
+
+    def keep(self, rows: Any) -> SharedPrompt:
+        """The same prompts for the rows ``rows`` (indices into the current rows, in order):
+        prompts no kept row reads are dropped (one copy of the rest)."""
+        import torch
+
+        group = self.group[rows]
+        used, group = torch.unique(group, sorted=True, return_inverse=True)
+        layers = self.layers
+        if used.shape[0] < self.mask.shape[0]:
+            layers = tuple(
+                (keys.index_select(0, used), values.index_select(0, used))
+                for keys, values in layers
+            )
+        mask = self.mask.index_select(0, used)
+        slot, width = _slots(group, int(used.shape[0]))
+        return SharedPrompt(layers, mask, group, slot, width)
+
+
+def _slots(group: Any, prompts: int) -> tuple[Any, int]:
+    """Each row's place in a ``(prompts, width)`` grid: its prompt times ``width`` plus how
+    many rows of its prompt come before it."""
+    import torch
+
+    counts = torch.bincount(group, minlength=prompts)
+    width = int(counts.max()) if group.numel() else 1
+    order = torch.argsort(group, stable=True)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty_like(group)
+    rank[order] = torch.arange(group.shape[0], device=group.device) - starts[group[order]]
+    return group * width + rank, width
+
+
+def _attend(query: Any, keys: Any, values: Any, mask: Any, scale: float) -> tuple[Any, Any]:
+    """Softmax attention of ``query`` ``(b, h, q, d)`` over ``keys``/``values`` ``(b, h, k,
+    d)`` with an additive ``mask`` (or None): the output and its log-sum-exp ``(b, h, q)``.
+    On CPU, torch's fused kernel; elsewhere plain products."""
+    import torch
+
+    if FUSED_ON_CPU and query.device.type == "cpu":
+        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            query, keys, values, attn_mask=mask, scale=scale
+        )
+        return out, lse
+    scores = torch.matmul(query, keys.transpose(-1, -2)) * scale
+    if mask is not None:
+        scores = scores + mask
+    lse = torch.logsumexp(scores.float(), dim=-1)
+    weights = torch.exp(scores.float() - lse.unsqueeze(-1)).to(values.dtype)
+    return torch.matmul(weights, values), lse
+
+
+def shared_prompt_attention(
+    module: Any,
+    query: Any,
+    key: Any,
+    value: Any,
+    attention_mask: Any,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    shared_prompt: SharedPrompt | None = None,
+    **kwargs: Any,
+) -> tuple[Any, None]:
+    """transformers' attention interface: ``query`` ``(rows, heads, 1, dim)`` of one decode
+    step; ``key``/``value`` the rows' own generated tokens ``(rows, kv_heads, length, dim)``
+    (this step's included); ``attention_mask`` over those (or None). Without
+    ``shared_prompt`` (the prefill), sdpa as usual. Returns ``(rows, 1, heads, dim)``."""
+    import torch
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    if shared_prompt is None:
+        return ALL_ATTENTION_FUNCTIONS[BASE](  # type: ignore[no-any-return]
+            module,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=dropout,
+            scaling=scaling,
+            **kwargs,
+        )
+    rows, heads, steps, dim = query.shape
+    if steps != 1:
+        raise ValueError(
+            f"expected one query token per row with a shared prompt (a decode step), got "
+            f"{steps}; fix: run the prefill without shared_prompt"
+        )
+    kv_heads = key.shape[1]
+    stacked = heads // kv_heads  # query heads per key/value head
+    scale = scaling if scaling is not None else dim**-0.5
+    keys, values = shared_prompt.layers[module.layer_idx]
+    prompts, width = keys.shape[0], shared_prompt.width
+    q = query.reshape(rows, kv_heads, stacked, dim)
+    # the prompt part: every prompt's rows (and stacked heads) as its queries
+    grid = q.new_zeros((prompts * width, kv_heads, stacked, dim))
+    grid[shared_prompt.slot] = q
+    grid = grid.view(prompts, width, kv_heads, stacked, dim).permute(0, 2, 1, 3, 4)
+    grid = grid.reshape(prompts, kv_heads, width * stacked, dim)
+    out_p, lse_p = _attend(grid, keys, values, shared_prompt.mask, scale)
+    out_p = out_p.view(prompts, kv_heads, width, stacked, dim).permute(0, 2, 1, 3, 4)
+    out_p = out_p.reshape(prompts * width, kv_heads, stacked, dim)[shared_prompt.slot]
+    lse_p = lse_p.view(prompts, kv_heads, width, stacked).permute(0, 2, 1, 3)
+    lse_p = lse_p.reshape(prompts * width, kv_heads, stacked)[shared_prompt.slot]
+    # the row's own part
+    mask = None
+    if attention_mask is not None:
+        if attention_mask.dtype == torch.bool:
+            mask = torch.zeros(attention_mask.shape, dtype=q.dtype, device=q.device)
+            mask.masked_fill_(~attention_mask, float("-inf"))
+        else:
+            mask = attention_mask.to(q.dtype)
+        mask = mask[..., : key.shape[2]]
+    out_r, lse_r = _attend(q, key, value, mask, scale)
+    weight = torch.sigmoid(lse_p - lse_r).unsqueeze(-1).to(q.dtype)
+    out = out_r + weight * (out_p - out_r)
+    return out.reshape(rows, heads, 1, dim).transpose(1, 2).contiguous(), None

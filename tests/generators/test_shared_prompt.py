@@ -1,0 +1,193 @@
+"""Shared-prompt attention: the prompt read once per prompt gives the attention of each row
+over its own copy of the prompt and its generated tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from search.envs.arith.world import make_split
+from search.generators import shared_prompt
+from search.generators.hf import HFGenerator
+from search.generators.shared_prompt import SharedPrompt, shared_prompt_attention
+from search.types import GREEDY, Prefix, Sampling, Until
+
+torch = pytest.importorskip("torch")
+
+
+def reference(
+    query: Any, prompt_keys: Any, prompt_values: Any, keep: Any, own_keys: Any, own_values: Any
+) -> Any:
+    """Each row over its own copy of its prompt (padding dropped) then its own tokens, keys
+    repeated for grouped-query heads: plain softmax attention, ``(rows, 1, heads, dim)``."""
+    _, heads, _, dim = query.shape
+    stacked = heads // own_keys.shape[1]
+    out = []
+    for row, (keys, values, kept) in enumerate(zip(prompt_keys, prompt_values, keep, strict=True)):
+        k = torch.cat([keys[:, kept], own_keys[row]], 1).repeat_interleave(stacked, 0)
+        v = torch.cat([values[:, kept], own_values[row]], 1).repeat_interleave(stacked, 0)
+        weights = torch.softmax(query[row] @ k.transpose(-1, -2) * dim**-0.5, -1)
+        out.append((weights @ v).transpose(0, 1))
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("heads", [(4, 2), (2, 2)])  # grouped-query and one key head per head
+@pytest.mark.parametrize("fused", [True, False])  # torch's CPU kernel, or the plain products
+def test_attention_equals_every_row_over_its_own_copy(
+    heads: tuple[int, int], fused: bool, monkeypatch: Any
+) -> None:
+    generator = torch.Generator().manual_seed(0)
+    query_heads, kv_heads = heads
+    dim, prompt_length, own = 8, 6, 3
+    group = torch.tensor([2, 0, 0, 1, 2, 0])  # uneven groups, rows of a prompt not adjacent
+    rows = group.shape[0]
+    attention = torch.ones(3, prompt_length, dtype=torch.long)
+    attention[0, :2] = 0  # left padding
+    attention[2, 3] = 0  # a gap, as reused prompt states leave
+    keys = [torch.randn(3, kv_heads, prompt_length, dim, generator=generator) for _ in range(2)]
+    values = [torch.randn(3, kv_heads, prompt_length, dim, generator=generator) for _ in range(2)]
+    prompt = SharedPrompt.of(list(zip(keys, values, strict=True)), attention, group)
+    query = torch.randn(rows, query_heads, 1, dim, generator=generator)
+    own_keys = torch.randn(rows, kv_heads, own, dim, generator=generator)
+    own_values = torch.randn(rows, kv_heads, own, dim, generator=generator)
+    if not fused:
+        monkeypatch.setattr(shared_prompt, "FUSED_ON_CPU", False)
+    for layer in range(2):
+        module = SimpleNamespace(layer_idx=layer)
+        got, weights = shared_prompt_attention(
+            module, query, own_keys, own_values, None, scaling=dim**-0.5, shared_prompt=prompt
+        )
+        kept = [attention[g].bool() for g in group]
+        expected = reference(
+            query, keys[layer][group], values[layer][group], kept, own_keys, own_values
+        )
+        assert weights is None and got.shape == (rows, 1, query_heads, dim)
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    # a mask over the rows' own tokens is applied: the last one masked out of row 1
+    mask = torch.ones(rows, 1, 1, own, dtype=torch.bool)
+    mask[1, ..., -1] = False
+    got, _ = shared_prompt_attention(
+        SimpleNamespace(layer_idx=0), query, own_keys, own_values, mask, shared_prompt=prompt
+    )
+    short = reference(
+        query[1:2],
+        keys[0][group[1:2]],
+        values[0][group[1:2]],
+        [attention[0].bool()],
+        own_keys[1:2, :, :-1],
+        own_values[1:2, :, :-1],
+    )
+    torch.testing.assert_close(got[1:2], short, atol=1e-5, rtol=1e-5)
+
+
+def test_keep_drops_prompts_no_row_reads() -> None:
+    attention = torch.ones(3, 4, dtype=torch.long)
+    layers = [(torch.arange(3.0).view(3, 1, 1, 1).expand(3, 1, 4, 2).clone(),) * 2]
+    prompt = SharedPrompt.of(layers, attention, torch.tensor([0, 0, 1, 2, 2, 2]))
+    assert prompt.width == 3 and prompt.slot.tolist() == [0, 1, 3, 6, 7, 8]
+    kept = prompt.keep(torch.tensor([1, 3, 5]))  # rows of prompts 0 and 2 only
+    assert kept.group.tolist() == [0, 1, 1] and kept.width == 2
+    assert kept.slot.tolist() == [0, 2, 3]
+    assert kept.layers[0][0][:, 0, 0, 0].tolist() == [0.0, 2.0]  # prompt 1's states gone
+    assert kept.mask.shape == (2, 1, 1, 4)
+
+
+def test_a_prefill_step_is_refused() -> None:
+    prompt = SharedPrompt.of(
+        [(torch.zeros(1, 1, 2, 4),) * 2], torch.ones(1, 2, dtype=torch.long), torch.tensor([0])
+    )
+    with pytest.raises(ValueError, match="expected one query token per row"):
+        shared_prompt_attention(
+            SimpleNamespace(layer_idx=0),
+            torch.zeros(1, 1, 2, 4),
+            torch.zeros(1, 1, 2, 4),
+            torch.zeros(1, 1, 2, 4),
+            None,
+            shared_prompt=prompt,
+        )
+
+
+@pytest.fixture(scope="module")
+def gqa_policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random 2-layer Qwen2 with grouped-query attention (2 query heads per key head)."""
+    from search.envs.arith.tokenizer import build_tokenizer
+    from search.envs.arith.train_policy import ModelShape, build_model
+
+    out = tmp_path_factory.mktemp("gqa-policy")
+    tokenizer = build_tokenizer()
+    shape = ModelShape(
+        hidden_size=128,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=256,
+    )
+    build_model(tokenizer, shape, seed=0).save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    return out
+
+
+@pytest.mark.parametrize("model", ["gqa", "shipped"])
+def test_generations_are_those_of_each_row_reading_its_own_copy(
+    model: str, gqa_policy_dir: Path, monkeypatch: Any
+) -> None:
+    """Greedy and sampled, with a batch that splits a prompt's rows across chunks: the same
+    tokens as rows that each hold a copy of their prompt. The random grouped-query model
+    runs its rows to the token limit; the shipped policy's rows finish at different times
+    and are dropped from the batch, their prompts with them once no row reads them."""
+    from search.resolve import resolve_model_path
+
+    prompts_before_drop: list[int] = []
+    keep = SharedPrompt.keep
+
+    def counting_keep(self: SharedPrompt, rows: Any) -> SharedPrompt:
+        prompts_before_drop.append(int(self.mask.shape[0]))
+        return keep(self, rows)
+
+    monkeypatch.setattr(SharedPrompt, "keep", counting_keep)
+    path = str(gqa_policy_dir) if model == "gqa" else resolve_model_path("checkpoints/arith-policy")
+    problems = make_split("test", size=3)
+    # the shipped policy's rows of the first prompt finish first, while the first chunk's
+    # other rows run on: the batch drops them, and their prompt with them
+    prefixes = [Prefix(problems[1], ("1 + 1 = 2",)), Prefix(problems[0]), Prefix(problems[2])]
+    outputs = {}
+    for on in (True, False):
+        generator = HFGenerator(
+            path,
+            temperature=1.0,
+            max_step_tokens=8,
+            max_tokens=40 if model == "gqa" else 160,  # the shipped policy's solutions end
+            batch_size=7,  # 3 prompts x 4 rows: chunks of 7 and 5 rows
+            shared_prompt_attention=on,
+        )
+        assert generator.shared_prompt is on
+        outputs[on] = [
+            generator.generate(prefixes, 4, Until.end, GREEDY),
+            generator.generate(prefixes, 4, Until.step, Sampling(streams=("a", "b", "c"))),
+            generator.generate(prefixes, 4, Until.end),
+            generator.generate(prefixes, 1, Until.end),  # one row per prompt: nothing shared
+        ]
+    assert outputs[True] == outputs[False]
+    if model == "shipped":
+        lengths = {c.num_tokens for g in outputs[True][2] for c in g.continuations}
+        assert len(lengths) > 1 and 2 in prompts_before_drop  # rows dropped while sharing
+
+
+def test_shared_prompt_attention_is_off_where_it_does_not_apply(tiny_policy_dir: Path) -> None:
+    eager = HFGenerator(str(tiny_policy_dir), attn_implementation="eager")
+    dynamic = HFGenerator(str(tiny_policy_dir), kv_cache="dynamic")
+    off = HFGenerator(str(tiny_policy_dir), shared_prompt_attention=False)
+    assert not eager.shared_prompt and not dynamic.shared_prompt and not off.shared_prompt
+    assert eager.model.config._attn_implementation == "eager"
+    assert shared_prompt.unsupported(eager.model) == "the attention kernel is 'eager', not sdpa"
+    sliding = SimpleNamespace(
+        config=SimpleNamespace(
+            _attn_implementation="sdpa", layer_types=["full_attention", "sliding_attention"]
+        )
+    )
+    assert "sliding_attention" in (shared_prompt.unsupported(sliding) or "")
+    assert HFGenerator(str(tiny_policy_dir)).shared_prompt
