@@ -15,15 +15,16 @@ or prefill), at the length of the prompts MC rolls out from.
 
     python benchmarks/mc_labelling_speed.py --samples runs/prm/samples/samples.jsonl \
         --limit 512 --chunk 512
-    # the attention kernels against run-to-run spread: chosen rows, in turn, 3 times each
+    # the attention kernels and shared prompts against run-to-run spread: chosen rows, in
+    # turn, 3 times each
     python benchmarks/mc_labelling_speed.py --samples runs/prm/samples/samples.jsonl \
-        --limit 512 --chunk 512 --setups 0 4 5 --repeats 3 --name mc_attention_kernels
+        --limit 512 --chunk 512 --setups 0 4 9 5 --repeats 3 --name mc_attention_kernels
     # and the labeller as it was when issue 10 asked for 5x, run from its own commit
     python benchmarks/mc_labelling_speed.py --limit 512 --chunk 512 --setups 0 4 \
         --code-before 1a6411c --repeats 3 --name mc_code_before
     # make prm's row at its chunks, against the last commit before early-stop rounds rolled
     # out a prefix that samples share once
-    python benchmarks/mc_labelling_speed.py --limit 4096 --chunk 2048 --setups 4 \
+    python benchmarks/mc_labelling_speed.py --limit 4096 --chunk 2048 --setups 4 9 \
         --code-before bc94d04 --code-before-setup 4 --name mc_shared_prefixes
 
 ``--code-before COMMIT`` adds a first row: the MC labeller and transformers generator of that

@@ -39,8 +39,9 @@ SECTIONS: list[tuple[str, str, str]] = [
         "mc_labelling_speed.md",
     ),
     (
-        "Monte Carlo labelling speed: attention kernels against run-to-run spread",
-        "python benchmarks/mc_labelling_speed.py --limit 512 --chunk 512 --setups 0 4 5 "
+        "Monte Carlo labelling speed: attention kernels and shared prompts against run-to-run "
+        "spread",
+        "python benchmarks/mc_labelling_speed.py --limit 512 --chunk 512 --setups 0 4 9 5 "
         "--repeats 3 --name mc_attention_kernels",
         "mc_attention_kernels.md",
     ),
@@ -53,7 +54,7 @@ SECTIONS: list[tuple[str, str, str]] = [
     (
         "Monte Carlo labelling speed: a prefix that samples share, rolled out once (make "
         "prm's chunks)",
-        "python benchmarks/mc_labelling_speed.py --limit 4096 --chunk 2048 --setups 4 "
+        "python benchmarks/mc_labelling_speed.py --limit 4096 --chunk 2048 --setups 4 9 "
         "--code-before bc94d04 --code-before-setup 4 --name mc_shared_prefixes",
         "mc_shared_prefixes.md",
     ),
