@@ -63,7 +63,8 @@ def main() -> None:
     greedy = {
         variant: [
             [c.text for c in g.continuations]
-            for g in generator(variant, 0.0).generate(prefixes, 1, Until.end)
+            # two rows per prompt: the rows of a prompt share it (one row would not)
+            for g in generator(variant, 0.0).generate(prefixes, 2, Until.end)
         ]
         for variant in VARIANTS
     }

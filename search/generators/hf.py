@@ -54,7 +54,10 @@ def attn_implementations() -> list[str]:
     default, sdpa (table "Monte Carlo labelling speed: attention kernels")."""
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-    return ["eager", *ALL_ATTENTION_FUNCTIONS.valid_keys()]
+    from search.generators.shared_prompt import NAME
+
+    # the generator's own shared-prompt attention is an option of its own, not a kernel
+    return ["eager", *(k for k in ALL_ATTENTION_FUNCTIONS.valid_keys() if k != NAME)]
 
 
 def check_attn_implementation(name: str | None) -> None:
@@ -140,11 +143,9 @@ class HFGenerator:
         if shared_prompt_attention and kv_cache == "buffer":
             from search.generators import shared_prompt
 
-            why = shared_prompt.unsupported(self.model)
-            if why is None:
-                shared_prompt.enable(self.model)
-                self.shared_prompt = True
-            else:
+            why = shared_prompt.unsupported(self.model) or shared_prompt.enable(self.model)
+            self.shared_prompt = why is None
+            if why is not None:
                 log.info("shared-prompt attention off for %s: %s", model, why)
         positions = getattr(self.model.config, "max_position_embeddings", None)
         self.context_length: int | None = int(positions) if positions else None
@@ -231,7 +232,8 @@ class HFGenerator:
 
         limit = settings.max_tokens
         # with the buffer cache the n rows of a prompt share one prefill: each distinct
-        # request's prompt runs once, and its states are then copied to its rows (`expand`)
+        # request's prompt runs once; its rows then read its states once (shared-prompt
+        # attention) or each get a copy of them (`expand`)
         buffered = self.kv_cache == "buffer"
         requests = [row.request for row in rows]
         if buffered:

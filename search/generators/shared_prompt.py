@@ -31,9 +31,10 @@ FUSED_ON_CPU = True  # torch's fused CPU attention kernel (it returns the log-su
 
 
 def unsupported(model: Any) -> str | None:
-    """Why ``model`` cannot use shared-prompt attention, or ``None`` when it can: every
-    layer must attend to all earlier tokens (no sliding window, no logit soft-capping) with
-    transformers' default kernel (sdpa), since the prefill runs that kernel."""
+    """Why ``model``'s config rules out shared-prompt attention, or ``None`` when it does
+    not: every layer must attend to all earlier tokens (no sliding window, unless the config
+    turns it off; no logit soft-capping or attention chunks) with transformers' default
+    kernel (sdpa), which the prefill runs. ``enable`` then checks the model itself."""
     config = model.config
     kernel = getattr(config, "_attn_implementation", None)
     if kernel not in (BASE, NAME):
@@ -41,24 +42,91 @@ def unsupported(model: Any) -> str | None:
     layer_types = getattr(config, "layer_types", None) or ["full_attention"]
     if any(kind != "full_attention" for kind in layer_types):
         return f"layers of kinds {sorted(set(layer_types))}, not only full_attention"
-    if getattr(config, "use_sliding_window", False) and getattr(config, "sliding_window", None):
-        return "a sliding attention window"
+    if getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True):
+        return f"a sliding attention window of {config.sliding_window} tokens"
     for name in ("attn_logit_softcapping", "attention_chunk_size"):
         if getattr(config, name, None):
             return f"{name} is set"
     return None
 
 
-def enable(model: Any) -> None:
-    """Register shared-prompt attention with transformers (once per process) and switch
-    ``model`` to it. The caller checks ``unsupported(model)`` first."""
+def enable(model: Any) -> str | None:
+    """Register shared-prompt attention with transformers (once per process), switch
+    ``model`` to it and check it on one decode step (``_check``); ``None`` when it is on,
+    else why not (the model is switched back to sdpa). The caller checks ``unsupported``
+    first."""
     from transformers import AttentionInterface
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
 
     if NAME not in AttentionInterface._global_mapping:
         AttentionInterface.register(NAME, shared_prompt_attention)
         AttentionMaskInterface.register(NAME, ALL_MASK_ATTENTION_FUNCTIONS[BASE])
-    model.set_attn_implementation(NAME)
+    try:
+        model.set_attn_implementation(NAME)
+        if model.config._attn_implementation != NAME:
+            why: str | None = "the model does not take attention kernels registered by name"
+        else:
+            why = _check(model)
+    except Exception as error:  # a model this attention does not fit: copy prompts instead
+        why = f"{type(error).__name__}: {error}"
+    if why is not None and model.config._attn_implementation == NAME:
+        model.set_attn_implementation(BASE)
+    return why
+
+
+# while ``_check`` runs: the layers that read the shared prompt (empty otherwise)
+_reached: list[list[int]] = []
+
+
+def _check(model: Any) -> str | None:
+    """One decode step of two rows after a 3-token prompt, with the prompt shared and with
+    it copied to both rows: ``None`` when every layer read the shared prompt and the logits
+    agree, else what differed. Catches models whose layers do not pass keyword arguments on
+    to their attention (the rows would silently ignore their prompt)."""
+    import torch
+
+    from search.generators.kv_buffer import buffer_cache
+
+    device = next(model.parameters()).device
+    layers = model.config.num_hidden_layers
+    prompt = torch.tensor([[1, 2, 3]], device=device)
+    ones = torch.ones((2, 4), dtype=torch.long, device=device)
+    step = {
+        "input_ids": torch.tensor([[4], [5]], device=device),
+        "position_ids": torch.full((2, 1), 3, device=device),
+        "use_cache": True,
+        "logits_to_keep": 1,
+    }
+    both = torch.zeros(2, dtype=torch.long, device=device)
+    with torch.inference_mode():
+        copied = model(input_ids=prompt, past_key_values=buffer_cache(layers, 8), use_cache=True)
+        cache = copied.past_key_values
+        cache.batch_select_indices(both)
+        expected = model(attention_mask=ones, past_key_values=cache, **step).logits
+        first = model(input_ids=prompt, past_key_values=buffer_cache(layers, 8), use_cache=True)
+        kept = first.past_key_values.layers
+        states = [(layer.keys.contiguous(), layer.values.contiguous()) for layer in kept]
+        shared = SharedPrompt.of(states, ones[:1, :3], both)
+        _reached.append([])
+        try:
+            got = model(
+                attention_mask=ones[:, :1],
+                past_key_values=buffer_cache(layers, 4),
+                shared_prompt=shared,
+                **step,
+            ).logits
+        finally:
+            reached = len(set(_reached.pop()))
+    if reached != layers:
+        return (
+            f"{reached} of its {layers} layers read the shared prompt (its layers do not pass "
+            "keyword arguments on to attention)"
+        )
+    tolerance = 1e-3 if expected.dtype == torch.float32 else 5e-2
+    difference = float((got.float() - expected.float()).abs().max())
+    if difference > tolerance * max(1.0, float(expected.float().abs().max())):
+        return f"its logits differ from those of copied prompts by {difference:.3g}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -128,16 +196,21 @@ def _attend(query: Any, keys: Any, values: Any, mask: Any, scale: float) -> tupl
     import torch
 
     if FUSED_ON_CPU and query.device.type == "cpu":
+        # the kernel, called directly, skips sdpa's stride checks: it needs each vector whole
+        query, keys, values = (
+            t if t.stride(-1) == 1 else t.contiguous() for t in (query, keys, values)
+        )
         out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
             query, keys, values, attn_mask=mask, scale=scale
         )
         return out, lse
-    scores = torch.matmul(query, keys.transpose(-1, -2)) * scale
+    # float32 scores, scaled before the product: float16 products of large queries overflow
+    scores = torch.matmul(query.float() * scale, keys.float().transpose(-1, -2))
     if mask is not None:
-        scores = scores + mask
-    lse = torch.logsumexp(scores.float(), dim=-1)
-    weights = torch.exp(scores.float() - lse.unsqueeze(-1)).to(values.dtype)
-    return torch.matmul(weights, values), lse
+        scores = scores + mask.float()
+    lse = torch.logsumexp(scores, dim=-1)
+    weights = torch.exp(scores - lse.unsqueeze(-1))
+    return torch.matmul(weights, values.float()).to(values.dtype), lse
 
 
 def shared_prompt_attention(
@@ -169,6 +242,14 @@ def shared_prompt_attention(
             scaling=scaling,
             **kwargs,
         )
+    for name in ("sliding_window", "softcap", "s_aux"):
+        if kwargs.get(name) is not None:
+            raise ValueError(
+                f"expected full attention with a shared prompt, got {name}={kwargs[name]!r} "
+                "from the model; fix: policy.hf.shared_prompt_attention=false"
+            )
+    if _reached:
+        _reached[-1].append(module.layer_idx)
     rows, heads, steps, dim = query.shape
     if steps != 1:
         raise ValueError(

@@ -141,12 +141,13 @@ def test_generations_are_those_of_each_row_reading_its_own_copy(
     and are dropped from the batch, their prompts with them once no row reads them."""
     from search.resolve import resolve_model_path
 
-    prompts_before_drop: list[int] = []
+    prompts_held: list[tuple[int, int]] = []  # per drop of rows: prompts before, after
     keep = SharedPrompt.keep
 
     def counting_keep(self: SharedPrompt, rows: Any) -> SharedPrompt:
-        prompts_before_drop.append(int(self.mask.shape[0]))
-        return keep(self, rows)
+        kept = keep(self, rows)
+        prompts_held.append((int(self.mask.shape[0]), int(kept.mask.shape[0])))
+        return kept
 
     monkeypatch.setattr(SharedPrompt, "keep", counting_keep)
     path = str(gqa_policy_dir) if model == "gqa" else resolve_model_path("checkpoints/arith-policy")
@@ -174,7 +175,8 @@ def test_generations_are_those_of_each_row_reading_its_own_copy(
     assert outputs[True] == outputs[False]
     if model == "shipped":
         lengths = {c.num_tokens for g in outputs[True][2] for c in g.continuations}
-        assert len(lengths) > 1 and 2 in prompts_before_drop  # rows dropped while sharing
+        assert len(lengths) > 1
+        assert (2, 1) in prompts_held  # a prompt dropped with the last of its rows
 
 
 def test_shared_prompt_attention_is_off_where_it_does_not_apply(tiny_policy_dir: Path) -> None:
@@ -191,3 +193,82 @@ def test_shared_prompt_attention_is_off_where_it_does_not_apply(tiny_policy_dir:
     )
     assert "sliding_attention" in (shared_prompt.unsupported(sliding) or "")
     assert HFGenerator(str(tiny_policy_dir)).shared_prompt
+
+
+def tiny_model_dir(root: Path, config: Any) -> Path:
+    """A random causal LM of ``config`` with the embedded tokenizer, saved under ``root``."""
+    from transformers import AutoModelForCausalLM
+
+    from search.envs.arith.tokenizer import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(str(root))
+    tokenizer.save_pretrained(str(root))
+    return root
+
+
+def test_a_model_whose_layers_drop_the_shared_prompt_copies_prompts(tmp_path: Path) -> None:
+    """StableLM's decoder layers call attention without passing keyword arguments on: the
+    check at load sees that no layer read the shared prompt, so the generator copies
+    prompts to rows, and generates what it would with the option off."""
+    from transformers import StableLmConfig
+
+    config = StableLmConfig(
+        vocab_size=258,
+        hidden_size=64,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=1,
+        num_key_value_heads=1,
+        max_position_embeddings=128,
+    )
+    path = str(tiny_model_dir(tmp_path, config))
+    model = HFGenerator(path, max_tokens=12).model
+    assert shared_prompt.unsupported(model) is None  # the config does not tell
+    assert "0 of its 2 layers read the shared prompt" in (shared_prompt.enable(model) or "")
+    assert model.config._attn_implementation == "sdpa"  # switched back
+    prefixes = [Prefix(p) for p in make_split("test", size=2)]
+    on = HFGenerator(path, temperature=0.0, max_tokens=12)
+    off = HFGenerator(path, temperature=0.0, max_tokens=12, shared_prompt_attention=False)
+    assert not on.shared_prompt
+    assert on.generate(prefixes, 2, Until.end) == off.generate(prefixes, 2, Until.end)
+
+
+def test_a_sliding_window_the_config_turns_on_is_refused() -> None:
+    def model(**config: Any) -> Any:
+        return SimpleNamespace(config=SimpleNamespace(_attn_implementation="sdpa", **config))
+
+    assert "sliding attention window of 8" in (
+        shared_prompt.unsupported(model(sliding_window=8)) or ""
+    )  # Mistral's configs have no use_sliding_window
+    assert shared_prompt.unsupported(model(sliding_window=8, use_sliding_window=False)) is None
+    assert shared_prompt.unsupported(model(sliding_window=None)) is None
+    assert "attn_logit_softcapping" in (
+        shared_prompt.unsupported(model(attn_logit_softcapping=30.0)) or ""
+    )
+
+
+def test_the_plain_products_do_not_overflow_in_half_precision(monkeypatch: Any) -> None:
+    """Off CPU (the plain products), float16 queries and keys whose unscaled dot products
+    pass float16's range still give sdpa's attention."""
+    monkeypatch.setattr(shared_prompt, "FUSED_ON_CPU", False)
+    query = torch.full((1, 1, 1, 128), 24.0, dtype=torch.float16)
+    keys = torch.full((1, 1, 3, 128), 24.0, dtype=torch.float16)
+    keys[..., 1, :] = 23.9
+    values = torch.randn(1, 1, 3, 128).to(torch.float16)
+    out, lse = shared_prompt._attend(query, keys, values, None, 128**-0.5)
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        query.float(), keys.float(), values.float()
+    )
+    assert torch.isfinite(lse).all() and out.dtype == torch.float16
+    torch.testing.assert_close(out.float(), expected, atol=1e-2, rtol=1e-2)
+
+
+def test_the_option_is_not_listed_as_a_kernel(tiny_policy_dir: Path) -> None:
+    from search.generators.hf import attn_implementations, check_attn_implementation
+
+    assert HFGenerator(str(tiny_policy_dir)).shared_prompt
+    assert shared_prompt.NAME not in attn_implementations()
+    with pytest.raises(ValueError, match="expected policy.hf.attn_implementation"):
+        check_attn_implementation(shared_prompt.NAME)
