@@ -12,27 +12,31 @@ POLICY_DIR = REPO_ROOT / "checkpoints" / "arith-policy"
 PRM_DIR = REPO_ROOT / "checkpoints" / "arith-prm"
 
 
-@pytest.fixture(scope="session")
-def tiny_policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised 2-layer Qwen2 causal LM with the embedded tokenizer
-    (head_dim 64, as vLLM's CPU attention needs)."""
+def save_tiny_policy(out: Path, hidden_size: int = 64, heads: int = 1, kv_heads: int = 1) -> Path:
+    """A randomly initialised 2-layer Qwen2 causal LM with the embedded tokenizer, saved to
+    ``out`` (head_dim = hidden_size / heads: 64 by default, as vLLM's CPU attention needs)."""
     from search.envs.arith.tokenizer import build_tokenizer
     from search.envs.arith.train_policy import ModelShape, build_model
 
-    out = tmp_path_factory.mktemp("tiny-policy")
     tokenizer = build_tokenizer()
     shape = ModelShape(
-        hidden_size=64,
+        hidden_size=hidden_size,
         intermediate_size=128,
         num_hidden_layers=2,
-        num_attention_heads=1,
-        num_key_value_heads=1,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
         max_position_embeddings=256,
     )
     model = build_model(tokenizer, shape, seed=0)
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random 2-layer Qwen2 causal LM with the embedded tokenizer (head_dim 64)."""
+    return save_tiny_policy(tmp_path_factory.mktemp("tiny-policy"))
 
 
 @pytest.fixture(autouse=True)

@@ -113,22 +113,9 @@ def test_a_prefill_step_is_refused() -> None:
 @pytest.fixture(scope="module")
 def gqa_policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random 2-layer Qwen2 with grouped-query attention (2 query heads per key head)."""
-    from search.envs.arith.tokenizer import build_tokenizer
-    from search.envs.arith.train_policy import ModelShape, build_model
+    from conftest import save_tiny_policy
 
-    out = tmp_path_factory.mktemp("gqa-policy")
-    tokenizer = build_tokenizer()
-    shape = ModelShape(
-        hidden_size=128,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=256,
-    )
-    build_model(tokenizer, shape, seed=0).save_pretrained(str(out))
-    tokenizer.save_pretrained(str(out))
-    return out
+    return save_tiny_policy(tmp_path_factory.mktemp("gqa-policy"), 128, heads=2, kv_heads=1)
 
 
 @pytest.mark.parametrize("model", ["gqa", "shipped"])
