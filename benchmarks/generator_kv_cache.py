@@ -6,9 +6,9 @@ into a preallocated buffer (``search/generators/kv_buffer.py``), either with the
 and values copied to every row sampled from it or read once for all of them
 (``shared_prompt_attention``, ``search/generators/shared_prompt.py``). Same prompts, same model:
 best-of-N solutions to the end (``Until.end``) for ``--problems`` arithmetic test problems,
-the embedded policy, float32, one chunk of ``problems x n`` rows. Greedy outputs of the two
-must be identical (checked); sampled tokens/s is the best of ``--repeats`` runs, the two
-caches interleaved.
+the embedded policy, float32, one chunk of ``problems x n`` rows. Greedy outputs of the three
+variants (two rows per prompt, so that rows share it) must be identical (checked); sampled
+tokens/s is the best of ``--repeats`` runs, the variants interleaved.
 
     python benchmarks/generator_kv_cache.py [--problems 64] [--n 8]
 

@@ -5,13 +5,15 @@ as it is now, or vLLM with prefix caching), the model that rolls out (the policy
 stronger verifier base the shipped PRM starts from), the mode (``full``: K completions of
 every prefix, the soft-label estimate; ``early_stop``: hard labels, a prefix stops at its
 first right completion, see ``prm/label/mc.py``), for vLLM whether its engine gets both
-cores, and for transformers which attention kernel it runs (its default, sdpa, or eager).
-Columns: the rollouts and rollout tokens actually spent, wall time (engine start-up
-excluded, shown apart), rollout tokens per second, solutions labelled per second (both also
-relative to the first row, the recipe before), and how often the MC first error equals the
-checker's true first error. Below the table, the ceiling the model itself sets, for each
-attention kernel: its decode step alone (a full batch, the KV buffer, no sampling, stopping
-or prefill), at the length of the prompts MC rolls out from.
+cores, and for transformers which attention kernel it runs (its default, sdpa, or eager)
+and whether the rows of a prompt read it once (the default) or each a copy ("prompt copied
+to rows"). Columns: the rollouts and rollout tokens actually spent, wall time (engine
+start-up excluded, shown apart), rollout tokens per second, solutions labelled per second
+(both also relative to the first row: the recipe before, or the code-before row), and how
+often the MC first error equals the checker's true first error. Below the table, the
+ceiling the model itself sets, for each attention kernel: its decode step alone (a full
+batch, the KV buffer with the prompt copied to every row, no sampling, stopping or
+prefill), at the length of the prompts MC rolls out from.
 
     python benchmarks/mc_labelling_speed.py --samples runs/prm/samples/samples.jsonl \
         --limit 512 --chunk 512

@@ -57,6 +57,7 @@ NOT_RESULTS = frozenset(
         "block_size",
         "reuse_prefix_cache",
         "prefix_cache_tokens",
+        "shared_prompt_attention",  # the rows of a prompt read it once: the same tokens
         "output_dir",
         "launcher",
         # how a model server is reached; what it serves is named by the model keys, which

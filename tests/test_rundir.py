@@ -112,6 +112,10 @@ def test_fingerprint_drops_what_does_not_change_records() -> None:
     cached = {"model": "m", "hf": {"prefix_cache_tokens": 65536}, "vllm": {"kv_cache_space_gib": 4}}
     uncached = {"model": "m", "hf": {"prefix_cache_tokens": 0}, "vllm": {"kv_cache_space_gib": 1}}
     assert fingerprint({"scorer": cached}) == fingerprint({"scorer": uncached})
+    # prompts read once by their rows, or copied to each: the same tokens (tested), so a run
+    # begun before the option existed resumes with it either way
+    shared = {"model": "m", "hf": {"shared_prompt_attention": True}}
+    assert fingerprint({"policy": shared}) == fingerprint({"policy": {"model": "m", "hf": {}}})
     changed = {**config, "strategy": {"n": 8}, "aggregation": "prod"}
     assert differences(fingerprint(config), fingerprint(changed)) == [
         "aggregation: (absent) -> 'prod'",

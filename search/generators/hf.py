@@ -50,8 +50,9 @@ class _Row:
 
 def attn_implementations() -> list[str]:
     """The attention kernels transformers registers (and ``eager``, its plain one): the
-    values of ``policy.hf.attn_implementation``. On this CPU ``eager`` is no faster than the
-    default, sdpa (table "Monte Carlo labelling speed: attention kernels")."""
+    values of ``policy.hf.attn_implementation``. On this CPU ``eager`` labels MC about as
+    fast as the default, sdpa, with shared prompts (table "Monte Carlo labelling speed:
+    attention kernels and shared prompts"); only sdpa shares a prompt among its rows."""
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
     from search.generators.shared_prompt import NAME
