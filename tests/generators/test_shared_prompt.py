@@ -113,7 +113,7 @@ def test_a_prefill_step_is_refused() -> None:
 @pytest.fixture(scope="module")
 def gqa_policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random 2-layer Qwen2 with grouped-query attention (2 query heads per key head)."""
-    from conftest import save_tiny_policy
+    from tiny_models import save_tiny_policy
 
     return save_tiny_policy(tmp_path_factory.mktemp("gqa-policy"), 128, heads=2, kv_heads=1)
 
