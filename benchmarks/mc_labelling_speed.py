@@ -297,6 +297,12 @@ def unpack_commit(commit: str, into: Path, paths: Sequence[str] = CODE_PATHS) ->
             tar.extractall(into)  # an archive of this clone's own history
 
 
+def in_child(setup: SetUp) -> bool:
+    """Whether the code-before row can run as ``setup``: its driver builds the old commit's
+    transformers generator, with no environment of its own."""
+    return setup.backend == "hf" and not setup.env
+
+
 def run_code_before(
     commit: str,
     samples: Path,
@@ -309,7 +315,7 @@ def run_code_before(
     (its roll-out model and mode; by default the recipe before: full mode, the policy) in a
     child process on the first ``len(solutions)`` samples of ``samples``; the same columns as
     ``run_setup``."""
-    if setup.backend != "hf" or setup.env:
+    if not in_child(setup):
         raise SystemExit(
             f"expected a transformers set-up for the code-before row, got {setup.name!r}; "
             "fix: --code-before-setup with the index of an hf row of SETUPS"
@@ -529,7 +535,7 @@ def main() -> None:
         "recipe before",
     )
     args = parser.parse_args()
-    hf_rows = [i for i, setup in enumerate(SETUPS) if setup.backend == "hf" and not setup.env]
+    hf_rows = [i for i, setup in enumerate(SETUPS) if in_child(setup)]
     if args.code_before_setup not in hf_rows:
         parser.error(
             f"expected --code-before-setup in {hf_rows} (the transformers rows of SETUPS), got "

@@ -4,6 +4,7 @@ test (``from tiny_models import ...``), unlike ``conftest``, of which there are 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 def save_tiny_policy(out: Path, hidden_size: int = 64, heads: int = 1, kv_heads: int = 1) -> Path:
@@ -21,7 +22,23 @@ def save_tiny_policy(out: Path, hidden_size: int = 64, heads: int = 1, kv_heads:
         num_key_value_heads=kv_heads,
         max_position_embeddings=256,
     )
-    model = build_model(tokenizer, shape, seed=0)
+    return save_with_tokenizer(out, build_model(tokenizer, shape, seed=0), tokenizer)
+
+
+def save_tiny_model(out: Path, config: Any) -> Path:
+    """A random causal LM of any architecture's ``config`` (seed 0) with the embedded
+    tokenizer, saved to ``out``."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    return save_with_tokenizer(out, AutoModelForCausalLM.from_config(config))
+
+
+def save_with_tokenizer(out: Path, model: Any, tokenizer: Any = None) -> Path:
+    """``model`` and the embedded tokenizer (or ``tokenizer``) saved to ``out``."""
+    from search.envs.arith.tokenizer import build_tokenizer
+
     model.save_pretrained(str(out))
-    tokenizer.save_pretrained(str(out))
+    (tokenizer or build_tokenizer()).save_pretrained(str(out))
     return out

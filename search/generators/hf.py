@@ -350,8 +350,7 @@ class HFGenerator:
         from search.generators.kv_buffer import buffer_cache
         from search.generators.shared_prompt import SharedPrompt
 
-        layers = [(layer.keys.contiguous(), layer.values.contiguous()) for layer in cache.layers]
-        prompt = SharedPrompt.of(layers, attention, to_rows)
+        prompt = SharedPrompt.from_cache(cache, attention, to_rows)
         own = buffer_cache(self.model.config.num_hidden_layers, min(limit, KV_PLAN_TOKENS) + 1)
         mask = torch.ones((rows, limit + 1), dtype=torch.long, device=self.device)
         return own, mask, {"shared_prompt": prompt}

@@ -99,14 +99,11 @@ def _check(model: Any) -> str | None:
     }
     both = torch.zeros(2, dtype=torch.long, device=device)
     with torch.inference_mode():
-        copied = model(input_ids=prompt, past_key_values=buffer_cache(layers, 8), use_cache=True)
-        cache = copied.past_key_values
-        cache.batch_select_indices(both)
+        prefill = model(input_ids=prompt, past_key_values=buffer_cache(layers, 8), use_cache=True)
+        cache = prefill.past_key_values
+        shared = SharedPrompt.from_cache(cache, ones[:1, :3], both)  # a copy: kept as it is
+        cache.batch_select_indices(both)  # the prompt copied to both rows
         expected = model(attention_mask=ones, past_key_values=cache, **step).logits
-        first = model(input_ids=prompt, past_key_values=buffer_cache(layers, 8), use_cache=True)
-        kept = first.past_key_values.layers
-        states = [(layer.keys.contiguous(), layer.values.contiguous()) for layer in kept]
-        shared = SharedPrompt.of(states, ones[:1, :3], both)
         _reached.append([])
         try:
             got = model(
@@ -156,6 +153,13 @@ class SharedPrompt:
         mask.masked_fill_(attention == 0, float("-inf"))
         slot, width = _slots(group, attention.shape[0])
         return cls(tuple(layers), mask[:, None, None, :], group, slot, width)
+
+    @classmethod
+    def from_cache(cls, cache: Any, attention: Any, group: Any) -> SharedPrompt:
+        """``of`` the prefill's ``cache``: a contiguous copy of each layer's filled keys and
+        values (the cache's own buffers may be replaced or grown afterwards)."""
+        layers = [(layer.keys.contiguous(), layer.values.contiguous()) for layer in cache.layers]
+        return cls.of(layers, attention, group)
 
     def keep(self, rows: Any) -> SharedPrompt:
         """The same prompts for the rows ``rows`` (indices into the current rows, in order):

@@ -182,19 +182,6 @@ def test_shared_prompt_attention_is_off_where_it_does_not_apply(tiny_policy_dir:
     assert HFGenerator(str(tiny_policy_dir)).shared_prompt
 
 
-def tiny_model_dir(root: Path, config: Any) -> Path:
-    """A random causal LM of ``config`` with the embedded tokenizer, saved under ``root``."""
-    from transformers import AutoModelForCausalLM
-
-    from search.envs.arith.tokenizer import build_tokenizer
-
-    tokenizer = build_tokenizer()
-    torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(config).save_pretrained(str(root))
-    tokenizer.save_pretrained(str(root))
-    return root
-
-
 def test_a_model_whose_layers_drop_the_shared_prompt_copies_prompts(tmp_path: Path) -> None:
     """StableLM's decoder layers call attention without passing keyword arguments on: the
     check at load sees that no layer read the shared prompt, so the generator copies
@@ -210,7 +197,9 @@ def test_a_model_whose_layers_drop_the_shared_prompt_copies_prompts(tmp_path: Pa
         num_key_value_heads=1,
         max_position_embeddings=128,
     )
-    path = str(tiny_model_dir(tmp_path, config))
+    from tiny_models import save_tiny_model
+
+    path = str(save_tiny_model(tmp_path, config))
     model = HFGenerator(path, max_tokens=12).model
     assert shared_prompt.unsupported(model) is None  # the config does not tell
     assert "0 of its 2 layers read the shared prompt" in (shared_prompt.enable(model) or "")
