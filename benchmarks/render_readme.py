@@ -304,6 +304,11 @@ SECTIONS: list[tuple[str, str, str]] = [
         "generator_kv_cache.md",
     ),
     (
+        "Decoding: from how many rows shared-prompt attention pays",
+        "python benchmarks/shared_prompt_rows.py",
+        "shared_prompt_rows.md",
+    ),
+    (
         "Policy backend for the embedded models on CPU, start-up included",
         "python benchmarks/backend_choice.py",
         "backend_choice.md",

@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 
 KV_CACHES = ("buffer", "dynamic")  # in-place appends (kv_buffer) | transformers' DynamicCache
 KV_PLAN_TOKENS = 32  # generated tokens a fresh KV buffer has room for before it grows
+# a chunk of at least this many rows reads each prompt once (shared-prompt attention); a
+# smaller one copies its prompts to its rows: there the two-part attention's fixed cost per
+# step is as much as the reading it saves, or more (README table "Decoding: from how many
+# rows shared-prompt attention pays", benchmarks/shared_prompt_rows.py)
+SHARE_FROM_ROWS = 64
 
 
 @dataclass
@@ -81,7 +86,8 @@ class HFGenerator:
     ``shared_prompt_attention``: the rows sampled from one prompt read its keys and values
     once, not each its own copy (``search/generators/shared_prompt.py``; with the buffer cache
     and transformers' default kernel on a model whose layers all attend to every earlier
-    token, else off, logged). Implements ``search.protocols.Generator``.
+    token, else off, logged), in chunks of at least ``SHARE_FROM_ROWS`` rows. Implements
+    ``search.protocols.Generator``.
     """
 
     def __init__(
@@ -141,6 +147,7 @@ class HFGenerator:
         self.model.eval()
         # rows sampled from one prompt read its keys and values once (shared_prompt.py)
         self.shared_prompt = False
+        self.share_from = SHARE_FROM_ROWS  # chunks of fewer rows copy their prompts
         if shared_prompt_attention and kv_cache == "buffer":
             from search.generators import shared_prompt
 
@@ -302,7 +309,7 @@ class HFGenerator:
                     if buffered:
                         to_rows = torch.tensor(expand, device=self.device)
                         positions, logits = positions[to_rows], logits[to_rows]
-                        if self.shared_prompt and len(rows) > len(requests):
+                        if self.shared_prompt and len(requests) < len(rows) >= self.share_from:
                             # one copy of each prompt; each row's cache holds its own tokens
                             # only, and its mask covers those (all of them, no padding)
                             cache, attention, shared = self._share_prompts(

@@ -153,6 +153,7 @@ def test_generations_are_those_of_each_row_reading_its_own_copy(
             shared_prompt_attention=on,
         )
         assert generator.shared_prompt is on
+        generator.share_from = 1  # these chunks are far smaller than the default's
         outputs[on] = [
             generator.generate(prefixes, 4, Until.end, GREEDY),
             generator.generate(prefixes, 4, Until.step, Sampling(streams=("a", "b", "c"))),
@@ -164,6 +165,33 @@ def test_generations_are_those_of_each_row_reading_its_own_copy(
         lengths = {c.num_tokens for g in outputs[True][2] for c in g.continuations}
         assert len(lengths) > 1
         assert (2, 1) in prompts_held  # a prompt dropped with the last of its rows
+
+
+def test_chunks_of_fewer_rows_than_share_from_copy_their_prompts(tiny_policy_dir: Path) -> None:
+    """A chunk reads its prompts once from ``share_from`` rows on, copies them below it,
+    and both give the same tokens."""
+    from search.generators import hf
+
+    shared: list[int] = []  # rows of each chunk that built a SharedPrompt
+    of = SharedPrompt.of
+
+    def counting(layers: Any, attention: Any, group: Any) -> SharedPrompt:
+        shared.append(int(group.shape[0]))
+        return of(layers, attention, group)
+
+    prefixes = [Prefix(p) for p in make_split("test", size=3)]
+    generator = HFGenerator(str(tiny_policy_dir), max_tokens=12, batch_size=4)
+    assert generator.share_from == hf.SHARE_FROM_ROWS > 4
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(SharedPrompt, "of", counting)
+        copied = generator.generate(prefixes, 2, Until.end)  # chunks of 4 and 2 rows
+        assert shared == []
+        generator.share_from = 4
+        assert generator.generate(prefixes, 2, Until.end) == copied
+        assert shared == [4]  # the chunk of 2 rows copies
+        generator.share_from = 1
+        assert generator.generate(prefixes, 2, Until.end) == copied
+        assert shared == [4, 4, 2]
 
 
 def test_shared_prompt_attention_is_off_where_it_does_not_apply(tiny_policy_dir: Path) -> None:
