@@ -299,6 +299,11 @@ SECTIONS: list[tuple[str, str, str]] = [
         "serve_leave.md",
     ),
     (
+        "Search server: clients that leave a best-of-N batch",
+        "python benchmarks/serve_leave.py --strategy best_of_n",
+        "serve_leave_best_of_n.md",
+    ),
+    (
         "Decoding: the transformers generator's KV cache",
         "python benchmarks/generator_kv_cache.py",
         "generator_kv_cache.md",

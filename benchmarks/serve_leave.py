@@ -1,5 +1,6 @@
 """What a client that leaves costs the search server: the same requests to ``python -m
-search.serve`` (beam search on the embedded policy and PRM, transformers) in three runs:
+search.serve`` (beam search, or ``--strategy best_of_n``, on the embedded policy and PRM,
+transformers) in three runs:
 
 1. ``stayers alone``: only the requests that will stay, sent at once;
 2. ``all stay``: every request sent at once, every client waits for its answer;
@@ -7,15 +8,19 @@ search.serve`` (beam search on the embedded policy and PRM, transformers) in thr
    ``--leave-after`` seconds (an HTTP read timeout), while their batch runs.
 
 A client that leaves is dropped from its running batch: its questions leave every later
-generate and score call (``search.serve.service``). So in run 3 the staying clients should be
+generate and score call (``search.serve.service``), and the transformers generator stops
+their rows within a running call too (``Sampling.abandoned``: best-of-N's samples are one
+call). So in run 3 the staying clients should be
 answered sooner than in run 2, and the backends should do less work (prefixes generated and
 scored, policy tokens generated), towards run 1. Each request carries a ``seed``, so a
 staying client's answer is a function of its question and seed: the script checks that the
 stayers get the same answers in all three runs.
 
     python benchmarks/serve_leave.py [--requests 32] [--n 8] [--leave-after 1.0]
+    python benchmarks/serve_leave.py --strategy best_of_n
 
-Writes benchmarks/results/serve_leave.{json,md}. About a minute on 2 CPU cores.
+Writes benchmarks/results/serve_leave.{json,md} (serve_leave_best_of_n.* for best-of-N).
+About a minute on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ from search.strategies.config import StrategyConfig
 from search.types import DEFAULT_SAMPLING, Generation, Prefix, Sampling, Until
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
+NAMES = {"beam": "beam search", "best_of_n": "best-of-N"}  # as the table's caption says them
+STRATEGIES = tuple(NAMES)
 
 
 class CountingGenerator:
@@ -88,8 +95,8 @@ class Backends:
         return self.generator.prefixes, self.generator.tokens, self.scorer.prefixes
 
 
-def load_service(n: int, seed: int) -> tuple[SearchService, Backends]:
-    """Beam search on the server's default models (conf/policy/arith_tiny.yaml,
+def load_service(n: int, seed: int, strategy: str = "beam") -> tuple[SearchService, Backends]:
+    """Beam search (or best-of-N) on the server's default models (conf/policy/arith_tiny.yaml,
     conf/scorer/arith_prm.yaml), behind counters. Their prefix caches are off, so that a
     run does not reuse what the run before it computed for the same questions (the runs are
     compared)."""
@@ -103,7 +110,7 @@ def load_service(n: int, seed: int) -> tuple[SearchService, Backends]:
     service = SearchService(
         backends.generator,  # type: ignore[arg-type]
         backends.scorer,
-        StrategyConfig(name="beam", n=n, beam_width=min(4, n)),  # type: ignore[arg-type]
+        StrategyConfig(name=strategy, n=n, beam_width=min(4, n)),  # type: ignore[arg-type]
         Aggregation.min,
         seed=seed,
     )
@@ -197,7 +204,8 @@ def markdown(result: dict[str, Any]) -> str:
     cases = result["cases"]
     lines = [
         f"{result['requests']} chat requests with a seed each to `python -m search.serve` on "
-        f"loopback (beam search, N={result['n']}; embedded policy and PRM, transformers, "
+        f"loopback ({NAMES[result.get('strategy', 'beam')]}, N={result['n']}; embedded policy "
+        "and PRM, transformers, "
         "prefix caches off so that no run reuses another's work), sent "
         f"at once; the odd-numbered half hang up after {result['leave_after']:.1f} s in `half "
         "leave`. Backend work: what the policy and the PRM were asked for, from the first "
@@ -225,21 +233,28 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=8)
     parser.add_argument("--leave-after", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--strategy", choices=STRATEGIES, default="beam")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args()
 
     questions = [p.question for p in make_split("test", size=args.requests)]
-    service, backends = load_service(args.n, args.seed)
+    service, backends = load_service(args.n, args.seed, args.strategy)
     app = build_app(
         service, max_batch_problems=args.requests, max_wait_s=0.2, disconnect_poll_s=0.1
     )
     with serve_in_background(app) as url:
         result = measure(app, url, backends, questions, args.leave_after)
-    result |= {"requests": args.requests, "n": args.n, "leave_after": args.leave_after}
+    result |= {
+        "requests": args.requests,
+        "n": args.n,
+        "leave_after": args.leave_after,
+        "strategy": args.strategy,
+    }
+    stem = "serve_leave" if args.strategy == "beam" else f"serve_leave_{args.strategy}"
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    (args.results_dir / "serve_leave.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.results_dir / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     table = markdown(result)
-    (args.results_dir / "serve_leave.md").write_text(table + "\n")
+    (args.results_dir / f"{stem}.md").write_text(table + "\n")
     print(table)
 
 

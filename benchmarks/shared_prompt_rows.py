@@ -15,7 +15,7 @@ where a chunk's fixed costs weigh most) or to the end (an MC rollout). Both vari
 the same rows with the same streams; wall and CPU time are the best of ``--repeats`` runs,
 the variants interleaved.
 
-    python benchmarks/shared_prompt_rows.py [--rows 8 16 32 64 256 512] [--per-prompt 2 8]
+    python benchmarks/shared_prompt_rows.py [--rows 8 16 32 64 128 256 512] [--per-prompt 2 8]
 
 Writes benchmarks/results/shared_prompt_rows.{json,md}.
 """
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,8 @@ def prefixes(kind: str, count: int) -> list[Prefix]:
 
 
 def generator(policy: str, rows: int, shared: bool) -> HFGenerator:
+    """The embedded settings, one chunk of ``rows`` rows; ``shared``: prompts read once
+    at every size (whatever the default's ``shared_prompt_min_rows``), else copied."""
     made = HFGenerator(
         policy,
         max_step_tokens=32,
@@ -55,10 +58,10 @@ def generator(policy: str, rows: int, shared: bool) -> HFGenerator:
         dtype="float32",
         use_chat_template=False,
         shared_prompt_attention=shared,
+        shared_prompt_min_rows=1,
     )
     if shared and not made.shared_prompt:
         raise SystemExit(f"expected shared-prompt attention to apply to {policy}, it does not")
-    made.share_from = 1  # measured at every size, whatever the default rule
     return made
 
 
@@ -68,6 +71,7 @@ def measure(policy: str, kind: str, rows: int, per_prompt: int, repeats: int) ->
     streams = Sampling(streams=tuple(f"{kind}/{i}" for i in range(len(asked))))
     best = {name: {"wall_s": float("inf"), "cpu_s": float("inf")} for name in ("copied", "shared")}
     texts: dict[str, list[list[str]]] = {}
+    prompt_tokens = 0.0
     for _ in range(repeats):  # interleaved: both variants see the same machine load
         for name in best:
             made = generator(policy, rows, shared=name == "shared")
@@ -78,11 +82,12 @@ def measure(policy: str, kind: str, rows: int, per_prompt: int, repeats: int) ->
             best[name]["cpu_s"] = min(best[name]["cpu_s"], spent)
             best[name]["generated_tokens"] = made.usage.generated_tokens
             texts[name] = [[c.text for c in g.continuations] for g in out]
+            prompt_tokens = sum(g.prompt_tokens for g in out) / len(out)
     return {
         "workload": kind,
         "rows": rows,
         "per_prompt": per_prompt,
-        "prompt_tokens": sum(made.prompt_length(p) for p in asked) / len(asked),
+        "prompt_tokens": prompt_tokens,
         **{f"{name}_{key}": value for name, row in best.items() for key, value in row.items()},
         "same_tokens": texts["copied"] == texts["shared"],
         "speedup_wall": best["copied"]["wall_s"] / best["shared"]["wall_s"],
@@ -92,7 +97,7 @@ def measure(policy: str, kind: str, rows: int, per_prompt: int, repeats: int) ->
 
 def report(rows: list[dict[str, Any]], repeats: int) -> str:
     lines = [
-        f"One generate call per row, all its rows in one chunk; "
+        f"One generate call per table row, all its rows in one chunk; "
         f"embedded policy, float32; best of {repeats} runs, the variants interleaved. "
         "Speed-up: the copied prompts' time over the shared prompt's (above 1: sharing pays). "
         f"The generator shares a chunk's prompts from {SHARE_FROM_ROWS} rows on "
@@ -117,20 +122,28 @@ def main() -> None:
     """argparse, not Hydra: a benchmark script with a few flags whose output is its table in
     benchmarks/results/, not a run directory; it composes no config groups."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, nargs="+", default=[8, 16, 32, 64, 256, 512])
+    parser.add_argument("--rows", type=int, nargs="+", default=[8, 16, 32, 64, 128, 256, 512])
     parser.add_argument("--per-prompt", type=int, nargs="+", default=[2, 8])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--policy", default="checkpoints/arith-policy")
     parser.add_argument("--results-dir", default=str(RESULTS))
     parser.add_argument("--name", default="shared_prompt_rows", help="result file stem")
     args = parser.parse_args()
-    for rows in args.rows:
-        for per_prompt in args.per_prompt:
-            if rows % per_prompt or rows < per_prompt:
-                parser.error(
-                    f"expected --rows that are multiples of every --per-prompt, got {rows} "
-                    f"rows for {per_prompt} rows per prompt; fix: --rows {per_prompt * 8}"
-                )
+    if args.repeats < 1:
+        parser.error(f"expected --repeats >= 1, got {args.repeats}; fix: --repeats 5")
+    if min(args.per_prompt) < 2:
+        parser.error(
+            f"expected --per-prompt values >= 2 (one row per prompt shares nothing), got "
+            f"{args.per_prompt}; fix: --per-prompt 2 8"
+        )
+    step = math.lcm(*args.per_prompt)
+    if any(rows % step for rows in args.rows):
+        parser.error(
+            f"expected --rows that are multiples of every --per-prompt ({step}), got "
+            f"{args.rows}; fix: --rows {' '.join(str(step * k) for k in (1, 4, 16))}"
+        )
+    out = Path(args.results_dir)
+    out.mkdir(parents=True, exist_ok=True)  # before the work: a bad path fails at once
     table = []
     for kind in WORKLOADS:
         for per_prompt in args.per_prompt:
@@ -138,8 +151,6 @@ def main() -> None:
                 table.append(measure(args.policy, kind, rows, per_prompt, args.repeats))
                 print(json.dumps(table[-1]), flush=True)
     text = report(table, args.repeats)
-    out = Path(args.results_dir)
-    out.mkdir(parents=True, exist_ok=True)
     (out / f"{args.name}.json").write_text(
         json.dumps({"args": vars(args), "rows": table}, indent=2) + "\n"
     )

@@ -58,6 +58,7 @@ NOT_RESULTS = frozenset(
         "reuse_prefix_cache",
         "prefix_cache_tokens",
         "shared_prompt_attention",  # the rows of a prompt read it once: the same tokens
+        "shared_prompt_min_rows",  # from how many rows a chunk does so
         "output_dir",
         "launcher",
         # how a model server is reached; what it serves is named by the model keys, which

@@ -6,6 +6,7 @@ and stored here without that separator.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -66,12 +67,22 @@ class Sampling:
     ``"<problem id>/<request number within that problem>"``. ``None``: each prefix's stream
     is named by the prefix itself (problem id, question and steps), so an identical prefix
     gets identical continuations.
+
+    ``abandoned``, when given, returns the indices of the prefixes whose continuations nobody
+    wants any more (the search server's clients that left while the call ran). The
+    transformers generator asks it every few decode steps and stops those prefixes'
+    continuations where they are (cut: ``FinishReason.length``), so they cost no more tokens;
+    the OpenAI-compatible server backend does not send their requests, or cancels them in
+    flight (cut, no tokens counted); the others' continuations do not change. The vLLM
+    backend hands the whole call to its engine and finishes it. Not part of the settings'
+    equality.
     """
 
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
     streams: tuple[str, ...] | None = None
+    abandoned: Callable[[], Collection[int]] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.temperature is not None and not self.temperature >= 0:

@@ -42,6 +42,7 @@ HF_KEYS = (
     "prefix_cache_tokens",
     "attn_implementation",
     "shared_prompt_attention",
+    "shared_prompt_min_rows",
 )
 VLLM_KEYS = (
     "gpu_memory_utilization",
@@ -108,7 +109,11 @@ def generator_plan(
             f"expected policy.hf.shared_prompt_attention true or false, got {shared!r}; fix: "
             "policy.hf.shared_prompt_attention=true"
         )
-    for key, least, fix in (("batch_size", 1, 256), ("prefix_cache_tokens", 0, 65536)):
+    for key, least, fix in (
+        ("batch_size", 1, 256),
+        ("prefix_cache_tokens", 0, 65536),
+        ("shared_prompt_min_rows", 1, 64),
+    ):
         name = f"policy.hf.{key}"
         int_setting(hf_options.get(key, least), name, least, f"{name}={fix}")
     vllm_options = backend_options("policy", "vllm", vllm, VLLM_KEYS)
@@ -138,7 +143,8 @@ def build_generator(model: str, backend: Backend | str = Backend.hf, **settings:
     ``max_step_tokens`` caps one step, ``max_tokens`` the rest of a solution;
     ``use_chat_template=None`` uses the tokenizer's chat template when it has one.
     ``hf`` options: ``batch_size``, ``device``, ``kv_cache``, ``prefix_cache_tokens``,
-    ``attn_implementation``, ``shared_prompt_attention`` (see ``HFGenerator``); ``vllm`` options:
+    ``attn_implementation``, ``shared_prompt_attention``, ``shared_prompt_min_rows`` (see
+    ``HFGenerator``); ``vllm`` options:
     ``gpu_memory_utilization``, ``max_model_len``, ``enable_prefix_caching``,
     ``cpu_kvcache_space_gib``, ``enforce_eager``, ``tensor_parallel_size``, ``max_num_seqs``
     (sequences decoded together; vLLM's default on CPU is 256) (see ``VLLMGenerator``). The

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,11 +35,14 @@ log = logging.getLogger(__name__)
 
 KV_CACHES = ("buffer", "dynamic")  # in-place appends (kv_buffer) | transformers' DynamicCache
 KV_PLAN_TOKENS = 32  # generated tokens a fresh KV buffer has room for before it grows
-# a chunk of at least this many rows reads each prompt once (shared-prompt attention); a
-# smaller one copies its prompts to its rows: there the two-part attention's fixed cost per
-# step is as much as the reading it saves, or more (README table "Decoding: from how many
-# rows shared-prompt attention pays", benchmarks/shared_prompt_rows.py)
+# the default of shared_prompt_min_rows: a chunk of at least this many rows reads each prompt
+# once (shared-prompt attention); a smaller one copies its prompts to its rows. Measured on
+# this project's 2-core CPU with the embedded policy (prompts of 40 to 70 tokens): below it the
+# two-part attention's fixed cost per step was as much as the reading it saves, or more
+# (README table "Decoding: from how many rows shared-prompt attention pays",
+# benchmarks/shared_prompt_rows.py); longer prompts or another device may want fewer
 SHARE_FROM_ROWS = 64
+ABANDONED_EVERY = 8  # decode steps between two questions to Sampling.abandoned
 
 
 @dataclass
@@ -86,8 +89,8 @@ class HFGenerator:
     ``shared_prompt_attention``: the rows sampled from one prompt read its keys and values
     once, not each its own copy (``search/generators/shared_prompt.py``; with the buffer cache
     and transformers' default kernel on a model whose layers all attend to every earlier
-    token, else off, logged), in chunks of at least ``SHARE_FROM_ROWS`` rows. Implements
-    ``search.protocols.Generator``.
+    token, else off, logged), in chunks of at least ``shared_prompt_min_rows`` rows (smaller
+    chunks copy their prompts). Implements ``search.protocols.Generator``.
     """
 
     def __init__(
@@ -108,6 +111,7 @@ class HFGenerator:
         prefix_cache_tokens: int = 65536,
         attn_implementation: str | None = None,
         shared_prompt_attention: bool = True,
+        shared_prompt_min_rows: int = SHARE_FROM_ROWS,
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -145,9 +149,15 @@ class HFGenerator:
         )
         self.model: Any = loaded.to(self.device)
         self.model.eval()
-        # rows sampled from one prompt read its keys and values once (shared_prompt.py)
+        # rows sampled from one prompt read its keys and values once (shared_prompt.py), in
+        # chunks of shared_prompt_min_rows rows or more
         self.shared_prompt = False
-        self.share_from = SHARE_FROM_ROWS  # chunks of fewer rows copy their prompts
+        if shared_prompt_min_rows < 1:
+            raise ValueError(
+                f"expected shared_prompt_min_rows >= 1, got {shared_prompt_min_rows}; fix: "
+                f"policy.hf.shared_prompt_min_rows={SHARE_FROM_ROWS}"
+            )
+        self.shared_prompt_min_rows = shared_prompt_min_rows  # fewer rows copy their prompts
         if shared_prompt_attention and kv_cache == "buffer":
             from search.generators import shared_prompt
 
@@ -197,8 +207,13 @@ class HFGenerator:
             for i, s in enumerate(streams)
             for j in range(n)
         ]
+        abandoned = sampling.abandoned
         for start in range(0, len(rows), self.batch_size):
-            self._run_chunk(rows[start : start + self.batch_size], prompts, settings, until)
+            chunk = rows[start : start + self.batch_size]
+            if abandoned is not None:  # rows nobody wants any more: cut before they start
+                chunk = self._cut_abandoned(chunk, abandoned)
+            if chunk:
+                self._run_chunk(chunk, prompts, settings, until, abandoned)
         self.usage.calls += 1
         self.usage.tokens += sum(len(ids) for ids in prompts)
         self.usage.new_tokens += sum(len(ids) for ids in prompts)
@@ -226,8 +241,23 @@ class HFGenerator:
             self._newline_tokens[token] = known
         return known
 
+    @staticmethod
+    def _cut_abandoned(rows: list[_Row], abandoned: Callable[[], Collection[int]]) -> list[_Row]:
+        """``rows`` but those of the requests ``abandoned`` names, which are cut where they
+        are (``FinishReason.length``) and will sample nothing more."""
+        gone = set(abandoned())
+        for row in rows:
+            if row.request in gone and row.reason is None:
+                row.reason = FinishReason.length
+        return [row for row in rows if row.reason is None]
+
     def _run_chunk(
-        self, rows: list[_Row], prompts: list[list[int]], settings: CallSettings, until: Until
+        self,
+        rows: list[_Row],
+        prompts: list[list[int]],
+        settings: CallSettings,
+        until: Until,
+        abandoned: Callable[[], Collection[int]] | None = None,
     ) -> None:
         """Sample ``rows`` to their stops: one prefill, then one token per step for every
         row still in the batch. With ``kv_cache="buffer"`` each distinct prompt is prefilled
@@ -241,7 +271,8 @@ class HFGenerator:
         limit = settings.max_tokens
         # with the buffer cache the n rows of a prompt share one prefill: each distinct
         # request's prompt runs once; its rows then read its states once (shared-prompt
-        # attention) or each get a copy of them (`expand`)
+        # attention, in chunks of shared_prompt_min_rows rows or more) or each get a copy of
+        # them (`expand`)
         buffered = self.kv_cache == "buffer"
         requests = [row.request for row in rows]
         if buffered:
@@ -290,6 +321,7 @@ class HFGenerator:
         step_input = input_ids
         first = True
         shared: dict[str, Any] = {}  # the decode steps' shared prompt, when the rows read one
+        steps = 0  # tokens sampled per row so far
         with torch.inference_mode():
             while True:
                 out = self.model(
@@ -309,7 +341,9 @@ class HFGenerator:
                     if buffered:
                         to_rows = torch.tensor(expand, device=self.device)
                         positions, logits = positions[to_rows], logits[to_rows]
-                        if self.shared_prompt and len(requests) < len(rows) >= self.share_from:
+                        several = len(rows) > len(requests)  # a prompt has several rows
+                        big = len(rows) >= self.shared_prompt_min_rows
+                        if self.shared_prompt and several and big:
                             # one copy of each prompt; each row's cache holds its own tokens
                             # only, and its mask covers those (all of them, no padding)
                             cache, attention, shared = self._share_prompts(
@@ -328,6 +362,13 @@ class HFGenerator:
                     row.generated.append(token)
                     row.reason = self._stop_reason(row, token, until, limit)
                     running[slot] = row.reason is None
+                steps += 1
+                if abandoned is not None and steps % ABANDONED_EVERY == 0:
+                    self._cut_abandoned([rows[index] for index in slots], abandoned)
+                    running = [
+                        on and rows[index].reason is None
+                        for on, index in zip(running, slots, strict=True)
+                    ]
                 live = [slot for slot, on in enumerate(running) if on]
                 if not live:
                     break

@@ -4,7 +4,10 @@ Prompts are rendered and tokenised here by the same ``PromptRenderer`` as the lo
 and sent as token ids (``prompt_format="text"`` sends the rendered text instead, for servers
 that do not take ids), so the server sees exactly what a local engine would. One request
 per prefix asks for its ``n`` continuations; all requests of a call are in flight together
-(at most ``max_concurrency``), with timeouts and retries (``search.remote.client``).
+(at most ``max_concurrency``), with timeouts and retries (``search.remote.client``). The
+requests of prefixes a call's ``Sampling.abandoned`` names are not sent, or cancelled in
+flight (vLLM's server stops a request whose connection closes); their continuations come
+back cut, with no tokens counted.
 
 What the response must carry:
 
@@ -179,14 +182,25 @@ class OpenAIServerGenerator:
             for prefix, seed in zip(prefixes, seeds, strict=True)
             for copy in range(n // per_request)
         ]
-        responses = self.client.post_many("/v1/completions", bodies)
-        out: list[Generation] = []
         copies = n // per_request
+        abandoned = None
+        if sampling.abandoned is not None:
+            gone = sampling.abandoned
+
+            def abandoned() -> list[int]:  # the requests of the prefixes nobody wants
+                return [p * copies + c for p in gone() for c in range(copies)]
+
+        responses = self.client.post_many("/v1/completions", bodies, abandoned)
+        out: list[Generation] = []
+        cut = make_continuation("", FinishReason.length, 0, until)
         for index in range(len(prefixes)):
             mine = responses[index * copies : (index + 1) * copies]
             continuations: list[Continuation] = []
             prompt_tokens = 0
             for response in mine:
+                if response is None:  # abandoned: not sent, or cancelled in flight
+                    continuations.extend([cut] * per_request)
+                    continue
                 prompt_tokens, part = self._read(response, per_request, until)
                 continuations.extend(part)
             out.append(Generation(prompt_tokens=prompt_tokens, continuations=tuple(continuations)))

@@ -3,7 +3,9 @@
 The transformers generator samples ``n`` rows from each prompt (best-of-N's N samples, MC's K
 rollouts of a prefix, a beam's children). Its prompt's keys and values are the same for every
 row, yet plain decoding copies them to each row and, at every token, every row's attention
-reads its own copy: on CPU decode attention is bound by that reading. Here the prompt's keys
+reads its own copy: on CPU decode attention is bound by that reading (the generator shares
+prompts in chunks of ``shared_prompt_min_rows`` rows or more: in smaller ones the copies cost
+less than the second attention call below). Here the prompt's keys
 and values stay one copy per prompt (``SharedPrompt``) and each row's cache holds only the
 tokens it generated. Attention is computed in two parts and merged exactly by their
 log-sum-exps (cascade attention, as FlashInfer and vLLM do it on GPU):

@@ -23,7 +23,7 @@ import logging
 import os
 import random
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+ABANDONED_POLL_S = 0.1  # how often post_many asks which of its requests nobody wants
 
 
 class ServerError(RuntimeError):
@@ -157,12 +158,21 @@ class ServerClient:
     def post(self, path: str, body: dict[str, Any]) -> Any:
         return self.post_many(path, [body])[0]
 
-    def post_many(self, path: str, bodies: Sequence[dict[str, Any]]) -> list[Any]:
+    def post_many(
+        self,
+        path: str,
+        bodies: Sequence[dict[str, Any]],
+        abandoned: Callable[[], Collection[int]] | None = None,
+    ) -> list[Any]:
         """POST every body to ``path`` concurrently; the decoded JSON responses, in order.
-        The first request that fails for good cancels the rest and raises."""
+        The first request that fails for good cancels the rest and raises. ``abandoned``:
+        the indices of the bodies whose answers nobody wants any more, asked every
+        ``ABANDONED_POLL_S`` while requests are out; such a request not yet sent is not sent,
+        one in flight is cancelled (its connection closed: vLLM's server then stops
+        generating for it), and its response is ``None``."""
         if not bodies:
             return []
-        return self._run(self._gather(path, bodies))
+        return self._run(self._gather(path, bodies, abandoned))
 
     def check(self) -> Any:
         """``GET /v1/models`` once, without retries: the server's models, or one
@@ -208,15 +218,31 @@ class ServerClient:
             self._semaphore = asyncio.Semaphore(limit)
         return self._client
 
-    async def _gather(self, path: str, bodies: Sequence[dict[str, Any]]) -> list[Any]:
+    async def _gather(
+        self,
+        path: str,
+        bodies: Sequence[dict[str, Any]],
+        abandoned: Callable[[], Collection[int]] | None = None,
+    ) -> list[Any]:
         tasks = [asyncio.ensure_future(self._send("POST", path, body)) for body in bodies]
+        watcher = asyncio.ensure_future(_cancel_abandoned(tasks, abandoned)) if abandoned else None
         try:
-            return list(await asyncio.gather(*tasks))
+            pending = set(tasks)
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+                for task in done:
+                    if not task.cancelled() and task.exception() is not None:
+                        raise task.exception()  # type: ignore[misc]
+            # a task cancelled here was abandoned (a cancelled call raises above)
+            return [None if task.cancelled() else task.result() for task in tasks]
         except BaseException:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
+        finally:
+            if watcher is not None:
+                watcher.cancel()
 
     async def _send(
         self, method: str, path: str, body: dict[str, Any] | None, retries: int | None = None
@@ -271,3 +297,15 @@ class ServerClient:
             self.retries += 1
             attempt += 1
             await asyncio.sleep(delay)
+
+
+async def _cancel_abandoned(
+    tasks: Sequence[asyncio.Future[Any]], abandoned: Callable[[], Collection[int]]
+) -> None:
+    """Cancel the tasks ``abandoned`` names (waiting for a slot or in flight), every
+    ``ABANDONED_POLL_S``, until cancelled itself."""
+    while True:
+        for index in abandoned():
+            if 0 <= index < len(tasks):
+                tasks[index].cancel()
+        await asyncio.sleep(ABANDONED_POLL_S)

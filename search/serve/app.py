@@ -22,7 +22,8 @@ with OpenAI's error body, naming the request's fields (``"n": 4``, not the comma
 ``strategy.n=4``); a failure inside the search is 500 for that request only. ``/health`` is
 503 when a remote policy or PRM server does not answer. A client that disconnects before its
 answer drops its search (``search.serve.service``): its questions leave its batch at the
-next generate or score call, and a batch left by every client stops there.
+next generate or score call (the transformers policy stops their samples within the call
+running), and a batch left by every client stops there.
 """
 
 from __future__ import annotations

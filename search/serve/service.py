@@ -9,7 +9,8 @@ again alone, so one bad request fails by itself.
 
 A request whose client has gone (``Batcher.submit``'s ``disconnected``, polled every
 ``disconnect_poll_s``) is dropped: from the queue if its batch has not started, and from a
-running batch at its next generate or score call (``search.strategies.base.Calls``): its
+running batch at its next generate or score call (``search.strategies.base.Calls``), and
+within a running generate call by a backend that can stop rows (``Sampling.abandoned``): its
 problems are left out of every later call, while the requests still waiting are searched as
 without it (the same results, up to what a backend's numbers owe to its batch's padding),
 and a batch whose clients have all gone stops there, so an abandoned search no longer holds

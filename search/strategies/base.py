@@ -223,6 +223,9 @@ class Calls:
     random streams are their own (so with a backend whose outputs do not depend on what
     shares its batch, they get the same results). Once every problem is dropped the search
     ends there with ``SearchStopped``, so an abandoned search stops within one call's time.
+    A generate call also hands the backend ``Sampling.abandoned``: a backend that can (the
+    transformers generator) stops a dropped problem's rows within the call too, so one long
+    call (best-of-N's only one) does not finish the samples of a client that has left.
     """
 
     def __init__(
@@ -248,6 +251,20 @@ class Calls:
         if dropped.issuperset(range(len(self._tallies))):
             raise SearchStopped("every problem of the search was dropped before its next call")
         return [i for i in members if owners[i] not in dropped]
+
+    def _abandoned(self, owners: list[int]) -> Callable[[], list[int]] | None:
+        """For a backend call whose prefixes belong to ``owners``: the positions of those
+        whose problems have been dropped since it began (``Sampling.abandoned``), or ``None``
+        when nothing is ever dropped."""
+        dropped = self.dropped
+        if dropped is None:
+            return None
+
+        def abandoned() -> list[int]:
+            gone = set(dropped())
+            return [position for position, owner in enumerate(owners) if owner in gone]
+
+        return abandoned
 
     def usage(self, problem_index: int) -> Usage:
         return self._tallies[problem_index].usage()
@@ -295,7 +312,11 @@ class Calls:
                     continue
                 members = kept
                 batch = [prefixes[i] for i in members]
-                call = replace(sampling, streams=tuple(streams[i] for i in members))
+                call = replace(
+                    sampling,
+                    streams=tuple(streams[i] for i in members),
+                    abandoned=self._abandoned([owners[i] for i in members]),
+                )
                 generations = self.generator.generate(batch, count, until, call)
                 check_generations(self.generator, batch, count, generations)
                 for i, generation in zip(members, generations, strict=True):

@@ -256,3 +256,36 @@ def test_eager_attention_samples_what_the_default_kernel_samples(
     assert eager.model.config._attn_implementation == "eager"
     assert default.model.config._attn_implementation != "eager"
     assert eager.generate(prefixes, 2, Until.end) == default.generate(prefixes, 2, Until.end)
+
+
+def test_abandoned_prefixes_stop_within_the_call_and_the_others_do_not_change(
+    tiny_policy_dir: Path, prefixes: list[Prefix]
+) -> None:
+    """Prefix 1 abandoned from the start: its rows never run; abandoned once the call runs:
+    its rows stop at the next check (every ``ABANDONED_EVERY`` tokens), cut, their tokens so
+    far kept. The other prefixes' continuations are those of a call without abandonment."""
+    from search.generators.hf import ABANDONED_EVERY
+
+    streams = ("a", "b", "c")
+    gen = HFGenerator(str(tiny_policy_dir), max_tokens=3 * ABANDONED_EVERY, batch_size=4)
+    whole = gen.generate(prefixes, 2, Until.end, Sampling(streams=streams))
+    assert all(c.num_tokens > ABANDONED_EVERY for c in whole[1].continuations)
+    at_once = gen.generate(prefixes, 2, Until.end, Sampling(streams=streams, abandoned=lambda: [1]))
+    assert at_once[0] == whole[0] and at_once[2] == whole[2]
+    for c in at_once[1].continuations:
+        assert c.num_tokens == 0 and c.finish_reason is FinishReason.length
+    asked: list[int] = []
+
+    def later() -> list[int]:  # nothing at the chunk's start, prefix 1 from the first check
+        asked.append(1)
+        return [1] if len(asked) > 1 else []
+
+    before = gen.usage.generated_tokens
+    midway = gen.generate(prefixes, 2, Until.end, Sampling(streams=streams, abandoned=later))
+    assert midway[0] == whole[0] and midway[2] == whole[2]
+    for cut, full in zip(midway[1].continuations, whole[1].continuations, strict=True):
+        assert cut.num_tokens == ABANDONED_EVERY and cut.finish_reason is FinishReason.length
+        assert full.text.startswith(cut.text)
+    assert gen.usage.generated_tokens - before == sum(
+        c.num_tokens for g in midway for c in g.continuations
+    )

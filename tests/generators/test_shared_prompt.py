@@ -151,9 +151,9 @@ def test_generations_are_those_of_each_row_reading_its_own_copy(
             max_tokens=40 if model == "gqa" else 160,  # the shipped policy's solutions end
             batch_size=7,  # 3 prompts x 4 rows: chunks of 7 and 5 rows
             shared_prompt_attention=on,
+            shared_prompt_min_rows=1,  # these chunks are far smaller than the default's
         )
         assert generator.shared_prompt is on
-        generator.share_from = 1  # these chunks are far smaller than the default's
         outputs[on] = [
             generator.generate(prefixes, 4, Until.end, GREEDY),
             generator.generate(prefixes, 4, Until.step, Sampling(streams=("a", "b", "c"))),
@@ -167,31 +167,35 @@ def test_generations_are_those_of_each_row_reading_its_own_copy(
         assert (2, 1) in prompts_held  # a prompt dropped with the last of its rows
 
 
-def test_chunks_of_fewer_rows_than_share_from_copy_their_prompts(tiny_policy_dir: Path) -> None:
-    """A chunk reads its prompts once from ``share_from`` rows on, copies them below it,
-    and both give the same tokens."""
+def test_chunks_of_fewer_rows_than_the_minimum_copy_their_prompts(
+    tiny_policy_dir: Path, monkeypatch: Any
+) -> None:
+    """A chunk reads its prompts once from ``shared_prompt_min_rows`` rows on (64 by
+    default), copies them below it, and both give the same tokens; the minimum is checked."""
     from search.generators import hf
 
-    shared: list[int] = []  # rows of each chunk that built a SharedPrompt
-    of = SharedPrompt.of
+    shared: list[int] = []  # rows of each chunk that shared its prompts
+    share = HFGenerator._share_prompts
 
-    def counting(layers: Any, attention: Any, group: Any) -> SharedPrompt:
-        shared.append(int(group.shape[0]))
-        return of(layers, attention, group)
+    def counting(self: HFGenerator, *args: Any) -> Any:  # (cache, attention, to_rows, rows, limit)
+        shared.append(args[3])
+        return share(self, *args)
 
+    monkeypatch.setattr(HFGenerator, "_share_prompts", counting)
     prefixes = [Prefix(p) for p in make_split("test", size=3)]
-    generator = HFGenerator(str(tiny_policy_dir), max_tokens=12, batch_size=4)
-    assert generator.share_from == hf.SHARE_FROM_ROWS > 4
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(SharedPrompt, "of", counting)
-        copied = generator.generate(prefixes, 2, Until.end)  # chunks of 4 and 2 rows
-        assert shared == []
-        generator.share_from = 4
-        assert generator.generate(prefixes, 2, Until.end) == copied
-        assert shared == [4]  # the chunk of 2 rows copies
-        generator.share_from = 1
-        assert generator.generate(prefixes, 2, Until.end) == copied
-        assert shared == [4, 4, 2]
+
+    def generate(**minimum: int) -> Any:
+        made = HFGenerator(str(tiny_policy_dir), max_tokens=12, batch_size=4, **minimum)
+        return made.generate(prefixes, 2, Until.end)  # chunks of 4 and 2 rows
+
+    copied = generate()
+    assert shared == [] and hf.SHARE_FROM_ROWS == 64
+    assert generate(shared_prompt_min_rows=4) == copied
+    assert shared == [4]  # the chunk of 2 rows copies
+    assert generate(shared_prompt_min_rows=1) == copied
+    assert shared == [4, 4, 2]
+    with pytest.raises(ValueError, match="expected shared_prompt_min_rows >= 1, got 0; fix"):
+        HFGenerator(str(tiny_policy_dir), shared_prompt_min_rows=0)
 
 
 def test_shared_prompt_attention_is_off_where_it_does_not_apply(tiny_policy_dir: Path) -> None:

@@ -4,13 +4,9 @@ minute on CPU) for every test that needs one, and stopped at the end of the sess
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-POLICY_DIR = REPO_ROOT / "checkpoints" / "arith-policy"
-PRM_DIR = REPO_ROOT / "checkpoints" / "arith-prm"
+from served_models import POLICY_DIR, PRM_DIR
 
 
 @pytest.fixture(scope="session")

@@ -112,3 +112,33 @@ def test_api_key_is_read_from_the_named_variable(monkeypatch: pytest.MonkeyPatch
         ServerClient(settings(url)).post("/k", {})
     assert seen[0][3]["authorization"] == "Bearer sekret"
     assert "authorization" not in seen[1][3]
+
+
+def test_post_many_drops_abandoned_requests_unsent_or_in_flight() -> None:
+    """Bodies the caller abandons come back ``None``: one waiting for a slot is never sent,
+    one in flight is cancelled (its connection closed); the others are answered."""
+    gone: set[int] = set()
+    started = threading.Event()
+
+    def slow(method: str, path: str, body: Any) -> tuple[int, dict, Any]:
+        if body["i"] == 0:
+            started.set()
+            time.sleep(1.0)  # in flight when abandoned
+        return 200, {}, {"echo": body["i"]}
+
+    with scripted_server(slow) as (url, seen):
+        client = ServerClient(settings(url, max_concurrency=1))
+
+        def abandoned() -> set[int]:
+            if started.is_set():
+                gone.update({0, 2})  # 0 in flight, 2 still waiting behind it
+            return gone
+
+        start = time.perf_counter()
+        out = client.post_many("/x", [{"i": i} for i in range(4)], abandoned)
+        took = time.perf_counter() - start
+        client.close()
+    assert out[0] is None and out[2] is None
+    assert [o["echo"] for o in (out[1], out[3])] == [1, 3]
+    assert sorted(body["i"] for _, _, body, _ in seen) == [0, 1, 3]  # 2 never sent
+    assert took < 1.0  # request 0 was not waited for

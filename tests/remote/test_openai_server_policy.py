@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import POLICY_DIR
 from fake_server import free_port, scripted_server
+from served_models import POLICY_DIR
 
 from search.envs.arith.world import make_split
 from search.generators.base import PromptRenderer
@@ -185,3 +185,18 @@ def test_per_call_sampling_and_stream_seeds_reach_the_request() -> None:
     assert seed_by_prompt(swapped) == seed_by_prompt(straight)  # same prefix, same stream
     assert len(set(seed_by_prompt(straight).values())) == 2
     assert all(b["temperature"] == 0.7 for b in straight)
+
+
+def test_abandoned_prefixes_come_back_cut_without_their_requests() -> None:
+    choice = {"index": 0, "text": "7 + 5 = 12\n\n", "finish_reason": "stop"}
+    choice |= {"stop_reason": "\n\n", "token_ids": [1, 2, 3]}
+    prefixes = [Prefix(PROBLEM), Prefix(PROBLEM, ("1 + 1 = 2",)), Prefix(PROBLEM, ("2",))]
+    with scripted_server(completions([choice])) as (url, seen):
+        generator = make(url, split_n=True)  # one request per choice: 2 per prefix
+        sent = len(seen)
+        out = generator.generate(prefixes, 2, Until.step, Sampling(abandoned=lambda: [1]))
+    assert len(seen) - sent == 4  # prefix 1's two requests were not sent
+    for continuation in out[1].continuations:
+        assert continuation.num_tokens == 0 and continuation.finish_reason is FinishReason.length
+    assert all(c.num_tokens == 3 for i in (0, 2) for c in out[i].continuations)
+    assert generator.usage.generated_tokens == 12

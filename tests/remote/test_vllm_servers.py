@@ -14,7 +14,7 @@ from typing import Any
 
 import openai
 import pytest
-from conftest import POLICY_DIR, PRM_DIR
+from served_models import POLICY_DIR, PRM_DIR
 
 from prm.scoring import HFScorer, VLLMServerScorer, build_scorer
 from search.aggregation import Aggregation

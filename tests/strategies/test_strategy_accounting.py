@@ -324,3 +324,42 @@ def test_a_dropped_problem_leaves_every_later_call_and_the_others_keep_their_res
     # the dropped problem still gets its result's shape, and nothing after the drop is charged
     assert len(results[1].candidates) == len(whole[1].candidates) or name == "adaptive_best_of_n"
     assert results[1].usage.generated_tokens <= whole[1].usage.generated_tokens
+
+
+def test_a_generate_call_can_ask_which_of_its_prefixes_were_dropped_while_it_ran(
+    problems: list[Problem],
+) -> None:
+    """``Sampling.abandoned`` names the positions, in the backend call, of the prefixes whose
+    problems were dropped after the call began (a backend that samples token by token stops
+    them); without ``dropped`` there is nothing to ask."""
+    from search.strategies.base import Calls
+
+    dropped: set[int] = set()
+    asked: list[list[int]] = []
+
+    class Dropping(RecordingGenerator):
+        def generate(
+            self,
+            prefixes: Sequence[Prefix],
+            n: int,
+            until: Until,
+            sampling: Sampling = DEFAULT_SAMPLING,
+        ) -> list[Generation]:
+            assert sampling.abandoned is not None
+            asked.append(list(sampling.abandoned()))
+            dropped.add(2)  # problem 2's client leaves while the call runs
+            asked.append(list(sampling.abandoned()))
+            return super().generate(prefixes, n, until, sampling)
+
+    calls = Calls(Dropping(FakeGenerator(seed=7)), None, 256, len(problems), lambda: dropped)
+    owners = [0, 2, 3, 2]
+    calls.generate(owners, [Prefix(problems[i]) for i in owners], 2, Until.step)
+    assert asked == [[], [1, 3]]  # the positions of problem 2's prefixes in the call
+    asked.clear()
+    owners = [3, 2, 0]
+    out = calls.generate(owners, [Prefix(problems[i]) for i in owners], 1, Until.step)
+    assert asked == [[], []]  # dropped before the call: not in it (and cut, no tokens)
+    assert out[1].continuations[0].num_tokens == 0
+    plain = RecordingGenerator(FakeGenerator(seed=7))
+    Calls(plain, None, 256, len(problems)).generate([0], [Prefix(problems[0])], 1, Until.step)
+    assert plain.samplings[0].abandoned is None
