@@ -4,8 +4,9 @@ The transformers generator's rows sampled from one prompt can read its keys and 
 (shared-prompt attention, ``search/generators/shared_prompt.py``) instead of each reading its
 own copy. That saves reading the copies at every decode step, and costs a second attention
 call per layer and the bookkeeping that merges the two. So it pays in large chunks and costs
-in small ones; the generator shares a chunk's prompts from ``SHARE_FROM_ROWS`` rows on
-(``search/generators/hf.py``). This table is where that number comes from.
+in small ones; the generator shares a chunk's prompts from ``policy.hf.shared_prompt_min_rows``
+rows on (default ``SHARE_FROM_ROWS`` in ``search/generators/hf.py``). This table is where that
+default comes from.
 
 Each row of the table is one generate call of ``rows`` rows in one chunk, ``rows per prompt``
 rows sampled from each prompt, embedded policy, float32, on arithmetic test problems: the
@@ -100,8 +101,8 @@ def report(rows: list[dict[str, Any]], repeats: int) -> str:
         f"One generate call per table row, all its rows in one chunk; "
         f"embedded policy, float32; best of {repeats} runs, the variants interleaved. "
         "Speed-up: the copied prompts' time over the shared prompt's (above 1: sharing pays). "
-        f"The generator shares a chunk's prompts from {SHARE_FROM_ROWS} rows on "
-        "(`search.generators.hf.SHARE_FROM_ROWS`): the last column.",
+        "The generator shares a chunk's prompts from `policy.hf.shared_prompt_min_rows` rows "
+        f"on, {SHARE_FROM_ROWS} by default: the last column.",
         "",
         "| call | prompt tokens | rows per prompt | rows | copied s | shared s | speed-up "
         "(wall) | speed-up (CPU) | same tokens | the generator |",

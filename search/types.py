@@ -73,9 +73,11 @@ class Sampling:
     transformers generator asks it every few decode steps and stops those prefixes'
     continuations where they are (cut: ``FinishReason.length``), so they cost no more tokens;
     the OpenAI-compatible server backend does not send their requests, or cancels them in
-    flight (cut, no tokens counted); the others' continuations do not change. The vLLM
-    backend hands the whole call to its engine and finishes it. Not part of the settings'
-    equality.
+    flight (cut, no tokens counted); the others' continuations do not change (up to float
+    noise from their batch's new shape, as with any batch). The vLLM
+    backend hands the whole call to its engine and finishes it. It is asked from the model's
+    thread or an HTTP client's, so it must be cheap and thread-safe. Not part of the
+    settings' equality.
     """
 
     temperature: float | None = None

@@ -114,7 +114,7 @@ def test_fingerprint_drops_what_does_not_change_records() -> None:
     assert fingerprint({"scorer": cached}) == fingerprint({"scorer": uncached})
     # prompts read once by their rows, or copied to each: the same tokens (tested), so a run
     # begun before the option existed resumes with it either way
-    shared = {"model": "m", "hf": {"shared_prompt_attention": True}}
+    shared = {"model": "m", "hf": {"shared_prompt_attention": True, "shared_prompt_min_rows": 1}}
     assert fingerprint({"policy": shared}) == fingerprint({"policy": {"model": "m", "hf": {}}})
     changed = {**config, "strategy": {"n": 8}, "aggregation": "prod"}
     assert differences(fingerprint(config), fingerprint(changed)) == [

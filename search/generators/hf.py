@@ -208,18 +208,21 @@ class HFGenerator:
             for j in range(n)
         ]
         abandoned = sampling.abandoned
+        ran: set[int] = set()  # the requests whose prompts ran (a prefix cut first did not)
         for start in range(0, len(rows), self.batch_size):
             chunk = rows[start : start + self.batch_size]
             if abandoned is not None:  # rows nobody wants any more: cut before they start
                 chunk = self._cut_abandoned(chunk, abandoned)
             if chunk:
+                ran.update(row.request for row in chunk)
                 self._run_chunk(chunk, prompts, settings, until, abandoned)
+        prompt_tokens = [len(ids) if i in ran else 0 for i, ids in enumerate(prompts)]
         self.usage.calls += 1
-        self.usage.tokens += sum(len(ids) for ids in prompts)
-        self.usage.new_tokens += sum(len(ids) for ids in prompts)
+        self.usage.tokens += sum(prompt_tokens)
+        self.usage.new_tokens += sum(prompt_tokens)
         self.usage.generated_tokens += sum(len(row.generated) for row in rows)
         out: list[Generation] = []
-        for index, ids in enumerate(prompts):
+        for index, tokens in enumerate(prompt_tokens):
             mine = rows[index * n : (index + 1) * n]
             continuations = tuple(
                 make_continuation(
@@ -230,7 +233,7 @@ class HFGenerator:
                 )
                 for row in mine
             )
-            out.append(Generation(prompt_tokens=len(ids), continuations=continuations))
+            out.append(Generation(prompt_tokens=tokens, continuations=continuations))
         return out
 
     # -- sampling -----------------------------------------------------------------------

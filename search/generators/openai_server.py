@@ -41,7 +41,7 @@ from search.generators.base import (
     stream_names,
 )
 from search.protocols import TokenCounter
-from search.remote import ServerClient, ServerSettings
+from search.remote import ABANDONED, ServerClient, ServerSettings
 from search.types import (
     DEFAULT_SAMPLING,
     STEP_SEPARATOR,
@@ -198,7 +198,7 @@ class OpenAIServerGenerator:
             continuations: list[Continuation] = []
             prompt_tokens = 0
             for response in mine:
-                if response is None:  # abandoned: not sent, or cancelled in flight
+                if response is ABANDONED:  # not sent, or cancelled in flight
                     continuations.extend([cut] * per_request)
                     continue
                 prompt_tokens, part = self._read(response, per_request, until)

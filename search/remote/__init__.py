@@ -2,6 +2,7 @@
 (``search.generators.openai_server``) and the remote PRM (``prm.scoring.server_backend``)."""
 
 from search.remote.client import (
+    ABANDONED,
     ServerClient,
     ServerError,
     ServerSettings,
@@ -9,4 +10,11 @@ from search.remote.client import (
     server_error,
 )
 
-__all__ = ["ServerClient", "ServerError", "ServerSettings", "ServerUnavailable", "server_error"]
+__all__ = [
+    "ABANDONED",
+    "ServerClient",
+    "ServerError",
+    "ServerSettings",
+    "ServerUnavailable",
+    "server_error",
+]

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 ABANDONED_POLL_S = 0.1  # how often post_many asks which of its requests nobody wants
+ABANDONED: Any = object()  # post_many's response for a request nobody wanted any more
 
 
 class ServerError(RuntimeError):
@@ -166,10 +167,12 @@ class ServerClient:
     ) -> list[Any]:
         """POST every body to ``path`` concurrently; the decoded JSON responses, in order.
         The first request that fails for good cancels the rest and raises. ``abandoned``:
-        the indices of the bodies whose answers nobody wants any more, asked every
-        ``ABANDONED_POLL_S`` while requests are out; such a request not yet sent is not sent,
+        the indices of the bodies whose answers nobody wants any more, asked before sending
+        and then every ``ABANDONED_POLL_S`` while requests are out (from the client's own
+        thread: it must be cheap and thread-safe); such a request not yet sent is not sent,
         one in flight is cancelled (its connection closed: vLLM's server then stops
-        generating for it), and its response is ``None``."""
+        generating for it), and its response is ``ABANDONED``. One answered before it was
+        abandoned keeps its answer."""
         if not bodies:
             return []
         return self._run(self._gather(path, bodies, abandoned))
@@ -224,21 +227,33 @@ class ServerClient:
         bodies: Sequence[dict[str, Any]],
         abandoned: Callable[[], Collection[int]] | None = None,
     ) -> list[Any]:
-        tasks = [asyncio.ensure_future(self._send("POST", path, body)) for body in bodies]
-        watcher = asyncio.ensure_future(_cancel_abandoned(tasks, abandoned)) if abandoned else None
+        cut: set[int] = set(abandoned()) if abandoned is not None else set()
+        tasks: list[asyncio.Task[Any] | None] = [
+            None if index in cut else asyncio.ensure_future(self._send("POST", path, body))
+            for index, body in enumerate(bodies)
+        ]
+        running = [task for task in tasks if task is not None]
+        watcher = None
+        if abandoned is not None:
+            watcher = asyncio.ensure_future(_cancel_abandoned(tasks, abandoned, cut))
         try:
-            pending = set(tasks)
+            pending = set(running)
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
-                for task in done:
-                    if not task.cancelled() and task.exception() is not None:
-                        raise task.exception()  # type: ignore[misc]
-            # a task cancelled here was abandoned (a cancelled call raises above)
-            return [None if task.cancelled() else task.result() for task in tasks]
+                for finished in done:
+                    if not finished.cancelled() and finished.exception() is not None:
+                        raise finished.exception()  # type: ignore[misc]
+            out = []
+            for index, task in enumerate(tasks):
+                if task is None or (task.cancelled() and index in cut):
+                    out.append(ABANDONED)
+                else:
+                    out.append(task.result())  # raises CancelledError if cancelled otherwise
+            return out
         except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            for left in running:
+                left.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
             raise
         finally:
             if watcher is not None:
@@ -300,12 +315,22 @@ class ServerClient:
 
 
 async def _cancel_abandoned(
-    tasks: Sequence[asyncio.Future[Any]], abandoned: Callable[[], Collection[int]]
+    tasks: Sequence[asyncio.Future[Any] | None],
+    abandoned: Callable[[], Collection[int]],
+    cut: set[int],
 ) -> None:
-    """Cancel the tasks ``abandoned`` names (waiting for a slot or in flight), every
-    ``ABANDONED_POLL_S``, until cancelled itself."""
+    """Cancel the tasks ``abandoned`` names (waiting for a slot or in flight) and add their
+    indices to ``cut``, every ``ABANDONED_POLL_S``, until cancelled itself. A question that
+    fails stops the watching (logged), not the requests."""
     while True:
-        for index in abandoned():
-            if 0 <= index < len(tasks):
-                tasks[index].cancel()
+        try:
+            gone = list(abandoned())
+        except Exception:
+            log.exception("asking which requests were abandoned failed: no more are cancelled")
+            return
+        for index in gone:
+            task = tasks[index] if 0 <= index < len(tasks) else None
+            if task is not None and not task.done():
+                cut.add(index)
+                task.cancel()
         await asyncio.sleep(ABANDONED_POLL_S)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -258,22 +259,29 @@ def test_eager_attention_samples_what_the_default_kernel_samples(
     assert eager.generate(prefixes, 2, Until.end) == default.generate(prefixes, 2, Until.end)
 
 
+@pytest.mark.parametrize(
+    "cache",
+    [{}, {"shared_prompt_min_rows": 1}, {"kv_cache": "dynamic"}],  # copied, shared, dynamic
+)
 def test_abandoned_prefixes_stop_within_the_call_and_the_others_do_not_change(
-    tiny_policy_dir: Path, prefixes: list[Prefix]
+    tiny_policy_dir: Path, prefixes: list[Prefix], cache: dict[str, Any]
 ) -> None:
-    """Prefix 1 abandoned from the start: its rows never run; abandoned once the call runs:
-    its rows stop at the next check (every ``ABANDONED_EVERY`` tokens), cut, their tokens so
-    far kept. The other prefixes' continuations are those of a call without abandonment."""
+    """Prefix 1 abandoned from the start: its rows never run, nor its prompt; abandoned once
+    the call runs: its rows stop at the next check (every ``ABANDONED_EVERY`` tokens), cut,
+    their tokens so far kept. The other prefixes' continuations are those of a call without
+    abandonment."""
     from search.generators.hf import ABANDONED_EVERY
 
     streams = ("a", "b", "c")
-    gen = HFGenerator(str(tiny_policy_dir), max_tokens=3 * ABANDONED_EVERY, batch_size=4)
+    limit = 3 * ABANDONED_EVERY
+    gen = HFGenerator(str(tiny_policy_dir), max_tokens=limit, batch_size=4, **cache)
     whole = gen.generate(prefixes, 2, Until.end, Sampling(streams=streams))
     assert all(c.num_tokens > ABANDONED_EVERY for c in whole[1].continuations)
     at_once = gen.generate(prefixes, 2, Until.end, Sampling(streams=streams, abandoned=lambda: [1]))
     assert at_once[0] == whole[0] and at_once[2] == whole[2]
     for c in at_once[1].continuations:
         assert c.num_tokens == 0 and c.finish_reason is FinishReason.length
+    assert at_once[1].prompt_tokens == 0 < whole[1].prompt_tokens  # its prompt never ran
     asked: list[int] = []
 
     def later() -> list[int]:  # nothing at the chunk's start, prefix 1 from the first check

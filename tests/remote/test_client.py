@@ -10,7 +10,7 @@ import pytest
 from fake_server import free_port, scripted_server
 
 from search.remote import ServerClient, ServerError, ServerSettings, ServerUnavailable
-from search.remote.client import backoff_delay
+from search.remote.client import ABANDONED, ABANDONED_POLL_S, backoff_delay
 
 
 def settings(url: str, **changes: Any) -> ServerSettings:
@@ -115,30 +115,48 @@ def test_api_key_is_read_from_the_named_variable(monkeypatch: pytest.MonkeyPatch
 
 
 def test_post_many_drops_abandoned_requests_unsent_or_in_flight() -> None:
-    """Bodies the caller abandons come back ``None``: one waiting for a slot is never sent,
-    one in flight is cancelled (its connection closed); the others are answered."""
-    gone: set[int] = set()
+    """Bodies the caller abandons come back ``ABANDONED``: one abandoned before the call and
+    one waiting for a slot are never sent, one in flight is cancelled (its connection
+    closed); one answered before it was abandoned keeps its answer; the rest are answered."""
+    gone: set[int] = {4}  # abandoned before the call
     started = threading.Event()
+    calls: list[float] = []
 
     def slow(method: str, path: str, body: Any) -> tuple[int, dict, Any]:
         if body["i"] == 0:
             started.set()
-            time.sleep(1.0)  # in flight when abandoned
+            time.sleep(2.0)  # in flight when abandoned
         return 200, {}, {"echo": body["i"]}
 
     with scripted_server(slow) as (url, seen):
-        client = ServerClient(settings(url, max_concurrency=1))
+        client = ServerClient(settings(url, max_concurrency=1))  # sent one after another
 
         def abandoned() -> set[int]:
-            if started.is_set():
-                gone.update({0, 2})  # 0 in flight, 2 still waiting behind it
+            calls.append(time.perf_counter())
+            if started.is_set():  # body 0 answered, 1 in flight, 2 waiting behind it
+                gone.update({0, 1, 2})
             return gone
 
         start = time.perf_counter()
-        out = client.post_many("/x", [{"i": i} for i in range(4)], abandoned)
+        bodies = [{"i": i} for i in (1, 0, 2, 3, 4)]
+        out = client.post_many("/x", bodies, abandoned)
         took = time.perf_counter() - start
+        asked = len(calls)
+        time.sleep(3 * ABANDONED_POLL_S)
         client.close()
-    assert out[0] is None and out[2] is None
-    assert [o["echo"] for o in (out[1], out[3])] == [1, 3]
-    assert sorted(body["i"] for _, _, body, _ in seen) == [0, 1, 3]  # 2 never sent
-    assert took < 1.0  # request 0 was not waited for
+    assert out[0] == {"echo": 1} and out[3] == {"echo": 3}
+    assert out[1] is ABANDONED and out[2] is ABANDONED and out[4] is ABANDONED
+    assert [body["i"] for _, _, body, _ in seen] == [1, 0, 3]  # 2 and 4 never sent
+    assert took < 1.5  # the request in flight was not waited for
+    assert len(calls) == asked  # not asked again once post_many returned
+
+
+def test_a_real_failure_still_raises_beside_abandoned_requests() -> None:
+    def fail(method: str, path: str, body: Any) -> tuple[int, dict, Any]:
+        return (400, {}, {"error": "bad"}) if body["i"] == 1 else (200, {}, {"ok": body["i"]})
+
+    with scripted_server(fail) as (url, _):
+        client = ServerClient(settings(url, max_concurrency=1))
+        with pytest.raises(ServerError, match="answered 400"):
+            client.post_many("/x", [{"i": i} for i in range(3)], lambda: {0})
+        client.close()

@@ -103,6 +103,9 @@ def test_bad_component_settings_are_one_line_before_any_model_loads(tmp_path: Pa
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     cases = {
         "policy.hf.batch_size=0": r"expected policy\.hf\.batch_size >= 1, got 0; fix",
+        "policy.hf.shared_prompt_min_rows=0": (
+            r"expected policy\.hf\.shared_prompt_min_rows >= 1, got 0; fix"
+        ),
         f"policy.model={tmp_path}/tokenizer-only": r"policy\.model: expected a transformers ",
     }
     for override, message in cases.items():
