@@ -32,8 +32,24 @@ DYNAMIC, COPIED, SHARED = "dynamic", "buffer, prompt copied to every row", "buff
 VARIANTS: dict[str, dict[str, Any]] = {
     DYNAMIC: {"kv_cache": "dynamic"},
     COPIED: {"kv_cache": "buffer", "shared_prompt_attention": False},
-    SHARED: {"kv_cache": "buffer", "shared_prompt_attention": True},
+    # at any --problems: the generator's default shares only chunks of 64 rows or more
+    SHARED: {"kv_cache": "buffer", "shared_prompt_attention": True, "shared_prompt_min_rows": 1},
 }
+
+
+def embedded_generator(policy: str, rows: int, **options: Any) -> HFGenerator:
+    """The transformers generator with the embedded world's limits (a step of at most 32
+    tokens, 160 in all), float32, plain prompts, all ``rows`` rows in one chunk; ``options``
+    are ``HFGenerator``'s others (the decoding benchmarks' variants)."""
+    return HFGenerator(
+        policy,
+        max_step_tokens=32,
+        max_tokens=160,
+        batch_size=rows,
+        dtype="float32",
+        use_chat_template=False,
+        **options,
+    )
 
 
 def main() -> None:
@@ -49,16 +65,7 @@ def main() -> None:
     rows = args.problems * args.n
 
     def generator(variant: str, temperature: float) -> HFGenerator:
-        return HFGenerator(
-            args.policy,
-            temperature=temperature,
-            max_step_tokens=32,
-            max_tokens=160,
-            batch_size=rows,
-            dtype="float32",
-            use_chat_template=False,
-            **VARIANTS[variant],
-        )
+        return embedded_generator(args.policy, rows, temperature=temperature, **VARIANTS[variant])
 
     greedy = {
         variant: [

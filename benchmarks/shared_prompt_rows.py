@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from generator_kv_cache import embedded_generator
+
 from search.envs.arith.world import make_split
 from search.generators.hf import SHARE_FROM_ROWS, HFGenerator
 from search.types import Prefix, Sampling, Until
@@ -51,15 +53,8 @@ def prefixes(kind: str, count: int) -> list[Prefix]:
 def generator(policy: str, rows: int, shared: bool) -> HFGenerator:
     """The embedded settings, one chunk of ``rows`` rows; ``shared``: prompts read once
     at every size (whatever the default's ``shared_prompt_min_rows``), else copied."""
-    made = HFGenerator(
-        policy,
-        max_step_tokens=32,
-        max_tokens=160,
-        batch_size=rows,
-        dtype="float32",
-        use_chat_template=False,
-        shared_prompt_attention=shared,
-        shared_prompt_min_rows=1,
+    made = embedded_generator(
+        policy, rows, shared_prompt_attention=shared, shared_prompt_min_rows=1
     )
     if shared and not made.shared_prompt:
         raise SystemExit(f"expected shared-prompt attention to apply to {policy}, it does not")

@@ -138,6 +138,12 @@ class HFGenerator:
         if batch_size < 1:
             raise ValueError(f"expected batch_size >= 1, got {batch_size}")
         self.batch_size = batch_size
+        if shared_prompt_min_rows < 1:
+            raise ValueError(
+                f"expected shared_prompt_min_rows >= 1, got {shared_prompt_min_rows}; fix: "
+                f"policy.hf.shared_prompt_min_rows={SHARE_FROM_ROWS}"
+            )
+        self.shared_prompt_min_rows = shared_prompt_min_rows  # fewer rows copy their prompts
         self.device = resolve_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
         extra = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
@@ -152,12 +158,6 @@ class HFGenerator:
         # rows sampled from one prompt read its keys and values once (shared_prompt.py), in
         # chunks of shared_prompt_min_rows rows or more
         self.shared_prompt = False
-        if shared_prompt_min_rows < 1:
-            raise ValueError(
-                f"expected shared_prompt_min_rows >= 1, got {shared_prompt_min_rows}; fix: "
-                f"policy.hf.shared_prompt_min_rows={SHARE_FROM_ROWS}"
-            )
-        self.shared_prompt_min_rows = shared_prompt_min_rows  # fewer rows copy their prompts
         if shared_prompt_attention and kv_cache == "buffer":
             from search.generators import shared_prompt
 

@@ -27,10 +27,14 @@ ALL_STRATEGIES = ["best_of_n", *TREE_STRATEGIES, "particle_filtering", "adaptive
 
 
 class RecordingGenerator:
-    """Forwards to a FakeGenerator and records the problems and n of every call."""
+    """Forwards to a FakeGenerator and records the problems and n of every call;
+    ``during(sampling)``, when given, runs inside every call before it is forwarded."""
 
-    def __init__(self, inner: FakeGenerator) -> None:
+    def __init__(
+        self, inner: FakeGenerator, during: Callable[[Sampling], None] | None = None
+    ) -> None:
         self.inner = inner
+        self.during = during
         self.calls: list[tuple[list[str], int, Until]] = []
         self.samplings: list[Sampling] = []
 
@@ -43,6 +47,8 @@ class RecordingGenerator:
     ) -> list[Generation]:
         self.calls.append(([p.problem.id for p in prefixes], n, until))
         self.samplings.append(sampling)
+        if self.during is not None:
+            self.during(sampling)
         return self.inner.generate(prefixes, n, until, sampling)
 
 
@@ -337,21 +343,14 @@ def test_a_generate_call_can_ask_which_of_its_prefixes_were_dropped_while_it_ran
     dropped: set[int] = set()
     asked: list[list[int]] = []
 
-    class Dropping(RecordingGenerator):
-        def generate(
-            self,
-            prefixes: Sequence[Prefix],
-            n: int,
-            until: Until,
-            sampling: Sampling = DEFAULT_SAMPLING,
-        ) -> list[Generation]:
-            assert sampling.abandoned is not None
-            asked.append(list(sampling.abandoned()))
-            dropped.add(2)  # problem 2's client leaves while the call runs
-            asked.append(list(sampling.abandoned()))
-            return super().generate(prefixes, n, until, sampling)
+    def leave_while_running(sampling: Sampling) -> None:
+        assert sampling.abandoned is not None
+        asked.append(list(sampling.abandoned()))
+        dropped.add(2)  # problem 2's client leaves while the call runs
+        asked.append(list(sampling.abandoned()))
 
-    calls = Calls(Dropping(FakeGenerator(seed=7)), None, 256, len(problems), lambda: dropped)
+    generator = RecordingGenerator(FakeGenerator(seed=7), during=leave_while_running)
+    calls = Calls(generator, None, 256, len(problems), lambda: dropped)
     owners = [0, 2, 3, 2]
     calls.generate(owners, [Prefix(problems[i]) for i in owners], 2, Until.step)
     assert asked == [[], [1, 3]]  # the positions of problem 2's prefixes in the call
