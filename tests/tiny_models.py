@@ -42,3 +42,19 @@ def save_with_tokenizer(out: Path, model: Any, tokenizer: Any = None) -> Path:
     model.save_pretrained(str(out))
     (tokenizer or build_tokenizer()).save_pretrained(str(out))
     return out
+
+
+def count_shared_chunks(monkeypatch: Any) -> list[int]:
+    """From now on (for the test), the rows of every chunk whose prompts the transformers
+    generator shares (shared-prompt attention), one entry per chunk."""
+    from search.generators.hf import HFGenerator
+
+    shared: list[int] = []
+    share = HFGenerator._share_prompts
+
+    def counting(self: HFGenerator, *args: Any) -> Any:  # (cache, attention, to_rows, rows, limit)
+        shared.append(args[3])
+        return share(self, *args)
+
+    monkeypatch.setattr(HFGenerator, "_share_prompts", counting)
+    return shared

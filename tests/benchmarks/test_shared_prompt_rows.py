@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -14,20 +13,15 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import shared_prompt_rows  # noqa: E402
 
-from search.generators.hf import SHARE_FROM_ROWS, HFGenerator  # noqa: E402
+from search.generators.hf import SHARE_FROM_ROWS  # noqa: E402
 
 
 def test_a_row_times_the_same_call_with_prompts_copied_and_shared(
     tiny_policy_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    built: list[int] = []  # rows of each chunk that shared its prompts
-    share = HFGenerator._share_prompts
+    from tiny_models import count_shared_chunks
 
-    def counting(self: HFGenerator, *args: Any) -> Any:  # (cache, attention, to_rows, rows, limit)
-        built.append(args[3])
-        return share(self, *args)
-
-    monkeypatch.setattr(HFGenerator, "_share_prompts", counting)
+    built = count_shared_chunks(monkeypatch)  # rows of each chunk that shared its prompts
     call = "question + 2 steps, one step"
     row = shared_prompt_rows.measure(str(tiny_policy_dir), call, 4, 2, repeats=2)
     # below the default's threshold, the shared variant still shares (once per run), the

@@ -172,16 +172,11 @@ def test_chunks_of_fewer_rows_than_the_minimum_copy_their_prompts(
 ) -> None:
     """A chunk reads its prompts once from ``shared_prompt_min_rows`` rows on (64 by
     default), copies them below it, and both give the same tokens; the minimum is checked."""
+    from tiny_models import count_shared_chunks
+
     from search.generators import hf
 
-    shared: list[int] = []  # rows of each chunk that shared its prompts
-    share = HFGenerator._share_prompts
-
-    def counting(self: HFGenerator, *args: Any) -> Any:  # (cache, attention, to_rows, rows, limit)
-        shared.append(args[3])
-        return share(self, *args)
-
-    monkeypatch.setattr(HFGenerator, "_share_prompts", counting)
+    shared = count_shared_chunks(monkeypatch)  # rows of each chunk that shared its prompts
     prefixes = [Prefix(p) for p in make_split("test", size=3)]
 
     def generate(**minimum: int) -> Any:
