@@ -212,6 +212,11 @@ SECTIONS: list[tuple[str, str, str]] = [
         "dvts_picks_validation.md",
     ),
     (
+        "What a perfect verifier would buy, on validation: the step checker in the PRM's place",
+        "python benchmarks/prm_headroom.py --split validation --problems 200 --seeds 0 1",
+        "prm_headroom_validation.md",
+    ),
+    (
         "Accuracy versus compute: test split",
         "python benchmarks/accuracy_vs_compute.py --splits test longest",
         "accuracy_vs_compute_test.md",
