@@ -106,25 +106,28 @@ def write_stepwise(path: Path, examples: Iterable[StepwiseExample]) -> None:
     write_jsonl(path, (example.to_record() for example in examples))
 
 
-def read_stepwise(path: Path) -> list[StepwiseExample]:
+def read_stepwise(path: Path, needs_soft_labels: bool = False) -> list[StepwiseExample]:
     """Every example of a stepwise file, each line checked (``file:line`` in any error): a
     non-empty list of string ``completions``, one boolean label and one soft label in
-    [0, 1] (finite) per completion. An empty file is an error, not an empty dataset."""
+    [0, 1] (finite) per completion. An empty file is an error, not an empty dataset. A row
+    without ``soft_labels`` gets its hard labels as 0/1; ``needs_soft_labels`` (a reader that
+    trains on them, ``prm.train loss=soft``) logs how many rows that was."""
     path = Path(path)
     if not path.is_file():
         raise InputError(
             f"expected a stepwise dataset (JSON Lines) at {path}, got no file; fix: run "
             "`python -m prm.label` first or pass the path of its stepwise.jsonl"
         )
+    refuse_processbench_file(path)
     rows = list(read_jsonl_numbered(path))
     examples = [checked_example(row, f"{path}:{n}") for n, row in rows]
     if not examples:
         raise InputError(f"{path}: expected stepwise examples, got an empty file")
     hard_only = sum(row.get("soft_labels") is None for _, row in rows)
-    if hard_only:
+    if hard_only and needs_soft_labels:
         log.warning(
-            "%s: %d of %d examples have no soft_labels; their hard labels stand in (as 0/1 "
-            "targets under prm.train loss=soft)",
+            "%s: %d of %d examples have no soft_labels; their hard labels stand in as 0/1 "
+            "targets of loss=soft",
             path,
             hard_only,
             len(rows),
@@ -132,8 +135,43 @@ def read_stepwise(path: Path) -> list[StepwiseExample]:
     return examples
 
 
+PROCESSBENCH_KEYS = frozenset({"problem", "steps", "label"})
+
+
+def processbench_error(where: str) -> InputError:
+    return InputError(
+        f"{where}: expected stepwise rows (prompt, completions, labels), got ProcessBench rows "
+        "(problem, steps, label: the index of the first wrong step), an evaluation set; fix: "
+        "evaluate a PRM on it with `python -m prm.processbench`, and train on stepwise data: "
+        "`python -m prm.label` writes it, and `python -m prm.stepwise {prm800k,math_shepherd} "
+        "IN OUT` converts public PRM data"
+    )
+
+
+def refuse_processbench_file(path: Path) -> None:
+    """A ProcessBench ``.json`` file (one JSON array of problem/steps/label objects) passed
+    as training data: say what it is, rather than how to turn it into JSON Lines."""
+    if path.suffix != ".json":
+        return
+    import json
+
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return  # not one JSON document: the JSON Lines reader says what is wrong
+    if (
+        isinstance(document, list)
+        and document
+        and isinstance(document[0], dict)
+        and set(document[0]) >= PROCESSBENCH_KEYS
+    ):
+        raise processbench_error(str(path))
+
+
 def checked_example(row: dict[str, Any], where: str) -> StepwiseExample:
     """A ``StepwiseExample`` from one row, or an ``InputError`` naming ``where`` and the key."""
+    if "prompt" not in row and set(row) >= PROCESSBENCH_KEYS:
+        raise processbench_error(where)
     prompt = require_str(row, "prompt", where)
     completions = require_str_list(row, "completions", where)
     labels = require(row, "labels", where)
@@ -144,15 +182,19 @@ def checked_example(row: dict[str, Any], where: str) -> StepwiseExample:
             f"{where}: expected 'labels' to be a list of true/false (or 0/1), one per "
             f"completion, got {labels!r:.60}; fix: true for a right step, false for a wrong one"
         )
+    given_soft = row.get("soft_labels") is not None
     soft = (
         require_probabilities(row, "soft_labels", where)
-        if row.get("soft_labels") is not None
+        if given_soft
         else [float(x) for x in labels]
     )
     if not completions or not len(completions) == len(labels) == len(soft):
+        counts = f"{len(completions)} completions, {len(labels)} labels"
+        if given_soft:
+            counts += f", {len(soft)} soft_labels"
         raise InputError(
-            f"{where}: expected as many labels and soft_labels as completions (at least one), "
-            f"got {len(completions)} completions, {len(labels)} labels, {len(soft)} soft_labels"
+            f"{where}: expected one label per completion (and one soft label, when given), "
+            f"at least one step, got {counts}; fix: one entry per step in each list"
         )
     return StepwiseExample.from_record(
         row | {"prompt": prompt, "labels": labels, "soft_labels": soft}

@@ -78,7 +78,9 @@ class TrainConfig:
     Exactly one of ``policy_dir`` (initialise from the policy checkpoint) and ``init_checkpoint``
     (continue from a token-classification PRM) is set. Without ``val_data``, ``val_fraction``
     of the *problems* (all their samples together) is held out for validation.
-    Examples longer than ``max_length`` tokens are dropped and counted.
+    Examples longer than ``max_length`` tokens are dropped and counted; more than
+    ``max_dropped_share`` of the training examples dropped is an error. ``export_dir`` may not
+    be, hold or sit inside the checkpoint training starts from, nor be or hold ``output_dir``.
     """
 
     train_data: str = "runs/prm/labels/consensus/stepwise.jsonl"
@@ -99,6 +101,8 @@ class TrainConfig:
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     max_length: int = 256
+    # the most of the training examples that may be dropped for being longer than max_length
+    max_dropped_share: float = 0.1
     dedupe: bool = False  # train on one copy of each identical solution (validation keeps all)
     group_by_length: bool = False  # batches of similar lengths: less padding (GroupedByLength)
     pack: bool = False  # a batch's examples packed into fewer rows: the same loss, less padding
@@ -134,6 +138,12 @@ class TrainConfig:
                 f"expected 0 <= val_fraction < 1, got {self.val_fraction}; fix: e.g. "
                 "val_fraction=0.1 (0: no validation)"
             )
+        if not 0.0 <= self.max_dropped_share <= 1.0:
+            raise ValueError(
+                f"expected 0 <= max_dropped_share <= 1, got {self.max_dropped_share}; fix: "
+                "e.g. max_dropped_share=0.1 (1: train on whatever fits)"
+            )
+        self.check_export_dir()
         if self.extra_layers < 0 or (
             (self.extra_layers or self.tag_from_separator) and self.policy_dir is None
         ):
@@ -143,6 +153,31 @@ class TrainConfig:
                 f"{self.tag_from_separator} with policy_dir={self.policy_dir!r}; fix: "
                 "extra_layers=0 tag_from_separator=false to continue a PRM"
             )
+
+    def check_export_dir(self) -> None:
+        """``export_dir`` is deleted, then written with the trained model: refuse one that is,
+        holds or sits inside the checkpoint the run starts from, or that is or holds
+        ``output_dir`` (a folder inside ``output_dir`` is fine: the run's files are listed
+        before it is written)."""
+        if self.export_dir is None:
+            return
+        export = Path(os.path.realpath(self.export_dir))
+        others = {
+            "init_checkpoint": self.init_checkpoint,
+            "policy_dir": self.policy_dir,
+            "output_dir": self.output_dir,
+        }
+        for key, value in others.items():
+            if value is None:
+                continue
+            other = Path(os.path.realpath(value))
+            inside = other in export.parents and key != "output_dir"
+            if export == other or export in other.parents or inside:
+                raise ValueError(
+                    f"expected export_dir apart from {key} (export_dir is replaced by the "
+                    f"trained model), got export_dir={self.export_dir!r} and {key}={value!r}; "
+                    "fix: export to another directory, e.g. export_dir=checkpoints/my-prm"
+                )
 
     def prm_format(self) -> PRMFormat:
         return PRMFormat(
@@ -533,6 +568,7 @@ def epoch_history(log_history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]
 # and device: when and where it checkpoints and runs)
 RUN_ONLY = (
     "export_dir",
+    "max_dropped_share",
     "progress",
     "num_threads",
     "resume",
@@ -576,6 +612,8 @@ def export_model(output_dir: Path, export: Path) -> None:
             f"expected export_dir to be empty or a model checkpoint (it is replaced), got "
             f"{export} with other files; fix: choose another export_dir"
         )
+    if (export / "config.json").exists():
+        log.warning("export_dir %s held a model: replaced by this run's", export)
     shutil.rmtree(export, ignore_errors=True)
     shutil.copytree(
         output_dir,
@@ -623,9 +661,10 @@ def load_data(
 ) -> tuple[list[EncodedExample], list[EncodedExample], int]:
     """(train, validation, dropped): read, split by problem, encode as the scorer does."""
     encoder = PrefixEncoder(tokenizer, config.prm_format(), max_length=10**9)
-    examples = read_stepwise(Path(config.train_data))
+    soft = config.loss is LossKind.soft
+    examples = read_stepwise(Path(config.train_data), needs_soft_labels=soft)
     if config.val_data:
-        train_raw, val_raw = examples, read_stepwise(Path(config.val_data))
+        train_raw, val_raw = examples, read_stepwise(Path(config.val_data), needs_soft_labels=soft)
     else:
         train_raw, val_raw = split_by_problem(examples, config.val_fraction, config.seed)
     if config.dedupe:
@@ -634,11 +673,20 @@ def load_data(
         train_raw = kept
     train, dropped = encode_examples(train_raw, encoder, config.max_length)
     val, val_dropped = encode_examples(val_raw, encoder, config.max_length)
+    if dropped > config.max_dropped_share * len(train_raw):
+        raise ValueError(
+            f"expected at most max_dropped_share={config.max_dropped_share:g} of the training "
+            f"examples in {config.train_data} longer than max_length={config.max_length} "
+            f"tokens, got {dropped} of {len(train_raw)}; fix: raise max_length up to the "
+            "model's context (max_position_embeddings in its config.json), train a model "
+            "with a longer one, shorten or filter the examples, or accept the loss with "
+            "max_dropped_share=1"
+        )
     if not train:
         raise ValueError(
             f"expected training examples in {config.train_data}, got none that fit "
             f"(dropped {dropped} longer than max_length={config.max_length}); "
-            "fix: raise max_length or check the file"
+            "fix: raise max_length up to the model's context, or shorten the examples"
         )
     if dropped or val_dropped:
         log.warning(
@@ -733,10 +781,14 @@ def train_prm(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) ->
     check_resumable(output_dir, config, last)  # before anything is written or loaded
     if config.pack:
         check_packing()
+    base = config.init_checkpoint or config.policy_dir
+    assert base is not None
+    key = "init_checkpoint" if config.init_checkpoint else "policy_dir"
+    base_config = AutoConfig.from_pretrained(resolve_model_path(base, key=key))
+    context = getattr(base_config, "max_position_embeddings", None)  # the PRM's too
+    check_max_length(config.max_length, context, "max_position_embeddings", "max_length")
     with _main_process_first(config):  # one process writes output_dir/init, the others read it
         source = initial_checkpoint(config, output_dir)
-    context = getattr(AutoConfig.from_pretrained(str(source)), "max_position_embeddings", None)
-    check_max_length(config.max_length, context, "max_position_embeddings", "max_length")
     tokenizer = AutoTokenizer.from_pretrained(str(source))
     pad_id = (
         tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

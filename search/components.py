@@ -135,7 +135,8 @@ def check_component(role: str, node: Mapping[str, Any] | None, **given: Any) -> 
     except (ImportError, AttributeError) as error:
         raise InputError(
             f"expected {role}._target_ to name an importable class or function, got {target!r} "
-            f"({error}); fix: check its spelling and that its package is installed"
+            f"({error}); fix: check its spelling and that its package is installed; a module "
+            f"of your own must be importable: run from its folder, or PYTHONPATH=ITS_FOLDER"
         ) from None
     settings = {key: value for key, value in node.items() if key not in _HYDRA_KEYS} | given
     check = getattr(built, "check_settings", None)  # it lists the factory's keywords

@@ -227,8 +227,9 @@ class JsonlLog:
 
 
 def _lines_name(path: Path) -> Path:
-    """Where a JSON Lines copy of ``path`` may go: never ``path`` itself (a shell would empty
-    it before reading it)."""
+    """Where a JSON Lines copy of ``path`` may go: the current directory (never beside
+    ``path``, which may be shared, read-only data), under another name than ``path`` (a shell
+    would empty it before reading it)."""
     if path.suffix == ".jsonl":
-        return path.with_name(path.stem + ".lines.jsonl")
-    return path.with_suffix(".jsonl")
+        return Path(path.stem + ".lines.jsonl")
+    return Path(path.stem + ".jsonl")

@@ -295,4 +295,21 @@ def discard_unused_run_dir() -> Path | None:
     except OSError as error:
         log.debug("could not remove the unused run directory %s: %s", directory, error)
         return None
+    _discard_empty_parents(directory)
     return directory
+
+
+def _discard_empty_parents(directory: Path) -> None:
+    """The folders Hydra made above a removed job directory in the PRM pipeline's layout
+    (``OUTPUT_DIR/hydra/<time>``): ``hydra/``, then ``OUTPUT_DIR``, each only when empty
+    (``os.rmdir`` refuses otherwise), never a symlink or the current directory."""
+    parent = directory.parent
+    if parent.name != "hydra":
+        return
+    for folder in (parent, parent.parent):
+        if folder.is_symlink() or folder.resolve() == Path.cwd().resolve():
+            return
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return

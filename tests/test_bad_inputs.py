@@ -678,9 +678,23 @@ CASES = [
         "train",
         "labels and steps disagree",
         (),
-        r"stepwise\.jsonl:1: .*as many labels",
+        r"stepwise\.jsonl:1: .*one label per completion",
         {"stepwise.jsonl": line(STEPWISE, labels=[True])},
     ),
+    Case(
+        "train",
+        "ProcessBench rows as training data",
+        (),
+        r"stepwise\.jsonl:1: .*got ProcessBench rows",
+        {"stepwise.jsonl": line({"id": "a", "problem": "1 + 1?", "steps": ["2"], "label": -1})},
+    ),
+    Case(
+        "train",
+        "export_dir is the starting checkpoint",
+        ("policy_dir=null", f"init_checkpoint={NO_MODEL}", f"export_dir={NO_MODEL}"),
+        r"export_dir apart from init_checkpoint",
+    ),
+    Case("train", "max_dropped_share above 1", ("max_dropped_share=2",), r"max_dropped_share <= 1"),
     Case(
         "train",
         "empty training data",
@@ -845,6 +859,8 @@ def test_there_are_enough_cases_and_the_doc_lists_them() -> None:
     doc = DOC.read_text(encoding="utf-8")
     missing = [c.name for c in CASES if f"| {c.name} |" not in doc]
     assert not missing, f"docs/bad_inputs.md lacks {missing}; fix: python {__file__}"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"lists the {len(CASES)} bad inputs tried" in readme  # README's count is the suite's
 
 
 def first_line(message: str, tmp: Path) -> str:
@@ -899,3 +915,30 @@ def test_a_run_refused_after_its_fingerprint_was_written_leaves_no_directory(
     outcome = run_case_cli("search", [*FAKE_RUN, "policy.error_rate=2"], tmp_path)
     assert outcome.code == 1 and "policy: expected 0 <= error_rate <= 1" in outcome.message
     assert not (tmp_path / "hydra" / "search").exists()
+
+
+def test_a_refused_pipeline_run_leaves_no_output_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """prm.sample, prm.label and prm.train keep Hydra's files in OUTPUT_DIR/hydra/<time>
+    (their configs' hydra.run.dir): a run refused on its inputs removes that, then hydra/
+    and OUTPUT_DIR when they are left empty; a folder holding a file of yours stays."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")
+
+    def refused(output_dir: str) -> Outcome:
+        args = [
+            "train_data=TMP/missing.jsonl",
+            f"policy_dir={NO_MODEL}",
+            f"output_dir=TMP/{output_dir}",
+            f"hydra.run.dir=TMP/{output_dir}/hydra/2026-12-02_00-00-00",  # the default's shape
+        ]
+        return run_case_cli("train", args, tmp_path)
+
+    outcome = refused("run")
+    assert outcome.code == 1 and "missing.jsonl, got no file" in outcome.message
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "notes.txt").write_text("mine")
+    assert refused("kept").code == 1
+    assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == ["notes.txt"]

@@ -52,3 +52,9 @@ def test_the_project_factories_check_their_values() -> None:
         check_component("policy", {**policy, "hf": {"kv_cache": "static"}}, seed=0)
     with pytest.raises(InputError, match=r"^expected 0 < top_p <= 1, got 0.0; fix: policy\.top_p"):
         check_component("policy", {**policy, "top_p": 0.0}, seed=0)
+
+
+def test_a_target_that_does_not_import_names_how_to_make_your_module_importable() -> None:
+    with pytest.raises(InputError, match=r"scorer\._target_ .*'length_penalty\.Scorer'.*"
+                       r"run from its folder, or PYTHONPATH=ITS_FOLDER"):  # fmt: skip
+        check_component("scorer", {"_target_": "length_penalty.Scorer"})

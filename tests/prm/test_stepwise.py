@@ -196,13 +196,17 @@ def test_labels_may_be_0_and_1_and_other_numbers_name_the_fix(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """TRL-style files often write labels as 0/1: read as false/true. Rows without
-    soft_labels are read with their hard labels standing in, and a warning counts them."""
+    soft_labels are read with their hard labels standing in; a reader that trains on soft
+    labels is told how many (and only such a reader)."""
     path = tmp_path / "s.jsonl"
     row = {"prompt": "1 + 1?", "completions": ["1 + 1 = 2", "so 2"], "labels": [1, 0]}
     path.write_text(json.dumps(row) + "\n")
     with caplog.at_level("WARNING"):
         (example,) = read_stepwise(path)
     assert example.labels == (True, False) and example.soft_labels == (1.0, 0.0)
+    assert "soft_labels" not in caplog.text
+    with caplog.at_level("WARNING"):
+        read_stepwise(path, needs_soft_labels=True)
     assert "1 of 1 examples have no soft_labels" in caplog.text
     path.write_text(json.dumps(row | {"labels": [2, 0]}) + "\n")
     with pytest.raises(InputError, match=r"s\.jsonl:1: expected 'labels'.*fix: true for a right"):
@@ -216,10 +220,12 @@ def test_a_json_array_file_is_named_as_such(tmp_path: Path) -> None:
         read_stepwise(path)
 
 
-def test_the_json_array_fix_never_writes_over_its_input(tmp_path: Path) -> None:
+def test_the_json_array_fix_never_writes_over_its_input_nor_beside_it(tmp_path: Path) -> None:
+    """The copy goes to the current directory under another name: the input's folder may be
+    shared data (../shared/data), and a shell empties a file it redirects into first."""
     path = tmp_path / "data.jsonl"  # a JSON array saved under a .jsonl name
     path.write_text(json.dumps([{"prompt": "p"}], indent=2))
-    with pytest.raises(InputError, match=r"> \S*data\.lines\.jsonl`"):
+    with pytest.raises(InputError, match=r"> data\.lines\.jsonl`"):
         read_stepwise(path)
 
 
@@ -234,3 +240,30 @@ def test_converting_a_missing_file_is_one_line_and_writes_nothing(tmp_path: Path
     )  # fmt: skip
     assert done.returncode == 1 and not out.exists()
     assert done.stderr.strip().splitlines()[-1].startswith("error: expected a JSON Lines file")
+
+
+def test_processbench_data_given_as_training_data_is_named_as_an_evaluation_set(
+    tmp_path: Path,
+) -> None:
+    """A ProcessBench file (the .json array as published, or its rows as JSON Lines) is not
+    stepwise data: the error says what it is and where each goes, not how to reformat it."""
+    rows = [{"id": "a", "problem": "1 + 1?", "steps": ["1 + 1 = 3"], "label": 0}]
+    bench = tmp_path / "gsm8k.json"
+    bench.write_text(json.dumps(rows, indent=2))
+    with pytest.raises(InputError, match=r"gsm8k\.json: expected stepwise rows .*got ProcessBench"):
+        read_stepwise(bench)
+    lines = tmp_path / "gsm8k.jsonl"
+    lines.write_text(json.dumps(rows[0]) + "\n")
+    with pytest.raises(InputError, match=r"gsm8k\.jsonl:1: .*prm\.processbench.*prm\.stepwise"):
+        read_stepwise(lines)
+
+
+def test_a_label_count_that_does_not_match_the_steps_names_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    row = {"prompt": "q", "completions": ["a", "b", "c"], "labels": [True, False]}
+    path.write_text(json.dumps(row) + "\n")
+    with pytest.raises(InputError, match=r"got 3 completions, 2 labels; fix: one entry per step"):
+        read_stepwise(path)  # no soft_labels given: none counted
+    path.write_text(json.dumps(row | {"soft_labels": [1.0, 0.0]}) + "\n")
+    with pytest.raises(InputError, match=r"3 completions, 2 labels, 2 soft_labels; fix"):
+        read_stepwise(path)

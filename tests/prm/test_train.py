@@ -234,6 +234,64 @@ def test_a_max_length_beyond_the_models_context_is_refused(
     with pytest.raises(InputError, match=r"expected max_length <= the model's context"):
         train_prm(config(tiny_policy_dir, data, tmp_path / "prm", max_length=10**6))
     assert not (tmp_path / "prm" / "training_log.json").exists()
+    assert not (tmp_path / "prm" / "init").exists()  # refused before the PRM was initialised
+
+
+def test_export_dir_apart_from_what_the_run_reads_and_writes(tmp_path: Path) -> None:
+    """export_dir is deleted and replaced by the trained model: never the checkpoint the run
+    starts from (the shipped PRM, continued in place), nor its output_dir, nor one inside
+    the other."""
+    start = tmp_path / "arith-prm"
+    out = tmp_path / "runs" / "run"
+    base = dict(train_data="d.jsonl", output_dir=str(out), policy_dir=None)
+    cases = {
+        "init_checkpoint": dict(init_checkpoint=str(start), export_dir=str(start)),
+        "output_dir": dict(init_checkpoint=str(start), export_dir=str(out.parent)),
+    }
+    for key, settings in cases.items():
+        with pytest.raises(ValueError, match=rf"expected export_dir apart from {key}.*fix: "):
+            TrainConfig(**(base | settings))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"apart from policy_dir"):
+        TrainConfig(train_data="d.jsonl", output_dir=str(out), policy_dir=str(start),
+                    export_dir=str(tmp_path))  # fmt: skip
+    for fine in (tmp_path / "new", out / "final"):  # inside output_dir: benchmarks/lessons.py
+        TrainConfig(**(base | dict(init_checkpoint=str(start), export_dir=str(fine))))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"apart from init_checkpoint"):
+        TrainConfig(**(base | dict(init_checkpoint=str(start), export_dir=str(start / "x"))))  # type: ignore[arg-type]
+
+
+def test_replacing_a_model_in_export_dir_is_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run, export = tmp_path / "run", tmp_path / "export"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    with caplog.at_level("WARNING"):
+        train_module.export_model(run, export)
+    assert "held a model" not in caplog.text  # a new export_dir: nothing replaced
+    with caplog.at_level("WARNING"):
+        train_module.export_model(run, export)
+    assert f"export_dir {export} held a model: replaced" in caplog.text
+
+
+def test_more_dropped_examples_than_max_dropped_share_is_an_error(tmp_path: Path) -> None:
+    """Examples longer than max_length are dropped; more than max_dropped_share of the
+    training set dropped is refused with the fix, unless the share allows it."""
+    tokenizer = build_tokenizer()
+    path = tmp_path / "s.jsonl"
+    write_stepwise(path, tiny_dataset(24))
+    base = TrainConfig(train_data=str(path), val_fraction=0.0, policy_dir=None,
+                       init_checkpoint="unused")  # fmt: skip
+    full, _, dropped = load_data(base, tokenizer)
+    assert dropped == 0
+    lengths = sorted(len(example.token_ids) for example in full)
+    half = replace(base, max_length=lengths[len(lengths) // 2 - 1])  # about half are longer
+    with pytest.raises(ValueError, match=r"max_dropped_share=0\.1 .*got \d+ of 24; fix: raise"):
+        load_data(half, tokenizer)
+    kept, _, dropped = load_data(replace(half, max_dropped_share=1.0), tokenizer)
+    assert dropped > 0.1 * 24 and len(kept) == 24 - dropped
+    with pytest.raises(ValueError, match=r"0 <= max_dropped_share <= 1"):
+        replace(base, max_dropped_share=1.5)
 
 
 def test_pack_rows_fits_every_example_once_within_the_capacity() -> None:
