@@ -23,7 +23,8 @@ with OpenAI's error body, naming the request's fields (``"n": 4``, not the comma
 503 when a remote policy or PRM server does not answer. A client that disconnects before its
 answer drops its search (``search.serve.service``): its questions leave its batch at the
 next generate or score call (the transformers policy stops their samples within the call
-running), and a batch left by every client stops there.
+running), and a batch left by every client stops there. Stopping the server with a second
+Ctrl-C while a batch runs answers its waiting requests 503 (``QuietForcedExit``).
 """
 
 from __future__ import annotations
@@ -148,6 +149,49 @@ def _error(status: int, message: str, kind: str) -> JSONResponse:
     )
 
 
+SHUTTING_DOWN = (
+    "the server was stopped before it answered; fix: send the request again to a running server"
+)
+
+
+class QuietForcedExit:
+    """ASGI middleware for uvicorn's forced exit (a second Ctrl-C while a batch runs), when
+    uvicorn cancels every task still running: a request cancelled before it answered gets a
+    503 with OpenAI's error body instead of a 500 and a traceback per request in the log, and
+    the lifespan's cancellation ends shutdown without one (the batch's thread is left to die
+    with the process). A cancellation reaches the app's top only at shutdown: a client that
+    leaves is noticed by polling, never by cancelling its handler."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        started = False
+
+        async def tracked(message: dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            if message["type"] == "lifespan.shutdown.failed" and "CancelledError" in str(
+                message.get("message", "")
+            ):
+                message = {"type": "lifespan.shutdown.complete"}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except asyncio.CancelledError:
+            if scope["type"] != "http":
+                return
+            log.info("%s %s: stopped by the server's forced exit", scope.get("method"),
+                     scope.get("path"))  # fmt: skip
+            if not started:
+                try:
+                    await _error(503, SHUTTING_DOWN, "server_shutting_down")(scope, receive, send)
+                except Exception:  # the connection is already closed: nobody to tell
+                    return
+
+
 def _usage(results: list[SearchResult]) -> dict[str, Any]:
     prompt = sum(r.usage.prompt_tokens for r in results)
     generated = sum(r.usage.generated_tokens for r in results)
@@ -182,6 +226,7 @@ def build_app(
         await batcher.stop()
 
     app = FastAPI(title="prm-search", lifespan=lifespan)
+    app.add_middleware(QuietForcedExit)
     app.state.batcher = batcher
     created = int(time.time())
 

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,27 +63,39 @@ def test_bad_serve_settings_fail_at_the_command_line() -> None:
     assert OmegaConf.to_object(raw).disconnect_poll_ms == 50  # type: ignore[union-attr]
 
 
-def test_python_m_search_serve_answers_the_openai_client(tmp_path: Path) -> None:
+def start_server(tmp_path: Path, *overrides: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m search.serve`` with fake models and ``overrides`` in its own session
+    (``os.killpg`` reaches it), once ``/health`` answers; its output in ``serve.log``."""
     port = free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "tests")]),
+    }
     command = [sys.executable, "-m", "search.serve", "policy=fake", "scorer=fake",
-               f"port={port}", "strategy.n=4", f"hydra.run.dir={tmp_path}"]  # fmt: skip
-    log = (tmp_path / "serve.log").open("w")
-    process = subprocess.Popen(
-        command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
+               f"port={port}", "strategy.n=4", f"hydra.run.dir={tmp_path}", *overrides]  # fmt: skip
+    with (tmp_path / "serve.log").open("w") as log:
+        process = subprocess.Popen(
+            command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        if process.poll() is not None or time.monotonic() > deadline:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+            raise AssertionError((tmp_path / "serve.log").read_text()[-2000:])
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.5)
+
+
+def test_python_m_search_serve_answers_the_openai_client(tmp_path: Path) -> None:
+    process, url = start_server(tmp_path)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "the server did not start"
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
         client = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0)
         problem = make_split("test", size=1)[0]
         reply = client.chat.completions.create(
@@ -94,7 +107,36 @@ def test_python_m_search_serve_answers_the_openai_client(tmp_path: Path) -> None
     finally:
         os.killpg(process.pid, signal.SIGINT)
         process.wait(timeout=30)
-        log.close()
+
+
+def test_a_second_ctrl_c_during_a_batch_answers_503_without_tracebacks(tmp_path: Path) -> None:
+    """The first Ctrl-C lets running requests finish; a second makes uvicorn cancel them. A
+    cancelled request is told the server stopped (503), and the log holds no traceback."""
+    process, url = start_server(
+        tmp_path, "policy._target_=slow_fake.SlowFakeGenerator", "+policy.delay_s=2.0"
+    )
+    replies: list[httpx.Response] = []
+    body = {"model": "prm-search", "prompt": make_split("test", size=1)[0].question}
+    sender = threading.Thread(
+        target=lambda: replies.append(httpx.post(url + "/v1/completions", json=body, timeout=60))
+    )
+    try:
+        sender.start()
+        time.sleep(1.0)  # the batch is in the slow policy's first generate call
+        os.killpg(process.pid, signal.SIGINT)
+        time.sleep(0.5)
+        os.killpg(process.pid, signal.SIGINT)
+        sender.join(timeout=60)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    log = (tmp_path / "serve.log").read_text()
+    assert "Traceback" not in log and "CancelledError" not in log, log[-3000:]
+    (reply,) = replies
+    assert reply.status_code == 503, reply.text
+    assert reply.json()["error"]["type"] == "server_shutting_down"
+    assert "stopped by the server's forced exit" in log
 
 
 def test_bad_component_settings_are_one_line_before_any_model_loads(tmp_path: Path) -> None:
