@@ -968,6 +968,57 @@ def merge(paths: Sequence[Path], results_dir: Path, replace: bool = False) -> st
     return write(results_dir, list(rows.values()), meta, arguments)
 
 
+def merge_seeds(
+    runs: Sequence[dict[str, Any]],
+    lists: Sequence[str],
+    means: Sequence[str],
+    names: Sequence[str] = ("row",),
+) -> dict[str, Any]:
+    """One row from the runs of one configuration at several seeds (a benchmark's own row
+    shape): ``names`` from the first run, ``seeds``, each of ``lists`` (per-problem values)
+    concatenated over the runs, so that standard errors count every (problem, seed) pair, and
+    each of ``means`` averaged."""
+    merged: dict[str, Any] = {name: runs[0][name] for name in names}
+    merged["seeds"] = [run["seed"] for run in runs]
+    for key in lists:
+        merged[key] = [value for run in runs for value in run[key]]
+    for key in means:
+        merged[key] = statistics.mean(run[key] for run in runs)
+    return merged
+
+
+def write_report(results_dir: str | Path, name: str, report: dict[str, Any], text: str) -> None:
+    """A benchmark's ``<name>.json`` (``report``) and ``<name>.md`` (``text``, the table README
+    shows) in ``results_dir``; prints the table."""
+    out = Path(results_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(report, indent=2))
+    (out / f"{name}.md").write_text(text + "\n")
+    print(text)
+
+
+def add_split_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of a benchmark that searches one split with the shipped models (e.g.
+    ``dvts_picks.py``, ``prm_headroom.py``): ``--split``, ``--problems``, ``--seeds``,
+    ``--prm``, ``--policy``, ``--results-dir`` and ``--name``; ``check_split_arguments``
+    refuses sizes that leave nothing to measure."""
+    parser.add_argument("--split", default="validation")
+    parser.add_argument("--problems", type=int, default=200)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--prm", default=SHIPPED_PRM)
+    parser.add_argument("--policy", default=SHIPPED_POLICY)
+    parser.add_argument("--results-dir", default=str(RESULTS))
+    parser.add_argument("--name", default=None, help="result file stem")
+
+
+def check_split_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.problems < 1 or not args.seeds:
+        parser.error(
+            f"expected --problems >= 1 and at least one seed, got --problems {args.problems} "
+            f"and --seeds {args.seeds}"
+        )
+
+
 def main() -> None:
     """argparse, not Hydra: a benchmark script with a few flags whose output is its table in
     benchmarks/results/, not a run directory; it composes no config groups."""

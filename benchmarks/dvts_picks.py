@@ -26,21 +26,20 @@ Writes benchmarks/results/<name>.{json,md} (default name ``dvts_picks_<split>``)
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from accuracy_vs_compute import (
-    RESULTS,
-    SHIPPED_POLICY,
-    SHIPPED_PRM,
+    add_split_arguments,
     build_policy,
     build_scorer,
+    check_split_arguments,
+    merge_seeds,
     paired_difference,
     run_graded,
     standard_error,
+    write_report,
 )
 
 from search.aggregation import Aggregation
@@ -151,23 +150,6 @@ def run_row(
     }
 
 
-def merge_seeds(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """One row per name: correctness over every (problem, seed) pair, means of the rest."""
-    first = runs[0]
-    merged: dict[str, Any] = {"row": first["row"], "seeds": [run["seed"] for run in runs]}
-    for key in ("correct", "passed"):
-        merged[key] = [value for run in runs for value in run[key]]
-    for key in (
-        "policy_tokens",
-        "distinct_candidates",
-        "distinct_first_steps",
-        "distinct_answers",
-        "wall_s",
-    ):
-        merged[key] = statistics.mean(run[key] for run in runs)
-    return merged
-
-
 def markdown(rows: Sequence[dict[str, Any]], split: str, problems: int) -> str:
     own = next(row for row in rows if row["row"] == "dvts/own")
     seeds = len(own["seeds"])
@@ -201,14 +183,9 @@ def markdown(rows: Sequence[dict[str, Any]], split: str, problems: int) -> str:
 def main() -> None:
     """argparse, not Hydra: a benchmark script with a few flags whose output is its table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--split", default="validation")
-    parser.add_argument("--problems", type=int, default=200)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--prm", default=SHIPPED_PRM)
-    parser.add_argument("--policy", default=SHIPPED_POLICY)
-    parser.add_argument("--results-dir", default=str(RESULTS))
-    parser.add_argument("--name", default=None, help="result file stem")
+    add_split_arguments(parser)
     args = parser.parse_args()
+    check_split_arguments(parser, args)
     problems = make_split(args.split, size=args.problems)
     scorer = build_scorer(args.prm)
     runs: dict[str, list[dict[str, Any]]] = {}
@@ -224,14 +201,12 @@ def main() -> None:
             row = run_row(name, strategy, problems, generator, scorer, seed)
             print(f"seed {seed} {name}: accuracy {statistics.mean(row['correct']):.3f}")
             runs.setdefault(name, []).append(row)
-    rows = [merge_seeds(mine) for mine in runs.values()]
+    spread_keys = ("distinct_candidates", "distinct_first_steps", "distinct_answers")
+    means = ("policy_tokens", *spread_keys, "wall_s")
+    rows = [merge_seeds(mine, ("correct", "passed"), means) for mine in runs.values()]
     text = markdown(rows, args.split, args.problems)
-    out = Path(args.results_dir)
-    out.mkdir(parents=True, exist_ok=True)
     name = args.name or f"dvts_picks_{args.split}"
-    (out / f"{name}.json").write_text(json.dumps({"split": args.split, "rows": rows}, indent=2))
-    (out / f"{name}.md").write_text(text + "\n")
-    print(text)
+    write_report(args.results_dir, name, {"split": args.split, "rows": rows}, text)
 
 
 if __name__ == "__main__":

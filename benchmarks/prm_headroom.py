@@ -30,24 +30,23 @@ Validation only by default: it chooses nothing, and says what a PRM recipe must 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from accuracy_vs_compute import (
-    RESULTS,
-    SHIPPED_POLICY,
-    SHIPPED_PRM,
+    add_split_arguments,
     best_of_n_right,
     build_policy,
     build_scorer,
+    check_split_arguments,
+    merge_seeds,
     paired_difference,
     run_graded,
     standard_error,
+    write_report,
 )
 
 from search.aggregation import Aggregation
@@ -200,19 +199,6 @@ def summary_columns(results: Sequence[SearchResult], policy_tokens: float) -> di
     }
 
 
-def merge_seeds(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """One row over every (problem, seed) pair."""
-    merged: dict[str, Any] = {
-        "row": runs[0]["row"],
-        "scorer": runs[0]["scorer"],
-        "seeds": [run["seed"] for run in runs],
-    }
-    for key in ("correct", "passed", "process_passed"):
-        merged[key] = [value for run in runs for value in run[key]]
-    merged["policy_tokens"] = statistics.mean(run["policy_tokens"] for run in runs)
-    return merged
-
-
 def add_counts(counts: Sequence[dict[str, Counter[str]]]) -> dict[str, dict[str, int]]:
     total: dict[str, Counter[str]] = {name: Counter() for name in BUCKETS}
     for one in counts:
@@ -293,11 +279,7 @@ def markdown(
 def main() -> None:
     """argparse, not Hydra: a benchmark script with a few flags whose output is its table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--split", default="validation")
-    parser.add_argument("--problems", type=int, default=200)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--prm", default=SHIPPED_PRM)
-    parser.add_argument("--policy", default=SHIPPED_POLICY)
+    add_split_arguments(parser)
     parser.add_argument(
         "--checker-wrong",
         type=float,
@@ -305,14 +287,8 @@ def main() -> None:
         help="the checker's score for a wrong step (above 0, so that best-of-N's weighted "
         "vote falls back to the majority when no candidate is right throughout)",
     )
-    parser.add_argument("--results-dir", default=str(RESULTS))
-    parser.add_argument("--name", default=None, help="result file stem")
     args = parser.parse_args()
-    if args.problems < 1 or not args.seeds:
-        parser.error(
-            f"expected --problems >= 1 and at least one seed, got --problems {args.problems} "
-            f"and --seeds {args.seeds}"
-        )
+    check_split_arguments(parser, args)
     if not 0.0 <= args.checker_wrong < 1.0:
         parser.error(f"expected 0 <= --checker-wrong < 1, got {args.checker_wrong}")
     problems = make_split(args.split, size=args.problems)
@@ -340,16 +316,17 @@ def main() -> None:
                     flush=True,
                 )
     order = [*(f"best_of_{n}/{rule.value}" for n, rule in BEST_OF_N), "dvts@16"]
-    rows = [merge_seeds(runs[(name, scorer)]) for name in order for scorer in SCORERS]
+    lists, names = ("correct", "passed", "process_passed"), ("row", "scorer")
+    rows = [
+        merge_seeds(runs[(name, scorer)], lists, ("policy_tokens",), names)
+        for name in order
+        for scorer in SCORERS
+    ]
     totals = add_counts(picks)
     text = markdown(rows, totals, args.split, args.problems, args.checker_wrong)
-    out = Path(args.results_dir)
-    out.mkdir(parents=True, exist_ok=True)
     name = args.name or f"prm_headroom_{args.split}"
     report = {"split": args.split, "args": vars(args), "rows": rows, "step_picks": totals}
-    (out / f"{name}.json").write_text(json.dumps(report, indent=2))
-    (out / f"{name}.md").write_text(text + "\n")
-    print(text)
+    write_report(args.results_dir, name, report, text)
 
 
 if __name__ == "__main__":
