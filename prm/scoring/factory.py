@@ -22,7 +22,7 @@ from typing import Any
 
 from prm.scoring.base import StepTagScorer
 from prm.scoring.encoding import OverflowPolicy, PrefixEncoder, resolve_max_length
-from prm.scoring.format import PRMFamily, PRMFormat, resolve_token_ids
+from prm.scoring.format import PRMFamily, PRMFormat, TokenIds, resolve_token_ids
 from search.components import (
     backend_options,
     checks_settings_with,
@@ -31,7 +31,7 @@ from search.components import (
 )
 from search.inputs import InputError
 from search.prompting import DEFAULT_SYSTEM_PROMPT, PLAIN_TEMPLATE
-from search.resolve import check_dtype, local_json
+from search.resolve import check_dtype, local_json, local_model_dir
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +72,19 @@ _SERVER_KEYS = (
 )
 
 
-def resolve_trust(model: str, trust: bool | None, remote_code_for: str | None) -> bool:
-    """Whether to run ``model``'s remote code (see ``build_scorer``)."""
+def trusts_remote_code(model: str, trust: bool | None, remote_code_for: str | None) -> bool:
+    """Whether ``model``'s remote code runs: ``trust`` when set, else only for the model the
+    config names (``remote_code_for``)."""
     if trust is not None:
         return trust
-    if remote_code_for is not None and model == remote_code_for:
-        return True
+    return remote_code_for is not None and model == remote_code_for
+
+
+def resolve_trust(model: str, trust: bool | None, remote_code_for: str | None) -> bool:
+    """Whether to run ``model``'s remote code (see ``build_scorer``), saying so when a config
+    that trusts another model's code declines this one's."""
+    if trust is not None or trusts_remote_code(model, trust, remote_code_for):
+        return trusts_remote_code(model, trust, remote_code_for)
     config = local_json(model, "config.json")
     if remote_code_for is not None and (config is None or "auto_map" in config):
         # a local checkpoint without auto_map is a transformers class: no remote code to run
@@ -156,7 +163,8 @@ def scorer_plan(
     )
     check_trained_layout(model, fmt)
     check_architecture(model, fmt)
-    check_format_tokens(tokenizer or model, fmt)
+    token_ids = check_format_tokens(tokenizer or model, fmt)
+    check_head_and_vocabulary(model, fmt, token_ids)
     options = {
         Backend.hf: backend_options("scorer", "hf", hf, _HF_KEYS),
         Backend.vllm: backend_options("scorer", "vllm", vllm, _VLLM_KEYS),
@@ -177,6 +185,9 @@ def scorer_plan(
             f"expected scorer.hf.auto_class in {list(AUTO_CLASSES)} or null (the family's "
             f"own), got {auto_class!r}; fix: scorer.hf.auto_class=null"
         )
+    if chosen is Backend.hf and auto_class == "AutoModel":
+        trusted = trusts_remote_code(model, trust_remote_code, remote_code_for)
+        check_auto_model(model, trusted)
     check_dtype(dtype, "scorer.dtype")
     overflow = enum_setting(
         OverflowPolicy, on_overflow, "scorer.on_overflow", "scorer.on_overflow=error"
@@ -359,15 +370,70 @@ def _read_pretrained(
         return None
 
 
-def check_format_tokens(tokenizer: str, fmt: PRMFormat) -> None:
+def check_format_tokens(tokenizer: str, fmt: PRMFormat) -> TokenIds | None:
     """Before any model loads: the format's step tag (and label tokens, bos, chat template)
     against a local tokenizer (``prm.scoring.format.resolve_token_ids``, the check the
-    scorer runs when it loads), read from a local folder or the local hub cache. A hub name
-    not downloaded yet, or a tokenizer transformers cannot read here, is left to the load,
-    which reports it."""
+    scorer runs when it loads), read from a local folder or the local hub cache; returns
+    their ids. A hub name not downloaded yet, or a tokenizer transformers cannot read here,
+    is left to the load, which reports it (``None``)."""
     loaded = _local_pretrained("Tokenizer", tokenizer)
-    if loaded is not None:
-        resolve_token_ids(loaded, fmt)  # ValueError naming scorer.<key> and the fix
+    if loaded is None:
+        return None
+    return resolve_token_ids(loaded, fmt)  # ValueError naming scorer.<key> and the fix
+
+
+def check_head_and_vocabulary(model: str, fmt: PRMFormat, ids: TokenIds | None) -> None:
+    """Before any model loads, from a local checkpoint's ``config.json``: a transformers
+    token classifier read as a token-classification PRM has 2 labels (``id2label``), and the
+    format's token ids fall inside the model's ``vocab_size`` (a tokenizer given tokens the
+    model was not resized for). The transformers backend checks both again on the loaded
+    model; a PRM's own remote-code class is left to it."""
+    config = local_json(model, "config.json")
+    if config is None:
+        return
+    names = [str(name) for name in config.get("architectures") or []]
+    classifier = bool(names) and all(name.endswith("ForTokenClassification") for name in names)
+    labels = config.get("id2label")
+    reads_labels = fmt.family is PRMFamily.token_classification and classifier
+    if reads_labels and isinstance(labels, dict) and len(labels) != 2:
+        raise InputError(
+            f"expected a token-classification PRM with 2 labels (wrong, right), got {model} "
+            f"whose config.json has {len(labels)} ({sorted(labels.values())}); fix: a PRM "
+            "checkpoint trained with num_labels=2 (python -m prm.train makes one)"
+        )
+    vocabulary = config.get("vocab_size")
+    if ids is None or not isinstance(vocabulary, int):
+        return
+    used = [value for value in (ids.step_tag, ids.good, ids.bad, ids.bos) if value is not None]
+    if used and max(used) >= vocabulary:
+        raise InputError(
+            f"expected the tag/label token ids {used} below {model}'s vocab_size {vocabulary} "
+            "(config.json), got one past it; fix: load the tokenizer that belongs to this "
+            "model (scorer.tokenizer), or resize the model's embeddings after adding tokens "
+            "(model.resize_token_embeddings(len(tokenizer)), then save it)"
+        )
+
+
+def check_auto_model(model: str, trusted: bool) -> None:
+    """``scorer.hf.auto_class=AutoModel`` (a PRM whose class ships as code in its checkpoint,
+    as Qwen2.5-Math-PRM's does) without that code running loads transformers' bare model of
+    the checkpoint's ``model_type``, which has no reward head: refuse it for a local
+    checkpoint before anything loads, naming both ways out."""
+    config = local_json(model, "config.json")
+    folder = local_model_dir(model)
+    if trusted or config is None or folder is None:
+        return
+    if not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
+        return  # no weights to load: check_checkpoint says what the folder lacks
+    names = [str(name) for name in config.get("architectures") or []]
+    shipped = " and ships its class as code (auto_map)" if "auto_map" in config else ""
+    raise InputError(
+        f"expected scorer.trust_remote_code=true to load {model} with scorer.hf.auto_class="
+        f"AutoModel (its config.json names {names}{shipped}), got no remote code: AutoModel "
+        f"would load the bare {config.get('model_type') or 'base'} model without its reward head; "
+        "fix: scorer.trust_remote_code=true if you trust its code, or scorer.hf.auto_class="
+        "null for a transformers token-classification checkpoint"
+    )
 
 
 def local_context(model: str) -> int | None:

@@ -173,8 +173,9 @@ class HFScorer(StepTagScorer):
         if self.format.family is PRMFamily.token_classification and width != 2:
             raise ValueError(
                 f"expected a token-classification PRM with 2 labels (output last dim 2), got "
-                f"{width}; fix: use family=label_token for a causal LM, or a PRM checkpoint "
-                "with num_labels=2"
+                f"{width}; fix: a PRM checkpoint with num_labels=2; a causal LM scored at label "
+                "tokens is family=label_token, and a PRM whose class ships as code needs "
+                "scorer.trust_remote_code=true (else AutoModel loads its bare base model)"
             )
         if self.format.family is PRMFamily.label_token and max(self._columns) >= width:
             raise ValueError(

@@ -391,3 +391,67 @@ def test_pre_load_memo_reads_a_replaced_file_again_and_skips_what_it_cannot_list
     size = factory._read_pretrained.cache_info().currsize
     assert factory._local_pretrained("Config", str(folder)) is not None
     assert factory._read_pretrained.cache_info().currsize == size
+
+
+def test_a_classifier_without_two_labels_is_refused_before_loading(tmp_path: Path) -> None:
+    """config.json says how many labels a transformers token classifier has: read it before
+    the policy and the PRM load, not after."""
+    from prm.scoring.factory import scorer_plan
+    from search.inputs import InputError
+
+    model, tokenizer = embedded_prm()
+    path = save(model, tokenizer, tmp_path / "three-labels")
+    config = json.loads((path / "config.json").read_text())
+    scorer_plan(str(path), "hf")  # 2 labels: fine
+    config["id2label"] = {"0": "wrong", "1": "right", "2": "unsure"}
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(InputError, match=r"2 labels \(wrong, right\), got .*has 3 .*num_labels=2"):
+        scorer_plan(str(path), "hf")
+
+
+def test_tag_tokens_past_the_models_vocabulary_are_refused_before_loading(tmp_path: Path) -> None:
+    """A tokenizer given a tag token the model was not resized for: the ids are past
+    config.json's vocab_size, refused before any load with the resize as the fix."""
+    from tiny_prms import qwen_style_tokenizer
+
+    from prm.scoring.factory import scorer_plan
+    from search.inputs import InputError
+
+    model, tokenizer = embedded_prm()
+    path = save(model, tokenizer, tmp_path / "unresized")
+    qwen_style_tokenizer().save_pretrained(str(path))  # <extra_0> added, embeddings not resized
+    with pytest.raises(InputError, match=r"below .*vocab_size \d+ .*resize_token_embeddings"):
+        scorer_plan(str(path), "hf", step_tag="<extra_0>")
+    scorer_plan(str(path), "hf", step_tag="<step>")  # a token the model has: fine
+
+
+def test_auto_model_without_remote_code_is_refused_before_loading(tmp_path: Path) -> None:
+    """A local copy of a PRM whose class ships as code (Qwen2.5-Math-PRM's config: AutoModel),
+    not trusted: transformers would load the bare base model, its reward head dropped. Refused
+    before anything loads, naming both fixes; trusted, it passes."""
+    from tiny_prms import qwen_style_tokenizer
+
+    from prm.scoring.factory import scorer_plan
+    from search.inputs import InputError
+
+    qwen = "Qwen/Qwen2.5-Math-PRM-7B"
+    copy = tmp_path / "qwen-prm"
+    copy.mkdir()
+    remote_class = "modeling_qwen2_rm.Qwen2ForProcessRewardModel"
+    config = {"architectures": ["Qwen2ForProcessRewardModel"], "model_type": "qwen2",
+              "auto_map": {"AutoModel": remote_class}}  # fmt: skip
+    (copy / "config.json").write_text(json.dumps(config))
+    qwen_style_tokenizer().save_pretrained(str(copy))
+    (copy / "model.safetensors").write_bytes(b"")  # weights to load (never read here)
+    settings: dict[str, Any] = dict(
+        step_tag="<extra_0>", hf={"auto_class": "AutoModel"}, remote_code_for=qwen
+    )
+    with pytest.raises(
+        InputError,
+        match=r"trust_remote_code=true .*ships its class as code .*bare qwen2 model .*fix: "
+        r"scorer\.trust_remote_code=true .*scorer\.hf\.auto_class=null",
+    ):
+        scorer_plan(str(copy), "hf", trust_remote_code=None, **settings)
+    scorer_plan(str(copy), "hf", trust_remote_code=True, **settings)
+    scorer_plan(qwen, "hf", trust_remote_code=None, **settings)  # the hub model: trusted
+    scorer_plan(str(copy), "vllm", trust_remote_code=None, **settings)  # not the hf backend
