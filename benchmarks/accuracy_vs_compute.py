@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from search.aggregation import Aggregation, aggregate
-from search.envs.arith.world import make_split
+from search.envs.arith.world import Split, make_split
 from search.generators import build_generator
 from search.grading import answers_match
 from search.guards import call_scorer
@@ -72,6 +72,8 @@ from search.strategies.config import StrategyConfig, StrategyName
 from search.types import Candidate, Prefix, Problem, ScoreOutput, SearchResult
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# splits a search benchmark may read (train is what the models learned from)
+HELD_OUT_SPLITS = [split.value for split in Split if split is not Split.train]
 SHIPPED_PRM = "checkpoints/arith-prm"
 SHIPPED_POLICY = "checkpoints/arith-policy"
 GRADE_TIMEOUT_S = 5.0
@@ -1002,7 +1004,7 @@ def add_split_arguments(parser: argparse.ArgumentParser) -> None:
     ``dvts_picks.py``, ``prm_headroom.py``): ``--split``, ``--problems``, ``--seeds``,
     ``--prm``, ``--policy``, ``--results-dir`` and ``--name``; ``check_split_arguments``
     refuses sizes that leave nothing to measure."""
-    parser.add_argument("--split", default="validation")
+    parser.add_argument("--split", default="validation", choices=HELD_OUT_SPLITS)
     parser.add_argument("--problems", type=int, default=200)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--prm", default=SHIPPED_PRM)
@@ -1012,11 +1014,33 @@ def add_split_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_split_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if args.problems < 1 or not args.seeds:
-        parser.error(
-            f"expected --problems >= 1 and at least one seed, got --problems {args.problems} "
-            f"and --seeds {args.seeds}"
-        )
+    """``--problems`` and ``--seeds`` of a search benchmark, before any model loads."""
+    check_sizes(parser, args.problems, args.seeds)
+
+
+def check_sizes(parser: argparse.ArgumentParser, problems: int, seeds: Sequence[int]) -> None:
+    """At least one problem, and distinct seeds: a seed listed twice would count the same
+    (problem, seed) pairs twice and shrink every standard error."""
+    if problems < 1:
+        parser.error(f"expected --problems >= 1, got {problems}")
+    if len(set(seeds)) != len(seeds):
+        parser.error(f"expected distinct --seeds, got {seeds}; fix: list each seed once")
+
+
+def check_sweep_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A sweep's sizes, before any model loads (they would fail later, after the loads, in
+    the words of the engine's settings rather than of these flags)."""
+    check_sizes(parser, args.problems, args.seeds)
+    for flag, values in (("--max-n", [args.max_n]), ("--search-ns", args.search_ns),
+                         ("--beam-width", [args.beam_width]), ("--summary-n", [args.summary_n]),
+                         ("--lookahead-ns", args.lookahead_ns or [1])):  # fmt: skip
+        if min(values) < 1:
+            parser.error(f"expected {flag} >= 1, got {values if len(values) > 1 else values[0]}")
+    if args.lookahead < 0:
+        parser.error(f"expected --lookahead >= 0, got {args.lookahead}")
+    for split in args.splits:
+        if split not in HELD_OUT_SPLITS:
+            parser.error(f"expected --splits among {HELD_OUT_SPLITS}, got {split!r}")
 
 
 def main() -> None:
@@ -1091,6 +1115,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    modes = [flag for flag in ("paired", "compare", "merge") if getattr(args, flag)]
+    if len(modes) > 1:
+        parser.error(f"expected one of --paired, --compare and --merge, got {modes}")
+    if not modes:
+        check_sweep_arguments(parser, args)
     if args.new_prm and not args.paired:
         parser.error("--new-prm checks the NEW file of --paired; fix: add --paired OLD NEW")
     if args.paired:

@@ -289,8 +289,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     check_split_arguments(parser, args)
-    if not 0.0 <= args.checker_wrong < 1.0:
-        parser.error(f"expected 0 <= --checker-wrong < 1, got {args.checker_wrong}")
+    if not 0.0 < args.checker_wrong < 1.0:
+        parser.error(f"expected 0 < --checker-wrong < 1, got {args.checker_wrong}")
     problems = make_split(args.split, size=args.problems)
     scorers: dict[str, Scorer] = {
         "shipped PRM": build_scorer(args.prm),

@@ -8,12 +8,12 @@ never filled in by hand. A result's picture (the same name, ``.png``) follows it
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
+from pathlib import Path
 
-from search.resolve import REPO_ROOT
-
-ROOT = REPO_ROOT
+ROOT = Path(__file__).resolve().parents[1]  # this checkout's, whichever one `search` imports from
 RESULTS = ROOT / "benchmarks" / "results"
 BEGIN, END = "<!-- RESULTS:BEGIN -->", "<!-- RESULTS:END -->"
 
@@ -218,7 +218,10 @@ SECTIONS: list[tuple[str, str, str]] = [
     ),
     (
         "Accuracy versus compute: test split",
-        "python benchmarks/accuracy_vs_compute.py --splits test longest",
+        "python benchmarks/accuracy_vs_compute.py --splits test --lookahead 1 --lookahead-ns 16 "
+        "--seeds S (one run per seed and group of --strategies; particle_filtering and "
+        "adaptive_best_of_n with --problems 100), then --merge of those runs (the JSON's "
+        "args.merged lists them)",
         "accuracy_vs_compute_test.md",
     ),
     (
@@ -256,7 +259,9 @@ SECTIONS: list[tuple[str, str, str]] = [
     ),
     (
         "Accuracy versus compute: longest split (4-operation chains only)",
-        "python benchmarks/accuracy_vs_compute.py --splits test longest",
+        "python benchmarks/accuracy_vs_compute.py --splits longest --problems 100 --strategies "
+        "dvts beam --seeds S (one run per seed), then --merge of those runs (the JSON's "
+        "args.merged lists them)",
         "accuracy_vs_compute_longest.md",
     ),
     (
@@ -390,13 +395,35 @@ def render() -> str:
     return "\n\n".join(blocks)
 
 
-def main() -> None:
-    readme = ROOT / "README.md"
+def rendered_readme(readme: Path) -> tuple[str, str]:
+    """README's text as it is, and with its results block rendered from the result files."""
     text = readme.read_text()
     pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
     if not pattern.search(text):
         raise SystemExit(f"README.md has no {BEGIN} ... {END} block; add one where results go")
-    readme.write_text(pattern.sub(lambda _: f"{BEGIN}\n{render()}\n{END}", text))
+    return text, pattern.sub(lambda _: f"{BEGIN}\n{render()}\n{END}", text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 when README's results block differs from the result files",
+    )
+    args = parser.parse_args()
+    readme = ROOT / "README.md"
+    text, rendered = rendered_readme(readme)
+    if args.check:
+        if text != rendered:
+            raise SystemExit(
+                f"expected {readme}'s results block to match benchmarks/results, got a "
+                "difference (a table edited by hand, or a result file newer than README); fix: "
+                "python benchmarks/render_readme.py"
+            )
+        print(f"{readme}: results block matches benchmarks/results")
+        return
+    readme.write_text(rendered)
     print(f"updated {readme}")
 
 

@@ -67,6 +67,26 @@ def four_rows(paired: list[dict[str, Any]]) -> tuple[float, float, tuple[int, in
     return sum(old) / len(old), sum(new) / len(new), sizes.pop()
 
 
+def parse_candidates(
+    parser: argparse.ArgumentParser, specs: list[str], shipped: str
+) -> list[tuple[str, str]]:
+    """``NAME=DIR`` pairs: each named once, none named as the shipped PRM."""
+    pairs = []
+    for spec in specs:
+        name, sign, directory = spec.partition("=")
+        if not sign or not name or not directory:
+            example = '"shipped+1 round=benchmarks/results/rounds/round2"'
+            parser.error(f"expected --candidate NAME=DIR, got {spec!r}; fix: e.g. {example}")
+        pairs.append((name, directory))
+    names = [name for name, _ in pairs]
+    if shipped in names or len(set(names)) != len(names):
+        parser.error(
+            f"expected candidate names distinct from each other and from --shipped "
+            f"{shipped!r}, got {names}; fix: name each PRM once"
+        )
+    return pairs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--processbench", type=Path, required=True)
@@ -76,14 +96,19 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/rounds/choice.md"))
     args = parser.parse_args()
+    candidates = parse_candidates(parser, args.candidate, args.shipped)
+    if not args.processbench.is_file():
+        parser.error(
+            f"expected --processbench to name a file, got {args.processbench}; fix: the "
+            "prm_rounds_validation.json that benchmarks/more_rounds.sh writes"
+        )
     processbench = json.loads(args.processbench.read_text())
     shipped_f1 = step_f1(processbench, args.shipped)
     shipped_mean: float | None = None
     size: tuple[int, int] | None = None
     best: tuple[float, str] | None = None
     rows = []
-    for spec in args.candidate:
-        name, _, directory = spec.partition("=")
+    for name, directory in candidates:
         paired_file = Path(directory) / "accuracy_vs_compute_validation_paired.json"
         if not paired_file.is_file():
             raise SystemExit(f"expected {paired_file}, got none; fix: run more_rounds.sh")

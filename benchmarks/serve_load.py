@@ -31,7 +31,7 @@ from search.envs.arith.world import make_split
 from search.serve.app import build_app
 from search.serve.background import serve_in_background
 from search.serve.service import SearchService
-from search.strategies.config import StrategyConfig
+from search.strategies.config import StrategyConfig, StrategyName
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -114,11 +114,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=64)
     parser.add_argument("--n", type=int, nargs="+", default=[4, 8])
-    parser.add_argument("--strategy", default="best_of_n")
+    parser.add_argument(
+        "--strategy", default="best_of_n", choices=[name.value for name in StrategyName]
+    )
     parser.add_argument("--max-batch-problems", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args()
+    for flag, values in (("--requests", [args.requests]), ("--n", args.n),
+                         ("--max-batch-problems", [args.max_batch_problems])):  # fmt: skip
+        if min(values) < 1:  # before the models load and the server starts
+            parser.error(f"expected {flag} >= 1, got {' '.join(map(str, values))}")
 
     questions = [p.question for p in make_split("test", size=args.requests)]
     service = load_service(args.n[0], args.strategy, args.seed)
@@ -154,8 +160,8 @@ def main() -> None:
     lines += [
         "",
         "On CPU cores the tiny policy's batched forward pass becomes compute-bound at a few "
-        "hundred sequences (64 requests of N=8 are 512), so the gain of batching falls as N "
-        "grows.",
+        f"hundred sequences ({args.requests} requests of N={max(args.n)} are "
+        f"{args.requests * max(args.n)}), so the gain of batching falls as N grows.",
     ]
     table = "\n".join(lines)
     (args.results_dir / "serve_load.md").write_text(table + "\n")

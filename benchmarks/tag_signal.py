@@ -111,6 +111,11 @@ def main() -> None:
     parser.add_argument("--verifier", default="checkpoints/arith-verifier-base")
     parser.add_argument("--prm", nargs="+", default=["checkpoints/arith-prm"])
     args = parser.parse_args()
+    if args.problems < 1:
+        parser.error(f"expected --problems >= 1, got {args.problems}")
+    missing = [path for path in [args.verifier, *args.prm] if not Path(path).is_dir()]
+    if missing:  # before the verifier pass
+        parser.error(f"expected checkpoint folders, got none at {missing}; fix: make prm")
     start = time.perf_counter()
     torch.manual_seed(0)
     items = pairs(args.problems)

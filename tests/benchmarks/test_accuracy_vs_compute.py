@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -535,3 +536,31 @@ def test_require_prm_refuses_a_table_of_other_weights(tmp_path: Path) -> None:
         avc.require_prm(table, str(prm))
     with pytest.raises(ValueError, match="expected a local PRM directory with weights at"):
         avc.require_prm(table, str(tmp_path / "absent"))
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--problems", "0"], r"expected --problems >= 1, got 0"),
+        (["--seeds", "0", "0"], r"expected distinct --seeds, got \[0, 0\]"),
+        (["--max-n", "0"], r"expected --max-n >= 1, got 0"),
+        (["--search-ns", "4", "0"], r"expected --search-ns >= 1, got \[4, 0\]"),
+        (["--splits", "train"], r"expected --splits among .*got 'train'"),
+        (["--merge", "a.json", "--compare", "a", "b"], r"one of --paired, --compare and --merge"),
+    ],
+)
+def test_bad_sweep_flags_are_refused_before_any_model_loads(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    flags: list[str],
+    message: str,
+) -> None:
+    def no_load(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a model was built before the flags were checked")
+
+    monkeypatch.setattr(avc, "build_scorer", no_load)
+    monkeypatch.setattr(avc, "build_policy", no_load)
+    monkeypatch.setattr(sys, "argv", ["accuracy_vs_compute.py", *flags])
+    with pytest.raises(SystemExit):
+        avc.main()
+    assert re.search(message, capsys.readouterr().err)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -163,3 +164,39 @@ def test_a_missing_row_or_rows_of_other_sizes_are_errors_that_name_the_fix() -> 
     rows[3]["seeds"] = 1  # DVTS run on one seed only
     with pytest.raises(SystemExit, match="same problems and seeds"):
         round_rule.four_rows(rows)
+
+
+@pytest.mark.parametrize(
+    ("candidates", "message"),
+    [
+        (["round2"], r"expected --candidate NAME=DIR, got 'round2'"),
+        (["shipped=d"], r"distinct from each other and from --shipped 'shipped'"),
+        (["a=d", "a=e"], r"got \['a', 'a'\]"),
+    ],
+)
+def test_candidates_are_name_dir_pairs_named_once(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    candidates: list[str],
+    message: str,
+) -> None:
+    bench = tmp_path / "pb.json"
+    bench.write_text(json.dumps(processbench({"shipped": 0.9})))
+    argv = ["round_rule.py", "--processbench", str(bench), "--shipped", "shipped"]
+    for spec in candidates:
+        argv += ["--candidate", spec]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit):
+        round_rule.main()
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_a_missing_step_f1_table_names_the_script_that_writes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["round_rule.py", "--processbench", str(tmp_path / "none.json"), "--shipped", "s"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--candidate", f"a={tmp_path}"])
+    with pytest.raises(SystemExit):
+        round_rule.main()
+    assert "more_rounds.sh" in capsys.readouterr().err
