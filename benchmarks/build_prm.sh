@@ -68,12 +68,18 @@ GROUP_BY_LENGTH=${GROUP_BY_LENGTH:-false}
 # batches"). PACK=false is the padded recipe, which built the shipped PRM's first eight rounds
 # (its last two were packed).
 PACK=${PACK:-true}
+# EXTRA_LAYERS=K: the PRM starts K identity-initialised decoder layers deeper than the verifier
+# base (prm.train extra_layers), a verifier deeper than its policy. The shipped PRM is 0 (the
+# default); README, "What a perfect verifier would buy", says why a deeper one is worth trying:
+# the shipped PRM misjudges the two-digit steps.
+EXTRA_LAYERS=${EXTRA_LAYERS:-0}
 read -r -a lrs <<< "$REFINE_LRS"
 REFINE=${#lrs[@]}
 export_of() { if [ "$1" -eq "$REFINE" ]; then echo "export_dir=$EXPORT"; else echo "export_dir=null"; fi; }
 stage train "$PY" -m prm.train train_data="$TRAIN_DATA" \
   output_dir="$RUN/model" "$(export_of 0)" policy_dir="$VERIFIER" epochs="$EPOCHS" batch_size=64 \
-  learning_rate=0.002 group_by_length="$GROUP_BY_LENGTH" pack="$PACK" progress=false
+  learning_rate=0.002 group_by_length="$GROUP_BY_LENGTH" pack="$PACK" progress=false \
+  extra_layers="$EXTRA_LAYERS"
 previous="$RUN/model"
 for round in $(seq 1 "$REFINE"); do
   stage "refine$round" "$PY" -m prm.train train_data="$TRAIN_DATA" \
