@@ -41,6 +41,40 @@ from search.jsonl import read_jsonl
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CHECKER = ArithChecker()
+MAKE_RUNS = (
+    "fix: make them with `make prm` (it writes runs/prm/samples/samples.jsonl and "
+    "runs/prm/labels/consensus/records.jsonl), or with `bash benchmarks/label_mc_modes.sh` for "
+    "the MC-modes table (runs/prm/labels/consensus_{trust,distrust,full}, on make prm's "
+    "samples), or pass --samples and --consensus of other prm.label runs"
+)
+
+
+def check_inputs(samples: Path, consensus: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
+    """(records, MC settings) of every consensus run, checked with the samples file before
+    any record is read; a missing file is named with the command that makes it."""
+    if not samples.is_file():
+        raise FileNotFoundError(
+            f"expected --samples {samples} to be a prm.sample file, got no such file; {MAKE_RUNS}"
+        )
+    settings = []
+    for path in consensus:
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"expected --consensus {path} to be the records of a prm.label consensus run, "
+                f"got no such file; {MAKE_RUNS}"
+            )
+        try:
+            mc = mc_run(path)  # its fingerprint, and its MC run's
+        except FileNotFoundError as error:
+            reason = str(error).partition("; fix:")[0]
+            raise FileNotFoundError(f"--consensus {path}: {reason}; {MAKE_RUNS}") from None
+        if mc is None:
+            raise ValueError(
+                f"expected consensus records of MC and a judge, got {path} without MC labels; "
+                "fix: pass --consensus runs/<run>/labels/consensus/records.jsonl"
+            )
+        settings.append((path, mc))
+    return settings
 
 
 def rollouts_per_solution(mc: dict[str, Any]) -> float | None:
@@ -98,15 +132,15 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="judge the first LIMIT samples only")
     parser.add_argument("--name", default="label_quality", help="results file name")
     args = parser.parse_args()
-    settings = []
-    for path in map(Path, args.consensus):  # before reading any records
-        mc = mc_run(path)
-        if mc is None:
-            raise ValueError(
-                f"expected consensus records of MC and a judge, got {path} without MC labels; "
-                "fix: pass --consensus runs/<run>/labels/consensus/records.jsonl"
-            )
-        settings.append((path, mc))
+    if args.limit is not None and args.limit < 1:
+        parser.error(
+            f"expected --limit >= 1 (or no --limit: every sample), got {args.limit}; "
+            "fix: e.g. --limit 8192"
+        )
+    try:
+        settings = check_inputs(Path(args.samples), [Path(p) for p in args.consensus])
+    except (FileNotFoundError, ValueError) as error:
+        parser.error(str(error))
     solutions = read_samples(Path(args.samples))[: args.limit]
     keys = {s.key for s in solutions}
     runs, soft, report = [], [], []

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +34,14 @@ from prm.label.quality import describe_mc, mc_run
 from prm.processbench import evaluate_subset, load_subset
 from prm.scoring import build_scorer
 from prm.stepwise import read_stepwise
-from prm.train import LossKind, TrainConfig, train_prm
+from prm.train import RUN_ONLY, LossKind, TrainConfig, run_settings, train_prm
 from search.aggregation import Aggregation, aggregate
 from search.envs.arith.world import make_split
 from search.generators import build_generator
 from search.grading import answers_match
 from search.guards import call_scorer
+from search.inputs import InputError
+from search.rundir import FINGERPRINT_FILE, differences, fingerprint
 from search.selection import Select, pick
 from search.types import Candidate, Prefix, Until
 
@@ -52,10 +55,10 @@ VARIANTS = [
 ]
 
 
-def train_variant(
+def train_config(
     labels: Path, loss: str, steps: int, batch_size: int, out: Path, init: str
-) -> Path:
-    config = TrainConfig(
+) -> TrainConfig:
+    return TrainConfig(
         train_data=str(labels),
         policy_dir=init,
         output_dir=str(out),
@@ -66,8 +69,29 @@ def train_variant(
         progress=False,
         resume=True,
     )
-    train_prm(config)
-    return out / "final"
+
+
+def check_workdir(config: TrainConfig, variant: str) -> None:
+    """Refuse, before any model loads, to resume a variant's run in ``--workdir`` that
+    started with other settings (e.g. another ``--steps``): ``train_prm`` would refuse it
+    only after the candidates are generated, naming its own settings, not this script's."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    out = Path(config.output_dir)
+    stored = out / FINGERPRINT_FILE
+    if not stored.is_file() or get_last_checkpoint(str(out)) is None:
+        return  # nothing to resume: train_prm starts afresh (or judges a pre-fingerprint run)
+    changed = differences(
+        fingerprint(json.loads(stored.read_text()), frozenset(RUN_ONLY)),
+        run_settings(asdict(config)),
+        defaults=run_settings({}),
+    )
+    if changed:
+        raise ValueError(
+            f"expected {out} (the run of {variant} under --workdir) to hold a run with this "
+            f"run's settings, got {len(changed)} different: {'; '.join(changed)}; fix: pass a "
+            "new --workdir, or rerun with the settings that run started with"
+        )
 
 
 def check_variant(labels: Path, variant: str) -> None:
@@ -169,17 +193,32 @@ def main() -> None:
     parser.add_argument(
         "--rerender",
         action="store_true",
-        help="rewrite lessons.md from lessons.json (no training or evaluation)",
+        help="rewrite <name>.md from <name>.json alone (no training, evaluation or runs needed)",
     )
     args = parser.parse_args()
-    if args.rerender:
-        rerender(args.name)
-        return
+    try:
+        if args.rerender:
+            rerender(args.name)
+            return
+        labels = Path(args.labels)
+        workdir = Path(args.workdir)
+        for variant in args.variants:  # every input checked before any model loads
+            check_variant(labels, variant)
+        bench = read_processbench(Path(args.processbench))
+        for variant in args.variants:
+            labeller, loss = variant.split(":")
+            config = train_config(
+                labels / labeller / "stepwise.jsonl",
+                loss,
+                args.steps,
+                args.batch_size,
+                workdir / f"{labeller}-{loss}",
+                args.init,
+            )
+            check_workdir(config, variant)
+    except (FileNotFoundError, ValueError) as error:
+        parser.error(str(error))
     start = time.perf_counter()
-    labels = Path(args.labels)
-    workdir = Path(args.workdir)
-    for variant in args.variants:  # before any model loads
-        check_variant(labels, variant)
 
     problems = make_split("test", size=args.problems)
     generator = build_generator(
@@ -191,16 +230,17 @@ def main() -> None:
         hf={"batch_size": 1024},
     )
     generations = generator.generate([Prefix(p) for p in problems], args.n, Until.end)
-    bench = load_subset(Path(args.processbench))
 
     rows = []
     for variant in args.variants:
         labeller, loss = variant.split(":")
         data = labels / labeller / "stepwise.jsonl"
         size = len(read_stepwise(data))
-        model = train_variant(
-            data, loss, args.steps, args.batch_size, workdir / f"{labeller}-{loss}", args.init
-        )
+        out = workdir / f"{labeller}-{loss}"
+        config = train_config(data, loss, args.steps, args.batch_size, out, args.init)
+        train_prm(config)
+        assert config.export_dir is not None  # train_config sets it
+        model = Path(config.export_dir)
         scorer = build_scorer(model=str(model), backend="hf")
         result, _ = evaluate_subset("arith", bench, scorer, batch_size=128)
         row: dict[str, Any] = {
@@ -266,16 +306,60 @@ def write(report: dict[str, Any]) -> None:
     print(text)
 
 
+def read_processbench(path: Path) -> list[Any]:
+    """The ``--processbench`` samples, read before any model loads (``load_subset`` checks
+    them); a missing file is named with the command that writes it."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"expected --processbench {path} to be a ProcessBench file, got no such file; fix: "
+            "make it with `python benchmarks/prm_processbench.py` (it writes "
+            "runs/processbench/arith-test-policy.json), or pass --processbench PATH"
+        )
+    try:
+        return load_subset(path)
+    except InputError as error:
+        raise InputError(f"--processbench: {error}") from None
+
+
 def rerender(name: str = "lessons") -> None:
-    """Rewrite the table of the last run from ``<name>.json``, its MC column read afresh from
-    the labels runs' fingerprints (nothing is trained or evaluated)."""
-    report = json.loads((RESULTS / f"{name}.json").read_text())
+    """Rewrite the table of the last run from ``<name>.json`` alone (nothing is trained or
+    evaluated): the MC column is read afresh from a labels run's fingerprint where that run
+    is on this machine, else kept as the JSON recorded it (a fresh clone has no runs)."""
+    path = RESULTS / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"expected {path} to re-render, got no such file; fix: run "
+            f"`python benchmarks/lessons.py --name {name}` (without --rerender) first"
+        )
+    report = json.loads(path.read_text())
     report["args"].setdefault("name", name)
     labels = Path(report["args"]["labels"])
+    kept = []
     for row in report["rows"]:
-        row["mc"] = mc_mode(labels / row["labels"])
+        run = labels / row["labels"]
+        try:
+            row["mc"] = mc_mode(run)
+        except FileNotFoundError:
+            if "mc" not in row:
+                raise FileNotFoundError(
+                    f"expected {run / 'fingerprint.json'} for the MC column of "
+                    f"{row['labels']!r} ({path} records none), got no such file; fix: make "
+                    "the labels with `make prm` (or pass the labels run's directory as "
+                    "--labels and rerun without --rerender)"
+                ) from None
+            kept.append(row["labels"])
+    if kept:
+        print(
+            f"MC column of {', '.join(dict.fromkeys(kept))} as {path.name} recorded it: their "
+            f"labels runs are not under {labels}",
+            file=sys.stderr,
+        )
     if "processbench_samples" not in report:
-        report["processbench_samples"] = len(load_subset(Path(report["args"]["processbench"])))
+        bench = Path(report["args"]["processbench"])
+        try:
+            report["processbench_samples"] = len(read_processbench(bench))
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f"{path} records no processbench_samples: {error}") from None
     write(report)
 
 

@@ -36,9 +36,11 @@ from prm.processbench import (
     mean_f1,
 )
 from prm.scoring import build_scorer
+from prm.scoring.factory import scorer_plan
 from search.envs.arith.export import ExportConfig, Source, export_processbench
 from search.envs.arith.world import Split
 from search.metrics import min_on_final_step_share
+from search.resolve import REPO_ROOT, local_model_dir, resolve_model_path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -85,6 +87,51 @@ def named_prms(entries: list[str]) -> list[tuple[str, str]]:
             "fix: name each PRM, e.g. --prm shipped=checkpoints/arith-prm new=runs/prm/export"
         )
     return named
+
+
+WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+
+def check_prm(name: str, path: str) -> None:
+    """Refuse, before any subset is exported, a ``--prm`` that is no PRM checkpoint: a local
+    folder must hold ``config.json`` and weights, and ``scorer_plan`` must accept it for this
+    script's scorer (a token-classification PRM on the hf backend); a name that is no local
+    folder must be a hub model this machine can load."""
+    entry = path if name == path else f"{name}={path}"
+    fix = (
+        "fix: pass a PRM checkpoint folder, e.g. checkpoints/arith-prm or a prm.train export "
+        "(`make prm` writes one)"
+    )
+    directory = local_model_dir(path)
+    if directory is None:
+        if Path(path).expanduser().exists():  # a file, not a folder
+            raise ValueError(f"expected --prm {entry} to be a checkpoint folder, got a file; {fix}")
+        try:
+            resolve_model_path(path, key="--prm")  # a hub name: cached, or the hub reachable
+        except (FileNotFoundError, ConnectionError):
+            bases = " or ".join(map(str, dict.fromkeys([Path.cwd().resolve(), REPO_ROOT])))
+            raise ValueError(
+                f"expected --prm {entry} to be a PRM checkpoint, got no such folder (from "
+                f"{bases}) and no hub model of that name this machine can load; {fix}"
+            ) from None
+    else:
+        missing = [
+            what
+            for what, present in (
+                ("config.json", (directory / "config.json").is_file()),
+                (" or ".join(WEIGHTS), any((directory / w).is_file() for w in WEIGHTS)),
+            )
+            if not present
+        ]
+        if missing:
+            raise ValueError(
+                f"expected --prm {entry} to be a checkpoint folder with config.json and "
+                f"weights, got {directory} without {' and '.join(missing)}; {fix}"
+            )
+    try:
+        scorer_plan(path, backend="hf")
+    except ValueError as error:
+        raise ValueError(f"--prm {entry}: {error}") from None
 
 
 def evaluate(
@@ -160,10 +207,16 @@ def main() -> None:
         "for another split than test)",
     )
     args = parser.parse_args()
+    if args.count < 1:
+        parser.error(f"expected --count >= 1, got {args.count}; fix: e.g. --count 400")
+    if not 0.0 <= args.threshold <= 1.0:
+        parser.error(f"expected 0 <= --threshold <= 1, got {args.threshold}; fix: --threshold 0.5")
     if args.name is None:  # a validation run does not overwrite the test results
         args.name = "prm_processbench" + ("" if args.split == "test" else f"_{args.split}")
     try:
         prms = named_prms(args.prm)
+        for name, path in prms:  # before the policy exports any subset
+            check_prm(name, path)
     except ValueError as error:
         parser.error(str(error))
     workdir = Path(args.workdir)

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
@@ -31,3 +33,44 @@ def test_runs_side_by_side(tmp_path: Path) -> None:
     assert lines[2].startswith("| early stop, right answers trusted | - | mc |")
     assert lines[5].startswith("| full | 3.50 | mc |")  # 14 rollouts over 4 solutions
     assert lines[6].startswith("| full | - | consensus |")
+
+
+def refused(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """main() with ``argv`` must exit 2 before reading any sample: its message."""
+
+    def no_read(path: Path) -> None:
+        raise AssertionError("samples were read before the inputs were checked")
+
+    monkeypatch.setattr(label_quality, "read_samples", no_read)
+    monkeypatch.setattr(label_quality, "RESULTS", Path("unused"))
+    monkeypatch.setattr(sys, "argv", ["label_quality.py", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        label_quality.main()
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_missing_runs_name_the_command_that_makes_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    samples, records = tmp_path / "samples.jsonl", tmp_path / "consensus" / "records.jsonl"
+    argv = ["--samples", str(samples), "--consensus", str(records)]
+    err = refused(monkeypatch, capsys, *argv)
+    assert f"expected --samples {samples}" in err and "`make prm`" in err
+    samples.write_text("")
+    err = refused(monkeypatch, capsys, *argv)
+    assert f"expected --consensus {records}" in err
+    assert "`make prm`" in err and "`bash benchmarks/label_mc_modes.sh`" in err
+    records.parent.mkdir()
+    records.write_text("")
+    err = refused(monkeypatch, capsys, *argv)
+    assert "consensus/fingerprint.json" in err and "`make prm`" in err
+    assert "pass the records.jsonl" not in err
+
+
+@pytest.mark.parametrize("limit", ["0", "-3"])
+def test_limit_below_one_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], limit: str
+) -> None:
+    err = refused(monkeypatch, capsys, "--limit", limit)
+    assert f"expected --limit >= 1 (or no --limit: every sample), got {limit}" in err

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,83 @@ def test_rerender_reads_the_mc_column_afresh(
     assert "| mc | early stop, right answers trusted | hard | 7 | 50.0 | 25.0 | 50.0 | - |" in text
     assert "| calculator | - | hard | 7 |" in text and "(3 samples)" in text
     assert "stale" not in (tmp_path / "results" / "lessons.json").read_text()
+
+
+def test_rerender_needs_no_labels_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh clone has lessons.json but not the (absolute) labels runs it names."""
+    monkeypatch.setattr(lessons, "RESULTS", tmp_path)
+    args = {"problems": 2, "n": 4, "steps": 5, "batch_size": 8, "init": "base"}
+    args |= {"labels": str(tmp_path / "gone"), "processbench": str(tmp_path / "gone.json")}
+    row = {"labels": "mc", "mc": "full", "loss": "soft", "train_solutions": 7, "f1": 0.5}
+    row |= {"bon_min": 0.25, "bon_prod": 0.5, "bon_last": 0.75}
+    report = {"args": args, "rows": [row], "majority": 0.5, "processbench_samples": 3}
+    (tmp_path / "lessons.json").write_text(json.dumps(report))
+    lessons.rerender()
+    text = (tmp_path / "lessons.md").read_text()
+    assert "| mc | full | soft | 7 | 50.0 | 25.0 | 50.0 | 75.0 |" in text
+    del row["mc"]  # a JSON without the column cannot be re-rendered without the run
+    (tmp_path / "lessons.json").write_text(json.dumps(report))
+    with pytest.raises(FileNotFoundError, match=r"gone/mc/fingerprint.json.*make prm"):
+        lessons.rerender()
+
+
+def variants_ready(tmp_path: Path) -> Path:
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    labels_dir(labels, "mc", {"name": "mc", "num_rollouts": 8, "early_stop": True})
+    return labels
+
+
+def run_main(monkeypatch: pytest.MonkeyPatch, *argv: str) -> None:
+    """main() with ``argv``, which must refuse them (exit 2) before any model builds."""
+
+    def no_model(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a model was built before the inputs were checked")
+
+    monkeypatch.setattr(lessons, "build_generator", no_model)
+    monkeypatch.setattr(lessons, "RESULTS", Path("unused"))
+    monkeypatch.setattr(sys, "argv", ["lessons.py", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        lessons.main()
+    assert exit_info.value.code == 2
+
+
+def test_missing_processbench_is_refused_before_generation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labels = variants_ready(tmp_path)
+    missing = tmp_path / "nope.json"
+    run_main(
+        monkeypatch,
+        "--labels",
+        str(labels),
+        "--variants",
+        "mc:hard",
+        "--processbench",
+        str(missing),
+    )
+    err = capsys.readouterr().err
+    assert f"expected --processbench {missing}" in err
+    assert "python benchmarks/prm_processbench.py" in err
+
+
+def test_workdir_of_other_steps_is_refused_up_front(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labels = variants_ready(tmp_path)
+    bench = tmp_path / "bench.json"
+    bench.write_text("[]")
+    monkeypatch.setattr(lessons, "load_subset", lambda path: [None] * 3)
+    workdir = tmp_path / "work"
+    data = labels / "mc" / "stepwise.jsonl"
+    earlier = lessons.train_config(data, "hard", 5, 8, workdir / "mc-hard", "base")
+    (workdir / "mc-hard" / "checkpoint-5").mkdir(parents=True)
+    fingerprint = lessons.run_settings(asdict(earlier))
+    (workdir / "mc-hard" / "fingerprint.json").write_text(json.dumps(fingerprint))
+    lessons.check_workdir(earlier, "mc:hard")  # the same settings resume
+    common = ["--labels", str(labels), "--variants", "mc:hard", "--init", "base"]
+    common += ["--processbench", str(bench), "--workdir", str(workdir), "--batch-size", "8"]
+    run_main(monkeypatch, *common, "--steps", "7")
+    err = capsys.readouterr().err
+    assert "under --workdir" in err and "max_steps: 5 -> 7" in err
+    assert "fix: pass a new --workdir" in err and "hydra" not in err

@@ -99,3 +99,57 @@ def test_prm_entries_need_distinct_names_and_paths(entries: list[str]) -> None:
     with pytest.raises(ValueError, match="NAME=PATH"):
         prm_processbench.named_prms(entries)
     assert prm_processbench.named_prms(["runs/x"]) == [("runs/x", "runs/x")]
+
+
+def refused(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """main() with ``argv`` must exit 2 before the policy exports any subset: its message."""
+
+    def no_export(config: ExportConfig) -> None:
+        raise AssertionError("a subset was exported before the flags were checked")
+
+    monkeypatch.setattr(prm_processbench, "export_processbench", no_export)
+    monkeypatch.setattr(prm_processbench, "RESULTS", Path("unused"))
+    monkeypatch.setattr(sys, "argv", ["prm_processbench.py", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        prm_processbench.main()
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--threshold", "1.5"], "expected 0 <= --threshold <= 1, got 1.5"),
+        (["--count", "0"], "expected --count >= 1, got 0"),
+        (["--count", "-3"], "expected --count >= 1, got -3"),
+    ],
+)
+def test_bad_flags_are_parser_errors(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    message: str,
+) -> None:
+    assert message in refused(monkeypatch, capsys, *argv, "--workdir", str(tmp_path))
+
+
+def test_missing_prm_is_refused_before_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no-such-prm"
+    err = refused(monkeypatch, capsys, "--prm", f"new={missing}", "--workdir", str(tmp_path))
+    assert f"expected --prm new={missing} to be a PRM checkpoint, got no such folder" in err
+
+
+def test_a_prm_folder_needs_config_and_weights(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="without config.json and model.safetensors"):
+        prm_processbench.check_prm("empty", str(tmp_path))
+    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["Qwen2ForCausalLM"]}))
+    with pytest.raises(ValueError, match=r"without model.safetensors or .*pytorch_model.bin"):
+        prm_processbench.check_prm("empty", str(tmp_path))
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ValueError, match="--prm empty=.*family=token_classification"):
+        prm_processbench.check_prm("empty", str(tmp_path))  # a policy, not a PRM
+    with pytest.raises(ValueError, match="got a file"):
+        prm_processbench.check_prm("file", str(tmp_path / "config.json"))
