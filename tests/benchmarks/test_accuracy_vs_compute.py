@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import accuracy_vs_compute as avc  # noqa: E402
 import render_readme  # noqa: E402
+from bench_cli import refused  # noqa: E402
 
 
 def row(strategy: str, seed: int, correct: list[int], **extra: Any) -> dict[str, Any]:
@@ -555,12 +556,6 @@ def test_bad_sweep_flags_are_refused_before_any_model_loads(
     flags: list[str],
     message: str,
 ) -> None:
-    def no_load(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("a model was built before the flags were checked")
-
-    monkeypatch.setattr(avc, "build_scorer", no_load)
-    monkeypatch.setattr(avc, "build_policy", no_load)
-    monkeypatch.setattr(sys, "argv", ["accuracy_vs_compute.py", *flags])
-    with pytest.raises(SystemExit):
-        avc.main()
-    assert re.search(message, capsys.readouterr().err)
+    assert re.search(
+        message, refused(monkeypatch, capsys, avc, flags, "build_scorer", "build_policy")
+    )

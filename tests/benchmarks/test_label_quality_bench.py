@@ -12,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import bench_cli  # noqa: E402
 import label_quality  # noqa: E402
 
 from prm.label.quality import LabelQuality  # noqa: E402
@@ -37,17 +38,8 @@ def test_runs_side_by_side(tmp_path: Path) -> None:
 
 def refused(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     """main() with ``argv`` must exit 2 before reading any sample: its message."""
-
-    def no_read(path: Path) -> None:
-        raise AssertionError("samples were read before the inputs were checked")
-
-    monkeypatch.setattr(label_quality, "read_samples", no_read)
     monkeypatch.setattr(label_quality, "RESULTS", Path("unused"))
-    monkeypatch.setattr(sys, "argv", ["label_quality.py", *argv])
-    with pytest.raises(SystemExit) as exit_info:
-        label_quality.main()
-    assert exit_info.value.code == 2
-    return capsys.readouterr().err
+    return bench_cli.refused(monkeypatch, capsys, label_quality, list(argv), "read_samples")
 
 
 def test_missing_runs_name_the_command_that_makes_them(

@@ -14,6 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import bench_cli  # noqa: E402
 import lessons  # noqa: E402
 
 
@@ -98,18 +99,12 @@ def variants_ready(tmp_path: Path) -> Path:
     return labels
 
 
-def run_main(monkeypatch: pytest.MonkeyPatch, *argv: str) -> None:
+def run_main(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str
+) -> str:
     """main() with ``argv``, which must refuse them (exit 2) before any model builds."""
-
-    def no_model(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a model was built before the inputs were checked")
-
-    monkeypatch.setattr(lessons, "build_generator", no_model)
     monkeypatch.setattr(lessons, "RESULTS", Path("unused"))
-    monkeypatch.setattr(sys, "argv", ["lessons.py", *argv])
-    with pytest.raises(SystemExit) as exit_info:
-        lessons.main()
-    assert exit_info.value.code == 2
+    return bench_cli.refused(monkeypatch, capsys, lessons, list(argv), "build_generator")
 
 
 def test_missing_processbench_is_refused_before_generation(
@@ -117,8 +112,9 @@ def test_missing_processbench_is_refused_before_generation(
 ) -> None:
     labels = variants_ready(tmp_path)
     missing = tmp_path / "nope.json"
-    run_main(
+    err = run_main(
         monkeypatch,
+        capsys,
         "--labels",
         str(labels),
         "--variants",
@@ -126,7 +122,6 @@ def test_missing_processbench_is_refused_before_generation(
         "--processbench",
         str(missing),
     )
-    err = capsys.readouterr().err
     assert f"expected --processbench {missing}" in err
     assert "python benchmarks/prm_processbench.py" in err
 
@@ -147,7 +142,6 @@ def test_workdir_of_other_steps_is_refused_up_front(
     lessons.check_workdir(earlier, "mc:hard")  # the same settings resume
     common = ["--labels", str(labels), "--variants", "mc:hard", "--init", "base"]
     common += ["--processbench", str(bench), "--workdir", str(workdir), "--batch-size", "8"]
-    run_main(monkeypatch, *common, "--steps", "7")
-    err = capsys.readouterr().err
+    err = run_main(monkeypatch, capsys, *common, "--steps", "7")
     assert "under --workdir" in err and "max_steps: 5 -> 7" in err
     assert "fix: pass a new --workdir" in err and "hydra" not in err

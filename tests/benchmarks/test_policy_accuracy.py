@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import policy_accuracy  # noqa: E402
+from bench_cli import refused  # noqa: E402
 
 from search.metrics import pass_at_k  # noqa: E402
 from search.types import Continuation, FinishReason, Generation, Prefix, Until  # noqa: E402
@@ -86,13 +87,5 @@ def test_bad_counts_are_refused_before_any_model_builds(
     argv: list[str],
     message: str,
 ) -> None:
-    def no_model(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("a model was built before the flags were checked")
-
     monkeypatch.setattr(policy_accuracy, "RESULTS", tmp_path)
-    monkeypatch.setattr(policy_accuracy, "build_generator", no_model)
-    monkeypatch.setattr(sys, "argv", ["policy_accuracy.py", *argv])
-    with pytest.raises(SystemExit) as exit_info:
-        policy_accuracy.main()
-    assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
+    assert message in refused(monkeypatch, capsys, policy_accuracy, argv, "build_generator")

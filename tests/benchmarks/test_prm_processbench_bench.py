@@ -14,6 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import bench_cli  # noqa: E402
 import prm_processbench  # noqa: E402
 
 from prm.processbench import comparison_table, f1_table, markdown_table  # noqa: E402
@@ -103,17 +104,10 @@ def test_prm_entries_need_distinct_names_and_paths(entries: list[str]) -> None:
 
 def refused(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     """main() with ``argv`` must exit 2 before the policy exports any subset: its message."""
-
-    def no_export(config: ExportConfig) -> None:
-        raise AssertionError("a subset was exported before the flags were checked")
-
-    monkeypatch.setattr(prm_processbench, "export_processbench", no_export)
     monkeypatch.setattr(prm_processbench, "RESULTS", Path("unused"))
-    monkeypatch.setattr(sys, "argv", ["prm_processbench.py", *argv])
-    with pytest.raises(SystemExit) as exit_info:
-        prm_processbench.main()
-    assert exit_info.value.code == 2
-    return capsys.readouterr().err
+    return bench_cli.refused(
+        monkeypatch, capsys, prm_processbench, list(argv), "export_processbench"
+    )
 
 
 @pytest.mark.parametrize(
