@@ -89,7 +89,12 @@ def named_prms(entries: list[str]) -> list[tuple[str, str]]:
     return named
 
 
-WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+WEIGHTS = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 
 
 def check_prm(name: str, path: str) -> None:

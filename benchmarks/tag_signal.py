@@ -31,6 +31,7 @@ from prm.arith_model import EMBEDDED_PRM_FORMAT, init_prm_from_policy
 from prm.scoring import build_scorer
 from search.envs.arith.world import make_split
 from search.guards import call_scorer
+from search.resolve import local_model_dir
 from search.types import Prefix, Problem
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -113,13 +114,14 @@ def main() -> None:
     args = parser.parse_args()
     if args.problems < 1:
         parser.error(f"expected --problems >= 1, got {args.problems}")
-    missing = [path for path in [args.verifier, *args.prm] if not Path(path).is_dir()]
+    missing = [path for path in [args.verifier, *args.prm] if local_model_dir(path) is None]
     if missing:  # before the verifier pass
-        parser.error(f"expected checkpoint folders, got none at {missing}; fix: make prm")
+        parser.error(f"expected local checkpoint folders, got none at {missing}; fix: make prm")
     start = time.perf_counter()
     torch.manual_seed(0)
     items = pairs(args.problems)
-    verifier = Path(args.verifier)
+    verifier = local_model_dir(args.verifier)
+    assert verifier is not None  # checked above
     movement = {}
     with tempfile.TemporaryDirectory() as work:
         for name, from_separator in (("untrained tag", False), ("tag from separator", True)):

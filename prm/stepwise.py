@@ -163,6 +163,7 @@ def refuse_processbench_file(path: Path) -> None:
         isinstance(document, list)
         and document
         and isinstance(document[0], dict)
+        and "prompt" not in document[0]
         and set(document[0]) >= PROCESSBENCH_KEYS
     ):
         raise processbench_error(str(path))

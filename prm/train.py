@@ -161,7 +161,9 @@ class TrainConfig:
         before it is written)."""
         if self.export_dir is None:
             return
-        export = Path(os.path.realpath(self.export_dir))
+        from search.resolve import local_model_dir
+
+        export = Path(os.path.realpath(self.export_dir))  # written where the run stands
         others = {
             "init_checkpoint": self.init_checkpoint,
             "policy_dir": self.policy_dir,
@@ -170,7 +172,10 @@ class TrainConfig:
         for key, value in others.items():
             if value is None:
                 continue
-            other = Path(os.path.realpath(value))
+            # a starting checkpoint is read as resolve_model_path finds it (here, then the
+            # repository root); output_dir is written where the run stands
+            found = None if key == "output_dir" else local_model_dir(value)
+            other = found or Path(os.path.realpath(value))
             inside = other in export.parents and key != "output_dir"
             if export == other or export in other.parents or inside:
                 raise ValueError(

@@ -228,8 +228,6 @@ class JsonlLog:
 
 def _lines_name(path: Path) -> Path:
     """Where a JSON Lines copy of ``path`` may go: the current directory (never beside
-    ``path``, which may be shared, read-only data), under another name than ``path`` (a shell
-    would empty it before reading it)."""
-    if path.suffix == ".jsonl":
-        return Path(path.stem + ".lines.jsonl")
-    return Path(path.stem + ".jsonl")
+    ``path``, which may be shared, read-only data), under a name of its own: never ``path``
+    (a shell would empty it before reading it)."""
+    return Path(path.stem + ".lines.jsonl")  # not a name a file of yours is likely to have

@@ -300,16 +300,13 @@ def discard_unused_run_dir() -> Path | None:
 
 
 def _discard_empty_parents(directory: Path) -> None:
-    """The folders Hydra made above a removed job directory in the PRM pipeline's layout
-    (``OUTPUT_DIR/hydra/<time>``): ``hydra/``, then ``OUTPUT_DIR``, each only when empty
-    (``os.rmdir`` refuses otherwise), never a symlink or the current directory."""
+    """The ``hydra/`` folder above a removed job directory in the PRM pipeline's layout
+    (``OUTPUT_DIR/hydra/<time>``), when empty; ``OUTPUT_DIR`` stays, whoever made it (a script
+    may have made it to write there next)."""
     parent = directory.parent
-    if parent.name != "hydra":
+    if parent.name != "hydra" or parent.is_symlink():
         return
-    for folder in (parent, parent.parent):
-        if folder.is_symlink() or folder.resolve() == Path.cwd().resolve():
-            return
-        try:
-            os.rmdir(folder)
-        except OSError:
-            return
+    try:
+        os.rmdir(parent)  # refuses a folder that holds anything
+    except OSError:
+        return

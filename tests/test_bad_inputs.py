@@ -921,8 +921,8 @@ def test_a_refused_pipeline_run_leaves_no_output_dir(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """prm.sample, prm.label and prm.train keep Hydra's files in OUTPUT_DIR/hydra/<time>
-    (their configs' hydra.run.dir): a run refused on its inputs removes that, then hydra/
-    and OUTPUT_DIR when they are left empty; a folder holding a file of yours stays."""
+    (their configs' hydra.run.dir): a run refused on its inputs removes that, and hydra/
+    when it is left empty; OUTPUT_DIR stays (a script may have made it), with your files."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HYDRA_FULL_ERROR", "0")
 
@@ -937,7 +937,7 @@ def test_a_refused_pipeline_run_leaves_no_output_dir(
 
     outcome = refused("run")
     assert outcome.code == 1 and "missing.jsonl, got no file" in outcome.message
-    assert not (tmp_path / "run").exists()
+    assert list((tmp_path / "run").iterdir()) == []
     (tmp_path / "kept").mkdir()
     (tmp_path / "kept" / "notes.txt").write_text("mine")
     assert refused("kept").code == 1

@@ -402,8 +402,8 @@ def check_head_and_vocabulary(model: str, fmt: PRMFormat, ids: TokenIds | None) 
             "checkpoint trained with num_labels=2 (python -m prm.train makes one)"
         )
     vocabulary = config.get("vocab_size")
-    if ids is None or not isinstance(vocabulary, int):
-        return
+    if ids is None or not isinstance(vocabulary, int) or "auto_map" in config:
+        return  # a class of its own (auto_map) may read vocab_size otherwise
     used = [value for value in (ids.step_tag, ids.good, ids.bad, ids.bos) if value is not None]
     if used and max(used) >= vocabulary:
         raise InputError(
@@ -415,24 +415,35 @@ def check_head_and_vocabulary(model: str, fmt: PRMFormat, ids: TokenIds | None) 
 
 
 def check_auto_model(model: str, trusted: bool) -> None:
-    """``scorer.hf.auto_class=AutoModel`` (a PRM whose class ships as code in its checkpoint,
-    as Qwen2.5-Math-PRM's does) without that code running loads transformers' bare model of
-    the checkpoint's ``model_type``, which has no reward head: refuse it for a local
-    checkpoint before anything loads, naming both ways out."""
+    """``scorer.hf.auto_class=AutoModel`` loads a PRM whose class ships as code in its
+    checkpoint (``config.json``'s ``auto_map`` names it for ``AutoModel``, as
+    Qwen2.5-Math-PRM's does). Without that code running, or without such a class, transformers
+    loads the bare model of the checkpoint's ``model_type``, which has no reward head: refuse
+    either for a local checkpoint with weights, before anything loads, naming the way out."""
     config = local_json(model, "config.json")
     folder = local_model_dir(model)
-    if trusted or config is None or folder is None:
+    if config is None or folder is None:
         return
     if not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
         return  # no weights to load: check_checkpoint says what the folder lacks
+    auto_map = config.get("auto_map")
+    ships_class = isinstance(auto_map, dict) and "AutoModel" in auto_map
+    if ships_class and trusted:
+        return
     names = [str(name) for name in config.get("architectures") or []]
-    shipped = " and ships its class as code (auto_map)" if "auto_map" in config else ""
+    bare = f"the bare {config.get('model_type') or 'base'} model without its reward head"
+    if not ships_class:
+        raise InputError(
+            f"expected scorer.hf.auto_class=AutoModel only for a checkpoint whose config.json "
+            f"maps AutoModel to its own PRM class (auto_map), got {model} naming {names} "
+            f"without one: AutoModel would load {bare}; fix: scorer.hf.auto_class=null (the "
+            "family's transformers class)"
+        )
     raise InputError(
         f"expected scorer.trust_remote_code=true to load {model} with scorer.hf.auto_class="
-        f"AutoModel (its config.json names {names}{shipped}), got no remote code: AutoModel "
-        f"would load the bare {config.get('model_type') or 'base'} model without its reward head; "
-        "fix: scorer.trust_remote_code=true if you trust its code, or scorer.hf.auto_class="
-        "null for a transformers token-classification checkpoint"
+        f"AutoModel (its config.json names {names} and ships its class as code, auto_map), "
+        f"got no remote code: AutoModel would load {bare}; fix: "
+        "scorer.trust_remote_code=true if you trust its code"
     )
 
 

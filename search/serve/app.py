@@ -154,6 +154,13 @@ SHUTTING_DOWN = (
 )
 
 
+def _cancelled(message: dict[str, Any]) -> bool:
+    """Whether a lifespan failure's traceback ends in the cancellation itself (not in another
+    error raised while a cancellation was handled)."""
+    lines = [line for line in str(message.get("message", "")).splitlines() if line.strip()]
+    return bool(lines) and lines[-1].strip().endswith("CancelledError")
+
+
 class QuietForcedExit:
     """ASGI middleware for uvicorn's forced exit (a second Ctrl-C while a batch runs), when
     uvicorn cancels every task still running: a request cancelled before it answered gets a
@@ -172,9 +179,7 @@ class QuietForcedExit:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-            if message["type"] == "lifespan.shutdown.failed" and "CancelledError" in str(
-                message.get("message", "")
-            ):
+            if message["type"] == "lifespan.shutdown.failed" and _cancelled(message):
                 message = {"type": "lifespan.shutdown.complete"}
             await send(message)
 

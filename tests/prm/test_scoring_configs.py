@@ -448,10 +448,17 @@ def test_auto_model_without_remote_code_is_refused_before_loading(tmp_path: Path
     )
     with pytest.raises(
         InputError,
-        match=r"trust_remote_code=true .*ships its class as code .*bare qwen2 model .*fix: "
-        r"scorer\.trust_remote_code=true .*scorer\.hf\.auto_class=null",
+        match=r"trust_remote_code=true .*ships its class as code.*bare qwen2 model .*fix: "
+        r"scorer\.trust_remote_code=true",
     ):
         scorer_plan(str(copy), "hf", trust_remote_code=None, **settings)
     scorer_plan(str(copy), "hf", trust_remote_code=True, **settings)
+    # no class of its own (a transformers token classifier): AutoModel is wrong, trusted or not
+    config.pop("auto_map")
+    config["architectures"] = ["Qwen2ForTokenClassification"]
+    (copy / "config.json").write_text(json.dumps(config))
+    for trust in (None, True):
+        with pytest.raises(InputError, match=r"without one: .*fix: scorer\.hf\.auto_class=null"):
+            scorer_plan(str(copy), "hf", trust_remote_code=trust, **settings)
     scorer_plan(qwen, "hf", trust_remote_code=None, **settings)  # the hub model: trusted
     scorer_plan(str(copy), "vllm", trust_remote_code=None, **settings)  # not the hf backend

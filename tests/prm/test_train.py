@@ -254,6 +254,12 @@ def test_export_dir_apart_from_what_the_run_reads_and_writes(tmp_path: Path) -> 
     with pytest.raises(ValueError, match=r"apart from policy_dir"):
         TrainConfig(train_data="d.jsonl", output_dir=str(out), policy_dir=str(start),
                     export_dir=str(tmp_path))  # fmt: skip
+    # the shipped PRM named as the run reads it (from here, else from the repository root)
+    # and written back by its absolute path: refused from any directory
+    shipped = Path(__file__).resolve().parents[2] / "checkpoints" / "arith-prm"
+    with pytest.raises(ValueError, match=r"apart from init_checkpoint"):
+        TrainConfig(**(base | dict(init_checkpoint="checkpoints/arith-prm",
+                                   export_dir=str(shipped))))  # type: ignore[arg-type]  # fmt: skip
     for fine in (tmp_path / "new", out / "final"):  # inside output_dir: benchmarks/lessons.py
         TrainConfig(**(base | dict(init_checkpoint=str(start), export_dir=str(fine))))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"apart from init_checkpoint"):
