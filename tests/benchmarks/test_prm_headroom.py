@@ -45,15 +45,15 @@ def test_right_process_needs_every_step_right_and_a_finished_candidate() -> None
 def test_bucket_is_the_true_running_value_the_step_starts_from() -> None:
     # running values 6, 2, 11, 19; then the answer step
     assert [prm_headroom.bucket(PROBLEM, depth) for depth in range(5)] == [
-        "1-9",
-        "1-9",
+        "0-9",
+        "0-9",
         "10-19",
         "answer step",
         "answer step",
     ]
     big = Problem(id="q", question="Compute 9 + 9 + 9 + 1.", answer="28")
     assert [prm_headroom.bucket(big, depth) for depth in range(4)] == [
-        "1-9",
+        "0-9",
         "10-19",
         "20+",
         "answer step",
@@ -86,11 +86,13 @@ def test_dvts_records_every_subtree_pick_and_counts_mixed_sets() -> None:
     )
     assert len(row["correct"]) == 4
     keys = ("sets", "all right", "none right", "mixed", "mixed, picked right")
+    keys += ("mixed, right step scored highest",)
     total = {key: sum(count[key] for count in counts.values()) for key in keys}
     assert total["sets"] == total["all right"] + total["none right"] + total["mixed"]
     assert total["mixed"] > 0
     # the fake PRM scores wrong steps 0.1 and right ones 0.9 (noise 0.05): it always picks right
     assert total["mixed, picked right"] == total["mixed"]
+    assert total["mixed, right step scored highest"] == total["mixed"]
 
 
 def test_markdown_pairs_the_checker_with_the_shipped_prm() -> None:
@@ -106,7 +108,8 @@ def test_markdown_pairs_the_checker_with_the_shipped_prm() -> None:
         }
 
     picks: dict[str, dict[str, int]] = {name: {} for name in prm_headroom.BUCKETS}
-    picks["1-9"] = {"sets": 4, "mixed": 2, "mixed, picked right": 1, "all right": 2}
+    picks["0-9"] = {"sets": 4, "mixed": 2, "mixed, picked right": 1, "all right": 2}
+    picks["0-9"]["mixed, right step scored highest"] = 2
     rows = [
         row("shipped PRM", [0, 0], "best_of_24/weighted"),
         row("checker", [0, 1], "best_of_24/weighted"),
@@ -117,5 +120,5 @@ def test_markdown_pairs_the_checker_with_the_shipped_prm() -> None:
     assert "| dvts@16 | checker | 1.000 ± 0.000 | +0.500 ± 0.500 |" in text
     assert "- shipped PRM: +0.500 ± 0.500 against best-of-24" in text  # no best-of-32 row here
     assert "- checker: +0.500 ± 0.500 against best-of-24" in text
-    assert "| 1-9 | 4 | 0.500 | 0.000 | 0.500 | 0.500 |" in text
-    assert "| 20+ | 0 | - | - | - | - |" in text
+    assert "| 0-9 | 4 | 0.500 | 0.000 | 2 (0.500) | 0.500 | 1.000 |" in text
+    assert "| 20+ | 0 | - | - | 0 (-) | - | - |" in text

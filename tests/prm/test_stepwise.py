@@ -267,3 +267,11 @@ def test_a_label_count_that_does_not_match_the_steps_names_the_fix(tmp_path: Pat
     path.write_text(json.dumps(row | {"soft_labels": [1.0, 0.0]}) + "\n")
     with pytest.raises(InputError, match=r"3 completions, 2 labels, 2 soft_labels; fix"):
         read_stepwise(path)
+
+
+def test_a_json_array_of_stepwise_rows_is_not_taken_for_processbench(tmp_path: Path) -> None:
+    row = {"prompt": "q", "completions": ["a"], "labels": [True], "problem": "q", "steps": ["a"]}
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps([row | {"label": -1}], indent=2))
+    with pytest.raises(InputError, match=r"opens a JSON array.*jq -c '\.\[\]'"):
+        read_stepwise(path)

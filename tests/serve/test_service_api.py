@@ -571,3 +571,19 @@ def test_a_request_cancelled_on_the_server_drops_its_search_too(polled: bool) ->
 
     batcher = asyncio.run(scenario())
     assert batcher.stopped_batches == 1 and batcher.strategy_calls == 1
+
+
+def test_a_lifespan_failure_is_hidden_only_when_it_is_the_forced_exits_cancellation() -> None:
+    """QuietForcedExit turns a lifespan failure into a clean shutdown only when its traceback
+    ends in the cancellation; another error raised while one was handled is still reported."""
+    from search.serve.app import _cancelled
+
+    cancelled = "Traceback (most recent call last):\n  ...\nasyncio.exceptions.CancelledError\n"
+    other = (
+        "Traceback (most recent call last):\n  ...\nasyncio.exceptions.CancelledError\n\n"
+        "During handling of the above exception, another exception occurred:\n\n"
+        "RuntimeError: the batcher could not stop\n"
+    )
+    assert _cancelled({"type": "lifespan.shutdown.failed", "message": cancelled})
+    assert not _cancelled({"type": "lifespan.shutdown.failed", "message": other})
+    assert not _cancelled({"type": "lifespan.shutdown.failed"})
