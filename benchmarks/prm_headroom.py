@@ -71,7 +71,7 @@ BEST_OF_N = (
     (24, Select.weighted),
     (32, Select.weighted),
 )
-BUCKETS = ("1-9", "10-19", "20+", "answer step")
+BUCKETS = ("0-9", "10-19", "20+", "answer step")
 
 
 def right_so_far(problem: Problem, steps: Sequence[str]) -> bool:
@@ -95,7 +95,7 @@ def bucket(problem: Problem, depth: int) -> str:
     for op, operand in chain[:depth]:
         value = apply(op, value, operand)
     if abs(value) < 10:
-        return "1-9"
+        return "0-9"
     return "10-19" if abs(value) < 20 else "20+"
 
 
@@ -122,7 +122,9 @@ class RecordingDvts(Dvts):
 
 def step_picks(picks: Sequence[tuple[Problem, Node, list[Node], Node]]) -> dict[str, Counter[str]]:
     """Per bucket: sets whose prefix is right so far, split into all-right, none-right and
-    mixed children, and the mixed sets whose picked child is right."""
+    mixed children; of the mixed sets, those whose picked child is right (DVTS's pick: the
+    weighted vote of identical children, so several copies of one step count together) and
+    those where the PRM alone scores a right new step above every wrong one."""
     counts: dict[str, Counter[str]] = {name: Counter() for name in BUCKETS}
     for problem, parent, kids, chosen in picks:
         if not right_so_far(problem, parent.steps):
@@ -137,6 +139,11 @@ def step_picks(picks: Sequence[tuple[Problem, Node, list[Node], Node]]) -> dict[
         else:
             where["mixed"] += 1
             where["mixed, picked right"] += int(right_so_far(problem, chosen.steps))
+            # the PRM alone: its score of the new step ranks a right child above every wrong one
+            last = [kid.step_scores[-1] if kid.step_scores else 0.0 for kid in kids]
+            best_right = max(score for score, ok in zip(last, right, strict=True) if ok)
+            best_wrong = max(score for score, ok in zip(last, right, strict=True) if not ok)
+            where["mixed, right step scored highest"] += int(best_right > best_wrong)
     return counts
 
 
@@ -258,20 +265,25 @@ def markdown(
     lines += [
         "",
         "DVTS@16 with the shipped PRM: each subtree's 4 children of a prefix that is right so "
-        "far, by the true value the step starts from. Mixed: some children right, some wrong; "
-        "picked right: the child the subtree goes on from is right.",
+        "far, by the true value the step starts from (its absolute value). Mixed: some "
+        "children right, some wrong. Of the mixed sets: DVTS picked right, the child the "
+        "subtree goes on from is right (the weighted vote of identical children); PRM ranks "
+        "right, the PRM's score of the new step is higher for a right child than for every "
+        "wrong one (the PRM alone).",
         "",
-        "| step starts from | sets | all right | none right | mixed | mixed, picked right |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| step starts from | sets | all right | none right | mixed | mixed: DVTS picked right "
+        "| mixed: PRM ranks right |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name in BUCKETS:
         count = picks[name]
         sets = count.get("sets", 0)
         mixed = count.get("mixed", 0)
+        ranked = count.get("mixed, right step scored highest", 0)
         lines.append(
             f"| {name} | {sets} | {share(count.get('all right', 0), sets)} | "
-            f"{share(count.get('none right', 0), sets)} | {share(mixed, sets)} | "
-            f"{share(count.get('mixed, picked right', 0), mixed)} |"
+            f"{share(count.get('none right', 0), sets)} | {mixed} ({share(mixed, sets)}) | "
+            f"{share(count.get('mixed, picked right', 0), mixed)} | {share(ranked, mixed)} |"
         )
     return "\n".join(lines)
 
