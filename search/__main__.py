@@ -113,14 +113,13 @@ def main(raw: DictConfig) -> None:
 
 def load_component(role: str, node: DictConfig, **kwargs: Any) -> Any:
     """Build a policy or scorer node, reporting once how long it took (a vLLM engine's
-    start-up and the first import of transformers included, so that backends compare whole);
-    transformers' per-file weight bars are turned off for it."""
+    start-up included); transformers' per-file weight bars are turned off for it."""
     model = node.get("model")
-    start = time.perf_counter()
     if model is not None:
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
+    start = time.perf_counter()
     built = build_component(role, node, **kwargs)  # e.g. a max_length above the context
     backend = node.get("backend")
     log.info(
