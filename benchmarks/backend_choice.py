@@ -85,6 +85,10 @@ def main() -> None:
             for r in rows
         ),
         "",
+        "Policy load s: the policy's build as the run logs it (`ready in`), the weights and a "
+        "vLLM engine's start-up; transformers is imported before it, by the checks that read "
+        "the tokenizers before any model loads, and the whole command counts that.",
+        "",
         f"Faster here, start-up included: `{fastest['backend']}`.",
     ]
     RESULTS.mkdir(exist_ok=True)
