@@ -295,11 +295,11 @@ def discard_unused_run_dir() -> Path | None:
     except OSError as error:
         log.debug("could not remove the unused run directory %s: %s", directory, error)
         return None
-    _discard_empty_parents(directory)
+    _discard_empty_hydra_folder(directory)
     return directory
 
 
-def _discard_empty_parents(directory: Path) -> None:
+def _discard_empty_hydra_folder(directory: Path) -> None:
     """The ``hydra/`` folder above a removed job directory in the PRM pipeline's layout
     (``OUTPUT_DIR/hydra/<time>``), when empty; ``OUTPUT_DIR`` stays, whoever made it (a script
     may have made it to write there next)."""
