@@ -162,9 +162,10 @@ def scorer_plan(
         add_bos_token=add_bos_token,
     )
     check_trained_layout(model, fmt)
-    check_architecture(model, fmt)
+    config = local_json(model, "config.json")  # None: not a local checkpoint, not checked
+    check_architecture(model, config, fmt)
     token_ids = check_format_tokens(tokenizer or model, fmt)
-    check_head_and_vocabulary(model, fmt, token_ids)
+    check_head_and_vocabulary(model, config, fmt, token_ids)
     options = {
         Backend.hf: backend_options("scorer", "hf", hf, _HF_KEYS),
         Backend.vllm: backend_options("scorer", "vllm", vllm, _VLLM_KEYS),
@@ -187,7 +188,7 @@ def scorer_plan(
         )
     if chosen is Backend.hf and auto_class == "AutoModel":
         trusted = trusts_remote_code(model, trust_remote_code, remote_code_for)
-        check_auto_model(model, trusted)
+        check_auto_model(model, config, trusted)
     check_dtype(dtype, "scorer.dtype")
     overflow = enum_setting(
         OverflowPolicy, on_overflow, "scorer.on_overflow", "scorer.on_overflow=error"
@@ -382,13 +383,15 @@ def check_format_tokens(tokenizer: str, fmt: PRMFormat) -> TokenIds | None:
     return resolve_token_ids(loaded, fmt)  # ValueError naming scorer.<key> and the fix
 
 
-def check_head_and_vocabulary(model: str, fmt: PRMFormat, ids: TokenIds | None) -> None:
-    """Before any model loads, from a local checkpoint's ``config.json``: a transformers
+def check_head_and_vocabulary(
+    model: str, config: Mapping[str, Any] | None, fmt: PRMFormat, ids: TokenIds | None
+) -> None:
+    """Before any model loads, from a local checkpoint's ``config.json`` (``config``, read
+    by ``scorer_plan``; ``None``: not a local checkpoint, nothing checked): a transformers
     token classifier read as a token-classification PRM has 2 labels (``id2label``), and the
     format's token ids fall inside the model's ``vocab_size`` (a tokenizer given tokens the
     model was not resized for). The transformers backend checks both again on the loaded
     model; a PRM's own remote-code class is left to it."""
-    config = local_json(model, "config.json")
     if config is None:
         return
     names = [str(name) for name in config.get("architectures") or []]
@@ -414,13 +417,13 @@ def check_head_and_vocabulary(model: str, fmt: PRMFormat, ids: TokenIds | None) 
         )
 
 
-def check_auto_model(model: str, trusted: bool) -> None:
+def check_auto_model(model: str, config: Mapping[str, Any] | None, trusted: bool) -> None:
     """``scorer.hf.auto_class=AutoModel`` loads a PRM whose class ships as code in its
     checkpoint (``config.json``'s ``auto_map`` names it for ``AutoModel``, as
     Qwen2.5-Math-PRM's does). Without that code running, or without such a class, transformers
     loads the bare model of the checkpoint's ``model_type``, which has no reward head: refuse
-    either for a local checkpoint with weights, before anything loads, naming the way out."""
-    config = local_json(model, "config.json")
+    either for a local checkpoint with weights, before anything loads, naming the way out
+    (``config``: its ``config.json``, read by ``scorer_plan``)."""
     folder = local_model_dir(model)
     if config is None or folder is None:
         return
@@ -473,13 +476,14 @@ def local_encoder(model: str, **settings: Any) -> PrefixEncoder | None:
     return PrefixEncoder(tokenizer, plan.fmt, limit, plan.common["on_overflow"])
 
 
-def check_architecture(model: str, fmt: PRMFormat) -> None:
-    """Refuse, before any backend loads it, a local checkpoint whose ``config.json`` names
+def check_architecture(model: str, config: Mapping[str, Any] | None, fmt: PRMFormat) -> None:
+    """Refuse, before any backend loads it, a local checkpoint whose ``config.json``
+    (``config``, read by ``scorer_plan``; ``None``: not a local checkpoint) names
     an architecture of the other family: a causal LM (``...ForCausalLM``) read as a
     token-classification PRM, or a token classifier read for label tokens, would be scored
     with a head filled at random (the transformers backend also checks the weights it
     loads; vLLM would not say). Other architectures (a PRM's own remote code) pass."""
-    architectures = (local_json(model, "config.json") or {}).get("architectures")
+    architectures = (config or {}).get("architectures")
     names = [str(name) for name in architectures or []]
     suffix = {
         PRMFamily.token_classification: "ForCausalLM",
