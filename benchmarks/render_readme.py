@@ -13,11 +13,15 @@ import json
 import re
 from pathlib import Path
 
+import targets
+
 ROOT = Path(__file__).resolve().parents[1]  # this checkout's, whichever one `search` imports from
 RESULTS = ROOT / "benchmarks" / "results"
 BEGIN, END = "<!-- RESULTS:BEGIN -->", "<!-- RESULTS:END -->"
 
+TARGETS = "targets"  # not a file: the scoreboard, computed from the files of the sections below
 SECTIONS: list[tuple[str, str, str]] = [
+    ("Issue 10's targets at a glance", "python benchmarks/targets.py", TARGETS),
     (
         "The embedded policy",
         "python benchmarks/policy_accuracy.py",
@@ -379,6 +383,10 @@ def policy_curve() -> str:
 def render() -> str:
     blocks = []
     for title, command, filename in SECTIONS:
+        if filename == TARGETS:
+            table = targets.markdown(targets.scoreboard(RESULTS))
+            blocks.append(f"### {title}\n\n`{command}`\n\n{table}")
+            continue
         path = RESULTS / filename
         missing = MISSING.get(filename, "_Not run yet._")
         body = path.read_text().strip() if path.exists() else missing
