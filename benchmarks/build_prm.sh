@@ -73,13 +73,17 @@ PACK=${PACK:-true}
 # default); README, "What a perfect verifier would buy", says why a deeper one is worth trying:
 # the shipped PRM misjudges the two-digit steps.
 EXTRA_LAYERS=${EXTRA_LAYERS:-0}
+# TAG_FROM_SEPARATOR=true: the step tag's embedding starts as the newline's (prm.train
+# tag_from_separator), so the tag's state sees the step ("Why the PRM learns slowly"). The
+# shipped PRM is false (the default).
+TAG_FROM_SEPARATOR=${TAG_FROM_SEPARATOR:-false}
 read -r -a lrs <<< "$REFINE_LRS"
 REFINE=${#lrs[@]}
 export_of() { if [ "$1" -eq "$REFINE" ]; then echo "export_dir=$EXPORT"; else echo "export_dir=null"; fi; }
 stage train "$PY" -m prm.train train_data="$TRAIN_DATA" \
   output_dir="$RUN/model" "$(export_of 0)" policy_dir="$VERIFIER" epochs="$EPOCHS" batch_size=64 \
   learning_rate=0.002 group_by_length="$GROUP_BY_LENGTH" pack="$PACK" progress=false \
-  extra_layers="$EXTRA_LAYERS"
+  extra_layers="$EXTRA_LAYERS" tag_from_separator="$TAG_FROM_SEPARATOR"
 previous="$RUN/model"
 for round in $(seq 1 "$REFINE"); do
   stage "refine$round" "$PY" -m prm.train train_data="$TRAIN_DATA" \
