@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# A step tag that sees the step, trained to make prm's full length (README, "A tag that sees
+# the step, at make prm's length"): make prm's recipe with TAG_FROM_SEPARATOR=true (the tag's
+# embedding starts as the newline's, prm.train tag_from_separator), on the same samples and
+# labels, against the shipped PRM on the validation split: step-error identification of both,
+# every training round of the candidate, and search paired with the shipped PRM's validation
+# table (benchmarks/results/accuracy_vs_compute_validation.json).
+#
+# The rule, written before any of its numbers existed, is round_rule.py's: the candidate
+# passes if its validation step F1 on the policy's solutions is at least the shipped PRM's and
+# its mean over best-of-16 argmax, best-of-16 weighted, beam@16 and DVTS@16 is not lower. Only a
+# candidate that passes and is shipped is read on test. Every stage resumes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+source benchmarks/recipes.sh
+RUN=${RUN:-runs/prm-tag}
+RUN="$RUN" EXPORT="$RUN/export" TAG_FROM_SEPARATOR=true PY="$PY" bash benchmarks/build_prm.sh
+"$PY" benchmarks/prm_pipeline_times.py --run "$RUN" --name prm_pipeline_tag
+results=benchmarks/results/tag
+[ -f benchmarks/results/prm_tag_validation.json ] || "$PY" benchmarks/prm_processbench.py \
+  --split validation --name prm_tag_validation \
+  --prm "shipped=checkpoints/arith-prm" "tag from separator=$RUN/export"
+search_on_validation "$RUN/export" "$results" benchmarks/results/accuracy_vs_compute_validation.json
+"$PY" benchmarks/round_rule.py --processbench benchmarks/results/prm_tag_validation.json \
+  --shipped shipped --candidate "tag from separator=$results" --out "$results/choice.md"
