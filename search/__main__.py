@@ -237,18 +237,25 @@ def check_components(raw: DictConfig, seed: int) -> None:
 
 def check_model_paths(raw: DictConfig) -> None:
     """Every component's model path exists (or is a hub name), before any model loads, so
-    a typo in ``scorer.model`` does not cost a policy load first."""
+    a typo in ``scorer.model`` does not cost a policy load first. A model a server runs (an
+    ``openai_server`` policy, a ``vllm_server`` scorer) is loaded here only as its tokenizer:
+    ``tokenizer`` when set (``model`` is then the served name, which no folder or hub holds),
+    else ``model``."""
     from search.resolve import resolve_model_path
 
     for role in ("policy", "scorer"):
         node = raw.get(role)
-        model = None if node is None else node.get("model")
+        if node is None:
+            continue
+        served = bool(node.get("base_url")) and node.get("backend") in (None, "vllm_server")
+        key = "tokenizer" if served and node.get("tokenizer") is not None else "model"
+        model = node.get(key)
         if model is None:
             continue
         try:
-            resolve_model_path(str(model), key=f"{role}.model")
+            resolve_model_path(str(model), key=f"{role}.{key}")
         except FileNotFoundError as error:
-            raise InputError(f"{role}.model: {error}") from None
+            raise InputError(f"{role}.{key}: {error}") from None
 
 
 class NothingLeft:

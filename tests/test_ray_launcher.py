@@ -305,6 +305,26 @@ def test_an_address_where_nothing_listens_is_one_line_at_once(
         assert time.perf_counter() - start < 10
 
 
+def test_gpus_this_machine_lacks_are_refused_before_ray_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A local Ray told of GPUs that are not there would hand workers device ids that do not
+    exist (they run on CPU without a word): refused, naming the fix, before ray.init."""
+    from search.launchers import ray as ray_launcher
+
+    ray = pytest.importorskip("ray")
+    started: list[dict[str, Any]] = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kwargs: started.append(kwargs))
+    monkeypatch.setattr(ray_launcher, "_local_gpus", lambda: 1)
+    launcher = RayLauncherConfig(num_workers=3, gpus_per_worker=1)
+    with pytest.raises(InputError, match=r"expected 3 GPU\(s\) on this machine .* got 1; fix: "):
+        list(map_on_ray(launcher, SearchWorker, (), [PROBLEMS[:1]]))
+    assert not started
+    assert ray_launcher._start_ray(RayLauncherConfig(num_workers=1, gpus_per_worker=1))
+    assert started[-1]["num_gpus"] == 1  # the machine's own count, not the request
+
+
 @pytest.mark.slow
 def test_a_small_run_gets_a_batch_per_worker(
     local_ray: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
@@ -349,9 +369,9 @@ def test_a_failing_worker_is_reported_in_one_line(
         run_log.close()
     message = str(stopped.value)
     assert "\n" not in message
-    hint = f"finished problems are saved in {tmp_path / 'results.jsonl'}; re-run the same command"
+    hint = "no problem had finished; re-run the same command to start again"  # every one fails
     assert message.startswith("error: Ray worker ")
-    assert f" (SearchWorker) failed: {cause}; {hint} to resume" in message
+    assert f" (SearchWorker) failed: {cause}; {hint}" in message
     assert message in (tmp_path / "search.log").read_text()  # in the run's log too...
     assert message.removeprefix("error: ") not in caplog.text  # ...but printed once
     assert "Traceback" not in caplog.text
@@ -372,5 +392,5 @@ def test_a_bug_in_a_worker_keeps_its_traceback_in_the_log(
     message = str(raised.value)
     assert "\n" not in message
     assert message.startswith("Ray worker ")
-    assert " (SearchWorker) failed: KeyError: 'steps'; finished problems are saved in " in message
+    assert " (SearchWorker) failed: KeyError: 'steps'; no problem had finished; " in message
     assert "Traceback" in caplog.text and 'raise KeyError("steps")  # a bug' in caplog.text

@@ -47,3 +47,29 @@ def test_a_cached_hub_model_is_used_offline(
     (refs / "main").write_text("abc")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert resolve_model_path("org/tiny") == "org/tiny"
+
+
+def test_a_served_name_is_not_looked_up_when_the_tokenizer_is_given(
+    empty_cache: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An openai_server policy (or vllm_server PRM) served under a name of its own: the name
+    is the server's, the tokenizer the local folder; neither the hub nor a folder is asked
+    for the name, offline or not."""
+    from omegaconf import OmegaConf
+
+    from search.__main__ import check_model_paths
+    from search.inputs import InputError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    served = {"base_url": "http://127.0.0.1:8003", "model": "tiny"}
+    tokenizer = "checkpoints/arith-policy"
+    check_model_paths(OmegaConf.create({"policy": {**served, "tokenizer": tokenizer}}))
+    scorer = {**served, "backend": "vllm_server", "tokenizer": "checkpoints/arith-prm"}
+    check_model_paths(OmegaConf.create({"scorer": scorer}))
+    with pytest.raises(InputError, match="policy.tokenizer: expected a model checkpoint"):
+        check_model_paths(OmegaConf.create({"policy": {**served, "tokenizer": "./nowhere"}}))
+    with pytest.raises(InputError, match="policy.model: .*HF_HUB_OFFLINE"):  # no tokenizer
+        check_model_paths(OmegaConf.create({"policy": served}))
+    local = {"model": "tiny", "tokenizer": tokenizer}  # a model loaded here: its name is looked up
+    with pytest.raises(InputError, match="policy.model: .*HF_HUB_OFFLINE"):
+        check_model_paths(OmegaConf.create({"policy": local}))

@@ -125,6 +125,12 @@ class PrefixEncoder:
         self.fmt = fmt
         self.max_length = max_length
         self.token_ids: TokenIds = resolve_token_ids(tokenizer, fmt)
+        # this encoder measures every input against max_length and applies on_overflow
+        # itself: transformers' own "will result in indexing errors" warning, about inputs
+        # this encoder truncates or refuses, would only alarm (its flag for "said already")
+        warned = getattr(tokenizer, "deprecation_warnings", None)
+        if isinstance(warned, dict):
+            warned["sequence-length-is-longer-than-the-specified-maximum"] = True
 
     def encode(self, prefixes: Sequence[Prefix]) -> list[EncodedPrefix]:
         """One encoded input per prefix, in order."""

@@ -54,7 +54,7 @@ def served_model(client: ServerClient, wanted: str | None) -> tuple[str, int | N
         if len(models) != 1:
             raise ValueError(
                 f"expected {client.settings.root} to serve one model when none is named, got "
-                f"{names}; fix: set the served model name (scorer.server.model=NAME)"
+                f"{names}; fix: set the served model name (scorer.server.served_model_name=NAME)"
             )
         chosen = models[0]
     else:

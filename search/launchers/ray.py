@@ -31,7 +31,7 @@ import math
 import os
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -140,11 +140,22 @@ def _start_ray(config: RayLauncherConfig) -> bool:
         return False
     path = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")) if p)
     runtime_env = {"env_vars": {"PYTHONPATH": path}}
+    gpus = int(config.num_workers * config.gpus_per_worker + 0.999)
     if config.address is None:
+        # this machine's GPUs as torch sees them: Ray told to have more would hand workers
+        # device ids that do not exist, and they would run on CPU without a word
+        present = _local_gpus() if gpus else 0
+        if gpus > present:
+            raise InputError(
+                f"expected {gpus} GPU(s) on this machine for launcher.num_workers="
+                f"{config.num_workers} x launcher.gpus_per_worker={config.gpus_per_worker}, "
+                f"got {present}; fix: fewer workers (launcher.num_workers), "
+                "launcher.gpus_per_worker=0 for CPU workers, or a cluster (launcher.address)"
+            )
         cpus = config.num_workers * config.cpus_per_worker
         ray.init(
             num_cpus=max(1, int(cpus + 0.999)),
-            num_gpus=int(config.num_workers * config.gpus_per_worker + 0.999) or None,
+            num_gpus=present or None,
             include_dashboard=False,
             runtime_env=runtime_env,
             logging_level=logging.WARNING,
@@ -162,7 +173,25 @@ def _start_ray(config: RayLauncherConfig) -> bool:
         ray.init(address=config.address, runtime_env=runtime_env, logging_level=logging.WARNING)
     except ConnectionError as error:
         raise InputError(missing.format(one_line(str(error)))) from None
+    available = ray.cluster_resources().get("GPU", 0)
+    if gpus > available:  # an autoscaling cluster may add them; a fixed one waits forever
+        log.warning(
+            "the Ray cluster at %s has %s GPU(s) now, and %d workers x %s GPU(s) ask for %d: "
+            "the workers wait until the cluster has them",
+            config.address,
+            available,
+            config.num_workers,
+            config.gpus_per_worker,
+            gpus,
+        )
     return True
+
+
+def _local_gpus() -> int:
+    """CUDA devices on this machine (0 without torch's CUDA)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def _unreachable(address: str, timeout_s: float = 3.0) -> str | None:
@@ -235,7 +264,7 @@ def map_on_ray(
     worker_class: type,
     worker_args: tuple[Any, ...],
     tasks: Sequence[T],
-    resume_hint: str = "",
+    resume_hint: str | Callable[[], str] = "",
     tasks_name: str = "tasks",
 ) -> Iterator[tuple[int, T, Any]]:
     """Run ``worker_class(*worker_args).run(task)`` for every task on up to ``num_workers``
@@ -246,7 +275,7 @@ def map_on_ray(
     raises ``Ray worker N (Class) failed: <cause>; <resume_hint>`` as a ``ServerError``,
     an ``InputError`` or, for a bug, a ``RuntimeError`` with the worker's traceback logged
     (``search.launchers.failures.raise_failure``); ``resume_hint`` says where the finished
-    work is saved."""
+    work is saved (a callable: asked when a failure happens, to say what is saved by then)."""
     import ray
 
     from search.launchers.failures import raise_failure
@@ -282,7 +311,8 @@ def map_on_ray(
             except ray.exceptions.RayError as error:
                 failure = _failure_of(error)
             if failure is not None:
-                raise_failure(failure, f"Ray worker {index} ({worker_class.__name__})", resume_hint)
+                hint = resume_hint() if callable(resume_hint) else resume_hint
+                raise_failure(failure, f"Ray worker {index} ({worker_class.__name__})", hint)
             if queue:
                 next_task = queue.popleft()
                 pending[workers[index].run.remote(next_task)] = (index, next_task)
@@ -382,7 +412,16 @@ def _run_locked(
         grading_timeout_s,
         checker,
     )
-    hint = f"finished problems are saved in {results.path}; re-run the same command to resume"
+    saved = [len(done)]  # problems in results.jsonl, this invocation's included
+
+    def hint() -> str:
+        if not saved[0]:
+            return "no problem had finished; re-run the same command to start again"
+        return (
+            f"{saved[0]} finished problems are saved in {results.path}; re-run the same "
+            "command to resume"
+        )
+
     try:
         if batches:
             log.info(
@@ -397,6 +436,7 @@ def _run_locked(
             launcher, SearchWorker, worker_args, batches, hint, tasks_name
         ):
             results.append(records)
+            saved[0] += len(records)
             calls[index] = (generate_calls, score_calls)
             for record in records:
                 bar.on_problem(bool(record["correct"]))

@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 ABANDONED_POLL_S = 0.1  # how often post_many asks which of its requests nobody wants
+# how long ``check`` waits for GET /v1/models once connected: a model server lists its models
+# at once, so a server that accepted the connection and says nothing in this time is stuck
+# or is not a model server (not a slow generation: timeout_s is for those)
+CHECK_TIMEOUT_S = 30.0
 ABANDONED: Any = object()  # post_many's response for a request nobody wanted any more
 
 
@@ -121,6 +125,26 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
+def _status_fix(status: int, path: str, settings: ServerSettings) -> str:
+    """What to do about an HTTP error ``status`` on ``path``: the common mistakes named."""
+    if status in (401, 403):
+        variable = settings.api_key_env
+        if not variable:
+            return (
+                "fix: the server wants an API key: name the environment variable that holds "
+                "it (api_key_env=VAR, e.g. policy.api_key_env or scorer.server.api_key_env)"
+            )
+        state = "is unset or empty" if not os.environ.get(variable) else "holds a key it refused"
+        return f"fix: api_key_env names {variable}, which {state}; export the server's key in it"
+    if status == 404:
+        wanted = {
+            "/pooling": "a PRM served with --runner pooling (vLLM's POST /pooling)",
+            "/v1/completions": "a completions model (vLLM without --runner pooling)",
+        }.get(path, f"{path}")
+        return f"fix: base_url must point at a server that answers {path}: {wanted}"
+    return "fix: see the server's log"
+
+
 def _message(response: httpx.Response) -> str:
     """The server's own error text, short."""
     try:
@@ -150,6 +174,17 @@ class ServerClient:
         self._semaphore: asyncio.Semaphore | None = None
         self.requests = 0  # HTTP requests sent, retries included
         self.retries = 0
+        httpx_log = logging.getLogger("httpx")
+        if httpx_log.level == logging.NOTSET:  # one INFO line per request: noise, unless asked
+            httpx_log.setLevel(logging.WARNING)
+        variable = settings.api_key_env
+        if variable and not os.environ.get(variable):
+            log.warning(
+                "api_key_env names %s, which is unset or empty: requests to %s go without an "
+                "API key",
+                variable,
+                settings.root,
+            )
 
     # -- sync API ---------------------------------------------------------------------------
     def get(self, path: str) -> Any:
@@ -179,8 +214,10 @@ class ServerClient:
 
     def check(self) -> Any:
         """``GET /v1/models`` once, without retries: the server's models, or one
-        ``ServerUnavailable`` naming the URL within about ``connect_timeout_s``."""
-        return self._run(self._send("GET", "/v1/models", None, retries=0))
+        ``ServerUnavailable`` naming the URL within about ``connect_timeout_s`` (a server that
+        connects but does not answer: a ``ServerError`` within ``CHECK_TIMEOUT_S``)."""
+        answer = min(self.settings.timeout_s, CHECK_TIMEOUT_S)
+        return self._run(self._send("GET", "/v1/models", None, retries=0, read_timeout_s=answer))
 
     def close(self) -> None:
         if self._loop.is_closed():
@@ -260,20 +297,28 @@ class ServerClient:
                 watcher.cancel()
 
     async def _send(
-        self, method: str, path: str, body: dict[str, Any] | None, retries: int | None = None
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        retries: int | None = None,
+        read_timeout_s: float | None = None,
     ) -> Any:
         settings = self.settings
         client = self._http()
         assert self._semaphore is not None
         retries = settings.max_retries if retries is None else retries
         url = settings.root + path
+        timeout: Any = httpx.USE_CLIENT_DEFAULT  # the client's (timeout_s, connect_timeout_s)
+        if read_timeout_s is not None:
+            timeout = httpx.Timeout(read_timeout_s, connect=settings.connect_timeout_s)
         attempt = 0
         while True:
             wait: float | None = None
             async with self._semaphore:
                 self.requests += 1
                 try:
-                    response = await client.request(method, path, json=body)
+                    response = await client.request(method, path, json=body, timeout=timeout)
                 except (httpx.ConnectError, httpx.ConnectTimeout) as error:
                     if attempt >= retries:
                         raise ServerUnavailable(
@@ -289,10 +334,16 @@ class ServerClient:
                     httpx.RemoteProtocolError,
                 ) as error:
                     if attempt >= retries:
+                        detail = type(error).__name__ + (f" {error}" if str(error) else "")
+                        fix = (
+                            f"it connected but sent no answer within {read_timeout_s:.0f} s: is "
+                            "base_url a model server, and is it up (its log)?"
+                            if read_timeout_s is not None
+                            else "check the server's log, raise timeout_s, or lower max_concurrency"
+                        )
                         raise ServerError(
                             f"{method} {url} failed after {attempt + 1} attempt(s): "
-                            f"{type(error).__name__} {error}; fix: check the server's log, "
-                            "raise timeout_s, or lower max_concurrency"
+                            f"{detail}; fix: {fix}"
                         ) from None
                     failure = f"{type(error).__name__}"
                 else:
@@ -301,7 +352,8 @@ class ServerClient:
                     if response.status_code not in RETRY_STATUS or attempt >= retries:
                         raise ServerError(
                             f"{method} {url} answered {response.status_code} after "
-                            f"{attempt + 1} attempt(s): {_message(response)}"
+                            f"{attempt + 1} attempt(s): {_message(response)}; "
+                            + _status_fix(response.status_code, path, settings)
                         )
                     failure = f"HTTP {response.status_code}"
                     wait = _retry_after(response)

@@ -114,6 +114,59 @@ def test_api_key_is_read_from_the_named_variable(monkeypatch: pytest.MonkeyPatch
     assert "authorization" not in seen[1][3]
 
 
+def test_a_server_that_connects_but_never_answers_fails_the_check_soon(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    from search.remote import client as client_module
+
+    monkeypatch.setattr(client_module, "CHECK_TIMEOUT_S", 0.5)
+    with socket.socket() as silent:  # accepts (the kernel's backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        client = ServerClient(ServerSettings(base_url=url))  # timeout_s 300
+        start = time.perf_counter()
+        with pytest.raises(ServerError, match=r"ReadTimeout; fix: it connected but sent no"):
+            client.check()
+        assert time.perf_counter() - start < 5
+        client.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "fix"),
+    [
+        (
+            "/pooling",
+            404,
+            "fix: base_url must point at a server that answers /pooling: a PRM "
+            "served with --runner pooling",
+        ),
+        ("/v1/completions", 404, "a completions model"),
+        ("/v1/completions", 401, "fix: api_key_env names MY_UNSET_KEY, which is unset or empty"),
+    ],
+)
+def test_the_wrong_server_or_a_missing_key_names_the_fix(
+    monkeypatch: pytest.MonkeyPatch, path: str, status: int, fix: str
+) -> None:
+    monkeypatch.delenv("MY_UNSET_KEY", raising=False)
+    with scripted_server(lambda m, p, b: (status, {}, {"detail": "Not Found"})) as (url, _):
+        client = ServerClient(settings(url, api_key_env="MY_UNSET_KEY"))
+        with pytest.raises(ServerError, match=f"answered {status} .*; .*{fix}"):
+            client.post(path, {})
+        client.close()
+
+
+def test_an_unset_key_variable_is_said_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("MY_UNSET_KEY", raising=False)
+    with caplog.at_level("WARNING", logger="search.remote.client"):
+        ServerClient(settings("http://127.0.0.1:1", api_key_env="MY_UNSET_KEY")).close()
+    assert "api_key_env names MY_UNSET_KEY, which is unset or empty" in caplog.text
+
+
 def test_post_many_drops_abandoned_requests_unsent_or_in_flight() -> None:
     """Bodies the caller abandons come back ``ABANDONED``: one abandoned before the call and
     one waiting for a slot are never sent, one in flight is cancelled (its connection
