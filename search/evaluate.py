@@ -113,6 +113,7 @@ class LoadedSets:
     input_format: InputFormat = InputFormat.completions
     skipped: int = 0
     skipped_reasons: list[str] = field(default_factory=list)
+    not_graded: int = 0  # engine records of problems the run skipped (on_overflow=skip)
 
 
 class BadLineError(InputError):
@@ -143,6 +144,8 @@ def read_completion_sets(
         )
     sets: list[CompletionSet] = []
     reasons: list[str] = []
+    not_graded = 0
+    first_line: dict[str, int] = {}  # each problem's first line: a second is refused
     for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
         where = f"{path}:{number}"
         try:
@@ -159,8 +162,21 @@ def read_completion_sets(
                     "completions), got a results.jsonl line of python -m search (question, "
                     "candidates); fix: pass format=engine"
                 )
-            parse = _parse_engine if input_format is InputFormat.engine else _parse_completions
-            sets.append(parse(row, aggregation))
+            engine = input_format is InputFormat.engine
+            if engine and "skipped" in row and "candidates" not in row:
+                not_graded += 1  # python -m search on_overflow=skip: no candidates to grade
+                continue
+            parse = _parse_engine if engine else _parse_completions
+            item = parse(row, aggregation)
+            key = str(row.get("id", item.problem)) if engine else item.problem
+            if key in first_line:
+                raise InputError(
+                    f"{where}: expected each problem once, got {key!r:.80} again (first at "
+                    f"line {first_line[key]}): concatenated runs would be counted twice; fix: "
+                    "evaluate each run's file on its own"
+                )
+            first_line[key] = number
+            sets.append(item)
         except (BadLineError, JsonlError) as error:
             message = str(error)
             fix = "correct the line"
@@ -182,7 +198,19 @@ def read_completion_sets(
         )
     if input_format is InputFormat.auto:  # no line was a JSON object
         input_format = InputFormat.completions
-    return LoadedSets(tuple(sets), input_format, skipped=len(reasons), skipped_reasons=reasons)
+    if not_graded:
+        log.warning(
+            "%d records of %s are problems the run skipped (on_overflow=skip): not graded",
+            not_graded,
+            path,
+        )
+    return LoadedSets(
+        tuple(sets),
+        input_format,
+        skipped=len(reasons),
+        skipped_reasons=reasons,
+        not_graded=not_graded,
+    )
 
 
 def _text(row: dict[str, Any], key: str) -> str:
@@ -234,7 +262,9 @@ class EngineFileError(InputError):
 
 
 def _looks_like_engine(row: dict[str, Any]) -> bool:
-    return "candidates" in row and "completions" not in row and "question" in row
+    """A results.jsonl record of python -m search: graded, or skipped (``skipped``)."""
+    engine_only = "candidates" in row or "skipped" in row
+    return engine_only and "completions" not in row and "question" in row
 
 
 def _parse_completions(row: dict[str, Any], aggregation: Aggregation) -> CompletionSet:
@@ -361,6 +391,44 @@ def default_output(path: Path) -> Path:
     return path.with_name(path.stem + ".eval.json")
 
 
+TREE_STRATEGIES = ("beam", "dvts", "mcts", "particle_filtering")
+
+
+def source_run(path: Path, aggregation: Aggregation) -> dict[str, Any] | None:
+    """The strategy and aggregation of the ``python -m search`` run whose ``results.jsonl``
+    ``path`` is (its ``fingerprint.json``), or ``None`` for another file. Re-ranking a tree
+    search's candidates with another aggregation than the one that pruned them is said in
+    the log: it picks among the candidates that aggregation kept, not what a search with
+    the new one would have kept."""
+    fingerprint = path.parent / "fingerprint.json"
+    if path.name != "results.jsonl" or not fingerprint.is_file():
+        return None
+    try:
+        config = json.loads(fingerprint.read_text())
+    except ValueError:
+        return None
+    if not isinstance(config, dict):
+        return None
+    strategy = config.get("strategy")
+    name = strategy.get("name") if isinstance(strategy, dict) else None
+    searched = config.get("aggregation")
+    if name in TREE_STRATEGIES and searched is not None and searched != aggregation.value:
+        log.warning(
+            "%s: %s pruned these candidates by aggregation=%s; re-ranked with %s, the pick is "
+            "among what %s kept, not what a %s search with %s would have kept (rerun "
+            "python -m search aggregation=%s for that)",
+            path,
+            name,
+            searched,
+            aggregation.value,
+            searched,
+            name,
+            aggregation.value,
+            aggregation.value,
+        )
+    return {"strategy": name, "aggregation": searched}
+
+
 def run_evaluation(config: EvaluateConfig) -> tuple[dict[str, Any], Path]:
     """Read, grade and score ``config.path``; write the JSON report; return it and its path."""
     path = Path(config.path).expanduser()
@@ -383,6 +451,8 @@ def run_evaluation(config: EvaluateConfig) -> tuple[dict[str, Any], Path]:
         "seed": config.seed,
         "skipped_rows": loaded.skipped,
         "skipped_reasons": loaded.skipped_reasons[:20],
+        "not_graded_problems": loaded.not_graded,
+        "source_run": source_run(path, Aggregation(config.aggregation)),
     } | evaluate_sets(
         loaded.sets,
         num_subsets=config.num_subsets,
@@ -415,6 +485,8 @@ def main(raw: DictConfig) -> None:
         print(f"share of solutions whose minimum step score is on the final step: {share:.3f}")
     if report["skipped_rows"]:
         print(f"skipped bad lines: {report['skipped_rows']}")
+    if report["not_graded_problems"]:
+        print(f"problems the run skipped (not graded): {report['not_graded_problems']}")
     print(f"report: {output}")
 
 

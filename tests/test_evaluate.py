@@ -323,3 +323,50 @@ def test_a_run_directory_or_a_json_document_is_refused_naming_the_file_to_pass(
     metrics.write_text(json.dumps({"accuracy": 0.5}, indent=2))
     with pytest.raises(BadLineError, match=r"metrics\.json:1: .*spread over lines .*jq -c"):
         read_completion_sets(metrics)
+
+
+def test_a_runs_skipped_problems_are_counted_not_graded_and_not_bad_lines(
+    engine_run: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    """python -m search on_overflow=skip writes a record without candidates: format=auto
+    still reads the file as the engine's (even when that record comes first), and the
+    record is counted apart, not graded and not a bad line."""
+    path, _ = engine_run
+    skipped = {"id": "long-1", "question": "Q?", "answer": "1", "skipped": "prompt of 9 tokens"}
+    lines = path.read_text().splitlines()
+    mixed = write_jsonl(tmp_path / "results.jsonl", [skipped, *lines])
+    report, _ = run_evaluation(EvaluateConfig(path=str(mixed)))
+    assert report["format"] == "engine" and report["num_problems"] == 12
+    assert report["not_graded_problems"] == 1 and report["skipped_rows"] == 0
+
+
+def test_a_problem_twice_is_refused_naming_both_lines(
+    engine_run: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    path, _ = engine_run
+    lines = path.read_text().splitlines()
+    twice = write_jsonl(tmp_path / "cat.jsonl", lines + lines)
+    expected = r"cat.jsonl:13: expected each problem once, got .* again \(first at line 1\)"
+    with pytest.raises(InputError, match=expected + ".*fix: evaluate each run's file on its own"):
+        read_completion_sets(twice)
+    with pytest.raises(InputError, match="expected each problem once"):
+        read_completion_sets(write_jsonl(tmp_path / "c.jsonl", [LINE_ONE, LINE_TWO, LINE_ONE]))
+
+
+def test_reranking_a_tree_search_with_another_aggregation_says_what_it_picks_among(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from search.evaluate import source_run
+
+    run = tmp_path / "run"
+    run.mkdir()
+    results = write_jsonl(run / "results.jsonl", [])
+    (run / "fingerprint.json").write_text(
+        json.dumps({"aggregation": "min", "strategy": {"name": "beam"}})
+    )
+    with caplog.at_level("WARNING", logger="search.evaluate"):
+        assert source_run(results, Aggregation.min) == {"strategy": "beam", "aggregation": "min"}
+        assert not caplog.text
+        source_run(results, Aggregation.prod)
+    assert "beam pruned these candidates by aggregation=min; re-ranked with prod" in caplog.text
+    assert source_run(write_jsonl(tmp_path / "other.jsonl", []), Aggregation.prod) is None
