@@ -203,6 +203,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     files: list[Path] = []
     for path in args.paths:
+        if path.is_dir() and (path / "results.jsonl").exists():  # a run directory
+            if not (path / "trees").is_dir():
+                parser.error(
+                    f"expected tree files, got the run directory {path}, which saved none; "
+                    "fix: rerun it with strategy.save_trees=true (beam, dvts, mcts or "
+                    "particle_filtering), then pass RUN_DIR/trees"
+                )
+            path = path / "trees"
         if path.is_dir():
             files += sorted(path.glob("*.json"))
         elif path.exists():

@@ -68,6 +68,23 @@ def test_render_and_its_cli_write_pngs(tmp_path: Path) -> None:
     assert (tmp_path / "pictures" / "p.png").exists()
     with pytest.raises(SystemExit):
         main(["render", str(tmp_path / "missing.json")])
+    # a run directory: its trees/ folder is drawn (not its metrics.json read as a tree)
+    (tmp_path / "results.jsonl").write_text("")
+    (tmp_path / "metrics.json").write_text("{}")
+    main(["render", str(tmp_path), "--out", str(tmp_path / "from-run")])
+    assert (tmp_path / "from-run" / "p.png").exists()
+
+
+def test_a_run_directory_without_trees_is_one_line_naming_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "results.jsonl").write_text("")
+    (tmp_path / "metrics.json").write_text("{}")
+    with pytest.raises(SystemExit):
+        main(["render", str(tmp_path)])
+    assert (
+        "which saved none; fix: rerun it with strategy.save_trees=true" in capsys.readouterr().err
+    )
 
 
 def test_training_curve_png_beside_its_log(tmp_path: Path) -> None:
