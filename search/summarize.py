@@ -1,10 +1,12 @@
 """One table across runs: a sweep's jobs (or any run directories) side by side.
 
 Every ``metrics.json`` found under the given directories becomes one row: strategy, N,
-selection rule, aggregation, accuracy of every selection rule, pass@N, policy and PRM tokens
-per problem, and wall time. Written beside them as ``summary.md``, ``summary.csv`` and
-``summary.png`` (accuracy against policy tokens per problem, one line per strategy and
-aggregation)::
+selection rule, aggregation, every other setting in which the runs differ (from each run's
+``fingerprint.json``: a sweep's swept keys, a dataset, a model, a seed), accuracy of every
+selection rule, pass@N, policy and PRM tokens per problem, and wall time. Written beside them
+as ``summary.md``, ``summary.csv`` and ``summary.png`` (accuracy against policy tokens per
+problem, one line per strategy, aggregation, selection rule and differing setting, so runs
+on two datasets never make one curve)::
 
     python -m search.summarize multirun/search/2026-11-30_01-00-00
     python -m search.summarize outputs/a outputs/b --out comparison/
@@ -29,6 +31,11 @@ from hydra.experimental.callback import Callback
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
+FINGERPRINT_FILE = "fingerprint.json"
+# settings the fixed columns already show
+SHOWN = {"strategy.name", "strategy.n", "strategy.select", "aggregation"}
+# settings whose difference makes rows incomparable, not a sweep over one comparison
+ACROSS = ("dataset", "policy.model", "scorer.model", "seed")
 FIXED_COLUMNS = (
     "run",
     "strategy",
@@ -55,6 +62,7 @@ class Summary:
 
     columns: tuple[str, ...]
     rows: tuple[dict[str, Any], ...]
+    varied: tuple[str, ...] = ()  # settings in which the runs differ (columns too)
 
 
 def find_runs(directories: Sequence[Path]) -> list[Path]:
@@ -68,6 +76,32 @@ def find_runs(directories: Sequence[Path]) -> list[Path]:
             )
         found.update(path.resolve() for path in directory.rglob(METRICS_FILE))
     return sorted(found)
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(node, dict):
+        return {prefix: json.dumps(node) if isinstance(node, list) else node}
+    flat: dict[str, Any] = {}
+    for key, value in node.items():
+        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def run_settings(metrics_path: Path) -> dict[str, Any]:
+    """The run's settings (its ``fingerprint.json``) as dotted keys; empty without one."""
+    path = metrics_path.parent / FINGERPRINT_FILE
+    try:
+        settings = json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        return {}
+    return _flatten(settings) if isinstance(settings, dict) else {}
+
+
+def differing(settings: Sequence[dict[str, Any]]) -> list[str]:
+    """The keys whose values differ between runs (missing counts as a value), sorted, less
+    those the fixed columns show."""
+    keys = sorted({key for one in settings for key in one} - SHOWN)
+    return [key for key in keys if len({json.dumps(one.get(key)) for one in settings}) > 1]
 
 
 def _per_problem(total: Any, problems: int) -> float | None:
@@ -84,7 +118,16 @@ def summarize(metrics_paths: Sequence[Path], root: Path | None = None) -> Summar
         )
     rules: list[str] = []
     rows = []
-    for path in metrics_paths:
+    settings = [run_settings(path) for path in metrics_paths]
+    varied = differing(settings)
+    across = [key for key in varied if key.startswith(ACROSS)]
+    if across:
+        log.warning(
+            "the runs differ in %s: each is its own column, and no curve joins runs that "
+            "differ in them",
+            ", ".join(across),
+        )
+    for path, setting in zip(metrics_paths, settings, strict=True):
         metrics = json.loads(path.read_text())
         by_rule = metrics.get("accuracy_by_rule") or {}
         rules += [rule for rule in by_rule if rule not in rules]
@@ -98,6 +141,7 @@ def summarize(metrics_paths: Sequence[Path], root: Path | None = None) -> Summar
                 "n": metrics.get("n"),
                 "select": metrics.get("select"),
                 "aggregation": metrics.get("aggregation"),
+                **{key: setting.get(key) for key in varied},
                 "problems": problems,
                 "accuracy": metrics.get("accuracy"),
                 **{f"acc {rule}": value for rule, value in by_rule.items()},
@@ -108,9 +152,18 @@ def summarize(metrics_paths: Sequence[Path], root: Path | None = None) -> Summar
                 "wall s": metrics.get("wall_s"),
             }
         )
-    rows.sort(key=lambda r: (str(r["strategy"]), str(r["aggregation"]), r["n"] or 0, r["run"]))
-    columns = (*FIXED_COLUMNS, *(f"acc {rule}" for rule in rules), *TAIL_COLUMNS)
-    return Summary(columns, tuple(rows))
+    rows.sort(
+        key=lambda r: (
+            str(r["strategy"]),
+            str(r["aggregation"]),
+            *(str(r.get(key)) for key in varied),
+            r["n"] or 0,
+            r["run"],
+        )
+    )
+    fixed = (*FIXED_COLUMNS[:5], *varied, *FIXED_COLUMNS[5:])
+    columns = (*fixed, *(f"acc {rule}" for rule in rules), *TAIL_COLUMNS)
+    return Summary(columns, tuple(rows), tuple(varied))
 
 
 def _cell(column: str, value: Any) -> str:
@@ -148,7 +201,12 @@ def plot(summary: Summary, path: Path) -> bool:
         tokens, accuracy = row.get("policy tokens/problem"), row.get("accuracy")
         if tokens is None or accuracy is None:
             continue
-        label = f"{row['strategy']} / {row['aggregation']} / {row['select']}"
+        label = " / ".join(
+            [
+                f"{row['strategy']} / {row['aggregation']} / {row['select']}",
+                *(f"{key}={row.get(key)}" for key in summary.varied),
+            ]
+        )
         points.setdefault(label, []).append((float(tokens), float(accuracy)))
     if not points:
         log.warning("no run has both accuracy and policy tokens; %s not drawn", path)
@@ -166,9 +224,8 @@ def plot(summary: Summary, path: Path) -> bool:
     ax.set_xlabel("policy tokens per problem")
     ax.set_ylabel("accuracy")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # long labels: beside
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return True
 
@@ -213,12 +270,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--out", type=Path, default=None, help="where to write (default: the one directory)"
     )
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     out = args.out
     if out is None:
         if len(args.directories) > 1:
             parser.error("with several directories, say where to write: --out DIR")
         out = args.directories[0]
-    summary = write_summary(args.directories, out)
+    try:
+        summary = write_summary(args.directories, out)
+    except (FileNotFoundError, ValueError) as error:  # said in one line, as every entry point
+        parser.exit(2, f"error: {error}\n")
     print(to_markdown(summary))
     print(f"written: {out / 'summary.md'}, {out / 'summary.csv'}, {out / 'summary.png'}")
 

@@ -71,12 +71,59 @@ def test_cli_needs_out_for_several_directories(tmp_path: Path) -> None:
     assert (tmp_path / "both" / "summary.png").stat().st_size > 1000
 
 
-def test_missing_directory_and_no_runs_say_the_fix(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="fix"):
+def test_missing_directory_and_no_runs_say_the_fix_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
         main([str(tmp_path / "nope")])
+    assert capsys.readouterr().err.startswith("error: expected a run or sweep directory")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="fix"):
+    with pytest.raises(SystemExit):
         main([str(tmp_path / "empty")])
+    err = capsys.readouterr().err
+    assert err.startswith("error: expected at least one metrics.json") and "fix" in err
+    assert "Traceback" not in err
+
+
+def _fingerprint(metrics: Path, **changes: object) -> None:
+    settings = {
+        "aggregation": "min",
+        "dataset": {"_target_": "search.envs.arith.world.ArithDataset", "split": "test"},
+        "seed": 0,
+        "strategy": {"name": "beam", "n": 4, "beam_width": 4, "select": None},
+    }
+    for key, value in changes.items():  # "strategy.beam_width": 2
+        node = settings
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            node = node[parent]  # type: ignore[assignment]
+        node[leaf] = value  # type: ignore[index]
+    (metrics.parent / "fingerprint.json").write_text(json.dumps(settings))
+
+
+def test_settings_the_runs_differ_in_are_columns_and_split_the_curves(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sweep over beam_width and two datasets: each swept key is a column, and runs on
+    two datasets are said to differ (no curve joins them); keys the fixed columns show (n)
+    and keys all runs share are not repeated."""
+    for run, (split, width, n) in enumerate(
+        [("test", 2, 4), ("test", 4, 4), ("longest", 2, 4), ("test", 2, 8)]
+    ):
+        path = _metrics(tmp_path / str(run), n=n)
+        _fingerprint(path, **{"dataset.split": split, "strategy.beam_width": width,
+                              "strategy.n": n})  # fmt: skip
+    with caplog.at_level("WARNING", logger="search.summarize"):
+        summary = summarize(find_runs([tmp_path]), root=tmp_path)
+    assert summary.varied == ("dataset.split", "strategy.beam_width")
+    assert summary.columns[5:7] == ("dataset.split", "strategy.beam_width")
+    assert [(r["dataset.split"], r["strategy.beam_width"], r["n"]) for r in summary.rows] == [
+        ("longest", 2, 4),
+        ("test", 2, 4),
+        ("test", 2, 8),
+        ("test", 4, 4),
+    ]
+    assert "the runs differ in dataset.split" in caplog.text
 
 
 def test_a_multirun_writes_its_summary(tmp_path: Path) -> None:
