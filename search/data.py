@@ -282,6 +282,13 @@ def _to_problem(
     gold_steps: tuple[str, ...] = ()
     if name is DatasetName.gsm8k:
         answer, gold_steps = _gsm8k_answer(answer)
+    elif name is DatasetName.jsonl and GSM8K_FINAL.search(answer):
+        raise BadRowError(
+            f"expected a final answer in field {fields.answer!r}, got a worked solution ending "
+            "in '#### N' (GSM8K format), which would be graded as the gold answer whole",
+            fix="dataset=gsm8k dataset.path=<this file> reads N as the gold answer (and the "
+            "rationale as gold steps)",
+        )
     elif name is DatasetName.aime24 and answer.isdigit():
         answer = str(int(answer))
     solution = row.get(fields.solution) if fields.solution else None
@@ -299,6 +306,9 @@ def _to_problem(
         gold_steps=gold_steps,
         metadata=metadata,
     )
+
+
+GSM8K_FINAL = re.compile(r"(^|\n)####\s*\S")  # a GSM8K rationale's last line: "#### N"
 
 
 def _answer_text(value: Any, field_name: str) -> str:

@@ -183,6 +183,22 @@ def test_gsm8k_row_without_hashes_is_bad(tmp_path: Path) -> None:
     assert loaded.problems[0].gold_steps == ("1 + 1 = 2", "The answer is \\boxed{2}.")
 
 
+def test_a_gsm8k_rationale_read_by_the_generic_loader_names_dataset_gsm8k(
+    tmp_path: Path,
+) -> None:
+    """dataset=jsonl would grade against the whole worked solution: refused, naming the
+    loader that reads the number after '####'; an answer that merely holds '#' is fine."""
+    rows = [{"question": "q1", "answer": "1 + 1 = <<1+1=2>>2\n#### 2"}]
+    path = write_jsonl(tmp_path / "gsm.jsonl", rows)
+    with pytest.raises(ValueError, match=r"gsm\.jsonl:1: bad row: .*worked solution .*fix: "
+                       r"dataset=gsm8k"):  # fmt: skip
+        load_problems(DatasetConfig(name="jsonl", path=path))
+    fine = write_jsonl(tmp_path / "ok.jsonl", [{"question": "q", "answer": "#3 (the third)"}])
+    assert (
+        load_problems(DatasetConfig(name="jsonl", path=fine)).problems[0].answer == "#3 (the third)"
+    )
+
+
 def test_limit_counts_good_rows_only(tmp_path: Path) -> None:
     rows = [{"answer": "1"}] + [{"question": f"q{i}", "answer": str(i)} for i in range(5)]
     path = write_jsonl(tmp_path / "rows.jsonl", rows)
