@@ -12,10 +12,11 @@ Examples::
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -108,7 +109,23 @@ def print_summary(metrics: dict[str, Any]) -> None:
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(raw: DictConfig) -> None:
     with exit_on_server_error(), exit_on_input_error():
-        run(raw)
+        try:
+            run(raw)
+        except KeyboardInterrupt:  # Ctrl-C: what is saved and how to go on, not a traceback
+            stop_interrupted(Path(HydraConfig.get().runtime.output_dir))
+
+
+def stop_interrupted(output_dir: Path) -> NoReturn:
+    """Say how many problems an interrupted run saved and how to resume; exit 130 (SIGINT)."""
+    results = output_dir / "results.jsonl"  # one line a problem; a torn last one is redone
+    saved = results.read_bytes().count(b"\n") if results.exists() else 0
+    where = f"{saved} finished problems are saved in {results}"
+    print(
+        f"interrupted: {where if saved else 'no problem had finished'}; re-run the same "
+        "command to " + ("resume" if saved else "start again"),
+        file=sys.stderr,
+    )
+    raise SystemExit(130)
 
 
 def load_component(role: str, node: DictConfig, **kwargs: Any) -> Any:

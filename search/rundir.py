@@ -107,8 +107,7 @@ class RunLock:
             raise RunDirError(
                 f"expected {self.path.parent} to be free, got a run writing there "
                 f"({self.held_by()}); two runs in one directory would write every record "
-                "twice; fix: wait for it to finish, or choose another directory "
-                "(hydra.run.dir=... or output_dir=...)"
+                f"twice; fix: wait for it to finish, or choose another directory ({NEW_DIR})"
             ) from None
         previous = os.read(fd, 4096).decode("utf-8", errors="replace").strip()
         if previous:
@@ -222,6 +221,13 @@ def same_file(old: Any, new: Any) -> bool:
         return False
 
 
+# where each entry point takes its directory, for the fixes below
+NEW_DIR = (
+    "python -m search: hydra.run.dir=DIR, or hydra.sweep.dir=DIR with -m; prm.sample, "
+    "prm.label, prm.train: output_dir=DIR"
+)
+
+
 def check_fingerprint(
     directory: Path,
     current: dict[str, Any],
@@ -256,8 +262,8 @@ def check_fingerprint(
             raise RunDirError(
                 f"expected the settings of the run that wrote {directory} (in {path}), got "
                 f"{len(changed)} different: {shown}; resuming would mix records of two "
-                "configurations; fix: choose a new directory (hydra.run.dir=... or "
-                "output_dir=...), or rerun with the original settings"
+                f"configurations; fix: choose a new directory ({NEW_DIR}), or rerun with the "
+                "original settings"
             )
         return
     Path(directory).mkdir(parents=True, exist_ok=True)

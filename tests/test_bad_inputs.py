@@ -384,6 +384,13 @@ CASES = [
     ),
     Case(
         "search",
+        "dataset a GSM8K rationale as the answer",
+        tuple(SEARCH_JSONL),
+        r"problems\.jsonl:1: .*worked solution .*fix: dataset=gsm8k",
+        {"problems.jsonl": line(PROBLEM, answer="2 + 3 = <<2+3=5>>5\n#### 5")},
+    ),
+    Case(
+        "search",
         "dataset empty",
         tuple(SEARCH_JSONL),
         r"at least one problem",
@@ -472,6 +479,13 @@ CASES = [
         (),
         r"completions\.jsonl:2: .*malformed JSON",
         {"completions.jsonl": line(COMPLETIONS) + b"{\n"},
+    ),
+    Case(
+        "evaluate",
+        "a problem on two lines",
+        (),
+        r"completions\.jsonl:2: expected each problem once",
+        {"completions.jsonl": line(COMPLETIONS) + line(COMPLETIONS)},
     ),
     Case(
         "evaluate",

@@ -179,3 +179,35 @@ def test_prm_train_killed_and_resumed_equals_the_uninterrupted_run(tmp_path: Pat
         json.loads((d / "training_log.json").read_text())["history"] for d in (whole, killed)
     ]
     assert history[0][-1] == history[1][-1]
+
+
+def test_ctrl_c_says_what_is_saved_and_how_to_resume_without_a_traceback(tmp_path: Path) -> None:
+    """SIGINT (Ctrl-C) half way: one line on stderr with the count of problems saved and the
+    way on, exit status 130; the same command then resumes to the whole run."""
+    out = tmp_path / "run"
+    args = [*SLOW, "scorer=fake", "strategy.n=2", "dataset.limit=6", "batch_problems=2",
+            "progress=false", f"hydra.run.dir={out}"]  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "search", *args],
+        cwd=tmp_path,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    written = out / "results.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if written.exists() and written.read_bytes().count(b"\n") >= 2:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be interrupted"
+    os.kill(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr
+    saved = written.read_bytes().count(b"\n")
+    assert f"interrupted: {saved} finished problems are saved in {written}; re-run the same " \
+        "command to resume" in stderr  # fmt: skip
+    run("search", args, tmp_path)
+    assert len(lines(written)) == 6
