@@ -39,7 +39,7 @@ from search.inputs import (
 from search.protocols import Generator, ProblemSource
 from search.resolve import CONF_DIR
 from search.strategies.config import StrategyName
-from search.types import DEFAULT_SAMPLING, Generation, Prefix, Sampling, Until
+from search.types import DEFAULT_SAMPLING, Generation, Prefix, Problem, Sampling, Until
 
 log = logging.getLogger("search")
 
@@ -156,7 +156,7 @@ def run(raw: DictConfig) -> None:
     check_components(raw, config.seed)
 
     from search.results import ResultsFile
-    from search.run import check_same_problems, check_unique_ids, run_search
+    from search.run import OnOverflow, check_same_problems, check_unique_ids, run_search
     from search.rundir import RunLock, check_fingerprint, fingerprint, schema_defaults
     from search.strategies import build_strategy
 
@@ -208,6 +208,8 @@ def run(raw: DictConfig) -> None:
             return
         strategy = build_strategy(config.strategy, config.aggregation, seed=config.seed)
         left = len({p.id for p in loaded.problems} - results.done_ids)
+        if left and config.on_overflow is OnOverflow.error:
+            check_prompts_fit(raw, [p for p in loaded.problems if p.id not in results.done_ids])
         if left:
             generator: Generator = load_component("policy", raw.policy, seed=config.seed)
             scorer = None if raw.scorer is None else load_component("PRM", raw.scorer)
@@ -229,6 +231,20 @@ def run(raw: DictConfig) -> None:
         )
     print_summary(metrics)
     print(f"results: {output_dir}")
+
+
+def check_prompts_fit(raw: DictConfig, problems: Sequence[Problem]) -> None:
+    """``on_overflow=error``: refuse prompts longer than a local policy's context from its
+    tokenizer and ``config.json``, before its weights load (a policy that cannot be measured
+    so, e.g. a server's, is measured by the run once it is built)."""
+    from search.generators import local_prompt_measure
+    from search.run import refuse_overflows, set_aside_overflows
+
+    container = OmegaConf.to_container(raw.policy, resolve=True)
+    assert isinstance(container, dict)
+    measure = local_prompt_measure({str(key): value for key, value in container.items()})
+    if measure is not None:
+        refuse_overflows(set_aside_overflows(problems, measure)[1])
 
 
 def strategy_fields_set(overrides: Sequence[str]) -> list[str]:

@@ -45,8 +45,18 @@ class OnOverflow(str, Enum):
     skip = "skip"  # record it as skipped (not a wrong answer) and go on
 
 
+def refuse_overflows(overflows: Sequence[dict[str, Any]]) -> None:
+    """``on_overflow=error``: any problem ``set_aside_overflows`` set aside stops the run."""
+    if overflows:
+        raise PromptTooLong(
+            f"expected every prompt to fit the policy's context, got {len(overflows)} that do "
+            f"not (problem {overflows[0]['id']}: {overflows[0]['skipped']}); fix: "
+            "on_overflow=skip records them as skipped, or use a policy with a longer context"
+        )
+
+
 def set_aside_overflows(
-    problems: Sequence[Problem], generator: Generator
+    problems: Sequence[Problem], generator: Generator | ContextLimited
 ) -> tuple[list[Problem], list[dict[str, Any]]]:
     """(problems whose prompt fits the policy's context, records of the others as skipped)."""
     if not isinstance(generator, ContextLimited) or generator.context_length is None:
@@ -332,12 +342,8 @@ def _run_locked(
 ) -> dict[str, Any]:
     results, done, todo = open_results(output_dir, problems)
     todo, overflows = set_aside_overflows(todo, generator)
-    if overflows and on_overflow is OnOverflow.error:
-        raise PromptTooLong(
-            f"expected every prompt to fit the policy's context, got {len(overflows)} that do "
-            f"not (problem {overflows[0]['id']}: {overflows[0]['skipped']}); fix: "
-            "on_overflow=skip records them as skipped, or use a policy with a longer context"
-        )
+    if on_overflow is OnOverflow.error:
+        refuse_overflows(overflows)
     if overflows:
         log.warning("skipped %d problems whose prompt does not fit the policy", len(overflows))
         results.append(overflows)

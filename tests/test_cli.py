@@ -230,3 +230,28 @@ def test_bad_beam_width_fails_before_loading_a_model(tmp_path: Path) -> None:
     assert "fix: strategy.n=4" in done.stderr
     assert "expected a model checkpoint" not in done.stderr
     assert not (out / "results.jsonl").exists()
+
+
+def test_a_prompt_longer_than_the_context_is_refused_before_the_policy_loads(
+    tmp_path: Path,
+) -> None:
+    """The embedded policy's tokenizer and config.json measure the prompts: one that does not
+    fit stops the run before any weights load (the log never says the policy is ready), and
+    with on_overflow=skip the run goes on and records it as skipped."""
+    problems = tmp_path / "problems.jsonl"
+    rows = [
+        {"id": "short", "question": "Compute 2 + 3.", "answer": "5"},
+        {"id": "long", "question": "Compute " + " + ".join(["1"] * 200) + ".", "answer": "200"},
+    ]
+    problems.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    data = [f"dataset.path={problems}", "dataset=jsonl", "dataset.id_field=id", "strategy.n=2",
+            "progress=false"]  # fmt: skip
+    done = run_cli(*data, f"hydra.run.dir={tmp_path / 'refused'}", cwd=tmp_path)
+    assert done.returncode != 0
+    assert "expected every prompt to fit the policy's context, got 1 that do not (problem long" \
+        in done.stderr  # fmt: skip
+    assert "ready in" not in done.stderr and "indexing errors" not in done.stderr
+    done = run_cli(*data, "on_overflow=skip", f"hydra.run.dir={tmp_path / 'kept'}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = {r["id"]: r for r in read_jsonl(tmp_path / "kept" / "results.jsonl")}
+    assert "skipped" in records["long"] and records["short"]["candidates"]

@@ -160,3 +160,53 @@ def build_generator(model: str, backend: Backend | str = Backend.hf, **settings:
     from search.generators.vllm import VLLMGenerator
 
     return VLLMGenerator(path, **plan.common, **plan.vllm_options)
+
+
+BUILD_GENERATOR = "search.generators.build_generator"
+
+
+class PromptMeasure:
+    """A policy's prompt lengths and context without its weights
+    (``search.protocols.ContextLimited``): its tokenizer and ``config.json``, so that a run
+    refuses prompts that do not fit before the policy loads (``local_prompt_measure``)."""
+
+    def __init__(self, renderer: Any, context_length: int | None) -> None:
+        self.renderer = renderer
+        self.context_length = context_length
+
+    def prompt_length(self, prefix: Any) -> int:
+        return len(self.renderer.encode(prefix))
+
+
+def local_prompt_measure(node: Mapping[str, Any]) -> PromptMeasure | None:
+    """The ``PromptMeasure`` of a ``build_generator`` policy node whose model is a local
+    folder (the context: ``config.json``'s ``max_position_embeddings``, or the vLLM
+    ``max_model_len`` asked for); ``None`` for any other policy (a server's, a hub name, your
+    own class), which the run measures once it is built."""
+    from transformers import AutoTokenizer
+
+    from search.generators.base import PromptRenderer
+    from search.resolve import local_json, local_model_dir
+
+    model = node.get("model")
+    if node.get("_target_") != BUILD_GENERATOR or model is None:
+        return None
+    folder = local_model_dir(str(model))
+    config = local_json(str(model), "config.json")
+    if folder is None or config is None:
+        return None
+    positions = config.get("max_position_embeddings")
+    context = int(positions) if isinstance(positions, int) and positions > 0 else None
+    asked = (node.get("vllm") or {}).get("max_model_len")
+    if node.get("backend") == Backend.vllm.value and isinstance(asked, int) and asked > 0:
+        context = asked
+    if context is None:
+        return None
+    tokenizer = AutoTokenizer.from_pretrained(
+        folder, trust_remote_code=bool(node.get("trust_remote_code", False))
+    )
+    # prompts are measured against the context here: the tokenizer's own "indexing errors"
+    # warning (its "said already" flag) would only repeat that, as an alarm
+    tokenizer.deprecation_warnings["sequence-length-is-longer-than-the-specified-maximum"] = True
+    renderer = PromptRenderer(tokenizer, node.get("use_chat_template"), node.get("system_prompt"))
+    return PromptMeasure(renderer, context)
