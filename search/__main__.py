@@ -98,8 +98,11 @@ def print_summary(metrics: dict[str, Any]) -> None:
         ("mean sample accuracy", _fraction(metrics["mean_sample_accuracy"])),
         ("policy tokens", str(metrics["policy_tokens"])),
         ("prm tokens", "unknown" if metrics["prm_tokens"] is None else str(metrics["prm_tokens"])),
-        ("wall s", f"{metrics['wall_s']:.1f}"),
+        # every batch's time, summed over the run's invocations (and over Ray workers)
+        ("search s, all batches", f"{metrics['wall_s']:.1f}"),
     ]
+    if metrics.get("invocation_wall_s") is not None:
+        rows.append(("wall s, this invocation", f"{metrics['invocation_wall_s']:.1f}"))
     if metrics.get("skipped_problems"):
         rows.insert(2, ("skipped: prompt too long", str(metrics["skipped_problems"])))
     width = max(len(name) for name, _ in rows)
