@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # A step tag that sees the step, trained to make prm's full length (README, "A tag that sees
 # the step, at make prm's length"): make prm's recipe with TAG_FROM_SEPARATOR=true (the tag's
-# embedding starts as the newline's, prm.train tag_from_separator), on the same samples and
-# labels, against the shipped PRM on the validation split: step-error identification of both,
-# every training round of the candidate, and search paired with the shipped PRM's validation
-# table (benchmarks/results/accuracy_vs_compute_validation.json).
+# embedding starts as the newline's, prm.train tag_from_separator), rebuilt stage by stage in
+# its own run directory (sampling and labelling are seeded, so its labels are make prm's), then
+# against the shipped PRM on the validation split: step-error identification of both (each
+# training round's own validation F1 is in its stage table, prm_pipeline_tag), and search
+# paired with the shipped PRM's validation table
+# (benchmarks/results/accuracy_vs_compute_validation.json).
 #
 # The rule, written before any of its numbers existed, is round_rule.py's: the candidate
 # passes if its validation step F1 on the policy's solutions is at least the shipped PRM's and

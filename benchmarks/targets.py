@@ -114,14 +114,13 @@ def speed_target(results: Path) -> Target:
         f"make prm's set-up ({shipped}): {tokens[shipped]:.1f}x rollout tokens/s, "
         f"{solutions[shipped]:.1f}x solutions/s against {before['setup']}"
     )
-    best = tokens[shipped]
-    if full_table is not None:
+    best = max(tokens.values())  # the verdict: against the labeller the issue measured only
+    if full_table is not None:  # shown for information: another baseline
         full_before, full_tokens, _ = _speed_ratios(full_table)
         fastest = max(full_tokens, key=full_tokens.__getitem__)
-        best = max(best, full_tokens[fastest])
         measured += (
-            f"; fastest set-up ({fastest}): {full_tokens[fastest]:.1f}x against "
-            f"{full_before['setup']} (`{sources[1]}`)"
+            f"; for information, the full table's fastest set-up ({fastest}): "
+            f"{full_tokens[fastest]:.1f}x against its {full_before['setup']} (`{sources[1]}`)"
         )
     return Target(target, asks, measured, "met" if best >= SPEED_TARGET else "not met", sources[0])
 
@@ -133,7 +132,10 @@ def _count(pattern: str, text: str) -> int | None:
 
 def pipeline_targets(results: Path) -> list[Target]:
     source = "prm_pipeline_packed.json"
-    data_asks = f">= {SOLUTIONS_TARGET:,} policy solutions labelled by MC, judge and consensus"
+    data_asks = (
+        f">= {SOLUTIONS_TARGET:,} policy solutions labelled by MC and the calculator judge, "
+        "filtered by their consensus"
+    )
     time_asks = f"`make prm` within {MINUTES_TARGET:.0f} minutes, stage by stage"
     stages = load(source, results)
     if stages is None:
@@ -197,7 +199,16 @@ def f1_target(results: Path) -> Target:
 
 
 # -- search ------------------------------------------------------------------------------------
+class NotPaired(ValueError):
+    """Two rows over other (problem, seed) pairs: merged runs of other sizes."""
+
+
 def _difference(first: dict[str, Any], second: dict[str, Any], against: str) -> Difference:
+    if len(first["correct"]) != len(second["correct"]):
+        raise NotPaired(
+            f"not paired vs {against} ({len(first['correct'])} and {len(second['correct'])} "
+            "(problem, seed) pairs)"
+        )
     value, se = paired_difference(first["correct"], second["correct"])
     return Difference(against, value, se)
 
@@ -218,6 +229,16 @@ def _weighted_at_or_above(table: Sequence[dict[str, Any]], tokens: float) -> lis
 
 
 def search_targets(split: str, results: Path) -> list[Target]:
+    """The search rows of ``split``; a comparison of rows over other (problem, seed) pairs
+    (merged runs of other sizes) is said to be unpaired, with no verdict."""
+    try:
+        return _search_targets(split, results)
+    except NotPaired as error:
+        source = f"accuracy_vs_compute_{split}.json"
+        return [Target(f"search ({split})", "paired comparisons", str(error), "not paired", source)]
+
+
+def _search_targets(split: str, results: Path) -> list[Target]:
     source = f"accuracy_vs_compute_{split}.json"
     report = load(source, results)
     command = f"python benchmarks/accuracy_vs_compute.py --splits {split}"
@@ -229,7 +250,8 @@ def search_targets(split: str, results: Path) -> list[Target]:
     if split == "test":
         names = [f"best-of-{N} argmax", f"best-of-{N} weighted", *names, "MCTS", "lookahead"]
     if report is None:
-        return [missing(f"{name} ({split})", "", source, command) for name in names]
+        return [missing(f"{name} ({split})", "see the sections below", source, command)
+                for name in names]  # fmt: skip
     table = report["table"]
     rows: list[Target] = []
     majority = find(table, "best_of_n/majority", N, AGGREGATION)
@@ -325,7 +347,8 @@ def markdown(targets: Sequence[Target]) -> str:
         "Issue 10's targets, read from the result files named in the last column (the sections "
         "below hold each table). Accuracy differences are paired over the same problems and "
         "seeds, ± standard error; `met`: above in every comparison by at least 2 standard "
-        "errors; `met in the mean`: above in every one, some by less; `level`: above in some.",
+        "errors (for a threshold: at or past it); `met in the mean`: above in every one, some "
+        "by less; `level`: above in some; `not met`: in none; `not run`: no results file.",
         "",
         "| target | asks | measured | verdict | source |",
         "|---|---|---|---|---|",

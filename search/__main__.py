@@ -186,6 +186,9 @@ def run(raw: DictConfig) -> None:
             output_dir, settings, bool(results.records), defaults=schema_defaults(raw)
         )
         check_same_problems(results.records, loaded.problems)
+        todo = [p for p in loaded.problems if p.id not in results.done_ids]
+        if todo and config.on_overflow is OnOverflow.error:  # before any model loads, here
+            check_prompts_fit(raw, todo)  # or on a Ray worker
         if config.launcher is not None:  # +launcher=ray: the workers build the models
             from search.launchers.ray import run_search_on_ray
 
@@ -210,10 +213,7 @@ def run(raw: DictConfig) -> None:
             print(f"results: {output_dir}")
             return
         strategy = build_strategy(config.strategy, config.aggregation, seed=config.seed)
-        left = len({p.id for p in loaded.problems} - results.done_ids)
-        if left and config.on_overflow is OnOverflow.error:
-            check_prompts_fit(raw, [p for p in loaded.problems if p.id not in results.done_ids])
-        if left:
+        if todo:
             generator: Generator = load_component("policy", raw.policy, seed=config.seed)
             scorer = None if raw.scorer is None else load_component("PRM", raw.scorer)
         else:

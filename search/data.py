@@ -308,7 +308,8 @@ def _to_problem(
     )
 
 
-GSM8K_FINAL = re.compile(r"(^|\n)####\s*\S")  # a GSM8K rationale's last line: "#### N"
+# a GSM8K rationale's last line: "#### N", N a number (a markdown heading is not one)
+GSM8K_FINAL = re.compile(r"(^|\n)####[ \t]*-?[\d.,/]+\s*$")
 
 
 def _answer_text(value: Any, field_name: str) -> str:

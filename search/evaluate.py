@@ -5,8 +5,10 @@
     python -m search.evaluate path=outputs/search/RUN/results.jsonl aggregation=last
 
 Input formats (``format=``; ``auto``, the default, reads the first line that is a JSON object
-and takes ``engine`` when it has ``question`` and ``candidates`` but no ``completions``, else
-``completions``; the report's ``format`` says which):
+and takes ``engine`` when it has ``question`` and ``candidates`` (or ``skipped``: a problem the
+run set aside, counted as ``not_graded_problems``) but no ``completions``, else
+``completions``; the report's ``format`` says which). A problem twice (the same ``id``, or
+without ids the same line) is refused: concatenated runs would count it twice.
 
 - ``completions`` (default): one problem a line, ``problem`` (text), ``answer`` (gold),
   ``completions`` (list of solution texts), optional ``scores`` (one per completion: a
@@ -168,12 +170,14 @@ def read_completion_sets(
                 continue
             parse = _parse_engine if engine else _parse_completions
             item = parse(row, aggregation)
-            key = str(row.get("id", item.problem)) if engine else item.problem
+            # a problem is its id; a completions line without one, the whole line (two
+            # problems may share a question text, a line repeated is a file repeated)
+            key = str(row["id"]) if "id" in row else json.dumps(row, sort_keys=True)
             if key in first_line:
                 raise InputError(
-                    f"{where}: expected each problem once, got {key!r:.80} again (first at "
-                    f"line {first_line[key]}): concatenated runs would be counted twice; fix: "
-                    "evaluate each run's file on its own"
+                    f"{where}: expected each problem once, got {item.problem!r:.80} again "
+                    f"(first at line {first_line[key]}): concatenated runs would be counted "
+                    "twice; fix: evaluate each run's file on its own"
                 )
             first_line[key] = number
             sets.append(item)
@@ -438,7 +442,8 @@ def run_evaluation(config: EvaluateConfig) -> tuple[dict[str, Any], Path]:
     if not loaded.sets:
         raise InputError(
             f"{path}: expected at least one line to evaluate, got none (skipped "
-            f"{loaded.skipped} bad lines); fix: point path= at a non-empty file"
+            f"{loaded.skipped} bad lines, {loaded.not_graded} problems the run skipped); fix: "
+            "point path= at a file with graded lines"
         )
     report = {
         "input": str(path),

@@ -207,8 +207,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             if not (path / "trees").is_dir():
                 parser.error(
                     f"expected tree files, got the run directory {path}, which saved none; "
-                    "fix: rerun it with strategy.save_trees=true (beam, dvts, mcts or "
-                    "particle_filtering), then pass RUN_DIR/trees"
+                    "fix: run it again into a new directory (hydra.run.dir=NEW) with "
+                    "strategy.save_trees=true (beam, dvts, mcts or particle_filtering), then "
+                    "pass NEW/trees (the same directory would resume it: nothing left to run)"
                 )
             path = path / "trees"
         if path.is_dir():

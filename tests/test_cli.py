@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -90,7 +91,8 @@ def test_default_run_writes_self_describing_metrics(default_run: tuple[Path, Com
     assert metrics["policy_tokens"] > 0 and metrics["prm_tokens"] > 0
     assert metrics["config"]["policy"]["_target_"] == "search.envs.arith.fakes.FakeGenerator"
     assert metrics["policy"] == "search.envs.arith.fakes.FakeGenerator"
-    assert f"accuracy              {metrics['accuracy']:.3f}" in done.stdout
+    assert re.search(rf"^accuracy +{metrics['accuracy']:.3f}$", done.stdout, re.M)
+    assert re.search(r"^wall s, this invocation +\d+\.\d$", done.stdout, re.M)
 
 
 def test_progress_bar_shows_running_accuracy(default_run: tuple[Path, Completed]) -> None:

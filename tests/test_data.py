@@ -193,7 +193,11 @@ def test_a_gsm8k_rationale_read_by_the_generic_loader_names_dataset_gsm8k(
     with pytest.raises(ValueError, match=r"gsm\.jsonl:1: bad row: .*worked solution .*fix: "
                        r"dataset=gsm8k"):  # fmt: skip
         load_problems(DatasetConfig(name="jsonl", path=path))
-    fine = write_jsonl(tmp_path / "ok.jsonl", [{"question": "q", "answer": "#3 (the third)"}])
+    heading = {"question": "q2", "answer": "#### Step 1\n42"}  # markdown, not GSM8K
+    fine = write_jsonl(
+        tmp_path / "ok.jsonl", [{"question": "q", "answer": "#3 (the third)"}, heading]
+    )
+    assert len(load_problems(DatasetConfig(name="jsonl", path=fine)).problems) == 2
     assert (
         load_problems(DatasetConfig(name="jsonl", path=fine)).problems[0].answer == "#3 (the third)"
     )

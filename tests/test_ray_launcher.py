@@ -319,9 +319,9 @@ def test_gpus_this_machine_lacks_are_refused_before_ray_starts(
     monkeypatch.setattr(ray_launcher, "_local_gpus", lambda: 1)
     launcher = RayLauncherConfig(num_workers=3, gpus_per_worker=1)
     with pytest.raises(InputError, match=r"expected 3 GPU\(s\) on this machine .* got 1; fix: "):
-        list(map_on_ray(launcher, SearchWorker, (), [PROBLEMS[:1]]))
+        list(map_on_ray(launcher, SearchWorker, (), [PROBLEMS[:1]] * 3))
     assert not started
-    assert ray_launcher._start_ray(RayLauncherConfig(num_workers=1, gpus_per_worker=1))
+    assert ray_launcher._start_ray(launcher, workers=1)  # one task left: one worker starts
     assert started[-1]["num_gpus"] == 1  # the machine's own count, not the request
 
 

@@ -82,9 +82,8 @@ def test_a_run_directory_without_trees_is_one_line_naming_the_fix(
     (tmp_path / "metrics.json").write_text("{}")
     with pytest.raises(SystemExit):
         main(["render", str(tmp_path)])
-    assert (
-        "which saved none; fix: rerun it with strategy.save_trees=true" in capsys.readouterr().err
-    )
+    err = capsys.readouterr().err
+    assert "which saved none; fix: run it again into a new directory (hydra.run.dir=NEW)" in err
 
 
 def test_training_curve_png_beside_its_log(tmp_path: Path) -> None:

@@ -183,14 +183,14 @@ def local_prompt_measure(node: Mapping[str, Any]) -> PromptMeasure | None:
     folder (the context: ``config.json``'s ``max_position_embeddings``, or the vLLM
     ``max_model_len`` asked for); ``None`` for any other policy (a server's, a hub name, your
     own class), which the run measures once it is built."""
+    model = node.get("model")
+    if node.get("_target_") != BUILD_GENERATOR or model is None:
+        return None
     from transformers import AutoTokenizer
 
     from search.generators.base import PromptRenderer
     from search.resolve import local_json, local_model_dir
 
-    model = node.get("model")
-    if node.get("_target_") != BUILD_GENERATOR or model is None:
-        return None
     folder = local_model_dir(str(model))
     config = local_json(str(model), "config.json")
     if folder is None or config is None:
@@ -198,8 +198,11 @@ def local_prompt_measure(node: Mapping[str, Any]) -> PromptMeasure | None:
     positions = config.get("max_position_embeddings")
     context = int(positions) if isinstance(positions, int) and positions > 0 else None
     asked = (node.get("vllm") or {}).get("max_model_len")
-    if node.get("backend") == Backend.vllm.value and isinstance(asked, int) and asked > 0:
-        context = asked
+    if node.get("backend") == Backend.vllm.value:
+        if isinstance(asked, int) and asked > 0:
+            context = asked
+        elif config.get("rope_scaling"):  # vLLM derives a longer context from it: its own check
+            return None
     if context is None:
         return None
     tokenizer = AutoTokenizer.from_pretrained(

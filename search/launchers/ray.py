@@ -128,9 +128,10 @@ class SearchWorker:
         return records, self.counter.generate_calls, self.counter.score_calls
 
 
-def _start_ray(config: RayLauncherConfig) -> bool:
+def _start_ray(config: RayLauncherConfig, workers: int | None = None) -> bool:
     """Connect to (or start) Ray; True when this call started it (and must shut it down).
-    No cluster at ``config.address`` is an ``InputError`` (one line at the entry point)."""
+    No cluster at ``config.address`` is an ``InputError`` (one line at the entry point).
+    ``workers``: how many will start (default ``num_workers``), for the GPUs they need."""
     import ray
 
     from search.inputs import InputError
@@ -140,15 +141,17 @@ def _start_ray(config: RayLauncherConfig) -> bool:
         return False
     path = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")) if p)
     runtime_env = {"env_vars": {"PYTHONPATH": path}}
-    gpus = int(config.num_workers * config.gpus_per_worker + 0.999)
+    starting = config.num_workers if workers is None else min(workers, config.num_workers)
+    gpus = int(starting * config.gpus_per_worker + 0.999)
     if config.address is None:
         # this machine's GPUs as torch sees them: Ray told to have more would hand workers
         # device ids that do not exist, and they would run on CPU without a word
         present = _local_gpus() if gpus else 0
         if gpus > present:
             raise InputError(
-                f"expected {gpus} GPU(s) on this machine for launcher.num_workers="
-                f"{config.num_workers} x launcher.gpus_per_worker={config.gpus_per_worker}, "
+                f"expected {gpus} GPU(s) on this machine for {starting} worker(s) "
+                f"(launcher.num_workers={config.num_workers}) x launcher.gpus_per_worker="
+                f"{config.gpus_per_worker}, "
                 f"got {present}; fix: fewer workers (launcher.num_workers), "
                 "launcher.gpus_per_worker=0 for CPU workers, or a cluster (launcher.address)"
             )
@@ -180,7 +183,7 @@ def _start_ray(config: RayLauncherConfig) -> bool:
             "the workers wait until the cluster has them",
             config.address,
             available,
-            config.num_workers,
+            starting,
             config.gpus_per_worker,
             gpus,
         )
@@ -292,7 +295,7 @@ def map_on_ray(
             len(queue),
             tasks_name,
         )
-    started = _start_ray(launcher)
+    started = _start_ray(launcher, count)
     workers: list[Any] = []
     try:
         actor: Any = ray.remote(Shard).options(
@@ -400,7 +403,7 @@ def _run_locked(
     start = time.perf_counter()
     calls: dict[int, tuple[int, int]] = {}
     num_correct = sum(bool(r["correct"]) for r in results.records if str(r["id"]) in done)
-    started = bool(batches) and _start_ray(launcher)  # no cluster: said before any bar
+    started = bool(batches) and _start_ray(launcher, len(batches))  # before any bar
     bar = Progress(len(problems), len(done), num_correct, enabled=progress)
     worker_args = (
         dict(policy),

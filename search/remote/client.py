@@ -125,7 +125,7 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def _status_fix(status: int, path: str, settings: ServerSettings) -> str:
+def _status_fix(status: int, path: str, settings: ServerSettings, message: str = "") -> str:
     """What to do about an HTTP error ``status`` on ``path``: the common mistakes named."""
     if status in (401, 403):
         variable = settings.api_key_env
@@ -136,11 +136,17 @@ def _status_fix(status: int, path: str, settings: ServerSettings) -> str:
             )
         state = "is unset or empty" if not os.environ.get(variable) else "holds a key it refused"
         return f"fix: api_key_env names {variable}, which {state}; export the server's key in it"
+    if status == 404 and "does not exist" in message:  # vLLM: a model name it does not serve
+        return (
+            "fix: name a model the server serves (GET /v1/models lists them; vLLM names one by "
+            "--served-model-name, else its --model)"
+        )
     if status == 404:
         wanted = {
             "/pooling": "a PRM served with --runner pooling (vLLM's POST /pooling)",
             "/v1/completions": "a completions model (vLLM without --runner pooling)",
-        }.get(path, f"{path}")
+            "/v1/chat/completions": "a chat model (vLLM without --runner pooling)",
+        }.get(path, "an OpenAI-compatible model server")
         return f"fix: base_url must point at a server that answers {path}: {wanted}"
     return "fix: see the server's log"
 
@@ -177,14 +183,6 @@ class ServerClient:
         httpx_log = logging.getLogger("httpx")
         if httpx_log.level == logging.NOTSET:  # one INFO line per request: noise, unless asked
             httpx_log.setLevel(logging.WARNING)
-        variable = settings.api_key_env
-        if variable and not os.environ.get(variable):
-            log.warning(
-                "api_key_env names %s, which is unset or empty: requests to %s go without an "
-                "API key",
-                variable,
-                settings.root,
-            )
 
     # -- sync API ---------------------------------------------------------------------------
     def get(self, path: str) -> Any:
@@ -339,6 +337,7 @@ class ServerClient:
                             f"it connected but sent no answer within {read_timeout_s:.0f} s: is "
                             "base_url a model server, and is it up (its log)?"
                             if read_timeout_s is not None
+                            and isinstance(error, httpx.TimeoutException)
                             else "check the server's log, raise timeout_s, or lower max_concurrency"
                         )
                         raise ServerError(
@@ -350,10 +349,11 @@ class ServerClient:
                     if response.is_success:
                         return response.json()
                     if response.status_code not in RETRY_STATUS or attempt >= retries:
+                        said = _message(response)
                         raise ServerError(
                             f"{method} {url} answered {response.status_code} after "
-                            f"{attempt + 1} attempt(s): {_message(response)}; "
-                            + _status_fix(response.status_code, path, settings)
+                            f"{attempt + 1} attempt(s): {said}; "
+                            + _status_fix(response.status_code, path, settings, said)
                         )
                     failure = f"HTTP {response.status_code}"
                     wait = _retry_after(response)

@@ -144,6 +144,7 @@ def test_a_server_that_connects_but_never_answers_fails_the_check_soon(
             "served with --runner pooling",
         ),
         ("/v1/completions", 404, "a completions model"),
+        ("/v1/chat/completions", 404, "a chat model"),
         ("/v1/completions", 401, "fix: api_key_env names MY_UNSET_KEY, which is unset or empty"),
     ],
 )
@@ -158,13 +159,13 @@ def test_the_wrong_server_or_a_missing_key_names_the_fix(
         client.close()
 
 
-def test_an_unset_key_variable_is_said_once(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.delenv("MY_UNSET_KEY", raising=False)
-    with caplog.at_level("WARNING", logger="search.remote.client"):
-        ServerClient(settings("http://127.0.0.1:1", api_key_env="MY_UNSET_KEY")).close()
-    assert "api_key_env names MY_UNSET_KEY, which is unset or empty" in caplog.text
+def test_an_unknown_model_name_is_told_apart_from_a_wrong_server() -> None:
+    said = (404, {}, {"error": {"message": "The model `tiny` does not exist."}})
+    with scripted_server(lambda m, p, b: said) as (url, _):
+        client = ServerClient(settings(url))
+        with pytest.raises(ServerError, match=r"does not exist\.; fix: name a model the server"):
+            client.post("/v1/chat/completions", {})
+        client.close()
 
 
 def test_post_many_drops_abandoned_requests_unsent_or_in_flight() -> None:
