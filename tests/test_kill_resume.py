@@ -41,23 +41,35 @@ def run(module: str, args: list[str], cwd: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-def kill_after_first_lines(module: str, args: list[str], cwd: Path, written: Path) -> None:
-    """Start the command, SIGKILL it once ``written`` has a complete line, wait for it."""
-    process = subprocess.Popen(
+def start(module: str, args: list[str], cwd: Path) -> subprocess.Popen[str]:
+    """The command running, its stderr piped (read it with ``communicate``)."""
+    return subprocess.Popen(
         [sys.executable, "-m", module, *args],
         cwd=cwd,
         env=env(),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+
+
+def signal_after_lines(
+    process: subprocess.Popen[str], written: Path, count: int, signum: int
+) -> str:
+    """Send ``signum`` once ``written`` has ``count`` complete lines; its stderr at the end."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
-        if written.exists() and written.read_bytes().count(b"\n") >= 1:
+        if written.exists() and written.read_bytes().count(b"\n") >= count:
             break
         time.sleep(0.05)
-    assert process.poll() is None, "the run ended before it could be killed; slow it down"
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    assert process.poll() is None, "the run ended before the signal; slow it down"
+    os.kill(process.pid, signum)
+    return process.communicate(timeout=60)[1]
+
+
+def kill_after_first_lines(module: str, args: list[str], cwd: Path, written: Path) -> None:
+    """Start the command, SIGKILL it once ``written`` has a complete line, wait for it."""
+    signal_after_lines(start(module, args, cwd), written, 1, signal.SIGKILL)
 
 
 def lines(path: Path, drop: tuple[str, ...] = ()) -> list[dict[str, Any]]:
@@ -187,23 +199,9 @@ def test_ctrl_c_says_what_is_saved_and_how_to_resume_without_a_traceback(tmp_pat
     out = tmp_path / "run"
     args = [*SLOW, "scorer=fake", "strategy.n=2", "dataset.limit=6", "batch_problems=2",
             "progress=false", f"hydra.run.dir={out}"]  # fmt: skip
-    process = subprocess.Popen(
-        [sys.executable, "-m", "search", *args],
-        cwd=tmp_path,
-        env=env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start("search", args, tmp_path)
     written = out / "results.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if written.exists() and written.read_bytes().count(b"\n") >= 2:
-            break
-        time.sleep(0.05)
-    assert process.poll() is None, "the run ended before it could be interrupted"
-    os.kill(process.pid, signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    stderr = signal_after_lines(process, written, 2, signal.SIGINT)
     assert process.returncode == 130, stderr[-2000:]
     assert "Traceback" not in stderr
     saved = written.read_bytes().count(b"\n")
