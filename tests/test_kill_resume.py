@@ -197,7 +197,9 @@ def test_ctrl_c_says_what_is_saved_and_how_to_resume_without_a_traceback(tmp_pat
     """SIGINT (Ctrl-C) half way: one line on stderr with the count of problems saved and the
     way on, exit status 130; the same command then resumes to the whole run."""
     out = tmp_path / "run"
-    args = [*SLOW, "scorer=fake", "strategy.n=2", "dataset.limit=6", "batch_problems=2",
+    # 1.5 s a batch, 4 batches: the signal lands seconds before the end, even on a busy machine
+    slower = [*SLOW[:2], "+policy.delay_s=1.5"]
+    args = [*slower, "scorer=fake", "strategy.n=2", "dataset.limit=8", "batch_problems=2",
             "progress=false", f"hydra.run.dir={out}"]  # fmt: skip
     process = start("search", args, tmp_path)
     written = out / "results.jsonl"
@@ -208,4 +210,4 @@ def test_ctrl_c_says_what_is_saved_and_how_to_resume_without_a_traceback(tmp_pat
     assert f"interrupted: {saved} finished problems are saved in {written}; re-run the same " \
         "command to resume" in stderr  # fmt: skip
     run("search", args, tmp_path)
-    assert len(lines(written)) == 6
+    assert len(lines(written)) == 8
