@@ -195,6 +195,13 @@ SECTIONS: list[tuple[str, str, str]] = [
         "prm_packed_validation.md",
     ),
     (
+        "A step tag that sees the step (TAG_FROM_SEPARATOR=true), at make prm's length: its "
+        "rebuild's first rounds (a shared machine: not a timing; not judged yet)",
+        "RUN=runs/prm-tag bash benchmarks/tag_recipe.sh (its stage table: python "
+        "benchmarks/prm_pipeline_times.py --run runs/prm-tag --name prm_pipeline_tag)",
+        "prm_pipeline_tag.md",
+    ),
+    (
         "Choosing how beam search and DVTS prune: validation split",
         "python benchmarks/accuracy_vs_compute.py --splits validation --max-n 32 --search-ns 16 "
         "--strategies beam dvts --prune weighted prm",

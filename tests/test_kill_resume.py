@@ -41,6 +41,12 @@ def run(module: str, args: list[str], cwd: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+def _as_from_a_terminal() -> None:
+    """SIGINT as a shell gives it: a process that inherits it ignored (as from a test runner
+    whose earlier tests ignored it) gets no KeyboardInterrupt from Python at all."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(module: str, args: list[str], cwd: Path) -> subprocess.Popen[str]:
     """The command running, its stderr piped (read it with ``communicate``)."""
     return subprocess.Popen(
@@ -50,6 +56,7 @@ def start(module: str, args: list[str], cwd: Path) -> subprocess.Popen[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_as_from_a_terminal,
     )
 
 
