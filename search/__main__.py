@@ -277,14 +277,13 @@ def check_model_paths(raw: DictConfig) -> None:
     ``openai_server`` policy, a ``vllm_server`` scorer) is loaded here only as its tokenizer:
     ``tokenizer`` when set (``model`` is then the served name, which no folder or hub holds),
     else ``model``."""
-    from search.resolve import resolve_model_path
+    from search.resolve import is_served, resolve_model_path
 
     for role in ("policy", "scorer"):
         node = raw.get(role)
         if node is None:
             continue
-        served = bool(node.get("base_url")) and node.get("backend") in (None, "vllm_server")
-        key = "tokenizer" if served and node.get("tokenizer") is not None else "model"
+        key = "tokenizer" if is_served(node) and node.get("tokenizer") is not None else "model"
         model = node.get(key)
         if model is None:
             continue

@@ -51,6 +51,13 @@ TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "vocab.txt", "merges.txt")
 CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
 
 
+def is_served(settings: Mapping[str, Any]) -> bool:
+    """Whether a policy or scorer node names a model a server runs (an openai_server policy,
+    a vllm_server scorer): its ``model`` is then a served name, loaded here as a tokenizer
+    at most."""
+    return bool(settings.get("base_url")) and settings.get("backend") in (None, "vllm_server")
+
+
 def check_checkpoint(role: str, settings: Mapping[str, Any], causal_lm: bool) -> None:
     """Before any model loads: ``settings`` (a policy or scorer node) name local folders that
     hold what the role needs. A model loaded here (not one a server runs: ``base_url``)
@@ -63,8 +70,7 @@ def check_checkpoint(role: str, settings: Mapping[str, Any], causal_lm: bool) ->
     names the key and the fix."""
     model = settings.get("model")
     # a model a server runs (an openai_server policy, a vllm_server scorer): its name only
-    served = bool(settings.get("base_url")) and settings.get("backend") in (None, "vllm_server")
-    directory = None if model is None or served else local_model_dir(str(model))
+    directory = None if model is None or is_served(settings) else local_model_dir(str(model))
     if directory is not None:
         _check_model_folder(role, directory, settings, causal_lm)
     tokenizer = settings.get("tokenizer")
