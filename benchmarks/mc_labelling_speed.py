@@ -5,9 +5,11 @@ as it is now, or vLLM with prefix caching), the model that rolls out (the policy
 stronger verifier base the shipped PRM starts from), the mode (``full``: K completions of
 every prefix, the soft-label estimate; ``early_stop``: hard labels, a prefix stops at its
 first right completion, see ``prm/label/mc.py``), for vLLM whether its engine gets both
-cores, and for transformers which attention kernel it runs (its default, sdpa, or eager)
-and whether the rows of a prompt read it once (the default) or each a copy ("prompt copied
-to rows"). Columns: the rollouts and rollout tokens actually spent, wall time (engine
+cores, and for transformers which attention kernel it runs (its default, sdpa, or eager),
+whether the rows of a prompt read it once (the default) or each a copy ("prompt copied to
+rows"), and the roll-out model's dtype (float32, or "bfloat16": this CPU has AVX512-BF16,
+which runs a decode step's matrix products faster; sampling reads float32 logits either
+way). Columns: the rollouts and rollout tokens actually spent, wall time (engine
 start-up excluded, shown apart), rollout tokens per second, solutions labelled per second
 (both also relative to the first row: the recipe before, or the code-before row), and how
 often the MC first error equals the checker's true first error. Below the table, the
@@ -22,7 +24,7 @@ prefill), at the length of the prompts MC rolls out from.
     python benchmarks/mc_labelling_speed.py --samples runs/prm/samples/samples.jsonl \
         --limit 512 --chunk 512 --setups 0 4 9 5 --repeats 3 --name mc_attention_kernels
     # and the labeller as it was when issue 10 asked for 5x, run from its own commit
-    python benchmarks/mc_labelling_speed.py --limit 512 --chunk 512 --setups 0 4 \
+    python benchmarks/mc_labelling_speed.py --limit 512 --chunk 512 --setups 0 1 4 11 \
         --code-before 1a6411c --repeats 3 --name mc_code_before
     # make prm's row at its chunks, against the last commit before early-stop rounds rolled
     # out a prefix that samples share once
@@ -82,6 +84,7 @@ class SetUp:
     hf: tuple[tuple[str, Any], ...] = ()  # transformers generator options (policy.hf.*)
     env: tuple[tuple[str, str], ...] = ()  # environment while the engine starts (vLLM)
     note: str = ""
+    dtype: str = "float32"  # the roll-out model's weights and activations
 
     @property
     def name(self) -> str:
@@ -114,6 +117,8 @@ SETUPS = (
     SetUp("vllm", "checkpoints/arith-verifier-base", True, env=BOTH_CORES, note="both cores"),
     SetUp("hf", "checkpoints/arith-policy", False, hf=COPIED, note="prompt copied to rows"),
     SetUp("hf", "checkpoints/arith-verifier-base", True, hf=COPIED, note="prompt copied to rows"),
+    SetUp("hf", "checkpoints/arith-verifier-base", True, note="bfloat16", dtype="bfloat16"),
+    SetUp("hf", "checkpoints/arith-policy", False, note="bfloat16", dtype="bfloat16"),
 )
 
 
@@ -149,7 +154,7 @@ def _build(setup: SetUp) -> Generator:
     return build_generator(
         setup.model,
         setup.backend,
-        **SAMPLING,  # type: ignore[arg-type]
+        **{**SAMPLING, "dtype": setup.dtype},  # type: ignore[arg-type]
         hf={**HF_ROWS, **dict(setup.hf)},
         vllm={
             "gpu_memory_utilization": 0.05,

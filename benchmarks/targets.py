@@ -114,7 +114,17 @@ def speed_target(results: Path) -> Target:
         f"make prm's set-up ({shipped}): {tokens[shipped]:.1f}x rollout tokens/s, "
         f"{solutions[shipped]:.1f}x solutions/s against {before['setup']}"
     )
-    best = max(tokens.values())  # the verdict: against the labeller the issue measured only
+    # the verdict: the fastest row against the labeller the issue measured, in the same run;
+    # the other rows past the target are named (else the fastest, when it is not make prm's)
+    best = max(tokens.values())
+    past = [s for s in tokens if s != shipped and tokens[s] >= SPEED_TARGET]
+    named = past or [s for s in tokens if s != shipped and tokens[s] == best]
+    if named:
+        measured += "; " + ("past the target in the same run: " if past else "the run's fastest: ")
+        measured += ", ".join(
+            f"{s} {tokens[s]:.1f}x rollout tokens/s, {solutions[s]:.1f}x solutions/s"
+            for s in sorted(named, key=tokens.__getitem__)
+        )
     if full_table is not None:  # shown for information: another baseline
         full_before, full_tokens, _ = _speed_ratios(full_table)
         fastest = max(full_tokens, key=full_tokens.__getitem__)

@@ -129,6 +129,16 @@ def test_f1_pipeline_and_speed_rows_read_their_files(tmp_path: Path) -> None:
     faster = row(targets.MAKE_PRM_MC_ROW, 5000, 40)
     _write(tmp_path, "mc_code_before.json", {"rows": [before, faster]})
     assert targets.speed_target(tmp_path).verdict == "met"
+    # another row of the same run past 5x: it is the one the verdict reads, and it is named
+    full = row("hf / arith-policy / full", 6000, 15)
+    _write(tmp_path, "mc_code_before.json", {"rows": [before, shipped, full]})
+    speed = targets.speed_target(tmp_path)
+    assert speed.verdict == "met"
+    assert "past the target in the same run: hf / arith-policy / full 6.0x" in speed.measured
+    slower = row("hf / arith-policy / full", 2000, 5)
+    _write(tmp_path, "mc_code_before.json", {"rows": [before, shipped, slower]})
+    speed = targets.speed_target(tmp_path)
+    assert speed.verdict == "not met" and "the run's fastest" not in speed.measured  # make prm's
 
 
 def test_rows_over_other_problems_are_not_paired_and_get_no_verdict(tmp_path: Path) -> None:

@@ -167,6 +167,43 @@ def test_generations_are_those_of_each_row_reading_its_own_copy(
         assert (2, 1) in prompts_held  # a prompt dropped with the last of its rows
 
 
+def test_bfloat16_rollouts_read_the_shared_prompt_in_bfloat16(monkeypatch: Any) -> None:
+    """The roll-out model in bfloat16 (``mc_labelling_speed``'s bfloat16 rows; the dtype
+    option of every policy): its shared prompt and own keys and values are bfloat16, and
+    its tokens, greedy and sampled, are those of rows that each hold a copy of the prompt."""
+    from search.resolve import resolve_model_path
+
+    dtypes: list[Any] = []
+    of = SharedPrompt.of.__func__  # type: ignore[attr-defined]
+
+    def recording(cls: Any, layers: Any, attention: Any, group: Any) -> SharedPrompt:
+        dtypes.append(layers[0][0].dtype)
+        return of(cls, layers, attention, group)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(SharedPrompt, "of", classmethod(recording))
+    problems = make_split("test", size=2)
+    prefixes = [Prefix(problems[0], ("1 + 1 = 2",)), Prefix(problems[1])]
+    outputs = {}
+    for on in (True, False):
+        generator = HFGenerator(
+            resolve_model_path("checkpoints/arith-policy"),
+            max_step_tokens=8,
+            batch_size=8,
+            shared_prompt_attention=on,
+            shared_prompt_min_rows=1,
+            dtype="bfloat16",
+        )
+        assert generator.model.dtype == torch.bfloat16 and generator.shared_prompt is on
+        outputs[on] = [
+            generator.generate(prefixes, 4, Until.end, GREEDY),
+            generator.generate(prefixes, 4, Until.end),
+        ]
+    assert outputs[True] == outputs[False]
+    assert dtypes and set(dtypes) == {torch.bfloat16}  # only the shared run builds one
+    answers = {c.text for g in outputs[True][1] for c in g.continuations}
+    assert len(answers) > 1  # sampled rows differ: the test compares real samples
+
+
 def test_chunks_of_fewer_rows_than_the_minimum_copy_their_prompts(
     tiny_policy_dir: Path, monkeypatch: Any
 ) -> None:
