@@ -120,9 +120,14 @@ def main(raw: DictConfig) -> None:
 
 def stop_interrupted(output_dir: Path) -> NoReturn:
     """Say how many problems an interrupted run saved and how to resume; exit 130 (SIGINT)."""
+    from search.results import saved_problems
+
     results = output_dir / "results.jsonl"  # one line a problem; a torn last one is redone
-    saved = results.read_bytes().count(b"\n") if results.exists() else 0
-    where = f"{saved} finished problems are saved in {results}"
+    searched, aside = saved_problems(results)
+    saved = searched + aside
+    where = f"{searched} finished problems are saved in {results}" + (
+        f" (and {aside} set aside as too long for the context, on_overflow=skip)" if aside else ""
+    )
     print(
         f"interrupted: {where if saved else 'no problem had finished'}; re-run the same "
         "command to " + ("resume" if saved else "start again"),

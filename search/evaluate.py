@@ -57,6 +57,7 @@ from search.inputs import (
 from search.jsonl import JsonlError, parse_line
 from search.metrics import GradedCompletions, metrics_at_k, min_on_final_step_share
 from search.resolve import CONF_DIR
+from search.results import is_set_aside
 from search.types import STEP_SEPARATOR
 
 log = logging.getLogger("search.evaluate")
@@ -165,7 +166,7 @@ def read_completion_sets(
                     "candidates); fix: pass format=engine"
                 )
             engine = input_format is InputFormat.engine
-            if engine and "skipped" in row and "candidates" not in row:
+            if engine and is_set_aside(row):
                 not_graded += 1  # python -m search on_overflow=skip: no candidates to grade
                 continue
             parse = _parse_engine if engine else _parse_completions

@@ -49,6 +49,32 @@ def result_to_record(result: SearchResult, correct: dict[str, bool]) -> dict[str
     }
 
 
+def is_set_aside(record: dict[str, Any]) -> bool:
+    """Whether a results.jsonl record is a problem the run set aside, not searched: its prompt
+    was too long for the policy's context (``on_overflow=skip``, ``search.run``), so it has a
+    ``skipped`` reason and no candidates."""
+    return bool(record.get("skipped")) and "candidates" not in record
+
+
+def saved_problems(results: Path) -> tuple[int, int]:
+    """The problems ``results`` holds whole lines of: searched, and set aside
+    (``is_set_aside``). A torn last line (a run stopped while writing it) is neither: the
+    run redoes it."""
+    if not results.exists():
+        return 0, 0
+    searched = aside = 0
+    for line in results.read_bytes().split(b"\n")[:-1]:  # the last piece ends no line
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and is_set_aside(record):
+            aside += 1
+        else:
+            searched += 1
+    return searched, aside
+
+
 class ResultsFile:
     """Append-only ``results.jsonl`` with resume (a ``search.jsonl.JsonlLog``): a torn last
     line is cut off and its problem runs again; any other bad line is refused."""

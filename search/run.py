@@ -22,7 +22,7 @@ from search.guards import call_scorer
 from search.inputs import InputError
 from search.progress import Progress
 from search.protocols import Checker, ContextLimited, Generator, Scorer, Strategy
-from search.results import ResultsFile, result_to_record, write_metrics
+from search.results import ResultsFile, is_set_aside, result_to_record, write_metrics
 from search.rundir import RunLock
 from search.types import (
     DEFAULT_SAMPLING,
@@ -155,8 +155,8 @@ def grade(result: SearchResult, timeout_s: float) -> tuple[SearchResult, dict[st
 def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Accuracy of the selected pick and of every rule, pass@N, mean single-sample accuracy,
     and the compute spent, over all records of a run (resumed ones included)."""
-    skipped = sum(1 for record in records if record.get("skipped"))
-    records = [record for record in records if not record.get("skipped")]
+    skipped = sum(1 for record in records if is_set_aside(record))
+    records = [record for record in records if not is_set_aside(record)]
     count = len(records)
     if count == 0:
         return {"num_problems": 0, "accuracy": None, "skipped_problems": skipped}

@@ -123,3 +123,33 @@ def test_embedded_models_on_another_dataset_are_warned_about() -> None:
     # prm.processbench has no dataset key: it names its own way to the arithmetic world
     (subset,) = warn_if_world_mismatch("math", None, "checkpoints/arith-prm", "subsets=[X]")
     assert subset.endswith("or subsets=[X]")
+
+
+def test_an_interrupted_run_counts_searched_and_set_aside_problems_apart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C's line: problems searched and problems set aside as too long (on_overflow=skip)
+    are counted apart, and a torn last line is neither (the run redoes it)."""
+    from search.__main__ import stop_interrupted
+    from search.results import saved_problems
+
+    lines = [
+        {"id": "a", "question": "q", "candidates": []},
+        {
+            "id": "b",
+            "question": "q",
+            "skipped": "prompt of 300 tokens; the policy's context is 256",
+        },
+        {"id": "c", "question": "q", "candidates": []},
+    ]
+    results = tmp_path / "results.jsonl"
+    results.write_text("".join(json.dumps(line) + "\n" for line in lines) + '{"id": "d", "qu')
+    assert saved_problems(results) == (2, 1)
+    assert saved_problems(tmp_path / "none.jsonl") == (0, 0)
+    with pytest.raises(SystemExit) as stopped:
+        stop_interrupted(tmp_path)
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err == (
+        f"interrupted: 2 finished problems are saved in {results} (and 1 set aside as too long "
+        "for the context, on_overflow=skip); re-run the same command to resume\n"
+    )
