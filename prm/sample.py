@@ -300,6 +300,9 @@ def _sample_locked(
             bar.update(1)
     if bar is not None:
         bar.close()
+    # chunks finish in any order on Ray workers: the file ends as one process writes it
+    position = {problem.id: index for index, problem in enumerate(problems)}
+    samples.reorder(lambda row: position.get(row["problem_id"], len(position)))
     wanted = {problem.id for problem in problems}
     written = [
         s

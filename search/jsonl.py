@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -224,6 +224,27 @@ class JsonlLog:
         self.line_numbers.extend(range(self._num_lines + 1, self._num_lines + 1 + len(rows)))
         self._num_lines += len(rows)
         self.records.extend(rows)
+
+    def reorder(self, key: Callable[[dict[str, Any]], Any]) -> bool:
+        """Put the records in the order of ``key`` (stable: ties keep their order), so that a
+        run whose batches finished out of order (on Ray workers) ends with the file a run in
+        one process writes. The file is replaced whole (a copy written and fsynced beside it,
+        then renamed over it): a kill leaves the old order or the new one, never half of
+        each. Returns whether the order changed (an ordered file is not rewritten)."""
+        order = sorted(range(len(self.records)), key=lambda i: key(self.records[i]))
+        if order == list(range(len(order))):
+            return False
+        records = [self.records[i] for i in order]
+        copy = self.path.with_name(self.path.name + ".reordered")
+        with copy.open("w", encoding="utf-8") as handle:
+            handle.write("".join(_dump(row) for row in records))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(copy, self.path)
+        self.records = records
+        self.line_numbers = list(range(1, len(records) + 1))
+        self._num_lines = len(records)
+        return True
 
 
 def _lines_name(path: Path) -> Path:

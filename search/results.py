@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,13 @@ class ResultsFile:
 
     def append(self, records: Iterable[dict[str, Any]]) -> None:
         self.log.append(records)
+
+    def put_in_order(self, ids: Sequence[str]) -> bool:
+        """Order the records as ``ids`` (the run's problems), those of other problems (an
+        earlier run's) after them: a run ends with one file whether its batches finished in
+        order, out of order (Ray workers), were resumed, or set problems aside first."""
+        position = {problem_id: index for index, problem_id in enumerate(ids)}
+        return self.log.reorder(lambda record: position.get(str(record["id"]), len(position)))
 
 
 def write_metrics(directory: Path, metrics: dict[str, Any]) -> Path:

@@ -366,6 +366,7 @@ def _run_locked(
                 bar.on_problem(bool(record["correct"]))
     finally:
         bar.close()
+    results.put_in_order([problem.id for problem in problems])
     wanted = {problem.id for problem in problems}
     others = len({str(r["id"]) for r in results.records} - wanted)
     if others:  # e.g. a rerun with a smaller dataset.limit

@@ -102,3 +102,26 @@ def test_write_replaces_atomically(tmp_path: Path) -> None:
     write_jsonl(path, ROWS[:1])
     assert read_jsonl(path) == ROWS[:1]
     assert not (tmp_path / "out.jsonl.tmp").exists()
+
+
+def test_reorder_puts_records_in_order_and_leaves_an_ordered_file_alone(tmp_path: Path) -> None:
+    """A log whose batches landed out of order ends in the order of the key (ties keep theirs),
+    as the file an in-order run writes; the log appends after it as before."""
+    path = tmp_path / "log.jsonl"
+    rows = [{"id": i, "part": part} for i, part in [(2, "a"), (0, "a"), (1, "a"), (0, "b")]]
+    log = JsonlLog(path)
+    log.append(rows[:2])
+    log.append(rows[2:])
+    in_order = tmp_path / "in_order.jsonl"
+    JsonlLog(in_order).append(sorted(rows, key=lambda row: row["id"]))
+
+    assert log.reorder(lambda row: row["id"]) is True
+    assert path.read_bytes() == in_order.read_bytes()  # (0, a) before (0, b): stable
+    assert not list(tmp_path.glob("*.reordered"))  # the copy was renamed over the file
+    assert JsonlLog(path).records == log.records
+    before = path.stat().st_mtime_ns
+    assert log.reorder(lambda row: row["id"]) is False and path.stat().st_mtime_ns == before
+    log.append([{"id": 3, "part": "a"}])
+    reopened = JsonlLog(path)
+    assert [row["id"] for row in reopened.records] == [0, 0, 1, 2, 3]
+    assert reopened.line_numbers == [1, 2, 3, 4, 5] == log.line_numbers

@@ -417,8 +417,9 @@ def test_a_prompt_longer_than_the_context_is_refused_or_recorded_as_skipped(
         batch, generator, None, search, tmp_path / "skip", describe={}, on_overflow=OnOverflow.skip
     )
     records = read_records(tmp_path / "skip")
-    assert [r["id"] for r in records] == ["long", problems[0].id]
-    assert "context is 256" in records[0]["skipped"] and "correct" not in records[0]
+    # set aside before the search, written first, then put in problem order at the end
+    assert [r["id"] for r in records] == [problems[0].id, "long"]
+    assert "context is 256" in records[1]["skipped"] and "correct" not in records[1]
     assert metrics["skipped_problems"] == 1 and metrics["num_problems"] == 1
     terms = 1
     while True:  # a question that leaves the policy 5 to 30 positions

@@ -447,6 +447,7 @@ def _run_locked(
         bar.close()
         if started:
             _stop_ray()
+    results.put_in_order([problem.id for problem in problems])  # batches finish in any order
     wanted = {problem.id for problem in problems}
     metrics = summarise([r for r in results.records if str(r["id"]) in wanted])
     metrics.update(describe)
