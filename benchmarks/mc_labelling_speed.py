@@ -7,15 +7,15 @@ every prefix, the soft-label estimate; ``early_stop``: hard labels, a prefix sto
 first right completion, see ``prm/label/mc.py``), for vLLM whether its engine gets both
 cores, and for transformers which attention kernel it runs (its default, sdpa, or eager),
 whether the rows of a prompt read it once (the default) or each a copy ("prompt copied to
-rows"), and the roll-out model's dtype (float32, or "bfloat16": this CPU has AVX512-BF16,
-which runs a decode step's matrix products faster; sampling reads float32 logits either
-way). Columns: the rollouts and rollout tokens actually spent, wall time (engine
-start-up excluded, shown apart), rollout tokens per second, solutions labelled per second
-(both also relative to the first row: the recipe before, or the code-before row), and how
-often the MC first error equals the checker's true first error. Below the table, the
-ceiling the model itself sets, for each attention kernel: its decode step alone (a full
-batch, the KV buffer with the prompt copied to every row, no sampling, stopping or
-prefill), at the length of the prompts MC rolls out from.
+rows"), and the roll-out model's dtype (float32, or "bfloat16", which CPUs with AVX512-BF16
+run faster; the model's bfloat16 logits are cast to float32 before sampling, and they differ
+from float32's enough to draw other tokens now and then). Columns: the rollouts and rollout
+tokens actually spent, wall time (engine start-up excluded, shown apart), rollout tokens per
+second, solutions labelled per second (both also relative to the first row: the recipe
+before, or the code-before row), and how often the MC first error equals the checker's true
+first error. Below the table, the ceiling the model itself sets, for each attention kernel:
+its decode step alone (a full batch, the KV buffer with the prompt copied to every row, no
+sampling, stopping or prefill), at the length of the prompts MC rolls out from.
 
     python benchmarks/mc_labelling_speed.py --samples runs/prm/samples/samples.jsonl \
         --limit 512 --chunk 512

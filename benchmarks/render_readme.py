@@ -57,7 +57,8 @@ SECTIONS: list[tuple[str, str, str]] = [
     ),
     (
         "Monte Carlo labelling speed: against the labeller as it was, on an earlier and slower "
-        "host (a record: the same command with --setups 0 4)",
+        "host (a record: the same command with --setups 0 4, on other samples and an earlier "
+        "generator; its files moved to benchmarks/results/previous/)",
         "python benchmarks/mc_labelling_speed.py --limit 512 --chunk 512 --setups 0 4 "
         "--code-before 1a6411c --repeats 3 --name mc_code_before",
         "previous/mc_code_before_slower_host.md",

@@ -228,19 +228,18 @@ class JsonlLog:
     def reorder(self, key: Callable[[dict[str, Any]], Any]) -> bool:
         """Put the records in the order of ``key`` (stable: ties keep their order), so that a
         run whose batches finished out of order (on Ray workers) ends with the file a run in
-        one process writes. The file is replaced whole (a copy written and fsynced beside it,
-        then renamed over it): a kill leaves the old order or the new one, never half of
-        each. Returns whether the order changed (an ordered file is not rewritten)."""
+        one process writes. The file is replaced whole (``write_jsonl``: a copy written and
+        fsynced beside it, then renamed over it): a kill leaves the old order or the new one,
+        never half of each. Returns whether the order changed (an ordered file is not
+        rewritten)."""
         order = sorted(range(len(self.records)), key=lambda i: key(self.records[i]))
         if order == list(range(len(order))):
             return False
         records = [self.records[i] for i in order]
-        copy = self.path.with_name(self.path.name + ".reordered")
-        with copy.open("w", encoding="utf-8") as handle:
-            handle.write("".join(_dump(row) for row in records))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(copy, self.path)
+        write_jsonl(self.path, records)
+        log.info(
+            "%s: its %d records put in order (written as they finished)", self.path, len(records)
+        )
         self.records = records
         self.line_numbers = list(range(1, len(records) + 1))
         self._num_lines = len(records)

@@ -182,6 +182,20 @@ def test_a_ray_run_resumes_where_it_stopped(local_ray: None, tmp_path: Path) -> 
 
 
 @pytest.mark.slow
+def test_a_ray_run_resumes_a_run_that_set_a_problem_aside(local_ray: None, tmp_path: Path) -> None:
+    """A local on_overflow=skip run's record of a problem set aside (no 'correct'), resumed on
+    Ray: counted apart, not searched again, and the file ends in problem order."""
+    first = PROBLEMS[0]
+    aside = {"id": first.id, "question": first.question, "answer": first.answer,
+             "skipped": "prompt of 300 tokens; the policy's context is 256"}  # fmt: skip
+    (tmp_path / "results.jsonl").write_text(json.dumps(aside) + "\n")
+    metrics = run_on_ray(tmp_path, StrategyConfig(n=4))
+    resumed = read(tmp_path)
+    assert list(resumed) == [p.id for p in PROBLEMS] and resumed[first.id] == aside
+    assert metrics["skipped_problems"] == 1 and metrics["num_problems"] == len(PROBLEMS) - 1
+
+
+@pytest.mark.slow
 def test_python_m_search_with_the_ray_launcher(tmp_path: Path) -> None:
     pytest.importorskip("ray")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from search.aggregation import Aggregation
 from search.progress import Progress
-from search.results import write_metrics
+from search.results import is_set_aside, write_metrics
 from search.strategies.config import StrategyConfig
 from search.types import Problem
 
@@ -402,7 +402,7 @@ def _run_locked(
     batches = [todo[begin : begin + size] for begin in range(0, len(todo), size)]
     start = time.perf_counter()
     calls: dict[int, tuple[int, int]] = {}
-    num_correct = sum(bool(r["correct"]) for r in results.records if str(r["id"]) in done)
+    num_correct = sum(bool(r.get("correct")) for r in results.records if str(r["id"]) in done)
     started = bool(batches) and _start_ray(launcher, len(batches))  # before any bar
     bar = Progress(len(problems), len(done), num_correct, enabled=progress)
     worker_args = (
@@ -415,7 +415,9 @@ def _run_locked(
         grading_timeout_s,
         checker,
     )
-    saved = [len(done)]  # problems in results.jsonl, this invocation's included
+    # problems searched and in results.jsonl, this invocation's included (a local run's
+    # on_overflow=skip records, resumed here, are not searched ones)
+    saved = [sum(not is_set_aside(r) for r in results.records if str(r["id"]) in done)]
 
     def hint() -> str:
         if not saved[0]:

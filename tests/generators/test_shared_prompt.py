@@ -167,6 +167,7 @@ def test_generations_are_those_of_each_row_reading_its_own_copy(
         assert (2, 1) in prompts_held  # a prompt dropped with the last of its rows
 
 
+@pytest.mark.slow  # the shipped policy's rows to their ends, four times
 def test_bfloat16_rollouts_read_the_shared_prompt_in_bfloat16(monkeypatch: Any) -> None:
     """The roll-out model in bfloat16 (``mc_labelling_speed``'s bfloat16 rows; the dtype
     option of every policy): its shared prompt and own keys and values are bfloat16, and

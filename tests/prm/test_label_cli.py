@@ -71,6 +71,26 @@ def test_every_labeller_composes(labeller: str) -> None:
         check_component("labeller.critic", {str(k): v for k, v in critic.items()})
 
 
+def test_records_end_in_solution_order_whatever_order_they_were_labelled_in(
+    samples: Path, tmp_path: Path
+) -> None:
+    """Solutions labelled last first (as Ray workers may finish chunks) end in the order of
+    the samples: records.jsonl byte for byte that of a run in order."""
+    from prm.label.__main__ import run_labelling
+    from prm.label.calculator import CalculatorLabeller
+
+    solutions = read_samples(samples)
+    run_labelling(solutions, CalculatorLabeller(), tmp_path / "in_order", 5)
+    late = tmp_path / "late"
+    run_labelling(solutions[15:], CalculatorLabeller(), late, 5)
+    records, _ = run_labelling(solutions, CalculatorLabeller(), late, 5)
+    assert [r.key for r in records] == [s.key for s in solutions]
+    assert (late / "records.jsonl").read_bytes() == (
+        tmp_path / "in_order" / "records.jsonl"
+    ).read_bytes()
+    assert len(read_jsonl(late / "records.jsonl")) == 24
+
+
 def test_calculator_with_report_and_resume(
     samples: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:

@@ -159,4 +159,10 @@ def test_samples_do_not_depend_on_chunking_or_resume(tmp_path: Path) -> None:
     assert records(tmp_path / "single", 1) == whole
     records(tmp_path / "resumed", 2, count=2)
     assert records(tmp_path / "resumed", 2) == whole
+    # a run that sampled the last problems first (as Ray workers may finish) ends in
+    # problem order: the file byte for byte the one of a run in order
+    late = tmp_path / "late"
+    run_sampling(problems[3:], FakeGenerator(seed=2, error_rate=0.5), late, 3, chunk_problems=2)
+    assert records(late, 2) == whole
+    assert (late / "samples.jsonl").read_bytes() == (tmp_path / "whole/samples.jsonl").read_bytes()
     assert len({tuple(r["steps"]) for r in whole}) > 5  # really sampled
