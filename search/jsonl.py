@@ -130,6 +130,16 @@ def _parse(path: Path, raw: bytes) -> _Parsed:
     return _Parsed(rows, len(raw), None, True)
 
 
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """The records a ``JsonlLog`` on ``path`` would resume from (a torn last line left out),
+    read without repairing the file: for a reader beside the run that writes it (its Ctrl-C
+    line). A missing file has none; any other bad line raises ``JsonlError``."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [row for _, row in _parse(path, path.read_bytes()).rows]
+
+
 def read_jsonl_numbered(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """``(line number, object)`` of every non-blank line; a missing file has none. A torn
     last line (a killed run's) is refused: rerunning the stage that wrote it repairs it."""

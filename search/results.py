@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from search.jsonl import JsonlLog
+from search.jsonl import JsonlError, JsonlLog, read_log
 from search.types import SearchResult
 
 log = logging.getLogger(__name__)
@@ -59,20 +59,13 @@ def is_set_aside(record: dict[str, Any]) -> bool:
 def saved_problems(results: Path) -> tuple[int, int]:
     """The problems ``results`` holds whole lines of: searched, and set aside
     (``is_set_aside``). A torn last line (a run stopped while writing it) is neither: the
-    run redoes it."""
-    if not results.exists():
+    run redoes it. A file with a bad line counts none (a resume would refuse it)."""
+    try:
+        records = read_log(results)
+    except JsonlError:
         return 0, 0
-    searched = aside = 0
-    for line in results.read_bytes().split(b"\n")[:-1]:  # the last piece ends no line
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and is_set_aside(record):
-            aside += 1
-        else:
-            searched += 1
-    return searched, aside
+    aside = sum(is_set_aside(record) for record in records)
+    return len(records) - aside, aside
 
 
 class ResultsFile:

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from search.jsonl import JsonlError, JsonlLog, read_jsonl, read_jsonl_numbered, write_jsonl
+from search.jsonl import (
+    JsonlError,
+    JsonlLog,
+    read_jsonl,
+    read_jsonl_numbered,
+    read_log,
+    write_jsonl,
+)
 
 ROWS = [{"id": str(i), "text": f"row {i} ü"} for i in range(4)]
 
@@ -125,3 +132,16 @@ def test_reorder_puts_records_in_order_and_leaves_an_ordered_file_alone(tmp_path
     reopened = JsonlLog(path)
     assert [row["id"] for row in reopened.records] == [0, 0, 1, 2, 3]
     assert reopened.line_numbers == [1, 2, 3, 4, 5] == log.line_numbers
+
+
+def test_read_log_leaves_out_a_torn_line_without_cutting_it(tmp_path: Path) -> None:
+    """What a resume would read, for a reader beside the writer: the file stays as it is."""
+    path = tmp_path / "log.jsonl"
+    raw = b'{"id": 1}\n{"id": 2}\n{"id": 3, "par'
+    path.write_bytes(raw)
+    assert read_log(path) == [{"id": 1}, {"id": 2}]
+    assert path.read_bytes() == raw
+    assert read_log(tmp_path / "missing.jsonl") == []
+    path.write_bytes(b'{"id": 1}\nnot json\n{"id": 3}\n')
+    with pytest.raises(JsonlError, match="log.jsonl:2"):
+        read_log(path)
