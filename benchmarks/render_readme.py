@@ -83,6 +83,20 @@ SECTIONS: list[tuple[str, str, str]] = [
         "previous/prm_pipeline_shipped_build.md",
     ),
     (
+        "`make prm` end to end with today's code: its stages (a shared machine, paused while "
+        "the test suite ran: not a timing)",
+        "RUN=runs/prm-e2e EXPORT=runs/prm-e2e/export bash benchmarks/build_prm.sh (what make "
+        "prm runs, exporting beside the shipped PRM), then python "
+        "benchmarks/prm_pipeline_times.py --run runs/prm-e2e --name prm_pipeline_e2e_shared",
+        "prm_pipeline_e2e_shared.md",
+    ),
+    (
+        "`make prm` end to end with today's code: the rebuilt PRM on step-error identification",
+        "python benchmarks/prm_processbench.py --prm shipped=checkpoints/arith-prm "
+        "rebuilt=runs/prm-e2e/export --name prm_processbench_e2e",
+        "prm_processbench_e2e.md",
+    ),
+    (
         "`make prm` timed: a rebuild with the default recipe (packed batches)",
         "bash benchmarks/more_rounds.sh (its last steps: the rounds of make prm on top of "
         "benchmarks/pack_recipe.sh's packed rebuild, then python benchmarks/prm_pipeline_times.py "
