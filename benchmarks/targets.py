@@ -144,7 +144,7 @@ def _count(pattern: str, text: str) -> int | None:
 # the packed rebuild, whose stage table sums runs that shared their first stages
 PIPELINE_SOURCES = (
     ("prm_pipeline_e2e.json", "one run end to end"),
-    ("prm_pipeline_packed.json", "the packed rebuild, on an earlier and slower host"),
+    ("prm_pipeline_packed.json", "the packed rebuild, on an earlier host"),
 )
 
 
