@@ -109,9 +109,7 @@ def test_f1_pipeline_and_speed_rows_read_their_files(tmp_path: Path) -> None:
     data, timed = targets.pipeline_targets(tmp_path)
     assert data.verdict == "met" and "20000" in data.measured
     assert timed.verdict == "not met"
-    assert timed.measured.startswith(
-        "the packed rebuild, on an earlier host: 94 minutes"
-    )
+    assert timed.measured.startswith("the packed rebuild, on an earlier host: 94 minutes")
     # a run end to end as well: its data, and both times (each must be within 90 minutes)
     quick = [{**stage, "seconds": stage["seconds"] // 2} for stage in stages]
     quick[3] = {**quick[3], "detail": "21000 of 25600 solutions labelled"}
