@@ -108,19 +108,7 @@ def test_f1_pipeline_and_speed_rows_read_their_files(tmp_path: Path) -> None:
     _write(tmp_path, "prm_pipeline_packed.json", stages)
     data, timed = targets.pipeline_targets(tmp_path)
     assert data.verdict == "met" and "20000" in data.measured
-    assert timed.verdict == "not met"
-    assert timed.measured.startswith("the packed rebuild, on an earlier host: 94 minutes")
-    # a run end to end as well: its data, and both times (each must be within 90 minutes)
-    quick = [{**stage, "seconds": stage["seconds"] // 2} for stage in stages]
-    quick[3] = {**quick[3], "detail": "21000 of 25600 solutions labelled"}
-    _write(tmp_path, "prm_pipeline_e2e.json", quick)
-    data, timed = targets.pipeline_targets(tmp_path)
-    assert "21000" in data.measured and data.source == "prm_pipeline_e2e.json"
-    assert timed.measured.startswith("one run end to end: 47 minutes (2804 s over 5 stages)")
-    assert "94 minutes (5610 s over 5 stages, `prm_pipeline_packed.json`)" in timed.measured
-    assert timed.verdict == "not met"  # the packed rebuild is over
-    _write(tmp_path, "prm_pipeline_packed.json", quick)
-    assert targets.pipeline_targets(tmp_path)[1].verdict == "met"
+    assert timed.verdict == "not met" and timed.measured.startswith("94 minutes (5610 s")
 
     def row(setup: str, tokens: float, solutions: float, **extra: Any) -> dict[str, Any]:
         return {
