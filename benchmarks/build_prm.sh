@@ -77,18 +77,22 @@ EXTRA_LAYERS=${EXTRA_LAYERS:-0}
 # tag_from_separator), so the tag's state sees the step ("Why the PRM learns slowly"). The
 # shipped PRM is false (the default).
 TAG_FROM_SEPARATOR=${TAG_FROM_SEPARATOR:-false}
+# BF16=true: every round autocasts forward and backward to bfloat16 (prm.train bf16; float32
+# weights and optimizer), faster on CPUs with AVX512-BF16 or AMX (README, "PRM training
+# speed"). The shipped PRM was trained in float32 (the default).
+BF16=${BF16:-false}
 read -r -a lrs <<< "$REFINE_LRS"
 REFINE=${#lrs[@]}
 export_of() { if [ "$1" -eq "$REFINE" ]; then echo "export_dir=$EXPORT"; else echo "export_dir=null"; fi; }
 stage train "$PY" -m prm.train train_data="$TRAIN_DATA" \
   output_dir="$RUN/model" "$(export_of 0)" policy_dir="$VERIFIER" epochs="$EPOCHS" batch_size=64 \
   learning_rate=0.002 group_by_length="$GROUP_BY_LENGTH" pack="$PACK" progress=false \
-  extra_layers="$EXTRA_LAYERS" tag_from_separator="$TAG_FROM_SEPARATOR"
+  extra_layers="$EXTRA_LAYERS" tag_from_separator="$TAG_FROM_SEPARATOR" bf16="$BF16"
 previous="$RUN/model"
 for round in $(seq 1 "$REFINE"); do
   stage "refine$round" "$PY" -m prm.train train_data="$TRAIN_DATA" \
     output_dir="$RUN/refine$round" "$(export_of "$round")" policy_dir=null \
     init_checkpoint="$previous" epochs=2 batch_size=64 learning_rate="${lrs[$((round - 1))]}" \
-    group_by_length="$GROUP_BY_LENGTH" pack="$PACK" progress=false
+    group_by_length="$GROUP_BY_LENGTH" pack="$PACK" bf16="$BF16" progress=false
   previous="$RUN/refine$round"
 done

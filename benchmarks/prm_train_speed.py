@@ -1,6 +1,7 @@
 """PRM training speed: the same optimizer steps with batches drawn by the Trainer's plain
-shuffle, by ``group_by_length`` (prm/train.py ``GroupedByLength``), and drawn plainly but
-packed (``pack``: each batch's examples in fewer rows, ``collate_packed``), in one run.
+shuffle, by ``group_by_length`` (prm/train.py ``GroupedByLength``), drawn plainly but
+packed (``pack``: each batch's examples in fewer rows, ``collate_packed``), and packed with
+``bf16`` (forward and backward autocast to bfloat16, float32 weights), in one run.
 
 All continue the same PRM on the same consensus data for ``--steps`` optimizer steps without
 validation. Columns: wall seconds per step (the Trainer's steps alone, not loading or
@@ -8,10 +9,12 @@ saving), the share of batch positions that are padding (over the batches those s
 and training tokens (real, not padding) per second. Timings are ratios within one run on a
 machine left to itself.
 
-    python benchmarks/prm_train_speed.py --init runs/prm-timed/refine6 --steps 60 \
-        --train-data runs/prm-timed/labels/consensus/stepwise.jsonl
+    python benchmarks/prm_train_speed.py --init runs/prm-e2e/refine6 --steps 60 \
+        --train-data runs/prm-e2e/labels/consensus/stepwise.jsonl
 
-Writes benchmarks/results/prm_train_speed.{json,md}.
+Writes benchmarks/results/<--name>.{json,md} (default prm_train_speed; the bfloat16 rerun on
+the end-to-end rebuild, README's second table: ``--init runs/prm-e2e/refine6 --train-data
+runs/prm-e2e/labels/consensus/stepwise.jsonl --name prm_train_speed_bf16``).
 """
 
 from __future__ import annotations
@@ -76,12 +79,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument("--name", default="prm_train_speed", help="results file stem")
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
     lengths: list[int] = []
     with tempfile.TemporaryDirectory() as scratch:
-        for batches in ("plain shuffle", "grouped by length", "plain shuffle, packed"):
-            grouped, packed = batches == "grouped by length", batches.endswith("packed")
+        setups = (
+            "plain shuffle",
+            "grouped by length",
+            "plain shuffle, packed",
+            "plain shuffle, packed, bfloat16",
+        )
+        for batches in setups:
+            grouped, packed = batches == "grouped by length", "packed" in batches
             config = TrainConfig(
                 train_data=args.train_data,
                 output_dir=str(Path(scratch) / batches.replace(" ", "-").replace(",", "")),
@@ -94,6 +104,7 @@ def main() -> None:
                 save_every=10**6,
                 group_by_length=grouped,
                 pack=packed,
+                bf16=batches.endswith("bfloat16"),
                 resume=False,
                 progress=False,
             )
@@ -136,8 +147,8 @@ def main() -> None:
     text = "\n".join(lines)
     args.results_dir.mkdir(parents=True, exist_ok=True)
     report = {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}
-    (args.results_dir / "prm_train_speed.json").write_text(json.dumps(report, indent=2))
-    (args.results_dir / "prm_train_speed.md").write_text(text + "\n")
+    (args.results_dir / f"{args.name}.json").write_text(json.dumps(report, indent=2))
+    (args.results_dir / f"{args.name}.md").write_text(text + "\n")
     print(text)
 
 

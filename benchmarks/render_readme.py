@@ -207,6 +207,12 @@ SECTIONS: list[tuple[str, str, str]] = [
         "prm_train_speed.md",
     ),
     (
+        "PRM training speed: the same rows with bfloat16, rerun on this host",
+        "python benchmarks/prm_train_speed.py --init runs/prm-e2e/refine6 --steps 60 "
+        "--train-data runs/prm-e2e/labels/consensus/stepwise.jsonl --name prm_train_speed_bf16",
+        "prm_train_speed_bf16.md",
+    ),
+    (
         "Choosing the training recipe on validation: batches grouped by length",
         "bash benchmarks/train_recipes.sh",
         "prm_training_validation.md",

@@ -106,6 +106,9 @@ class TrainConfig:
     dedupe: bool = False  # train on one copy of each identical solution (validation keeps all)
     group_by_length: bool = False  # batches of similar lengths: less padding (GroupedByLength)
     pack: bool = False  # a batch's examples packed into fewer rows: the same loss, less padding
+    # mixed precision: forward and backward autocast to bfloat16; weights, gradients and the
+    # optimizer's state stay float32 (on a CPU without bfloat16 instructions: a warning)
+    bf16: bool = False
     save_every: int = 200  # steps between Trainer checkpoints (the last one is kept)
     resume: bool = True
     seed: int = 0
@@ -367,6 +370,23 @@ def check_packing(attention: str | None = None) -> None:
             f"expected one of {', '.join(PACKED_ATTENTION)} attention for pack=true, got "
             f"{attention}, which does not mask packed rows of more than one sequence per "
             "example; fix: pack=false, or load the model with sdpa attention"
+        )
+
+
+def warn_slow_bf16(config: TrainConfig) -> None:
+    """``bf16=true`` on a CPU without bfloat16 instructions (AVX512-BF16 or AMX) runs, but
+    emulated: log that it may be slower than float32. (The Trainer refuses it on a GPU that
+    lacks bfloat16.)"""
+    import torch
+
+    on_cpu = config.device == "cpu" or not torch.cuda.is_available()
+    if not (config.bf16 and on_cpu):
+        return
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    if not native:
+        log.warning(
+            "bf16=true on a CPU without AVX512-BF16 or AMX: bfloat16 is emulated and may be "
+            "slower than float32; fix: bf16=false on this machine"
         )
 
 
@@ -714,8 +734,12 @@ def load_data(
 
 
 def training_arguments(config: TrainConfig, total_steps: int, has_val: bool) -> Any:
+    import torch
     from transformers import TrainingArguments
 
+    # device=auto without a GPU trains on the CPU either way; the Trainer takes bf16 there
+    # only when told so
+    on_cpu = config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available())
     return TrainingArguments(
         output_dir=config.output_dir,
         num_train_epochs=config.epochs,
@@ -736,7 +760,8 @@ def training_arguments(config: TrainConfig, total_steps: int, has_val: bool) -> 
         save_total_limit=1,
         seed=config.seed,
         data_seed=config.seed,
-        use_cpu=config.device == "cpu",
+        use_cpu=on_cpu,
+        bf16=config.bf16,
         dataloader_num_workers=0,
         remove_unused_columns=False,
         label_names=["labels", "soft_targets"],
@@ -786,6 +811,7 @@ def train_prm(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) ->
     check_resumable(output_dir, config, last)  # before anything is written or loaded
     if config.pack:
         check_packing()
+    warn_slow_bf16(config)
     base = config.init_checkpoint or config.policy_dir
     assert base is not None
     key = "init_checkpoint" if config.init_checkpoint else "policy_dir"

@@ -59,7 +59,9 @@ def choose(
     f1s: dict[str, float],
     news: dict[str, list[float]],
     olds: dict[str, list[float]] | None = None,
+    extra: tuple[str, ...] = (),
 ) -> str:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     bench = tmp_path / "pb.json"
     bench.write_text(json.dumps(processbench(f1s)))
     argv = ["round_rule.py", "--processbench", str(bench), "--shipped", "shipped"]
@@ -72,7 +74,7 @@ def choose(
         )
         argv += ["--candidate", f"{name}={directory}"]
     out = tmp_path / "choice.md"
-    monkeypatch.setattr(sys, "argv", [*argv, "--out", str(out)])
+    monkeypatch.setattr(sys, "argv", [*argv, "--out", str(out), *extra])
     round_rule.main()
     return out.read_text()
 
@@ -116,6 +118,27 @@ def test_a_lower_step_f1_or_mean_fails_and_a_tie_goes_to_fewer_rounds(
     assert "| r4 | 90.0 | 0.3250 | yes |" in text and "| r5 | 90.0 | 0.3250 | yes |" in text
     assert "200 problems × 2 seeds" in text
     assert text.rstrip().endswith("Choice: r4.")
+
+
+def test_tolerances_make_a_parity_check_and_say_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    f1s = {"shipped": 0.85, "close": 0.83, "far": 0.82}
+    # four-row means: the shipped PRM 0.55; close 0.54 (0.01 lower); far 0.55 (but F1 3 lower)
+    news = {"close": [0.49, 0.49, 0.59, 0.59], "far": [0.5, 0.5, 0.6, 0.6]}
+    strict = choose(tmp_path / "strict", monkeypatch, f1s, news)
+    assert "| close | 83.0 | 0.5400 | no |" in strict and "parity" not in strict
+    loose = choose(
+        tmp_path / "loose",
+        monkeypatch,
+        f1s,
+        news,
+        extra=("--f1-tolerance", "2.5", "--mean-tolerance", "0.015"),
+    )
+    assert "| close | 83.0 | 0.5400 | yes |" in loose and "| far | 82.0 | 0.5500 | no |" in loose
+    assert "at most 2.5 points below" in loose and "at most 0.015 below" in loose
+    with pytest.raises(SystemExit):
+        choose(tmp_path / "bad", monkeypatch, f1s, news, extra=("--f1-tolerance", "-1"))
 
 
 def test_a_round_level_with_the_shipped_prm_on_both_passes(

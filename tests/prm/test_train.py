@@ -416,6 +416,55 @@ def test_packed_training_takes_the_padded_runs_first_step_and_validates_unpacked
     assert "val_f1" in packed["history"][-1]
 
 
+def test_bf16_trains_in_bfloat16_and_keeps_float32_weights(
+    tiny_policy_dir: Path, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from prm.arith_model import init_prm_from_policy
+    from search.rundir import RunDirError
+
+    seen: list[torch.dtype] = []
+    real = train_module.PRMTrainer.compute_loss
+
+    def spy(self: Any, model: Any, *args: Any, **kwargs: Any) -> Any:
+        # the classifier's own output: the Trainer hands the loss float32 logits either way
+        hook = model.score.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+        try:
+            return real(self, model, *args, **kwargs)
+        finally:
+            hook.remove()
+
+    monkeypatch.setattr(train_module.PRMTrainer, "compute_loss", spy)
+    source = init_prm_from_policy(tiny_policy_dir, tmp_path / "init", seed=0)
+    settings = json.loads((source / "config.json").read_text())
+    (source / "config.json").write_text(json.dumps(settings | {"classifier_dropout": 0.0}))
+    start = {"policy_dir": None, "init_checkpoint": str(source), "max_steps": 1}
+    plain = train_prm(config(tiny_policy_dir, data, tmp_path / "fp32", **start))
+    assert seen and set(seen) == {torch.float32}
+    seen.clear()
+    out = tmp_path / "bf16"
+    mixed = train_prm(config(tiny_policy_dir, data, out, **start, bf16=True))
+    # the forward ran in bfloat16, and the loss is the float32 one's within bfloat16's
+    # precision, not bit for bit the same
+    assert seen and set(seen) == {torch.bfloat16}
+    first, loss = plain["history"][-1]["train_loss"], mixed["history"][-1]["train_loss"]
+    assert loss == pytest.approx(first, rel=0.05) and loss != first
+    from safetensors.torch import load_file
+
+    weights = load_file(str(out / "model.safetensors"))
+    assert {tensor.dtype for tensor in weights.values()} == {torch.float32}
+    # device=auto on a machine without a GPU: the Trainer is told it trains on the CPU, where
+    # it takes bf16 (it refuses bf16 for a GPU it cannot find)
+    if not torch.cuda.is_available():
+        auto = config(tiny_policy_dir, data, out, **start, bf16=True, device="auto")
+        assert train_module.training_arguments(auto, 1, has_val=False).use_cpu
+    # precision decides the weights: a bf16 run does not resume as a float32 one
+    (out / "checkpoint-1").mkdir(exist_ok=True)
+    with pytest.raises(RunDirError, match="bf16: True -> False"):
+        train_prm(config(tiny_policy_dir, data, out, **start))
+
+
 def test_grouped_batches_are_a_seeded_permutation_of_similar_lengths() -> None:
     lengths = [(i * 37) % 101 for i in range(230)]  # 230 examples: batches of 8, 6 left over
     sampler = GroupedByLength(lengths, batch_size=8, seed=3, group_batches=4)
