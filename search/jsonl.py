@@ -176,16 +176,21 @@ def _dump(row: dict[str, Any]) -> str:
 
 
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    """Replace ``path`` with ``rows`` atomically (written aside, then renamed)."""
+    """Replace ``path`` with ``rows`` atomically (written aside, then renamed). A write that
+    fails (a full disk) leaves ``path`` as it was and no copy beside it, and raises."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(_dump(row))
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(_dump(row))
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class JsonlLog:
@@ -240,13 +245,24 @@ class JsonlLog:
         run whose batches finished out of order (on Ray workers) ends with the file a run in
         one process writes. The file is replaced whole (``write_jsonl``: a copy written and
         fsynced beside it, then renamed over it): a kill leaves the old order or the new one,
-        never half of each. Returns whether the order changed (an ordered file is not
-        rewritten)."""
+        never half of each, and a write that fails (a full disk) leaves the old order with a
+        warning. Returns whether the order changed (an ordered file is not rewritten)."""
         order = sorted(range(len(self.records)), key=lambda i: key(self.records[i]))
         if order == list(range(len(order))):
             return False
         records = [self.records[i] for i in order]
-        write_jsonl(self.path, records)
+        try:
+            write_jsonl(self.path, records)
+        except OSError as error:  # e.g. a full disk: every record is there, out of order
+            log.warning(
+                "%s: could not put its %d records in order (%s); they are all in it, in the "
+                "order they finished; fix: free space and rerun the same command (it resumes "
+                "with nothing left to do and puts them in order)",
+                self.path,
+                len(records),
+                error,
+            )
+            return False
         log.info(
             "%s: its %d records put in order (written as they finished)", self.path, len(records)
         )

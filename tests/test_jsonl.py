@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -132,6 +133,41 @@ def test_reorder_puts_records_in_order_and_leaves_an_ordered_file_alone(tmp_path
     reopened = JsonlLog(path)
     assert [row["id"] for row in reopened.records] == [0, 0, 1, 2, 3]
     assert reopened.line_numbers == [1, 2, 3, 4, 5] == log.line_numbers
+
+
+def test_a_reorder_that_cannot_write_keeps_the_file_and_says_how_to_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A full disk at the end of a run: the records stay as they finished, nothing is left
+    beside them, a warning names the fix, and a rerun with space puts them in order."""
+    import errno
+
+    import search.jsonl as jsonl_module
+
+    path = tmp_path / "log.jsonl"
+    log = JsonlLog(path)
+    log.append([{"id": 2}, {"id": 0}])
+    log.append([{"id": 1}])
+    raw = path.read_bytes()
+    real_dump = jsonl_module._dump
+    written: list[str] = []
+
+    def full_disk(row: dict[str, Any]) -> str:
+        if written:  # the first row goes to the copy, the second finds the disk full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(real_dump(row))
+        return written[-1]
+
+    monkeypatch.setattr(jsonl_module, "_dump", full_disk)
+    with caplog.at_level("WARNING", logger="search.jsonl"):
+        assert log.reorder(lambda row: row["id"]) is False
+    assert path.read_bytes() == raw and [p.name for p in tmp_path.iterdir()] == ["log.jsonl"]
+    assert "could not put its 3 records in order" in caplog.text
+    assert "No space left on device" in caplog.text and "fix: free space and rerun" in caplog.text
+    assert [row["id"] for row in log.records] == [2, 0, 1]
+    monkeypatch.setattr(jsonl_module, "_dump", real_dump)
+    assert JsonlLog(path).reorder(lambda row: row["id"]) is True
+    assert [row["id"] for row in JsonlLog(path).records] == [0, 1, 2]
 
 
 def test_read_log_leaves_out_a_torn_line_without_cutting_it(tmp_path: Path) -> None:
