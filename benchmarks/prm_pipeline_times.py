@@ -34,6 +34,22 @@ def hydra_to_log_seconds(log_path: Path) -> float | None:
     return log_path.stat().st_mtime - began.timestamp()
 
 
+def labels_run(run: Path) -> Path:
+    """The run directory whose samples and labels ``run`` trained on: ``run`` itself, or, for
+    a run of the training rounds alone (no ``samples/`` of its own), the run that holds its
+    first round's ``train_data`` (``RUN/labels/consensus/stepwise.jsonl``)."""
+    if (run / "samples").exists():
+        return run
+    data = Path(read(run / "model" / "training_log.json")["config"]["train_data"])
+    if len(data.parents) < 3 or data.parents[1].name != "labels":
+        raise SystemExit(
+            f"expected {run}/samples, or training data under another run's labels/ (RUN/labels/"
+            f"consensus/stepwise.jsonl), got neither (train_data={data}); fix: --run the "
+            "directory that `make prm` or benchmarks/build_prm.sh wrote"
+        )
+    return data.parents[2]
+
+
 def stage_seconds(path: Path) -> dict[str, int]:
     """``STAGE name SECONDS n`` lines of benchmarks/build_prm.sh, summed over resumed runs
     of the same stage (every stage resumes where an earlier run stopped)."""
@@ -55,20 +71,24 @@ def main() -> None:
     args = parser.parse_args()
     run = Path(args.run)
     times = stage_seconds(run / "stages.log")
-    sample = read(run / "samples" / "metrics.json")
+    source = labels_run(run)
+    # a run of the training rounds alone (build_prm.sh STAGES=train): its sampling and
+    # labelling rows are those of the run whose labels it trained on, with that run's times
+    label_times = times if source == run else stage_seconds(source / "stages.log")
+    sample = read(source / "samples" / "metrics.json")
     rows: list[dict[str, Any]] = [
         {
             "stage": "sample",
             "command": f"python -m prm.sample count={sample['num_problems']} "
             f"num_samples={sample['num_samples']}",
-            "seconds": times.get("sample", sample["wall_s_this_run"]),
+            "seconds": label_times.get("sample", sample["wall_s_this_run"]),
             "detail": f"{sample['num_solutions']} solutions, "
             f"{sample['generated_tokens']} tokens, answer accuracy "
             f"{sample['answer_accuracy']:.3f}",
         }
     ]
     for name in ("mc", "calculator", "consensus"):
-        metrics = read(run / "labels" / name / "metrics.json")
+        metrics = read(source / "labels" / name / "metrics.json")
         usage = metrics.get("usage", {})
         detail = (
             f"{metrics['num_labelled']} of {metrics['num_solutions']} solutions labelled, "
@@ -86,7 +106,7 @@ def main() -> None:
                     if usage.get("rollouts")
                     else ""
                 ),
-                "seconds": times.get(name),
+                "seconds": label_times.get(name),
                 "detail": detail,
             }
         )
@@ -107,7 +127,9 @@ def main() -> None:
                 "stage": name,
                 "command": f"python -m prm.train epochs={config['epochs']} "
                 f"learning_rate={config['learning_rate']}"
-                + "".join(f" {key}=true" for key in ("group_by_length", "pack") if config.get(key)),
+                + "".join(
+                    f" {key}=true" for key in ("group_by_length", "pack", "bf16") if config.get(key)
+                ),
                 "seconds": times.get(name, hydra_to_log_seconds(log_path)),
                 "detail": f"from {start}: {train['num_train']} training solutions, "
                 f"{train['total_steps']} steps, validation step-error F1 "
@@ -119,7 +141,13 @@ def main() -> None:
     lines = [
         "Wall seconds on this machine's 2 CPU cores, shared with whatever else ran at the time "
         "(`STAGE` lines of benchmarks/build_prm.sh, summed over resumed runs, else the stage's "
-        "own metrics).",
+        "own metrics)."
+        + (
+            f" The training rounds alone ran in `{run}` (STAGES=train), on the labels of "
+            f"`{source}`: the first four rows and their seconds are that run's."
+            if source != run
+            else ""
+        ),
         "",
         "| stage | command | seconds | what |",
         "|---|---|---:|---|",

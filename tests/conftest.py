@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,3 +31,23 @@ def _fresh_pretrained_memo() -> None:
     from prm.scoring.factory import _read_pretrained
 
     _read_pretrained.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _sigint_left_as_found() -> Iterator[None]:
+    """A test (or a library it starts: an engine, a cluster) that leaves SIGINT handled
+    otherwise, e.g. ignored, would hand that to every later test and to every process those
+    start (an ignored SIGINT is inherited: Ctrl-C tests would see no KeyboardInterrupt). Put
+    it back after each test, with a warning that names the test."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    after = signal.getsignal(signal.SIGINT)
+    if after is not before:
+        signal.signal(signal.SIGINT, before)
+        warnings.warn(
+            f"SIGINT's handler was {before!r} before this test and {after!r} after it; put back",
+            stacklevel=1,
+        )
