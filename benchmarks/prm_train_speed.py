@@ -1,7 +1,8 @@
 """PRM training speed: the same optimizer steps with batches drawn by the Trainer's plain
 shuffle, by ``group_by_length`` (prm/train.py ``GroupedByLength``), drawn plainly but
-packed (``pack``: each batch's examples in fewer rows, ``collate_packed``), and packed with
-``bf16`` (forward and backward autocast to bfloat16, float32 weights), in one run.
+packed (``pack``: each batch's examples in fewer rows, ``collate_packed``), and with
+``--bf16`` packed in bfloat16 too (``bf16``: forward and backward autocast, float32 weights),
+in one run.
 
 All continue the same PRM on the same consensus data for ``--steps`` optimizer steps without
 validation. Columns: wall seconds per step (the Trainer's steps alone, not loading or
@@ -9,12 +10,14 @@ saving), the share of batch positions that are padding (over the batches those s
 and training tokens (real, not padding) per second. Timings are ratios within one run on a
 machine left to itself.
 
+    python benchmarks/prm_train_speed.py --init runs/prm-timed/refine6 --steps 60 \
+        --train-data runs/prm-timed/labels/consensus/stepwise.jsonl
     python benchmarks/prm_train_speed.py --init runs/prm-e2e/refine6 --steps 60 \
-        --train-data runs/prm-e2e/labels/consensus/stepwise.jsonl
+        --train-data runs/prm-e2e/labels/consensus/stepwise.jsonl --bf16 \
+        --name prm_train_speed_bf16
 
-Writes benchmarks/results/<--name>.{json,md} (default prm_train_speed; the bfloat16 rerun on
-the end-to-end rebuild, README's second table: ``--init runs/prm-e2e/refine6 --train-data
-runs/prm-e2e/labels/consensus/stepwise.jsonl --name prm_train_speed_bf16``).
+Writes benchmarks/results/<--name>.{json,md}: README's first table (``prm_train_speed``, the
+default), and its second, the same rows and bfloat16 rerun on a later host.
 """
 
 from __future__ import annotations
@@ -80,16 +83,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     parser.add_argument("--name", default="prm_train_speed", help="results file stem")
+    parser.add_argument("--bf16", action="store_true", help="add a packed bfloat16 row")
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
     lengths: list[int] = []
     with tempfile.TemporaryDirectory() as scratch:
-        setups = (
-            "plain shuffle",
-            "grouped by length",
-            "plain shuffle, packed",
-            "plain shuffle, packed, bfloat16",
-        )
+        setups = ["plain shuffle", "grouped by length", "plain shuffle, packed"]
+        setups += ["plain shuffle, packed, bfloat16"] if args.bf16 else []
         for batches in setups:
             grouped, packed = batches == "grouped by length", "packed" in batches
             config = TrainConfig(

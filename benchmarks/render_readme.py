@@ -209,7 +209,8 @@ SECTIONS: list[tuple[str, str, str]] = [
     (
         "PRM training speed: the same rows with bfloat16, rerun on this host",
         "python benchmarks/prm_train_speed.py --init runs/prm-e2e/refine6 --steps 60 "
-        "--train-data runs/prm-e2e/labels/consensus/stepwise.jsonl --name prm_train_speed_bf16",
+        "--train-data runs/prm-e2e/labels/consensus/stepwise.jsonl --bf16 --name "
+        "prm_train_speed_bf16",
         "prm_train_speed_bf16.md",
     ),
     (

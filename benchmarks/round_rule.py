@@ -118,7 +118,7 @@ def main() -> None:
     shipped_mean: float | None = None
     size: tuple[int, int] | None = None
     best: tuple[float, str] | None = None
-    rows = []
+    rows, passing = [], []
     for name, directory in candidates:
         paired_file = Path(directory) / "accuracy_vs_compute_validation_paired.json"
         if not paired_file.is_file():
@@ -137,29 +137,36 @@ def main() -> None:
             and new >= old - args.mean_tolerance - TOLERANCE
         )
         rows.append(f"| {name} | {100 * f1:.1f} | {new:.4f} | {'yes' if passes else 'no'} |")
+        passing += [name] if passes else []
         if passes and (best is None or new > best[0] + TOLERANCE):
             best = (new, name)
     assert size is not None  # argparse requires a candidate
+    parity = bool(args.f1_tolerance or args.mean_tolerance)
+    role = "reference" if parity else "shipped"  # a parity check has no shipped PRM
     lines = [
         "Validation split. Step F1: the policy's own solutions (%). Four-row mean: best-of-16 "
         "argmax, best-of-16 weighted, beam@16 and DVTS@16 (min aggregation), "
-        f"{size[0]} problems × {size[1]} seeds, paired with the shipped PRM.",
+        f"{size[0]} problems × {size[1]} seeds, paired with the {role} PRM.",
         *(
             [
                 "",
-                f"Passes: step F1 at most {args.f1_tolerance:g} points below the shipped "
-                f"PRM's, four-row mean at most {args.mean_tolerance:g} below (a parity check).",
+                f"A parity check: a PRM passes with step F1 at most {args.f1_tolerance:g} points "
+                f"below the reference PRM's and a four-row mean at most "
+                f"{args.mean_tolerance:g} below.",
             ]
-            if args.f1_tolerance or args.mean_tolerance
+            if parity
             else []
         ),
         "",
         "| PRM | step F1 | four-row mean | passes |",
         "|---|---:|---:|---|",
-        f"| {args.shipped} | {100 * shipped_f1:.1f} | {shipped_mean:.4f} | (shipped) |",
+        f"| {args.shipped} | {100 * shipped_f1:.1f} | {shipped_mean:.4f} | ({role}) |",
         *rows,
     ]
-    lines += ["", f"Choice: {best[1] if best else args.shipped + ' (no candidate passes)'}."]
+    if parity:
+        lines += ["", f"Parity: {', '.join(passing) + ' passes' if passing else 'none passes'}."]
+    else:
+        lines += ["", f"Choice: {best[1] if best else args.shipped + ' (no candidate passes)'}."]
     text = "\n".join(lines)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text + "\n")

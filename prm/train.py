@@ -57,7 +57,7 @@ from prm.scoring.format import PRMFamily, PRMFormat
 from prm.stepwise import StepwiseExample, read_stepwise
 from search.inputs import exit_on_input_error
 from search.progress import quiet_library_bars
-from search.resolve import CONF_DIR, resolve_model_path
+from search.resolve import CONF_DIR, resolve_device, resolve_model_path
 from search.rundir import FINGERPRINT_FILE, check_fingerprint
 from search.types import Prefix, Problem
 
@@ -107,7 +107,7 @@ class TrainConfig:
     group_by_length: bool = False  # batches of similar lengths: less padding (GroupedByLength)
     pack: bool = False  # a batch's examples packed into fewer rows: the same loss, less padding
     # mixed precision: forward and backward autocast to bfloat16; weights, gradients and the
-    # optimizer's state stay float32 (on a CPU without bfloat16 instructions: a warning)
+    # optimizer's state stay float32 (check_bf16: a GPU without bfloat16 is refused)
     bf16: bool = False
     save_every: int = 200  # steps between Trainer checkpoints (the last one is kept)
     resume: bool = True
@@ -373,20 +373,31 @@ def check_packing(attention: str | None = None) -> None:
         )
 
 
-def warn_slow_bf16(config: TrainConfig) -> None:
-    """``bf16=true`` on a CPU without bfloat16 instructions (AVX512-BF16 or AMX) runs, but
-    emulated: log that it may be slower than float32. (The Trainer refuses it on a GPU that
-    lacks bfloat16.)"""
+def check_bf16(config: TrainConfig) -> None:
+    """Before any model loads: ``bf16=true`` needs a device with bfloat16. A GPU without it
+    (or ``device=cuda`` with no GPU) is refused; a CPU without bfloat16 instructions
+    (AVX512-BF16 or AMX on x86) runs it emulated, so that is a warning: it may be slower than
+    float32."""
+    if not config.bf16:
+        return
     import torch
 
-    on_cpu = config.device == "cpu" or not torch.cuda.is_available()
-    if not (config.bf16 and on_cpu):
+    device = resolve_device(config.device)
+    if device.startswith("cuda"):
+        if not (torch.cuda.is_available() and torch.cuda.is_bf16_supported()):
+            found = "a GPU without bfloat16" if torch.cuda.is_available() else "no GPU"
+            raise ValueError(
+                f"expected a device with bfloat16 for bf16=true, got device={config.device} "
+                f"with {found}; fix: bf16=false, or device=cpu"
+            )
         return
-    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    if not native:
+    if device != "cpu":
+        return
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # x86; absent elsewhere
+    if not any(getattr(torch.cpu, name, lambda: False)() for name in checks):
         log.warning(
-            "bf16=true on a CPU without AVX512-BF16 or AMX: bfloat16 is emulated and may be "
-            "slower than float32; fix: bf16=false on this machine"
+            "bf16=true on a CPU without AVX512-BF16 or AMX: bfloat16 may be emulated and slower "
+            "than float32; fix: bf16=false on this machine"
         )
 
 
@@ -677,7 +688,7 @@ def _main_process_first(config: TrainConfig) -> Iterator[None]:
         return
     from accelerate import PartialState
 
-    with PartialState(cpu=config.device == "cpu").main_process_first():
+    with PartialState(cpu=resolve_device(config.device) == "cpu").main_process_first():
         yield
 
 
@@ -734,12 +745,11 @@ def load_data(
 
 
 def training_arguments(config: TrainConfig, total_steps: int, has_val: bool) -> Any:
-    import torch
     from transformers import TrainingArguments
 
-    # device=auto without a GPU trains on the CPU either way; the Trainer takes bf16 there
-    # only when told so
-    on_cpu = config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available())
+    # the project's one device rule (auto: cuda when a GPU is visible, else cpu; never MPS);
+    # the Trainer takes bf16 on a CPU only when told it trains there
+    on_cpu = resolve_device(config.device) == "cpu"
     return TrainingArguments(
         output_dir=config.output_dir,
         num_train_epochs=config.epochs,
@@ -811,7 +821,7 @@ def train_prm(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) ->
     check_resumable(output_dir, config, last)  # before anything is written or loaded
     if config.pack:
         check_packing()
-    warn_slow_bf16(config)
+    check_bf16(config)
     base = config.init_checkpoint or config.policy_dir
     assert base is not None
     key = "init_checkpoint" if config.init_checkpoint else "policy_dir"

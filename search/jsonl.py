@@ -13,6 +13,7 @@ line anywhere else was not made by a kill, so it is refused, naming the file and
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -245,8 +246,9 @@ class JsonlLog:
         run whose batches finished out of order (on Ray workers) ends with the file a run in
         one process writes. The file is replaced whole (``write_jsonl``: a copy written and
         fsynced beside it, then renamed over it): a kill leaves the old order or the new one,
-        never half of each, and a write that fails (a full disk) leaves the old order with a
-        warning. Returns whether the order changed (an ordered file is not rewritten)."""
+        never half of each, and a write that fails (a full disk) leaves the old order and
+        raises, saying so and how to finish. Returns whether the order changed (an ordered
+        file is not rewritten)."""
         order = sorted(range(len(self.records)), key=lambda i: key(self.records[i]))
         if order == list(range(len(order))):
             return False
@@ -254,15 +256,15 @@ class JsonlLog:
         try:
             write_jsonl(self.path, records)
         except OSError as error:  # e.g. a full disk: every record is there, out of order
-            log.warning(
-                "%s: could not put its %d records in order (%s); they are all in it, in the "
-                "order they finished; fix: free space and rerun the same command (it resumes "
-                "with nothing left to do and puts them in order)",
-                self.path,
-                len(records),
-                error,
-            )
-            return False
+            full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+            raise OSError(
+                error.errno,
+                f"could not put the {len(records)} records of {self.path} in order "
+                f"({error.strerror or error}); they are all in it, in the order they finished; "
+                f"fix: {'free space' if full else 'remove the cause'}, then rerun the same "
+                "command with the same output directory (it resumes with nothing left to do "
+                "and puts them in order)",
+            ) from error
         log.info(
             "%s: its %d records put in order (written as they finished)", self.path, len(records)
         )

@@ -35,17 +35,18 @@ def _fresh_pretrained_memo() -> None:
 
 @pytest.fixture(autouse=True)
 def _sigint_left_as_found() -> Iterator[None]:
-    """A test (or a library it starts: an engine, a cluster) that leaves SIGINT handled
-    otherwise, e.g. ignored, would hand that to every later test and to every process those
-    start (an ignored SIGINT is inherited: Ctrl-C tests would see no KeyboardInterrupt). Put
-    it back after each test, with a warning that names the test."""
+    """A test (or Python code of a library it starts: an engine, a cluster) that leaves SIGINT
+    handled otherwise, e.g. ignored, would hand that to every later test and to every process
+    those start (an ignored SIGINT is inherited: Ctrl-C tests would see no KeyboardInterrupt).
+    Put it back after each test, with a warning that names the test. (A handler set from C is
+    not seen by ``signal.getsignal``.)"""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     before = signal.getsignal(signal.SIGINT)
     yield
     after = signal.getsignal(signal.SIGINT)
-    if after is not before:
+    if after is not before and before is not None:  # None: set from C, not restorable
         signal.signal(signal.SIGINT, before)
         warnings.warn(
             f"SIGINT's handler was {before!r} before this test and {after!r} after it; put back",

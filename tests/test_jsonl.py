@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -136,10 +137,11 @@ def test_reorder_puts_records_in_order_and_leaves_an_ordered_file_alone(tmp_path
 
 
 def test_a_reorder_that_cannot_write_keeps_the_file_and_says_how_to_finish(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A full disk at the end of a run: the records stay as they finished, nothing is left
-    beside them, a warning names the fix, and a rerun with space puts them in order."""
+    beside them, the error names the fix (the run stops: a pipeline's next stage must not read
+    them out of order), and a rerun with space puts them in order."""
     import errno
 
     import search.jsonl as jsonl_module
@@ -150,21 +152,31 @@ def test_a_reorder_that_cannot_write_keeps_the_file_and_says_how_to_finish(
     log.append([{"id": 1}])
     raw = path.read_bytes()
     real_dump = jsonl_module._dump
-    written: list[str] = []
 
-    def full_disk(row: dict[str, Any]) -> str:
-        if written:  # the first row goes to the copy, the second finds the disk full
-            raise OSError(errno.ENOSPC, "No space left on device")
-        written.append(real_dump(row))
-        return written[-1]
+    def failing(code: int) -> Any:
+        written: list[str] = []
 
-    monkeypatch.setattr(jsonl_module, "_dump", full_disk)
-    with caplog.at_level("WARNING", logger="search.jsonl"):
-        assert log.reorder(lambda row: row["id"]) is False
+        def dump(row: dict[str, Any]) -> str:
+            if written:  # the first row goes to the copy, the second fails
+                raise OSError(code, os.strerror(code))
+            written.append(real_dump(row))
+            return written[-1]
+
+        return dump
+
+    monkeypatch.setattr(jsonl_module, "_dump", failing(errno.ENOSPC))
+    with pytest.raises(
+        OSError,
+        match=r"could not put the 3 records of .*log\.jsonl in order "
+        r"\(No space left on device\).*fix: free space, then rerun",
+    ) as caught:
+        log.reorder(lambda row: row["id"])
+    assert caught.value.errno == errno.ENOSPC
     assert path.read_bytes() == raw and [p.name for p in tmp_path.iterdir()] == ["log.jsonl"]
-    assert "could not put its 3 records in order" in caplog.text
-    assert "No space left on device" in caplog.text and "fix: free space and rerun" in caplog.text
     assert [row["id"] for row in log.records] == [2, 0, 1]
+    monkeypatch.setattr(jsonl_module, "_dump", failing(errno.EACCES))
+    with pytest.raises(OSError, match="fix: remove the cause, then rerun"):
+        log.reorder(lambda row: row["id"])
     monkeypatch.setattr(jsonl_module, "_dump", real_dump)
     assert JsonlLog(path).reorder(lambda row: row["id"]) is True
     assert [row["id"] for row in JsonlLog(path).records] == [0, 1, 2]

@@ -137,6 +137,8 @@ def test_tolerances_make_a_parity_check_and_say_so(
     )
     assert "| close | 83.0 | 0.5400 | yes |" in loose and "| far | 82.0 | 0.5500 | no |" in loose
     assert "at most 2.5 points below" in loose and "at most 0.015 below" in loose
+    assert "| shipped | 85.0 | 0.5500 | (reference) |" in loose and "(shipped)" not in loose
+    assert loose.rstrip().endswith("Parity: close passes.") and "Choice" not in loose
     with pytest.raises(SystemExit):
         choose(tmp_path / "bad", monkeypatch, f1s, news, extra=("--f1-tolerance", "-1"))
 

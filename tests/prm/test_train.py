@@ -465,6 +465,44 @@ def test_bf16_trains_in_bfloat16_and_keeps_float32_weights(
         train_prm(config(tiny_policy_dir, data, out, **start))
 
 
+def test_bf16_without_bfloat16_on_the_device_is_refused_or_warned_before_loading(
+    tiny_policy_dir: Path,
+    data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import torch
+
+    run = config(tiny_policy_dir, data, tmp_path / "run", bf16=True, device="auto")
+    # a GPU asked for that has no bfloat16, or none at all: refused, naming the fix
+    monkeypatch.setattr(train_module, "resolve_device", lambda device: "cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=r"with no GPU; fix: bf16=false, or device=cpu"):
+        train_module.check_bf16(run)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    with pytest.raises(ValueError, match=r"with a GPU without bfloat16; fix: bf16=false"):
+        train_module.check_bf16(run)
+    # ... and refused before any model loads
+    loads: list[str] = []
+    monkeypatch.setattr(train_module, "initial_checkpoint", lambda *a: loads.append("x"))
+    with pytest.raises(ValueError, match="bf16=false"):
+        train_prm(run)
+    assert loads == []
+    # a CPU without bfloat16 instructions: it runs, with a warning
+    monkeypatch.setattr(train_module, "resolve_device", lambda device: "cpu")
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.setattr(torch.cpu, name, lambda: False, raising=False)
+    with caplog.at_level("WARNING", logger="prm.train"):
+        train_module.check_bf16(run)
+    assert "may be emulated" in caplog.text and "fix: bf16=false" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="prm.train"):
+        train_module.check_bf16(replace(run, bf16=False))  # float32: nothing to say
+    assert caplog.text == ""
+
+
 def test_grouped_batches_are_a_seeded_permutation_of_similar_lengths() -> None:
     lengths = [(i * 37) % 101 for i in range(230)]  # 230 examples: batches of 8, 6 left over
     sampler = GroupedByLength(lengths, batch_size=8, seed=3, group_batches=4)
