@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # PRM training in bfloat16 (prm.train bf16: forward and backward autocast to bfloat16, float32
-# weights and optimizer), and what its time buys (README, "Training in bfloat16").
+# weights and optimizer), and what its time buys (README, the sections "Training in bfloat16").
 #
 # 1. make prm's training rounds with BF16=true on the labels of the end-to-end float32 rebuild
 #    (runs/prm-e2e, `RUN=runs/prm-e2e EXPORT=runs/prm-e2e/export bash benchmarks/build_prm.sh`):
@@ -30,7 +30,9 @@ source benchmarks/prm_rounds.sh
 FP32=${FP32:-runs/prm-e2e}
 RUN=${RUN:-runs/prm-bf16}
 LABELS="$FP32/labels/consensus/stepwise.jsonl"
-[ -f "$LABELS" ] || RUN="$FP32" EXPORT="$FP32/export" PY="$PY" bash benchmarks/build_prm.sh
+# the float32 rebuild, whole (labels and export: its round 10 is compared below); resumes
+[ -f "$FP32/export/config.json" ] || RUN="$FP32" EXPORT="$FP32/export" PY="$PY" \
+  BF16=false REFINE_LRS="$MAKE_PRM_REFINE_LRS" bash benchmarks/build_prm.sh
 RUN="$RUN" EXPORT="$RUN/export" STAGES=train TRAIN_DATA="$LABELS" BF16=true PY="$PY" \
   REFINE_LRS="$MAKE_PRM_REFINE_LRS 0.0005 0.0005 0.0005 0.0005" bash benchmarks/build_prm.sh
 "$PY" benchmarks/prm_pipeline_times.py --run "$RUN" --name prm_pipeline_bf16

@@ -231,6 +231,33 @@ SECTIONS: list[tuple[str, str, str]] = [
         "prm_pipeline_tag.md",
     ),
     (
+        "Training in bfloat16: make prm's rounds and four more, on the end-to-end rebuild's "
+        "labels (its first rounds shared the machine: not a timing)",
+        "bash benchmarks/bf16_recipe.sh (its stage table: python "
+        "benchmarks/prm_pipeline_times.py --run runs/prm-bf16 --name prm_pipeline_bf16)",
+        "prm_pipeline_bf16.md",
+    ),
+    (
+        "Training in bfloat16: step-error identification on validation",
+        "bash benchmarks/bf16_recipe.sh",
+        "prm_bf16_validation.md",
+    ),
+    (
+        "Training in bfloat16: as good as float32? (round 10 of each, same labels and schedule)",
+        "bash benchmarks/bf16_recipe.sh",
+        "bf16/parity.md",
+    ),
+    (
+        "Training in bfloat16: more rounds against the shipped PRM (the rule's choice)",
+        "bash benchmarks/bf16_recipe.sh",
+        "bf16/choice.md",
+    ),
+    (
+        "Training in bfloat16: search on validation with round 14, paired with the shipped PRM",
+        "bash benchmarks/bf16_recipe.sh",
+        "bf16/bf16-round14/accuracy_vs_compute_validation_paired.md",
+    ),
+    (
         "Choosing how beam search and DVTS prune: validation split",
         "python benchmarks/accuracy_vs_compute.py --splits validation --max-n 32 --search-ns 16 "
         "--strategies beam dvts --prune weighted prm",
