@@ -287,9 +287,7 @@ def _label_locked(
         bar.close()
     # chunks finish in any order on Ray workers: the file ends as one process writes it
     position = {s.key: index for index, s in enumerate(solutions)}
-    written.reorder(
-        lambda row: position.get((str(row["problem_id"]), int(row["sample_index"])), len(position))
-    )
+    written.reorder(lambda row: position.get(LabelRecord.key_of(row), len(position)))
 
     by_key = {r.key: r for r in map(LabelRecord.from_record, written.records)}
     records = [by_key[s.key] for s in solutions]

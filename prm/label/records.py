@@ -61,6 +61,11 @@ class LabelRecord:
     def key(self) -> tuple[str, int]:
         return (self.problem_id, self.sample_index)
 
+    @staticmethod
+    def key_of(row: dict[str, Any]) -> tuple[str, int]:
+        """``from_record(row).key`` without building (and checking) the whole record."""
+        return (str(row["problem_id"]), int(row["sample_index"]))
+
     @property
     def labelled(self) -> bool:
         return self.first_error is not None
@@ -81,9 +86,10 @@ class LabelRecord:
     @classmethod
     def from_record(cls, row: dict[str, Any]) -> LabelRecord:
         first = row.get("first_error")
+        problem_id, sample_index = cls.key_of(row)
         return cls(
-            problem_id=str(row["problem_id"]),
-            sample_index=int(row["sample_index"]),
+            problem_id=problem_id,
+            sample_index=sample_index,
             labeller=str(row["labeller"]),
             first_error=None if first is None else int(first),
             labels=tuple(bool(x) for x in row.get("labels", ())),
