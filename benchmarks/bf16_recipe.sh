@@ -21,7 +21,8 @@
 # - shipping: a candidate (bfloat16 round 14, float32 shipped + 1 round) passes round_rule.py
 #   against the shipped PRM. One that passes is shipped only with make prm rebuilding it within
 #   90 minutes (timed), and is read on test once, after that.
-# Every stage resumes.
+# Every stage resumes. It pins the float32 recipe it was judged against (FLOAT32_REFINE_LRS,
+# BF16=false); make prm runs its bfloat16 rounds today (benchmarks/make_prm_bf16.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -32,9 +33,9 @@ RUN=${RUN:-runs/prm-bf16}
 LABELS="$FP32/labels/consensus/stepwise.jsonl"
 # the float32 rebuild, whole (labels and export: its round 10 is compared below); resumes
 [ -f "$FP32/export/config.json" ] || RUN="$FP32" EXPORT="$FP32/export" PY="$PY" \
-  BF16=false REFINE_LRS="$MAKE_PRM_REFINE_LRS" bash benchmarks/build_prm.sh
+  BF16=false REFINE_LRS="$FLOAT32_REFINE_LRS" bash benchmarks/build_prm.sh
 RUN="$RUN" EXPORT="$RUN/export" STAGES=train TRAIN_DATA="$LABELS" BF16=true PY="$PY" \
-  REFINE_LRS="$MAKE_PRM_REFINE_LRS 0.0005 0.0005 0.0005 0.0005" bash benchmarks/build_prm.sh
+  REFINE_LRS="$FLOAT32_REFINE_LRS 0.0005 0.0005 0.0005 0.0005" bash benchmarks/build_prm.sh
 "$PY" benchmarks/prm_pipeline_times.py --run "$RUN" --name prm_pipeline_bf16
 round_on_top checkpoints/arith-prm runs/prm-shipped-round11 pack=true
 results=benchmarks/results/bf16

@@ -77,10 +77,13 @@ EXTRA_LAYERS=${EXTRA_LAYERS:-0}
 # tag_from_separator), so the tag's state sees the step ("Why the PRM learns slowly"). The
 # shipped PRM is false (the default).
 TAG_FROM_SEPARATOR=${TAG_FROM_SEPARATOR:-false}
-# BF16=true: every round autocasts forward and backward to bfloat16 (prm.train bf16; float32
-# weights and optimizer), faster on CPUs with AVX512-BF16 or AMX (README, "PRM training
-# speed"). The shipped PRM was trained in float32 (the default).
-BF16=${BF16:-false}
+# BF16=true (the default, benchmarks/prm_rounds.sh): every round autocasts forward and backward
+# to bfloat16 (prm.train bf16; float32 weights and optimizer), 1.28x the steps per second on
+# this machine's AVX512-BF16 CPU (README, "PRM training speed"). On a CPU without AVX512-BF16
+# or AMX (prm.train warns) it is slower: there, set BF16=false and REFINE_LRS to prm_rounds.sh's
+# FLOAT32_REFINE_LRS (ten float32 rounds, the recipe before). The shipped PRM was trained in
+# float32.
+BF16=${BF16:-$MAKE_PRM_BF16}
 read -r -a lrs <<< "$REFINE_LRS"
 REFINE=${#lrs[@]}
 export_of() { if [ "$1" -eq "$REFINE" ]; then echo "export_dir=$EXPORT"; else echo "export_dir=null"; fi; }

@@ -15,7 +15,7 @@ PY=${PY:-.venv/bin/python}
 source benchmarks/recipes.sh
 TRUSTING=${TRUSTING:-runs/prm-timed}
 ROLLED=${ROLLED:-runs/prm-distrust}
-export REFINE_LRS="0.001 0.001 0.001 0.001 0.001 0.0005" PACK=false
+export REFINE_LRS="0.001 0.001 0.001 0.001 0.001 0.0005" PACK=false BF16=false
 PREVIOUS=${PREVIOUS:-runs/prm-previous}
 bash benchmarks/previous_prm.sh "$PREVIOUS"
 # the default rebuild (make prm's timed run), unless it has trained its seven rounds

@@ -52,11 +52,12 @@ done
 # make prm with the chosen rounds (build_prm.sh's REFINE_LRS), timed on the packed rebuild
 PACKED=${PACKED:-runs/prm-packed}
 [ -f "$PACKED/refine7/training_log.json" ] || bash benchmarks/pack_recipe.sh
+# (the float32 rounds make prm ran then: make prm trains in bfloat16 today, make_prm_bf16.sh)
 source benchmarks/prm_rounds.sh
-read -r -a lrs <<< "$MAKE_PRM_REFINE_LRS"
+read -r -a lrs <<< "$FLOAT32_REFINE_LRS"
 # once its last round has trained, not again: every resumed stage would log its checks' seconds
 [ -f "$PACKED/refine${#lrs[@]}/training_log.json" ] || RUN="$PACKED" EXPORT="$PACKED/export" \
-  STAGES=train PACK=true bash benchmarks/build_prm.sh
+  STAGES=train PACK=true BF16=false REFINE_LRS="$FLOAT32_REFINE_LRS" bash benchmarks/build_prm.sh
 "$PY" benchmarks/prm_pipeline_times.py --run "$PACKED" --name prm_pipeline_packed
 "$PY" benchmarks/prm_processbench.py --prm "$PACKED/export" --name prm_processbench_packed
 # Training noise, measured after the choice and not part of it: the same two rounds with

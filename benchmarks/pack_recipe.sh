@@ -13,8 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 source benchmarks/recipes.sh
-# the eight rounds make prm ran when this was decided
-export REFINE_LRS="0.001 0.001 0.001 0.001 0.001 0.0005 0.0005"
+# the eight rounds make prm ran when this was decided, in float32
+export REFINE_LRS="0.001 0.001 0.001 0.001 0.001 0.0005 0.0005" BF16=false
 PLAIN=${PLAIN:-runs/prm-timed}
 PACKED=${PACKED:-runs/prm-packed}
 # the plain rebuild (make prm's timed run), unless it has trained its eight rounds

@@ -83,28 +83,57 @@ SECTIONS: list[tuple[str, str, str]] = [
         "previous/prm_pipeline_shipped_build.md",
     ),
     (
-        "`make prm` end to end with today's code: its stages (a shared machine, paused while "
-        "the test suite ran: not a timing)",
+        "`make prm` timed: today's recipe (fourteen rounds in bfloat16), end to end on a "
+        "machine left to it",
+        "bash benchmarks/make_prm_bf16.sh (its stage table: python "
+        "benchmarks/prm_pipeline_times.py --run runs/prm-make --name prm_pipeline_make)",
+        "prm_pipeline_make.md",
+    ),
+    (
+        "`make prm` timed: does it rebuild the shipped PRM? (the parity check on validation)",
+        "bash benchmarks/make_prm_bf16.sh",
+        "make/parity.md",
+    ),
+    (
+        "`make prm` timed: its PRM and the shipped one on step-error identification, validation",
+        "bash benchmarks/make_prm_bf16.sh",
+        "prm_make_validation.md",
+    ),
+    (
+        "`make prm` timed: search on validation with its PRM, paired with the shipped PRM",
+        "bash benchmarks/make_prm_bf16.sh",
+        "make/rebuilt/accuracy_vs_compute_validation_paired.md",
+    ),
+    (
+        "`make prm` timed: its PRM and the shipped one on step-error identification, test "
+        "(reported, not chosen on)",
+        "bash benchmarks/make_prm_bf16.sh",
+        "prm_processbench_make.md",
+    ),
+    (
+        "`make prm` end to end in float32 (the recipe before bfloat16): its stages (a shared "
+        "machine, paused while the test suite ran: not a timing)",
         "RUN=runs/prm-e2e EXPORT=runs/prm-e2e/export bash benchmarks/build_prm.sh (what make "
         "prm runs, exporting beside the shipped PRM), then python "
         "benchmarks/prm_pipeline_times.py --run runs/prm-e2e --name prm_pipeline_e2e_shared",
         "prm_pipeline_e2e_shared.md",
     ),
     (
-        "`make prm` end to end with today's code: the rebuilt PRM on step-error identification",
+        "`make prm` end to end in float32 (the recipe before bfloat16): the rebuilt PRM on "
+        "step-error identification",
         "python benchmarks/prm_processbench.py --prm shipped=checkpoints/arith-prm "
         "rebuilt=runs/prm-e2e/export --name prm_processbench_e2e",
         "prm_processbench_e2e.md",
     ),
     (
-        "`make prm` timed: a rebuild with the default recipe (packed batches)",
+        "`make prm` timed in float32, ten rounds (the recipe before bfloat16; packed batches)",
         "bash benchmarks/more_rounds.sh (its last steps: the rounds of make prm on top of "
         "benchmarks/pack_recipe.sh's packed rebuild, then python benchmarks/prm_pipeline_times.py "
         "--run runs/prm-packed --name prm_pipeline_packed)",
         "prm_pipeline_packed.md",
     ),
     (
-        "`make prm` timed: the rebuilt PRM on step-error identification",
+        "`make prm` timed in float32, ten rounds: the rebuilt PRM on step-error identification",
         "python benchmarks/prm_processbench.py --prm runs/prm-packed/export "
         "--name prm_processbench_packed",
         "prm_processbench_packed.md",

@@ -14,6 +14,8 @@ candidate named first (fewer rounds). Writes ``--out`` (markdown) and prints it.
 ``--f1-tolerance POINTS`` and ``--mean-tolerance ACC`` loosen "at least" and "not lower" by
 that much, for a parity check rather than a choice (``benchmarks/bf16_recipe.sh``: bfloat16
 training against float32, ``--shipped`` naming the float32 PRM); the table says so.
+``--parity`` sets both to that check's values (``PARITY_F1_POINTS``, ``PARITY_MEAN``), which
+``benchmarks/make_prm_bf16.sh`` applies to ``make prm``'s rebuild against the shipped PRM.
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ from typing import Any
 
 POLICY_SUBSET = "arith-validation-policy"
 TOLERANCE = 1e-9  # means equal but for float rounding are a tie
+# The parity check (bf16_recipe.sh, written before its numbers): step F1 at most 2.5 points
+# below the reference's (the spread of two training seeds) and a four-row mean at most 0.015
+# below (about one paired row's standard error at 200 problems x 2 seeds).
+PARITY_F1_POINTS = 2.5
+PARITY_MEAN = 0.015
 FOUR_ROWS = (
     ("best_of_n/prm", 16),
     ("best_of_n/weighted", 16),
@@ -71,6 +78,22 @@ def four_rows(paired: list[dict[str, Any]]) -> tuple[float, float, tuple[int, in
     return sum(old) / len(old), sum(new) / len(new), sizes.pop()
 
 
+def rule_passes(
+    f1: float,
+    mean: float,
+    shipped_f1: float,
+    shipped_mean: float,
+    f1_points: float = 0.0,
+    mean_tolerance: float = 0.0,
+) -> bool:
+    """The rule: step F1 (a fraction) at least the shipped PRM's less ``f1_points`` (points), and
+    a four-row mean not lower than the shipped PRM's less ``mean_tolerance``."""
+    return (
+        f1 >= shipped_f1 - f1_points / 100 - TOLERANCE
+        and mean >= shipped_mean - mean_tolerance - TOLERANCE
+    )
+
+
 def parse_candidates(
     parser: argparse.ArgumentParser, specs: list[str], shipped: str
 ) -> list[tuple[str, str]]:
@@ -101,7 +124,19 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/rounds/choice.md"))
     parser.add_argument("--f1-tolerance", type=float, default=0.0, help="step F1 points")
     parser.add_argument("--mean-tolerance", type=float, default=0.0, help="four-row mean")
+    parser.add_argument(
+        "--parity",
+        action="store_true",
+        help=f"the parity check: --f1-tolerance {PARITY_F1_POINTS} --mean-tolerance {PARITY_MEAN}",
+    )
     args = parser.parse_args()
+    if args.parity:
+        if args.f1_tolerance or args.mean_tolerance:
+            parser.error(
+                "expected --parity or the tolerances, got both; fix: --parity alone (the "
+                f"values {PARITY_F1_POINTS} and {PARITY_MEAN}) or the two tolerances"
+            )
+        args.f1_tolerance, args.mean_tolerance = PARITY_F1_POINTS, PARITY_MEAN
     if args.f1_tolerance < 0 or args.mean_tolerance < 0:
         parser.error(
             f"expected tolerances >= 0, got --f1-tolerance {args.f1_tolerance} and "
@@ -132,10 +167,7 @@ def main() -> None:
             )
         shipped_mean, size = old, paired_over
         f1 = step_f1(processbench, name)
-        passes = (
-            f1 >= shipped_f1 - args.f1_tolerance / 100 - TOLERANCE
-            and new >= old - args.mean_tolerance - TOLERANCE
-        )
+        passes = rule_passes(f1, new, shipped_f1, old, args.f1_tolerance, args.mean_tolerance)
         rows.append(f"| {name} | {100 * f1:.1f} | {new:.4f} | {'yes' if passes else 'no'} |")
         passing += [name] if passes else []
         if passes and (best is None or new > best[0] + TOLERANCE):

@@ -17,7 +17,10 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 source benchmarks/recipes.sh
 RUN=${RUN:-runs/prm-tag}
-RUN="$RUN" EXPORT="$RUN/export" TAG_FROM_SEPARATOR=true PY="$PY" bash benchmarks/build_prm.sh
+source benchmarks/prm_rounds.sh
+# make prm's recipe when this ran (float32 rounds): make prm trains in bfloat16 today
+RUN="$RUN" EXPORT="$RUN/export" TAG_FROM_SEPARATOR=true PY="$PY" BF16=false \
+  REFINE_LRS="$FLOAT32_REFINE_LRS" bash benchmarks/build_prm.sh
 "$PY" benchmarks/prm_pipeline_times.py --run "$RUN" --name prm_pipeline_tag
 results=benchmarks/results/tag
 [ -f benchmarks/results/prm_tag_validation.json ] || "$PY" benchmarks/prm_processbench.py \

@@ -5,7 +5,9 @@ measured or typed here).
     python benchmarks/targets.py
 
 Sources, all in ``benchmarks/results/``: ``mc_code_before.json`` (MC speed, before and after
-in one run), ``prm_pipeline_packed.json`` (``make prm`` timed: its data and minutes),
+in one run), ``prm_pipeline_make.json`` (``make prm`` timed: its data and minutes),
+``prm_make_validation.json`` and ``make/rebuilt/accuracy_vs_compute_validation_paired.json``
+(``make prm``'s PRM against the shipped one on validation: does it rebuild it?),
 ``prm_processbench.json`` (step-error F1), ``accuracy_vs_compute_test.json`` and
 ``accuracy_vs_compute_longest.json`` (search). A missing file makes its rows say so.
 
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from accuracy_vs_compute import find, paired_difference
+from round_rule import PARITY_F1_POINTS, PARITY_MEAN, four_rows, rule_passes, step_f1
 
 RESULTS = Path(__file__).resolve().parent / "results"
 N = 16  # the budget the targets name
@@ -140,8 +143,11 @@ def _count(pattern: str, text: str) -> int | None:
     return None if found is None else int(found.group(1))
 
 
+MAKE_PRM_COMMAND = "bash benchmarks/make_prm_bf16.sh"
+
+
 def pipeline_targets(results: Path) -> list[Target]:
-    source = "prm_pipeline_packed.json"
+    source = "prm_pipeline_make.json"
     data_asks = (
         f">= {SOLUTIONS_TARGET:,} policy solutions labelled by MC and the calculator judge, "
         "filtered by their consensus"
@@ -149,7 +155,7 @@ def pipeline_targets(results: Path) -> list[Target]:
     time_asks = f"`make prm` within {MINUTES_TARGET:.0f} minutes, stage by stage"
     stages = load(source, results)
     if stages is None:
-        command = "bash benchmarks/more_rounds.sh"
+        command = MAKE_PRM_COMMAND
         return [
             missing("Ten times the data", data_asks, source, command),
             missing("`make prm` time", time_asks, source, command),
@@ -187,6 +193,33 @@ def pipeline_targets(results: Path) -> list[Target]:
         source,
     )
     return [data, timed]
+
+
+def rebuild_target(results: Path) -> Target:
+    """``make prm``'s PRM against the shipped one on validation, by round_rule.py's parity
+    check: does ``make prm`` rebuild the shipped PRM?"""
+    target = "`make prm` rebuilds the shipped PRM"
+    asks = (
+        f"its PRM at parity with the shipped one on validation: step F1 at most "
+        f"{PARITY_F1_POINTS:g} points and the four-row search mean at most {PARITY_MEAN:g} below"
+    )
+    sources = (
+        "prm_make_validation.json",
+        "make/rebuilt/accuracy_vs_compute_validation_paired.json",
+    )
+    processbench, paired = (load(source, results) for source in sources)
+    if processbench is None or paired is None:
+        return missing(target, asks, sources[0 if processbench is None else 1], MAKE_PRM_COMMAND)
+    shipped_f1, rebuilt_f1 = step_f1(processbench, "shipped"), step_f1(processbench, "make prm")
+    shipped_mean, rebuilt_mean, (problems, seeds) = four_rows(paired)
+    passes = rule_passes(
+        rebuilt_f1, rebuilt_mean, shipped_f1, shipped_mean, PARITY_F1_POINTS, PARITY_MEAN
+    )
+    measured = (
+        f"step F1 {100 * rebuilt_f1:.1f} vs {100 * shipped_f1:.1f}; four-row mean "
+        f"{rebuilt_mean:.3f} vs {shipped_mean:.3f} ({problems} problems × {seeds} seeds, paired)"
+    )
+    return Target(target, asks, measured, "met" if passes else "not met", sources[0])
 
 
 # -- step-error F1 -----------------------------------------------------------------------------
@@ -346,6 +379,7 @@ def scoreboard(results: Path = RESULTS) -> list[Target]:
     return [
         speed_target(results),
         *pipeline_targets(results),
+        rebuild_target(results),
         f1_target(results),
         *search_targets("test", results),
         *search_targets("longest", results),

@@ -16,6 +16,6 @@ DATA="$PLAIN/labels/consensus/stepwise.jsonl"
 [ -f benchmarks/results/prm_train_speed.json ] || "$PY" benchmarks/prm_train_speed.py \
   --train-data "$DATA" --init "$PLAIN/refine6" --steps 60
 RUN="$GROUPED" EXPORT="$GROUPED/export" STAGES=train TRAIN_DATA="$DATA" GROUP_BY_LENGTH=true \
-  PACK=false REFINE_LRS="0.001 0.001" bash benchmarks/build_prm.sh
+  PACK=false BF16=false REFINE_LRS="0.001 0.001" bash benchmarks/build_prm.sh
 rounds_on_validation prm_training_validation plain "$PLAIN" grouped "$GROUPED" \
   model refine1 refine2

@@ -139,8 +139,13 @@ def test_tolerances_make_a_parity_check_and_say_so(
     assert "at most 2.5 points below" in loose and "at most 0.015 below" in loose
     assert "| shipped | 85.0 | 0.5500 | (reference) |" in loose and "(shipped)" not in loose
     assert loose.rstrip().endswith("Parity: close passes.") and "Choice" not in loose
+    # --parity is the same check, by name
+    named = choose(tmp_path / "named", monkeypatch, f1s, news, extra=("--parity",))
+    assert named == loose
     with pytest.raises(SystemExit):
         choose(tmp_path / "bad", monkeypatch, f1s, news, extra=("--f1-tolerance", "-1"))
+    with pytest.raises(SystemExit):  # both: which values hold would be unclear
+        choose(tmp_path / "both", monkeypatch, f1s, news, extra=("--parity", "--f1-tolerance", "1"))
 
 
 def test_a_round_level_with_the_shipped_prm_on_both_passes(

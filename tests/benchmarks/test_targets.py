@@ -89,6 +89,39 @@ def test_missing_files_say_which_command_makes_them(tmp_path: Path) -> None:
     assert all("no results file; run `" in row.measured for row in board)
 
 
+def test_the_rebuild_row_applies_the_parity_check_to_make_prms_prm(tmp_path: Path) -> None:
+    def processbench(rebuilt_f1: float) -> dict[str, Any]:
+        return {
+            "prms": [
+                {"name": name, "subsets": [{"subset": "arith-validation-policy", "f1": f1}]}
+                for name, f1 in (("shipped", 0.885), ("make prm", rebuilt_f1))
+            ]
+        }
+
+    def paired(shift: float) -> list[dict[str, Any]]:
+        return [
+            {"strategy": strategy, "n": 16, "aggregation": "min", "old": 0.55, "new": 0.55 + shift}
+            | {"problems": 200, "seeds": 2}
+            for strategy in ("best_of_n/prm", "best_of_n/weighted", "beam", "dvts")
+        ]
+
+    assert targets.rebuild_target(tmp_path).verdict == "not run"
+    _write(tmp_path, "prm_make_validation.json", processbench(0.879))
+    missing = targets.rebuild_target(tmp_path)  # the paired search table is missing
+    assert missing.verdict == "not run" and "make_prm_bf16.sh" in missing.measured
+    paired_file = "make/rebuilt/accuracy_vs_compute_validation_paired.json"
+    (tmp_path / "make/rebuilt").mkdir(parents=True)
+    _write(tmp_path, paired_file, paired(-0.013))  # 0.6 points and 0.013 below: within both
+    row = targets.rebuild_target(tmp_path)
+    assert row.verdict == "met"
+    assert row.measured.startswith("step F1 87.9 vs 88.5; four-row mean 0.537 vs 0.550")
+    _write(tmp_path, paired_file, paired(-0.02))  # the search mean falls too far
+    assert targets.rebuild_target(tmp_path).verdict == "not met"
+    _write(tmp_path, paired_file, paired(0.0))
+    _write(tmp_path, "prm_make_validation.json", processbench(0.855))  # F1 3 points below
+    assert targets.rebuild_target(tmp_path).verdict == "not met"
+
+
 def test_f1_pipeline_and_speed_rows_read_their_files(tmp_path: Path) -> None:
     subsets = [
         {"subset": "arith-test-policy", "num_samples": 400, "f1": 0.84},
@@ -105,7 +138,7 @@ def test_f1_pipeline_and_speed_rows_read_their_files(tmp_path: Path) -> None:
         {"stage": "label consensus", "seconds": 5, "detail": "20000 of 25600 solutions labelled"},
         {"stage": "train", "seconds": 2000, "detail": "..."},
     ]
-    _write(tmp_path, "prm_pipeline_packed.json", stages)
+    _write(tmp_path, "prm_pipeline_make.json", stages)
     data, timed = targets.pipeline_targets(tmp_path)
     assert data.verdict == "met" and "20000" in data.measured
     assert timed.verdict == "not met" and timed.measured.startswith("94 minutes (5610 s")
