@@ -2,8 +2,9 @@
 # PRM training in bfloat16 (prm.train bf16: forward and backward autocast to bfloat16, float32
 # weights and optimizer), and what its time buys (README, the sections "Training in bfloat16").
 #
-# 1. make prm's training rounds with BF16=true on the labels of the end-to-end float32 rebuild
-#    (runs/prm-e2e, `RUN=runs/prm-e2e EXPORT=runs/prm-e2e/export bash benchmarks/build_prm.sh`):
+# 1. make prm's float32 training rounds then, with BF16=true, on the labels of the end-to-end
+#    float32 rebuild (runs/prm-e2e, `RUN=runs/prm-e2e EXPORT=runs/prm-e2e/export BF16=false
+#    REFINE_LRS="$FLOAT32_REFINE_LRS" bash benchmarks/build_prm.sh`, as this script runs it):
 #    the same data, seed and schedule, so each round pairs with that rebuild's; then four more
 #    rounds at 5e-4 (rounds 11 to 14), which the float32 recipe has no room for in 90 minutes.
 # 2. On the validation split: step-error identification of the shipped PRM, the float32

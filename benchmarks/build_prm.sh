@@ -11,9 +11,19 @@ RUN=${RUN:-runs/prm}
 PROBLEMS=${PROBLEMS:-3200}
 EPOCHS=${EPOCHS:-2}
 EXPORT=${EXPORT:-checkpoints/arith-prm}
-mkdir -p "$RUN"
+# DRY_RUN=true: print each stage's command ("DRY name: command...") and run nothing, to see
+# what a recipe's knobs make of it (tests/benchmarks/test_build_prm.py reads it)
+DRY_RUN=${DRY_RUN:-false}
+case "$DRY_RUN" in
+  true | false) ;;
+  *) echo "expected DRY_RUN=true or DRY_RUN=false, got DRY_RUN=$DRY_RUN" >&2; exit 2 ;;
+esac
 stage() {
   local name=$1; shift
+  if [ "$DRY_RUN" = true ]; then
+    echo "DRY $name: $*"
+    return
+  fi
   local start; start=$(date +%s)
   "$@"
   echo "STAGE $name SECONDS $(( $(date +%s) - start ))" | tee -a "$RUN/stages.log"
@@ -29,6 +39,7 @@ case "$STAGES" in
   all | train) ;;
   *) echo "expected STAGES=all or STAGES=train, got STAGES=$STAGES" >&2; exit 2 ;;
 esac
+[ "$DRY_RUN" = true ] || mkdir -p "$RUN"
 TRAIN_DATA=${TRAIN_DATA:-$RUN/labels/consensus/stepwise.jsonl}
 if [ "$STAGES" != train ]; then
   stage sample "$PY" -m prm.sample output_dir="$RUN/samples" count="$PROBLEMS" num_samples=8 \

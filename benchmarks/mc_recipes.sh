@@ -6,8 +6,8 @@
 # PRMs and the shipped one on step-error identification (the same exported solutions for all),
 # every training round of both rebuilds, and search with the rolled-out PRM paired against the
 # shipped PRM's validation table; last, the test split once for each recipe. Every stage resumes.
-# Both rebuilds follow make prm's recipe as it was then, seven rounds (pinned below: make prm has
-# three more since), and get an eighth (refine7) for the round table. "shipped" was the PRM shipped
+# Both rebuilds follow make prm's recipe as it was then, seven float32 rounds (pinned below: make
+# prm has seven more since, in bfloat16), and get an eighth (refine7) for the round table. "shipped" was the PRM shipped
 # then (checkpoints/arith-prm at commit 38c6079, written out by previous_prm.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -6,9 +6,10 @@
 # rebuilds round by round on the validation split. The rule, fixed before the packed rebuild's
 # numbers existed: PACK=true becomes make prm's default if packed steps are at least 1.25x as
 # fast and its last round's validation step F1 is at most 1.5 points below the plain rebuild's.
-# It passed. make prm had eight rounds then (REFINE_LRS below); it has two more now, and
-# benchmarks/more_rounds.sh trains them on top of this packed rebuild and times the whole
-# (README, "`make prm` timed"). Every stage resumes.
+# It passed. make prm had eight float32 rounds then (REFINE_LRS below); it had two more after,
+# which benchmarks/more_rounds.sh trains on top of this packed rebuild and times with it
+# (README, "`make prm` timed in float32, ten rounds"); make prm trains fourteen rounds in
+# bfloat16 today (benchmarks/make_prm_bf16.sh). Every stage resumes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}

@@ -13,8 +13,9 @@
 # scripts that measured that recipe pin it (with BF16=false), so they rerun as they ran.
 FLOAT32_REFINE_LRS="0.001 0.001 0.001 0.001 0.001 0.0005 0.0005 0.0005 0.0005"
 # make prm today: the same rounds and four more at 5e-4, each in bfloat16 (prm.train bf16).
-# Fourteen bfloat16 rounds take less time than the ten in float32 (1.28x the steps per second)
-# and rebuild a PRM at parity with the shipped one on validation, where the float32 ten fall
-# well short (README, "Training in bfloat16" and "`make prm` timed: bfloat16, fourteen rounds").
+# Fourteen bfloat16 rounds took less time than the ten in float32 (1.28x the steps per second)
+# and came close to the shipped PRM on validation, where the float32 ten fall well short
+# (README, "Training in bfloat16"); make_prm_bf16.sh times them end to end and applies the
+# parity check to their PRM (README, "`make prm` timed: today's recipe").
 MAKE_PRM_REFINE_LRS="$FLOAT32_REFINE_LRS 0.0005 0.0005 0.0005 0.0005"
 MAKE_PRM_BF16=true

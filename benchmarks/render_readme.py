@@ -113,8 +113,10 @@ SECTIONS: list[tuple[str, str, str]] = [
     (
         "`make prm` end to end in float32 (the recipe before bfloat16): its stages (a shared "
         "machine, paused while the test suite ran: not a timing)",
-        "RUN=runs/prm-e2e EXPORT=runs/prm-e2e/export bash benchmarks/build_prm.sh (what make "
-        "prm runs, exporting beside the shipped PRM), then python "
+        "RUN=runs/prm-e2e EXPORT=runs/prm-e2e/export BF16=false "
+        'REFINE_LRS="$FLOAT32_REFINE_LRS" bash benchmarks/build_prm.sh (what make prm ran '
+        "then, exporting beside the shipped PRM; FLOAT32_REFINE_LRS: benchmarks/prm_rounds.sh), "
+        "then python "
         "benchmarks/prm_pipeline_times.py --run runs/prm-e2e --name prm_pipeline_e2e_shared",
         "prm_pipeline_e2e_shared.md",
     ),
@@ -260,8 +262,8 @@ SECTIONS: list[tuple[str, str, str]] = [
         "prm_pipeline_tag.md",
     ),
     (
-        "Training in bfloat16: make prm's rounds and four more, on the end-to-end rebuild's "
-        "labels (its first rounds shared the machine: not a timing)",
+        "Training in bfloat16: make prm's float32 rounds and four more, on the end-to-end "
+        "rebuild's labels (its first rounds shared the machine: not a timing)",
         "bash benchmarks/bf16_recipe.sh (its stage table: python "
         "benchmarks/prm_pipeline_times.py --run runs/prm-bf16 --name prm_pipeline_bf16)",
         "prm_pipeline_bf16.md",

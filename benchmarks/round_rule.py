@@ -40,15 +40,16 @@ FOUR_ROWS = (
 )
 
 
-def step_f1(processbench: dict[str, Any], name: str) -> float:
-    """The PRM ``name``'s F1 on the policy's own validation solutions."""
+def step_f1(processbench: dict[str, Any], name: str, subset_name: str = POLICY_SUBSET) -> float:
+    """The PRM ``name``'s F1 on ``subset_name`` (default: the policy's own validation
+    solutions)."""
     for prm in processbench["prms"]:
         if prm["name"] == name:
             for subset in prm["subsets"]:
-                if subset["subset"] == POLICY_SUBSET:
+                if subset["subset"] == subset_name and subset.get("f1") is not None:
                     return float(subset["f1"])
     names = [prm["name"] for prm in processbench["prms"]]
-    raise SystemExit(f"expected a PRM named {name!r} with {POLICY_SUBSET}, got PRMs {names}")
+    raise SystemExit(f"expected a PRM named {name!r} with {subset_name}, got PRMs {names}")
 
 
 def four_rows(paired: list[dict[str, Any]]) -> tuple[float, float, tuple[int, int]]:
@@ -65,7 +66,8 @@ def four_rows(paired: list[dict[str, Any]]) -> tuple[float, float, tuple[int, in
         if len(rows) != 1:
             raise SystemExit(
                 f"expected one {strategy} N={n} min row in the paired table, got {len(rows)}; "
-                "fix: rerun benchmarks/more_rounds.sh"
+                "fix: rerun the script that wrote it (more_rounds.sh, bf16_recipe.sh, "
+                "make_prm_bf16.sh)"
             )
         old.append(float(rows[0]["old"]))
         new.append(float(rows[0]["new"]))
@@ -73,7 +75,8 @@ def four_rows(paired: list[dict[str, Any]]) -> tuple[float, float, tuple[int, in
     if len(sizes) != 1:
         raise SystemExit(
             f"expected the four rows paired over the same problems and seeds, got {sorted(sizes)};"
-            " fix: rerun benchmarks/more_rounds.sh"
+            " fix: rerun the script that wrote them (more_rounds.sh, bf16_recipe.sh, "
+            "make_prm_bf16.sh)"
         )
     return sum(old) / len(old), sum(new) / len(new), sizes.pop()
 
@@ -122,8 +125,8 @@ def main() -> None:
         "--candidate", action="append", required=True, help="NAME=DIR of its paired table"
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/rounds/choice.md"))
-    parser.add_argument("--f1-tolerance", type=float, default=0.0, help="step F1 points")
-    parser.add_argument("--mean-tolerance", type=float, default=0.0, help="four-row mean")
+    parser.add_argument("--f1-tolerance", type=float, help="step F1 points (default 0)")
+    parser.add_argument("--mean-tolerance", type=float, help="four-row mean (default 0)")
     parser.add_argument(
         "--parity",
         action="store_true",
@@ -131,12 +134,14 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.parity:
-        if args.f1_tolerance or args.mean_tolerance:
+        if args.f1_tolerance is not None or args.mean_tolerance is not None:
             parser.error(
                 "expected --parity or the tolerances, got both; fix: --parity alone (the "
                 f"values {PARITY_F1_POINTS} and {PARITY_MEAN}) or the two tolerances"
             )
         args.f1_tolerance, args.mean_tolerance = PARITY_F1_POINTS, PARITY_MEAN
+    args.f1_tolerance = args.f1_tolerance or 0.0
+    args.mean_tolerance = args.mean_tolerance or 0.0
     if args.f1_tolerance < 0 or args.mean_tolerance < 0:
         parser.error(
             f"expected tolerances >= 0, got --f1-tolerance {args.f1_tolerance} and "
@@ -157,7 +162,10 @@ def main() -> None:
     for name, directory in candidates:
         paired_file = Path(directory) / "accuracy_vs_compute_validation_paired.json"
         if not paired_file.is_file():
-            raise SystemExit(f"expected {paired_file}, got none; fix: run more_rounds.sh")
+            raise SystemExit(
+                f"expected {paired_file}, got none; fix: run the script that writes it "
+                "(more_rounds.sh, bf16_recipe.sh, make_prm_bf16.sh)"
+            )
         old, new, paired_over = four_rows(json.loads(paired_file.read_text()))
         if shipped_mean is not None and (abs(old - shipped_mean) > 1e-12 or paired_over != size):
             raise SystemExit(

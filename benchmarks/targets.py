@@ -144,6 +144,8 @@ def _count(pattern: str, text: str) -> int | None:
 
 
 MAKE_PRM_COMMAND = "bash benchmarks/make_prm_bf16.sh"
+REBUILT_TEST = "prm_processbench_make.json"  # make_prm_bf16.sh: both PRMs on test
+TEST_SUBSET = "arith-test-policy"
 
 
 def pipeline_targets(results: Path) -> list[Target]:
@@ -210,8 +212,12 @@ def rebuild_target(results: Path) -> Target:
     processbench, paired = (load(source, results) for source in sources)
     if processbench is None or paired is None:
         return missing(target, asks, sources[0 if processbench is None else 1], MAKE_PRM_COMMAND)
-    shipped_f1, rebuilt_f1 = step_f1(processbench, "shipped"), step_f1(processbench, "make prm")
-    shipped_mean, rebuilt_mean, (problems, seeds) = four_rows(paired)
+    try:  # files that lack a PRM or a row: the row says which, the scoreboard goes on
+        shipped_f1 = step_f1(processbench, "shipped")
+        rebuilt_f1 = step_f1(processbench, "make prm")
+        shipped_mean, rebuilt_mean, (problems, seeds) = four_rows(paired)
+    except SystemExit as error:
+        return Target(target, asks, f"unreadable: {error}", "not run", sources[0])
     passes = rule_passes(
         rebuilt_f1, rebuilt_mean, shipped_f1, shipped_mean, PARITY_F1_POINTS, PARITY_MEAN
     )
@@ -219,6 +225,17 @@ def rebuild_target(results: Path) -> Target:
         f"step F1 {100 * rebuilt_f1:.1f} vs {100 * shipped_f1:.1f}; four-row mean "
         f"{rebuilt_mean:.3f} vs {shipped_mean:.3f} ({problems} problems × {seeds} seeds, paired)"
     )
+    test = load(REBUILT_TEST, results)  # reported beside the verdict, which is validation's
+    if test is not None:
+        try:
+            on_test = [step_f1(test, name, TEST_SUBSET) for name in ("make prm", "shipped")]
+        except SystemExit as error:
+            measured += f"; test unreadable: {error}"
+        else:
+            measured += (
+                f"; on test (reported, not judged): step F1 {100 * on_test[0]:.1f} vs "
+                f"{100 * on_test[1]:.1f} (`{REBUILT_TEST}`)"
+            )
     return Target(target, asks, measured, "met" if passes else "not met", sources[0])
 
 

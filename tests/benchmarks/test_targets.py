@@ -115,11 +115,27 @@ def test_the_rebuild_row_applies_the_parity_check_to_make_prms_prm(tmp_path: Pat
     row = targets.rebuild_target(tmp_path)
     assert row.verdict == "met"
     assert row.measured.startswith("step F1 87.9 vs 88.5; four-row mean 0.537 vs 0.550")
+    assert "on test" not in row.measured  # no test file: nothing said of test
+    on_test = {
+        "prms": [
+            {"name": name, "subsets": [{"subset": "arith-test-policy", "f1": f1}]}
+            for name, f1 in (("shipped", 0.919), ("make prm", 0.859))
+        ]
+    }
+    _write(tmp_path, "prm_processbench_make.json", on_test)
+    row = targets.rebuild_target(tmp_path)
+    assert row.verdict == "met"  # the verdict is validation's; test is reported beside it
+    assert "on test (reported, not judged): step F1 85.9 vs 91.9" in row.measured
     _write(tmp_path, paired_file, paired(-0.02))  # the search mean falls too far
     assert targets.rebuild_target(tmp_path).verdict == "not met"
     _write(tmp_path, paired_file, paired(0.0))
     _write(tmp_path, "prm_make_validation.json", processbench(0.855))  # F1 3 points below
     assert targets.rebuild_target(tmp_path).verdict == "not met"
+    other = processbench(0.879)
+    other["prms"][1]["name"] = "rebuilt"  # not the name make_prm_bf16.sh gives it
+    _write(tmp_path, "prm_make_validation.json", other)
+    unreadable = targets.rebuild_target(tmp_path)
+    assert unreadable.verdict == "not run" and "'make prm'" in unreadable.measured
 
 
 def test_f1_pipeline_and_speed_rows_read_their_files(tmp_path: Path) -> None:
