@@ -13,7 +13,12 @@
 # best-of-16 weighted, beam@16, DVTS@16) is not lower; of those that pass, the higher mean wins
 # (a tie: fewer rounds). A winner becomes make prm's recipe only if make prm's stages plus its
 # extra rounds stay within 90 minutes, and is shipped only then; test is read once, after.
-# Every stage resumes.
+# Round 20 won and is make prm's recipe (benchmarks/prm_rounds.sh). Its time: the stages of
+# make_prm_bf16.sh's timed run and the six rounds here, run one after the other on a machine
+# left to them, in one stage table ($VIEW: that run's directory with these rounds as its
+# refine14 to refine19). It is not shipped yet: shipping rereads test and longest with it,
+# every table (about three hours here); its step-error identification on test is read here,
+# once, after the choice. Every stage resumes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -45,3 +50,24 @@ for round in 16 18 20; do
 done
 "$PY" benchmarks/round_rule.py --processbench benchmarks/results/prm_more_bf16_validation.json \
   --shipped shipped "${candidates[@]}" --out "$results/choice.md"
+# make prm's twenty rounds as one run directory (links, written once) and its stage table
+VIEW=${VIEW:-runs/prm-make20}
+if [ ! -f "$VIEW/stages.log" ]; then
+  rm -rf "$VIEW.partial"
+  mkdir -p "$VIEW.partial"
+  for part in samples labels model $(seq -f "refine%g" 1 13); do
+    ln -s "$(realpath "$MAKE/$part")" "$VIEW.partial/$part"
+  done
+  for round in $(seq 15 20); do
+    ln -s "$(realpath "$OUT/round$round")" "$VIEW.partial/refine$((round - 1))"
+  done
+  cp "$MAKE/stages.log" "$VIEW.partial/stages.log"
+  while read -r _ name _ seconds; do
+    echo "STAGE refine$((${name#round} - 1)) SECONDS $seconds"
+  done < "$OUT/stages.log" >> "$VIEW.partial/stages.log"
+  mv "$VIEW.partial" "$VIEW"
+fi
+"$PY" benchmarks/prm_pipeline_times.py --run "$VIEW" --name prm_pipeline_make20
+[ -f benchmarks/results/prm_processbench_more_bf16.json ] || "$PY" \
+  benchmarks/prm_processbench.py --name prm_processbench_more_bf16 \
+  --prm "shipped=checkpoints/arith-prm" "round 20=$OUT/round20"

@@ -23,7 +23,7 @@
 #   against the shipped PRM. One that passes is shipped only with make prm rebuilding it within
 #   90 minutes (timed), and is read on test once, after that.
 # Every stage resumes. It pins the float32 recipe it was judged against (FLOAT32_REFINE_LRS,
-# BF16=false); make prm runs its bfloat16 rounds today (benchmarks/make_prm_bf16.sh).
+# BF16=false); make prm runs its bfloat16 rounds today (benchmarks/prm_rounds.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# make prm with its bfloat16 recipe (benchmarks/prm_rounds.sh: fourteen rounds in bfloat16),
-# end to end from the shipped policy and verifier base, in its own run directory and export
-# (README, "`make prm` timed: today's recipe"); then whether it rebuilds the shipped PRM. Run
-# it on a machine left to it: its stage table is the time `make prm` takes.
+# make prm with its first bfloat16 recipe (benchmarks/prm_rounds.sh: BF16_14_REFINE_LRS,
+# fourteen rounds), end to end from the shipped policy and verifier base, in its own run
+# directory and export (README, "`make prm` timed: fourteen rounds in bfloat16"); then whether
+# it rebuilds the shipped PRM. Run it on a machine left to it: its stage table is the time
+# those rounds take; bf16_more_rounds.sh times the six make prm has on top today.
 #
 # The rule is bf16_recipe.sh's parity check (round_rule.py --parity), fixed there before any
 # bfloat16 number existed, here with the shipped PRM as the reference. Applying it to make prm
@@ -20,8 +21,11 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 source benchmarks/recipes.sh
 RUN=${RUN:-runs/prm-make}
-[ -f "$RUN/export/config.json" ] || RUN="$RUN" EXPORT="$RUN/export" PY="$PY" \
-  bash benchmarks/build_prm.sh
+source benchmarks/prm_rounds.sh
+# make prm's fourteen bfloat16 rounds, its recipe when this ran (six more since:
+# bf16_more_rounds.sh)
+[ -f "$RUN/export/config.json" ] || RUN="$RUN" EXPORT="$RUN/export" PY="$PY" BF16=true \
+  REFINE_LRS="$BF16_14_REFINE_LRS" bash benchmarks/build_prm.sh
 "$PY" benchmarks/prm_pipeline_times.py --run "$RUN" --name prm_pipeline_make
 [ -f benchmarks/results/prm_make_validation.json ] || "$PY" benchmarks/prm_processbench.py \
   --split validation --name prm_make_validation \

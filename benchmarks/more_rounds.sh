@@ -52,7 +52,7 @@ done
 # make prm with the chosen rounds (build_prm.sh's REFINE_LRS), timed on the packed rebuild
 PACKED=${PACKED:-runs/prm-packed}
 [ -f "$PACKED/refine7/training_log.json" ] || bash benchmarks/pack_recipe.sh
-# (the float32 rounds make prm ran then: make prm trains in bfloat16 today, make_prm_bf16.sh)
+# (the float32 rounds make prm ran then: make prm trains in bfloat16 today, prm_rounds.sh)
 source benchmarks/prm_rounds.sh
 read -r -a lrs <<< "$FLOAT32_REFINE_LRS"
 # once its last round has trained, not again: every resumed stage would log its checks' seconds

@@ -8,8 +8,8 @@
 # fast and its last round's validation step F1 is at most 1.5 points below the plain rebuild's.
 # It passed. make prm had eight float32 rounds then (REFINE_LRS below); it had two more after,
 # which benchmarks/more_rounds.sh trains on top of this packed rebuild and times with it
-# (README, "`make prm` timed in float32, ten rounds"); make prm trains fourteen rounds in
-# bfloat16 today (benchmarks/make_prm_bf16.sh). Every stage resumes.
+# (README, "`make prm` timed in float32, ten rounds"); make prm trains twenty rounds in
+# bfloat16 today (benchmarks/prm_rounds.sh). Every stage resumes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}

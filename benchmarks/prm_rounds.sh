@@ -12,10 +12,14 @@
 # more at 5e-4, chosen on validation the same way (README, "Two more training rounds"). The
 # scripts that measured that recipe pin it (with BF16=false), so they rerun as they ran.
 FLOAT32_REFINE_LRS="0.001 0.001 0.001 0.001 0.001 0.0005 0.0005 0.0005 0.0005"
-# make prm today: the same rounds and four more at 5e-4, each in bfloat16 (prm.train bf16).
-# Fourteen bfloat16 rounds took less time than the ten in float32 (1.28x the steps per second)
-# and came close to the shipped PRM on validation, where the float32 ten fall well short
-# (README, "Training in bfloat16"); make_prm_bf16.sh times them end to end and applies the
-# parity check to their PRM (README, "`make prm` timed: today's recipe").
-MAKE_PRM_REFINE_LRS="$FLOAT32_REFINE_LRS 0.0005 0.0005 0.0005 0.0005"
+# BF16_14_REFINE_LRS: the same rounds and four more at 5e-4, each in bfloat16 (prm.train
+# bf16). Fourteen bfloat16 rounds took less time than the ten in float32 (1.28x the steps per
+# second) and came close to the shipped PRM on validation, where the float32 ten fall well
+# short (README, "Training in bfloat16"); make_prm_bf16.sh timed them end to end (57 minutes)
+# and pins them.
+BF16_14_REFINE_LRS="$FLOAT32_REFINE_LRS 0.0005 0.0005 0.0005 0.0005"
+# make prm today: twenty bfloat16 rounds, six more at 5e-4 on top of those fourteen, chosen on
+# validation by round_rule.py against the shipped PRM (benchmarks/bf16_more_rounds.sh; README,
+# "More bfloat16 rounds"): 77 minutes of stages on this machine.
+MAKE_PRM_REFINE_LRS="$BF16_14_REFINE_LRS 0.0005 0.0005 0.0005 0.0005 0.0005 0.0005"
 MAKE_PRM_BF16=true

@@ -83,30 +83,60 @@ SECTIONS: list[tuple[str, str, str]] = [
         "previous/prm_pipeline_shipped_build.md",
     ),
     (
-        "`make prm` timed: today's recipe (fourteen rounds in bfloat16), end to end on a "
-        "machine left to it",
+        "`make prm` today: twenty rounds in bfloat16, timed (make_prm_bf16.sh's run and six "
+        "more rounds, one after the other on a machine left to them)",
+        "bash benchmarks/bf16_more_rounds.sh (its stage table: python "
+        "benchmarks/prm_pipeline_times.py --run runs/prm-make20 --name prm_pipeline_make20)",
+        "prm_pipeline_make20.md",
+    ),
+    (
+        "More bfloat16 rounds: step-error identification on validation",
+        "bash benchmarks/bf16_more_rounds.sh",
+        "prm_more_bf16_validation.md",
+    ),
+    (
+        "More bfloat16 rounds: the rule's choice",
+        "bash benchmarks/bf16_more_rounds.sh",
+        "more_bf16/choice.md",
+    ),
+    (
+        "More bfloat16 rounds: search on validation with round 20, paired with the shipped PRM",
+        "bash benchmarks/bf16_more_rounds.sh",
+        "more_bf16/round20/accuracy_vs_compute_validation_paired.md",
+    ),
+    (
+        "More bfloat16 rounds: round 20 and the shipped PRM on step-error identification, test "
+        "(read once, after the choice)",
+        "bash benchmarks/bf16_more_rounds.sh",
+        "prm_processbench_more_bf16.md",
+    ),
+    (
+        "`make prm` timed: fourteen rounds in bfloat16, end to end on a machine left to it",
         "bash benchmarks/make_prm_bf16.sh (its stage table: python "
         "benchmarks/prm_pipeline_times.py --run runs/prm-make --name prm_pipeline_make)",
         "prm_pipeline_make.md",
     ),
     (
-        "`make prm` timed: does it rebuild the shipped PRM? (the parity check on validation)",
+        "`make prm` timed, fourteen rounds in bfloat16: does it rebuild the shipped PRM? (the "
+        "parity check on validation)",
         "bash benchmarks/make_prm_bf16.sh",
         "make/parity.md",
     ),
     (
-        "`make prm` timed: its PRM and the shipped one on step-error identification, validation",
+        "`make prm` timed, fourteen rounds in bfloat16: its PRM and the shipped one on "
+        "step-error identification, validation",
         "bash benchmarks/make_prm_bf16.sh",
         "prm_make_validation.md",
     ),
     (
-        "`make prm` timed: search on validation with its PRM, paired with the shipped PRM",
+        "`make prm` timed, fourteen rounds in bfloat16: search on validation with its PRM, "
+        "paired with the shipped PRM",
         "bash benchmarks/make_prm_bf16.sh",
         "make/rebuilt/accuracy_vs_compute_validation_paired.md",
     ),
     (
-        "`make prm` timed: its PRM and the shipped one on step-error identification, test "
-        "(reported, not chosen on)",
+        "`make prm` timed, fourteen rounds in bfloat16: its PRM and the shipped one on "
+        "step-error identification, test (reported, not chosen on)",
         "bash benchmarks/make_prm_bf16.sh",
         "prm_processbench_make.md",
     ),

@@ -5,9 +5,10 @@ measured or typed here).
     python benchmarks/targets.py
 
 Sources, all in ``benchmarks/results/``: ``mc_code_before.json`` (MC speed, before and after
-in one run), ``prm_pipeline_make.json`` (``make prm`` timed: its data and minutes),
-``prm_make_validation.json`` and ``make/rebuilt/accuracy_vs_compute_validation_paired.json``
-(``make prm``'s PRM against the shipped one on validation: does it rebuild it?),
+in one run), ``prm_pipeline_make20.json`` (``make prm`` timed: its data and minutes),
+``prm_more_bf16_validation.json`` and
+``more_bf16/round20/accuracy_vs_compute_validation_paired.json`` (``make prm``'s PRM against
+the shipped one on validation: does it rebuild it?),
 ``prm_processbench.json`` (step-error F1), ``accuracy_vs_compute_test.json`` and
 ``accuracy_vs_compute_longest.json`` (search). A missing file makes its rows say so.
 
@@ -143,13 +144,18 @@ def _count(pattern: str, text: str) -> int | None:
     return None if found is None else int(found.group(1))
 
 
-MAKE_PRM_COMMAND = "bash benchmarks/make_prm_bf16.sh"
-REBUILT_TEST = "prm_processbench_make.json"  # make_prm_bf16.sh: both PRMs on test
+# make prm's recipe (twenty bfloat16 rounds), timed and judged by this script, which names its
+# PRM "round 20" beside "shipped"
+MAKE_PRM_COMMAND = "bash benchmarks/bf16_more_rounds.sh"
+MAKE_PRM_NAME = "round 20"
+REBUILT_VALIDATION = "prm_more_bf16_validation.json"
+REBUILT_PAIRED = "more_bf16/round20/accuracy_vs_compute_validation_paired.json"
+REBUILT_TEST = "prm_processbench_more_bf16.json"  # both PRMs on test, read once
 TEST_SUBSET = "arith-test-policy"
 
 
 def pipeline_targets(results: Path) -> list[Target]:
-    source = "prm_pipeline_make.json"
+    source = "prm_pipeline_make20.json"
     data_asks = (
         f">= {SOLUTIONS_TARGET:,} policy solutions labelled by MC and the calculator judge, "
         "filtered by their consensus"
@@ -205,16 +211,13 @@ def rebuild_target(results: Path) -> Target:
         f"its PRM at parity with the shipped one on validation: step F1 at most "
         f"{PARITY_F1_POINTS:g} points and the four-row search mean at most {PARITY_MEAN:g} below"
     )
-    sources = (
-        "prm_make_validation.json",
-        "make/rebuilt/accuracy_vs_compute_validation_paired.json",
-    )
+    sources = (REBUILT_VALIDATION, REBUILT_PAIRED)
     processbench, paired = (load(source, results) for source in sources)
     if processbench is None or paired is None:
         return missing(target, asks, sources[0 if processbench is None else 1], MAKE_PRM_COMMAND)
     try:  # files that lack a PRM or a row: the row says which, the scoreboard goes on
         shipped_f1 = step_f1(processbench, "shipped")
-        rebuilt_f1 = step_f1(processbench, "make prm")
+        rebuilt_f1 = step_f1(processbench, MAKE_PRM_NAME)
         shipped_mean, rebuilt_mean, (problems, seeds) = four_rows(paired)
     except SystemExit as error:
         return Target(target, asks, f"unreadable: {error}", "not run", sources[0])
@@ -228,7 +231,7 @@ def rebuild_target(results: Path) -> Target:
     test = load(REBUILT_TEST, results)  # reported beside the verdict, which is validation's
     if test is not None:
         try:
-            on_test = [step_f1(test, name, TEST_SUBSET) for name in ("make prm", "shipped")]
+            on_test = [step_f1(test, name, TEST_SUBSET) for name in (MAKE_PRM_NAME, "shipped")]
         except SystemExit as error:
             measured += f"; test unreadable: {error}"
         else:

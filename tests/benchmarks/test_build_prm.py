@@ -38,9 +38,9 @@ def dry_run(tmp_path: Path, **knobs: str) -> list[tuple[str, dict[str, str]]]:
 def rounds_file() -> dict[str, str]:
     text = (ROOT / "benchmarks" / "prm_rounds.sh").read_text()
     values = dict(re.findall(r'^(\w+)="?([^"\n]*)"?$', text, flags=re.MULTILINE))
-    values["MAKE_PRM_REFINE_LRS"] = values["MAKE_PRM_REFINE_LRS"].replace(
-        "$FLOAT32_REFINE_LRS", values["FLOAT32_REFINE_LRS"]
-    )
+    for name in ("BF16_14_REFINE_LRS", "MAKE_PRM_REFINE_LRS"):  # in the order they are built
+        for earlier in ("FLOAT32_REFINE_LRS", "BF16_14_REFINE_LRS"):
+            values[name] = values[name].replace(f"${earlier}", values[earlier])
     return values
 
 
@@ -48,7 +48,7 @@ def test_make_prm_trains_its_rounds_in_bfloat16_and_exports_the_last(tmp_path: P
     stages = dry_run(tmp_path)
     names = [name for name, _ in stages]
     lrs = rounds_file()["MAKE_PRM_REFINE_LRS"].split()
-    assert len(lrs) == 13  # fourteen rounds: the first and thirteen refine rounds
+    assert len(lrs) == 19  # twenty rounds: the first and nineteen refine rounds
     assert names == ["sample", "mc", "calculator", "consensus", "train"] + [
         f"refine{k}" for k in range(1, len(lrs) + 1)
     ]
@@ -64,9 +64,11 @@ def test_make_prm_trains_its_rounds_in_bfloat16_and_exports_the_last(tmp_path: P
     ]
 
 
-def test_the_float32_recipe_before_is_one_setting_away(tmp_path: Path) -> None:
-    float32 = rounds_file()["FLOAT32_REFINE_LRS"]
-    assert rounds_file()["MAKE_PRM_REFINE_LRS"].startswith(float32 + " ")
+def test_the_recipes_before_are_one_setting_away(tmp_path: Path) -> None:
+    rounds = rounds_file()
+    float32, bf16_14 = rounds["FLOAT32_REFINE_LRS"], rounds["BF16_14_REFINE_LRS"]
+    assert len(bf16_14.split()) == 13 and bf16_14.startswith(float32 + " ")
+    assert rounds["MAKE_PRM_REFINE_LRS"].startswith(bf16_14 + " ")
     stages = dry_run(tmp_path, BF16="false", REFINE_LRS=float32, STAGES="train")
     assert [name for name, _ in stages] == ["train"] + [f"refine{k}" for k in range(1, 10)]
     assert all(overrides["bf16"] == "false" for _, overrides in stages)

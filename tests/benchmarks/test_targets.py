@@ -94,7 +94,7 @@ def test_the_rebuild_row_applies_the_parity_check_to_make_prms_prm(tmp_path: Pat
         return {
             "prms": [
                 {"name": name, "subsets": [{"subset": "arith-validation-policy", "f1": f1}]}
-                for name, f1 in (("shipped", 0.885), ("make prm", rebuilt_f1))
+                for name, f1 in (("shipped", 0.885), (targets.MAKE_PRM_NAME, rebuilt_f1))
             ]
         }
 
@@ -106,11 +106,11 @@ def test_the_rebuild_row_applies_the_parity_check_to_make_prms_prm(tmp_path: Pat
         ]
 
     assert targets.rebuild_target(tmp_path).verdict == "not run"
-    _write(tmp_path, "prm_make_validation.json", processbench(0.879))
+    _write(tmp_path, targets.REBUILT_VALIDATION, processbench(0.879))
     missing = targets.rebuild_target(tmp_path)  # the paired search table is missing
-    assert missing.verdict == "not run" and "make_prm_bf16.sh" in missing.measured
-    paired_file = "make/rebuilt/accuracy_vs_compute_validation_paired.json"
-    (tmp_path / "make/rebuilt").mkdir(parents=True)
+    assert missing.verdict == "not run" and "bf16_more_rounds.sh" in missing.measured
+    paired_file = targets.REBUILT_PAIRED
+    (tmp_path / paired_file).parent.mkdir(parents=True)
     _write(tmp_path, paired_file, paired(-0.013))  # 0.6 points and 0.013 below: within both
     row = targets.rebuild_target(tmp_path)
     assert row.verdict == "met"
@@ -119,23 +119,23 @@ def test_the_rebuild_row_applies_the_parity_check_to_make_prms_prm(tmp_path: Pat
     on_test = {
         "prms": [
             {"name": name, "subsets": [{"subset": "arith-test-policy", "f1": f1}]}
-            for name, f1 in (("shipped", 0.919), ("make prm", 0.859))
+            for name, f1 in (("shipped", 0.919), (targets.MAKE_PRM_NAME, 0.859))
         ]
     }
-    _write(tmp_path, "prm_processbench_make.json", on_test)
+    _write(tmp_path, targets.REBUILT_TEST, on_test)
     row = targets.rebuild_target(tmp_path)
     assert row.verdict == "met"  # the verdict is validation's; test is reported beside it
     assert "on test (reported, not judged): step F1 85.9 vs 91.9" in row.measured
     _write(tmp_path, paired_file, paired(-0.02))  # the search mean falls too far
     assert targets.rebuild_target(tmp_path).verdict == "not met"
     _write(tmp_path, paired_file, paired(0.0))
-    _write(tmp_path, "prm_make_validation.json", processbench(0.855))  # F1 3 points below
+    _write(tmp_path, targets.REBUILT_VALIDATION, processbench(0.855))  # F1 3 points below
     assert targets.rebuild_target(tmp_path).verdict == "not met"
     other = processbench(0.879)
     other["prms"][1]["name"] = "rebuilt"  # not the name make_prm_bf16.sh gives it
-    _write(tmp_path, "prm_make_validation.json", other)
+    _write(tmp_path, targets.REBUILT_VALIDATION, other)
     unreadable = targets.rebuild_target(tmp_path)
-    assert unreadable.verdict == "not run" and "'make prm'" in unreadable.measured
+    assert unreadable.verdict == "not run" and "'round 20'" in unreadable.measured
 
 
 def test_f1_pipeline_and_speed_rows_read_their_files(tmp_path: Path) -> None:
@@ -154,7 +154,7 @@ def test_f1_pipeline_and_speed_rows_read_their_files(tmp_path: Path) -> None:
         {"stage": "label consensus", "seconds": 5, "detail": "20000 of 25600 solutions labelled"},
         {"stage": "train", "seconds": 2000, "detail": "..."},
     ]
-    _write(tmp_path, "prm_pipeline_make.json", stages)
+    _write(tmp_path, "prm_pipeline_make20.json", stages)
     data, timed = targets.pipeline_targets(tmp_path)
     assert data.verdict == "met" and "20000" in data.measured
     assert timed.verdict == "not met" and timed.measured.startswith("94 minutes (5610 s")
