@@ -71,3 +71,11 @@ fi
 [ -f benchmarks/results/prm_processbench_more_bf16.json ] || "$PY" \
   benchmarks/prm_processbench.py --name prm_processbench_more_bf16 \
   --prm "shipped=checkpoints/arith-prm" "round 20=$OUT/round20"
+# search on test with round 20, read once after the choice: beam@16, DVTS@16 and best-of-N up
+# to 64 (the budgets the scoreboard compares them with), paired with the shipped PRM's test
+# table. Round 20 is not shipped, so the scoreboard still reads the shipped PRM's tables.
+[ -f "$results/test/accuracy_vs_compute_test.json" ] || "$PY" benchmarks/accuracy_vs_compute.py \
+  --splits test --max-n 64 --search-ns 16 --strategies beam dvts --prm "$OUT/round20" \
+  --results-dir "$results/test"
+"$PY" benchmarks/accuracy_vs_compute.py --paired benchmarks/results/accuracy_vs_compute_test.json \
+  "$results/test/accuracy_vs_compute_test.json" --results-dir "$results/test"

@@ -111,6 +111,17 @@ SECTIONS: list[tuple[str, str, str]] = [
         "prm_processbench_more_bf16.md",
     ),
     (
+        "More bfloat16 rounds: round 20 on test, search (read once after the choice; not "
+        "shipped, so the scoreboard reads the shipped PRM's tables)",
+        "bash benchmarks/bf16_more_rounds.sh",
+        "more_bf16/test/accuracy_vs_compute_test.md",
+    ),
+    (
+        "More bfloat16 rounds: round 20 on test, search paired with the shipped PRM",
+        "bash benchmarks/bf16_more_rounds.sh",
+        "more_bf16/test/accuracy_vs_compute_test_paired.md",
+    ),
+    (
         "`make prm` timed: fourteen rounds in bfloat16, end to end on a machine left to it",
         "bash benchmarks/make_prm_bf16.sh (its stage table: python "
         "benchmarks/prm_pipeline_times.py --run runs/prm-make --name prm_pipeline_make)",
