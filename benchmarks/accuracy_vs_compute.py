@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 import json
 import logging
 import math
@@ -65,6 +64,7 @@ from search.generators import build_generator
 from search.grading import answers_match
 from search.guards import call_scorer
 from search.protocols import Generator, Scorer, Strategy
+from search.resolve import weights_digest
 from search.run import grade
 from search.selection import Select, pick
 from search.strategies import build_strategy
@@ -858,22 +858,6 @@ def paired_markdown(old: Path, new: Path, entries: Sequence[dict[str, Any]]) -> 
 
 
 MERGE_DEFAULTS = {"policy": SHIPPED_POLICY, "prm": SHIPPED_PRM}
-
-
-def weights_digest(model: str) -> str | None:
-    """The first 16 hex digits of the sha256 of a local model directory's weight files
-    (``*.safetensors``, ``*.bin``), or None for a name that is not a local directory: a
-    result file names its models by these as well as by path, since a path's checkpoint can
-    change (checkpoints/arith-prm did when a new PRM was shipped)."""
-    directory = Path(model)
-    files = sorted([*directory.glob("*.safetensors"), *directory.glob("*.bin")])
-    files = [path for path in files if path.name != "training_args.bin"]
-    if not directory.is_dir() or not files:
-        return None
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
 
 
 def model_identity(report: dict[str, Any], model: str) -> Any:

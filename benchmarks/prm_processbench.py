@@ -40,7 +40,7 @@ from prm.scoring.factory import scorer_plan
 from search.envs.arith.export import ExportConfig, Source, export_processbench
 from search.envs.arith.world import Split
 from search.metrics import min_on_final_step_share
-from search.resolve import REPO_ROOT, local_model_dir, resolve_model_path
+from search.resolve import REPO_ROOT, local_model_dir, resolve_model_path, weights_digest
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -234,8 +234,10 @@ def main() -> None:
     if len(scored) == 1:
         (only,) = scored
         table = markdown_table(only["results"])
+        digest = weights_digest(local_model_dir(only["prm"]) or only["prm"])
         lines = [
-            f"PRM `{only['prm']}`, {args.split} split, threshold {args.threshold}; {legend}",
+            f"PRM `{only['prm']}` (weights {digest}), {args.split} split, threshold "
+            f"{args.threshold}; {legend}",
             "",
             table,
             "",
@@ -244,6 +246,7 @@ def main() -> None:
         ]
         report: dict[str, Any] = {
             "args": vars(args),
+            "prm_sha256": digest,
             "subsets": [asdict(r) for r in only["results"]],
             "mean_f1": mean_f1(only["results"]),
             "diagnostics": only["diagnostics"],
@@ -277,6 +280,7 @@ def main() -> None:
                 {
                     "name": entry["name"],
                     "prm": entry["prm"],
+                    "prm_sha256": weights_digest(local_model_dir(entry["prm"]) or entry["prm"]),
                     "subsets": [asdict(r) for r in entry["results"]],
                     "mean_f1": mean_f1(entry["results"]),
                     "diagnostics": entry["diagnostics"],

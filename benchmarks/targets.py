@@ -15,8 +15,10 @@ the shipped one on validation: does it rebuild it?),
 Verdicts on accuracy differences (paired over the same problems and seeds, ± standard error):
 ``met`` when every comparison the target names is above by at least 2 standard errors,
 ``met in the mean`` when every one is above but some by less, ``level`` when they disagree in
-sign, ``not met`` when none is above. It prints the table; ``render_readme.py`` renders the
-same table into README from the same files, so the two cannot drift apart.
+sign, ``not met`` when none is above; ``stale`` for every row of a file that records PRM
+weights other than those now in ``checkpoints/arith-prm`` (a table of a PRM no longer
+shipped judges nothing; its numbers stay in view). It prints the table; ``render_readme.py``
+renders the same table into README from the same files, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -30,10 +32,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from accuracy_vs_compute import find, paired_difference
+from accuracy_vs_compute import SHIPPED_PRM, find, paired_difference
 from round_rule import PARITY_F1_POINTS, PARITY_MEAN, four_rows, rule_passes, step_f1
 
+from search.resolve import weights_digest
+
 RESULTS = Path(__file__).resolve().parent / "results"
+SHIPPED_PRM_DIR = Path(__file__).resolve().parents[1] / SHIPPED_PRM  # whose tables count
 N = 16  # the budget the targets name
 AGGREGATION = "min"  # the aggregation the shipped tables report
 SPEED_TARGET = 5.0  # MC rollout tokens/s over the labeller before
@@ -86,6 +91,25 @@ def load(name: str, results: Path) -> Any | None:
 
 def missing(target: str, asks: str, source: str, command: str) -> Target:
     return Target(target, asks, f"no results file; run `{command}`", "not run", source)
+
+
+def stale(
+    rows: Sequence[Target], recorded: str | None, shipped: str | None, command: str
+) -> list[Target]:
+    """The rows of a file run with PRM weights other than the shipped ones: their verdict is
+    ``stale`` (what they measured stays in view, with both digests and the rerun command). A
+    file that records no digest (fixtures, files from before digests) is taken as it is."""
+    if recorded is None or recorded == shipped:
+        return list(rows)
+    note = (
+        f" [run with PRM weights {recorded}, not the shipped {shipped}: was {{verdict}}; "
+        f"rerun `{command}`]"
+    )
+    return [
+        Target(row.target, row.asks, row.measured + note.format(verdict=row.verdict), "stale",
+               row.source)
+        for row in rows
+    ]  # fmt: skip
 
 
 # -- MC speed and make prm ---------------------------------------------------------------------
@@ -243,7 +267,7 @@ def rebuild_target(results: Path) -> Target:
 
 
 # -- step-error F1 -----------------------------------------------------------------------------
-def f1_target(results: Path) -> Target:
+def f1_target(results: Path, shipped_prm: Path = SHIPPED_PRM_DIR) -> Target:
     source = "prm_processbench.json"
     asks = f"step-error F1 >= {100 * F1_TARGET:.0f} on the policy's own test solutions"
     report = load(source, results)
@@ -258,7 +282,10 @@ def f1_target(results: Path) -> Target:
     measured = f"{100 * own['f1']:.1f} on {own['num_samples']} solutions"
     if corrupt is not None:
         measured += f" (corrupted gold, logic errors: {100 * corrupt:.1f})"
-    return Target(target, asks, measured, "met" if own["f1"] >= F1_TARGET else "not met", source)
+    row = Target(target, asks, measured, "met" if own["f1"] >= F1_TARGET else "not met", source)
+    recorded = report.get("prm_sha256")
+    command = "python benchmarks/prm_processbench.py"
+    return stale([row], recorded, weights_digest(shipped_prm), command)[0]
 
 
 # -- search ------------------------------------------------------------------------------------
@@ -291,14 +318,19 @@ def _weighted_at_or_above(table: Sequence[dict[str, Any]], tokens: float) -> lis
     )
 
 
-def search_targets(split: str, results: Path) -> list[Target]:
+def search_targets(split: str, results: Path, shipped_prm: Path = SHIPPED_PRM_DIR) -> list[Target]:
     """The search rows of ``split``; a comparison of rows over other (problem, seed) pairs
-    (merged runs of other sizes) is said to be unpaired, with no verdict."""
+    (merged runs of other sizes) is said to be unpaired, with no verdict; rows of a table run
+    with other PRM weights than the shipped ones are ``stale``."""
+    source = f"accuracy_vs_compute_{split}.json"
     try:
-        return _search_targets(split, results)
+        rows = _search_targets(split, results)
     except NotPaired as error:
-        source = f"accuracy_vs_compute_{split}.json"
-        return [Target(f"search ({split})", "paired comparisons", str(error), "not paired", source)]
+        rows = [Target(f"search ({split})", "paired comparisons", str(error), "not paired", source)]
+    report = load(source, results)
+    recorded = None if report is None else report.get("args", {}).get("prm_sha256")
+    command = f"python benchmarks/accuracy_vs_compute.py --splits {split}"
+    return stale(rows, recorded, weights_digest(shipped_prm), command)
 
 
 def _search_targets(split: str, results: Path) -> list[Target]:
@@ -395,14 +427,14 @@ def _search_targets(split: str, results: Path) -> list[Target]:
 
 
 # -- the scoreboard ----------------------------------------------------------------------------
-def scoreboard(results: Path = RESULTS) -> list[Target]:
+def scoreboard(results: Path = RESULTS, shipped_prm: Path = SHIPPED_PRM_DIR) -> list[Target]:
     return [
         speed_target(results),
         *pipeline_targets(results),
         rebuild_target(results),
-        f1_target(results),
-        *search_targets("test", results),
-        *search_targets("longest", results),
+        f1_target(results, shipped_prm),
+        *search_targets("test", results, shipped_prm),
+        *search_targets("longest", results, shipped_prm),
     ]
 
 
@@ -412,7 +444,8 @@ def markdown(targets: Sequence[Target]) -> str:
         "below hold each table). Accuracy differences are paired over the same problems and "
         "seeds, ± standard error; `met`: above in every comparison by at least 2 standard "
         "errors (for a threshold: at or past it); `met in the mean`: above in every one, some "
-        "by less; `level`: above in some; `not met`: in none; `not run`: no results file.",
+        "by less; `level`: above in some; `not met`: in none; `not run`: no results file; "
+        "`stale`: its file was run with PRM weights other than the shipped ones.",
         "",
         "| target | asks | measured | verdict | source |",
         "|---|---|---|---|---|",

@@ -3,6 +3,7 @@ paths, devices and dtypes. Used by the generators, the scorers and the trainers 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -49,6 +50,22 @@ def local_json(model: str | Path, name: str) -> dict[str, Any] | None:
 # sentencepiece's, or *.tiktoken file)
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "vocab.txt", "merges.txt")
 CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
+
+
+def weights_digest(model: str | Path) -> str | None:
+    """The first 16 hex digits of the sha256 of a local model directory's weight files
+    (``*.safetensors``, ``*.bin``), or None for a name that is not a local directory: a
+    result file names its models by these as well as by path, since a path's checkpoint can
+    change (checkpoints/arith-prm did when a new PRM was shipped)."""
+    directory = Path(model)
+    files = sorted([*directory.glob("*.safetensors"), *directory.glob("*.bin")])
+    files = [path for path in files if path.name != "training_args.bin"]
+    if not directory.is_dir() or not files:
+        return None
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def is_served(settings: Mapping[str, Any]) -> bool:

@@ -204,3 +204,36 @@ def test_rows_over_other_problems_are_not_paired_and_get_no_verdict(tmp_path: Pa
     _write(tmp_path, "accuracy_vs_compute_test.json", {"table": table})
     (row,) = targets.search_targets("test", tmp_path)
     assert row.verdict == "not paired" and "20 and 10" in row.measured
+
+
+def test_a_table_of_other_prm_weights_than_the_shipped_ones_is_stale(tmp_path: Path) -> None:
+    shipped = tmp_path / "prm"
+    shipped.mkdir()
+    (shipped / "model.safetensors").write_bytes(b"shipped weights")
+    digest = targets.weights_digest(shipped)
+    results = tmp_path / "results"
+    results.mkdir()
+    majority = [1] * 5 + [0] * 15
+    table = [
+        _entry("best_of_n/majority", 16, 1000, majority),
+        _entry("best_of_n/prm", 16, 1000, [1] * 9 + [0] * 11),
+        _entry("best_of_n/weighted", 16, 1000, [1] * 9 + [0] * 11),
+    ]
+    report = {"args": {"prm_sha256": digest}, "table": table}
+    _write(results, "accuracy_vs_compute_test.json", report)
+    subsets = [{"subset": "arith-test-policy", "num_samples": 400, "f1": 0.9}]
+    _write(results, "prm_processbench.json", {"prm_sha256": digest, "subsets": subsets})
+    rows = {row.target: row for row in targets.search_targets("test", results, shipped)}
+    assert rows["best-of-16 argmax (test)"].verdict == "met"
+    assert targets.f1_target(results, shipped).verdict == "met"
+    # a new PRM shipped: the same files judge nothing, and say whose they are and what to rerun
+    (shipped / "model.safetensors").write_bytes(b"new weights")
+    rows = {row.target: row for row in targets.search_targets("test", results, shipped)}
+    argmax = rows["best-of-16 argmax (test)"]
+    assert argmax.verdict == "stale"
+    new = targets.weights_digest(shipped)
+    assert f"run with PRM weights {digest}, not the shipped {new}" in argmax.measured
+    assert "was met" in argmax.measured and "--splits test" in argmax.measured
+    assert all(row.verdict == "stale" for row in rows.values())
+    f1 = targets.f1_target(results, shipped)
+    assert f1.verdict == "stale" and "prm_processbench.py" in f1.measured
