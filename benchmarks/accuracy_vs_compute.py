@@ -934,6 +934,9 @@ def merge(paths: Sequence[Path], results_dir: Path, replace: bool = False) -> st
         )
     meta = {key: value for key, value in reports[0].items() if key not in ("args", "rows", "table")}
     meta["wall_s"] = sum(report.get("wall_s", 0.0) for report in reports)
+    # best-of-N read off the largest run of it, whichever file holds it (a piece that ran
+    # best-of-1 only, beside a file of best-of-64, is a table of best-of-64)
+    meta["max_n"] = max(report.get("max_n", 0) for report in reports)
     # the lookahead of the files that ran beam with one (its summary line), whatever the order
     lookaheads = {report.get("lookahead", 0) for report in reports} - {0}
     if len(lookaheads) > 1:
@@ -946,6 +949,8 @@ def merge(paths: Sequence[Path], results_dir: Path, replace: bool = False) -> st
     merged = [m for path, r in zip(paths, reports, strict=True) for m in merged_from(path, r)]
     arguments = {**reports[0]["args"], "merged": list(dict.fromkeys(merged))}
     arguments["lookahead"] = meta["lookahead"]
+    arguments["max_n"] = meta["max_n"]
+    arguments["problems"] = max(report["args"].get("problems", 0) for report in reports)
     for name in MERGED_LISTS:  # what the union ran: every seed, strategy, budget, rule
         union = [v for report in reports for v in report["args"].get(name) or []]
         if union:

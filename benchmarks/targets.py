@@ -5,8 +5,9 @@ measured or typed here).
     python benchmarks/targets.py
 
 Sources, all in ``benchmarks/results/``: ``mc_code_before.json`` (MC speed, before and after
-in one run), ``prm_pipeline_make20.json`` (``make prm`` timed: its data and minutes),
-``prm_more_bf16_validation.json`` and
+in one run), ``prm_pipeline_make20_e2e.json`` or else ``prm_pipeline_make20.json`` (``make
+prm`` timed: its data and minutes), ``make_prm_identity.json`` (its weights against the
+shipped ones), else ``prm_more_bf16_validation.json`` and
 ``more_bf16/round20/accuracy_vs_compute_validation_paired.json`` (``make prm``'s PRM against
 the shipped one on validation: does it rebuild it?),
 ``prm_processbench.json`` (step-error F1), ``accuracy_vs_compute_test.json`` and
@@ -178,8 +179,15 @@ REBUILT_TEST = "prm_processbench_more_bf16.json"  # both PRMs on test, read once
 TEST_SUBSET = "arith-test-policy"
 
 
+PIPELINES = (  # make prm's stage tables, the first that exists counts
+    "prm_pipeline_make20_e2e.json",  # its twenty rounds in one run (ship_round20.sh)
+    "prm_pipeline_make20.json",  # two runs' stages, one after the other (bf16_more_rounds.sh)
+)
+IDENTITY = "make_prm_identity.json"  # make prm's weights against the chosen ones
+
+
 def pipeline_targets(results: Path) -> list[Target]:
-    source = "prm_pipeline_make20.json"
+    source = next((name for name in PIPELINES if (results / name).is_file()), PIPELINES[-1])
     data_asks = (
         f">= {SOLUTIONS_TARGET:,} policy solutions labelled by MC and the calculator judge, "
         "filtered by their consensus"
@@ -227,14 +235,22 @@ def pipeline_targets(results: Path) -> list[Target]:
     return [data, timed]
 
 
-def rebuild_target(results: Path) -> Target:
-    """``make prm``'s PRM against the shipped one on validation, by round_rule.py's parity
-    check: does ``make prm`` rebuild the shipped PRM?"""
+def rebuild_target(results: Path, shipped_prm: Path = SHIPPED_PRM_DIR) -> Target:
+    """Does ``make prm`` rebuild the shipped PRM? Met byte for byte when its weights are the
+    shipped ones (``make_prm_identity.json``, ship_round20.sh); else by round_rule.py's parity
+    check of its PRM against the shipped one on validation."""
     target = "`make prm` rebuilds the shipped PRM"
     asks = (
-        f"its PRM at parity with the shipped one on validation: step F1 at most "
-        f"{PARITY_F1_POINTS:g} points and the four-row search mean at most {PARITY_MEAN:g} below"
+        f"its PRM the shipped one: the same weights, or at parity on validation (step F1 at "
+        f"most {PARITY_F1_POINTS:g} points and the four-row search mean at most "
+        f"{PARITY_MEAN:g} below)"
     )
+    identity = load(IDENTITY, results)
+    shipped = weights_digest(shipped_prm)
+    if identity is not None and identity["identical"] and identity["rows"][0]["digest"] == shipped:
+        names = ", ".join(f"{row['name']} (`{row['path']}`)" for row in identity["rows"])
+        measured = f"the shipped weights ({shipped}), byte for byte: {names}"
+        return Target(target, asks, measured, "met", IDENTITY)
     sources = (REBUILT_VALIDATION, REBUILT_PAIRED)
     processbench, paired = (load(source, results) for source in sources)
     if processbench is None or paired is None:
@@ -431,7 +447,7 @@ def scoreboard(results: Path = RESULTS, shipped_prm: Path = SHIPPED_PRM_DIR) -> 
     return [
         speed_target(results),
         *pipeline_targets(results),
-        rebuild_target(results),
+        rebuild_target(results, shipped_prm),
         f1_target(results, shipped_prm),
         *search_targets("test", results, shipped_prm),
         *search_targets("longest", results, shipped_prm),

@@ -347,6 +347,29 @@ def test_merge_keeps_repeated_rows_once_and_recomputes_the_tables(tmp_path: Path
     assert merged["args"]["seeds"] == [0, 1]  # what the union ran, not the first file's
 
 
+def test_a_merge_is_a_table_of_its_largest_best_of_n_run(tmp_path: Path) -> None:
+    """A piece that ran best-of-1 only (tree strategies beside a run of best-of-4) listed
+    first: the merged table reads best-of-N off the run of 4, its caption and args say so."""
+    problems = make_split("longest", size=3)
+    rows = fake_sweep(problems, 0, lookahead=0)
+    small, large = tmp_path / "small", tmp_path / "large"
+    for path in (small, large):
+        path.mkdir()
+    ones = [
+        row
+        for row in rows
+        if not row["strategy"].startswith(("best_of_n", "pass")) or row["n"] == 1
+    ]
+    avc.write(small, ones, {**longest_meta(), "max_n": 1}, {"problems": 2, "max_n": 1})
+    avc.write(large, rows, longest_meta(), {"problems": 3, "max_n": 4})
+    files = [path / "accuracy_vs_compute_longest.json" for path in (small, large)]
+    text = avc.merge(files, tmp_path / "merged")
+    merged = json.loads((tmp_path / "merged" / "accuracy_vs_compute_longest.json").read_text())
+    assert merged["max_n"] == 4 and merged["args"]["max_n"] == 4
+    assert merged["args"]["problems"] == 3
+    assert "first N of 4 samples" in text
+
+
 def test_merge_keeps_the_lookahead_summary_whichever_file_comes_first(tmp_path: Path) -> None:
     """A file without lookahead rows (e.g. one strategy rerun) listed first must not drop the
     lookahead summary line of a file that has them; two lookaheads are refused."""

@@ -237,3 +237,37 @@ def test_a_table_of_other_prm_weights_than_the_shipped_ones_is_stale(tmp_path: P
     assert all(row.verdict == "stale" for row in rows.values())
     f1 = targets.f1_target(results, shipped)
     assert f1.verdict == "stale" and "prm_processbench.py" in f1.measured
+
+
+def test_make_prm_rebuilds_the_shipped_prm_byte_for_byte(tmp_path: Path) -> None:
+    shipped = tmp_path / "prm"
+    shipped.mkdir()
+    (shipped / "model.safetensors").write_bytes(b"round 20")
+    digest = targets.weights_digest(shipped)
+    results = tmp_path / "results"
+    results.mkdir()
+    rows = [
+        {"name": "make prm", "path": "runs/x/export", "from": "weights", "digest": digest},
+        {"name": "chosen", "path": "t.json", "from": "recorded", "digest": digest},
+    ]
+    _write(results, targets.IDENTITY, {"rows": rows, "identical": True})
+    row = targets.rebuild_target(results, shipped)
+    assert row.verdict == "met" and row.source == targets.IDENTITY
+    assert f"the shipped weights ({digest}), byte for byte" in row.measured
+    # other weights shipped since: the identity no longer answers; the parity check does
+    (shipped / "model.safetensors").write_bytes(b"round 22")
+    assert targets.rebuild_target(results, shipped).verdict == "not run"
+    (shipped / "model.safetensors").write_bytes(b"round 20")
+    _write(results, targets.IDENTITY, {"rows": rows, "identical": False})
+    assert targets.rebuild_target(results, shipped).source != targets.IDENTITY
+
+
+def test_the_time_row_reads_make_prms_own_run_first(tmp_path: Path) -> None:
+    def stages(seconds: int) -> list[dict[str, Any]]:
+        return [{"stage": "train", "seconds": seconds, "detail": "..."}]
+
+    _write(tmp_path, "prm_pipeline_make20.json", stages(4607))
+    assert targets.pipeline_targets(tmp_path)[1].measured.startswith("77 minutes")
+    _write(tmp_path, "prm_pipeline_make20_e2e.json", stages(4500))
+    timed = targets.pipeline_targets(tmp_path)[1]
+    assert timed.measured.startswith("75 minutes") and timed.source.endswith("_e2e.json")

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Ship make prm's PRM: round 20 of its twenty bfloat16 rounds, chosen on validation by
+# round_rule.py against the PRM shipped before (bf16_more_rounds.sh) and read once on test
+# after the choice. Every step resumes, across sessions too: the pieces land in
+# benchmarks/results/ship20/ (commit them as they land) and a step whose file is there is
+# skipped.
+#
+# 1. make prm end to end with its recipe (twenty rounds), on a machine left to it: its stage
+#    table is prm_pipeline_make20_e2e. Skipped once the shipped weights are the chosen ones.
+# 2. Its weights must be, byte for byte, those that were chosen and read on test (the digest
+#    the test table of round 20 recorded); else the script stops, since a PRM that differs
+#    was not judged (same_weights.py exits 1). Then they are copied over checkpoints/arith-prm.
+# 3. ProcessBench (step-error identification) with the shipped PRM.
+# 4. The tables the scoreboard reads, rerun with the shipped PRM: test and longest, then
+#    validation. The test table reuses round 20's test run (best-of-N to 64, beam@16 and
+#    DVTS@16 over 200 problems x 2 seeds); its other pieces run best-of-N at N=1 only, and
+#    merging refuses any row a piece shares with another unless its grades are the same (the
+#    best-of-1 rows, beam@16 rerun beside the lookahead), so the pieces check each other. The
+#    validation table reuses round 20's validation run the same way. A split's table in
+#    benchmarks/results/ is replaced when all its pieces are there; until then the scoreboard
+#    reads its old table as stale (other PRM weights).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+RUN=${RUN:-runs/prm-e2e20}
+SHIPPED=checkpoints/arith-prm
+OUT=benchmarks/results/ship20
+CHOSEN_TEST=benchmarks/results/more_bf16/test/accuracy_vs_compute_test.json
+CHOSEN_VALIDATION=benchmarks/results/more_bf16/round20/accuracy_vs_compute_validation.json
+digest() { "$PY" -c 'import sys; from search.resolve import weights_digest as d; print(d(sys.argv[1]))' "$1"; }
+recorded() { "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["args"]["prm_sha256"])' "$1"; }
+chosen=$(recorded "$CHOSEN_TEST")
+if [ "$(digest "$SHIPPED")" != "$chosen" ]; then
+  [ -f "$RUN/export/config.json" ] || RUN="$RUN" EXPORT="$RUN/export" PY="$PY" \
+    bash benchmarks/build_prm.sh
+  "$PY" benchmarks/prm_pipeline_times.py --run "$RUN" --name prm_pipeline_make20_e2e
+  "$PY" benchmarks/same_weights.py --name make_prm_identity --model "make prm=$RUN/export" \
+    --recorded "round 20 read on test=$CHOSEN_TEST" \
+    --recorded "round 20 read on validation=$CHOSEN_VALIDATION"
+  rm -rf "$SHIPPED.partial"
+  cp -r "$RUN/export" "$SHIPPED.partial"
+  rm -rf "$SHIPPED"
+  mv "$SHIPPED.partial" "$SHIPPED"
+fi
+[ "$(digest "$SHIPPED")" = "$chosen" ]
+# 3. step-error identification, unless its file is of the shipped weights
+[ "$("$PY" -c 'import json; print(json.load(open("benchmarks/results/prm_processbench.json")).get("prm_sha256"))')" = "$chosen" ] \
+  || "$PY" benchmarks/prm_processbench.py
+# 4. the search tables: piece SPLIT NAME FLAGS... runs accuracy_vs_compute.py into $OUT/SPLIT/NAME
+piece() {
+  local split=$1 name=$2
+  shift 2
+  local dir="$OUT/$split/$name"
+  [ -f "$dir/accuracy_vs_compute_$split.json" ] || "$PY" benchmarks/accuracy_vs_compute.py \
+    --splits "$split" --prm "$SHIPPED" --results-dir "$dir" "$@"
+}
+# merge FILES...: a split's table in benchmarks/results from its pieces, reached once every
+# piece is there (the first names the PRM by its shipped path)
+merge() { "$PY" benchmarks/accuracy_vs_compute.py --merge "$@" --results-dir benchmarks/results; }
+for seed in 0 1; do
+  piece test "s$seed-tree" --seeds "$seed" --max-n 1 --search-ns 2 4 8 \
+    --strategies beam dvts mcts
+  piece test "s$seed-16" --seeds "$seed" --max-n 1 --search-ns 16 --strategies beam mcts \
+    --lookahead 1 --lookahead-ns 16
+  piece test "s$seed-other" --seeds "$seed" --max-n 1 --problems 100 \
+    --strategies particle_filtering adaptive_best_of_n
+done
+merge "$OUT"/test/s{0,1}-{tree,16,other}/accuracy_vs_compute_test.json "$CHOSEN_TEST"
+for seed in 0 1; do
+  piece longest "s$seed" --seeds "$seed" --problems 100 --strategies dvts beam
+done
+merge "$OUT"/longest/s{0,1}/accuracy_vs_compute_longest.json
+for seed in 0 1; do
+  piece validation "s$seed" --seeds "$seed" --max-n 1 --search-ns 2 4 8 --strategies beam dvts \
+    --prune weighted prm
+  piece validation "s$seed-16" --seeds "$seed" --max-n 1 --search-ns 16 --strategies beam dvts \
+    --prune prm
+done
+merge "$OUT"/validation/s{0,1}{,-16}/accuracy_vs_compute_validation.json \
+  "$CHOSEN_VALIDATION"
