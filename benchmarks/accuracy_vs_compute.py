@@ -895,8 +895,9 @@ MERGED_LISTS = ("seeds", "search_ns", "strategies", "aggregations", "prune", "lo
 def merge(paths: Sequence[Path], results_dir: Path, replace: bool = False) -> str:
     """Union of the rows of several result files of one split (a row repeated in several,
     e.g. the best-of-N rows of one seed, is kept once); the tables are recomputed. A repeated
-    row must have the same grades in every file, unless ``replace``: then the first file's
-    row stands (a rerun listed first replaces the rows it reran)."""
+    row must have the same grades in every file (or, from a run on fewer problems, the same
+    grades as the first ones of the row over more, which is kept), unless ``replace``: then
+    the first file's row stands (a rerun listed first replaces the rows it reran)."""
     reports = [json.loads(Path(path).read_text()) for path in paths]
     splits = {report["split"] for report in reports}
     if len(splits) != 1:
@@ -924,7 +925,17 @@ def merge(paths: Sequence[Path], results_dir: Path, replace: bool = False) -> st
     for report in reports:
         for row in report["rows"]:
             kept = rows.setdefault(row_key(row), row)
-            if kept["correct"] != row["correct"]:
+            if kept["correct"] == row["correct"]:
+                continue
+            # a split's first P problems are its size-P split: a row over fewer problems (e.g.
+            # the best-of-1 rows of a run on 100 problems) agrees with one over more when its
+            # grades are their first ones; the row over more problems is kept
+            short, long = sorted((kept, row), key=lambda r: len(r["correct"]))
+            if len(short["correct"]) < len(long["correct"]) and (
+                long["correct"][: len(short["correct"])] == short["correct"]
+            ):
+                rows[row_key(row)] = long
+            else:
                 differ.append(describe(kept))
     if differ and not replace:
         raise ValueError(

@@ -23,6 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 source benchmarks/recipes.sh
+shipped_b786
 MAKE=${MAKE:-runs/prm-make}
 OUT=${OUT:-runs/prm-more}
 LABELS="$MAKE/labels/consensus/stepwise.jsonl"
@@ -39,7 +40,7 @@ for round in 15 16 17 18 19 20; do
 done
 [ -f benchmarks/results/prm_more_bf16_validation.json ] || "$PY" \
   benchmarks/prm_processbench.py --split validation --name prm_more_bf16_validation \
-  --prm "shipped=checkpoints/arith-prm" "round 14=$MAKE/export" "round 16=$OUT/round16" \
+  --prm "shipped=$SHIPPED_B786" "round 14=$MAKE/export" "round 16=$OUT/round16" \
   "round 18=$OUT/round18" "round 20=$OUT/round20"
 results=benchmarks/results/more_bf16
 baseline=benchmarks/results/bf16/shipped/accuracy_vs_compute_validation.json
@@ -70,12 +71,13 @@ fi
 "$PY" benchmarks/prm_pipeline_times.py --run "$VIEW" --name prm_pipeline_make20
 [ -f benchmarks/results/prm_processbench_more_bf16.json ] || "$PY" \
   benchmarks/prm_processbench.py --name prm_processbench_more_bf16 \
-  --prm "shipped=checkpoints/arith-prm" "round 20=$OUT/round20"
+  --prm "shipped=$SHIPPED_B786" "round 20=$OUT/round20"
 # search on test with round 20, read once after the choice: beam@16, DVTS@16 and best-of-N up
 # to 64 (the budgets the scoreboard compares them with), paired with the shipped PRM's test
-# table. Round 20 is not shipped, so the scoreboard still reads the shipped PRM's tables.
+# table (kept in benchmarks/results/ship20/before/ since round 20 was shipped).
 [ -f "$results/test/accuracy_vs_compute_test.json" ] || "$PY" benchmarks/accuracy_vs_compute.py \
   --splits test --max-n 64 --search-ns 16 --strategies beam dvts --prm "$OUT/round20" \
   --results-dir "$results/test"
-"$PY" benchmarks/accuracy_vs_compute.py --paired benchmarks/results/accuracy_vs_compute_test.json \
+"$PY" benchmarks/accuracy_vs_compute.py --paired \
+  benchmarks/results/ship20/before/accuracy_vs_compute_test.json \
   "$results/test/accuracy_vs_compute_test.json" --results-dir "$results/test"

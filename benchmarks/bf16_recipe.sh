@@ -28,6 +28,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 source benchmarks/recipes.sh
+shipped_b786
 source benchmarks/prm_rounds.sh
 FP32=${FP32:-runs/prm-e2e}
 RUN=${RUN:-runs/prm-bf16}
@@ -38,16 +39,16 @@ LABELS="$FP32/labels/consensus/stepwise.jsonl"
 RUN="$RUN" EXPORT="$RUN/export" STAGES=train TRAIN_DATA="$LABELS" BF16=true PY="$PY" \
   REFINE_LRS="$FLOAT32_REFINE_LRS 0.0005 0.0005 0.0005 0.0005" bash benchmarks/build_prm.sh
 "$PY" benchmarks/prm_pipeline_times.py --run "$RUN" --name prm_pipeline_bf16
-round_on_top checkpoints/arith-prm runs/prm-shipped-round11 pack=true
+round_on_top "$SHIPPED_B786" runs/prm-shipped-round11 pack=true
 results=benchmarks/results/bf16
 [ -f benchmarks/results/prm_bf16_validation.json ] || "$PY" benchmarks/prm_processbench.py \
   --split validation --name prm_bf16_validation \
-  --prm "shipped=checkpoints/arith-prm" "float32 round 10=$FP32/export" \
+  --prm "shipped=$SHIPPED_B786" "float32 round 10=$FP32/export" \
   "bfloat16 round 10=$RUN/refine9" "bfloat16 round 14=$RUN/export" \
   "shipped + 1 round=runs/prm-shipped-round11"
 [ -f "$results/shipped/accuracy_vs_compute_validation.json" ] || "$PY" \
   benchmarks/accuracy_vs_compute.py --splits validation --max-n 32 --search-ns 16 \
-  --strategies beam dvts --prm checkpoints/arith-prm --results-dir "$results/shipped"
+  --strategies beam dvts --prm "$SHIPPED_B786" --results-dir "$results/shipped"
 baseline="$results/shipped/accuracy_vs_compute_validation.json"
 search_on_validation "$FP32/export" "$results/fp32-round10" "$baseline"
 search_on_validation "$RUN/refine9" "$results/bf16-round10" "$baseline"

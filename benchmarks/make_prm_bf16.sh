@@ -20,6 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 source benchmarks/recipes.sh
+shipped_b786
 RUN=${RUN:-runs/prm-make}
 source benchmarks/prm_rounds.sh
 # make prm's fourteen bfloat16 rounds, its recipe when this ran (six more since:
@@ -29,13 +30,13 @@ source benchmarks/prm_rounds.sh
 "$PY" benchmarks/prm_pipeline_times.py --run "$RUN" --name prm_pipeline_make
 [ -f benchmarks/results/prm_make_validation.json ] || "$PY" benchmarks/prm_processbench.py \
   --split validation --name prm_make_validation \
-  --prm "shipped=checkpoints/arith-prm" "make prm=$RUN/export"
+  --prm "shipped=$SHIPPED_B786" "make prm=$RUN/export"
 [ -f benchmarks/results/prm_processbench_make.json ] || "$PY" benchmarks/prm_processbench.py \
-  --name prm_processbench_make --prm "shipped=checkpoints/arith-prm" "make prm=$RUN/export"
+  --name prm_processbench_make --prm "shipped=$SHIPPED_B786" "make prm=$RUN/export"
 results=benchmarks/results/make
 baseline=benchmarks/results/bf16/shipped/accuracy_vs_compute_validation.json
 [ -f "$baseline" ] || "$PY" benchmarks/accuracy_vs_compute.py --splits validation --max-n 32 \
-  --search-ns 16 --strategies beam dvts --prm checkpoints/arith-prm \
+  --search-ns 16 --strategies beam dvts --prm "$SHIPPED_B786" \
   --results-dir "$(dirname "$baseline")"
 search_on_validation "$RUN/export" "$results/rebuilt" "$baseline"
 "$PY" benchmarks/round_rule.py --processbench benchmarks/results/prm_make_validation.json \

@@ -18,6 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 source benchmarks/recipes.sh
+shipped_b786
 LABELS=${LABELS:-runs/prm/labels/consensus/stepwise.jsonl}
 OUT=${OUT:-runs/prm-rounds}
 SHIPPED=${SHIPPED:-runs/prm-shipped-646b35b}
@@ -47,7 +48,7 @@ for split in test longest; do
   "$PY" benchmarks/accuracy_vs_compute.py --paired \
     "$results/before/accuracy_vs_compute_$split.json" \
     "benchmarks/results/dvts_shared/before/accuracy_vs_compute_$split.json" \
-    --new-prm checkpoints/arith-prm --results-dir "$results"
+    --new-prm "$SHIPPED_B786" --results-dir "$results"
 done
 # make prm with the chosen rounds (build_prm.sh's REFINE_LRS), timed on the packed rebuild
 PACKED=${PACKED:-runs/prm-packed}

@@ -15,6 +15,13 @@ rounds_on_validation() {
   "$PY" benchmarks/prm_processbench.py --split validation --name "$name" --prm "${rounds[@]}"
 }
 
+# The PRM shipped from commit 26173b9 until make prm's round 20 replaced it (ship_round20.sh),
+# written out of git history: the scripts that measured against "the shipped PRM" before then
+# (bf16_recipe.sh, make_prm_bf16.sh, bf16_more_rounds.sh, tag_recipe.sh, more_rounds.sh) read
+# it here, so a rerun reproduces their tables after checkpoints/arith-prm moved on.
+SHIPPED_B786=${SHIPPED_B786:-runs/prm-shipped-26173b9}
+shipped_b786() { bash benchmarks/previous_prm.sh "$SHIPPED_B786" 26173b9b8d39ea9b106e0da956cae3981d0f96be; }
+
 # round_on_top INIT OUT [OVERRIDE...]: one training round as make prm's last (2 epochs at 5e-4)
 # continuing the PRM in INIT on "$LABELS", into OUT (resumes; a finished round is left as it is).
 round_on_top() {

@@ -18,7 +18,8 @@
 #    best-of-1 rows, beam@16 rerun beside the lookahead), so the pieces check each other. The
 #    validation table reuses round 20's validation run the same way. A split's table in
 #    benchmarks/results/ is replaced when all its pieces are there; until then the scoreboard
-#    reads its old table as stale (other PRM weights).
+#    reads its old table as stale (other PRM weights). The tables they replace are kept in
+#    $OUT/before/ (copied there before the ship), and each new one is paired with its old one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -57,6 +58,12 @@ piece() {
 # merge FILES...: a split's table in benchmarks/results from its pieces, reached once every
 # piece is there (the first names the PRM by its shipped path)
 merge() { "$PY" benchmarks/accuracy_vs_compute.py --merge "$@" --results-dir benchmarks/results; }
+# paired SPLIT: the split's new table against the one of the PRM shipped before (README's
+# tables as they were, kept in $OUT/before/), NEW - OLD over the same problems and seeds
+paired() {
+  "$PY" benchmarks/accuracy_vs_compute.py --paired "$OUT/before/accuracy_vs_compute_$1.json" \
+    "benchmarks/results/accuracy_vs_compute_$1.json" --new-prm "$SHIPPED" --results-dir "$OUT"
+}
 for seed in 0 1; do
   piece test "s$seed-tree" --seeds "$seed" --max-n 1 --search-ns 2 4 8 \
     --strategies beam dvts mcts
@@ -66,10 +73,12 @@ for seed in 0 1; do
     --strategies particle_filtering adaptive_best_of_n
 done
 merge "$OUT"/test/s{0,1}-{tree,16,other}/accuracy_vs_compute_test.json "$CHOSEN_TEST"
+paired test
 for seed in 0 1; do
   piece longest "s$seed" --seeds "$seed" --problems 100 --strategies dvts beam
 done
 merge "$OUT"/longest/s{0,1}/accuracy_vs_compute_longest.json
+paired longest
 for seed in 0 1; do
   piece validation "s$seed" --seeds "$seed" --max-n 1 --search-ns 2 4 8 --strategies beam dvts \
     --prune weighted prm
@@ -78,3 +87,4 @@ for seed in 0 1; do
 done
 merge "$OUT"/validation/s{0,1}{,-16}/accuracy_vs_compute_validation.json \
   "$CHOSEN_VALIDATION"
+paired validation

@@ -6,7 +6,7 @@
 # against the shipped PRM on the validation split: step-error identification of both (each
 # training round's own validation F1 is in its stage table, prm_pipeline_tag), and search
 # paired with the shipped PRM's validation table
-# (benchmarks/results/accuracy_vs_compute_validation.json).
+# (benchmarks/results/ship20/before/accuracy_vs_compute_validation.json: the tables of then).
 #
 # The rule, written before any of its numbers existed, is round_rule.py's: the candidate
 # passes if its validation step F1 on the policy's solutions is at least the shipped PRM's and
@@ -16,6 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 source benchmarks/recipes.sh
+shipped_b786
 RUN=${RUN:-runs/prm-tag}
 source benchmarks/prm_rounds.sh
 # make prm's recipe when this ran (float32 rounds): make prm trains in bfloat16 today
@@ -25,7 +26,8 @@ RUN="$RUN" EXPORT="$RUN/export" TAG_FROM_SEPARATOR=true PY="$PY" BF16=false \
 results=benchmarks/results/tag
 [ -f benchmarks/results/prm_tag_validation.json ] || "$PY" benchmarks/prm_processbench.py \
   --split validation --name prm_tag_validation \
-  --prm "shipped=checkpoints/arith-prm" "tag from separator=$RUN/export"
-search_on_validation "$RUN/export" "$results" benchmarks/results/accuracy_vs_compute_validation.json
+  --prm "shipped=$SHIPPED_B786" "tag from separator=$RUN/export"
+search_on_validation "$RUN/export" "$results" \
+  benchmarks/results/ship20/before/accuracy_vs_compute_validation.json
 "$PY" benchmarks/round_rule.py --processbench benchmarks/results/prm_tag_validation.json \
   --shipped shipped --candidate "tag from separator=$results" --out "$results/choice.md"

@@ -426,6 +426,30 @@ def test_merge_refuses_a_repeated_row_with_other_grades_unless_told(tmp_path: Pa
     assert again_args["args"]["merged"] == [str(rerun), str(old)]
 
 
+def test_a_row_over_fewer_problems_agrees_when_its_grades_are_the_first_ones(
+    tmp_path: Path,
+) -> None:
+    """A run on the split's first 2 problems (its size-2 split) beside one on 3: a shared row
+    whose grades are the first ones of the longer row merges into the longer row; one whose
+    grades are not is refused as differing."""
+    problems = make_split("longest", size=3)
+    rows = fake_sweep(problems, 0, lookahead=0)
+    prefix = [dict(r, correct=r["correct"][:2]) for r in rows]
+    for name, table, size in (("short", prefix, 2), ("long", rows, 3)):
+        (tmp_path / name).mkdir()
+        avc.write(tmp_path / name, table, longest_meta(), {"problems": size})
+    short, long = (tmp_path / n / "accuracy_vs_compute_longest.json" for n in ("short", "long"))
+    avc.merge([short, long], tmp_path / "merged")
+    merged = json.loads((tmp_path / "merged" / "accuracy_vs_compute_longest.json").read_text())
+    assert sorted(len(r["correct"]) for r in merged["rows"]) == [3] * len(rows)
+    flipped = [dict(r, correct=[1 - r["correct"][0], r["correct"][1]]) for r in rows]
+    (tmp_path / "flipped").mkdir()
+    avc.write(tmp_path / "flipped", flipped[:1], longest_meta(), {"problems": 2})
+    wrong = tmp_path / "flipped" / "accuracy_vs_compute_longest.json"
+    with pytest.raises(ValueError, match="same grades, got 1 that differ"):
+        avc.merge([wrong, long], tmp_path / "refused")
+
+
 def test_merge_refuses_runs_of_another_prm(tmp_path: Path) -> None:
     problems = make_split("longest", size=3)
     meta = longest_meta()
