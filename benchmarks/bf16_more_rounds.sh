@@ -16,9 +16,10 @@
 # Round 20 won and is make prm's recipe (benchmarks/prm_rounds.sh). Its time: the stages of
 # make_prm_bf16.sh's timed run and the six rounds here, run one after the other on a machine
 # left to them, in one stage table ($VIEW: that run's directory with these rounds as its
-# refine14 to refine19). It is not shipped yet: shipping rereads test and longest with it,
-# every table (about three hours here); its step-error identification on test is read here,
-# once, after the choice. Every stage resumes.
+# refine14 to refine19). Its step-error identification and search on test are read here,
+# once, after the choice; benchmarks/ship_round20.sh ships it (make prm rebuilt it byte for
+# byte) and reruns every table with it. "shipped" here is the PRM shipped before it (commit
+# 26173b9, recipes.sh's shipped_b786). Every stage resumes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}

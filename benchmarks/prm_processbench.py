@@ -186,6 +186,76 @@ def final_share_line(diagnostics: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v:.1%}" for k, v in share.items() if v is not None)
 
 
+def report_of(
+    scored: list[dict[str, Any]], arguments: dict[str, Any], digests: dict[str, str | None]
+) -> tuple[dict[str, Any], str]:
+    """The results file's content and its markdown, for one PRM or several (``digests``: each
+    PRM path's weights digest, which the report records beside the path)."""
+    legend = (
+        "accuracies and F1 in %. "
+        "RAWP flagged: share of right-answer-wrong-process solutions the PRM flags."
+    )
+    if len(scored) == 1:
+        (only,) = scored
+        table = markdown_table(only["results"])
+        digest = digests[only["prm"]]
+        lines = [
+            f"PRM `{only['prm']}` (weights {digest}), {arguments['split']} split, threshold "
+            f"{arguments['threshold']}; {legend}",
+            "",
+            table,
+            "",
+            "Share of solutions whose minimum step score is on the final step: "
+            + final_share_line(only["diagnostics"]),
+        ]
+        report: dict[str, Any] = {
+            "args": arguments,
+            "prm_sha256": digest,
+            "subsets": [asdict(r) for r in only["results"]],
+            "mean_f1": mean_f1(only["results"]),
+            "diagnostics": only["diagnostics"],
+            "table": table,
+        }
+    else:
+        named = [(entry["name"], entry["results"]) for entry in scored]
+        table = comparison_table(named)
+        lines = [
+            f"{arguments['split'].capitalize()} split, threshold {arguments['threshold']}, the "
+            f"same exported solutions for every PRM; {legend}",
+            "",
+            f1_table(named),
+            "",
+            "<details><summary>Per subset: accuracies and RAWP flagged</summary>",
+            "",
+            table,
+            "",
+            "</details>",
+            "",
+            "PRMs: " + ", ".join(f"{entry['name']} `{entry['prm']}`" for entry in scored) + ".",
+            "",
+            "Share of solutions whose minimum step score is on the final step: "
+            + "; ".join(
+                f"{entry['name']}: {final_share_line(entry['diagnostics'])}" for entry in scored
+            ),
+        ]
+        report = {
+            "args": arguments,
+            "prms": [
+                {
+                    "name": entry["name"],
+                    "prm": entry["prm"],
+                    "prm_sha256": digests[entry["prm"]],
+                    "subsets": [asdict(r) for r in entry["results"]],
+                    "mean_f1": mean_f1(entry["results"]),
+                    "diagnostics": entry["diagnostics"],
+                }
+                for entry in scored
+            ],
+            "table": table,
+        }
+    return report, "\n".join(lines)
+
+
 def main() -> None:
     """argparse, not Hydra: a benchmark script with a few flags whose output is its table in
     benchmarks/results/, not a run directory; it composes no config groups."""
@@ -226,70 +296,10 @@ def main() -> None:
         parser.error(str(error))
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    # the weights each PRM is read from, taken before any is loaded (a report names them)
+    digests = {path: weights_digest(local_model_dir(path) or path) for _, path in prms}
     scored = evaluate(prms, args.count, workdir, args.threshold, Split(args.split))
-    legend = (
-        "accuracies and F1 in %. "
-        "RAWP flagged: share of right-answer-wrong-process solutions the PRM flags."
-    )
-    if len(scored) == 1:
-        (only,) = scored
-        table = markdown_table(only["results"])
-        digest = weights_digest(local_model_dir(only["prm"]) or only["prm"])
-        lines = [
-            f"PRM `{only['prm']}` (weights {digest}), {args.split} split, threshold "
-            f"{args.threshold}; {legend}",
-            "",
-            table,
-            "",
-            "Share of solutions whose minimum step score is on the final step: "
-            + final_share_line(only["diagnostics"]),
-        ]
-        report: dict[str, Any] = {
-            "args": vars(args),
-            "prm_sha256": digest,
-            "subsets": [asdict(r) for r in only["results"]],
-            "mean_f1": mean_f1(only["results"]),
-            "diagnostics": only["diagnostics"],
-            "table": table,
-        }
-    else:
-        named = [(entry["name"], entry["results"]) for entry in scored]
-        table = comparison_table(named)
-        lines = [
-            f"{args.split.capitalize()} split, threshold {args.threshold}, the same exported "
-            f"solutions for every PRM; {legend}",
-            "",
-            f1_table(named),
-            "",
-            "<details><summary>Per subset: accuracies and RAWP flagged</summary>",
-            "",
-            table,
-            "",
-            "</details>",
-            "",
-            "PRMs: " + ", ".join(f"{entry['name']} `{entry['prm']}`" for entry in scored) + ".",
-            "",
-            "Share of solutions whose minimum step score is on the final step: "
-            + "; ".join(
-                f"{entry['name']}: {final_share_line(entry['diagnostics'])}" for entry in scored
-            ),
-        ]
-        report = {
-            "args": vars(args),
-            "prms": [
-                {
-                    "name": entry["name"],
-                    "prm": entry["prm"],
-                    "prm_sha256": weights_digest(local_model_dir(entry["prm"]) or entry["prm"]),
-                    "subsets": [asdict(r) for r in entry["results"]],
-                    "mean_f1": mean_f1(entry["results"]),
-                    "diagnostics": entry["diagnostics"],
-                }
-                for entry in scored
-            ],
-            "table": table,
-        }
-    text = "\n".join(lines)
+    report, text = report_of(scored, vars(args), digests)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(report, indent=2))
     (RESULTS / f"{args.name}.md").write_text(text + "\n")

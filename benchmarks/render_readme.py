@@ -111,8 +111,8 @@ SECTIONS: list[tuple[str, str, str]] = [
         "prm_processbench_more_bf16.md",
     ),
     (
-        "More bfloat16 rounds: round 20 on test, search (read once after the choice; not "
-        "shipped, so the scoreboard reads the shipped PRM's tables)",
+        "More bfloat16 rounds: round 20 on test, search (read once after the choice, before "
+        "it was shipped)",
         "bash benchmarks/bf16_more_rounds.sh",
         "more_bf16/test/accuracy_vs_compute_test.md",
     ),
@@ -120,6 +120,32 @@ SECTIONS: list[tuple[str, str, str]] = [
         "More bfloat16 rounds: round 20 on test, search paired with the shipped PRM",
         "bash benchmarks/bf16_more_rounds.sh",
         "more_bf16/test/accuracy_vs_compute_test_paired.md",
+    ),
+    (
+        "Shipping round 20: `make prm`'s twenty rounds end to end, timed on a machine left to them",
+        "bash benchmarks/ship_round20.sh (its stage table: python benchmarks/prm_pipeline_times.py "
+        "--run runs/prm-e2e20 --name prm_pipeline_make20_e2e)",
+        "prm_pipeline_make20_e2e.md",
+    ),
+    (
+        "Shipping round 20: `make prm`'s weights against those of the round chosen and read",
+        "bash benchmarks/ship_round20.sh",
+        "make_prm_identity.md",
+    ),
+    (
+        "Shipping round 20: the test table against the PRM shipped before, paired",
+        "bash benchmarks/ship_round20.sh",
+        "ship20/accuracy_vs_compute_test_paired.md",
+    ),
+    (
+        "Shipping round 20: the longest table against the PRM shipped before, paired",
+        "bash benchmarks/ship_round20.sh",
+        "ship20/accuracy_vs_compute_longest_paired.md",
+    ),
+    (
+        "Shipping round 20: the validation table against the PRM shipped before, paired",
+        "bash benchmarks/ship_round20.sh",
+        "ship20/accuracy_vs_compute_validation_paired.md",
     ),
     (
         "`make prm` timed: fourteen rounds in bfloat16, end to end on a machine left to it",

@@ -94,7 +94,14 @@ def main() -> None:
     text = markdown(report)
     (results / f"{args.name}.md").write_text(text + "\n")
     print(text)
-    sys.exit(0 if report["identical"] else 1)
+    if not report["identical"]:
+        digests = ", ".join(f"{row['name']} {row['digest']}" for row in report["rows"])
+        print(
+            f"expected the same weights everywhere, got {digests}; fix: a model whose weights "
+            "were not judged is judged (on validation) before it stands in for one that was",
+            file=sys.stderr,
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":

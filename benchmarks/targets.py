@@ -97,15 +97,13 @@ def missing(target: str, asks: str, source: str, command: str) -> Target:
 def stale(
     rows: Sequence[Target], recorded: str | None, shipped: str | None, command: str
 ) -> list[Target]:
-    """The rows of a file run with PRM weights other than the shipped ones: their verdict is
-    ``stale`` (what they measured stays in view, with both digests and the rerun command). A
-    file that records no digest (fixtures, files from before digests) is taken as it is."""
-    if recorded is None or recorded == shipped:
+    """The rows of a file run with PRM weights other than the shipped ones, or that records
+    none (a file from before digests were recorded): their verdict is ``stale`` (what they
+    measured stays in view, with both digests and the command that reruns them)."""
+    if recorded is not None and recorded == shipped:
         return list(rows)
-    note = (
-        f" [run with PRM weights {recorded}, not the shipped {shipped}: was {{verdict}}; "
-        f"rerun `{command}`]"
-    )
+    whose = "no PRM weights recorded" if recorded is None else f"run with PRM weights {recorded}"
+    note = f" [{whose}, not the shipped {shipped}: was {{verdict}}; rerun `{command}`]"
     return [
         Target(row.target, row.asks, row.measured + note.format(verdict=row.verdict), "stale",
                row.source)
@@ -184,6 +182,9 @@ PIPELINES = (  # make prm's stage tables, the first that exists counts
     "prm_pipeline_make20.json",  # two runs' stages, one after the other (bf16_more_rounds.sh)
 )
 IDENTITY = "make_prm_identity.json"  # make prm's weights against the chosen ones
+# the PRM the parity files call "shipped": the weights of the table the search was paired with
+REBUILT_BASELINE = "bf16/shipped/accuracy_vs_compute_validation.json"
+SHIP_COMMAND = "bash benchmarks/ship_round20.sh"  # reruns every table the scoreboard reads
 
 
 def pipeline_targets(results: Path) -> list[Target]:
@@ -279,7 +280,10 @@ def rebuild_target(results: Path, shipped_prm: Path = SHIPPED_PRM_DIR) -> Target
                 f"; on test (reported, not judged): step F1 {100 * on_test[0]:.1f} vs "
                 f"{100 * on_test[1]:.1f} (`{REBUILT_TEST}`)"
             )
-    return Target(target, asks, measured, "met" if passes else "not met", sources[0])
+    row = Target(target, asks, measured, "met" if passes else "not met", sources[0])
+    baseline = load(REBUILT_BASELINE, results)  # whose weights "shipped" was in these files
+    recorded = None if baseline is None else baseline.get("args", {}).get("prm_sha256")
+    return stale([row], recorded, shipped, SHIP_COMMAND)[0]
 
 
 # -- step-error F1 -----------------------------------------------------------------------------
@@ -300,8 +304,7 @@ def f1_target(results: Path, shipped_prm: Path = SHIPPED_PRM_DIR) -> Target:
         measured += f" (corrupted gold, logic errors: {100 * corrupt:.1f})"
     row = Target(target, asks, measured, "met" if own["f1"] >= F1_TARGET else "not met", source)
     recorded = report.get("prm_sha256")
-    command = "python benchmarks/prm_processbench.py"
-    return stale([row], recorded, weights_digest(shipped_prm), command)[0]
+    return stale([row], recorded, weights_digest(shipped_prm), SHIP_COMMAND)[0]
 
 
 # -- search ------------------------------------------------------------------------------------
@@ -344,9 +347,10 @@ def search_targets(split: str, results: Path, shipped_prm: Path = SHIPPED_PRM_DI
     except NotPaired as error:
         rows = [Target(f"search ({split})", "paired comparisons", str(error), "not paired", source)]
     report = load(source, results)
-    recorded = None if report is None else report.get("args", {}).get("prm_sha256")
-    command = f"python benchmarks/accuracy_vs_compute.py --splits {split}"
-    return stale(rows, recorded, weights_digest(shipped_prm), command)
+    if report is None:  # its rows say what to run
+        return rows
+    recorded = report.get("args", {}).get("prm_sha256")
+    return stale(rows, recorded, weights_digest(shipped_prm), SHIP_COMMAND)
 
 
 def _search_targets(split: str, results: Path) -> list[Target]:

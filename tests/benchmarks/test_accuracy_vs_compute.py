@@ -439,9 +439,10 @@ def test_a_row_over_fewer_problems_agrees_when_its_grades_are_the_first_ones(
         (tmp_path / name).mkdir()
         avc.write(tmp_path / name, table, longest_meta(), {"problems": size})
     short, long = (tmp_path / n / "accuracy_vs_compute_longest.json" for n in ("short", "long"))
-    avc.merge([short, long], tmp_path / "merged")
-    merged = json.loads((tmp_path / "merged" / "accuracy_vs_compute_longest.json").read_text())
-    assert sorted(len(r["correct"]) for r in merged["rows"]) == [3] * len(rows)
+    for order in ([short, long], [long, short]):  # whichever comes first
+        avc.merge(order, tmp_path / "merged")
+        merged = json.loads((tmp_path / "merged" / "accuracy_vs_compute_longest.json").read_text())
+        assert sorted(len(r["correct"]) for r in merged["rows"]) == [3] * len(rows)
     flipped = [dict(r, correct=[1 - r["correct"][0], r["correct"][1]]) for r in rows]
     (tmp_path / "flipped").mkdir()
     avc.write(tmp_path / "flipped", flipped[:1], longest_meta(), {"problems": 2})

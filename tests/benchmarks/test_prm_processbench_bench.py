@@ -93,6 +93,16 @@ def test_several_prms_share_one_export_and_one_table(
     assert compact[2:] == ["| trusting | 0.0 | 0.0 |", "| flags-all | 0.0 | 0.0 |"]
     with pytest.raises(ValueError, match="score them together"):
         f1_table([("a", [trusting]), ("b", [])])
+    # the report records each PRM's weights digest beside its path, one PRM or several
+    digests = {"0.9": "aaaa", "0.1": "bbbb"}
+    arguments = {"split": "validation", "threshold": 0.5}
+    report, text = prm_processbench.report_of(scored, arguments, digests)
+    assert [(e["prm"], e["prm_sha256"]) for e in report["prms"]] == [
+        ("0.9", "aaaa"),
+        ("0.1", "bbbb"),
+    ]
+    report, text = prm_processbench.report_of(scored[:1], arguments, digests)
+    assert report["prm_sha256"] == "aaaa" and "PRM `0.9` (weights aaaa), validation split" in text
 
 
 @pytest.mark.parametrize("entries", [["a=x", "a=y"], ["=x"], ["a="]])

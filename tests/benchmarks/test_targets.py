@@ -15,6 +15,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import targets  # noqa: E402
 from targets import Difference, verdict  # noqa: E402
 
+# the weights of the PRM shipped now: the tables below were "run" with it
+SHIPPED = targets.weights_digest(targets.SHIPPED_PRM_DIR)
+OF_SHIPPED = {"args": {"prm_sha256": SHIPPED}}
+
 
 @pytest.mark.parametrize(
     ("differences", "expected"),
@@ -58,7 +62,7 @@ def test_tree_search_is_compared_with_the_best_of_n_runs_at_or_above_its_tokens(
         _entry("best_of_n/weighted", 64, 4000, right),
         _entry("beam", 16, 1200, right),
     ]
-    _write(tmp_path, "accuracy_vs_compute_longest.json", {"table": table})
+    _write(tmp_path, "accuracy_vs_compute_longest.json", {**OF_SHIPPED, "table": table})
     rows = {row.target: row for row in targets.search_targets("longest", tmp_path)}
     beam = rows["beam@16 (longest)"]
     # best-of-16 spent fewer tokens: not a comparison; best-of-24 and -32 are, 64 is past them
@@ -75,7 +79,7 @@ def test_best_of_n_margin_is_ten_points_over_majority(tmp_path: Path) -> None:
         _entry("best_of_n/prm", 16, 1000, [1] * 7 + [0] * 13),  # +0.10
         _entry("best_of_n/weighted", 16, 1000, [1] * 6 + [0] * 14),  # +0.05
     ]
-    _write(tmp_path, "accuracy_vs_compute_test.json", {"table": table})
+    _write(tmp_path, "accuracy_vs_compute_test.json", {**OF_SHIPPED, "table": table})
     rows = {row.target: row for row in targets.search_targets("test", tmp_path)}
     assert rows["best-of-16 argmax (test)"].verdict == "met"
     assert rows["best-of-16 weighted (test)"].verdict == "not met"
@@ -111,6 +115,8 @@ def test_the_rebuild_row_applies_the_parity_check_to_make_prms_prm(tmp_path: Pat
     assert missing.verdict == "not run" and "bf16_more_rounds.sh" in missing.measured
     paired_file = targets.REBUILT_PAIRED
     (tmp_path / paired_file).parent.mkdir(parents=True)
+    (tmp_path / targets.REBUILT_BASELINE).parent.mkdir(parents=True)
+    _write(tmp_path, targets.REBUILT_BASELINE, OF_SHIPPED)  # "shipped" there: the PRM shipped
     _write(tmp_path, paired_file, paired(-0.013))  # 0.6 points and 0.013 below: within both
     row = targets.rebuild_target(tmp_path)
     assert row.verdict == "met"
@@ -136,6 +142,11 @@ def test_the_rebuild_row_applies_the_parity_check_to_make_prms_prm(tmp_path: Pat
     _write(tmp_path, targets.REBUILT_VALIDATION, other)
     unreadable = targets.rebuild_target(tmp_path)
     assert unreadable.verdict == "not run" and "'round 20'" in unreadable.measured
+    # the files' "shipped" PRM was another one than the PRM shipped now: they judge nothing
+    _write(tmp_path, targets.REBUILT_VALIDATION, processbench(0.879))
+    _write(tmp_path, targets.REBUILT_BASELINE, {"args": {"prm_sha256": "0123456789abcdef"}})
+    other_shipped = targets.rebuild_target(tmp_path)
+    assert other_shipped.verdict == "stale" and "was met" in other_shipped.measured
 
 
 def test_f1_pipeline_and_speed_rows_read_their_files(tmp_path: Path) -> None:
@@ -143,7 +154,7 @@ def test_f1_pipeline_and_speed_rows_read_their_files(tmp_path: Path) -> None:
         {"subset": "arith-test-policy", "num_samples": 400, "f1": 0.84},
         {"subset": "arith-test-corrupt", "num_samples": 400, "f1": 0.45},
     ]
-    _write(tmp_path, "prm_processbench.json", {"subsets": subsets})
+    _write(tmp_path, "prm_processbench.json", {"prm_sha256": SHIPPED, "subsets": subsets})
     f1 = targets.f1_target(tmp_path)
     assert f1.verdict == "not met" and "84.0" in f1.measured and "45.0" in f1.measured
 
@@ -201,7 +212,7 @@ def test_rows_over_other_problems_are_not_paired_and_get_no_verdict(tmp_path: Pa
         _entry("best_of_n/prm", 16, 1000, [1, 0] * 10),  # merged from a run twice the size
         _entry("best_of_n/weighted", 16, 1000, [1, 0] * 5),
     ]
-    _write(tmp_path, "accuracy_vs_compute_test.json", {"table": table})
+    _write(tmp_path, "accuracy_vs_compute_test.json", {**OF_SHIPPED, "table": table})
     (row,) = targets.search_targets("test", tmp_path)
     assert row.verdict == "not paired" and "20 and 10" in row.measured
 
@@ -233,10 +244,10 @@ def test_a_table_of_other_prm_weights_than_the_shipped_ones_is_stale(tmp_path: P
     assert argmax.verdict == "stale"
     new = targets.weights_digest(shipped)
     assert f"run with PRM weights {digest}, not the shipped {new}" in argmax.measured
-    assert "was met" in argmax.measured and "--splits test" in argmax.measured
+    assert "was met" in argmax.measured and "ship_round20.sh" in argmax.measured
     assert all(row.verdict == "stale" for row in rows.values())
     f1 = targets.f1_target(results, shipped)
-    assert f1.verdict == "stale" and "prm_processbench.py" in f1.measured
+    assert f1.verdict == "stale" and "ship_round20.sh" in f1.measured
 
 
 def test_make_prm_rebuilds_the_shipped_prm_byte_for_byte(tmp_path: Path) -> None:
