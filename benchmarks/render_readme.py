@@ -357,8 +357,10 @@ SECTIONS: list[tuple[str, str, str]] = [
     ),
     (
         "Choosing how beam search and DVTS prune: validation split",
-        "python benchmarks/accuracy_vs_compute.py --splits validation --max-n 32 --search-ns 16 "
-        "--strategies beam dvts --prune weighted prm",
+        "bash benchmarks/ship_round20.sh (accuracy_vs_compute.py --splits validation --strategies "
+        "beam dvts --prune weighted prm, once per seed and group of budgets into "
+        "benchmarks/results/ship20/validation/, then --merge of those runs with round 20's "
+        "best-of-32, beam@16 and DVTS@16 run; the JSON's args.merged lists them)",
         "accuracy_vs_compute_validation.md",
     ),
     (
@@ -383,10 +385,11 @@ SECTIONS: list[tuple[str, str, str]] = [
     ),
     (
         "Accuracy versus compute: test split",
-        "python benchmarks/accuracy_vs_compute.py --splits test --lookahead 1 --lookahead-ns 16 "
-        "--seeds S (one run per seed and group of --strategies; particle_filtering and "
-        "adaptive_best_of_n with --problems 100), then --merge of those runs (the JSON's "
-        "args.merged lists them)",
+        "bash benchmarks/ship_round20.sh (accuracy_vs_compute.py once per seed and group of "
+        "--strategies, with --lookahead 1 --lookahead-ns 16 beside beam@16, particle_filtering "
+        "and adaptive_best_of_n with --problems 100, into benchmarks/results/ship20/test/, "
+        "then --merge of those runs with round 20's best-of-64, beam@16 and DVTS@16 run; the "
+        "JSON's args.merged lists them)",
         "accuracy_vs_compute_test.md",
     ),
     (
@@ -424,8 +427,9 @@ SECTIONS: list[tuple[str, str, str]] = [
     ),
     (
         "Accuracy versus compute: longest split (4-operation chains only)",
-        "python benchmarks/accuracy_vs_compute.py --splits longest --problems 100 --strategies "
-        "dvts beam --seeds S (one run per seed), then --merge of those runs (the JSON's "
+        "bash benchmarks/ship_round20.sh (accuracy_vs_compute.py --splits longest --problems "
+        "100 --strategies dvts beam --seeds S, one run per seed into "
+        "benchmarks/results/ship20/longest/, then --merge of those runs; the JSON's "
         "args.merged lists them)",
         "accuracy_vs_compute_longest.md",
     ),
