@@ -217,13 +217,17 @@ def test_rows_over_other_problems_are_not_paired_and_get_no_verdict(tmp_path: Pa
     assert row.verdict == "not paired" and "20 and 10" in row.measured
 
 
-def test_a_table_of_other_prm_weights_than_the_shipped_ones_is_stale(tmp_path: Path) -> None:
-    shipped = tmp_path / "prm"
+def _shipped(tmp_path: Path, weights: bytes) -> tuple[Path, str | None, Path]:
+    """A PRM folder holding ``weights``, their digest, and an empty results folder."""
+    shipped, results = tmp_path / "prm", tmp_path / "results"
     shipped.mkdir()
-    (shipped / "model.safetensors").write_bytes(b"shipped weights")
-    digest = targets.weights_digest(shipped)
-    results = tmp_path / "results"
     results.mkdir()
+    (shipped / "model.safetensors").write_bytes(weights)
+    return shipped, targets.weights_digest(shipped), results
+
+
+def test_a_table_of_other_prm_weights_than_the_shipped_ones_is_stale(tmp_path: Path) -> None:
+    shipped, digest, results = _shipped(tmp_path, b"shipped weights")
     majority = [1] * 5 + [0] * 15
     table = [
         _entry("best_of_n/majority", 16, 1000, majority),
@@ -251,12 +255,7 @@ def test_a_table_of_other_prm_weights_than_the_shipped_ones_is_stale(tmp_path: P
 
 
 def test_make_prm_rebuilds_the_shipped_prm_byte_for_byte(tmp_path: Path) -> None:
-    shipped = tmp_path / "prm"
-    shipped.mkdir()
-    (shipped / "model.safetensors").write_bytes(b"round 20")
-    digest = targets.weights_digest(shipped)
-    results = tmp_path / "results"
-    results.mkdir()
+    shipped, digest, results = _shipped(tmp_path, b"round 20")
     rows = [
         {"name": "make prm", "path": "runs/x/export", "from": "weights", "digest": digest},
         {"name": "chosen", "path": "t.json", "from": "recorded", "digest": digest},
