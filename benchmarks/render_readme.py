@@ -122,7 +122,8 @@ SECTIONS: list[tuple[str, str, str]] = [
         "more_bf16/test/accuracy_vs_compute_test_paired.md",
     ),
     (
-        "Shipping round 20: `make prm`'s twenty rounds end to end, timed (light edits and short tests ran beside it)",
+        "Shipping round 20: `make prm`'s twenty rounds end to end, timed (light edits and short "
+        "tests ran beside it)",
         "bash benchmarks/ship_round20.sh (its stage table: python benchmarks/prm_pipeline_times.py "
         "--run runs/prm-e2e20 --name prm_pipeline_make20_e2e)",
         "prm_pipeline_make20_e2e.md",
