@@ -184,7 +184,7 @@ PIPELINES = (  # make prm's stage tables, the first that exists counts
 IDENTITY = "make_prm_identity.json"  # make prm's weights against the chosen ones
 # the PRM the parity files call "shipped": the weights of the table the search was paired with
 REBUILT_BASELINE = "bf16/shipped/accuracy_vs_compute_validation.json"
-SHIP_COMMAND = "bash benchmarks/ship_round20.sh"  # reruns every table the scoreboard reads
+SHIP_COMMAND = "bash benchmarks/ship_prm.sh"  # ships a PRM and reruns every table it reads
 
 
 def pipeline_targets(results: Path) -> list[Target]:

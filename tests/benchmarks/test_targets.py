@@ -248,10 +248,10 @@ def test_a_table_of_other_prm_weights_than_the_shipped_ones_is_stale(tmp_path: P
     assert argmax.verdict == "stale"
     new = targets.weights_digest(shipped)
     assert f"run with PRM weights {digest}, not the shipped {new}" in argmax.measured
-    assert "was met" in argmax.measured and "ship_round20.sh" in argmax.measured
+    assert "was met" in argmax.measured and "ship_prm.sh" in argmax.measured
     assert all(row.verdict == "stale" for row in rows.values())
     f1 = targets.f1_target(results, shipped)
-    assert f1.verdict == "stale" and "ship_round20.sh" in f1.measured
+    assert f1.verdict == "stale" and "ship_prm.sh" in f1.measured
 
 
 def test_make_prm_rebuilds_the_shipped_prm_byte_for_byte(tmp_path: Path) -> None:
