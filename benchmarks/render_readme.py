@@ -149,6 +149,12 @@ SECTIONS: list[tuple[str, str, str]] = [
         "ship20/accuracy_vs_compute_validation_paired.md",
     ),
     (
+        "Shipping round 20: more of the longest split (400 problems), paired with the PRM "
+        "shipped before (reported, not chosen on)",
+        "bash benchmarks/longest_wider.sh",
+        "longest_wider/accuracy_vs_compute_longest_paired.md",
+    ),
+    (
         "`make prm` timed: fourteen rounds in bfloat16, end to end on a machine left to it",
         "bash benchmarks/make_prm_bf16.sh (its stage table: python "
         "benchmarks/prm_pipeline_times.py --run runs/prm-make --name prm_pipeline_make)",
